@@ -1,0 +1,321 @@
+"""CME sessions: New York time, trading-day labels, RTH/ETH, holidays, early closes, EOD phases.
+
+Rules and sources:
+- Globex sessions of the CME equity index futures (open, close, holidays, early closes) come from
+  the ``CME_Equity`` calendar of ``pandas_market_calendars``; nothing is hand-written here.
+  A session opens at 18:00 New York the evening before its trading day and closes at 17:00 New
+  York (earlier on early-close days); 17:00-18:00 is the daily maintenance halt.
+- The trading-day label of a timestamp is the New York calendar date, plus one day at or after
+  18:00 New York (CME convention: the trading day starts the evening before). Sunday-evening bars
+  belong to Monday.
+- RTH (regular trading hours) is the cash equity session that the index futures follow:
+  09:30-16:00 New York, from the ``XNYS`` calendar (13:00 on its early closes). A day on which
+  the NYSE is closed (Thanksgiving, Good Friday, ...) has no RTH even when Globex trades.
+- EOD phases (REQUIREMENTS §0): 16:00 reduce size, 16:15 no new positions, 16:25 aggressive
+  exits, 16:30 flat, New York time. On an early-close day each phase moves to the same distance
+  before the Globex close as it has on a normal day (60/45/35/30 min before a 17:00 close),
+  whichever is earlier. Example: Globex close 13:00 → 12:00 / 12:15 / 12:25 / 12:30.
+
+All timestamps are ``int64`` UTC nanoseconds since the epoch. Trading days are ``int32`` days
+since 1970-01-01 (``numpy.datetime64[D]`` compatible).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import numba
+import numpy as np
+
+NY = ZoneInfo("America/New_York")
+UTC = timezone.utc
+
+NS = 1_000_000_000
+MINUTE_NS = 60 * NS
+HOUR_NS = 3600 * NS
+DAY_NS = 86_400 * NS
+
+SESSION_START_NY = time(18, 0)
+"""The CME trading day starts at 18:00 New York the evening before."""
+
+RTH_OPEN_NY = time(9, 30)
+RTH_CLOSE_NY = time(16, 0)
+
+EOD_PHASES: tuple[tuple[str, time], ...] = (
+    ("reduce", time(16, 0)),
+    ("no_new", time(16, 15)),
+    ("exit", time(16, 25)),
+    ("flat", time(16, 30)),
+)
+"""EOD phase names and their normal New York times (REQUIREMENTS §0)."""
+
+_NORMAL_GLOBEX_CLOSE_NY = time(17, 0)
+
+
+class CalendarError(ValueError):
+    """A date outside the calendar's range or an impossible request."""
+
+
+def ny_datetime(ts_ns: int) -> datetime:
+    """UTC nanoseconds → aware datetime in America/New_York."""
+    return datetime.fromtimestamp(ts_ns / NS, tz=UTC).astimezone(NY)
+
+
+def ny_to_ns(d: date, t: time) -> int:
+    """A New York wall time on date ``d`` → UTC nanoseconds (DST-aware via zoneinfo)."""
+    dt = datetime.combine(d, t, tzinfo=NY)
+    return int(round(dt.timestamp())) * NS
+
+
+def day_number(d: date) -> int:
+    """``date`` → days since 1970-01-01."""
+    return (d - date(1970, 1, 1)).days
+
+
+def day_date(n: int) -> date:
+    """Days since 1970-01-01 → ``date``."""
+    return date(1970, 1, 1) + timedelta(days=int(n))
+
+
+@dataclass(frozen=True)
+class SessionLabels:
+    """Per-bar session labels, one entry per input timestamp (all arrays of length n).
+
+    Attributes:
+        trading_day: int32 CME trading-day label, days since epoch.
+        ny_seconds: int32 seconds since New York midnight of the bar's own NY date.
+        in_session: bool, inside a Globex session (not in the halt, weekend or a holiday).
+        is_rth: bool, inside RTH (09:30 ≤ NY time < RTH close on a NYSE trading day).
+        session: int32 row of the session table, -1 outside every session.
+    """
+
+    trading_day: np.ndarray
+    ny_seconds: np.ndarray
+    in_session: np.ndarray
+    is_rth: np.ndarray
+    session: np.ndarray
+
+
+@dataclass(frozen=True)
+class SessionTable:
+    """One row per CME trading day; all ``int64`` UTC ns except ``day`` (int32 days since epoch).
+
+    ``rth_open``/``rth_close`` are ``-1`` on days without RTH. ``eod`` has shape ``(n, 4)``:
+    the UTC ns of the reduce / no_new / exit / flat phases. ``early_close`` marks sessions whose
+    Globex close is before 17:00 New York.
+    """
+
+    day: np.ndarray
+    open: np.ndarray
+    close: np.ndarray
+    rth_open: np.ndarray
+    rth_close: np.ndarray
+    eod: np.ndarray
+    early_close: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.day)
+
+
+class CmeCalendar:
+    """Session calendar of the CME equity index futures over a span of years.
+
+    Build once per span (cheap: ~50 ms for 30 years) with :func:`calendar_for`; every query is
+    vectorized over ``int64`` UTC ns arrays or answered per timestamp by :meth:`session_at`.
+    """
+
+    def __init__(self, first_year: int, last_year: int) -> None:
+        import pandas as pd
+        import pandas_market_calendars as mcal
+
+        if last_year < first_year:
+            raise CalendarError(f"empty year span {first_year}..{last_year}")
+        self.first_year = first_year
+        self.last_year = last_year
+        start, end = f"{first_year - 1}-12-01", f"{last_year + 1}-01-31"
+        cme = mcal.get_calendar("CME_Equity").schedule(start, end)
+        nyse = mcal.get_calendar("XNYS").schedule(start, end)
+        nyse = nyse.reindex(cme.index)
+        d_index = cme.index.tz_localize(None).normalize()
+
+        def ny_wall(t: time) -> np.ndarray:
+            wall = d_index + pd.Timedelta(hours=t.hour, minutes=t.minute)
+            return wall.tz_localize(NY).tz_convert("UTC").as_unit("ns").asi8
+
+        opens = cme.market_open.dt.as_unit("ns").astype("int64").to_numpy()
+        closes = cme.market_close.dt.as_unit("ns").astype("int64").to_numpy()
+        has_rth = nyse.market_open.notna().to_numpy()
+        r_open = np.full(len(cme), -1, dtype=np.int64)
+        r_close = np.full(len(cme), -1, dtype=np.int64)
+        r_open[has_rth] = nyse.market_open[has_rth].dt.as_unit("ns").astype("int64").to_numpy()
+        r_close[has_rth] = np.minimum(
+            nyse.market_close[has_rth].dt.as_unit("ns").astype("int64").to_numpy(), closes[has_rth]
+        )
+        normal_close = ny_wall(_NORMAL_GLOBEX_CLOSE_NY)
+        eod = np.empty((len(cme), len(EOD_PHASES)), dtype=np.int64)
+        for i, (_, t) in enumerate(EOD_PHASES):
+            normal = ny_wall(t)
+            eod[:, i] = np.minimum(normal, closes - (normal_close - normal))
+        days = (d_index.as_unit("ns").asi8 // DAY_NS).astype(np.int32)
+        self.table = SessionTable(
+            day=days,
+            open=opens,
+            close=closes,
+            rth_open=r_open,
+            rth_close=r_close,
+            eod=eod,
+            early_close=closes < normal_close,
+        )
+        # UTC offset table of America/New_York: transition instants and offsets (ns), found by
+        # comparing the offset at every UTC hour of the span (DST changes happen on the hour).
+        hours = pd.date_range(start, end, freq="h", tz="UTC")
+        offs = (hours.tz_convert(NY).tz_localize(None).as_unit("ns").asi8 - hours.as_unit("ns").asi8)
+        change = np.concatenate([[True], np.diff(offs) != 0])
+        self._tz_trans = hours.as_unit("ns").asi8[change].astype(np.int64)
+        self._tz_offset = offs[change].astype(np.int64)
+        self._lo = int(hours[0].value)
+        self._hi = int(hours[-1].value)
+        self._day_to_row = {int(d): i for i, d in enumerate(self.table.day)}
+
+    # ------------------------------------------------------------------ conversions
+    def _check_range(self, ts: np.ndarray) -> None:
+        if ts.size and (ts.min() < self._lo or ts.max() > self._hi):
+            raise CalendarError(
+                f"timestamps outside the calendar span {self.first_year}..{self.last_year}"
+            )
+
+    def ny_offset_ns(self, ts: np.ndarray) -> np.ndarray:
+        """UTC offset of New York at each UTC ns timestamp (int64 ns, −5 h or −4 h)."""
+        ts = np.asarray(ts, dtype=np.int64)
+        self._check_range(ts)
+        return self._tz_offset[np.searchsorted(self._tz_trans, ts, side="right") - 1]
+
+    def ny_local_ns(self, ts: np.ndarray) -> np.ndarray:
+        """UTC ns → New York wall-clock ns (naive, as if New York were UTC)."""
+        ts = np.asarray(ts, dtype=np.int64)
+        return ts + self.ny_offset_ns(ts)
+
+    # ------------------------------------------------------------------ labels
+    def label(self, ts: np.ndarray) -> SessionLabels:
+        """Session labels for an ``int64`` array of UTC ns bar timestamps (any order).
+
+        Sorted input takes a compiled single pass (about 40 M bars/s); unsorted input takes the
+        vectorized ``searchsorted`` path. Both give identical results (tested)."""
+        ts = np.asarray(ts, dtype=np.int64)
+        if ts.size > 1 and bool(np.all(ts[1:] >= ts[:-1])):
+            self._check_range(ts[[0, -1]])
+            t = self.table
+            out = _label_sorted(
+                ts, self._tz_trans, self._tz_offset, t.day, t.open, t.close, t.rth_open, t.rth_close
+            )
+            return SessionLabels(*out)
+        return self._label_any(ts)
+
+    def _label_any(self, ts: np.ndarray) -> SessionLabels:
+        ts = np.asarray(ts, dtype=np.int64)
+        local = self.ny_local_ns(ts)
+        ny_day = local // DAY_NS
+        ny_sec = (local - ny_day * DAY_NS) // NS
+        trading_day = (ny_day + (ny_sec >= 18 * 3600)).astype(np.int32)
+        t = self.table
+        row = np.searchsorted(t.day, trading_day)
+        row_c = np.minimum(row, len(t) - 1)
+        found = t.day[row_c] == trading_day
+        in_session = found & (ts >= t.open[row_c]) & (ts < t.close[row_c])
+        is_rth = in_session & (t.rth_open[row_c] >= 0) & (ts >= t.rth_open[row_c]) & (
+            ts < t.rth_close[row_c]
+        )
+        session = np.where(in_session, row_c, -1).astype(np.int32)
+        return SessionLabels(
+            trading_day=trading_day,
+            ny_seconds=ny_sec.astype(np.int32),
+            in_session=in_session,
+            is_rth=is_rth,
+            session=session,
+        )
+
+    def trading_day_of(self, ts_ns: int) -> date:
+        """The CME trading day a UTC ns instant belongs to (18:00 NY rule)."""
+        return day_date(int(self.label(np.asarray([ts_ns])).trading_day[0]))
+
+    def session_row(self, trading_day: date) -> int:
+        """Row of ``trading_day`` in :attr:`table`; raises :class:`CalendarError` if the
+        exchange does not trade that day (weekend or holiday)."""
+        try:
+            return self._day_to_row[day_number(trading_day)]
+        except KeyError:
+            raise CalendarError(f"{trading_day.isoformat()} is not a CME trading day") from None
+
+    def is_trading_day(self, d: date) -> bool:
+        return day_number(d) in self._day_to_row
+
+    def trading_days(self, start: date, end: date) -> list[date]:
+        """CME trading days from ``start`` to ``end`` inclusive."""
+        lo, hi = day_number(start), day_number(end)
+        return [day_date(d) for d in self.table.day if lo <= d <= hi]
+
+    def eod_times(self, trading_day: date) -> dict[str, int]:
+        """EOD phase name → UTC ns for a trading day."""
+        row = self.session_row(trading_day)
+        return {name: int(self.table.eod[row, i]) for i, (name, _) in enumerate(EOD_PHASES)}
+
+    def eod_phase(self, ts_ns: int) -> str:
+        """EOD phase at an instant: ``normal``, ``reduce``, ``no_new``, ``exit``, ``flat`` (from
+        the flat time until the session closes), or ``closed`` outside every session."""
+        lab = self.label(np.asarray([ts_ns], dtype=np.int64))
+        row = int(lab.session[0])
+        if row < 0:
+            return "closed"
+        phase = "normal"
+        for i, (name, _) in enumerate(EOD_PHASES):
+            if ts_ns >= self.table.eod[row, i]:
+                phase = name
+        return phase
+
+
+@numba.njit(cache=True, nogil=True)
+def _label_sorted(ts, tz_trans, tz_off, day, sopen, sclose, ropen, rclose):  # pragma: no cover
+    n = ts.shape[0]
+    trading_day = np.empty(n, np.int32)
+    ny_seconds = np.empty(n, np.int32)
+    in_session = np.zeros(n, np.bool_)
+    is_rth = np.zeros(n, np.bool_)
+    session = np.full(n, -1, np.int32)
+    k = np.searchsorted(tz_trans, ts[0], side="right") - 1
+    r = 0
+    nrows = day.shape[0]
+    for i in range(n):
+        t = ts[i]
+        while k + 1 < tz_trans.shape[0] and tz_trans[k + 1] <= t:
+            k += 1
+        local = t + tz_off[k]
+        nyd = local // DAY_NS
+        sec = (local - nyd * DAY_NS) // NS
+        td = nyd + (1 if sec >= 18 * 3600 else 0)
+        trading_day[i] = td
+        ny_seconds[i] = sec
+        while r < nrows and day[r] < td:
+            r += 1
+        if r < nrows and day[r] == td and t >= sopen[r] and t < sclose[r]:
+            in_session[i] = True
+            session[i] = r
+            if ropen[r] >= 0 and t >= ropen[r] and t < rclose[r]:
+                is_rth[i] = True
+    return trading_day, ny_seconds, in_session, is_rth, session
+
+
+@functools.lru_cache(maxsize=8)
+def _calendar(first_year: int, last_year: int) -> CmeCalendar:
+    return CmeCalendar(first_year, last_year)
+
+
+def calendar_for(ts_min_ns: int, ts_max_ns: int | None = None) -> CmeCalendar:
+    """A cached :class:`CmeCalendar` covering the given UTC ns span (whole years, with margin:
+    the span is widened to whole years with a year of margin on each side)."""
+    ts_max_ns = ts_min_ns if ts_max_ns is None else ts_max_ns
+    y0 = datetime.fromtimestamp(ts_min_ns / NS, tz=UTC).year
+    y1 = datetime.fromtimestamp(ts_max_ns / NS, tz=UTC).year
+    return _calendar(y0 - 1, y1 + 1)

@@ -1,0 +1,478 @@
+"""Typed settings: defaults here, ``config.toml`` files over them, secrets from the environment.
+
+Load order (later wins): the defaults of the dataclasses below (identical to the commented
+``config.toml`` at the project root, a test keeps them equal) → the user file
+``<platformdirs user_config_dir("mes-console")>/config.toml`` if it exists → the file given with
+``--config PATH`` → secrets from ``PROJECTX_USERNAME``, ``PROJECTX_API_KEY``,
+``DATABENTO_API_KEY``. Secrets are never read from a file and never printed unmasked.
+
+A wrong type, an unknown key or an impossible value raises :class:`ConfigError` naming the file,
+the key, the value and what is allowed. Every number of REQUIREMENTS §0 lives here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+APP_NAME = "mes-console"
+SECRET_ENV = {
+    "projectx_username": "PROJECTX_USERNAME",
+    "projectx_api_key": "PROJECTX_API_KEY",
+    "databento_api_key": "DATABENTO_API_KEY",
+}
+
+
+class ConfigError(ValueError):
+    """Invalid configuration: names the source, the key, the value and what is allowed."""
+
+
+def _f(default: Any, *, lo: float | None = None, hi: float | None = None,
+       choices: tuple | None = None, doc: str = "") -> Any:
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class InstrumentConfig:
+    symbol: str = _f("MES", choices=("MES", "ES", "MNQ", "NQ"), doc="product traded")
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    starting_capital: float = _f(1000.0, lo=0.0, doc="dollars")
+    name: str = _f("", doc="broker account name; empty = the only tradable account")
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    daily_loss_limit: float = _f(50.0, lo=0.0, doc="$: no new trades until the next session")
+    daily_drawdown_limit: float = _f(75.0, lo=0.0, doc="$ from the day's equity peak: stop for the day")
+    max_risk_per_trade: float = _f(25.0, lo=0.0, doc="$ at the stop, all contracts")
+    consecutive_loss_pauses: list = _f(
+        [[3, 900], [5, 1800]], doc="[[losses, pause seconds], ...]: auto-resume after the pause"
+    )
+    kill_switch_loss: float = _f(300.0, lo=0.0, doc="$ cumulative loss: permanent halt, manual reset")
+    min_account_balance: float = _f(700.0, lo=0.0, doc="$: no trading below")
+    account_drawdown_limit: float = _f(200.0, lo=0.0, doc="$ from the high-water mark: halt for review")
+    balance_tiers: list = _f(
+        [[700.0, 1, 0.02], [1000.0, 2, 0.02], [1500.0, 3, 0.02], [2000.0, 4, 0.02], [3000.0, 5, 0.015]],
+        doc="[[balance from $, max contracts, risk fraction], ...] ascending",
+    )
+    confidence_multipliers: list = _f(
+        [[0.60, 0.5], [0.70, 1.0], [0.80, 1.5], [0.90, 2.0]],
+        doc="[[confidence from, size multiplier], ...] ascending; below the first: no trade",
+    )
+    volatility_breaker_ratio: float = _f(3.0, lo=1.0, doc="ATR / normal ATR above which size halves")
+    volatility_action: str = _f("half", choices=("half", "pause"), doc="what the volatility breaker does")
+    spread_pause_ticks: float = _f(2.0, lo=0.0, doc="pause entries while spread > this")
+    spread_resume_ticks: float = _f(1.0, lo=0.0, doc="resume when spread ≤ this")
+    low_volume_ratio: float = _f(0.10, lo=0.0, hi=1.0, doc="volume / its average below which entries pause")
+    low_volume_action: str = _f("pause", choices=("reduce", "pause"), doc="what the volume breaker does")
+
+
+@dataclass(frozen=True)
+class CostsConfig:
+    commission_per_side: float = _f(0.20, lo=0.0, doc="$ per contract per side")
+    exchange_fee_per_side: float = _f(0.22, lo=0.0, doc="$ per contract per side (round trip 0.84)")
+
+
+@dataclass(frozen=True)
+class SlippageConfig:
+    market_ticks: float = _f(1.0, lo=0.0, doc="market orders, normal RTH")
+    thin_ticks: float = _f(2.0, lo=0.0, doc="market orders in ETH or thin markets")
+    high_vol_min_ticks: float = _f(2.0, lo=0.0, doc="high volatility, lower bound")
+    high_vol_max_ticks: float = _f(4.0, lo=0.0, doc="high volatility, upper bound (ATR-adaptive)")
+    high_vol_atr_ratio: float = _f(1.5, lo=1.0, doc="ATR / normal ATR from which volatility is high")
+    limit_ticks: float = _f(0.0, lo=0.0, doc="limit fills")
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    trade_session: str = _f("rth", choices=("rth", "eth", "all"), doc="when entries are allowed")
+
+
+@dataclass(frozen=True)
+class EodConfig:
+    reduce_size_multiplier: float = _f(0.5, lo=0.0, hi=1.0, doc="size × this from 16:00 NY")
+    eod_stop_tighten: float = _f(0.5, lo=0.0, hi=1.0, doc="stop distance × this from 16:15 NY")
+
+
+@dataclass(frozen=True)
+class StopsConfig:
+    method: str = _f("atr", choices=("atr", "fixed", "structure"), doc="initial stop rule")
+    atr_period: int = _f(14, lo=1, doc="bars")
+    atr_multiplier: float = _f(1.5, lo=0.1, doc="stop = ATR × this")
+    fixed_ticks: int = _f(8, lo=1, doc="fixed stop, ticks (8 = $10 per MES contract)")
+    structure_lookback: int = _f(10, lo=2, doc="bars for the swing high/low")
+    min_stop_ticks: int = _f(4, lo=1, doc="never a stop closer than this")
+    max_stop_ticks: int = _f(40, lo=1, doc="never a stop wider than this")
+    reward_risk: float = _f(1.5, lo=1.0, hi=3.0, doc="target distance / stop distance")
+    breakeven_after_ticks: int = _f(6, lo=0, doc="move the stop to entry after this profit; 0 = off")
+    trailing_ticks: int = _f(0, lo=0, doc="trail the stop this far behind the best price; 0 = off")
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    min_confidence: float = _f(0.60, lo=0.0, hi=1.0, doc="no trade below this model confidence")
+    exit_cooldown_s: float = _f(60.0, lo=0.0, doc="no new entry this long after an exit")
+    reversal_cooldown_s: float = _f(30.0, lo=0.0, doc="seconds between reversals")
+    max_reversals_per_range: int = _f(2, lo=0, doc="reversals allowed within one bar range")
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    lookahead_s: int = _f(30, lo=1, doc="label horizon on sub-minute bars, seconds")
+    lookahead_minutes: int = _f(5, lo=1, doc="label horizon on bars of a minute or more, minutes")
+    threshold_ticks: int = _f(3, lo=1, doc="|move| ≥ this → UP/DOWN, else FLAT")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    arch: str = _f("mlp", choices=("mlp", "lstm", "hybrid", "transformer"), doc="model family")
+    epochs: int = _f(20, lo=1, doc="maximum epochs")
+    batch_size: int = _f(1024, lo=1, doc="rows per batch")
+    learning_rate: float = _f(1e-3, lo=0.0, doc="AdamW")
+    patience: int = _f(3, lo=1, doc="early-stopping epochs without validation improvement")
+    seq_len: int = _f(32, lo=1, doc="bars per sequence for the recurrent/attention models")
+    seed: int = _f(7, lo=0, doc="deterministic seed")
+    train_months: int = _f(6, lo=1, doc="walk-forward train window")
+    val_months: int = _f(1, lo=1, doc="walk-forward validation window")
+    test_months: int = _f(1, lo=1, doc="walk-forward test window")
+    roll_months: int = _f(1, lo=1, doc="walk-forward step")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    fill_model: str = _f("conservative", choices=("conservative", "optimistic", "realistic"),
+                         doc="R-BT-1 fill model")
+    strategy: str = _f("baseline", doc="rule-based strategy when no model is given")
+
+
+@dataclass(frozen=True)
+class GoLiveConfig:
+    min_sharpe: float = _f(1.0, doc="R-BT-4")
+    min_calmar: float = _f(0.5, doc="R-BT-4")
+    min_accuracy: float = _f(0.52, lo=0.0, hi=1.0, doc="out-of-sample 3-class accuracy")
+    min_trades_per_fold: int = _f(100, lo=0, doc="R-BT-4")
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    decision_budget_ms: float = _f(10.0, lo=0.0, doc="bar close → order decision")
+    features_budget_ms: float = _f(5.0, lo=0.0, doc="features alone")
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    mode: str = _f("strict", choices=("strict", "warn", "auto-sync"), doc="R-EXE-4")
+    interval_s: float = _f(30.0, lo=1.0, doc="periodic reconciliation")
+
+
+@dataclass(frozen=True)
+class ProjectXConfig:
+    api_url: str = _f("https://api.topstepx.com", doc="REST base URL")
+    user_hub_url: str = _f("https://rtc.topstepx.com/hubs/user", doc="SignalR user hub")
+    market_hub_url: str = _f("https://rtc.topstepx.com/hubs/market", doc="SignalR market hub")
+    history_rate: list = _f([50, 30], doc="[requests, seconds] for History/retrieveBars")
+    general_rate: list = _f([200, 60], doc="[requests, seconds] for every other endpoint")
+    token_renew_margin_s: float = _f(600.0, lo=0.0, doc="renew this long before expiry")
+    request_timeout_s: float = _f(10.0, lo=0.1, doc="one REST call")
+    stale_feed_s: float = _f(10.0, lo=0.1, doc="no quote for this long → stale banner")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    webhook_url: str = _f("", doc="generic JSON webhook; empty = off")
+    slack_webhook_url: str = _f("", doc="empty = off")
+    discord_webhook_url: str = _f("", doc="empty = off")
+    email_to: str = _f("", doc="empty = off")
+    smtp_host: str = _f("", doc="SMTP server")
+    throttle_s: float = _f(60.0, lo=0.0, doc="same alert at most once per this many seconds")
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    refresh_hz: float = _f(10.0, lo=1.0, hi=30.0, doc="snapshot polls per second")
+    on_disconnect: str = _f("protect", choices=("protect", "flatten"),
+                            doc="UI crash or lost terminal: keep protecting, or flatten and halt")
+    key_pause: str = _f("p", doc="pause/resume")
+    key_flatten: str = _f("f", doc="flatten (y/n confirm)")
+    key_halt: str = _f("ctrl+k", doc="kill switch, priority binding")
+    key_reset: str = _f("ctrl+r", doc="reset a halt (typed confirmation)")
+    key_backtest: str = _f("b", doc="backtest screen")
+    key_train: str = _f("t", doc="training screen")
+    key_help: str = _f("question_mark", doc="help")
+    key_quit: str = _f("q", doc="quit")
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    data_dir: str = _f("", doc="empty = platformdirs user data dir")
+    models_dir: str = _f("", doc="empty = <data dir>/models")
+    state_dir: str = _f("", doc="empty = platformdirs user state dir")
+    reports_dir: str = _f("", doc="empty = <data dir>/reports")
+    log_dir: str = _f("", doc="empty = platformdirs user log dir")
+
+
+@dataclass(frozen=True)
+class DatabentoConfig:
+    dataset: str = _f("GLBX.MDP3", doc="CME Globex")
+    symbols: list = _f(["MES.c.0"], doc="continuous front month")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secrets from the environment only. ``repr`` masks them."""
+
+    projectx_username: str = ""
+    projectx_api_key: str = ""
+    databento_api_key: str = ""
+
+    def __repr__(self) -> str:
+        return "Secrets(" + ", ".join(f"{k}={mask(getattr(self, k))}" for k in SECRET_ENV) + ")"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings. ``sources`` lists the files that were applied, in order."""
+
+    instrument: InstrumentConfig = field(default_factory=InstrumentConfig)
+    account: AccountConfig = field(default_factory=AccountConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    costs: CostsConfig = field(default_factory=CostsConfig)
+    slippage: SlippageConfig = field(default_factory=SlippageConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    eod: EodConfig = field(default_factory=EodConfig)
+    stops: StopsConfig = field(default_factory=StopsConfig)
+    signal: SignalConfig = field(default_factory=SignalConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    go_live: GoLiveConfig = field(default_factory=GoLiveConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
+    projectx: ProjectXConfig = field(default_factory=ProjectXConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    databento: DatabentoConfig = field(default_factory=DatabentoConfig)
+    secrets: Secrets = field(default_factory=Secrets, compare=False)
+    sources: tuple = field(default=(), compare=False)
+
+    def to_dict(self, *, mask_secrets: bool = True) -> dict[str, Any]:
+        """Plain dict of every section (secrets masked unless told otherwise)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "sources":
+                continue
+            section = dataclasses.asdict(getattr(self, f.name))
+            if f.name == "secrets" and mask_secrets:
+                section = {k: mask(v) for k, v in section.items()}
+            out[f.name] = section
+        return out
+
+
+def mask(secret: str) -> str:
+    """``"abcdef123"`` → ``"****123"``; empty → ``"(unset)"``. Shows at most 3 characters."""
+    if not secret:
+        return "(unset)"
+    return "****" + (secret[-3:] if len(secret) >= 12 else "")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(source: str, key: str, value: Any, tp: Any, meta: dict) -> Any:
+    where = f"{source}: [{key.split('.')[0]}] {key.split('.', 1)[1]}"
+    origin = get_origin(tp) or tp
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} = {value!r}: expected a number")
+        value = float(value)
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} = {value!r}: expected an integer")
+    elif tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} = {value!r}: expected true or false")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} = {value!r}: expected a string")
+    elif origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} = {value!r}: expected an array")
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where} = {value!r}: allowed values are {', '.join(map(repr, choices))}")
+    if lo is not None and isinstance(value, (int, float)) and value < lo:
+        raise ConfigError(f"{where} = {value!r}: must be ≥ {lo}")
+    if hi is not None and isinstance(value, (int, float)) and value > hi:
+        raise ConfigError(f"{where} = {value!r}: must be ≤ {hi}")
+    return value
+
+
+def _apply(settings: Settings, data: dict[str, Any], source: str) -> Settings:
+    sections = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("secrets", "sources")}
+    changes: dict[str, Any] = {}
+    for name, values in data.items():
+        if name not in sections:
+            raise ConfigError(
+                f"{source}: unknown section [{name}]; known sections: {', '.join(sections)}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table, got {values!r}")
+        current = getattr(settings, name)
+        cls = type(current)
+        hints = get_type_hints(cls)
+        fields_ = {f.name: f for f in dataclasses.fields(cls)}
+        updates = {}
+        for key, value in values.items():
+            if key in SECRET_ENV:
+                raise ConfigError(
+                    f"{source}: [{name}] {key}: secrets are read only from the environment "
+                    f"variable {SECRET_ENV[key]}, never from a file"
+                )
+            if key not in fields_:
+                raise ConfigError(
+                    f"{source}: unknown key [{name}] {key}; known keys: {', '.join(fields_)}"
+                )
+            updates[key] = _coerce(source, f"{name}.{key}", value, hints[key], dict(fields_[key].metadata))
+        changes[name] = dataclasses.replace(current, **updates)
+    result = dataclasses.replace(settings, **changes)
+    _check_invariants(result, source)
+    return result
+
+
+def _check_invariants(s: Settings, source: str) -> None:
+    r = s.risk
+    tiers = r.balance_tiers
+    if not tiers or any(not (isinstance(t, list) and len(t) == 3) for t in tiers):
+        raise ConfigError(f"{source}: [risk] balance_tiers = {tiers!r}: expected [[balance, contracts, risk], ...]")
+    if [t[0] for t in tiers] != sorted(t[0] for t in tiers):
+        raise ConfigError(f"{source}: [risk] balance_tiers = {tiers!r}: balances must ascend")
+    for t in tiers:
+        if int(t[1]) < 1 or not (0 < float(t[2]) <= 0.1):
+            raise ConfigError(f"{source}: [risk] balance_tiers row {t!r}: contracts ≥ 1 and 0 < risk ≤ 0.1")
+    conf = r.confidence_multipliers
+    if not conf or any(not (isinstance(c, list) and len(c) == 2) for c in conf):
+        raise ConfigError(f"{source}: [risk] confidence_multipliers = {conf!r}: expected [[confidence, multiplier], ...]")
+    if [c[0] for c in conf] != sorted(c[0] for c in conf):
+        raise ConfigError(f"{source}: [risk] confidence_multipliers = {conf!r}: confidences must ascend")
+    for p in r.consecutive_loss_pauses:
+        if not (isinstance(p, list) and len(p) == 2 and int(p[0]) >= 1 and float(p[1]) >= 0):
+            raise ConfigError(f"{source}: [risk] consecutive_loss_pauses row {p!r}: expected [losses ≥ 1, seconds ≥ 0]")
+    if r.spread_resume_ticks > r.spread_pause_ticks:
+        raise ConfigError(
+            f"{source}: [risk] spread_resume_ticks = {r.spread_resume_ticks} must be ≤ spread_pause_ticks = {r.spread_pause_ticks}"
+        )
+    if s.slippage.high_vol_min_ticks > s.slippage.high_vol_max_ticks:
+        raise ConfigError(f"{source}: [slippage] high_vol_min_ticks must be ≤ high_vol_max_ticks")
+    if s.stops.min_stop_ticks > s.stops.max_stop_ticks:
+        raise ConfigError(f"{source}: [stops] min_stop_ticks must be ≤ max_stop_ticks")
+    for key in ("history_rate", "general_rate"):
+        v = getattr(s.projectx, key)
+        if not (len(v) == 2 and all(isinstance(x, (int, float)) and x > 0 for x in v)):
+            raise ConfigError(f"{source}: [projectx] {key} = {v!r}: expected [requests > 0, seconds > 0]")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse one TOML file; raises :class:`ConfigError` naming the file and the parse error."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def user_config_path() -> Path:
+    """``<platformdirs user_config_dir>/config.toml``."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME)) / "config.toml"
+
+
+def load_settings(path: str | Path | None = None, *, use_user_file: bool = True,
+                  env: dict[str, str] | None = None) -> Settings:
+    """Defaults → user file (if present and ``use_user_file``) → ``path`` → environment secrets.
+
+    Raises :class:`ConfigError` for a missing ``path``, invalid TOML, an unknown section or key,
+    a wrong type or an impossible value.
+    """
+    env = os.environ if env is None else env
+    settings = Settings()
+    sources: list[str] = []
+    files: list[Path] = []
+    if use_user_file and user_config_path().is_file():
+        files.append(user_config_path())
+    if path is not None:
+        files.append(Path(path))
+    for f in files:
+        settings = _apply(settings, read_toml(f), str(f))
+        sources.append(str(f))
+    secrets = Secrets(**{k: env.get(v, "") for k, v in SECRET_ENV.items()})
+    return dataclasses.replace(settings, secrets=secrets, sources=tuple(sources))
+
+
+def resolve_dir(configured: str, kind: str) -> Path:
+    """A configured directory, or the platformdirs default for ``kind`` (data, models, state,
+    reports, log). Created if missing."""
+    import platformdirs
+
+    if configured:
+        p = Path(configured).expanduser()
+    elif kind == "data":
+        p = Path(platformdirs.user_data_dir(APP_NAME))
+    elif kind in ("models", "reports"):
+        p = Path(platformdirs.user_data_dir(APP_NAME)) / kind
+    elif kind == "state":
+        p = Path(platformdirs.user_state_dir(APP_NAME))
+    elif kind == "log":
+        p = Path(platformdirs.user_log_dir(APP_NAME))
+    else:
+        raise ValueError(f"unknown directory kind {kind!r}")
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def default_toml() -> str:
+    """The defaults rendered as TOML with each key's comment (the source of ``config.toml``)."""
+    lines = [
+        "# mes-console settings. Every key is optional: a missing key keeps its default.",
+        "# Secrets never live here: PROJECTX_USERNAME, PROJECTX_API_KEY, DATABENTO_API_KEY.",
+        "# Load order: built-in defaults, then the user file under the platformdirs config dir,",
+        "# then --config PATH. Check a file with `mes-console config check --config PATH`.",
+    ]
+    for sec in dataclasses.fields(Settings):
+        if sec.name in ("secrets", "sources"):
+            continue
+        obj = getattr(Settings(), sec.name)
+        lines.append("")
+        lines.append(f"[{sec.name}]")
+        for f in dataclasses.fields(obj):
+            lines.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}  # {f.metadata.get('doc', '')}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)

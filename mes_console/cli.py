@@ -1,0 +1,96 @@
+"""The ``mes-console`` command line (typer).
+
+Bare ``mes-console`` runs the embedded demo: a replay session on a generated MES market in the
+console (no credentials, no network, no data files). Sub-commands:
+
+    run        a session: replay | paper | live, in the console or headless (--no-tui)
+    backtest   the trading kernel over historical bars
+    train      train a model (walk-forward optional)
+    optimize   parameter search
+    data       inspect | validate | resample | download
+    model      info | bench
+    config     show | check
+    fake-gateway  a local ProjectX gateway for paper trading and tests
+
+Each group lives in ``mes_console/commands/<name>.py``; a group whose module is not present yet
+is simply not listed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from engine import __version__
+
+app = typer.Typer(
+    name="mes-console",
+    help="Operator console and trading engine for ML-driven MES futures scalping.\n\n"
+    "Run with no command for the embedded demo session (no data, credentials or network needed).",
+    no_args_is_help=False,
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# (module, group name or None for top-level commands registered by the module itself)
+_GROUPS: list[tuple[str, str | None]] = [
+    ("mes_console.commands.run", None),
+    ("mes_console.commands.backtest", None),
+    ("mes_console.commands.train", None),
+    ("mes_console.commands.optimize", None),
+    ("mes_console.commands.data", "data"),
+    ("mes_console.commands.model", "model"),
+    ("mes_console.commands.config_cmd", "config"),
+    ("mes_console.commands.fake_gateway", None),
+]
+
+
+def _register() -> None:
+    for module_name, group in _GROUPS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        if group is None:
+            module.register(app)
+        else:
+            app.add_typer(module.app, name=group)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mes-console {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="A TOML settings file applied over the defaults and the user file."
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    ctx.obj = {"config": config}
+    if ctx.invoked_subcommand is None:
+        demo = getattr(importlib.import_module("mes_console.commands.run"), "demo", None) \
+            if importlib.util.find_spec("mes_console.commands.run") else None
+        if demo is None:
+            typer.echo(ctx.get_help())
+            raise typer.Exit()
+        demo(ctx)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

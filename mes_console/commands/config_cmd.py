@@ -1,0 +1,68 @@
+"""``mes-console config show|check``: the effective settings, validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from engine.config import ConfigError, load_settings, user_config_path
+from mes_console.commands.common import EXIT_USAGE, fail, out_console, print_json
+
+app = typer.Typer(help="Show and check the settings (config.toml files and environment secrets).",
+                  no_args_is_help=True)
+
+
+def _load(ctx: typer.Context, config: Optional[Path]):
+    root = (ctx.find_root().obj or {}).get("config")
+    try:
+        return load_settings(config or root)
+    except ConfigError as exc:
+        fail(str(exc), code=EXIT_USAGE)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file applied over the defaults."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Print the effective settings; secrets are masked (****abc)."""
+    s = _load(ctx, config)
+    doc = {"sources": list(s.sources), "user_config_path": str(user_config_path()), **s.to_dict()}
+    if json_out:
+        print_json(doc)
+        return
+    out_console.print(f"files applied: {', '.join(s.sources) or '(defaults only)'}")
+    out_console.print(f"user file: {user_config_path()}")
+    for section, values in s.to_dict().items():
+        t = Table(title=f"[{section}]", title_justify="left", show_header=False, box=None)
+        for k, v in values.items():
+            t.add_row(k, repr(v) if isinstance(v, str) else str(v))
+        out_console.print(t)
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file to check."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Validate the settings. Exit 0 when valid, 3 with a message naming the key when not."""
+    root = (ctx.find_root().obj or {}).get("config")
+    try:
+        s = load_settings(config or root)
+    except ConfigError as exc:
+        if json_out:
+            print_json({"ok": False, "error": str(exc)})
+            raise typer.Exit(EXIT_USAGE)
+        fail(str(exc), code=EXIT_USAGE)
+    missing = [k for k, v in s.to_dict(mask_secrets=False)["secrets"].items() if not v]
+    if json_out:
+        print_json({"ok": True, "sources": list(s.sources), "secrets_unset": missing})
+        return
+    out_console.print(f"[green]ok[/]: settings valid ({', '.join(s.sources) or 'defaults only'})")
+    if missing:
+        out_console.print(f"secrets not set (needed only for live/paper/download): {', '.join(missing)}")

@@ -1,0 +1,1 @@
+"""Textual screens of the operator console (backtest launcher, training, help, confirmations)."""
