@@ -94,3 +94,7 @@ _register()
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":  # python -m mes_console.cli
+    main()

@@ -1,0 +1,93 @@
+"""Settings: defaults equal the shipped config.toml, errors name key/value/allowed, secrets masked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.config import ConfigError, Settings, default_toml, load_settings, mask
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_config_toml_equals_defaults() -> None:
+    assert (ROOT / "config.toml").read_text() == default_toml()
+    s = load_settings(ROOT / "config.toml", use_user_file=False, env={})
+    assert s == Settings()
+
+
+def test_every_section0_number_is_present() -> None:
+    s = Settings()
+    assert (s.risk.daily_loss_limit, s.risk.daily_drawdown_limit, s.risk.max_risk_per_trade) == (50, 75, 25)
+    assert s.risk.consecutive_loss_pauses == [[3, 900], [5, 1800]]
+    assert (s.risk.kill_switch_loss, s.risk.min_account_balance, s.risk.account_drawdown_limit) == (300, 700, 200)
+    assert 2 * (s.costs.commission_per_side + s.costs.exchange_fee_per_side) == pytest.approx(0.84)
+    assert s.signal.min_confidence == 0.60
+    assert s.account.starting_capital == 1000
+    assert (s.slippage.market_ticks, s.slippage.thin_ticks) == (1, 2)
+    assert (s.slippage.high_vol_min_ticks, s.slippage.high_vol_max_ticks, s.slippage.limit_ticks) == (2, 4, 0)
+    assert s.latency.decision_budget_ms == 10 and s.latency.features_budget_ms == 5
+    assert s.eod.reduce_size_multiplier == 0.5
+
+
+@pytest.mark.parametrize(
+    "body, needles",
+    [
+        ("[risk]\ndaily_loss_limit = \"fifty\"\n", ["[risk] daily_loss_limit", "'fifty'", "expected a number"]),
+        ("[risk]\ndaily_los_limit = 50\n", ["unknown key [risk] daily_los_limit", "daily_loss_limit"]),
+        ("[riskk]\nx = 1\n", ["unknown section [riskk]"]),
+        ("[signal]\nmin_confidence = 1.5\n", ["[signal] min_confidence", "1.5", "≤ 1.0"]),
+        ("[backtest]\nfill_model = \"magic\"\n", ["[backtest] fill_model", "'magic'", "'conservative'"]),
+        ("[stops]\nfixed_ticks = 8.5\n", ["[stops] fixed_ticks", "expected an integer"]),
+        ("[risk]\nbalance_tiers = [[1000.0, 1, 0.02], [700.0, 2, 0.02]]\n", ["balance_tiers", "ascend"]),
+        ("[secrets]\nprojectx_api_key = \"x\"\n", ["unknown section [secrets]"]),
+        ("[projectx]\nprojectx_api_key = \"x\"\n", ["environment variable PROJECTX_API_KEY"]),
+        ("[risk\n", ["not valid TOML"]),
+    ],
+)
+def test_bad_config_names_key_value_and_allowed(tmp_path: Path, body: str, needles: list[str]) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(body)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(p, use_user_file=False, env={})
+    msg = str(exc.value)
+    assert str(p) in msg
+    for n in needles:
+        assert n in msg, msg
+
+
+def test_override_and_secrets_from_env(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text("[risk]\ndaily_loss_limit = 40\n")
+    s = load_settings(p, use_user_file=False, env={"PROJECTX_API_KEY": "supersecretkey123", "PROJECTX_USERNAME": "bob"})
+    assert s.risk.daily_loss_limit == 40.0 and isinstance(s.risk.daily_loss_limit, float)
+    assert s.secrets.projectx_api_key == "supersecretkey123"
+    assert "supersecret" not in repr(s.secrets) and "supersecret" not in str(s.to_dict())
+    assert s.sources == (str(p),)
+    assert mask("") == "(unset)" and mask("short") == "****"
+
+
+def _cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "mes_console.cli", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def test_cli_config_show_masks_and_check_fails_on_wrong_type(tmp_path: Path) -> None:
+    import json
+
+    r = _cli("config", "show", "--json", env_extra={"PROJECTX_API_KEY": "abcdefghijklmnopXYZ"})
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["secrets"]["projectx_api_key"] == "****XYZ"
+    assert "abcdefghijklmnop" not in r.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[risk]\nmax_risk_per_trade = \"25\"\n")
+    r = _cli("config", "check", "--config", str(bad))
+    assert r.returncode == 3
+    assert "max_risk_per_trade" in r.stderr and "'25'" in r.stderr
