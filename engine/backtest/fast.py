@@ -1,0 +1,94 @@
+"""Compiled helpers of the backtest: ATR, rolling means and the skip-ahead scans.
+
+The scans only say WHICH bar the kernel must see next; they never decide anything. Stopping
+earlier than necessary is always safe (the kernel simply steps one more bar), so each scan stops
+at the first bar where anything could happen:
+- flat: the next bar with an actionable signal (direction ≠ 0, confidence ≥ the minimum, EOD
+  phase before no_new, session allowed) — precomputed as a mask and found by ``searchsorted``;
+- in a position with only its bracket legs working (:func:`scan_position`): the first bar whose
+  range touches the stop or the target, makes a new favourable extreme (when breakeven or
+  trailing is on), changes EOD phase, carries an opposite actionable signal, or whose
+  close-marked equity makes a new day peak or reaches a risk-limit threshold.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def wilder_atr(high, low, close, period):  # pragma: no cover - compiled
+    """Wilder ATR in points, float64 (n,); NaN for the first ``period - 1`` bars."""
+    n = high.shape[0]
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    acc = 0.0
+    prev = close[0]
+    atr = 0.0
+    for i in range(n):
+        tr = high[i] - low[i]
+        if i > 0:
+            a = abs(high[i] - prev)
+            b = abs(low[i] - prev)
+            if a > tr:
+                tr = a
+            if b > tr:
+                tr = b
+        prev = close[i]
+        if i < period:
+            acc += tr
+            if i == period - 1:
+                atr = acc / period
+                out[i] = atr
+        else:
+            atr = (atr * (period - 1) + tr) / period
+            out[i] = atr
+    return out
+
+
+def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` finite values' positions (NaN treated as 0 weight),
+    float64 (n,); NaN until ``window`` bars have passed."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x)
+    v = np.where(ok, x, 0.0)
+    cs = np.concatenate([[0.0], np.cumsum(v)])
+    cn = np.concatenate([[0], np.cumsum(ok)])
+    n = len(x)
+    out = np.full(n, np.nan)
+    if n >= window:
+        s = cs[window:] - cs[:-window]
+        c = cn[window:] - cn[:-window]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[window - 1:] = np.where(c > 0, s / np.maximum(c, 1), np.nan)
+    return out
+
+
+@numba.njit(cache=True)
+def scan_position(start, side, stop, target, best, trail_on, high, low, close, phase, sig_dir,
+                  actionable, cash, avg, qty_pv, eq_hi, eq_lo):  # pragma: no cover - compiled
+    """First bar ≥ ``start`` at which the kernel must step for an open position (see module
+    docstring); ``len(high)`` when none. ``qty_pv`` = signed contracts × point value."""
+    n = high.shape[0]
+    ph0 = phase[start] if start < n else 0
+    for k in range(start, n):
+        if phase[k] != ph0:
+            return k
+        if side > 0:
+            if low[k] <= stop or high[k] >= target:
+                return k
+            if trail_on and high[k] > best:
+                return k
+        else:
+            if high[k] >= stop or low[k] <= target:
+                return k
+            if trail_on and low[k] < best:
+                return k
+        if actionable[k] and sig_dir[k] == -side:
+            return k
+        eq = cash + (close[k] - avg) * qty_pv
+        if eq > eq_hi or eq <= eq_lo:
+            return k
+    return n

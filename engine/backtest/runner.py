@@ -1,0 +1,253 @@
+"""Backtest runner: the trading kernel driven by a SimClock and a SimVenue over bars (R-BT-1).
+
+Per stepped bar ``i``: the clock moves to the bar's close (open + bar length), the venue
+processes bar ``i`` (market orders at its open, then stops, then limits), and the kernel takes
+one step (:meth:`engine.kernel.TradingKernel.step`). ``fast=True`` steps only the bars where
+something can happen (see :mod:`engine.backtest.fast`); ``fast=False`` steps every bar. Both give
+the same trades (tested on real data, ``tests/test_backtest_parity.py``).
+
+EOD: the EOD phase of each bar's close comes from the CME calendar (DST and early closes):
+entries need a phase before ``no_new`` (16:15 NY), positions are closed at market from ``exit``
+(16:25 NY) and so fill by the next bar's open, flat by 16:30 NY.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.backtest.fast import rolling_mean, scan_position, wilder_atr
+from engine.calendar import calendar_for
+from engine.clock import SimClock, perf_ns
+from engine.execution.orders import OrderStatus
+from engine.instruments import spec as instrument_spec
+from engine.kernel import P_NO_NEW, BarInput, TradeRecord, TradingKernel
+from engine.strategy.base import StrategySignals
+from engine.venue.sim import SimVenue, slippage_ticks
+
+TRADE_COLUMNS = [
+    "entry_time", "exit_time", "direction", "entry_price", "exit_price", "contracts",
+    "gross_pnl", "commission", "slippage", "net_pnl", "exit_reason", "confidence",
+    "predicted_class", "risk_dollars", "stop_ticks", "entry_bar", "exit_bar", "entry_ts", "exit_ts",
+]
+
+
+class BacktestError(ValueError):
+    """Impossible backtest input (empty range, unknown fill model, mismatched signals)."""
+
+
+@dataclass
+class Market:
+    """Per-bar arrays the runner precomputes once (n = bars)."""
+
+    close_ts: np.ndarray     # int64 UTC ns: bar open + bar_ns
+    phase: np.ndarray        # int8 EOD phase code at the close (engine.kernel.PHASE_CODES)
+    is_rth: np.ndarray
+    in_session: np.ndarray
+    day: np.ndarray          # int32 trading day
+    atr: np.ndarray          # float64 points
+    atr_normal: np.ndarray   # float64 points
+    avg_volume: np.ndarray
+    slip: np.ndarray         # float64 ticks
+
+
+def prepare_market(bars, settings, fill_model: str) -> Market:
+    """Labels, EOD phases, ATR (Wilder, ``stops.atr_period``), normal ATR (mean ATR over one day
+    of bars, at least 20) and the slippage ticks per bar."""
+    n = len(bars)
+    if n == 0:
+        raise BacktestError("no bars to backtest")
+    cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
+    lab = cal.label(bars.ts)
+    close_ts = bars.ts + np.int64(bars.bar_ns)
+    row = lab.session
+    eod = cal.table.eod[np.maximum(row, 0)]
+    phase = (close_ts[:, None] >= eod).sum(axis=1).astype(np.int8)
+    close_row = cal.label(close_ts - 1).session  # the close instant is still in the session
+    phase = np.where((row < 0) | (close_row != row), 5, phase).astype(np.int8)
+    atr = wilder_atr(bars.high, bars.low, bars.close, int(settings.stops.atr_period))
+    win = max(20, int(86_400_000_000_000 // max(bars.bar_ns, 1)))
+    win = min(win, max(20, n // 4))
+    atr_norm = rolling_mean(atr, win)
+    avg_vol = rolling_mean(bars.volume, win) if bars.has_volume else np.full(n, np.nan)
+    slip = slippage_ticks(lab.is_rth, atr, atr_norm, settings.slippage, fill_model)
+    return Market(close_ts, phase, lab.is_rth, lab.in_session, lab.trading_day, atr, atr_norm,
+                  avg_vol, slip)
+
+
+@dataclass
+class BacktestResult:
+    """Output of :func:`run_backtest`. ``trades``: pandas DataFrame (:data:`TRADE_COLUMNS`);
+    ``equity``: float64 (n,) dollars at each bar close; ``ts``: int64 bar open times."""
+
+    trades: object
+    records: list
+    equity: np.ndarray
+    ts: np.ndarray
+    day: np.ndarray
+    starting_balance: float
+    fill_model: str
+    strategy: str
+    steps: int
+    bars: int
+    elapsed_s: float
+    alerts: list = field(default_factory=list)
+    refused: dict = field(default_factory=dict)
+    risk_audit: list = field(default_factory=list)
+
+    @property
+    def bars_per_second(self) -> float:
+        return self.bars / self.elapsed_s if self.elapsed_s > 0 else float("inf")
+
+
+def _default_risk(settings, clock, cal, spec):
+    from engine.risk import RiskManager
+
+    return RiskManager(settings, clock, cal, spec, None)
+
+
+def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | None = None,
+                 fast: bool = True, strategy_name: str = "", risk=None, progress=None,
+                 native_oco: bool = True, market: Market | None = None) -> BacktestResult:
+    """Run the kernel over ``bars`` with precomputed ``signals``.
+
+    Args:
+        bars: :class:`engine.data.bars.Bars`. signals: :class:`StrategySignals` of the same length.
+        settings: :class:`engine.config.Settings`. fill_model: default ``backtest.fill_model``.
+        fast: skip bars where nothing can happen (identical results).
+        risk: a risk manager (default: ``engine.risk.RiskManager`` in memory).
+        progress: optional callback ``(done_bars, total_bars)``.
+    Raises :class:`BacktestError` for mismatched lengths or an empty series.
+    """
+    fill_model = fill_model or settings.backtest.fill_model
+    n = len(bars)
+    if len(signals.direction) != n:
+        raise BacktestError(f"signals have {len(signals.direction)} rows, bars {n}")
+    t0 = perf_ns()
+    mk = market or prepare_market(bars, settings, fill_model)
+    spec = instrument_spec(settings.instrument.symbol)
+    cost = settings.costs.commission_per_side + settings.costs.exchange_fee_per_side
+    start_bal = float(settings.account.starting_capital)
+    venue = SimVenue(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns,
+                     tick_size=spec.tick_size, point_value=spec.point_value, cost_per_side=cost,
+                     slip_ticks=mk.slip, fill_model=fill_model, starting_balance=start_bal,
+                     native_oco=native_oco, symbol=spec.symbol)
+    clock = SimClock(int(bars.ts[0]))
+    cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
+    if risk is None:
+        risk = _default_risk(settings, clock, cal, spec)
+    k = TradingKernel(settings, venue, risk, spec, bar_ns=bars.bar_ns, starting_balance=start_bal)
+
+    d = np.ascontiguousarray(signals.direction, dtype=np.int8)
+    conf = np.asarray(signals.confidence, dtype=np.float64)
+    cls = np.asarray(signals.pred_class)
+    min_conf = settings.signal.min_confidence
+    actionable = (d != 0) & (np.nan_to_num(conf, nan=-1.0) >= min_conf)
+    ts_mode = settings.session.trade_session
+    sess_ok = mk.is_rth if ts_mode == "rth" else (mk.in_session & ~mk.is_rth if ts_mode == "eth" else mk.in_session)
+    flat_targets = np.flatnonzero(actionable & (mk.phase < P_NO_NEW) & sess_ok)
+    st = settings.stops
+    trail_on = st.breakeven_after_ticks > 0 or st.trailing_ticks > 0
+    r = settings.risk
+    lookback = int(st.structure_lookback)
+    H, L, C, O, V = bars.high, bars.low, bars.close, bars.open, bars.volume
+    close_ts, phase = mk.close_ts, mk.phase
+    pv = spec.point_value
+    i = 0
+    next_report = 0
+    report_every = max(1, n // 200)
+    while i < n:
+        if progress is not None and i >= next_report:
+            progress(i, n)
+            next_report = i + report_every
+        clock.advance_to(int(close_ts[i]))
+        venue.process_bar(i)
+        lo = max(0, i - lookback + 1)
+        k.step(BarInput(i, int(close_ts[i]), O[i], H[i], L[i], C[i], mk.atr[i], bool(mk.is_rth[i]),
+                        bool(mk.in_session[i]), int(phase[i]), int(mk.day[i]), int(d[i]),
+                        float(conf[i]), int(cls[i]), mk.atr_normal[i], V[i], mk.avg_volume[i],
+                        H[lo:i + 1], L[lo:i + 1]))
+        if not fast or k.busy():
+            i += 1
+            continue
+        pos = k.position
+        if pos == 0:
+            j = int(np.searchsorted(flat_targets, i + 1))
+            i = int(flat_targets[j]) if j < len(flat_targets) else n
+            continue
+        sp, tp = k.stop_target()
+        s = k.risk.state_dict()
+        eq_hi = float(s["day_peak_equity"])
+        eq_lo = max(s["day_start_equity"] - r.daily_loss_limit, s["day_peak_equity"] - r.daily_drawdown_limit,
+                    s["hwm"] - r.account_drawdown_limit, s["kill_ref"] - r.kill_switch_loss,
+                    r.min_account_balance) + 1e-6
+        side = 1 if pos > 0 else -1
+        i = int(scan_position(i + 1, side, sp, tp, k._best, trail_on, H, L, C, phase, d, actionable,
+                              k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
+    if progress is not None:
+        progress(n, n)
+    elapsed = (perf_ns() - t0) / 1e9
+    equity = equity_curve(k.trades, C, start_bal, pv, n)
+    return BacktestResult(
+        trades=trades_frame(k.trades), records=list(k.trades), equity=equity, ts=bars.ts,
+        day=mk.day, starting_balance=start_bal, fill_model=fill_model, strategy=strategy_name,
+        steps=k.stats.steps, bars=n, elapsed_s=elapsed, alerts=list(k.stats.alerts),
+        refused=dict(k.stats.entries_refused), risk_audit=list(getattr(risk, "audit_records", [])),
+    )
+
+
+def equity_curve(trades: list[TradeRecord], close: np.ndarray, start: float, pv: float, n: int) -> np.ndarray:
+    """Equity at every bar close (dollars, float64 (n,)): starting balance + net P&L of the
+    trades closed by that bar + open P&L at the close (at the entry fill price; costs of an open
+    trade are booked at its exit)."""
+    eq = np.full(n, float(start))
+    cash_steps = np.zeros(n + 1)
+    for t in trades:
+        cash_steps[t.exit_bar] += t.net_pnl
+        a, b = t.entry_bar, t.exit_bar
+        if b > a:
+            eq[a:b] += (close[a:b] - t.entry_price) * t.direction * t.contracts * pv
+    eq += np.cumsum(cash_steps[:n])
+    return eq
+
+
+def trades_frame(trades: list[TradeRecord]):
+    """Trade log as a pandas DataFrame with :data:`TRADE_COLUMNS` (times tz-aware UTC)."""
+    import pandas as pd
+
+    if not trades:
+        return pd.DataFrame({c: [] for c in TRADE_COLUMNS})
+    rows = {c: [] for c in TRADE_COLUMNS}
+    for t in trades:
+        rows["entry_ts"].append(t.entry_ts)
+        rows["exit_ts"].append(t.exit_ts)
+        for c in TRADE_COLUMNS:
+            if c in ("entry_time", "exit_time", "entry_ts", "exit_ts"):
+                continue
+            v = getattr(t, c)
+            rows[c].append(v)
+    rows["entry_time"] = pd.to_datetime(np.asarray(rows["entry_ts"], dtype=np.int64), utc=True)
+    rows["exit_time"] = pd.to_datetime(np.asarray(rows["exit_ts"], dtype=np.int64), utc=True)
+    df = pd.DataFrame(rows)[TRADE_COLUMNS]
+    df["direction"] = np.where(df["direction"] > 0, "long", "short")
+    return df
+
+
+def slice_dates(bars, start: str | None, end: str | None):
+    """Bars with open time in [start, end] (ISO dates, New York calendar days of the trading
+    day are NOT used: plain UTC dates, end inclusive). Raises :class:`BacktestError` when empty."""
+    import pandas as pd
+
+    lo, hi = 0, len(bars)
+    if start:
+        lo = int(np.searchsorted(bars.ts, pd.Timestamp(start, tz="UTC").value))
+    if end:
+        hi = int(np.searchsorted(bars.ts, (pd.Timestamp(end, tz="UTC") + pd.Timedelta(days=1)).value))
+    if hi <= lo:
+        raise BacktestError(f"no bars between {start or 'the start'} and {end or 'the end'}")
+    return bars.slice(lo, hi)
+
+
+__all__ = ["run_backtest", "prepare_market", "BacktestResult", "BacktestError", "equity_curve",
+           "trades_frame", "slice_dates", "TRADE_COLUMNS", "OrderStatus"]

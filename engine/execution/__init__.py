@@ -1,0 +1,1 @@
+"""Execution: order state table, signals, bracket/OCO management, positions and reconciliation."""

@@ -1,0 +1,264 @@
+"""Bracket / OCO manager (R-EXE-3): one entry, one protective stop, one target, one OCO group.
+
+- ``open`` places the entry (market). With a venue that has native brackets
+  (``venue.native_oco``) the bracket rides on the entry (stop/target offsets in ticks from the
+  fill); otherwise the manager places the legs itself after each entry fill (managed OCO).
+- Partial entry fills resize both legs to the filled position (managed: modify; native: the
+  venue does it, the manager tracks the legs from the venue's updates).
+- Exactly one leg should fill: when a leg fills, the sibling is resized to the rest of the
+  position, or cancelled when the position is flat. A cancel is done only when the venue confirms
+  it (PENDING_CANCEL until then). If the sibling fills anyway (both legs filled, or a late fill
+  after a cancel request), the position crosses zero: the excess is flattened at once with a
+  market order and an alert is raised.
+- If the stop is rejected (cannot be placed) while a position stands, the position is closed at
+  once with a market order and an alert is raised.
+- ``flatten(reason)`` cancels the legs and closes the position with a market order (EOD, risk,
+  signal exits).
+
+Invariants (property-tested, tests/test_oco_props.py): after every event the position never
+exceeds the intended size unless a market order for exactly the excess is in flight, and a
+non-zero position always has a working stop for its full size or a closing market order in
+flight.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from engine.execution.orders import Order, OrderStatus
+from engine.venue.base import Bracket, FillEvent, OrderUpdate, PositionUpdate, SubmissionTimeout
+
+S = OrderStatus
+LIVE = (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.UNKNOWN)
+
+
+class OcoManager:
+    """Tracks one bracketed position on one venue.
+
+    Args:
+        venue: a :class:`engine.venue.base.Venue`.
+        tick_size: points per tick.
+        on_alert: callback ``(kind: str, message: str)`` for alert events.
+    """
+
+    def __init__(self, venue, tick_size: float, on_alert: Callable[[str, str], None] | None = None) -> None:
+        self.venue = venue
+        self.tick = float(tick_size)
+        self.on_alert = on_alert or (lambda kind, msg: None)
+        self.orders: dict[str, Order] = {}
+        self.alerts: list[tuple[str, str]] = []
+        self.pos = 0
+        self.avg = 0.0
+        self.side = 0
+        self.intended = 0
+        self.stop_ticks = 0
+        self.target_ticks = 0
+        self.entry: Order | None = None
+        self.stop: Order | None = None
+        self.target: Order | None = None
+        self.closing: Order | None = None
+        self.close_reason = ""
+        self._seq = 0
+        self.native = bool(getattr(venue, "native_oco", False))
+
+    # ------------------------------------------------------------------ commands
+    def _tag(self, role: str) -> str:
+        self._seq += 1
+        return f"{role}-{self._seq}"
+
+    def _place(self, side: int, qty: int, kind: str, price, role: str, bracket=None) -> Order:
+        tag = self._tag(role)
+        o = Order(order_id=tag, tag=tag, side=side, qty=qty, kind=kind, price=price, role=role)
+        try:
+            oid = self.venue.place(side, qty, kind, price, tag=tag, bracket=bracket)
+        except SubmissionTimeout:
+            o.transition(S.UNKNOWN, event="submission timeout")
+            self.orders[tag] = o
+            self._alert("unknown_order", f"{role} order {tag}: submission timed out; reconcile, never resend")
+            return o
+        o.order_id = oid
+        self.orders[oid] = o
+        return o
+
+    def open(self, side: int, qty: int, stop_ticks: int, target_ticks: int) -> Order:
+        """Enter ``qty`` contracts on ``side`` (+1/-1) with a bracket; raises ``RuntimeError``
+        when a position or an entry is already live (no duplicate entries)."""
+        if self.pos != 0 or (self.entry is not None and self.entry.status in LIVE):
+            raise RuntimeError(f"open refused: position {self.pos}, entry already live")
+        if stop_ticks < 1 or target_ticks < 1 or qty < 1:
+            raise ValueError(f"bad bracket: qty={qty} stop_ticks={stop_ticks} target_ticks={target_ticks}")
+        self.side, self.intended = side, qty
+        self.stop_ticks, self.target_ticks = int(stop_ticks), int(target_ticks)
+        self.stop = self.target = self.closing = None
+        self.close_reason = ""
+        br = Bracket(self.stop_ticks, self.target_ticks) if self.native else None
+        self.entry = self._place(side, qty, "market", None, "entry", br)
+        return self.entry
+
+    def flatten(self, reason: str) -> None:
+        """Cancel the legs and the unfilled entry; close the position at market (tag role
+        "exit"). Idempotent while a close is in flight."""
+        self.close_reason = self.close_reason or reason
+        for o in (self.entry, self.stop, self.target):
+            self._cancel(o)
+        if self.pos != 0 and not self._closing_live():
+            self.closing = self._place(-1 if self.pos > 0 else 1, abs(self.pos), "market", None, "exit")
+
+    def modify_stop(self, price: float) -> None:
+        """Move the working stop to ``price`` (trailing / breakeven / EOD tightening)."""
+        if self.stop is not None and self.stop.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+            self.venue.modify(self.stop.order_id, price=price)
+
+    def _cancel(self, o: Order | None) -> None:
+        if o is not None and o.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+            o.transition(S.PENDING_CANCEL, event="cancel request")
+            self.venue.cancel(o.order_id)
+
+    def _closing_live(self) -> bool:
+        return self.closing is not None and self.closing.status in LIVE + (S.PENDING_CANCEL,)
+
+    def _alert(self, kind: str, msg: str) -> None:
+        self.alerts.append((kind, msg))
+        self.on_alert(kind, msg)
+
+    # ------------------------------------------------------------------ events
+    def on_event(self, ev) -> FillEvent | None:
+        """Apply one venue event; returns the fill if it was one of ours (for the position book)."""
+        if isinstance(ev, FillEvent):
+            return self._on_fill(ev)
+        if isinstance(ev, OrderUpdate):
+            self._on_update(ev)
+        elif isinstance(ev, PositionUpdate):
+            pass
+        return None
+
+    def _on_update(self, ev: OrderUpdate) -> None:
+        o = self.orders.get(ev.order_id)
+        if o is None:
+            if ev.parent and self.entry is not None and ev.parent == self.entry.order_id:
+                o = Order(ev.order_id, ev.tag, ev.side, ev.qty, ev.kind, ev.price, ev.role)
+                self.orders[ev.order_id] = o
+                if ev.role == "stop":
+                    self.stop = o
+                elif ev.role == "target":
+                    self.target = o
+            else:
+                return
+        if ev.status == S.ACCEPTED:
+            if o.status != S.PENDING_CANCEL:
+                o.transition(S.ACCEPTED if o.status in (S.SUBMITTED, S.UNKNOWN, S.ACCEPTED) else o.status,
+                             ev.ts_ns, "accepted")
+            if ev.qty:
+                o.qty = ev.qty
+            if ev.price is not None:
+                o.price = ev.price
+        elif ev.status == S.CANCELLED:
+            if o.status != S.CANCELLED:
+                o.transition(S.CANCELLED, ev.ts_ns, "cancel confirmed")
+            self._after_change()
+        elif ev.status in (S.REJECTED, S.EXPIRED):
+            o.transition(ev.status, ev.ts_ns, ev.reason)
+            if o.role == "stop" and self.pos != 0:
+                self._alert("stop_rejected", f"stop {o.tag} {ev.status.value}: {ev.reason}; closing at once")
+                self.flatten("risk")
+            elif o.role == "exit" and self.pos != 0:
+                self._alert("exit_rejected", f"exit {o.tag} {ev.status.value}: {ev.reason}")
+                self.closing = None
+                self.flatten(self.close_reason or "risk")
+            self._after_change()
+
+    def _on_fill(self, ev: FillEvent) -> FillEvent | None:
+        o = self.orders.get(ev.order_id)
+        if o is None:
+            return None
+        o.apply_fill(ev.qty, ev.price, ev.ts_ns)
+        before = self.pos
+        dq = ev.side * ev.qty
+        if self.pos == 0 or (dq > 0) == (self.pos > 0):
+            new = self.pos + dq
+            self.avg = (self.avg * abs(self.pos) + ev.price * ev.qty) / abs(new)
+        else:
+            new = self.pos + dq
+            if new != 0 and (new > 0) != (before > 0):
+                self.avg = ev.price
+        self.pos = new
+        if o.role == "entry" and self.closing is None and not self.close_reason:
+            self._size_legs()
+        elif o.role == "entry":
+            # an entry fill after a flatten request: close what is open
+            self.closing = None if not self._closing_live() else self.closing
+            self.flatten(self.close_reason)
+        self._after_change()
+        return ev
+
+    def _after_change(self) -> None:
+        """Restore the invariants after any event."""
+        wrong_side = self.pos != 0 and self.side != 0 and (self.pos > 0) != (self.side > 0)
+        if wrong_side or abs(self.pos) > self.intended:
+            excess = self.pos if wrong_side else self.pos - self.side * self.intended
+            if not self._closing_live():
+                self._alert("oco_double_fill",
+                            f"position {self.pos} beyond intended {self.side * self.intended}: flattening {excess}")
+                for o in (self.stop, self.target):
+                    self._cancel(o)
+                qty = abs(self.pos) if wrong_side else abs(excess)
+                self.closing = self._place(-1 if self.pos > 0 else 1, qty, "market", None, "exit")
+                self.close_reason = self.close_reason or "risk"
+            return
+        if self.pos == 0:
+            entry_live = self.entry is not None and self.entry.status in LIVE
+            if not entry_live:
+                for o in (self.stop, self.target):
+                    self._cancel(o)
+            return
+        if self._closing_live() or self.close_reason:
+            if not self._closing_live() and self.pos != 0:
+                self.flatten(self.close_reason)
+            return
+        self._size_legs()
+
+    def _size_legs(self) -> None:
+        """Make both legs cover exactly |pos| (managed OCO places/modifies; native venues do it
+        themselves). A missing stop with a live position closes the position."""
+        q = abs(self.pos)
+        if q == 0:
+            return
+        if self.native:
+            if self.stop is not None and self.stop.status not in LIVE and self.stop.status != S.PENDING_CANCEL \
+                    and self.entry is not None and self.entry.status == S.FILLED:
+                self._alert("no_stop", f"position {self.pos} without a working stop: closing at once")
+                self.flatten("risk")
+            return
+        side = -1 if self.pos > 0 else 1
+        for role in ("stop", "target"):
+            leg = self.stop if role == "stop" else self.target
+            if leg is None or leg.status not in LIVE:
+                if leg is not None and leg.status == S.PENDING_CANCEL:
+                    continue
+                sgn = 1 if self.pos > 0 else -1
+                price = (self.avg - sgn * self.stop_ticks * self.tick if role == "stop"
+                         else self.avg + sgn * self.target_ticks * self.tick)
+                leg = self._place(side, q, "stop" if role == "stop" else "limit", price, role)
+                if role == "stop":
+                    self.stop = leg
+                else:
+                    self.target = leg
+            elif leg.remaining != q and leg.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+                self.venue.modify(leg.order_id, qty=leg.filled + q)
+                leg.qty = leg.filled + q
+
+    # ------------------------------------------------------------------ queries
+    def protected(self) -> bool:
+        """True when the position is flat, or a stop covers it, or a close is in flight."""
+        if self.pos == 0 or self._closing_live():
+            return True
+        s = self.stop
+        return s is not None and s.status in LIVE and s.remaining >= abs(self.pos)
+
+    def excess(self) -> int:
+        """Contracts beyond the intended position (0 when within)."""
+        if self.pos == 0:
+            return 0
+        if self.side and (self.pos > 0) != (self.side > 0):
+            return abs(self.pos)
+        return max(0, abs(self.pos) - self.intended)

@@ -1,0 +1,312 @@
+"""TradingKernel: one per-bar step of strategy → risk → execution (R-EXE-5, architecture §2).
+
+The same object runs backtest, replay, paper and live; only the injected clock and venue differ.
+It is single-threaded: venue events are drained from the venue's queue at the start of every step
+(and again after the step's own orders, which an optimistic simulated venue fills at once).
+
+One step, at the CLOSE of a bar (``BarInput.close_ts`` = bar open + bar length, UTC ns):
+1. drain venue events → order table / OCO manager / position book; a position that returns to
+   flat becomes a :class:`TradeRecord` and is reported to the risk manager
+   (``on_trade_closed(net_pnl, exit_ts)``) and the signal generator (exit cooldown);
+2. mark equity (cash + open P&L at the close) to the risk manager (``on_mark``);
+3. with a position: EOD phase ``exit``/``flat`` (16:25 / 16:30 NY, calendar-driven), the risk
+   manager's ``must_flatten`` or a HALTED state → flatten (reason ``eod_flatten`` / ``risk``);
+   otherwise the stop follows ``risk.update_trailing`` (breakeven / trailing / EOD tightening);
+4. the strategy's (direction, confidence) → :class:`SignalGenerator` → entry / exit / reversal.
+   Entries need: flat, nothing live, the session allowed by ``SessionConfig.trade_session``, an
+   EOD phase before ``no_new`` (16:15 NY), and the risk manager's approval
+   (``evaluate_entry``), whose stop/target become the bracket in whole ticks from the fill.
+   A reversal closes the position now and re-enters at the first step that finds it flat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.execution.oco import OcoManager
+from engine.execution.position import PositionManager
+from engine.execution.signals import Signal, SignalGenerator
+from engine.venue.base import FillEvent
+
+PHASE_CODES = {"normal": 0, "reduce": 1, "no_new": 2, "exit": 3, "flat": 4, "closed": 5}
+"""EOD phase → integer code (ordered): entries need < no_new; positions close at ≥ exit."""
+P_NO_NEW, P_EXIT = 2, 3
+
+
+@dataclass(slots=True)
+class BarInput:
+    """What the kernel sees at one bar close (points; UTC ns; ``phase`` from PHASE_CODES)."""
+
+    i: int
+    close_ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    atr: float
+    is_rth: bool
+    in_session: bool
+    phase: int
+    day: int
+    direction: int
+    confidence: float
+    pred_class: int
+    atr_normal: float = float("nan")
+    volume: float = float("nan")
+    avg_volume: float = float("nan")
+    highs: object = None
+    lows: object = None
+
+
+@dataclass
+class TradeRecord:
+    """One round trip (flat → flat). Prices in points, money in dollars, times UTC ns.
+
+    ``gross_pnl`` is the P&L at the reference prices (before slippage); ``slippage`` the dollars
+    lost to slippage; ``commission`` commission + exchange fees; ``net_pnl`` = gross −
+    commission − slippage (exactly)."""
+
+    entry_ts: int
+    exit_ts: int
+    entry_bar: int
+    exit_bar: int
+    direction: int
+    entry_price: float
+    exit_price: float
+    contracts: int
+    gross_pnl: float
+    commission: float
+    slippage: float
+    net_pnl: float
+    exit_reason: str
+    confidence: float
+    predicted_class: int
+    risk_dollars: float
+    stop_ticks: int
+
+
+@dataclass
+class _OpenTrade:
+    entry_ts: int = 0
+    entry_bar: int = 0
+    direction: int = 0
+    qty_in: int = 0
+    qty_out: int = 0
+    px_in: float = 0.0
+    px_out: float = 0.0
+    ref_in: float = 0.0
+    ref_out: float = 0.0
+    commission: float = 0.0
+    exit_role: str = ""
+    confidence: float = 0.0
+    pred_class: int = 0
+    risk_dollars: float = 0.0
+    stop_ticks: int = 0
+
+
+@dataclass
+class KernelStats:
+    steps: int = 0
+    entries_refused: dict = field(default_factory=dict)
+    alerts: list = field(default_factory=list)
+
+
+class TradingKernel:
+    """See the module docstring.
+
+    Args:
+        settings: :class:`engine.config.Settings`.
+        venue: a :class:`engine.venue.base.Venue`.
+        risk: the risk manager (``engine.risk.RiskManager`` API).
+        spec: :class:`engine.instruments.InstrumentSpec`.
+        bar_ns: bar length, ns. starting_balance: dollars.
+    """
+
+    def __init__(self, settings, venue, risk, spec, *, bar_ns: int, starting_balance: float) -> None:
+        self.settings = settings
+        self.venue = venue
+        self.risk = risk
+        self.spec = spec
+        self.tick = spec.tick_size
+        self.pv = spec.point_value
+        self.signals = SignalGenerator(settings.signal, bar_ns)
+        self.book = PositionManager(spec.point_value)
+        self.stats = KernelStats()
+        self.oco = OcoManager(venue, spec.tick_size, self._alert)
+        self.trades: list[TradeRecord] = []
+        self.cash = float(starting_balance)
+        self.trade_session = settings.session.trade_session
+        self._open: _OpenTrade | None = None
+        self._pending_entry: tuple | None = None
+        self._pending_reverse: tuple | None = None
+        self._best = 0.0
+        self._initial_stop = None
+        self._i = -1
+        self.last_equity = float(starting_balance)
+
+    # ------------------------------------------------------------------ helpers
+    def _alert(self, kind: str, msg: str) -> None:
+        self.stats.alerts.append((self._i, kind, msg))
+
+    @property
+    def position(self) -> int:
+        return self.oco.pos
+
+    def busy(self) -> bool:
+        """True when the next bar must be stepped: events queued, an entry/exit order live, a
+        pending reversal, or anything but the two bracket legs working."""
+        o = self.oco
+        if self._pending_reverse is not None or self.venue.has_events():
+            return True
+        if o.entry is not None and o.entry.is_working:
+            return True
+        if o.closing is not None and o.closing.is_working:
+            return True
+        if o.pos != 0 and not o.protected():
+            return True
+        return False
+
+    def stop_target(self) -> tuple[float, float]:
+        """Working stop and target prices (NaN when absent)."""
+        s, t = self.oco.stop, self.oco.target
+        sp = s.price if s is not None and s.is_working else float("nan")
+        tp = t.price if t is not None and t.is_working else float("nan")
+        return sp, tp
+
+    # ------------------------------------------------------------------ step
+    def step(self, b: BarInput) -> Signal:
+        """Process one bar close; returns the signal acted on (HOLD when none)."""
+        self._i = b.i
+        self.stats.steps += 1
+        now = b.close_ts
+        self._drain(b)
+        eq = self.cash + self.book.unrealized(b.close)
+        self.last_equity = eq
+        self.risk.on_mark(eq, now)
+        self.risk.on_market(now, None, b.atr, b.atr_normal, b.volume, b.avg_volume)
+        o = self.oco
+        if o.pos != 0 and self._initial_stop is None and o.stop is not None:
+            self._initial_stop = o.stop.price
+        if o.pos != 0 or (o.entry is not None and o.entry.is_working):
+            why = self.risk.flatten_reason(now)
+            if why is not None or b.phase >= P_EXIT:
+                o.flatten("risk" if why is not None and why.startswith("HALTED") else "eod_flatten")
+            elif o.pos != 0 and not o.close_reason:
+                side = 1 if o.pos > 0 else -1
+                self._best = max(self._best, b.high) if side > 0 else min(self._best, b.low)
+                sp, _ = self.stop_target()
+                if sp == sp:
+                    new = self.risk.update_trailing(side, o.avg, sp, self._best, now,
+                                                    initial_stop=self._initial_stop)
+                    if new is not None and abs(new - sp) > 1e-9:
+                        if (side > 0 and new >= b.close) or (side < 0 and new <= b.close):
+                            o.flatten("stop")
+                        else:
+                            o.modify_stop(new)
+        sig = Signal.HOLD
+        if self._pending_reverse is not None and o.pos == 0 and not self.busy_orders():
+            d, c, k = self._pending_reverse
+            self._pending_reverse = None
+            self._try_entry(b, d, c, k)
+        elif b.direction != 0:
+            sig = self.signals.decide(b.direction, b.confidence, o.pos, now)
+            if sig in (Signal.LONG_ENTRY, Signal.SHORT_ENTRY):
+                if not self.busy_orders():
+                    self._try_entry(b, 1 if sig is Signal.LONG_ENTRY else -1, b.confidence, b.pred_class)
+            elif sig in (Signal.EXIT_LONG, Signal.EXIT_SHORT):
+                if not o.close_reason:
+                    o.flatten("signal")
+            elif sig in (Signal.REVERSE_TO_LONG, Signal.REVERSE_TO_SHORT):
+                if not o.close_reason:
+                    o.flatten("signal")
+                    self.signals.on_reversal(now)
+                    self._pending_reverse = (b.direction, b.confidence, b.pred_class)
+        self._drain(b)
+        return sig
+
+    def busy_orders(self) -> bool:
+        o = self.oco
+        return (o.entry is not None and o.entry.is_working) or (o.closing is not None and o.closing.is_working)
+
+    def _session_ok(self, b: BarInput) -> bool:
+        if self.trade_session == "rth":
+            return b.is_rth
+        if self.trade_session == "eth":
+            return b.in_session and not b.is_rth
+        return b.in_session
+
+    def _try_entry(self, b: BarInput, side: int, conf: float, cls: int) -> None:
+        if b.phase >= P_NO_NEW or not self._session_ok(b):
+            self._refuse("session/eod")
+            return
+        d = self.risk.evaluate_entry(side, conf, b.close, b.atr, b.highs, b.lows, b.close_ts, b.is_rth)
+        if not d.approved or d.contracts < 1:
+            self._refuse(d.reason or "refused")
+            return
+        stop_ticks = int(round(abs(b.close - d.stop_price) / self.tick))
+        target_ticks = int(round(abs(d.target_price - b.close) / self.tick))
+        self.oco.open(side, int(d.contracts), stop_ticks, target_ticks)
+        self._pending_entry = (conf, cls, float(d.risk_dollars), stop_ticks)
+
+    def _refuse(self, reason: str) -> None:
+        r = self.stats.entries_refused
+        r[reason] = r.get(reason, 0) + 1
+
+    def _drain(self, b: BarInput) -> None:
+        while True:
+            events = self.venue.poll_events()
+            if not events:
+                return
+            for ev in events:
+                fill = self.oco.on_event(ev)
+                if fill is not None:
+                    self._on_fill(fill, b)
+
+    def _on_fill(self, f: FillEvent, b: BarInput) -> None:
+        order = self.oco.orders.get(f.order_id)
+        role = order.role if order is not None else "exit"
+        before = self.book.qty
+        pnl = self.book.on_fill(f.side, f.qty, f.price, f.commission)
+        self.cash += pnl - f.commission
+        t = self._open
+        if before == 0:
+            t = self._open = _OpenTrade(entry_ts=f.ts_ns, entry_bar=b.i, direction=f.side)
+            conf, cls, risk_d, st = self._pending_entry or (float("nan"), 0, float("nan"), 0)
+            t.confidence, t.pred_class, t.risk_dollars, t.stop_ticks = conf, cls, risk_d, st
+            self._best = f.price
+        t.commission += f.commission
+        if f.side == t.direction:
+            t.px_in += f.price * f.qty
+            t.ref_in += f.ref_price * f.qty
+            t.qty_in += f.qty
+        else:
+            t.px_out += f.price * f.qty
+            t.ref_out += f.ref_price * f.qty
+            t.qty_out += f.qty
+            t.exit_role = role
+        if self.book.qty == 0:
+            self._close_trade(f, b)
+
+    def _close_trade(self, f: FillEvent, b: BarInput) -> None:
+        t = self._open
+        self._open = None
+        d = t.direction
+        pv = self.pv
+        gross = (t.ref_out - t.ref_in) * d * pv
+        actual = (t.px_out - t.px_in) * d * pv
+        slippage = gross - actual
+        role = t.exit_role
+        reason = role if role in ("stop", "target") else (self.oco.close_reason or "signal")
+        net = actual - t.commission
+        rec = TradeRecord(
+            entry_ts=t.entry_ts, exit_ts=f.ts_ns, entry_bar=t.entry_bar, exit_bar=b.i,
+            direction=d, entry_price=t.px_in / t.qty_in, exit_price=t.px_out / t.qty_out,
+            contracts=t.qty_in, gross_pnl=gross, commission=t.commission, slippage=slippage,
+            net_pnl=net, exit_reason=reason, confidence=t.confidence,
+            predicted_class=t.pred_class, risk_dollars=t.risk_dollars, stop_ticks=t.stop_ticks,
+        )
+        self.trades.append(rec)
+        self._pending_entry = None
+        self._initial_stop = None
+        self.signals.on_exit(f.ts_ns)
+        self.risk.on_trade_closed(net, f.ts_ns)

@@ -1,0 +1,312 @@
+"""SimVenue: the simulated venue of backtest and replay (R-BT-1).
+
+Timing (documented rule): the kernel decides at the CLOSE of bar ``i``; a market order placed then
+fills at the OPEN of bar ``i + 1`` (fill models conservative and realistic), or at the close of
+bar ``i`` itself (optimistic). Working stop and limit orders are checked against each bar's
+range when :meth:`SimVenue.process_bar` runs, in this order: market orders at the open, then every
+stop, then every limit. Fill timestamps are the open time of the bar in which the fill happened
+(the signal bar's close time for optimistic market fills).
+
+Fill models:
+- ``conservative``: a limit (target) fills only if the price trades THROUGH it (high > sell limit,
+  low < buy limit); market and stop orders pay the slippage model.
+- ``realistic``: a limit fills when touched; market and stop orders pay the slippage model.
+- ``optimistic``: market orders fill at the signal bar close; limits fill on touch; no slippage.
+
+Pessimistic intrabar rule: when one bar's range touches both the stop and the target of a bracket,
+the STOP fills and the target does not (Lean PR #9666; freqtrade evaluates stoploss first). With a
+native OCO group the venue cancels the sibling; with ``native_oco=False`` both legs may fill (the
+kernel's OCO manager must then flatten the excess).
+
+Gaps: a stop whose level lies beyond the bar's open fills at the open (worse); a limit whose level
+lies beyond the open fills at the open (better).
+
+Slippage (per bar, ticks, adverse, precomputed by :func:`slippage_ticks`): 1 tick in RTH, 2 ticks
+in ETH, 2-4 ticks when ATR / normal ATR ≥ ``high_vol_atr_ratio`` (scaled with the ratio), 0 for
+limit fills (REQUIREMENTS §0). Costs: (commission + exchange fee) per side per contract,
+$0.20 + $0.22 by default.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from engine.execution.orders import OrderStatus
+from engine.venue.base import (AccountInfo, Bracket, FillEvent, OrderUpdate, PositionUpdate,
+                               VenueError, VenueOrder, VenuePosition)
+
+FILL_MODELS = ("conservative", "optimistic", "realistic")
+S = OrderStatus
+
+
+def slippage_ticks(is_rth: np.ndarray, atr: np.ndarray, atr_normal: np.ndarray, cfg,
+                   fill_model: str) -> np.ndarray:
+    """Adverse slippage for market/stop fills per bar, in ticks (float64, shape (n,)).
+
+    ``cfg`` is :class:`engine.config.SlippageConfig`. RTH: ``market_ticks``; ETH: ``thin_ticks``;
+    where ``atr / atr_normal ≥ high_vol_atr_ratio``: ``high_vol_min_ticks × ratio /
+    high_vol_atr_ratio`` rounded, clipped to [min, max] (2-4 ticks by default). Optimistic: 0."""
+    n = len(is_rth)
+    if fill_model == "optimistic":
+        return np.zeros(n)
+    out = np.where(is_rth, cfg.market_ticks, cfg.thin_ticks).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(atr_normal > 0, atr / atr_normal, 0.0)
+    hv = np.nan_to_num(ratio) >= cfg.high_vol_atr_ratio
+    hv_ticks = np.clip(np.round(cfg.high_vol_min_ticks * ratio / cfg.high_vol_atr_ratio),
+                       cfg.high_vol_min_ticks, cfg.high_vol_max_ticks)
+    out[hv] = np.maximum(out[hv], hv_ticks[hv])
+    return out
+
+
+class _SimOrder:
+    __slots__ = ("order_id", "tag", "side", "qty", "filled", "kind", "price", "status",
+                 "bracket", "parent", "role", "born", "legs")
+
+    def __init__(self, order_id, tag, side, qty, kind, price, bracket, parent, role, born):
+        self.order_id = order_id
+        self.tag = tag
+        self.side = side
+        self.qty = qty
+        self.filled = 0
+        self.kind = kind
+        self.price = price
+        self.status = S.ACCEPTED
+        self.bracket = bracket
+        self.parent = parent
+        self.role = role
+        self.born = born
+        self.legs: list[str] = []
+
+
+class SimVenue:
+    """Simulated venue over one bar series.
+
+    Args:
+        ts, open, high, low, close: bar arrays (int64 UTC ns open time; float64 points).
+        bar_ns: bar length, ns.
+        tick_size: points per tick. point_value: dollars per point per contract.
+        cost_per_side: dollars per contract per side (commission + exchange fee).
+        slip_ticks: float64 (n,) adverse slippage ticks per bar (:func:`slippage_ticks`).
+        fill_model: one of :data:`FILL_MODELS`.
+        starting_balance: dollars. native_oco: brackets are native OCO groups.
+
+    Raises ``ValueError`` for an unknown fill model.
+    """
+
+    def __init__(self, ts, open_, high, low, close, *, bar_ns: int, tick_size: float,
+                 point_value: float, cost_per_side: float, slip_ticks: np.ndarray,
+                 fill_model: str = "conservative", starting_balance: float = 1000.0,
+                 native_oco: bool = True, symbol: str = "MES", account_name: str = "SIM") -> None:
+        if fill_model not in FILL_MODELS:
+            raise ValueError(f"unknown fill model {fill_model!r}; allowed: {', '.join(FILL_MODELS)}")
+        self.ts, self.open, self.high, self.low, self.close = ts, open_, high, low, close
+        self.bar_ns = int(bar_ns)
+        self.tick = float(tick_size)
+        self.point_value = float(point_value)
+        self.cost_per_side = float(cost_per_side)
+        self.slip = slip_ticks
+        self.fill_model = fill_model
+        self.native_oco = native_oco
+        self.symbol = symbol
+        self.account_name = account_name
+        self.balance = float(starting_balance)
+        self.pos = 0
+        self.avg = 0.0
+        self.i = -1
+        self._orders: dict[str, _SimOrder] = {}
+        self._working: list[str] = []
+        self._events: deque = deque()
+        self._n = 0
+        self.fail_next_stop = False  # test hook: reject the next stop order
+
+    # ------------------------------------------------------------------ protocol
+    def place(self, side: int, qty: int, kind: str, price: float | None = None, *, tag: str,
+              bracket: Bracket | None = None, _parent: str = "", _role: str = "") -> str:
+        if side not in (1, -1) or qty < 1 or kind not in ("market", "limit", "stop"):
+            raise VenueError(f"bad order: side={side} qty={qty} kind={kind!r} tag={tag!r}")
+        if kind != "market" and price is None:
+            raise VenueError(f"{kind} order {tag!r} needs a price")
+        self._n += 1
+        oid = f"S{self._n}"
+        o = _SimOrder(oid, tag, side, int(qty), kind, price, bracket, _parent, _role, self.i)
+        self._orders[oid] = o
+        now = self._now()
+        if kind == "stop" and self.fail_next_stop:
+            self.fail_next_stop = False
+            o.status = S.REJECTED
+            self._events.append(OrderUpdate(oid, tag, S.REJECTED, now, qty, price, kind, side,
+                                            _parent, _role, "simulated stop rejection"))
+            return oid
+        self._events.append(OrderUpdate(oid, tag, S.ACCEPTED, now, qty, price, kind, side,
+                                        _parent, _role))
+        self._working.append(oid)
+        if kind == "market" and self.fill_model == "optimistic" and self.i >= 0:
+            c = self.close[self.i]
+            self._fill(o, o.qty, c, c, int(self.ts[self.i]) + self.bar_ns)
+        return oid
+
+    def modify(self, order_id: str, *, qty: int | None = None, price: float | None = None) -> None:
+        o = self._get(order_id)
+        if o.status not in (S.ACCEPTED, S.PARTIALLY_FILLED):
+            raise VenueError(f"modify {order_id}: order is {o.status.value}")
+        if qty is not None:
+            if qty <= o.filled:
+                raise VenueError(f"modify {order_id}: qty {qty} ≤ filled {o.filled}")
+            o.qty = int(qty)
+        if price is not None:
+            o.price = float(price)
+        self._events.append(OrderUpdate(o.order_id, o.tag, S.ACCEPTED, self._now(), o.qty, o.price,
+                                        o.kind, o.side, o.parent, o.role, "modified"))
+
+    def cancel(self, order_id: str) -> None:
+        o = self._get(order_id)
+        if o.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+            self._cancel(o, "cancel requested")
+
+    def positions(self) -> list[VenuePosition]:
+        return [VenuePosition(self.symbol, self.pos, self.avg)] if self.pos else []
+
+    def open_orders(self) -> list[VenueOrder]:
+        return [VenueOrder(o.order_id, o.tag, o.side, o.qty, o.filled, o.kind, o.price, o.status)
+                for o in (self._orders[i] for i in self._working)]
+
+    def account(self) -> AccountInfo:
+        return AccountInfo(self.account_name, self.balance, True)
+
+    def poll_events(self) -> list:
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    def has_events(self) -> bool:
+        return bool(self._events)
+
+    def has_working(self) -> bool:
+        return bool(self._working)
+
+    def has_pending_market(self) -> bool:
+        return any(self._orders[i].kind == "market" for i in self._working)
+
+    # ------------------------------------------------------------------ simulation
+    def process_bar(self, i: int) -> None:
+        """Advance the venue to bar ``i``: fill market orders at its open, then check stops,
+        then limits against its range (see the module docstring)."""
+        self.i = i
+        if not self._working:
+            return
+        ts = int(self.ts[i])
+        o_, h, l = self.open[i], self.high[i], self.low[i]
+        slip = self.slip[i] * self.tick
+        for oid in list(self._working):
+            o = self._orders[oid]
+            if o.kind == "market" and o.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+                self._fill(o, o.qty - o.filled, o_ + o.side * slip, o_, ts)
+        for oid in list(self._working):
+            o = self._orders[oid]
+            if o.kind != "stop" or o.status not in (S.ACCEPTED, S.PARTIALLY_FILLED):
+                continue
+            if o.side < 0 and l <= o.price:
+                ref = min(o.price, o_)
+                self._fill(o, o.qty - o.filled, ref - slip, ref, ts)
+            elif o.side > 0 and h >= o.price:
+                ref = max(o.price, o_)
+                self._fill(o, o.qty - o.filled, ref + slip, ref, ts)
+        strict = self.fill_model == "conservative"
+        for oid in list(self._working):
+            o = self._orders[oid]
+            if o.kind != "limit" or o.status not in (S.ACCEPTED, S.PARTIALLY_FILLED):
+                continue
+            p = o.price
+            if o.side < 0 and (h > p if strict else h >= p):
+                ref = max(p, o_)
+                self._fill(o, o.qty - o.filled, ref, ref, ts)
+            elif o.side > 0 and (l < p if strict else l <= p):
+                ref = min(p, o_)
+                self._fill(o, o.qty - o.filled, ref, ref, ts)
+
+    def _now(self) -> int:
+        return int(self.ts[self.i]) + self.bar_ns if self.i >= 0 else 0
+
+    def _get(self, order_id: str) -> _SimOrder:
+        try:
+            return self._orders[order_id]
+        except KeyError:
+            raise VenueError(f"unknown order id {order_id!r}") from None
+
+    def _cancel(self, o: _SimOrder, reason: str) -> None:
+        o.status = S.CANCELLED
+        self._working.remove(o.order_id)
+        self._events.append(OrderUpdate(o.order_id, o.tag, S.CANCELLED, self._now(), o.qty,
+                                        o.price, o.kind, o.side, o.parent, o.role, reason))
+
+    def _fill(self, o: _SimOrder, qty: int, price: float, ref: float, ts: int) -> None:
+        if qty <= 0:
+            return
+        o.filled += qty
+        o.status = S.FILLED if o.filled == o.qty else S.PARTIALLY_FILLED
+        if o.status == S.FILLED:
+            self._working.remove(o.order_id)
+        comm = self.cost_per_side * qty
+        self._events.append(FillEvent(o.order_id, o.tag, o.side, qty, float(price), float(ref),
+                                      abs(float(price) - float(ref)), comm, ts))
+        self._book(o.side * qty, float(price), comm)
+        self._events.append(PositionUpdate(self.pos, self.avg, ts))
+        if o.bracket is not None:
+            self._attach_legs(o, qty, float(price))
+        if o.parent and self.native_oco:
+            parent = self._orders[o.parent]
+            for sib_id in parent.legs:
+                sib = self._orders[sib_id]
+                if sib is o or sib.status not in (S.ACCEPTED, S.PARTIALLY_FILLED):
+                    continue
+                left = sib.qty - qty
+                if left <= sib.filled:
+                    self._cancel(sib, "OCO sibling filled")
+                else:
+                    sib.qty = left
+                    self._events.append(OrderUpdate(sib.order_id, sib.tag, S.ACCEPTED, ts, sib.qty,
+                                                    sib.price, sib.kind, sib.side, sib.parent,
+                                                    sib.role, "OCO resize"))
+
+    def _attach_legs(self, entry: _SimOrder, qty: int, price: float) -> None:
+        live = [self._orders[x] for x in entry.legs
+                if self._orders[x].status in (S.ACCEPTED, S.PARTIALLY_FILLED)]
+        if live:
+            for leg in live:
+                leg.qty += qty
+                self._events.append(OrderUpdate(leg.order_id, leg.tag, S.ACCEPTED, self._now(),
+                                                leg.qty, leg.price, leg.kind, leg.side,
+                                                leg.parent, leg.role, "bracket resize"))
+            return
+        b = entry.bracket
+        side = -entry.side
+        stop = price - entry.side * b.stop_ticks * self.tick
+        target = price + entry.side * b.target_ticks * self.tick
+        born = self.i
+        sid = self.place(side, qty, "stop", stop, tag=entry.tag + ":stop", _parent=entry.order_id,
+                         _role="stop")
+        tid = self.place(side, qty, "limit", target, tag=entry.tag + ":target",
+                         _parent=entry.order_id, _role="target")
+        entry.legs = [sid, tid]
+        for x in entry.legs:
+            self._orders[x].born = born
+
+    def _book(self, dq: int, price: float, comm: float) -> None:
+        pv = self.point_value
+        if self.pos == 0 or np.sign(dq) == np.sign(self.pos):
+            new = self.pos + dq
+            self.avg = (self.avg * abs(self.pos) + price * abs(dq)) / abs(new)
+            self.pos = new
+        else:
+            close = min(abs(dq), abs(self.pos))
+            self.balance += (price - self.avg) * np.sign(self.pos) * close * pv
+            rest = abs(dq) - close
+            self.pos += dq
+            if self.pos == 0:
+                self.avg = 0.0
+            elif rest > 0:
+                self.avg = price
+        self.balance -= comm
