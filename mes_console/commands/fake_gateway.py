@@ -1,0 +1,69 @@
+"""``mes-console fake-gateway``: a local ProjectX gateway (REST + SignalR hubs) over historical
+bars, for paper trading and tests. Credentials come from PROJECTX_USERNAME / PROJECTX_API_KEY
+(or --username / --api-key), so one pair of variables configures both the client and the fake."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mes_console.commands.common import EXIT_USAGE, err_console, fail, print_json
+
+
+def register(root_app: typer.Typer) -> None:
+    """Add the top-level ``fake-gateway`` command to ``root_app``."""
+
+    @root_app.command("fake-gateway")
+    def fake_gateway(
+        data: Path = typer.Option(..., "--data", help="Bar parquet (ts_event, open, high, low, close[, volume])."),
+        port: int = typer.Option(..., "--port", help="TCP port (0 = any free port)."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Listen address (loopback by default)."),
+        speed: float = typer.Option(60.0, "--speed", help="Replay speed: 60 = one minute bar per second; 0 = frozen."),
+        start: Optional[str] = typer.Option(None, "--start", help="First bar time (ISO, UTC)."),
+        username: Optional[str] = typer.Option(None, "--username", help="Accepted user (default $PROJECTX_USERNAME)."),
+        api_key: Optional[str] = typer.Option(None, "--api-key", help="Accepted API key (default $PROJECTX_API_KEY)."),
+        token_ttl_s: float = typer.Option(86_400.0, "--token-ttl", help="Token lifetime, seconds."),
+        balance: float = typer.Option(50_000.0, "--balance", help="Starting account balance, dollars."),
+        slippage_ticks: int = typer.Option(1, "--slippage-ticks", help="Market/stop fill slippage, ticks."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON document with the URLs, then serve."),
+    ) -> None:
+        """Serve a fake ProjectX gateway until Ctrl-C."""
+        from engine.broker.fake import FakeGateway, load_bars_frame
+        from engine.clock import LiveClock
+
+        user = username or os.environ.get("PROJECTX_USERNAME", "")
+        key = api_key or os.environ.get("PROJECTX_API_KEY", "")
+        if not user or not key:
+            fail("credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY (or --username/--api-key)",
+                 code=EXIT_USAGE)
+        try:
+            frame = load_bars_frame(data, start=start)
+        except (FileNotFoundError, ValueError) as exc:
+            fail(str(exc), code=EXIT_USAGE)
+
+        async def serve() -> None:
+            gw = FakeGateway(frame, LiveClock(), username=user, api_key=key, token_ttl_s=token_ttl_s,
+                             speed=speed, balance=balance, slippage_ticks=slippage_ticks)
+            url = await gw.start(host, port)
+            doc = {"api_url": url, "user_hub_url": f"{url}/hubs/user", "market_hub_url": f"{url}/hubs/market",
+                   "contract_id": gw.exchange.contract_id, "account_id": gw.exchange.account["id"],
+                   "bars": len(frame), "speed": speed}
+            if json_out:
+                print_json(doc)
+            else:
+                err_console.print(f"fake gateway on [bold]{url}[/] (contract {doc['contract_id']}, "
+                                  f"account {doc['account_id']}, {len(frame)} bars, speed {speed}×); Ctrl-C stops")
+            try:
+                while True:
+                    await asyncio.sleep(3600)
+            finally:
+                await gw.stop()
+
+        try:
+            asyncio.run(serve())
+        except KeyboardInterrupt:
+            err_console.print("fake gateway stopped")
