@@ -1,0 +1,738 @@
+"""The risk manager (REQUIREMENTS §0, R-RISK-1 … R-RISK-6): one owner for every risk counter.
+
+It approves or refuses each entry with a reason, sizes it (R-RISK-2), sets its bracket
+(R-RISK-3), runs the EOD phases (R-RISK-4), the circuit breakers (R-RISK-5) and the trading
+states ACTIVE / REDUCING / HALTED (R-RISK-6), and persists its state through a
+:class:`~engine.risk.store.RiskStateStore`. The rules, numbers and edge cases are written out in
+``specs/risk.md``. Every time comes from the caller (``now_ns``) or the injected clock: UTC ns.
+
+Money: dollars, net of costs. Prices: index points. Distances: whole ticks.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from engine.calendar import NY, CmeCalendar, day_date, day_number, ny_datetime, ny_to_ns, SESSION_START_NY
+from engine.clock import Clock, to_datetime
+from engine.config import Settings
+from engine.instruments import InstrumentSpec
+from engine.risk import sizing, stops as stops_mod
+from engine.risk.store import RiskStateError, RiskStateStore
+
+NS = 1_000_000_000
+EPS = 1e-9
+RESET_WORD = "RESET"
+"""The word an operator must type to reset a halt."""
+
+PHASE_ORDER = ("normal", "reduce", "no_new", "exit", "flat")
+NO_ENTRY_PHASES = ("no_new", "exit", "flat", "closed")
+
+
+class TradingState(str, Enum):
+    """ACTIVE: entries allowed. REDUCING: no new entries, protective orders stay (pauses,
+    daily stops, breakers). HALTED: kill switch; the execution layer cancels entries, flattens,
+    and only exposure-reducing orders pass until a manual :meth:`RiskManager.reset_halt`."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class RiskActionError(RuntimeError):
+    """A manual action that is refused (wrong confirmation word, nothing to resume/reset)."""
+
+
+@dataclass(frozen=True)
+class RiskDecision:
+    """Answer to :meth:`RiskManager.evaluate_entry`.
+
+    approved: True only with ``contracts`` ≥ 1. reason: why it was refused ("" when approved).
+    stop_price / target_price: bracket in points on the tick grid (NaN when refused before the
+    bracket was computed). risk_dollars: contracts × stop ticks × tick value (≤
+    max_risk_per_trade, asserted). steps: the sizing stages, for the decision log.
+    """
+
+    approved: bool
+    contracts: int
+    reason: str
+    stop_price: float
+    target_price: float
+    risk_dollars: float
+    steps: tuple = ()
+
+
+@dataclass(frozen=True)
+class RiskSnapshot:
+    """Everything the UI shows about risk; immutable, taken under the manager's lock.
+
+    Money in dollars, times UTC ns (0 = none). ``breakers`` lists the active circuit breakers
+    as ``"name:action"`` strings. ``eod_phase`` is one of normal/reduce/no_new/exit/flat/closed;
+    ``next_phase``/``next_phase_ns`` the next boundary (including ``close``/``open``).
+    """
+
+    now_ns: int
+    state: TradingState
+    reason: str
+    trading_day: str
+    balance: float
+    equity: float
+    daily_pnl: float
+    daily_realized_pnl: float
+    daily_loss_used: float
+    daily_loss_limit: float
+    day_peak_equity: float
+    day_drawdown: float
+    daily_drawdown_limit: float
+    daily_block_until_ns: int
+    hwm: float
+    drawdown: float
+    account_drawdown_limit: float
+    cumulative_loss: float
+    kill_switch_limit: float
+    kill_switch_distance: float
+    consecutive_losses: int
+    pause_until_ns: int
+    manual_pause: bool
+    halted_since_ns: int
+    min_account_balance: float
+    breakers: tuple
+    eod_phase: str
+    next_phase: str
+    next_phase_ns: int
+    flat_deadline_ns: int
+    trades_today: int
+
+
+def _fmt_ny(ts_ns: int) -> str:
+    return ny_datetime(ts_ns).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and isinstance(x, (int, float, np.floating, np.integer)) and math.isfinite(float(x))
+
+
+class RiskManager:
+    """The risk manager of one account (see the module docstring and ``specs/risk.md``).
+
+    Args:
+        settings: the typed settings (risk, stops, eod, signal, session, account sections).
+        clock: the injected engine clock (used for audit timestamps and :meth:`snapshot`).
+        calendar: a :class:`CmeCalendar` covering every time it will be asked about.
+        spec: the instrument traded (tick size and tick value).
+        store: where state and audit lines persist; None = in memory (backtests).
+        cap_to_daily_room: also cap an entry's risk at what is left of the daily loss limit.
+
+    Raises :class:`RiskStateError` when the stored state is unreadable (never resets silently).
+    Not re-entrant across processes: hold an :class:`AccountLock` while trading live.
+    """
+
+    def __init__(self, settings: Settings, clock: Clock, calendar: CmeCalendar, spec: InstrumentSpec,
+                 store: RiskStateStore | None = None, *, cap_to_daily_room: bool = True) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.calendar = calendar
+        self.spec = spec
+        self.store = store
+        self.cap_to_daily_room = cap_to_daily_room
+        self.audit_records: list[dict[str, Any]] = []
+        self._lock = threading.RLock()
+        self._tick = float(spec.tick_size)
+        t = calendar.table
+        self._t_open, self._t_close, self._t_eod = t.open, t.close, t.eod
+        self._t_day, self._t_rth_open = t.day, t.rth_open
+        self._sess = (0, -1, -2)  # (lo, hi, row) cache: lo ≤ now < hi → row (-1 = closed)
+        self._day_lo = 0
+        self._day_hi = -1
+        # market breakers (not persisted: they come back with the next market update)
+        self._spread_ticks: float | None = None
+        self._spread_paused = False
+        self._vol_ratio: float | None = None
+        self._volume_ratio: float | None = None
+        cap = float(settings.account.starting_capital)
+        self._st: dict[str, Any] = {
+            "balance": cap,
+            "unrealized": 0.0,
+            "hwm": cap,
+            "kill_ref": cap,
+            "trading_day": None,
+            "day_start_equity": cap,
+            "day_peak_equity": cap,
+            "day_realized_pnl": 0.0,
+            "trades_today": 0,
+            "consecutive_losses": 0,
+            "pause_until_ns": 0,
+            "pause_reason": "",
+            "manual_pause": None,
+            "halt": None,
+            "day_block_until_ns": 0,
+            "day_block_reason": "",
+            "last_event_ns": 0,
+        }
+        if store is not None:
+            saved = store.load()
+            if saved is not None:
+                missing = sorted(set(self._st) - set(saved))
+                if missing:
+                    raise RiskStateError(f"{store.path}: risk state lacks keys {missing}")
+                self._st.update({k: saved[k] for k in self._st})
+
+    # ================================================================== time and calendar
+    def _session(self, now_ns: int) -> int:
+        lo, hi, row = self._sess
+        if lo <= now_ns < hi:
+            return row
+        i = int(np.searchsorted(self._t_close, now_ns, side="right"))
+        if i >= len(self._t_close):
+            from engine.calendar import CalendarError
+            raise CalendarError(f"{now_ns} ns ({_fmt_ny(now_ns)}) is past the calendar span")
+        if self._t_open[i] <= now_ns:
+            self._sess = (int(self._t_open[i]), int(self._t_close[i]), i)
+            return i
+        prev_close = int(self._t_close[i - 1]) if i > 0 else 0
+        self._sess = (prev_close, int(self._t_open[i]), -1)
+        return -1
+
+    def eod_phase(self, now_ns: int) -> str:
+        """EOD phase at ``now_ns`` (UTC ns): ``normal``, ``reduce`` (16:00 NY, size × 0.5),
+        ``no_new`` (16:15, no new positions), ``exit`` (16:25, aggressive exits), ``flat``
+        (16:30, must be flat) or ``closed`` (outside every Globex session). Calendar-driven:
+        DST-correct, early closes move the phases (13:00 close → 12:00/12:15/12:25/12:30)."""
+        row = self._session(now_ns)
+        if row < 0:
+            return "closed"
+        eod = self._t_eod[row]
+        if now_ns >= eod[3]:
+            return "flat"
+        if now_ns >= eod[2]:
+            return "exit"
+        if now_ns >= eod[1]:
+            return "no_new"
+        if now_ns >= eod[0]:
+            return "reduce"
+        return "normal"
+
+    def must_flatten(self, now_ns: int) -> bool:
+        """True in the ``exit`` and ``flat`` phases: positions must be closed now (market)."""
+        return self.eod_phase(now_ns) in ("exit", "flat")
+
+    def flat_deadline_ns(self, now_ns: int) -> int:
+        """UTC ns by which the position must be flat: the ``flat`` time (16:30 NY normally) of
+        the session containing ``now_ns``, or of the next session when the market is closed."""
+        row = self._session(now_ns)
+        if row < 0:
+            row = int(np.searchsorted(self._t_open, now_ns, side="right"))
+        return int(self._t_eod[row, 3])
+
+    def next_phase(self, now_ns: int) -> tuple[str, int]:
+        """(name, UTC ns) of the next EOD boundary after ``now_ns``: reduce/no_new/exit/flat,
+        ``close`` (Globex close), or ``open`` when the market is closed."""
+        row = self._session(now_ns)
+        if row < 0:
+            i = int(np.searchsorted(self._t_open, now_ns, side="right"))
+            return "open", int(self._t_open[i])
+        for name, ts in zip(PHASE_ORDER[1:], self._t_eod[row]):
+            if now_ns < ts:
+                return name, int(ts)
+        return "close", int(self._t_close[row])
+
+    def _next_rth_open_after_day(self, day: int) -> int:
+        """RTH open (UTC ns) of the first trading day after ``day`` that has RTH."""
+        idx = np.nonzero((self._t_day > day) & (self._t_rth_open >= 0))[0]
+        if idx.size == 0:
+            from engine.calendar import CalendarError
+            raise CalendarError(f"no RTH session after {day_date(day)} in the calendar span")
+        return int(self._t_rth_open[idx[0]])
+
+    def _sync(self, now_ns: int) -> None:
+        """Roll the daily counters when ``now_ns`` is in a later CME trading day (18:00 NY)."""
+        if self._day_lo <= now_ns < self._day_hi:
+            return
+        d = self.calendar.trading_day_of(now_ns)
+        self._day_lo = ny_to_ns(d - timedelta(days=1), SESSION_START_NY)
+        self._day_hi = ny_to_ns(d, SESSION_START_NY)
+        n = day_number(d)
+        st = self._st
+        if st["trading_day"] is None or n > st["trading_day"]:
+            eq = self.equity
+            st["trading_day"] = n
+            st["day_start_equity"] = eq
+            st["day_peak_equity"] = eq
+            st["day_realized_pnl"] = 0.0
+            st["trades_today"] = 0
+            self._save()
+
+    # ================================================================== derived values
+    @property
+    def balance(self) -> float:
+        """Realized balance, dollars: starting capital + every net P&L reported."""
+        return float(self._st["balance"])
+
+    @property
+    def equity(self) -> float:
+        """Balance + unrealized P&L of the last :meth:`on_mark`, dollars."""
+        return float(self._st["balance"] + self._st["unrealized"])
+
+    def _save(self) -> None:
+        if self.store is not None:
+            self.store.save(dict(self._st))
+
+    def _audit(self, action: str, operator: str, reason: str, now_ns: int, **extra: Any) -> None:
+        rec = {
+            "ts_ns": int(now_ns),
+            "ts_utc": to_datetime(now_ns).isoformat(),
+            "action": action,
+            "operator": operator,
+            "reason": reason,
+            **extra,
+        }
+        self.audit_records.append(rec)
+        if self.store is not None:
+            self.store.audit.append(rec)
+
+    # ================================================================== limits
+    def _check_limits(self, now_ns: int) -> None:
+        """Trip the latches whose thresholds are reached (kill switch, account drawdown →
+        HALTED; daily loss, daily drawdown → blocked until the next RTH open)."""
+        r = self.settings.risk
+        st = self._st
+        eq = self.equity
+        if st["halt"] is None:
+            cum = st["kill_ref"] - eq
+            dd = st["hwm"] - eq
+            if cum + EPS >= r.kill_switch_loss:
+                self._set_halt(f"kill switch: cumulative loss ${cum:,.2f} ≥ ${r.kill_switch_loss:,.2f}",
+                               "system", now_ns)
+            elif dd + EPS >= r.account_drawdown_limit:
+                self._set_halt(f"account drawdown ${dd:,.2f} from the high-water mark "
+                               f"${st['hwm']:,.2f} ≥ ${r.account_drawdown_limit:,.2f}: manual review",
+                               "system", now_ns)
+        loss = st["day_start_equity"] - eq
+        ddd = st["day_peak_equity"] - eq
+        why = ""
+        if loss + EPS >= r.daily_loss_limit:
+            why = f"daily loss limit: ${loss:,.2f} lost ≥ ${r.daily_loss_limit:,.2f}"
+        elif ddd + EPS >= r.daily_drawdown_limit:
+            why = (f"daily drawdown: ${ddd:,.2f} below the day's peak ${st['day_peak_equity']:,.2f} "
+                   f"≥ ${r.daily_drawdown_limit:,.2f}")
+        if why and st["trading_day"] is not None:
+            until = self._next_rth_open_after_day(int(st["trading_day"]))
+            if until > st["day_block_until_ns"]:
+                st["day_block_until_ns"] = until
+                st["day_block_reason"] = f"{why}; no new trades until {_fmt_ny(until)}"
+                self._save()
+
+    def _set_halt(self, reason: str, operator: str, now_ns: int) -> None:
+        self._st["halt"] = {"reason": reason, "operator": operator, "since_ns": int(now_ns)}
+        self._audit("halt", operator, reason, now_ns, equity=self.equity, balance=self.balance)
+        self._save()
+
+    def _blocks(self, now_ns: int) -> list[tuple[TradingState, str]]:
+        """Every reason that forbids a new entry now, most severe first (no side effects)."""
+        r = self.settings.risk
+        st = self._st
+        out: list[tuple[TradingState, str]] = []
+        if st["halt"] is not None:
+            out.append((TradingState.HALTED, f"HALTED: {st['halt']['reason']} (manual reset required)"))
+        if st["day_block_until_ns"] > now_ns:
+            out.append((TradingState.REDUCING, st["day_block_reason"]))
+        if st["manual_pause"] is not None:
+            mp = st["manual_pause"]
+            out.append((TradingState.REDUCING, f"paused by {mp['operator']}: {mp['reason']}"))
+        if st["pause_until_ns"] > now_ns:
+            out.append((TradingState.REDUCING, st["pause_reason"]))
+        bal = min(self.balance, self.equity)
+        if bal + EPS < r.min_account_balance:
+            out.append((TradingState.REDUCING, f"balance ${bal:,.2f} below the minimum "
+                        f"${r.min_account_balance:,.2f}: no trading"))
+        if self._spread_paused:
+            out.append((TradingState.REDUCING, f"spread breaker: {self._spread_ticks:g} ticks > "
+                        f"{r.spread_pause_ticks:g}; paused until ≤ {r.spread_resume_ticks:g}"))
+        if r.volatility_action == "pause" and self._vol_active():
+            out.append((TradingState.REDUCING, f"volatility breaker: ATR {self._vol_ratio:.2f}× normal > "
+                        f"{r.volatility_breaker_ratio:g}×"))
+        if r.low_volume_action == "pause" and self._volume_active():
+            out.append((TradingState.REDUCING, f"volume breaker: volume {self._volume_ratio:.1%} of its "
+                        f"average < {r.low_volume_ratio:.0%}"))
+        return out
+
+    def _vol_active(self) -> bool:
+        return self._vol_ratio is not None and self._vol_ratio > self.settings.risk.volatility_breaker_ratio
+
+    def _volume_active(self) -> bool:
+        return self._volume_ratio is not None and self._volume_ratio < self.settings.risk.low_volume_ratio
+
+    def _breakers(self) -> tuple:
+        r = self.settings.risk
+        out = []
+        if self._vol_active():
+            out.append(f"volatility:{r.volatility_action}")
+        if self._spread_paused:
+            out.append("spread:pause")
+        if self._volume_active():
+            out.append(f"volume:{r.low_volume_action}")
+        return tuple(out)
+
+    def state(self, now_ns: int | None = None) -> tuple[TradingState, str]:
+        """(trading state, reason) at ``now_ns`` (default: the clock). Pauses whose time has
+        passed no longer count (auto-resume)."""
+        with self._lock:
+            now = self.clock.now_ns() if now_ns is None else int(now_ns)
+            blocks = self._blocks(now)
+            if not blocks:
+                return TradingState.ACTIVE, ""
+            return blocks[0]
+
+    def allow_order(self, reduces_exposure: bool, now_ns: int | None = None) -> tuple[bool, str]:
+        """Whether a non-entry order may go out: exposure-reducing orders (exits, protective
+        stops, cancels) always pass, in every state; anything else only while ACTIVE (new
+        entries must also pass :meth:`evaluate_entry`)."""
+        if reduces_exposure:
+            return True, ""
+        st, why = self.state(now_ns)
+        return (st is TradingState.ACTIVE), why
+
+    def flatten_reason(self, now_ns: int) -> str | None:
+        """Why an open position must be flattened now (HALTED, or the EOD exit/flat phase), or
+        None."""
+        with self._lock:
+            if self._st["halt"] is not None:
+                return f"HALTED: {self._st['halt']['reason']}"
+        ph = self.eod_phase(now_ns)
+        if ph in ("exit", "flat"):
+            return f"EOD phase {ph}: flat by {_fmt_ny(self.flat_deadline_ns(now_ns))}"
+        return None
+
+    # ================================================================== entries
+    def compute_bracket(self, side: int, entry: float, atr: float, highs: np.ndarray | None,
+                        lows: np.ndarray | None, phase: str) -> tuple[float, float]:
+        """(stop, target) prices in points for an entry; see :mod:`engine.risk.stops`."""
+        return stops_mod.compute_bracket(side, entry, atr, highs, lows, phase, self.settings.stops,
+                                         self.settings.eod, self._tick)
+
+    def update_trailing(self, side: int, entry: float, stop: float, best_price: float, now_ns: int,
+                        initial_stop: float | None = None) -> float | None:
+        """A tighter stop (breakeven after ``breakeven_after_ticks``, trailing, EOD tightening
+        when ``initial_stop`` is given) or None; never loosens. See
+        :func:`engine.risk.stops.update_trailing`."""
+        return stops_mod.update_trailing(side, entry, stop, best_price, self.eod_phase(now_ns),
+                                         self.settings.stops, self.settings.eod, self._tick,
+                                         initial_stop=initial_stop)
+
+    def evaluate_entry(self, side: int, confidence: float, entry_price: float, atr_points: float,
+                       recent_highs: np.ndarray | None, recent_lows: np.ndarray | None, now_ns: int,
+                       is_rth: bool) -> RiskDecision:
+        """Approve or refuse one new entry, with size and bracket.
+
+        Args: side +1 long / -1 short; confidence 0..1; entry_price points; atr_points the
+        current ATR in points; recent_highs/recent_lows float64 arrays (the last
+        ``structure_lookback`` used by the structure stop); now_ns UTC ns of the decision;
+        is_rth whether ``now_ns`` lies in RTH (from the bar labels).
+
+        Refuses (approved False, contracts 0, reason) in this order: HALTED; daily loss/drawdown
+        block; manual pause; consecutive-loss pause; balance below minimum; spread, volatility
+        (action pause) and volume (action pause) breakers; market closed or EOD phase ≥ no_new;
+        outside ``session.trade_session``; bad side; confidence below the minimum; a bracket
+        that cannot be computed; a size of 0 ("risk too small for one contract" or no room left
+        in the daily loss limit). Any exception inside a check refuses with the exception text
+        (fails closed). Never raises.
+        """
+        try:
+            with self._lock:
+                return self._evaluate(side, confidence, entry_price, atr_points, recent_highs,
+                                      recent_lows, int(now_ns), bool(is_rth))
+        except Exception as exc:  # fail closed: a broken check never approves
+            return RiskDecision(False, 0, f"risk check failed: {type(exc).__name__}: {exc}",
+                                math.nan, math.nan, 0.0)
+
+    def _evaluate(self, side, confidence, entry, atr, highs, lows, now, is_rth) -> RiskDecision:
+        r = self.settings.risk
+        nan = math.nan
+        self._sync(now)
+        self._check_limits(now)
+        blocks = self._blocks(now)
+        if blocks:
+            return RiskDecision(False, 0, blocks[0][1], nan, nan, 0.0)
+        phase = self.eod_phase(now)
+        if phase == "closed":
+            return RiskDecision(False, 0, f"market closed at {_fmt_ny(now)}", nan, nan, 0.0)
+        if phase in NO_ENTRY_PHASES:
+            return RiskDecision(False, 0, f"EOD phase {phase}: no new positions after "
+                                f"{_fmt_ny(int(self._t_eod[self._session(now), 1]))}", nan, nan, 0.0)
+        ts = self.settings.session.trade_session
+        if ts == "rth" and not is_rth:
+            return RiskDecision(False, 0, "outside RTH: entries allowed only in RTH (session.trade_session = rth)",
+                                nan, nan, 0.0)
+        if ts == "eth" and is_rth:
+            return RiskDecision(False, 0, "inside RTH: entries allowed only in ETH (session.trade_session = eth)",
+                                nan, nan, 0.0)
+        if side not in (1, -1):
+            return RiskDecision(False, 0, f"side must be +1 or -1, got {side!r}", nan, nan, 0.0)
+        mult = sizing.confidence_multiplier(confidence, r.confidence_multipliers,
+                                            self.settings.signal.min_confidence)
+        if mult is None:
+            return RiskDecision(False, 0, f"confidence {confidence:.3f} below the minimum "
+                                f"{self.settings.signal.min_confidence:.2f}", nan, nan, 0.0)
+        stop, target = self.compute_bracket(side, entry, atr, highs, lows, phase)
+        stop_ticks = int(math.ceil(abs(entry - stop) / self._tick - 1e-6))
+        extras = []
+        if phase == "reduce":
+            extras.append(("eod", self.settings.eod.reduce_size_multiplier))
+        if r.volatility_action == "half" and self._vol_active():
+            extras.append(("volatility", 0.5))
+        if r.low_volume_action == "reduce" and self._volume_active():
+            extras.append(("volume", 0.5))
+        room = None
+        if self.cap_to_daily_room:
+            room = r.daily_loss_limit - max(0.0, self._st["day_start_equity"] - self.equity)
+        res = sizing.size_position(
+            balance=min(self.balance, self.equity), stop_ticks=stop_ticks,
+            tick_value=self.spec.tick_value, confidence=confidence, tiers=r.balance_tiers,
+            confidence_table=r.confidence_multipliers,
+            min_confidence=self.settings.signal.min_confidence,
+            max_risk_per_trade=r.max_risk_per_trade, extra_multipliers=tuple(extras),
+            risk_room=room,
+        )
+        if res.contracts <= 0:
+            return RiskDecision(False, 0, res.reason, stop, target, 0.0, res.steps)
+        risk = res.contracts * stop_ticks * self.spec.tick_value
+        if risk > r.max_risk_per_trade + 1e-6:
+            raise AssertionError(f"sized risk ${risk:.2f} exceeds max_risk_per_trade ${r.max_risk_per_trade:.2f}")
+        return RiskDecision(True, res.contracts, "", stop, target, risk, res.steps)
+
+    # ================================================================== event inputs
+    def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None:
+        """A round trip (or partial exit) closed with ``net_pnl`` dollars after costs, at
+        ``exit_ts_ns``. Updates the balance, the day's realized P&L, the consecutive-loss streak
+        (a net loss < 0 adds one, anything else resets it), the pause (the longest
+        ``consecutive_loss_pauses`` row whose count ≤ the streak, from the exit time), the peaks,
+        and trips the latches. The unrealized P&L is reset to 0 (call :meth:`on_mark` after it if
+        a position remains). Raises ValueError for a non-finite P&L."""
+        if not _finite(net_pnl):
+            raise ValueError(f"on_trade_closed: net_pnl must be finite, got {net_pnl!r}")
+        now = int(exit_ts_ns)
+        with self._lock:
+            self._sync(now)
+            st = self._st
+            st["balance"] += float(net_pnl)
+            st["unrealized"] = 0.0
+            st["day_realized_pnl"] += float(net_pnl)
+            st["trades_today"] += 1
+            st["last_event_ns"] = max(st["last_event_ns"], now)
+            if net_pnl < 0:
+                st["consecutive_losses"] += 1
+                secs = 0.0
+                for losses, pause_s in self.settings.risk.consecutive_loss_pauses:
+                    if st["consecutive_losses"] >= int(losses):
+                        secs = max(secs, float(pause_s))
+                if secs > 0:
+                    until = now + int(round(secs * NS))
+                    if until > st["pause_until_ns"]:
+                        st["pause_until_ns"] = until
+                        st["pause_reason"] = (f"{st['consecutive_losses']} consecutive losses: paused "
+                                              f"{secs / 60:g} min until {_fmt_ny(until)}")
+            else:
+                st["consecutive_losses"] = 0
+            self._update_peaks()
+            self._save()
+            self._check_limits(now)
+
+    def _update_peaks(self) -> bool:
+        st = self._st
+        eq = self.equity
+        changed = False
+        if eq > st["hwm"]:
+            st["hwm"] = eq
+            changed = True
+        if eq > st["day_peak_equity"]:
+            st["day_peak_equity"] = eq
+            changed = True
+        return changed
+
+    def on_mark(self, equity: float, now_ns: int) -> None:
+        """Mark-to-market: account equity in dollars (balance + unrealized P&L of the open
+        position) at ``now_ns``. Drives the day's peak, the high-water mark, the daily
+        loss/drawdown and the kill-switch/account-drawdown checks. Raises ValueError for NaN."""
+        if not _finite(equity):
+            raise ValueError(f"on_mark: equity must be finite, got {equity!r}")
+        now = int(now_ns)
+        with self._lock:
+            self._sync(now)
+            self._st["unrealized"] = float(equity) - self._st["balance"]
+            if self._update_peaks():
+                self._save()
+            self._check_limits(now)
+
+    def on_market(self, now_ns: int, spread_ticks: float | None, atr_points: float | None,
+                  normal_atr_points: float | None, volume: float | None,
+                  avg_volume: float | None) -> None:
+        """Market conditions for the circuit breakers (R-RISK-5).
+
+        - spread (ticks): > ``spread_pause_ticks`` (2) pauses entries until a spread ≤
+          ``spread_resume_ticks`` (1) arrives; None/NaN (bars carry no spread) keeps the state.
+        - volatility: ``atr_points / normal_atr_points`` > ``volatility_breaker_ratio`` (3)
+          halves the size or pauses (``volatility_action``); NaN/None/≤0 → not measured, off.
+        - volume: ``volume / avg_volume`` < ``low_volume_ratio`` (0.10) reduces (half size) or
+          pauses (``low_volume_action``); NaN/None (data without volume) → not measured, off.
+        """
+        r = self.settings.risk
+        with self._lock:
+            self._sync(int(now_ns))
+            if _finite(spread_ticks):
+                self._spread_ticks = float(spread_ticks)
+                if spread_ticks > r.spread_pause_ticks:
+                    self._spread_paused = True
+                elif spread_ticks <= r.spread_resume_ticks:
+                    self._spread_paused = False
+            if _finite(atr_points) and _finite(normal_atr_points) and normal_atr_points > 0:
+                self._vol_ratio = float(atr_points) / float(normal_atr_points)
+            else:
+                self._vol_ratio = None
+            if _finite(volume) and _finite(avg_volume) and avg_volume > 0:
+                self._volume_ratio = float(volume) / float(avg_volume)
+            else:
+                self._volume_ratio = None
+
+    def on_new_trading_day(self, now_ns: int) -> None:
+        """Explicit day-roll hook; the roll also happens by itself on any event whose time lies
+        in a later CME trading day (18:00 NY). Resets the day's P&L, peak and trade count; the
+        consecutive-loss streak and any block carry over."""
+        with self._lock:
+            self._sync(int(now_ns))
+
+    def set_balance(self, balance: float, now_ns: int, operator: str = "system") -> None:
+        """Replace the realized balance with the venue's (reconciliation). Audited; the day's
+        start equity and peaks are not rewritten. Raises ValueError for NaN."""
+        if not _finite(balance):
+            raise ValueError(f"set_balance: balance must be finite, got {balance!r}")
+        with self._lock:
+            self._sync(int(now_ns))
+            old = self._st["balance"]
+            self._st["balance"] = float(balance)
+            self._audit("set_balance", operator, "balance from the venue", now_ns, old=old, new=float(balance))
+            self._update_peaks()
+            self._save()
+            self._check_limits(int(now_ns))
+
+    # ================================================================== manual actions
+    def pause(self, reason: str, operator: str) -> None:
+        """Operator pause: REDUCING (no new entries, protective orders stay) until
+        :meth:`resume`. Audited. Raises :class:`RiskActionError` while HALTED."""
+        now = self.clock.now_ns()
+        with self._lock:
+            if self._st["halt"] is not None:
+                raise RiskActionError("trading is HALTED; a pause changes nothing (reset the halt first)")
+            self._st["manual_pause"] = {"reason": reason, "operator": operator, "since_ns": now}
+            self._audit("pause", operator, reason, now)
+            self._save()
+
+    def resume(self, operator: str) -> None:
+        """End an operator pause (automatic pauses, daily blocks and breakers keep running).
+        Audited. Raises :class:`RiskActionError` when there is no operator pause."""
+        now = self.clock.now_ns()
+        with self._lock:
+            if self._st["manual_pause"] is None:
+                raise RiskActionError("no operator pause to resume")
+            self._st["manual_pause"] = None
+            self._audit("resume", operator, "", now)
+            self._save()
+
+    def halt(self, reason: str, operator: str = "system") -> None:
+        """Kill switch: HALTED until :meth:`reset_halt`. Audited. A second halt keeps the first
+        reason and is audited too."""
+        now = self.clock.now_ns()
+        with self._lock:
+            if self._st["halt"] is not None:
+                self._audit("halt", operator, f"{reason} (already halted)", now)
+                return
+            self._set_halt(reason, operator, now)
+
+    def reset_halt(self, operator: str, confirmation: str) -> None:
+        """Manual reset of a halt. ``confirmation`` must be exactly ``"RESET"``; anything else
+        is refused (and the refusal audited). Rebases a breached kill-switch reference and/or
+        high-water mark to the current equity (both written to the audit line) so the halt does
+        not trip again at once. Raises :class:`RiskActionError` on refusal or when not halted."""
+        now = self.clock.now_ns()
+        with self._lock:
+            if confirmation != RESET_WORD:
+                self._audit("reset_refused", operator, f"confirmation {confirmation!r} is not {RESET_WORD!r}", now)
+                raise RiskActionError(f"reset refused: type {RESET_WORD} exactly to reset the halt")
+            st = self._st
+            if st["halt"] is None:
+                raise RiskActionError("not halted: nothing to reset")
+            r = self.settings.risk
+            eq = self.equity
+            extra: dict[str, Any] = {"halt_reason": st["halt"]["reason"], "equity": eq}
+            if st["kill_ref"] - eq + EPS >= r.kill_switch_loss:
+                extra["kill_ref_old"], extra["kill_ref_new"] = st["kill_ref"], eq
+                st["kill_ref"] = eq
+            if st["hwm"] - eq + EPS >= r.account_drawdown_limit:
+                extra["hwm_old"], extra["hwm_new"] = st["hwm"], eq
+                st["hwm"] = eq
+            st["halt"] = None
+            self._audit("reset_halt", operator, "typed confirmation", now, **extra)
+            self._save()
+
+    # ================================================================== snapshot
+    def snapshot(self) -> RiskSnapshot:
+        """Immutable view for the UI at the clock's time (read-only; no counters change)."""
+        now = self.clock.now_ns()
+        r = self.settings.risk
+        with self._lock:
+            st = self._st
+            blocks = self._blocks(now)
+            state, reason = (blocks[0] if blocks else (TradingState.ACTIVE, ""))
+            eq = self.equity
+            cum = max(0.0, st["kill_ref"] - eq)
+            try:
+                phase = self.eod_phase(now)
+                nxt, nxt_ns = self.next_phase(now)
+                flat = self.flat_deadline_ns(now)
+            except Exception as exc:  # outside the calendar: say so rather than crash the UI
+                phase, nxt, nxt_ns, flat = f"unknown ({exc})", "", 0, 0
+            day = st["trading_day"]
+            return RiskSnapshot(
+                now_ns=now,
+                state=state,
+                reason=reason,
+                trading_day=day_date(day).isoformat() if day is not None else "",
+                balance=self.balance,
+                equity=eq,
+                daily_pnl=eq - st["day_start_equity"],
+                daily_realized_pnl=float(st["day_realized_pnl"]),
+                daily_loss_used=max(0.0, st["day_start_equity"] - eq),
+                daily_loss_limit=r.daily_loss_limit,
+                day_peak_equity=float(st["day_peak_equity"]),
+                day_drawdown=max(0.0, st["day_peak_equity"] - eq),
+                daily_drawdown_limit=r.daily_drawdown_limit,
+                daily_block_until_ns=int(st["day_block_until_ns"]) if st["day_block_until_ns"] > now else 0,
+                hwm=float(st["hwm"]),
+                drawdown=max(0.0, st["hwm"] - eq),
+                account_drawdown_limit=r.account_drawdown_limit,
+                cumulative_loss=cum,
+                kill_switch_limit=r.kill_switch_loss,
+                kill_switch_distance=r.kill_switch_loss - cum,
+                consecutive_losses=int(st["consecutive_losses"]),
+                pause_until_ns=int(st["pause_until_ns"]) if st["pause_until_ns"] > now else 0,
+                manual_pause=st["manual_pause"] is not None,
+                halted_since_ns=int(st["halt"]["since_ns"]) if st["halt"] else 0,
+                min_account_balance=r.min_account_balance,
+                breakers=self._breakers(),
+                eod_phase=phase,
+                next_phase=nxt,
+                next_phase_ns=nxt_ns,
+                flat_deadline_ns=flat,
+                trades_today=int(st["trades_today"]),
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        """A copy of the persisted counters (what :class:`RiskStateStore` writes)."""
+        with self._lock:
+            return dict(self._st)

@@ -1,0 +1,135 @@
+"""Position sizing (REQUIREMENTS R-RISK-2): pure functions, no state.
+
+contracts = floor(budget / (stop ticks × tick value)) where
+budget = min(max_risk_per_trade, balance × tier risk fraction); then capped by the tier's
+maximum contracts; then × confidence multiplier (floored, capped by the tier again); then ×
+EOD and breaker multipliers (each floored); finally a hard cap so that contracts × stop ticks ×
+tick value never exceeds ``max_risk_per_trade`` (the confidence multiplier can otherwise push a
+1.5×/2× size past $25). All money is in dollars, stops in whole ticks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+EPS = 1e-9
+
+
+class SizingError(ValueError):
+    """Impossible sizing input (NaN, non-positive stop, bad table)."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One balance tier: from ``min_balance`` dollars, at most ``max_contracts``, risking
+    ``risk_fraction`` of the balance per trade (0.02 = 2 %)."""
+
+    min_balance: float
+    max_contracts: int
+    risk_fraction: float
+
+
+def tier_for(balance: float, tiers: list) -> Tier | None:
+    """The tier of ``balance`` (dollars): the last row of ``tiers`` ([[from $, max contracts,
+    risk fraction], ...] ascending, RiskConfig.balance_tiers) whose threshold is ≤ balance.
+    A balance below the first threshold has no tier (None: no trading). Boundaries belong to the
+    upper tier ($1,000 → the $1,000-1,500 tier)."""
+    if not math.isfinite(balance):
+        raise SizingError(f"balance must be finite, got {balance!r}")
+    found = None
+    for row in tiers:
+        if balance + EPS >= float(row[0]):
+            found = Tier(float(row[0]), int(row[1]), float(row[2]))
+    return found
+
+
+def confidence_multiplier(confidence: float, table: list, min_confidence: float) -> float | None:
+    """Size multiplier for a model confidence in [0, 1] (RiskConfig.confidence_multipliers,
+    [[from, multiplier], ...] ascending). None (= no trade) below ``min_confidence``
+    (SignalConfig.min_confidence) or below the table's first row, and for NaN. Boundaries belong
+    to the upper row (0.70 → 1.0)."""
+    if not math.isfinite(confidence):
+        return None
+    if confidence + EPS < min_confidence:
+        return None
+    mult = None
+    for row in table:
+        if confidence + EPS >= float(row[0]):
+            mult = float(row[1])
+    return mult
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    """Outcome of :func:`size_position`. ``contracts`` 0 means refused with ``reason``;
+    ``steps`` records each stage (for the decision log and the UI)."""
+
+    contracts: int
+    reason: str
+    risk_per_contract: float
+    steps: tuple
+
+
+def size_position(*, balance: float, stop_ticks: int, tick_value: float, confidence: float,
+                  tiers: list, confidence_table: list, min_confidence: float,
+                  max_risk_per_trade: float, extra_multipliers: tuple = (),
+                  risk_room: float | None = None) -> SizeResult:
+    """Contracts for one entry (R-RISK-2).
+
+    Args:
+        balance: account balance, dollars (the tier and the % budget use it).
+        stop_ticks: whole ticks from entry to stop (> 0).
+        tick_value: dollars per tick per contract (MES 1.25).
+        confidence: model confidence 0..1.
+        tiers, confidence_table, min_confidence, max_risk_per_trade: from Settings.
+        extra_multipliers: ``(name, multiplier)`` pairs applied in order after the confidence
+            multiplier, each floored (EOD 0.5 from 16:00 NY, volatility breaker 0.5, ...).
+        risk_room: optional dollars still allowed to be lost (e.g. what is left of the daily
+            loss limit); the size is capped so that the risk at the stop fits inside it.
+
+    Returns a :class:`SizeResult`; never raises for a too-small budget (contracts 0 + reason).
+    Raises :class:`SizingError` for a non-positive stop or tick value.
+    """
+    if stop_ticks <= 0:
+        raise SizingError(f"stop distance must be ≥ 1 tick, got {stop_ticks}")
+    if not (tick_value > 0):
+        raise SizingError(f"tick value must be > 0, got {tick_value!r}")
+    per = stop_ticks * tick_value
+    steps: list[tuple[str, float]] = []
+    tier = tier_for(balance, tiers)
+    if tier is None:
+        return SizeResult(0, f"balance ${balance:,.2f} is below the lowest tier "
+                          f"${float(tiers[0][0]):,.2f}", per, ())
+    mult = confidence_multiplier(confidence, confidence_table, min_confidence)
+    if mult is None:
+        return SizeResult(0, f"confidence {confidence:.3f} below the minimum {min_confidence:.2f}",
+                          per, ())
+    budget = min(max_risk_per_trade, balance * tier.risk_fraction)
+    steps.append(("budget_$", budget))
+    n = int(math.floor(budget / per + EPS))
+    steps.append(("base", n))
+    n = min(n, tier.max_contracts)
+    steps.append(("tier_cap", n))
+    n = min(int(math.floor(n * mult + EPS)), tier.max_contracts)
+    steps.append(("confidence", n))
+    for name, m in extra_multipliers:
+        n = int(math.floor(n * float(m) + EPS))
+        steps.append((name, n))
+    hard = int(math.floor(max_risk_per_trade / per + EPS))
+    n = min(n, hard)
+    steps.append(("max_risk_cap", n))
+    if risk_room is not None:
+        room = int(math.floor(max(risk_room, 0.0) / per + EPS))
+        if room < n:
+            n = room
+            steps.append(("loss_room_cap", n))
+            if n == 0:
+                return SizeResult(0, f"risk ${per:.2f} per contract exceeds the ${max(risk_room, 0):.2f} "
+                                  "left of the daily loss limit", per, tuple(steps))
+    if n <= 0:
+        where = next((name for name, v in steps[1:] if v == 0), "base")
+        return SizeResult(0, f"risk too small for one contract (0 after {where}): budget "
+                          f"${budget:.2f}, {stop_ticks} ticks × ${tick_value:.2f} = ${per:.2f} "
+                          "per contract", per, tuple(steps))
+    return SizeResult(n, "", per, tuple(steps))

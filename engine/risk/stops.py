@@ -1,0 +1,145 @@
+"""Stops and targets (REQUIREMENTS R-RISK-3): pure functions on the tick grid.
+
+Prices are index points; distances are whole ticks. ``side`` is +1 (long) or -1 (short).
+
+Initial stop (``StopsConfig.method``):
+- ``atr``: ATR (points) × ``atr_multiplier`` (1.5).
+- ``fixed``: ``fixed_ticks`` (8 ticks = $10 per MES contract).
+- ``structure``: one tick beyond the recent swing: the lowest low (long) / highest high (short)
+  of the last ``structure_lookback`` bars. A swing on the wrong side of entry gives a distance ≤ 0,
+  which the clamp below lifts to ``min_stop_ticks``.
+The distance is rounded UP to whole ticks (the stop moves away from entry, onto the grid),
+multiplied by ``eod_stop_tighten`` (0.5) in the EOD phases ``no_new``/``exit``/``flat`` (from
+16:15 NY), and clamped to [``min_stop_ticks``, ``max_stop_ticks``]. The target is
+``floor(reward_risk × stop ticks)`` ticks on the other side (rounded toward entry, so the
+reward:risk is never better than configured by rounding).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine.config import EodConfig, StopsConfig
+
+EPS = 1e-9
+TIGHTEN_PHASES = ("no_new", "exit", "flat")
+"""EOD phases in which stop distances are multiplied by ``EodConfig.eod_stop_tighten``."""
+
+
+class StopError(ValueError):
+    """Impossible stop input (bad side, NaN price, missing ATR, too few bars)."""
+
+
+def price_to_tick_index(price: float, tick: float, direction: int) -> int:
+    """Price → integer tick index; ``direction`` -1 floors, +1 ceils, 0 rounds (with a 1e-9
+    tolerance so that prices already on the grid never move)."""
+    q = price / tick
+    r = round(q)
+    if abs(q - r) < 1e-6:
+        return int(r)
+    if direction < 0:
+        return int(math.floor(q))
+    if direction > 0:
+        return int(math.ceil(q))
+    return int(r)
+
+
+def _check_side(side: int) -> None:
+    if side not in (1, -1):
+        raise StopError(f"side must be +1 (long) or -1 (short), got {side!r}")
+
+
+def initial_stop_ticks(side: int, entry: float, atr_points: float, highs: np.ndarray | None,
+                       lows: np.ndarray | None, phase: str, stops: StopsConfig, eod: EodConfig,
+                       tick: float) -> int:
+    """Stop distance in whole ticks, after rounding, EOD tightening and the min/max clamp.
+    Raises :class:`StopError` for a NaN/≤0 ATR (method atr), an empty swing window (structure),
+    a bad side or a non-finite entry."""
+    _check_side(side)
+    if not math.isfinite(entry):
+        raise StopError(f"entry price must be finite, got {entry!r}")
+    if stops.method == "atr":
+        if not (math.isfinite(atr_points) and atr_points > 0):
+            raise StopError(f"ATR stop needs a positive ATR, got {atr_points!r} points")
+        dist = atr_points * stops.atr_multiplier
+        ticks = math.ceil(dist / tick - EPS)
+    elif stops.method == "fixed":
+        ticks = int(stops.fixed_ticks)
+    elif stops.method == "structure":
+        window = lows if side == 1 else highs
+        if window is None or len(window) == 0:
+            raise StopError("structure stop needs recent highs/lows, got none")
+        w = np.asarray(window, dtype=np.float64)[-stops.structure_lookback:]
+        if not np.all(np.isfinite(w)):
+            raise StopError("structure stop: NaN in the recent highs/lows")
+        if side == 1:
+            swing = price_to_tick_index(float(w.min()), tick, -1) - 1
+            ticks = price_to_tick_index(entry, tick, 0) - swing
+        else:
+            swing = price_to_tick_index(float(w.max()), tick, 1) + 1
+            ticks = swing - price_to_tick_index(entry, tick, 0)
+    else:  # pragma: no cover - config validation forbids it
+        raise StopError(f"unknown stop method {stops.method!r}")
+    if phase in TIGHTEN_PHASES:
+        ticks = math.ceil(ticks * eod.eod_stop_tighten - EPS)
+    return int(min(max(ticks, stops.min_stop_ticks), stops.max_stop_ticks))
+
+
+def compute_bracket(side: int, entry: float, atr_points: float, highs: np.ndarray | None,
+                    lows: np.ndarray | None, phase: str, stops: StopsConfig, eod: EodConfig,
+                    tick: float) -> tuple[float, float]:
+    """(stop price, target price) in points for an entry at ``entry`` (see the module rules).
+    The stop lies on the tick grid at least ``min_stop_ticks`` from entry, on the loss side;
+    an off-grid entry is first moved to the grid toward the stop (the distance only grows). Raises
+    :class:`StopError` (see :func:`initial_stop_ticks`)."""
+    ticks = initial_stop_ticks(side, entry, atr_points, highs, lows, phase, stops, eod, tick)
+    # Entry off the grid: measure from the grid price on the loss side so the distance only grows.
+    e = price_to_tick_index(entry, tick, -side)
+    stop_i = e - side * ticks
+    target_ticks = int(math.floor(stops.reward_risk * ticks + EPS))
+    e_t = price_to_tick_index(entry, tick, side)
+    target_i = e_t + side * target_ticks
+    return stop_i * tick, target_i * tick
+
+
+def update_trailing(side: int, entry: float, stop: float, best_price: float, phase: str,
+                    stops: StopsConfig, eod: EodConfig, tick: float,
+                    initial_stop: float | None = None) -> float | None:
+    """A tighter stop for an open position, or None when the stop stays.
+
+    Rules (each gives a candidate; the most protective wins; the stop never loosens):
+    - breakeven: once ``best_price`` is ``breakeven_after_ticks`` (6) or more in profit, the stop
+      moves to entry (0 = off);
+    - trailing: ``trailing_ticks`` (0 = off) behind ``best_price``, rounded away from it;
+    - EOD: in the tighten phases (from 16:15 NY) and only when ``initial_stop`` is given, the
+      stop distance is at most ceil(initial distance × ``eod_stop_tighten``) (≥ min_stop_ticks).
+      Computing it from the initial stop keeps repeated calls idempotent.
+    ``best_price`` is the most favourable price since entry (highest high for a long). The
+    caller checks the returned stop against the current market (a stop through the market
+    means: exit now). Raises :class:`StopError` for a bad side or non-finite prices.
+    """
+    _check_side(side)
+    for name, v in (("entry", entry), ("stop", stop), ("best_price", best_price)):
+        if not math.isfinite(v):
+            raise StopError(f"{name} must be finite, got {v!r}")
+    cur = price_to_tick_index(stop, tick, 0)
+    e = price_to_tick_index(entry, tick, 0)
+    best = price_to_tick_index(best_price, tick, 0)
+    cands = [cur]
+    if stops.breakeven_after_ticks > 0 and side * (best - e) >= stops.breakeven_after_ticks:
+        cands.append(e)
+    if stops.trailing_ticks > 0:
+        cands.append(best - side * stops.trailing_ticks)
+    if phase in TIGHTEN_PHASES and initial_stop is not None:
+        init_ticks = abs(e - price_to_tick_index(initial_stop, tick, 0))
+        t = max(math.ceil(init_ticks * eod.eod_stop_tighten - EPS), stops.min_stop_ticks)
+        if t < init_ticks:
+            cands.append(e - side * t)
+    new = max(cands) if side == 1 else min(cands)
+    if side * (new - cur) < 0:  # pragma: no cover - guarded by max/min above
+        raise AssertionError("trailing update would loosen the stop")
+    if new == cur:
+        return None
+    return new * tick
