@@ -1,0 +1,127 @@
+"""``mes-console train``: walk-forward training of a 3-class model on real bars (R-ML-3, R-ML-4).
+
+Progress (folds, epochs, losses) is drawn with rich on stderr; the per-fold out-of-sample table
+(model accuracy next to the majority-class and persistence baselines) goes to stdout, or one JSON
+document with ``--json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, err_console, fail,
+                                         out_console, print_json, settings_from)
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
+def results_table(summary: dict) -> Table:
+    """Per-fold out-of-sample metrics next to the baselines, plus the combined row."""
+    t = Table(title="walk-forward out-of-sample (test windows)", title_justify="left")
+    for col in ("fold", "test window (UTC)", "rows", "model acc", "majority", "persistence",
+                "log loss", "recall D/F/U", "best ep", "beats both"):
+        t.add_column(col, justify="right" if col not in ("test window (UTC)",) else "left")
+    for f in summary["folds"]:
+        m, b = f["metrics"], f["baselines"]
+        acc, ma, pa = m["accuracy"], b["majority"]["accuracy"], b["persistence"]["accuracy"]
+        rec = "/".join(_pct(m["per_class"][c]["recall"]) for c in ("DOWN", "FLAT", "UP"))
+        t.add_row(str(f["fold"]), f"{f['test']['start'][:10]} → {f['test']['end'][:10]}",
+                  str(m["n"]), _pct(acc), f"{_pct(ma)} ({b['majority_class']})", _pct(pa),
+                  f"{m['log_loss']:.4f}", rec, str(f["best_epoch"]),
+                  "[green]yes[/]" if acc > max(ma, pa) else "[red]no[/]")
+    c = summary["combined"]
+    acc, ma, pa = c["model"]["accuracy"], c["majority"]["accuracy"], c["persistence"]["accuracy"]
+    t.add_row("all", "combined", str(c["model"]["n"]), _pct(acc), _pct(ma), _pct(pa),
+              f"{c['model']['log_loss']:.4f}",
+              "/".join(_pct(c["model"]["per_class"][k]["recall"]) for k in ("DOWN", "FLAT", "UP")), "",
+              "[green]yes[/]" if acc > max(ma, pa) else "[red]no[/]", style="bold")
+    return t
+
+
+def register(root_app: typer.Typer) -> None:
+    """Add the top-level ``train`` command to ``root_app``."""
+
+    @root_app.command("train")
+    def train(
+        ctx: typer.Context,
+        data: Path = typer.Option(..., "--data", help="Bars file (parquet, CSV or DBN)."),
+        arch: Optional[str] = typer.Option(None, "--arch", help="mlp | lstm | hybrid | transformer (default: [training] arch)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Directory for the checkpoint (default: the models dir)."),
+        walk_forward: bool = typer.Option(False, "--walk-forward", help="Train and test every fold, not only the most recent."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Maximum epochs (default: [training] epochs)."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: [training] seed)."),
+        name: Optional[str] = typer.Option(None, "--name", help="Checkpoint directory name."),
+        config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    ) -> None:
+        """Train a 3-class model (DOWN/FLAT/UP) and save a verified checkpoint."""
+        from engine.config import resolve_dir
+        from engine.data import load_bars
+        from engine.instruments import spec
+        from engine.ml.models import ARCHS
+        from engine.ml.pipeline import train_from_bars
+        from engine.ml.training import TrainParams
+
+        s = settings_from(ctx, config)
+        arch_ = arch or s.training.arch
+        if arch_ not in ARCHS:
+            fail(f"--arch {arch_!r}: allowed {', '.join(ARCHS)}", code=EXIT_USAGE)
+        out_dir = out if out is not None else resolve_dir(s.paths.models_dir, "models")
+        try:
+            bars = load_bars(data)
+        except Exception as exc:  # the loader names file and row
+            fail(f"{data}: {exc}", code=EXIT_UNREADABLE)
+        params = TrainParams.from_config(s.training, epochs=epochs, seed=seed)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                            console=err_console, transient=False)
+        tasks: dict = {}
+
+        def on_progress(ev: dict) -> None:
+            kind = ev["event"]
+            if kind == "plan":
+                err_console.print(f"{ev['note']}; {ev['usable_rows']:,} of {ev['rows']:,} bars usable; "
+                                  f"{len(ev['features'])} features"
+                                  f"{'' if ev['has_volume'] else ' (volume features dropped: the data has no volume)'}; "
+                                  f"device {ev['device']}; labels {ev['class_balance']}", highlight=False)
+                tasks["folds"] = progress.add_task("folds", total=ev["folds"], info="")
+            elif kind == "fold_start":
+                if "epochs" in tasks:
+                    progress.remove_task(tasks["epochs"])
+                tasks["epochs"] = progress.add_task(f"fold {ev['fold']} epochs", total=params.epochs, info="")
+            elif kind == "epoch":
+                progress.update(tasks["epochs"], completed=ev["epoch"],
+                                info=f"train {ev['train_loss']:.4f} val {ev['val_loss']:.4f} acc {ev['val_acc']:.3f}")
+            elif kind == "done":
+                progress.update(tasks["epochs"], total=ev["epochs_run"], completed=ev["epochs_run"])
+            elif kind == "fold_done":
+                progress.update(tasks["folds"], advance=1,
+                                info=f"fold {ev['fold']}: acc {ev['test_acc']:.3f} vs majority "
+                                     f"{ev['majority_acc']:.3f} / persistence {ev['persistence_acc']:.3f}")
+
+        try:
+            with progress:
+                rep = train_from_bars(bars, out_dir=out_dir, arch=arch_, walk_forward=walk_forward,
+                                      params=params, training_cfg=s.training, target_cfg=s.target,
+                                      tick_size=spec(s.instrument.symbol).tick_size, data_path=str(data),
+                                      name=name, on_progress=on_progress)
+        except ValueError as exc:
+            fail(str(exc), code=EXIT_PROBLEMS)
+        if json_out:
+            print_json(rep.summary)
+            return
+        out_console.print(results_table(rep.summary["walk_forward"]))
+        c = rep.summary["walk_forward"]["combined"]
+        beats = c["model"]["accuracy"] > max(c["majority"]["accuracy"], c["persistence"]["accuracy"])
+        out_console.print(
+            f"combined out-of-sample accuracy {_pct(c['model']['accuracy'])} vs majority "
+            f"{_pct(c['majority']['accuracy'])} and persistence {_pct(c['persistence']['accuracy'])}: "
+            + ("the model beats both baselines." if beats else "the model does NOT beat both baselines."))
+        out_console.print(f"checkpoint: {rep.checkpoint}")
