@@ -342,3 +342,36 @@ def test_real_bars_sizing_never_exceeds_max_risk(es_1m_path):
             assert d.reason.startswith("risk too small for one contract")
             n_small += 1
     assert n_ok > 1000 and n_small > 500, (n_ok, n_small)
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(balance=st.floats(500, 12_000), atr=st.floats(0.01, 30.0), conf=st.floats(0.0, 1.0),
+       side=st.sampled_from([1, -1]), minute=st.integers(0, 24 * 60 - 1),
+       method=st.sampled_from(["atr", "fixed", "structure"]), prior=st.floats(-60, 60),
+       symbol=st.sampled_from(["MES", "ES", "MNQ"]))
+def test_property_manager_never_risks_more_than_max(balance, atr, conf, side, minute, method, prior, symbol):
+    s = Settings()
+    s = dataclasses.replace(s, account=dataclasses.replace(s.account, starting_capital=balance),
+                            stops=dataclasses.replace(s.stops, method=method),
+                            session=dataclasses.replace(s.session, trade_session="all"))
+    t0 = ny(2025, 11, 25, 0)
+    now = t0 + minute * MIN
+    rm = RiskManager(s, SimClock(t0), CAL, spec(symbol))
+    rm.on_trade_closed(prior, t0)
+    price = 5000.0 + (minute % 17) * 0.25
+    highs = price + np.linspace(0.25, atr, 10)
+    lows = price - np.linspace(0.25, atr, 10)
+    d = rm.evaluate_entry(side, conf, price, atr, highs, lows, now, True)
+    assert d.risk_dollars <= 25.0 + 1e-9
+    assert d.approved == (d.contracts > 0)
+    if d.approved:
+        tick = spec(symbol).tick_size
+        ticks = round(abs(price - d.stop_price) / tick)
+        assert abs(d.risk_dollars - d.contracts * ticks * spec(symbol).tick_value) < 1e-9
+        assert side * (price - d.stop_price) > 0 and side * (d.target_price - price) > 0
+        assert conf >= 0.60 and rm.eod_phase(now) in ("normal", "reduce")
+    else:
+        assert d.reason

@@ -148,7 +148,7 @@ class RiskManager:
         t = calendar.table
         self._t_open, self._t_close, self._t_eod = t.open, t.close, t.eod
         self._t_day, self._t_rth_open = t.day, t.rth_open
-        self._sess = (0, -1, -2)  # (lo, hi, row) cache: lo ≤ now < hi → row (-1 = closed)
+        self._sess = (0, -1, -2, ())  # cache: lo ≤ now < hi → row (-1 = closed), EOD times
         self._day_lo = 0
         self._day_hi = -1
         # market breakers (not persisted: they come back with the next market update)
@@ -186,7 +186,7 @@ class RiskManager:
 
     # ================================================================== time and calendar
     def _session(self, now_ns: int) -> int:
-        lo, hi, row = self._sess
+        lo, hi, row, _ = self._sess
         if lo <= now_ns < hi:
             return row
         i = int(np.searchsorted(self._t_close, now_ns, side="right"))
@@ -194,10 +194,11 @@ class RiskManager:
             from engine.calendar import CalendarError
             raise CalendarError(f"{now_ns} ns ({_fmt_ny(now_ns)}) is past the calendar span")
         if self._t_open[i] <= now_ns:
-            self._sess = (int(self._t_open[i]), int(self._t_close[i]), i)
+            self._sess = (int(self._t_open[i]), int(self._t_close[i]), i,
+                          tuple(int(x) for x in self._t_eod[i]))
             return i
         prev_close = int(self._t_close[i - 1]) if i > 0 else 0
-        self._sess = (prev_close, int(self._t_open[i]), -1)
+        self._sess = (prev_close, int(self._t_open[i]), -1, ())
         return -1
 
     def eod_phase(self, now_ns: int) -> str:
@@ -205,10 +206,9 @@ class RiskManager:
         ``no_new`` (16:15, no new positions), ``exit`` (16:25, aggressive exits), ``flat``
         (16:30, must be flat) or ``closed`` (outside every Globex session). Calendar-driven:
         DST-correct, early closes move the phases (13:00 close → 12:00/12:15/12:25/12:30)."""
-        row = self._session(now_ns)
-        if row < 0:
+        if self._session(now_ns) < 0:
             return "closed"
-        eod = self._t_eod[row]
+        eod = self._sess[3]
         if now_ns >= eod[3]:
             return "flat"
         if now_ns >= eod[2]:
