@@ -94,6 +94,7 @@ def test_crash_mid_write_leaves_the_old_file(tmp_path, monkeypatch):
         rm.on_trade_closed(-4.0, T0 + 2 * MIN)
     monkeypatch.undo()
     assert (tmp_path / "risk_state.json").read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["risk_state.json"]   # no temp file left
     rm2, _ = make(tmp_path)
     assert rm2.balance == 996.0
 
