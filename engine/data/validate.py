@@ -271,6 +271,27 @@ def _jump_kind(bars, lab, res: KindResult) -> None:
     res.detail = {"rule": "see jump_rule"} if rows.size else {}
 
 
+def gap_ranges(bars: Bars, *, min_gap_ns: int | None = None, limit: int = 10_000
+               ) -> list[tuple[int, int]]:
+    """Holes inside Globex sessions as ``[(start_ns, end_ns), ...]`` (UTC ns, end exclusive),
+    in time order, at most ``limit``; the same rule as the ``gap_in_session`` check. Needs sorted
+    bars of known size (else DataError)."""
+    from engine.calendar import calendar_for
+
+    if len(bars) == 0:
+        return []
+    if bars.bar_ns <= 0:
+        raise DataError("bar size unknown: cannot find gaps", path=bars.source or None)
+    if np.any(np.diff(bars.ts) <= 0):
+        raise DataError("timestamps not ascending: cannot find gaps", path=bars.source or None)
+    if min_gap_ns is None:
+        min_gap_ns = bars.bar_ns if bars.bar_ns >= 60 * NS else 60 * NS
+    t = calendar_for(int(bars.ts[0]), int(bars.ts[-1])).table
+    res = _gaps(bars.ts, np.int64(bars.bar_ns), t.open, t.close, np.int64(min_gap_ns),
+                np.int64(int(bars.ts[-1]) + bars.bar_ns), np.int64(LONG_GAP_NS), int(limit))
+    return [(int(s), int(e)) for s, e in zip(res[5], res[6]) if s >= 0]
+
+
 def first_bad_row(bars: Bars) -> tuple[int, str | None, str]:
     """``(row, column, why)`` of the first non-finite price or non-increasing timestamp, or
     ``(-1, None, "")`` when there is none (one compiled pass)."""
