@@ -208,12 +208,14 @@ class FeatureSet:
         vol = np.ascontiguousarray(bars.volume, dtype=np.float64)
         _check_batch(ts, cols, vol, self.bar_ns, self.has_volume, bars.source or bars.symbol)
         cal = calendar_for(int(ts[0]), int(ts[-1]))
-        sess_day, ny_sec, rth_open, ref_close = _session_inputs(cal, ts)
+        lab = cal.label(ts)
+        t = cal.table
         ist, st, rb, hr = K.new_state()
         return K.batch_kernel(
-            ts, cols[0], cols[1], cols[2], cols[3], vol if self.has_volume else np.zeros(n),
-            ny_sec, sess_day, rth_open, ref_close, self.bar_ns, self.htf_ns[0], self.htf_ns[1],
-            self.has_volume, ist, st, rb, hr,
+            ts, cols[0], cols[1], cols[2], cols[3], vol if self.has_volume else cols[3],
+            lab.ny_seconds, lab.trading_day, lab.session, t.rth_open, t.rth_close, t.close,
+            K.TOD_TABLE, self.bar_ns, self.htf_ns[0], self.htf_ns[1], self.has_volume,
+            ist, st, rb, hr,
         )
 
     def stream(self) -> "FeatureStream":
@@ -242,19 +244,6 @@ def _check_batch(ts, cols, vol, bar_ns: int, has_volume: bool, src: str) -> None
                 f"volume{where} is NaN/negative at row {int(bad[0])} ({vol[bad[0]]}) but the "
                 "feature set uses volume; use feature_set_for(bar_ns, has_volume=False)"
             )
-
-
-def _session_inputs(cal: CmeCalendar, ts: np.ndarray):
-    lab = cal.label(ts)
-    t = cal.table
-    row = lab.session.astype(np.int64)
-    ins = row >= 0
-    r = np.where(ins, row, 0)
-    sess_day = np.where(ins, lab.trading_day.astype(np.int64), -1)
-    rth_open = np.where(ins, t.rth_open[r], -1)
-    ref = np.where(t.rth_close[r] >= 0, t.rth_close[r], t.close[r])
-    ref_close = np.where(ins, ref, -1)
-    return sess_day, lab.ny_seconds.astype(np.int64), rth_open, ref_close
 
 
 class FeatureStream:
@@ -318,18 +307,11 @@ class FeatureStream:
         except CalendarError:
             cal = self._cal = calendar_for(ts)
             lab = cal.label_one(ts)
-        row = lab[4]
-        if row >= 0:
-            t = cal.table
-            sess_day = lab[0]
-            rth_open = int(t.rth_open[row])
-            rc = int(t.rth_close[row])
-            ref_close = rc if rc >= 0 else int(t.close[row])
-        else:
-            sess_day, rth_open, ref_close = -1, -1, -1
+        t = cal.table
         res = np.empty(self._k, np.float64)
-        K.step(self._ist, self._st, self._rb, self._hr, ts, o, h, l, c, v, lab[1], sess_day,
-               rth_open, ref_close, fs.bar_ns, fs.htf_ns[0], fs.htf_ns[1], fs.has_volume, res)
+        K.step(self._ist, self._st, self._rb, self._hr, ts, o, h, l, c, v, lab[1], lab[0],
+               lab[4], t.rth_open, t.rth_close, t.close, K.TOD_TABLE, fs.bar_ns, fs.htf_ns[0],
+               fs.htf_ns[1], fs.has_volume, res)
         self._last_ts = ts
         self._n += 1
         return res

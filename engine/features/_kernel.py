@@ -64,15 +64,17 @@ N_FULL = 32
 # ---------------------------------------------------------------- state layout
 # ist (int64): counters and keys
 I_N, I_LAST_TS, I_SEG_DAY, I_SEG_RTH, I_SEG_COUNT = 0, 1, 2, 3, 4
-I_HTF = 5  # per timeframe j: +3j bucket, +3j+1 finalised flag, +3j+2 completed count
-N_IST = 11
+I_HTF = 5  # per timeframe j: +3j bucket end ns, +3j+1 finalised flag, +3j+2 completed count
+I_HH_POS, I_LL_POS = 11, 12  # bar index of the 14-bar highest high / lowest low
+N_IST = 13
 # st (float64): smoothed values
 S_EMA = 0  # 4 EMAs
 S_EMA_FAST, S_EMA_SLOW, S_MACD_SIG = 4, 5, 6
 S_ATR, S_GAIN, S_LOSS = 7, 8, 9
 S_SUM_PW, S_SUM_W, S_OBV, S_PREV_C = 10, 11, 12, 13
 S_HTF = 14  # per timeframe j: +4j ema, +4j+1 trend, +4j+2 mom, +4j+3 vol
-N_ST = 22
+S_HH, S_LL = 22, 23  # 14-bar highest high / lowest low
+N_ST = 24
 # rb rows (float64, (N_RB, RING))
 R_CLOSE, R_HIGH, R_LOW, R_ANCHOR, R_K, R_VOL, R_SVOL, R_OBV = 0, 1, 2, 3, 4, 5, 6, 7
 N_RB = 8
@@ -82,19 +84,27 @@ NAN = np.nan
 
 def new_state() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fresh state arrays ``(ist int64 (N_IST,), st float64 (N_ST,), rb float64 (N_RB, RING),
-    hr float64 (2, HRING))``; bounded, independent of the history length."""
+    hr float64 (2, 2, HRING))``; bounded, independent of the history length. ``hr[j, 0]`` holds
+    the completed closes of timeframe ``j``, ``hr[j, 1]`` their natural logs."""
     return (
         np.zeros(N_IST, np.int64),
         np.zeros(N_ST, np.float64),
         np.full((N_RB, RING), np.nan),
-        np.full((2, HRING), np.nan),
+        np.full((2, 2, HRING), np.nan),
     )
+
+
+_TOD_ANGLE = 2.0 * np.pi * np.arange(86_400, dtype=np.float64) / 86_400.0
+TOD_TABLE = np.ascontiguousarray(np.stack([np.sin(_TOD_ANGLE), np.cos(_TOD_ANGLE)]))
+"""(2, 86400) float64: sin and cos of 2π · (New York second of the day) / 86400; both paths
+look the time-of-day features up here (one definition, no per-bar trigonometry)."""
 
 
 @numba.njit(cache=True)
 def _htf_push(j, close, ist, st, hr):  # pragma: no cover - compiled
     cnt = ist[I_HTF + 3 * j + 2]
-    hr[j, cnt & HMASK] = close
+    hr[j, 0, cnt & HMASK] = close
+    hr[j, 1, cnt & HMASK] = math.log(close)
     cnt += 1
     ist[I_HTF + 3 * j + 2] = cnt
     base = S_HTF + 4 * j
@@ -103,19 +113,16 @@ def _htf_push(j, close, ist, st, hr):  # pragma: no cover - compiled
     else:
         st[base] += (2.0 / (HTF_EMA + 1.0)) * (close - st[base])
     st[base + 1] = close / st[base] - 1.0 if cnt >= HTF_EMA else NAN
-    st[base + 2] = close / hr[j, (cnt - 1 - HTF_MOM) & HMASK] - 1.0 if cnt >= HTF_MOM + 1 else NAN
+    st[base + 2] = (close / hr[j, 0, (cnt - 1 - HTF_MOM) & HMASK] - 1.0
+                    if cnt >= HTF_MOM + 1 else NAN)
     if cnt >= HTF_VOL + 1:
         m = 0.0
         for q in range(HTF_VOL):
-            a = hr[j, (cnt - 1 - q) & HMASK]
-            b = hr[j, (cnt - 2 - q) & HMASK]
-            m += math.log(a / b)
+            m += hr[j, 1, (cnt - 1 - q) & HMASK] - hr[j, 1, (cnt - 2 - q) & HMASK]
         m /= HTF_VOL
         ss = 0.0
         for q in range(HTF_VOL):
-            a = hr[j, (cnt - 1 - q) & HMASK]
-            b = hr[j, (cnt - 2 - q) & HMASK]
-            d = math.log(a / b) - m
+            d = hr[j, 1, (cnt - 1 - q) & HMASK] - hr[j, 1, (cnt - 2 - q) & HMASK] - m
             ss += d * d
         st[base + 3] = math.sqrt(ss / HTF_VOL)
     else:
@@ -123,15 +130,16 @@ def _htf_push(j, close, ist, st, hr):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def step(ist, st, rb, hr, ts, o, h, l, c, v, ny_sec, sess_day, rth_open, ref_close,
-         bar_ns, h1_ns, h2_ns, use_vol, out):  # pragma: no cover - compiled
+def step(ist, st, rb, hr, ts, o, h, l, c, v, ny_sec, trading_day, row, t_rth_open, t_rth_close,
+         t_close, tod, bar_ns, h1_ns, h2_ns, use_vol, out):  # pragma: no cover - compiled
     """Advance the state by one closed bar and write the full feature row ``out`` (N_FULL,).
 
     ``ts`` bar open UTC ns; prices in points; ``v`` contracts (ignored unless ``use_vol``);
-    ``ny_sec`` seconds since New York midnight of the bar open; ``sess_day`` the trading day of
-    the Globex session holding the bar (−1 outside every session); ``rth_open`` that session's
-    RTH open UTC ns (−1 without RTH or outside a session); ``ref_close`` its RTH close (or its
-    Globex close on a day without RTH; −1 outside a session). ``out`` (float64) has N_FULL
+    ``ny_sec``, ``trading_day`` and ``row`` are the bar's session labels
+    (:meth:`engine.calendar.CmeCalendar.label` / ``label_one``: seconds since New York midnight,
+    CME trading day, session-table row or −1 outside every session); ``t_rth_open``,
+    ``t_rth_close``, ``t_close`` the session table's columns (UTC ns, −1 = no RTH); ``tod`` is
+    :data:`TOD_TABLE`. ``out`` (float64) has N_FULL
     columns with volume and N_BASE without: the volume columns come last and are written only
     when ``use_vol``."""
     n = ist[I_N]
@@ -193,17 +201,38 @@ def step(ist, st, rb, hr, ts, o, h, l, c, v, ny_sec, sess_day, rth_open, ref_clo
     else:
         out[C_RSI] = NAN
 
-    # stochastic %K (14) and %D (3-bar mean of %K)
-    if cnt >= STOCH_K_BARS:
+    # stochastic %K (14) and %D (3-bar mean of %K). The 14-bar highest high / lowest low are
+    # tracked with their bar index and rescanned only when they leave the window (max and min
+    # are exact, so this equals a full scan of the window)
+    if n == 0 or h >= st[S_HH]:
+        st[S_HH] = h
+        ist[I_HH_POS] = n
+    elif n - ist[I_HH_POS] >= STOCH_K_BARS:
         hh = h
-        ll = l
+        hp = n
         for q in range(1, STOCH_K_BARS):
             hq = rb[R_HIGH, (n - q) & RMASK]
-            lq = rb[R_LOW, (n - q) & RMASK]
             if hq > hh:
                 hh = hq
+                hp = n - q
+        st[S_HH] = hh
+        ist[I_HH_POS] = hp
+    if n == 0 or l <= st[S_LL]:
+        st[S_LL] = l
+        ist[I_LL_POS] = n
+    elif n - ist[I_LL_POS] >= STOCH_K_BARS:
+        ll = l
+        lp = n
+        for q in range(1, STOCH_K_BARS):
+            lq = rb[R_LOW, (n - q) & RMASK]
             if lq < ll:
                 ll = lq
+                lp = n - q
+        st[S_LL] = ll
+        ist[I_LL_POS] = lp
+    if cnt >= STOCH_K_BARS:
+        hh = st[S_HH]
+        ll = st[S_LL]
         kv = (c - ll) / (hh - ll) if hh > ll else 0.5
         out[C_STOCH_K] = kv
         rb[R_K, pos] = kv
@@ -232,6 +261,14 @@ def step(ist, st, rb, hr, ts, o, h, l, c, v, ny_sec, sess_day, rth_open, ref_clo
 
     # anchored average price: VWAP (volume weights) or TWAP (equal weights) of the typical price,
     # reset at the Globex session open and at the RTH open of that session
+    if row >= 0:
+        sess_day = trading_day
+        rth_open = t_rth_open[row]
+        ref_close = t_rth_close[row] if t_rth_close[row] >= 0 else t_close[row]
+    else:
+        sess_day = -1
+        rth_open = -1
+        ref_close = -1
     started = 1 if (sess_day >= 0 and rth_open >= 0 and ts >= rth_open) else 0
     if n == 0 or sess_day != ist[I_SEG_DAY] or started != ist[I_SEG_RTH]:
         ist[I_SEG_DAY] = sess_day
@@ -256,9 +293,8 @@ def step(ist, st, rb, hr, ts, o, h, l, c, v, ny_sec, sess_day, rth_open, ref_clo
         out[C_TO_CLOSE] = (ref_close - (ts + bar_ns)) / (RTH_MINUTES * 60e9)
     else:
         out[C_TO_CLOSE] = NAN
-    ang = 2.0 * math.pi * ny_sec / 86400.0
-    out[C_TOD_SIN] = math.sin(ang)
-    out[C_TOD_COS] = math.cos(ang)
+    out[C_TOD_SIN] = tod[0, ny_sec]
+    out[C_TOD_COS] = tod[1, ny_sec]
 
     # volume features
     if use_vol:
@@ -279,32 +315,28 @@ def step(ist, st, rb, hr, ts, o, h, l, c, v, ny_sec, sess_day, rth_open, ref_clo
                 sum_sv += rb[R_SVOL, (n - q) & RMASK]
             out[C_VDELTA] = sum_sv / sum_v if sum_v > 0.0 else 0.0
             out[C_VREL] = v / (sum_v / VOL_BARS) - 1.0 if sum_v > 0.0 else 0.0
+            if n >= VOL_BARS:  # OBV moved on the last 30 bars, whose volumes are sum_v
+                dobv = st[S_OBV] - rb[R_OBV, (n - VOL_BARS) & RMASK]
+                out[C_OBV] = dobv / sum_v if sum_v > 0.0 else 0.0
+            else:
+                out[C_OBV] = NAN
         else:
             out[C_VDELTA] = NAN
             out[C_VREL] = NAN
-        if n >= VOL_BARS:
-            sum_v = 0.0
-            for q in range(VOL_BARS):
-                sum_v += rb[R_VOL, (n - q) & RMASK]
-            dobv = st[S_OBV] - rb[R_OBV, (n - VOL_BARS) & RMASK]
-            out[C_OBV] = dobv / sum_v if sum_v > 0.0 else 0.0
-        else:
             out[C_OBV] = NAN
 
     # higher timeframes: only HTF bars whose interval [T, T+H) has ended by this bar's close
     for j in range(2):
-        hns = h1_ns if j == 0 else h2_ns
-        b = ts // hns
         kb = I_HTF + 3 * j
-        if n == 0:
-            ist[kb] = b
-            ist[kb + 1] = 0
-        elif b != ist[kb]:
-            if ist[kb + 1] == 0:  # the previous bucket ended without a bar closing at its end
+        if n == 0 or ts >= ist[kb]:  # ist[kb]: end (UTC ns) of the current bucket [T, T+H)
+            if n > 0 and ist[kb + 1] == 0:
+                # the previous bucket ended without a bar closing at its end: it is complete
+                # now, at the first bar past its end, with the close of its last bar
                 _htf_push(j, prev_c, ist, st, hr)
-            ist[kb] = b
+            hns = h1_ns if j == 0 else h2_ns
+            ist[kb] = (ts // hns + 1) * hns
             ist[kb + 1] = 0
-        if ist[kb + 1] == 0 and ts + bar_ns >= (b + 1) * hns:
+        if ist[kb + 1] == 0 and ts + bar_ns >= ist[kb]:
             _htf_push(j, c, ist, st, hr)
             ist[kb + 1] = 1
         if ist[kb + 2] == 0:
@@ -320,12 +352,13 @@ def step(ist, st, rb, hr, ts, o, h, l, c, v, ny_sec, sess_day, rth_open, ref_clo
 
 
 @numba.njit(cache=True)
-def batch_kernel(ts, o, h, l, c, v, ny_sec, sess_day, rth_open, ref_close,
-                 bar_ns, h1_ns, h2_ns, use_vol, ist, st, rb, hr):  # pragma: no cover
+def batch_kernel(ts, o, h, l, c, v, ny_sec, trading_day, row, t_rth_open, t_rth_close, t_close,
+                 tod, bar_ns, h1_ns, h2_ns, use_vol, ist, st, rb, hr):  # pragma: no cover
     """Loop :func:`step` over a whole history; returns float64 (n, N_FULL or N_BASE)."""
     n = ts.shape[0]
     res = np.empty((n, N_FULL if use_vol else N_BASE), np.float64)
     for i in range(n):
-        step(ist, st, rb, hr, ts[i], o[i], h[i], l[i], c[i], v[i], ny_sec[i], sess_day[i],
-             rth_open[i], ref_close[i], bar_ns, h1_ns, h2_ns, use_vol, res[i])
+        step(ist, st, rb, hr, ts[i], o[i], h[i], l[i], c[i], v[i], ny_sec[i], trading_day[i],
+             row[i], t_rth_open, t_rth_close, t_close, tod, bar_ns, h1_ns, h2_ns, use_vol,
+             res[i])
     return res
