@@ -1,0 +1,135 @@
+"""Per-bar market state for a streaming session: session labels, EOD phase, Wilder ATR, normal
+ATR and average volume, one bar at a time.
+
+These are the kernel inputs that :func:`engine.backtest.runner.prepare_market` computes in batch.
+The arithmetic here is the same, operation for operation (Wilder recursion; trailing means as
+differences of running sums, like ``numpy.cumsum``), so a replay feeds the kernel bit-identical
+numbers to a backtest over the same bars (``tests/test_runtime_session.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.calendar import CmeCalendar
+
+DAY_NS = 86_400_000_000_000
+
+
+def normal_window(bar_ns: int, n_bars: int | None) -> int:
+    """Bars in the "normal ATR" / average-volume window: one day of bars (at least 20), and for a
+    finite series of ``n_bars`` at most a quarter of it (at least 20) — the rule of
+    :func:`engine.backtest.runner.prepare_market`. ``None`` = an open-ended live session."""
+    win = max(20, int(DAY_NS // max(bar_ns, 1)))
+    if n_bars is not None:
+        win = min(win, max(20, n_bars // 4))
+    return win
+
+
+class _TrailingMean:
+    """Trailing mean over the last ``window`` positions, NaN values weigh 0 (as ``rolling_mean``)."""
+
+    __slots__ = ("window", "cs", "cn", "ring_s", "ring_n", "i")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.cs = 0.0
+        self.cn = 0
+        self.ring_s = np.zeros(window + 1)
+        self.ring_n = np.zeros(window + 1, dtype=np.int64)
+        self.i = 0  # values seen
+
+    def update(self, x: float) -> float:
+        w = self.window
+        ok = x == x and x not in (float("inf"), float("-inf"))
+        self.cs = self.cs + (x if ok else 0.0)
+        self.cn += 1 if ok else 0
+        self.i += 1
+        slot = self.i % (w + 1)
+        self.ring_s[slot] = self.cs
+        self.ring_n[slot] = self.cn
+        if self.i < w:
+            return float("nan")
+        old = (self.i - w) % (w + 1)
+        s = self.cs - self.ring_s[old] if self.i > w else self.cs
+        c = self.cn - (int(self.ring_n[old]) if self.i > w else 0)
+        return s / max(c, 1) if c > 0 else float("nan")
+
+
+@dataclass(slots=True)
+class MarketRow:
+    """The kernel's market inputs at one bar close (see :class:`engine.kernel.BarInput`)."""
+
+    close_ts: int
+    phase: int
+    is_rth: bool
+    in_session: bool
+    day: int
+    atr: float
+    atr_normal: float
+    avg_volume: float
+
+
+class MarketState:
+    """Streaming market state (see the module docstring).
+
+    Args:
+        calendar: the CME calendar. bar_ns: bar length (ns). atr_period: Wilder period (bars).
+        n_bars: length of the series when it is known (replay), ``None`` live.
+        has_volume: whether the average volume is tracked.
+    """
+
+    def __init__(self, calendar: CmeCalendar, bar_ns: int, atr_period: int, n_bars: int | None,
+                 has_volume: bool) -> None:
+        self.cal = calendar
+        self.bar_ns = int(bar_ns)
+        self.period = int(atr_period)
+        win = normal_window(bar_ns, n_bars)
+        self._atr_mean = _TrailingMean(win)
+        self._vol_mean = _TrailingMean(win) if has_volume else None
+        self._i = 0
+        self._acc = 0.0
+        self._prev = 0.0
+        self._atr = 0.0
+
+    def update(self, ts: int, high: float, low: float, close: float, volume: float) -> MarketRow:
+        """One closed bar (open time ``ts`` UTC ns) → its :class:`MarketRow`."""
+        i = self._i
+        tr = high - low
+        if i > 0:
+            a = abs(high - self._prev)
+            b = abs(low - self._prev)
+            if a > tr:
+                tr = a
+            if b > tr:
+                tr = b
+        self._prev = close
+        p = self.period
+        atr = float("nan")
+        if i < p:
+            self._acc += tr
+            if i == p - 1:
+                self._atr = self._acc / p
+                atr = self._atr
+        else:
+            self._atr = (self._atr * (p - 1) + tr) / p
+            atr = self._atr
+        self._i += 1
+        atr_norm = self._atr_mean.update(atr)
+        avg_vol = self._vol_mean.update(volume) if self._vol_mean is not None else float("nan")
+
+        day, _, in_session, is_rth, row = self.cal.label_one(ts)
+        close_ts = int(ts) + self.bar_ns
+        if row < 0:
+            phase = 5
+        else:
+            close_row = self.cal.label_one(close_ts - 1)[4]
+            if close_row != row:
+                phase = 5
+            else:
+                eod = self.cal.table.eod[row]
+                phase = int((close_ts >= eod).sum())
+        return MarketRow(close_ts, phase, bool(is_rth), bool(in_session), int(day), atr, atr_norm,
+                         avg_vol)

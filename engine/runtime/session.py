@@ -1,0 +1,639 @@
+"""The session runtime (R-LIVE-1 … 3, R-LIVE-6): start-up, the per-bar loop, commands from the
+operator, shutdown and the session report, around the ONE trading kernel.
+
+A :class:`Session` owns, on its single engine thread: the clock, the venue, the risk manager, the
+:class:`engine.kernel.TradingKernel`, the signal source (a model checkpoint through the streaming
+feature path, or a rule-based strategy over a trailing window) and the streaming
+:class:`~engine.runtime.market_state.MarketState`. Replay mode drives it with bars from a file or
+from the embedded market generator, through the simulated venue, on a :class:`SimClock`, at real
+speed, N× or as fast as possible. Paper/live plug a broker venue and a live clock into the same
+loop.
+
+Per bar (R-LIVE-2), every step timed (``BarTiming``): features, inference, risk, order.
+1. commands queued by the console/signal handlers are applied (pause, resume, flatten, halt,
+   reset, quit);
+2. the clock advances to the bar close; the venue processes the bar (fills);
+3. features → prediction → (direction, confidence, class);
+4. market state → :class:`engine.kernel.BarInput` → ``kernel.step``;
+5. a new immutable :class:`SessionSnapshot` is published for the console.
+
+The console never calls into the engine except through the thread-safe command methods
+(:class:`engine.runtime.snapshot.RuntimeCommands`); the engine never calls into the console.
+
+Shutdown (R-LIVE-3): working entries cancelled, position flattened (or, with ``keep_protected``,
+left with its bracket working at the broker), risk state saved, and a JSON session report written
+(trades, P&L, metrics, timings, refusals).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from engine.calendar import EOD_PHASES, calendar_for, day_date
+from engine.clock import NS_PER_SECOND, SimClock, perf_ns
+from engine.config import Settings
+from engine.data.bars import Bars
+from engine.instruments import spec as instrument_spec
+from engine.kernel import BarInput, TradingKernel
+from engine.logs import RingHandler, get_logger
+from engine.runtime.market_state import MarketState
+from engine.runtime.snapshot import (
+    RESET_PHRASE, BacktestParams, BacktestResult, BrokerView, EodView, HeaderView, LogLine,
+    ModelView, OrderLegView, PositionView, ProgressCallback, QuoteView, RiskView,
+    RuntimeCommandError, SessionEvent, SessionSnapshot, TrainingParams, TrainingResult,
+)
+
+log = get_logger("session")
+
+_LEG_STATE = {"ACCEPTED": "WORKING", "SUBMITTED": "PENDING", "PARTIALLY_FILLED": "PARTIAL",
+              "CANCELLED": "CANCELED", "PENDING_CANCEL": "CANCELING"}
+"""Order status → the console's leg state words."""
+
+PHASE_NAMES = ("normal", "reduce", "no_new", "exit", "flat", "closed")
+CLASS_NAMES = ("DOWN", "FLAT", "UP")
+
+EXIT_OK = 0
+"""Session ran to the end of its data (or was quit by the operator) and ended as asked."""
+EXIT_SIGNAL = 4
+"""SIGINT/SIGTERM: orderly shutdown completed (flattened, state saved, report written)."""
+EXIT_ERROR = 1
+"""An unhandled exception: the session flattened, halted and wrote what it could."""
+EXIT_USAGE = 3
+"""Bad settings, arguments, data or checkpoint: nothing traded."""
+
+
+class SessionError(RuntimeError):
+    """The session cannot start or continue (bad data, checkpoint, mode)."""
+
+
+# ----------------------------------------------------------------------------- signal sources
+class ModelSignals:
+    """Live path of a model: the feature set's streaming update + the predictor's streaming
+    inference (``Predictor.update``), with their times measured separately."""
+
+    def __init__(self, predictor, label: str) -> None:
+        self.predictor = predictor
+        self.stream = predictor.feature_set.stream()
+        self.label = label
+        self.is_baseline = False
+        self.last = None  # PredictionRecord
+
+    def update(self, ts, o, h, l, c, v) -> tuple[int, float, int, int, int]:
+        """→ (direction, confidence, class, features_ns, inference_ns)."""
+        t0 = perf_ns()
+        row = self.stream.update(ts, o, h, l, c, v)
+        t1 = perf_ns()
+        rec = self.predictor.update(row, ts)
+        t2 = perf_ns()
+        if rec is None:
+            return 0, float("nan"), -1, t1 - t0, t2 - t1
+        self.last = rec
+        return int(rec.direction), float(rec.confidence), int(rec.direction) + 1, t1 - t0, t2 - t1
+
+
+class WindowSignals:
+    """A batch strategy evaluated on its trailing window at every bar (the strategy protocol's
+    live rule): ``strategy.signals(last `window` bars)`` and its last row. Used for the
+    rule-based baseline; the window must cover everything the strategy looks back on."""
+
+    def __init__(self, strategy, window: int, bar_ns: int, label: str) -> None:
+        self.strategy = strategy
+        self.window = int(window)
+        self.bar_ns = bar_ns
+        self.buf = np.full((6, self.window), np.nan)
+        self.tsbuf = np.zeros(self.window, dtype=np.int64)
+        self.n = 0
+        self.label = label
+        self.is_baseline = True
+        self.last = None
+
+    def update(self, ts, o, h, l, c, v) -> tuple[int, float, int, int, int]:
+        t0 = perf_ns()
+        self.buf[:, :-1] = self.buf[:, 1:]
+        self.tsbuf[:-1] = self.tsbuf[1:]
+        self.buf[:, -1] = (o, h, l, c, v, 0.0)
+        self.tsbuf[-1] = ts
+        self.n += 1
+        k = min(self.n, self.window)
+        b = self.buf[:, -k:]
+        bars = Bars(self.tsbuf[-k:], b[0], b[1], b[2], b[3], b[4], bar_ns=self.bar_ns)
+        s = self.strategy.signals(bars)
+        d, conf, cls = int(s.direction[-1]), float(s.confidence[-1]), int(s.pred_class[-1])
+        self.last = (d, conf, cls)
+        return d, conf, cls, 0, perf_ns() - t0
+
+
+def make_signal_source(settings: Settings, bars_like: Bars, model_path: str | Path | None):
+    """A model checkpoint (loaded and verified against the feature set of these bars) or the
+    documented rule-based baseline. Raises the checkpoint loader's errors (no fallback)."""
+    if model_path:
+        from engine.features import feature_set_for
+        from engine.ml.predictor import Predictor
+
+        fs = feature_set_for(bars_like.bar_ns, bars_like.has_volume)
+        pred = Predictor.load(model_path, fs)
+        return ModelSignals(pred, f"model {Path(model_path).name}")
+    from engine.strategy.baseline import BreakoutBaseline
+
+    strat = BreakoutBaseline()
+    return WindowSignals(strat, strat.lookback + 2, bars_like.bar_ns,
+                         f"rule-based baseline (breakout {strat.lookback})")
+
+
+# ----------------------------------------------------------------------------- timings
+@dataclass
+class BarTiming:
+    """Per-bar latencies in ns (wall time): features, inference, risk (risk-manager calls inside
+    the kernel step), order (the rest of the kernel step: signals, OCO, venue calls), total."""
+
+    features: int = 0
+    inference: int = 0
+    risk: int = 0
+    order: int = 0
+    total: int = 0
+
+
+class _TimedRisk:
+    """Transparent proxy that sums the wall time spent in risk-manager calls."""
+
+    def __init__(self, risk) -> None:
+        object.__setattr__(self, "_risk", risk)
+        object.__setattr__(self, "elapsed", 0)
+
+    def __getattr__(self, name):
+        attr = getattr(self._risk, name)
+        if not callable(attr):
+            return attr
+
+        def timed(*a, **k):
+            t0 = perf_ns()
+            try:
+                return attr(*a, **k)
+            finally:
+                object.__setattr__(self, "elapsed", self.elapsed + perf_ns() - t0)
+
+        return timed
+
+
+# ----------------------------------------------------------------------------- session
+@dataclass
+class SessionConfig:
+    """How to run. ``speed``: simulated seconds per real second (``None`` = as fast as possible);
+    ``report_path``: where the JSON session report goes (None = not written)."""
+
+    mode: str = "replay"
+    speed: float | None = None
+    account: str = "SIM"
+    report_path: Path | None = None
+    state_dir: Path | None = None
+    snapshot_every: int = 1
+    pace_from_ns: int = 0
+    """Bars closing before this UTC ns run as fast as possible (warm-up), pacing starts here."""
+
+
+class Session:
+    """A replay session over ``bars`` through the simulated venue (see the module docstring).
+
+    Args:
+        settings: :class:`engine.config.Settings`.
+        bars: the bars to replay (:class:`Bars`, sorted).
+        signal_source: :class:`ModelSignals` / :class:`WindowSignals` (``make_signal_source``).
+        cfg: :class:`SessionConfig`.
+        risk: a risk manager (default: an in-memory ``engine.risk.RiskManager``).
+
+    Raises :class:`SessionError` for empty bars.
+    """
+
+    def __init__(self, settings: Settings, bars: Bars, signal_source, cfg: SessionConfig | None = None,
+                 *, risk=None, ring: RingHandler | None = None) -> None:
+        from engine.backtest.runner import prepare_market
+        from engine.venue.sim import SimVenue
+
+        if len(bars) == 0:
+            raise SessionError("no bars to replay")
+        self.settings = settings
+        self.cfg = cfg or SessionConfig()
+        self.bars = bars
+        self.signals = signal_source
+        self.spec = instrument_spec(settings.instrument.symbol)
+        self.cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
+        self.clock = SimClock(int(bars.ts[0]))
+        fill_model = settings.backtest.fill_model
+        # The simulated venue needs the whole series (it fills at the next bar's open) and its
+        # slippage per bar; both are the venue's, not the kernel's.
+        mk = prepare_market(bars, settings, fill_model)
+        cost = settings.costs.commission_per_side + settings.costs.exchange_fee_per_side
+        self.start_balance = float(settings.account.starting_capital)
+        self.venue = SimVenue(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns,
+                              tick_size=self.spec.tick_size, point_value=self.spec.point_value,
+                              cost_per_side=cost, slip_ticks=mk.slip, fill_model=fill_model,
+                              starting_balance=self.start_balance, native_oco=True,
+                              symbol=self.spec.symbol)
+        if risk is None:
+            from engine.risk import RiskManager
+
+            risk = RiskManager(settings, self.clock, self.cal, self.spec, None)
+        self.risk = risk
+        self._timed_risk = _TimedRisk(risk)
+        self.kernel = TradingKernel(settings, self.venue, self._timed_risk, self.spec,
+                                    bar_ns=bars.bar_ns, starting_balance=self.start_balance)
+        self.market = MarketState(self.cal, bars.bar_ns, settings.stops.atr_period, len(bars),
+                                  bars.has_volume)
+        self.lookback = int(settings.stops.structure_lookback)
+        self.i = 0
+        self.timings: list[BarTiming] = []
+        self.equity: list[float] = []
+        self.ring = ring
+        self._cmd: queue.Queue = queue.Queue()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._snap: SessionSnapshot | None = None
+        self._snap_seq = 0
+        self._events: list[SessionEvent] = []
+        self._event_seq = 0
+        self._ntrades_seen = 0
+        self._alerts_seen = 0
+        self._last_state = ""
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.finished = threading.Event()
+        self.exit_code: int | None = None
+        self.exit_reason = ""
+        self._last_pred_ns: int | None = None
+        self._signal_stop = False
+        self._last_sig = (0, float("nan"), -1)
+        self._publish()
+
+    # ------------------------------------------------------------------ commands (any thread)
+    def snapshot(self) -> SessionSnapshot:
+        with self._lock:
+            return self._snap  # type: ignore[return-value]
+
+    def _submit(self, name: str, *args) -> None:
+        self._cmd.put((name, args))
+        self._wake.set()
+        if self._thread is None or not self._thread.is_alive():
+            # Not running on a thread (tests, after the end): apply now on the caller's thread.
+            self._apply_commands()
+            self._publish()
+
+    def pause(self) -> None:
+        self._submit("pause")
+
+    def resume(self) -> None:
+        self._submit("resume")
+
+    def flatten(self) -> None:
+        self._submit("flatten")
+
+    def halt(self, reason: str) -> None:
+        self._submit("halt", reason or "operator kill switch")
+
+    def reset_halt(self, confirmation: str) -> None:
+        if confirmation != RESET_PHRASE:
+            raise RuntimeCommandError(f"reset refused: type {RESET_PHRASE} exactly to reset a halt")
+        self._submit("reset", confirmation)
+
+    def quit(self, policy: str = "flatten") -> None:
+        if policy not in ("flatten", "keep_protected"):
+            raise RuntimeCommandError(f"unknown quit policy {policy!r}")
+        self._submit("quit", policy)
+
+    def ui_lost(self, policy: str, reason: str) -> None:
+        log.critical("console lost (%s): applying on_disconnect=%s", reason, policy)
+        if policy == "flatten":
+            self._submit("halt", f"console lost: {reason}")
+        else:
+            self._submit("note", f"console lost ({reason}): protection kept, session continues")
+
+    def run_backtest(self, params: BacktestParams, on_progress: ProgressCallback) -> BacktestResult:
+        from engine.runtime.work import run_backtest_for_console
+
+        return run_backtest_for_console(self.settings, params, on_progress)
+
+    def run_training(self, params: TrainingParams, on_progress: ProgressCallback) -> TrainingResult:
+        from engine.runtime.work import run_training_for_console
+
+        return run_training_for_console(self.settings, params, on_progress)
+
+    # ------------------------------------------------------------------ engine thread
+    def _apply_commands(self) -> None:
+        now = self.clock.now_ns()
+        while True:
+            try:
+                name, args = self._cmd.get_nowait()
+            except queue.Empty:
+                return
+            o = self.kernel.oco
+            if name == "pause":
+                self.risk.pause("operator pause", "operator")
+                self._event("state", "paused by operator: no new entries, protection kept")
+            elif name == "resume":
+                self.risk.resume("operator")
+                self._event("state", "resumed by operator")
+            elif name == "flatten":
+                if o.pos != 0 or (o.entry is not None and o.entry.is_working):
+                    o.flatten("flatten")
+                    self._event("order", "operator flatten: closing at market", "warning")
+                else:
+                    self._event("info", "flatten: already flat")
+            elif name == "halt":
+                self.risk.halt(args[0], "operator")
+                if o.pos != 0 or (o.entry is not None and o.entry.is_working):
+                    o.flatten("risk")
+                self._event("state", f"HALTED: {args[0]}", "error")
+            elif name == "reset":
+                self.risk.reset_halt("operator", args[0])
+                self._event("state", "halt reset by operator", "warning")
+            elif name == "note":
+                self._event("alert", args[0], "warning")
+            elif name == "quit":
+                self.exit_reason = f"operator quit ({args[0]})"
+                self._quit_policy = args[0]
+                self._stop.set()
+            log.info("command %s applied at %d", name, now)
+
+    def step(self) -> bool:
+        """Process the next bar; False when the data is exhausted."""
+        i = self.i
+        b = self.bars
+        if i >= len(b):
+            return False
+        self._apply_commands()
+        t0 = perf_ns()
+        ts = int(b.ts[i])
+        o, h, l, c, v = float(b.open[i]), float(b.high[i]), float(b.low[i]), float(b.close[i]), float(b.volume[i])
+        close_ts = ts + b.bar_ns
+        self.clock.advance_to(close_ts)
+        self.venue.process_bar(i)
+        d, conf, cls, f_ns, inf_ns = self.signals.update(ts, o, h, l, c, v)
+        self._last_sig = (d, conf, cls)
+        self._last_pred_ns = close_ts
+        m = self.market.update(ts, h, l, c, v)
+        lo = max(0, i - self.lookback + 1)
+        self._timed_risk.elapsed = 0
+        t_k = perf_ns()
+        self.kernel.step(BarInput(i, close_ts, o, h, l, c, m.atr, m.is_rth, m.in_session, m.phase,
+                                  m.day, d, conf, cls, m.atr_normal, v, m.avg_volume,
+                                  b.high[lo:i + 1], b.low[lo:i + 1]))
+        k_ns = perf_ns() - t_k
+        r_ns = self._timed_risk.elapsed
+        self.timings.append(BarTiming(f_ns, inf_ns, r_ns, max(k_ns - r_ns, 0), perf_ns() - t0))
+        self.equity.append(self.kernel.last_equity)
+        self.i = i + 1
+        self._collect_events()
+        if self.cfg.snapshot_every <= 1 or self.i % self.cfg.snapshot_every == 0 or self.i == len(b):
+            self._publish()
+        return True
+
+    def advance_to(self, ts_ns: int) -> None:
+        """Step every bar whose close is ≤ ``ts_ns`` (tests and fixed-clock snapshots)."""
+        while self.i < len(self.bars) and int(self.bars.ts[self.i]) + self.bars.bar_ns <= ts_ns:
+            self.step()
+        self._publish()
+
+    def run(self) -> int:
+        """Run to the end of the data (or a quit / stop request) on the calling thread, then shut
+        down. Returns the exit code (see ``EXIT_*``)."""
+        speed = self.cfg.speed
+        t_wall0 = None
+        sim0 = max(int(self.bars.ts[0]), int(self.cfg.pace_from_ns))
+        code = EXIT_OK
+        try:
+            while not self._stop.is_set():
+                if self.i >= len(self.bars):
+                    self.exit_reason = self.exit_reason or "end of data"
+                    break
+                close_i = int(self.bars.ts[self.i]) + self.bars.bar_ns
+                if speed and close_i > sim0:
+                    if t_wall0 is None:
+                        t_wall0 = perf_ns()
+                        self._publish()
+                    due_sim = close_i - sim0
+                    due_wall = t_wall0 + int(due_sim / speed)
+                    wait = (due_wall - perf_ns()) / 1e9
+                    if wait > 0:
+                        self._wake.wait(min(wait, 0.25))
+                        self._wake.clear()
+                        self._apply_commands()
+                        self._publish_if_changed()
+                        continue
+                self.step()
+            if self._signal_stop:
+                code = EXIT_SIGNAL
+        except Exception as exc:  # R-LIVE-4: unhandled exception → flatten, halt, alert
+            log.exception("unhandled exception in the session loop: flattening and halting")
+            self.exit_reason = f"error: {exc!r}"
+            try:
+                self.risk.halt(f"unhandled exception: {exc!r}", "system")
+            except Exception:
+                log.exception("risk halt failed")
+            code = EXIT_ERROR
+        self.shutdown(getattr(self, "_quit_policy", "flatten"))
+        self.exit_code = code
+        self.finished.set()
+        return code
+
+    def start(self) -> threading.Thread:
+        """Run :meth:`run` on a daemon engine thread (the console's mode)."""
+        self._thread = threading.Thread(target=self.run, name="engine", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, reason: str = "stop requested", *, by_signal: bool = False) -> None:
+        """Ask the loop to end (signal handlers, tests); shutdown follows on the engine thread.
+        ``by_signal`` makes :meth:`run` return :data:`EXIT_SIGNAL`."""
+        self.exit_reason = self.exit_reason or reason
+        self._signal_stop = self._signal_stop or by_signal
+        self._stop.set()
+        self._wake.set()
+
+    def shutdown(self, policy: str = "flatten") -> None:
+        """R-LIVE-3: cancel working entries, flatten (unless ``keep_protected``), let the venue
+        fill the exit on the next bar if there is one, save risk state, write the report."""
+        o = self.kernel.oco
+        if policy == "flatten" and (o.pos != 0 or (o.entry is not None and o.entry.is_working)):
+            o.flatten("flatten")
+            log.warning("shutdown: flattening %+d contracts", o.pos)
+            # The simulated venue fills the market exit at the next bar's open.
+            guard = 0
+            while (o.pos != 0 or self.kernel.busy_orders()) and self.i < len(self.bars) and guard < 5:
+                self.step()
+                guard += 1
+            if o.pos != 0:
+                log.error("shutdown: position %+d still open (no more bars to fill the exit)", o.pos)
+        self._publish()
+        if self.cfg.report_path is not None:
+            write_json_atomic(Path(self.cfg.report_path), self.report())
+            log.info("session report written to %s", self.cfg.report_path)
+
+    # ------------------------------------------------------------------ events and snapshots
+    def _event(self, kind: str, message: str, severity: str = "information") -> None:
+        self._event_seq += 1
+        self._events.append(SessionEvent(self._event_seq, self.clock.now_ns(), kind, message, severity))
+        self._events = self._events[-50:]
+        lvl = {"information": 20, "warning": 30, "error": 40}.get(severity, 20)
+        log.log(lvl, "%s: %s", kind, message)
+
+    def _collect_events(self) -> None:
+        k = self.kernel
+        for t in k.trades[self._ntrades_seen:]:
+            side = "long" if t.direction > 0 else "short"
+            self._event("fill", f"closed {side} {t.contracts} @ {t.exit_price:.2f} ({t.exit_reason}) "
+                        f"net ${t.net_pnl:+.2f}", "information" if t.net_pnl >= 0 else "warning")
+        self._ntrades_seen = len(k.trades)
+        for a in k.stats.alerts[self._alerts_seen:]:
+            self._event("alert", f"{a[1]}: {a[2]}", "error")
+        self._alerts_seen = len(k.stats.alerts)
+        st, why = self.risk.state(self.clock.now_ns())
+        name = getattr(st, "name", str(st))
+        if name != self._last_state:
+            if self._last_state:
+                self._event("state", f"{name}{': ' + why if why else ''}",
+                            "error" if name == "HALTED" else "warning" if name == "REDUCING" else "information")
+            self._last_state = name
+
+    def _publish_if_changed(self) -> None:
+        self._publish()
+
+    def _publish(self) -> None:
+        snap = self._build()
+        with self._lock:
+            self._snap = snap
+
+    def _build(self) -> SessionSnapshot:
+        now = self.clock.now_ns()
+        k, o = self.kernel, self.kernel.oco
+        rs = self.risk.snapshot()
+        tick = self.spec.tick_size
+        i = self.i
+        last = float(self.bars.close[i - 1]) if i > 0 else None
+        recent = tuple(float(x) for x in self.bars.close[max(0, i - 60):i])
+        data_age = (now - (int(self.bars.ts[i - 1]) + self.bars.bar_ns)) / 1e6 if i > 0 else None
+        state_name = getattr(rs.state, "name", str(rs.state))
+        self._snap_seq += 1
+        header = HeaderView(self.cfg.mode, self.cfg.account, state_name, bool(rs.manual_pause), now,
+                            data_age, self.spec.symbol,
+                            "max" if not self.cfg.speed else f"{self.cfg.speed:g}x")
+        quote = QuoteView(None, None, last, None, recent, data_age, False)
+        src = self.signals
+        probs: tuple[float, ...] = ()
+        inf_us = None
+        if isinstance(src, ModelSignals) and src.last is not None:
+            probs = tuple(float(p) for p in src.last.probs)
+            inf_us = src.last.latency_ns / 1e3
+        elif self.timings:
+            inf_us = self.timings[-1].inference / 1e3
+        d, conf, _ = self._last_sig
+        model = ModelView(src.label, src.is_baseline, CLASS_NAMES, probs,
+                          None if conf != conf else conf, self.settings.signal.min_confidence,
+                          {1: "LONG", -1: "SHORT"}.get(d, "NONE"),
+                          None if self._last_pred_ns is None else (now - self._last_pred_ns) / 1e6, inf_us)
+        side = "LONG" if o.pos > 0 else "SHORT" if o.pos < 0 else "FLAT"
+        unreal = k.book.unrealized(last) if (last is not None and o.pos != 0) else 0.0
+
+        def leg(order, kind):
+            if order is None:
+                return None
+            dist = None
+            if last is not None and order.price is not None:
+                dist = abs(order.price - last) / tick
+            state = _LEG_STATE.get(order.status.name, order.status.name)
+            return OrderLegView(kind, float(order.price or 0.0), dist, state, str(order.order_id))
+
+        position = PositionView(side, abs(o.pos), o.avg if o.pos != 0 else None, float(unreal),
+                                float(rs.daily_realized_pnl), leg(o.stop, "stop"), leg(o.target, "target"),
+                                bool(o.pos == 0 or o.protected()))
+        risk = RiskView(state_name, rs.reason, float(rs.daily_loss_used), float(rs.daily_loss_limit),
+                        float(rs.day_drawdown), float(rs.daily_drawdown_limit), int(rs.consecutive_losses),
+                        float(rs.kill_switch_distance), float(rs.kill_switch_limit),
+                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None)
+        day, _, _, _, row = self.cal.label_one(now)
+        times = tuple((name, int(self.cal.table.eod[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
+        eod = EodView(rs.eod_phase, times, day_date(day).isoformat())
+        broker = BrokerView(now, "agree", "simulated venue: local book is the venue's book")
+        logs = tuple(LogLine(*r) for r in self.ring.tail(30)) if self.ring is not None else ()
+        eq = tuple(self.equity[-300:])
+        return SessionSnapshot(self._snap_seq, header, quote, model, position, risk, eod, broker,
+                               eq, logs, tuple(self._events[-20:]))
+
+    # ------------------------------------------------------------------ report
+    def report(self) -> dict[str, Any]:
+        """The session report (R-LIVE-3): trades, P&L, metrics, timings, refusals."""
+        from engine.backtest.runner import trades_frame
+
+        k = self.kernel
+        tr = trades_frame(k.trades)
+        trades = json.loads(tr.to_json(orient="records", date_format="iso")) if len(tr) else []
+        t = self.timings
+        lat = {}
+        for name in ("features", "inference", "risk", "order", "total"):
+            arr = np.array([getattr(x, name) for x in t], dtype=np.float64) / 1e3 if t else np.zeros(1)
+            lat[name] = {"median_us": float(np.median(arr)), "p99_us": float(np.percentile(arr, 99)),
+                         "max_us": float(arr.max())}
+        net = float(sum(x.net_pnl for x in k.trades))
+        days = sorted({int(d) for d in self._days_traded()})
+        return {
+            "mode": self.cfg.mode,
+            "symbol": self.spec.symbol,
+            "signals": self.signals.label,
+            "bars": int(self.i),
+            "first_bar_utc": _iso(int(self.bars.ts[0])),
+            "last_bar_utc": _iso(int(self.bars.ts[self.i - 1])) if self.i else None,
+            "exit_reason": self.exit_reason,
+            "starting_balance": self.start_balance,
+            "ending_equity": float(k.last_equity),
+            "net_pnl": net,
+            "trades_count": len(k.trades),
+            "position_at_end": int(k.oco.pos),
+            "commission": float(sum(x.commission for x in k.trades)),
+            "slippage": float(sum(x.slippage for x in k.trades)),
+            "trading_days": [day_date(d).isoformat() for d in days],
+            "risk": _plain(self.risk.state_dict()) if hasattr(self.risk, "state_dict") else {},
+            "refused": dict(k.stats.entries_refused),
+            "alerts": [list(map(str, a)) for a in k.stats.alerts],
+            "latency": lat,
+            "trades": trades,
+        }
+
+    def _days_traded(self):
+        return {int(self.cal.label_one(t.entry_ts)[0]) for t in self.kernel.trades}
+
+
+def _iso(ts: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts / NS_PER_SECOND, tz=timezone.utc).isoformat()
+
+
+def _plain(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {str(k): _plain(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_plain(x) for x in d]
+    if isinstance(d, (np.integer,)):
+        return int(d)
+    if isinstance(d, (np.floating,)):
+        return float(d)
+    if hasattr(d, "name") and not isinstance(d, (str, int, float)):
+        return d.name
+    return d
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """Write JSON to ``path`` atomically (temp file in the same directory, fsync, os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh, indent=2, default=str, allow_nan=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,165 @@
+"""``mes-console run`` and the bare ``mes-console`` demo: a trading session in the console or
+headless.
+
+Headless (``--no-tui``) never imports textual: logs are JSON lines on stdout, SIGINT/SIGTERM shut
+down in order (cancel working entries, flatten, save state, write the report).
+
+Exit codes: 0 the session ended (end of data or operator quit); 1 an unhandled error (the
+session flattened and halted first); 3 bad arguments, settings, data or checkpoint (nothing
+traded); 4 stopped by SIGINT/SIGTERM after an orderly shutdown.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mes_console.commands.common import EXIT_USAGE, err_console, fail, settings_from
+
+DEMO_START = date(2025, 11, 3)
+DEMO_END = date(2025, 11, 7)
+
+
+def _parse_speed(text: str) -> float | None:
+    if text.lower() == "max":
+        return None
+    try:
+        v = float(text.rstrip("xX"))
+    except ValueError:
+        fail(f"--speed {text!r}: give a number of simulated seconds per second (e.g. 60) or 'max'",
+             code=EXIT_USAGE)
+    if v <= 0:
+        fail(f"--speed {text!r}: must be > 0 or 'max'", code=EXIT_USAGE)
+    return v
+
+
+def build_replay_session(settings, *, data: Path | None, start: str | None, end: str | None,
+                         speed: float | None, model: Path | None, report: Path | None,
+                         ring=None, seed: int = 0, mode_label: str = "replay"):
+    """Load (or generate) the bars, the signal source and the :class:`Session`. Raises
+    ``engine`` errors with messages naming the file or checkpoint."""
+    from engine.backtest.runner import slice_dates
+    from engine.runtime.session import Session, SessionConfig, make_signal_source
+
+    pace_from = 0
+    if data is None:
+        from engine.calendar import RTH_OPEN_NY, ny_to_ns
+        from engine.market import generate_bars
+
+        d0 = date.fromisoformat(start) if start else DEMO_START
+        d1 = date.fromisoformat(end) if end else (d0 + timedelta(days=4) if start else DEMO_END)
+        bars = generate_bars(d0, d1, seed=seed, symbol=settings.instrument.symbol)
+        # Warm up over the overnight session at full speed; pace from 09:25 NY of the first day.
+        pace_from = ny_to_ns(d0, RTH_OPEN_NY) - 5 * 60 * 1_000_000_000
+        mode_label = "demo"
+    else:
+        from engine.data import load_bars
+
+        bars = slice_dates(load_bars(data), start, end)
+    src = make_signal_source(settings, bars, model)
+    cfg = SessionConfig(mode=mode_label, speed=speed, report_path=report, pace_from_ns=pace_from)
+    return Session(settings, bars, src, cfg, ring=ring)
+
+
+def _run_headless(session) -> int:
+    from engine.logs import get_logger
+
+    log = get_logger("run")
+
+    def on_signal(signum, frame) -> None:
+        name = signal.Signals(signum).name
+        log.warning("%s received: orderly shutdown (cancel, flatten, save, report)", name)
+        session.stop(f"{name} received", by_signal=True)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        log.info("session start: %s, %d bars, signals: %s", session.cfg.mode, len(session.bars),
+                 session.signals.label, extra={"event": "start"})
+        code = session.run()
+        rep = session.report()
+        log.info("session end: %s; trades %d, net $%.2f, position %+d", session.exit_reason,
+                 rep["trades_count"], rep["net_pnl"], rep["position_at_end"],
+                 extra={"event": "end", "exit_code": code})
+        return code
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _run_tui(session, settings) -> int:
+    from mes_console.app import run_console
+
+    session.start()
+    try:
+        return run_console(session, settings)
+    finally:
+        session.stop("console closed")
+        session.finished.wait(30)
+
+
+def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[Path] = None,
+            start: Optional[str] = None, end: Optional[str] = None, speed: str = "60",
+            model: Optional[Path] = None, no_tui: bool = False, json_report: Optional[Path] = None,
+            seed: int = 0, config: Optional[Path] = None) -> int:
+    """Shared body of ``run`` and the bare demo."""
+    from engine import logs
+    from engine.config import ConfigError
+
+    settings = settings_from(ctx, config)
+    if mode in ("paper", "live"):
+        fail(f"--mode {mode}: the ProjectX session wiring is not in this build yet; "
+             "use --mode replay (see README)", code=EXIT_USAGE)
+    if mode != "replay":
+        fail(f"--mode {mode!r}: choose replay, paper or live", code=EXIT_USAGE)
+    spd = _parse_speed(speed)
+    ring = logs.RingHandler(500)
+    logs.reset()
+    if no_tui:
+        logs.install([logs.json_handler(sys.stdout), ring])
+    else:
+        logs.install([ring])
+    try:
+        session = build_replay_session(settings, data=data, start=start, end=end, speed=spd,
+                                       model=model, report=json_report, ring=ring, seed=seed)
+    except (ConfigError, ValueError, FileNotFoundError, OSError) as exc:
+        fail(str(exc), code=EXIT_USAGE)
+    logs.set_clock(session.clock.now_ns)
+    try:
+        if no_tui:
+            return _run_headless(session)
+        return _run_tui(session, settings)
+    finally:
+        logs.set_clock(None)
+
+
+def demo(ctx: typer.Context) -> None:
+    """Bare ``mes-console``: the embedded demo replay in the console."""
+    raise typer.Exit(execute(ctx))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        ctx: typer.Context,
+        mode: str = typer.Option("replay", "--mode", help="replay (bars through the simulated venue), paper or live."),
+        data: Optional[Path] = typer.Option(None, "--data", help="Bars file (parquet/CSV/DBN). Default: the embedded generated MES market."),
+        start: Optional[str] = typer.Option(None, "--start", help="First day (YYYY-MM-DD, UTC date of the bar open)."),
+        end: Optional[str] = typer.Option(None, "--end", help="Last day, inclusive."),
+        speed: str = typer.Option("60", "--speed", help="Simulated seconds per real second (1 = real time), or 'max'."),
+        model: Optional[Path] = typer.Option(None, "--model", help="Model checkpoint directory. Default: the rule-based baseline."),
+        no_tui: bool = typer.Option(False, "--no-tui", help="Headless: no console, JSON-lines logs on stdout."),
+        json_report: Optional[Path] = typer.Option(None, "--json-report", help="Write the session report (JSON) here at shutdown."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the generated market (no --data)."),
+        config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
+    ) -> None:
+        """Run a trading session: the same kernel as the backtest, bar by bar, with the streaming
+        features and model. Exit codes: 0 ended, 1 error (flattened and halted), 3 bad input,
+        4 stopped by SIGINT/SIGTERM after an orderly shutdown."""
+        raise typer.Exit(execute(ctx, mode=mode, data=data, start=start, end=end, speed=speed,
+                                 model=model, no_tui=no_tui, json_report=json_report, seed=seed,
+                                 config=config))

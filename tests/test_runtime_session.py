@@ -1,0 +1,149 @@
+"""The session runtime: replay = backtest trade for trade on real bars, streaming market state
+equal to the backtest's batch arrays, operator commands, headless without textual, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.backtest.runner import prepare_market, run_backtest, slice_dates
+from engine.calendar import calendar_for
+from engine.config import Settings
+from engine.data import load_bars
+from engine.runtime.market_state import MarketState
+from engine.runtime.session import Session, SessionConfig, make_signal_source
+from engine.runtime.snapshot import RuntimeCommandError, RuntimeCommands
+from engine.strategy.baseline import BreakoutBaseline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def week(es_1m_path):
+    return slice_dates(load_bars(es_1m_path), "2025-10-06", "2025-10-10")
+
+
+def _key(trades):
+    return [(t.entry_ts, t.exit_ts, t.direction, t.contracts, t.entry_price, t.exit_price,
+             round(t.net_pnl, 9), t.exit_reason) for t in trades]
+
+
+def test_streaming_market_state_equals_backtest_arrays(es_1m_path) -> None:
+    bars = slice_dates(load_bars(es_1m_path), "2025-02-24", "2025-03-14")  # spans the March DST change
+    s = Settings()
+    mk = prepare_market(bars, s, "conservative")
+    cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]))
+    ms = MarketState(cal, bars.bar_ns, s.stops.atr_period, len(bars), bars.has_volume)
+    rows = [ms.update(int(bars.ts[i]), bars.high[i], bars.low[i], bars.close[i], bars.volume[i])
+            for i in range(len(bars))]
+    for name, arr in (("atr", mk.atr), ("atr_normal", mk.atr_normal), ("phase", mk.phase),
+                      ("is_rth", mk.is_rth), ("in_session", mk.in_session), ("day", mk.day),
+                      ("close_ts", mk.close_ts)):
+        got = np.array([getattr(r, name) for r in rows])
+        assert np.array_equal(got, arr, equal_nan=True), name
+
+
+def test_replay_equals_backtest_trade_for_trade(week) -> None:
+    s = Settings()
+    bt = run_backtest(week, BreakoutBaseline().signals(week), s)
+    sess = Session(s, week, make_signal_source(s, week, None), SessionConfig())
+    assert sess.run() == 0
+    assert len(bt.records) >= 10
+    assert _key(sess.kernel.trades) == _key(bt.records)
+    assert sess.kernel.oco.pos == 0
+    rep = sess.report()
+    assert rep["trades_count"] == len(bt.records) and rep["position_at_end"] == 0
+    assert set(rep["latency"]) == {"features", "inference", "risk", "order", "total"}
+
+
+def test_commands_pause_halt_flatten_reset(week) -> None:
+    s = Settings()
+    sess = Session(s, week, make_signal_source(s, week, None), SessionConfig())
+    assert isinstance(sess, RuntimeCommands)
+    # Step until a position is open.
+    while sess.kernel.oco.pos == 0:
+        assert sess.step()
+    snap = sess.snapshot()
+    assert snap.position.side in ("LONG", "SHORT") and snap.position.all_protected
+    assert snap.position.stop is not None and snap.position.stop.state == "WORKING"
+    sess.halt("test kill switch")
+    assert sess.snapshot().risk.state == "HALTED"
+    sess.step()
+    sess.step()
+    assert sess.kernel.oco.pos == 0, "a halt flattens (protection kept until flat)"
+    n_trades = len(sess.kernel.trades)
+    for _ in range(300):
+        sess.step()
+    assert len(sess.kernel.trades) == n_trades, "no new trades while HALTED"
+    with pytest.raises(RuntimeCommandError, match="RESET"):
+        sess.reset_halt("reset")
+    assert sess.snapshot().risk.state == "HALTED"
+    sess.reset_halt("RESET")
+    assert sess.snapshot().risk.state != "HALTED"
+    sess.pause()
+    assert sess.snapshot().header.paused and sess.snapshot().risk.state == "REDUCING"
+    sess.resume()
+    assert not sess.snapshot().header.paused
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def test_headless_run_never_imports_textual(es_1m_path, tmp_path) -> None:
+    code = (
+        "import sys\n"
+        "from mes_console.cli import app\n"
+        "try:\n"
+        f"    app(['run','--no-tui','--data',{str(es_1m_path)!r},'--start','2025-10-06','--end','2025-10-06',"
+        f"'--speed','max','--json-report',{str(tmp_path / 'r.json')!r}], standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stderr.write('UI=' + ','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('textual','screens','mes_console.app'))) + '\\n')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300, env=_env())
+    assert "UI=\n" in r.stderr, r.stderr[-2000:]
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["bars"] > 1000
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+    assert lines and all({"ts_ns", "level", "logger", "msg"} <= set(x) for x in lines)
+
+
+def test_sigterm_headless_flattens_and_writes_report(es_1m_path, tmp_path) -> None:
+    report = tmp_path / "report.json"
+    # Real-time-ish pacing (600x) over a week: SIGTERM lands mid-session.
+    p = subprocess.Popen(
+        [sys.executable, "-m", "mes_console.cli", "run", "--no-tui", "--data", str(es_1m_path),
+         "--start", "2025-10-06", "--end", "2025-10-10", "--speed", "3000", "--json-report", str(report)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        deadline = time.monotonic() + 120
+        seen_fill = False
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            if '"fill: closed' in line or "session start" in line:
+                seen_fill = seen_fill or "fill" in line
+                if seen_fill:
+                    break
+        assert seen_fill, "the session never traded before the deadline"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 4, err[-2000:]
+    rep = json.loads(report.read_text())
+    assert rep["position_at_end"] == 0
+    assert "SIGTERM" in rep["exit_reason"]
+    assert rep["bars"] < 6728  # stopped before the end of the data
