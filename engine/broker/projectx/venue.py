@@ -828,11 +828,13 @@ class ProjectXVenue:
                     rep.order_updates += 1
                     if prev is not None:
                         rep.mismatches.append(f"order {o.id}: status {prev} → {o.status} (missed on the hub)")
+        missed_qty = 0
         for t in sorted(trades, key=lambda t: t.id):
             if t.contract_id != cid or t.id in self._seen_trades:
                 continue
             if self._apply_trade(t, now):
                 rep.missing_fills.append(t.id)
+                missed_qty += t.size if t.side == 0 else -t.size
         if rep.missing_fills:
             rep.mismatches.append(f"fills missed on the hub: {rep.missing_fills}")
         for o in mine:
@@ -854,10 +856,14 @@ class ProjectXVenue:
         bq = sum(p.signed_size for p in positions if p.contract_id == cid)
         bavg = next((p.average_price for p in positions if p.contract_id == cid and p.size), 0.0)
         rep.broker_qty, rep.broker_avg = bq, bavg
+        explained = self.pos_qty + missed_qty == bq
         if bq != self.pos_qty or (bq and abs(bavg - self.pos_avg) > 1e-6):
             rep.mismatches.append(f"position: venue {self.pos_qty} @ {self.pos_avg:.2f}, "
-                                  f"broker {bq} @ {bavg:.2f} (broker wins)")
+                                  f"broker {bq} @ {bavg:.2f} (broker wins"
+                                  + ("; explained by the missed fills)" if explained else ")"))
             self._set_position(bq, bavg, now)
+            if not explained and reason != "startup":
+                self._alert("warning", "position_mismatch", rep.mismatches[-1])
         working = [o for o in mine if o.status in WORKING]
         rep.working_orders = len(working)
         if bq == 0:
@@ -878,8 +884,6 @@ class ProjectXVenue:
         self.last_reconcile = rep
         if rep.mismatches:
             log.warning("reconcile (%s): %s", reason, "; ".join(rep.mismatches))
-            if any(m.startswith("position") for m in rep.mismatches) and reason != "startup":
-                self._alert("warning", "position_mismatch", "; ".join(rep.mismatches))
         else:
             log.info("reconcile (%s): in agreement, position %d, %d working orders", reason, bq,
                      rep.working_orders)
