@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -98,9 +99,12 @@ def main() -> None:
                                        res["batch_s_per_1M_vol"]) / BATCH_TARGET_S
     res["stream_p99_ratio_to_target"] = max(res["stream_p99_us_novol"],
                                             res["stream_p99_us_vol"]) / STREAM_P99_TARGET_US
+    res["load_average_1min"] = os.getloadavg()[0]
     if a.json:
         print(json.dumps(res))
         return
+    print(f"machine: {os.cpu_count()} CPUs, 1-min load average {res['load_average_1min']:.1f} "
+          "(figures are best-of-repeat; a loaded machine inflates them)")
     print(f"batch, no volume ({len(big):,} bars, {len(feature_set_for(M, False).names)} features):"
           f" {res['batch_s_per_1M_novol']:.3f} s per 1M bars")
     print(f"batch, volume    ({len(bigv):,} bars, {len(feature_set_for(M, True).names)} features):"
