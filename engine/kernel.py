@@ -142,6 +142,8 @@ class TradingKernel:
         self._best = 0.0
         self._initial_stop = None
         self._i = -1
+        self._trail_key: tuple = ()
+        self._last_phase = 0
         self.last_equity = float(starting_balance)
 
     # ------------------------------------------------------------------ helpers
@@ -160,10 +162,12 @@ class TradingKernel:
             return True
         if o.entry is not None and o.entry.is_working:
             return True
-        if o.closing is not None and o.closing.is_working:
+        if o._closing_live():
             return True
         if o.pos != 0 and not o.protected():
             return True
+        if o.pos != 0 and (self.stop_target()[0], self._best, self._last_phase) != self._trail_key:
+            return True  # the stop rule has not yet seen the current stop / best price / phase
         return False
 
     def stop_target(self) -> tuple[float, float]:
@@ -177,6 +181,7 @@ class TradingKernel:
     def step(self, b: BarInput) -> Signal:
         """Process one bar close; returns the signal acted on (HOLD when none)."""
         self._i = b.i
+        self._last_phase = b.phase
         self.stats.steps += 1
         now = b.close_ts
         self._drain(b)
@@ -198,6 +203,7 @@ class TradingKernel:
                 if sp == sp:
                     new = self.risk.update_trailing(side, o.avg, sp, self._best, now,
                                                     initial_stop=self._initial_stop)
+                    self._trail_key = (sp, self._best, b.phase)
                     if new is not None and abs(new - sp) > 1e-9:
                         if (side > 0 and new >= b.close) or (side < 0 and new <= b.close):
                             o.flatten("stop")
@@ -226,7 +232,7 @@ class TradingKernel:
 
     def busy_orders(self) -> bool:
         o = self.oco
-        return (o.entry is not None and o.entry.is_working) or (o.closing is not None and o.closing.is_working)
+        return (o.entry is not None and o.entry.is_working) or o._closing_live()
 
     def _session_ok(self, b: BarInput) -> bool:
         if self.trade_session == "rth":

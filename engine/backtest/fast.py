@@ -67,12 +67,12 @@ def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def scan_position(start, side, stop, target, best, trail_on, high, low, close, phase, sig_dir,
+def scan_position(start, ph0, side, stop, target, best, trail_on, high, low, close, phase, sig_dir,
                   actionable, cash, avg, qty_pv, eq_hi, eq_lo):  # pragma: no cover - compiled
     """First bar ≥ ``start`` at which the kernel must step for an open position (see module
-    docstring); ``len(high)`` when none. ``qty_pv`` = signed contracts × point value."""
+    docstring); ``len(high)`` when none. ``ph0``: EOD phase code of the last stepped bar;
+    ``qty_pv`` = signed contracts × point value."""
     n = high.shape[0]
-    ph0 = phase[start] if start < n else 0
     for k in range(start, n):
         if phase[k] != ph0:
             return k

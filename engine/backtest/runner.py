@@ -183,7 +183,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
                     s["hwm"] - r.account_drawdown_limit, s["kill_ref"] - r.kill_switch_loss,
                     r.min_account_balance) + 1e-6
         side = 1 if pos > 0 else -1
-        i = int(scan_position(i + 1, side, sp, tp, k._best, trail_on, H, L, C, phase, d, actionable,
+        i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k._best, trail_on, H, L, C, phase, d, actionable,
                               k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
     if progress is not None:
         progress(n, n)

@@ -56,7 +56,7 @@ class OcoManager:
         self.entry: Order | None = None
         self.stop: Order | None = None
         self.target: Order | None = None
-        self.closing: Order | None = None
+        self.exits: list[Order] = []
         self.close_reason = ""
         self._seq = 0
         self.native = bool(getattr(venue, "native_oco", False))
@@ -82,40 +82,57 @@ class OcoManager:
 
     def open(self, side: int, qty: int, stop_ticks: int, target_ticks: int) -> Order:
         """Enter ``qty`` contracts on ``side`` (+1/-1) with a bracket; raises ``RuntimeError``
-        when a position or an entry is already live (no duplicate entries)."""
-        if self.pos != 0 or (self.entry is not None and self.entry.status in LIVE):
-            raise RuntimeError(f"open refused: position {self.pos}, entry already live")
+        when a position, an entry or an exit is already live (no duplicate entries) and
+        ``ValueError`` for a bad size or bracket."""
+        if self.pos != 0 or (self.entry is not None and self.entry.status in LIVE) or self._closing_live():
+            raise RuntimeError(f"open refused: position {self.pos}, entry or exit already live")
         if stop_ticks < 1 or target_ticks < 1 or qty < 1:
             raise ValueError(f"bad bracket: qty={qty} stop_ticks={stop_ticks} target_ticks={target_ticks}")
         self.side, self.intended = side, qty
         self.stop_ticks, self.target_ticks = int(stop_ticks), int(target_ticks)
-        self.stop = self.target = self.closing = None
+        self.stop = self.target = None
+        self.exits = []
         self.close_reason = ""
         br = Bracket(self.stop_ticks, self.target_ticks) if self.native else None
         self.entry = self._place(side, qty, "market", None, "entry", br)
         return self.entry
 
     def flatten(self, reason: str) -> None:
-        """Cancel the legs and the unfilled entry; close the position at market (tag role
-        "exit"). Idempotent while a close is in flight."""
+        """Cancel the legs and the unfilled entry; close the position at market (role "exit").
+        Idempotent: only the part not yet covered by exits in flight is sent."""
         self.close_reason = self.close_reason or reason
         for o in (self.entry, self.stop, self.target):
             self._cancel(o)
-        if self.pos != 0 and not self._closing_live():
-            self.closing = self._place(-1 if self.pos > 0 else 1, abs(self.pos), "market", None, "exit")
+        self._send_exit(0)
+
+    def _send_exit(self, target_pos: int) -> None:
+        """Send a market order for whatever moves the position to ``target_pos`` beyond what the
+        live exit orders already cover."""
+        need = target_pos - self.pos - self._exit_in_flight()
+        if need != 0:
+            self.exits.append(self._place(1 if need > 0 else -1, abs(need), "market", None, "exit"))
+
+    def _exit_in_flight(self) -> int:
+        return sum(o.side * o.remaining for o in self.exits if o.status in LIVE + (S.PENDING_CANCEL,))
+
+    @property
+    def closing(self) -> Order | None:
+        """The latest exit order (None when none was sent)."""
+        return self.exits[-1] if self.exits else None
 
     def modify_stop(self, price: float) -> None:
         """Move the working stop to ``price`` (trailing / breakeven / EOD tightening)."""
         if self.stop is not None and self.stop.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
             self.venue.modify(self.stop.order_id, price=price)
+            self.stop.price = price
 
     def _cancel(self, o: Order | None) -> None:
-        if o is not None and o.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+        if o is not None and o.status in (S.ACCEPTED, S.PARTIALLY_FILLED, S.SUBMITTED):
             o.transition(S.PENDING_CANCEL, event="cancel request")
             self.venue.cancel(o.order_id)
 
     def _closing_live(self) -> bool:
-        return self.closing is not None and self.closing.status in LIVE + (S.PENDING_CANCEL,)
+        return any(o.status in LIVE + (S.PENDING_CANCEL,) for o in self.exits)
 
     def _alert(self, kind: str, msg: str) -> None:
         self.alerts.append((kind, msg))
@@ -145,26 +162,27 @@ class OcoManager:
             else:
                 return
         if ev.status == S.ACCEPTED:
-            if o.status != S.PENDING_CANCEL:
-                o.transition(S.ACCEPTED if o.status in (S.SUBMITTED, S.UNKNOWN, S.ACCEPTED) else o.status,
-                             ev.ts_ns, "accepted")
-            if ev.qty:
-                o.qty = ev.qty
-            if ev.price is not None:
-                o.price = ev.price
+            if o.status in (S.SUBMITTED, S.UNKNOWN):
+                o.transition(S.ACCEPTED, ev.ts_ns, "accepted")
+            if o.status not in (S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED):
+                if ev.qty:
+                    o.qty = max(ev.qty, o.filled)
+                if ev.price is not None:
+                    o.price = ev.price
+            self._after_change()
         elif ev.status == S.CANCELLED:
             if o.status != S.CANCELLED:
-                o.transition(S.CANCELLED, ev.ts_ns, "cancel confirmed")
+                o.transition(S.CANCELLED, ev.ts_ns, ev.reason or "cancel confirmed")
             self._after_change()
         elif ev.status in (S.REJECTED, S.EXPIRED):
+            if o.status == ev.status:
+                return
             o.transition(ev.status, ev.ts_ns, ev.reason)
             if o.role == "stop" and self.pos != 0:
                 self._alert("stop_rejected", f"stop {o.tag} {ev.status.value}: {ev.reason}; closing at once")
                 self.flatten("risk")
             elif o.role == "exit" and self.pos != 0:
-                self._alert("exit_rejected", f"exit {o.tag} {ev.status.value}: {ev.reason}")
-                self.closing = None
-                self.flatten(self.close_reason or "risk")
+                self._alert("exit_rejected", f"exit {o.tag} {ev.status.value}: {ev.reason}; resending the close")
             self._after_change()
 
     def _on_fill(self, ev: FillEvent) -> FillEvent | None:
@@ -174,36 +192,41 @@ class OcoManager:
         o.apply_fill(ev.qty, ev.price, ev.ts_ns)
         before = self.pos
         dq = ev.side * ev.qty
-        if self.pos == 0 or (dq > 0) == (self.pos > 0):
-            new = self.pos + dq
-            self.avg = (self.avg * abs(self.pos) + ev.price * ev.qty) / abs(new)
-        else:
-            new = self.pos + dq
-            if new != 0 and (new > 0) != (before > 0):
-                self.avg = ev.price
+        new = before + dq
+        if before == 0 or (dq > 0) == (before > 0):
+            self.avg = (self.avg * abs(before) + ev.price * ev.qty) / abs(new)
+        elif new != 0 and (new > 0) != (before > 0):
+            self.avg = ev.price
+        elif new == 0:
+            self.avg = 0.0
         self.pos = new
-        if o.role == "entry" and self.closing is None and not self.close_reason:
-            self._size_legs()
-        elif o.role == "entry":
-            # an entry fill after a flatten request: close what is open
-            self.closing = None if not self._closing_live() else self.closing
-            self.flatten(self.close_reason)
         self._after_change()
         return ev
 
     def _after_change(self) -> None:
-        """Restore the invariants after any event."""
+        """Restore the invariants after any event: excess → exit at once (+ alert); a close
+        requested → exits cover the whole position; flat → legs cancelled; else legs sized."""
         wrong_side = self.pos != 0 and self.side != 0 and (self.pos > 0) != (self.side > 0)
-        if wrong_side or abs(self.pos) > self.intended:
-            excess = self.pos if wrong_side else self.pos - self.side * self.intended
-            if not self._closing_live():
-                self._alert("oco_double_fill",
-                            f"position {self.pos} beyond intended {self.side * self.intended}: flattening {excess}")
-                for o in (self.stop, self.target):
-                    self._cancel(o)
-                qty = abs(self.pos) if wrong_side else abs(excess)
-                self.closing = self._place(-1 if self.pos > 0 else 1, qty, "market", None, "exit")
+        over = abs(self.pos) > self.intended
+        if wrong_side or over:
+            target = 0 if (wrong_side or self.close_reason) else self.side * self.intended
+            if target - self.pos - self._exit_in_flight() != 0:
+                self._alert("oco_excess",
+                            f"position {self.pos} beyond intended {self.side * self.intended}: "
+                            f"flattening the excess at once")
+            if wrong_side:
                 self.close_reason = self.close_reason or "risk"
+                for o in (self.entry, self.stop, self.target):
+                    self._cancel(o)
+            self._send_exit(target)
+            if not wrong_side and not self.close_reason:
+                self._size_legs()
+            return
+        if self.close_reason:
+            for o in (self.entry, self.stop, self.target):
+                self._cancel(o)
+            if self.pos != 0:
+                self._send_exit(0)
             return
         if self.pos == 0:
             entry_live = self.entry is not None and self.entry.status in LIVE
@@ -211,46 +234,44 @@ class OcoManager:
                 for o in (self.stop, self.target):
                     self._cancel(o)
             return
-        if self._closing_live() or self.close_reason:
-            if not self._closing_live() and self.pos != 0:
-                self.flatten(self.close_reason)
-            return
         self._size_legs()
 
     def _size_legs(self) -> None:
-        """Make both legs cover exactly |pos| (managed OCO places/modifies; native venues do it
-        themselves). A missing stop with a live position closes the position."""
-        q = abs(self.pos)
+        """Make both legs cover exactly the position (managed OCO places/modifies; a native
+        venue does it itself). A position without a stop that can still be placed → close."""
+        q = min(abs(self.pos), self.intended)
         if q == 0:
             return
         if self.native:
-            if self.stop is not None and self.stop.status not in LIVE and self.stop.status != S.PENDING_CANCEL \
-                    and self.entry is not None and self.entry.status == S.FILLED:
+            if self.stop is not None and self.stop.status in (S.REJECTED, S.EXPIRED, S.CANCELLED):
                 self._alert("no_stop", f"position {self.pos} without a working stop: closing at once")
                 self.flatten("risk")
             return
-        side = -1 if self.pos > 0 else 1
+        sgn = 1 if self.pos > 0 else -1
         for role in ("stop", "target"):
             leg = self.stop if role == "stop" else self.target
-            if leg is None or leg.status not in LIVE:
-                if leg is not None and leg.status == S.PENDING_CANCEL:
-                    continue
-                sgn = 1 if self.pos > 0 else -1
+            if leg is None or leg.status in (S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED):
+                if role == "stop" and leg is not None and leg.status in (S.REJECTED, S.EXPIRED):
+                    self._alert("no_stop", f"position {self.pos} without a working stop: closing at once")
+                    self.flatten("risk")
+                    return
                 price = (self.avg - sgn * self.stop_ticks * self.tick if role == "stop"
                          else self.avg + sgn * self.target_ticks * self.tick)
-                leg = self._place(side, q, "stop" if role == "stop" else "limit", price, role)
+                leg = self._place(-sgn, q, "stop" if role == "stop" else "limit", price, role)
                 if role == "stop":
                     self.stop = leg
                 else:
                     self.target = leg
-            elif leg.remaining != q and leg.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+            elif leg.status in (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED) and leg.remaining != q:
                 self.venue.modify(leg.order_id, qty=leg.filled + q)
                 leg.qty = leg.filled + q
 
     # ------------------------------------------------------------------ queries
     def protected(self) -> bool:
         """True when the position is flat, or a stop covers it, or a close is in flight."""
-        if self.pos == 0 or self._closing_live():
+        if self.pos == 0:
+            return True
+        if self._closing_live() and -self._exit_in_flight() * (1 if self.pos > 0 else -1) >= abs(self.pos):
             return True
         s = self.stop
         return s is not None and s.status in LIVE and s.remaining >= abs(self.pos)
