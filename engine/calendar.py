@@ -2,7 +2,10 @@
 
 Rules and sources:
 - Globex sessions of the CME equity index futures (open, close, holidays, early closes) come from
-  the ``CME_Equity`` calendar of ``pandas_market_calendars``; nothing is hand-written here.
+  the ``CME_Equity`` calendar of ``pandas_market_calendars``, with two documented corrections
+  where it disagrees with CME Group's published hours (checked against real bars): early closes
+  at 13:15 NY (12:15 CT), not 13:00, and the one-off session of 2025-01-09
+  (:data:`CME_SPECIAL_SESSIONS`).
   A session opens at 18:00 New York the evening before its trading day and closes at 17:00 New
   York (earlier on early-close days); 17:00-18:00 is the daily maintenance halt.
 - The trading-day label of a timestamp is the New York calendar date, plus one day at or after
@@ -137,8 +140,9 @@ class CmeCalendar:
         self.last_year = last_year
         start, end = f"{first_year - 1}-12-01", f"{last_year + 1}-01-31"
         cme = mcal.get_calendar("CME_Equity").schedule(start, end)
-        nyse = mcal.get_calendar("XNYS").schedule(start, end)
-        nyse = nyse.reindex(cme.index)
+        nyse_all = mcal.get_calendar("XNYS").schedule(start, end)
+        cme = _apply_cme_corrections(cme, nyse_all, pd)
+        nyse = nyse_all.reindex(cme.index)
         d_index = cme.index.tz_localize(None).normalize()
 
         def ny_wall(t: time) -> np.ndarray:
@@ -319,6 +323,48 @@ class CmeCalendar:
             if ts_ns >= self.table.eod[row, i]:
                 phase = name
         return phase
+
+
+CME_SPECIAL_SESSIONS: dict[date, time] = {
+    # National Day of Mourning for President Carter: NYSE closed; CME equity index futures traded
+    # the overnight session and halted at 08:30 CT / 09:30 ET (CME Group notice, 2025-01-02).
+    # Both calendar libraries mark the day a full holiday.
+    date(2025, 1, 9): time(9, 30),
+}
+"""One-off CME equity sessions the calendar libraries lack: trading day → Globex close (NY)."""
+
+EARLY_CLOSE_NY = time(13, 15)
+"""CME equity index futures close at 12:15 CT (13:15 NY) on NYSE early-close days (CME Group
+holiday calendars); the libraries give 12:00 CT."""
+
+
+def _apply_cme_corrections(cme, nyse, pd):
+    """Layer two documented corrections over the ``CME_Equity`` schedule:
+    1. On a NYSE early-close day (cash close before 16:00 NY) where the library closes Globex at
+       13:00 NY, the equity index futures close at :data:`EARLY_CLOSE_NY` instead.
+    2. :data:`CME_SPECIAL_SESSIONS` adds sessions the libraries miss (18:00 NY the evening before
+       → the listed close)."""
+    cme = cme.copy()
+    nyse_close = nyse.market_close.reindex(cme.index)
+    for idx in cme.index:
+        nc = nyse_close.get(idx)
+        if nc is None or pd.isna(nc):
+            continue
+        nc_ny = nc.tz_convert(NY)
+        close_ny = cme.at[idx, "market_close"].tz_convert(NY)
+        if (nc_ny.hour, nc_ny.minute) < (16, 0) and (close_ny.hour, close_ny.minute) == (13, 0):
+            new = pd.Timestamp(datetime.combine(idx.date(), EARLY_CLOSE_NY, tzinfo=NY)).tz_convert("UTC")
+            cme.at[idx, "market_close"] = new
+    for d, close in CME_SPECIAL_SESSIONS.items():
+        key = pd.Timestamp(d)
+        if key in cme.index or not (cme.index.min() <= key <= cme.index.max()):
+            continue
+        prev = d - timedelta(days=1)
+        row = {c: pd.NaT for c in cme.columns}
+        row["market_open"] = pd.Timestamp(datetime.combine(prev, SESSION_START_NY, tzinfo=NY)).tz_convert("UTC")
+        row["market_close"] = pd.Timestamp(datetime.combine(d, close, tzinfo=NY)).tz_convert("UTC")
+        cme.loc[key] = row
+    return cme.sort_index()
 
 
 @numba.njit(cache=True, nogil=True)

@@ -54,14 +54,28 @@ def test_eod_phases_normal_dst_and_early_close() -> None:
         t = {k: ny_datetime(v).strftime("%H:%M") for k, v in cal.eod_times(d).items()}
         assert t == {"reduce": "16:00", "no_new": "16:15", "exit": "16:25", "flat": "16:30"}, d
     t = {k: ny_datetime(v).strftime("%H:%M") for k, v in cal.eod_times(date(2025, 11, 28)).items()}
-    assert t == {"reduce": "12:00", "no_new": "12:15", "exit": "12:25", "flat": "12:30"}
-    assert cal.eod_phase(ns("2025-11-28 17:20")) == "no_new"
-    assert cal.eod_phase(ns("2025-11-28 17:26")) == "exit"
-    assert cal.eod_phase(ns("2025-11-28 19:00")) == "closed"
+    # Early close 13:15 NY (12:15 CT): each phase its normal distance before the Globex close.
+    assert t == {"reduce": "12:15", "no_new": "12:30", "exit": "12:40", "flat": "12:45"}
+    assert cal.eod_phase(ns("2025-11-28 17:20")) == "reduce"
+    assert cal.eod_phase(ns("2025-11-28 17:41")) == "exit"
+    assert cal.eod_phase(ns("2025-11-28 18:14")) == "flat"
+    assert cal.eod_phase(ns("2025-11-28 18:15")) == "closed"
     assert cal.eod_phase(ns("2025-03-10 20:16")) == "no_new"  # 16:16 EDT
     assert cal.eod_phase(ns("2025-03-10 14:00")) == "normal"
     with pytest.raises(CalendarError, match="2025-12-25 is not a CME trading day"):
         cal.eod_times(date(2025, 12, 25))
+
+
+def test_corrections_over_the_library() -> None:
+    # NYSE early close → CME equity closes 13:15 NY; library holidays (Thanksgiving) keep 13:00.
+    for d in (date(2024, 12, 24), date(2025, 7, 3), date(2025, 11, 28)):
+        assert ny_datetime(int(cal.table.close[cal.session_row(d)])).strftime("%H:%M") == "13:15"
+    assert ny_datetime(int(cal.table.close[cal.session_row(date(2025, 11, 27))])).strftime("%H:%M") == "13:00"
+    # 2025-01-09: overnight session to 09:30 NY, no RTH.
+    r = cal.session_row(date(2025, 1, 9))
+    assert ny_datetime(int(cal.table.open[r])).isoformat() == "2025-01-08T18:00:00-05:00"
+    assert ny_datetime(int(cal.table.close[r])).strftime("%H:%M") == "09:30"
+    assert cal.table.rth_open[r] == -1
 
 
 def test_holidays_and_early_closes_come_from_the_library() -> None:

@@ -274,17 +274,18 @@ def test_eod_phases_after_dst_changes(day, utc_hour):
 
 
 def test_eod_phases_early_close_2025_11_28():
+    # Globex closes 13:15 NY (12:15 CT) on the NYSE early close: phases 12:15/12:30/12:40/12:45.
     rm, clock = make(ny(2025, 11, 28, 9))
     d = (2025, 11, 28)
-    assert [rm.eod_phase(ny(*d, h, m)) for h, m in [(11, 59), (12, 0), (12, 15), (12, 25), (12, 30), (13, 0)]] == [
+    assert [rm.eod_phase(ny(*d, h, m)) for h, m in [(12, 14), (12, 15), (12, 30), (12, 40), (12, 45), (13, 15)]] == [
         "normal", "reduce", "no_new", "exit", "flat", "closed"]
-    assert rm.flat_deadline_ns(ny(*d, 10)) == ny(*d, 12, 30)
-    assert entry(rm, ny(*d, 12, 5)).contracts == 1             # RTH still open: size halved
-    assert not entry(rm, ny(*d, 12, 15)).approved
-    assert rm.must_flatten(ny(*d, 12, 25))
-    clock.advance_to(ny(*d, 12, 20))
+    assert rm.flat_deadline_ns(ny(*d, 10)) == ny(*d, 12, 45)
+    assert entry(rm, ny(*d, 12, 20)).contracts == 1             # RTH still open: size halved
+    assert not entry(rm, ny(*d, 12, 30)).approved
+    assert rm.must_flatten(ny(*d, 12, 40))
+    clock.advance_to(ny(*d, 12, 35))
     snap = rm.snapshot()
-    assert (snap.eod_phase, snap.next_phase, snap.next_phase_ns) == ("no_new", "exit", ny(*d, 12, 25))
+    assert (snap.eod_phase, snap.next_phase, snap.next_phase_ns) == ("no_new", "exit", ny(*d, 12, 40))
     assert rm.next_phase(ny(*d, 13, 30)) == ("open", ny(2025, 11, 30, 18))
 
 
