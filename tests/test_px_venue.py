@@ -132,6 +132,10 @@ def test_managed_oco_legs_placed_by_the_kernel_and_refusals(gt):
             v.place(1, 1, "market", tag="x", bracket=Bracket(4, 4))
         with pytest.raises(VenueError, match="needs a price"):
             v.place(1, 1, "limit", tag="y")
+        gt.gw.faults.reject_next_place = "Invalid price"
+        rid = v.place(1, 1, "stop", 6000.0, tag="rej")     # refused by the broker: REJECTED event
+        rej = collect(v, lambda ev: bool(_ups(ev, order_id=rid)))
+        assert _ups(rej, order_id=rid)[0].status == S.REJECTED and "Invalid price" in rej[0].reason
         oco = OcoManager(v, 0.25)
         oco.open(-1, 2, 6, 6)
         got: list = []

@@ -5,17 +5,13 @@ token expiry mid-session (renewed, no gap)."""
 from __future__ import annotations
 
 import logging
-import math
 import time
 
-import pytest
-
 from engine.config import Settings
-from engine.execution.orders import OrderStatus as S
 from engine.instruments import spec
 from engine.kernel import BarInput, TradingKernel
 from engine.risk.manager import RiskDecision
-from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate
+from engine.venue.base import FillEvent
 from tests.px_fixtures import KEY
 from tests.test_px_venue_support import GatewayThread, collect, make_venue, settle
 

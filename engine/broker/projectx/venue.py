@@ -67,7 +67,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from engine.broker.projectx.enums import OrderSide, OrderStatus as PxStatus, OrderType
+from engine.broker.projectx.enums import OrderSide, OrderType
 from engine.broker.projectx.errors import (
     ApiError, NotFoundError, OutcomeUnknown, ProjectXError, RateLimitedError, install_redaction,
 )
@@ -253,6 +253,7 @@ class ProjectXVenue:
         self._sent_btags: dict[str, tuple] = {}          # broker tag → (kind, side, ref price)
         self._unknown: dict[str, int] = {}               # kernel tag → submission clock ns
         self._seen_trades: set[int] = set()
+        self._kinds: dict[str, str] = {}                 # kernel id → kind (before any event)
         self._trade_orders: dict[int, int] = {}          # trade id → broker order id
         self.pos_qty = 0
         self.pos_avg = 0.0
@@ -431,9 +432,12 @@ class ProjectXVenue:
 
         ``side`` +1 buy / -1 sell; ``qty`` ≥ 1 contracts; ``kind`` market | limit | stop;
         ``price`` points (rounded to the tick grid); ``bracket`` native OCO (only with
-        ``native_oco``). Raises :class:`VenueError` (refused: bad arguments, errorCode 2..,
-        HTTP 429) or :class:`SubmissionTimeout` (timeout / OutcomeUnknown: the order may exist;
-        the venue reconciles by tag and the kernel must NOT resend)."""
+        ``native_oco``). A broker refusal (errorCode 2.., HTTP 429 "not placed", other 4xx)
+        returns an id (``str(orderId)`` of the rejected record, else ``rejected:<tag>``) and
+        queues an OrderUpdate REJECTED with the broker's message, as the simulated venue does.
+        Raises :class:`VenueError` for bad arguments (a bug) or :class:`SubmissionTimeout`
+        (timeout / OutcomeUnknown: the order may exist; the venue reconciles by tag and the
+        kernel must NOT resend)."""
         if side not in (1, -1) or qty < 1 or kind not in KIND_TO_TYPE:
             raise VenueError(f"bad order: side={side} qty={qty} kind={kind!r} tag={tag!r}")
         if kind != "market" and price is None:
@@ -471,16 +475,23 @@ class ProjectXVenue:
             why = exc if isinstance(exc, OutcomeUnknown) else f"no answer within {self.submit_timeout_s:.1f} s"
             log.error("place %s: outcome unknown (%s); reconciling by tag, not resending", tag, why)
             raise SubmissionTimeout(f"place {tag!r}: outcome unknown ({why}); reconcile by tag") from None
-        except RateLimitedError as exc:
-            self._sent_btags.pop(btag, None)
-            raise VenueError(f"place {tag!r} refused by the rate limit (not placed): {exc}") from None
-        except ApiError as exc:
-            raise VenueError(f"place {tag!r} refused: {exc}") from None
         except ProjectXError as exc:
-            raise VenueError(f"place {tag!r} failed: {exc}") from None
+            # a definitive refusal (errorCode 2.., HTTP 429 / 4xx): nothing working at the broker.
+            # Reported like the simulated venue does: an id and a REJECTED update, so the
+            # kernel's OCO rules apply (a rejected stop closes the position).
+            rid = exc.payload.get("orderId") if isinstance(exc, ApiError) else None
+            kid = str(rid) if rid is not None else f"rejected:{tag}"
+            self._btag_to_kid[btag] = kid
+            if rid is not None:
+                self._kid_to_bid[kid] = int(rid)
+            log.warning("place %s refused by the broker: %s", tag, exc)
+            self._emit(OrderUpdate(kid, tag, S.REJECTED, self.clock.now_ns(), qty, px, kind, side,
+                                   reason=str(exc)))
+            return kid
         kid = str(bid)
         self._kid_to_bid[kid] = bid
         self._btag_to_kid[btag] = kid
+        self._kinds[kid] = kind
         return kid
 
     def modify(self, order_id: str, *, qty: int | None = None, price: float | None = None) -> None:
@@ -489,7 +500,7 @@ class ProjectXVenue:
         (unknown id, terminal order); an unknown outcome is logged (the stream tells)."""
         bid = self._bid(order_id)
         tr = self._tracks.get(bid)
-        kind = tr.kind if tr is not None else "limit"
+        kind = tr.kind if tr is not None else self._kinds.get(order_id, "limit")
         p = None if price is None else self._round(price)
         try:
             self._call(self.client.modify_order(
