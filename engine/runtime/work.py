@@ -1,0 +1,128 @@
+"""Long work launched from the console (R-UI-3, R-UI-4): a backtest or a training run, with
+progress, returned as the console's immutable result types.
+
+Both run the same engine code as the CLI (``mes-console backtest`` / ``train``); they block the
+calling thread, so the console calls them from a worker thread. Progress is reported through the
+``on_progress`` callback on that same thread.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from engine.config import Settings, resolve_dir
+from engine.runtime.snapshot import (
+    BacktestParams, BacktestResult, Progress, ProgressCallback, TradeRow, TrainingParams,
+    TrainingResult,
+)
+
+
+def _bars_for(settings: Settings, data: str, start: date | None, end: date | None, seed: int):
+    """Bars of a file (sliced to [start, end], UTC dates of the bar open) or of the embedded
+    generator (``"demo"``: the given CME trading days, default the five days from 2025-11-03)."""
+    if data == "demo":
+        from engine.market import generate_bars
+
+        d0 = start or date(2025, 11, 3)
+        d1 = end or (d0 + timedelta(days=4))
+        return generate_bars(d0, d1, seed=seed, symbol=settings.instrument.symbol)
+    from engine.backtest.runner import slice_dates
+    from engine.data import load_bars
+
+    return slice_dates(load_bars(Path(data).expanduser()), start and start.isoformat(),
+                       end and end.isoformat())
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.2f}"
+    return str(v)
+
+
+def run_backtest_for_console(settings: Settings, params: BacktestParams,
+                             on_progress: ProgressCallback) -> BacktestResult:
+    """Backtest with the kernel over the requested bars; report saved under the reports dir.
+    Raises the engine's errors (bad file, empty range, checkpoint mismatch) unchanged."""
+    from engine.backtest.metrics import compute_metrics
+    from engine.backtest.report import write_report
+    from engine.backtest.runner import run_backtest
+    from engine.strategy.baseline import BreakoutBaseline
+    from engine.strategy.model import ModelStrategy
+
+    on_progress(Progress(0, 1, "loading bars"))
+    bars = _bars_for(settings, params.data, params.start, params.end, params.seed)
+    strat = BreakoutBaseline() if params.model in ("", "baseline") else ModelStrategy(params.model)
+    on_progress(Progress(0, len(bars), f"signals: {strat.name}"))
+    sig = strat.signals(bars)
+    res = run_backtest(bars, sig, settings, fill_model=params.fill_model, strategy_name=strat.name,
+                       progress=lambda done, total: on_progress(Progress(done, total, "backtest")))
+    m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
+    stamp = f"{strat.name}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}"
+    out = resolve_dir(settings.paths.reports_dir, "reports") / stamp
+    write_report(res, out, m)
+    keys = ("net_pnl", "trades", "win_rate", "profit_factor", "expectancy", "sharpe", "sortino",
+            "max_drawdown", "commission", "slippage")
+    metrics = tuple((k, _fmt(m[k])) for k in keys if k in m)
+    eq = [res.starting_balance]
+    for t in res.records:
+        eq.append(eq[-1] + t.net_pnl)
+    rows = tuple(TradeRow(t.entry_ts, t.exit_ts, "LONG" if t.direction > 0 else "SHORT", t.contracts,
+                          t.entry_price, t.exit_price, t.net_pnl, t.exit_reason) for t in res.records)
+    on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net ${m.get('net_pnl', 0.0):,.2f}"))
+    return BacktestResult(metrics, tuple(eq), rows, str(out))
+
+
+def run_training_for_console(settings: Settings, params: TrainingParams,
+                             on_progress: ProgressCallback) -> TrainingResult:
+    """Walk-forward (or single-fold) training; the checkpoint goes to the models dir. Progress:
+    one :class:`Progress` per epoch with train/validation loss and validation accuracy."""
+    import dataclasses
+
+    from engine.instruments import spec
+    from engine.ml.pipeline import train_from_bars
+    from engine.ml.training import TrainParams
+
+    on_progress(Progress(0, 1, "loading bars"))
+    if params.data == "demo":
+        bars = _bars_for(settings, "demo", date(2025, 1, 2), date(2025, 6, 30), 0)
+    else:
+        bars = _bars_for(settings, params.data, None, None, 0)
+    tc = dataclasses.replace(settings.training, train_months=params.train_months,
+                             val_months=params.val_months, test_months=params.test_months)
+    tp = TrainParams.from_config(tc, epochs=params.epochs)
+    state = {"folds": 0}
+    history: list[tuple[int, int, float, float, float]] = []
+
+    def progress(ev: dict) -> None:
+        kind = ev.get("event")
+        if kind == "plan":
+            state["folds"] = int(ev.get("folds", 0))
+            on_progress(Progress(0, max(1, state["folds"]), ev.get("note", "plan"), folds=state["folds"]))
+        elif kind == "epoch":
+            history.append((int(ev["fold"]), int(ev["epoch"]), float(ev["train_loss"]),
+                            float(ev["val_loss"]), float(ev["val_acc"])))
+            on_progress(Progress(int(ev["epoch"]), int(ev["epochs"]), f"fold {ev['fold']}",
+                                 (("train_loss", float(ev["train_loss"])), ("val_loss", float(ev["val_loss"])),
+                                  ("val_acc", float(ev["val_acc"]))),
+                                 fold=int(ev["fold"]), folds=state["folds"]))
+        elif kind == "fold_done":
+            on_progress(Progress(int(ev["fold"]), max(1, state["folds"]),
+                                 f"fold {ev['fold']} test acc {ev['test_acc']:.3f} "
+                                 f"(majority {ev['majority_acc']:.3f})", fold=int(ev["fold"]),
+                                 folds=state["folds"]))
+
+    out = resolve_dir(settings.paths.models_dir, "models")
+    rep = train_from_bars(bars, out_dir=out, arch=params.arch, walk_forward=params.walk_forward,
+                          params=tp, training_cfg=tc, target_cfg=settings.target,
+                          tick_size=spec(settings.instrument.symbol).tick_size,
+                          data_path=params.data, on_progress=progress)
+    wf = rep.summary.get("walk_forward", {})
+    rows: list[tuple[str, str]] = [("checkpoint", str(rep.checkpoint))]
+    for k, v in (wf.get("combined") or wf).items() if isinstance(wf, dict) else []:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            rows.append((k, f"{v:.4f}" if isinstance(v, float) else str(v)))
+    return TrainingResult(tuple(rows[:14]), str(rep.checkpoint), tuple(history))
+
+
+__all__ = ["run_backtest_for_console", "run_training_for_console"]
