@@ -147,6 +147,9 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     ts_mode = settings.session.trade_session
     sess_ok = mk.is_rth if ts_mode == "rth" else (mk.in_session & ~mk.is_rth if ts_mode == "eth" else mk.in_session)
     flat_targets = np.flatnonzero(actionable & (mk.phase < P_NO_NEW) & sess_ok)
+    flat_close = close_ts_all = mk.close_ts
+    flat_close = close_ts_all[flat_targets]
+    cooldown_ns = int(settings.signal.exit_cooldown_s * 1e9)
     st = settings.stops
     trail_on = st.breakeven_after_ticks > 0 or st.trailing_ticks > 0
     r = settings.risk
@@ -172,12 +175,22 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             i += 1
             continue
         pos = k.position
+        s = k.risk.state_dict()
         if pos == 0:
-            j = int(np.searchsorted(flat_targets, i + 1))
+            # the next bar at which an entry could be approved: after the exit cooldown and any
+            # pause / daily block (refusals there change nothing while flat); none when halted,
+            # manually paused or below the minimum balance (nothing changes while flat)
+            if (s["halt"] is not None or s["manual_pause"] is not None
+                    or min(k.risk.balance, k.risk.equity) + 1e-9 < r.min_account_balance):
+                i = n
+                continue
+            t_min = max(s["pause_until_ns"], s["day_block_until_ns"])
+            if k.signals.last_exit_ns is not None:
+                t_min = max(t_min, k.signals.last_exit_ns + cooldown_ns)
+            j = max(int(np.searchsorted(flat_targets, i + 1)), int(np.searchsorted(flat_close, t_min)))
             i = int(flat_targets[j]) if j < len(flat_targets) else n
             continue
         sp, tp = k.stop_target()
-        s = k.risk.state_dict()
         eq_hi = float(s["day_peak_equity"])
         eq_lo = max(s["day_start_equity"] - r.daily_loss_limit, s["day_peak_equity"] - r.daily_drawdown_limit,
                     s["hwm"] - r.account_drawdown_limit, s["kill_ref"] - r.kill_switch_loss,

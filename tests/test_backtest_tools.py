@@ -1,0 +1,110 @@
+"""Metrics arithmetic, drawdown, the report files, walk-forward stitching, the go-live gate and
+the ``backtest`` CLI (one JSON document on stdout)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from engine.backtest.metrics import compute_metrics, drawdown
+from engine.backtest.report import write_report
+from engine.backtest.runner import run_backtest, slice_dates
+from engine.backtest.walkforward import go_live_check, limits_exercised, walk_forward_backtest
+from engine.config import GoLiveConfig, Settings
+from engine.data.io import load_bars
+from engine.strategy import strategy_by_name
+
+
+def test_drawdown_depth_duration_recovery():
+    eq = np.array([100, 110, 105, 90, 95, 111, 108.0])
+    d = drawdown(eq, bar_ns=60 * 10**9)
+    assert d["max_dd"] == 20.0 and d["peak_bar"] == 1 and d["trough_bar"] == 3
+    assert d["recovery_bar"] == 5 and d["duration_bars"] == 4 and d["duration_s"] == 240.0
+    assert d["max_dd_pct"] == pytest.approx(20 / 110)
+
+
+def test_metrics_by_hand():
+    t = pd.to_datetime(["2025-03-03 15:00", "2025-03-03 16:00", "2025-03-04 15:30"], utc=True)
+    trades = pd.DataFrame({"net_pnl": [10.0, -5.0, 20.0], "gross_pnl": [11.0, -4.0, 21.0],
+                           "commission": [0.84] * 3, "slippage": [0.16] * 3, "exit_time": t})
+    eq = np.array([1000, 1010, 1005, 1005, 1025.0])
+    day = np.array([1, 1, 1, 2, 2])
+    m = compute_metrics(trades, eq, day, 1000.0)
+    assert m["trades"] == 3 and m["net_pnl"] == 25.0 and m["gross_pnl"] == 28.0
+    assert m["win_rate"] == pytest.approx(2 / 3) and m["profit_factor"] == 6.0
+    assert m["expectancy"] == pytest.approx(25 / 3)
+    assert m["largest_win"] == 20.0 and m["largest_loss"] == -5.0
+    assert m["max_win_streak"] == 1 and m["max_loss_streak"] == 1
+    r = np.array([1005 / 1000 - 1, 1025 / 1005 - 1])
+    assert m["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(252))
+    assert m["pnl_by_hour_ny"] == {10: 30.0, 11: -5.0}
+    assert m["total_costs"] == pytest.approx(3.0) and m["winning_days_pct"] == 100.0
+
+
+@pytest.fixture(scope="module")
+def part(es_1m_path):
+    return slice_dates(load_bars(es_1m_path), "2025-06-01", "2025-09-30")
+
+
+def _big():
+    s = Settings()
+    return dataclasses.replace(s, account=dataclasses.replace(s.account, starting_capital=100_000.0),
+                               risk=dataclasses.replace(s.risk, kill_switch_loss=1e9, account_drawdown_limit=1e9))
+
+
+def test_report_files(part, tmp_path):
+    res = run_backtest(part, strategy_by_name("random", p=0.03).signals(part), _big())
+    paths = write_report(res, tmp_path)
+    tr = pd.read_csv(paths["trades"])
+    for c in ("entry_time", "exit_time", "direction", "entry_price", "exit_price", "contracts", "gross_pnl",
+              "commission", "slippage", "net_pnl", "exit_reason", "confidence", "predicted_class"):
+        assert c in tr.columns
+    assert len(tr) == len(res.trades) > 20
+    eq = pd.read_csv(paths["equity"])
+    assert len(eq) == len(part) and (eq["drawdown"] <= 0).all()
+    doc = json.loads(paths["metrics"].read_text())
+    assert doc["metrics"]["trades"] == len(tr)
+    assert paths["equity_png"].read_bytes()[:4] == b"\x89PNG"
+    assert "| sharpe |" in paths["report"].read_text()
+
+
+def test_walk_forward_stitching_and_go_live_gate(part):
+    from engine.ml.splits import Fold, Window
+
+    edges = [pd.Timestamp(x, tz="UTC").value for x in ("2025-07-01", "2025-08-01", "2025-09-01", "2025-10-01")]
+    folds = [Fold(k, Window(0, 1), Window(0, 1), Window(edges[k], edges[k + 1]), np.zeros(0, int),
+                  np.zeros(0, int), np.zeros(0, int)) for k in range(3)]
+    s = _big()
+    wf = walk_forward_backtest(part, folds, lambda f, b: strategy_by_name("random", seed=f.number, p=0.03).signals(b), s)
+    assert len(wf.folds) == 3 and len(wf.equity) == sum(r.bars for r in wf.folds)
+    total_net = sum(r.trades.net_pnl.sum() for r in wf.folds)
+    assert wf.equity[-1] == pytest.approx(100_000 + total_net)
+    gate = go_live_check(wf, 0.50, GoLiveConfig())
+    assert gate["pass"] is False
+    assert gate["checks"]["oos_accuracy"]["pass"] is False
+    assert gate["checks"]["trades_per_fold"]["value"] == [int(m["trades"]) for m in wf.fold_metrics]
+    ex = limits_exercised(wf.folds)
+    assert ex["daily_loss_limit"] and ex["consecutive_losses_3"]
+    assert not ex["kill_switch"]  # disabled above: never fired
+
+
+def test_cli_backtest_json(es_1m_path, tmp_path):
+    from mes_console.cli import app
+
+    r = CliRunner().invoke(app, ["backtest", "--data", str(es_1m_path), "--start", "2025-03-03", "--end",
+                                 "2025-03-14", "--strategy", "random", "--fill", "realistic",
+                                 "--out", str(tmp_path / "rep"), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["strategy"] == "random" and doc["fill_model"] == "realistic" and doc["bars"] > 10_000
+    assert (tmp_path / "rep" / "trades.csv").exists() and (tmp_path / "rep" / "equity.png").exists()
+    bad = CliRunner().invoke(app, ["backtest", "--data", str(es_1m_path), "--strategy", "nope", "--json"])
+    assert bad.exit_code == 3 and "unknown strategy 'nope'" in bad.output
+    bad = CliRunner().invoke(app, ["backtest", "--data", str(es_1m_path), "--fill", "magic"])
+    assert bad.exit_code == 3
