@@ -108,3 +108,34 @@ def test_cli_backtest_json(es_1m_path, tmp_path):
     assert bad.exit_code == 3 and "unknown strategy 'nope'" in bad.output
     bad = CliRunner().invoke(app, ["backtest", "--data", str(es_1m_path), "--fill", "magic"])
     assert bad.exit_code == 3
+
+
+def test_model_strategy_predicts_in_one_batch(part):
+    """The model strategy makes ONE batch call for the whole series and maps classes to
+    direction/confidence; rows without a prediction give no signal."""
+    from engine.ml.predictor import BatchPredictions
+    from engine.strategy import ModelStrategy
+
+    calls = []
+
+    class FakePredictor:
+        def predict_bars(self, bars):
+            calls.append(len(bars))
+            n = len(bars)
+            rng = np.random.default_rng(1)
+            probs = rng.dirichlet([1, 1, 1], size=n)
+            valid = np.ones(n, bool)
+            valid[:50] = False
+            d = (probs.argmax(1) - 1).astype(np.int8)
+            return BatchPredictions(bars.ts, valid, np.where(valid, d, 0).astype(np.int8),
+                                    np.where(valid, probs.max(1), np.nan), probs, np.zeros(n), np.zeros(n))
+
+    strat = ModelStrategy("unused.ckpt", predictor=FakePredictor())
+    sig = strat.signals(part)
+    assert calls == [len(part)]
+    assert (sig.direction[:50] == 0).all() and np.isnan(sig.confidence[:50]).all()
+    assert set(np.unique(sig.pred_class[50:])) <= {0, 1, 2}
+    assert ((sig.pred_class[50:] - 1) == sig.direction[50:]).all()
+    res = run_backtest(part, sig, _big())
+    assert len(res.trades) > 10
+    assert (res.trades["confidence"] >= 0.60).all()

@@ -67,6 +67,26 @@ def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def eod_phase_codes(close_ts, row, eod, sclose):  # pragma: no cover - compiled
+    """EOD phase code (engine.kernel.PHASE_CODES) at each bar's close: 0-4 from the session's
+    reduce/no_new/exit/flat times, 5 when the bar is outside a session or closes after it."""
+    n = close_ts.shape[0]
+    out = np.empty(n, np.int8)
+    for i in range(n):
+        r = row[i]
+        t = close_ts[i]
+        if r < 0 or t > sclose[r]:
+            out[i] = 5
+            continue
+        p = 0
+        for k in range(4):
+            if t >= eod[r, k]:
+                p = k + 1
+        out[i] = p
+    return out
+
+
+@numba.njit(cache=True)
 def scan_position(start, ph0, side, stop, target, best, trail_on, high, low, close, phase, sig_dir,
                   actionable, cash, avg, qty_pv, eq_hi, eq_lo):  # pragma: no cover - compiled
     """First bar ≥ ``start`` at which the kernel must step for an open position (see module

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.backtest.fast import rolling_mean, scan_position, wilder_atr
+from engine.backtest.fast import eod_phase_codes, rolling_mean, scan_position, wilder_atr
 from engine.calendar import calendar_for
 from engine.clock import SimClock, perf_ns
 from engine.execution.orders import OrderStatus
@@ -62,10 +62,7 @@ def prepare_market(bars, settings, fill_model: str) -> Market:
     lab = cal.label(bars.ts)
     close_ts = bars.ts + np.int64(bars.bar_ns)
     row = lab.session
-    eod = cal.table.eod[np.maximum(row, 0)]
-    phase = (close_ts[:, None] >= eod).sum(axis=1).astype(np.int8)
-    close_row = cal.label(close_ts - 1).session  # the close instant is still in the session
-    phase = np.where((row < 0) | (close_row != row), 5, phase).astype(np.int8)
+    phase = eod_phase_codes(close_ts, row, cal.table.eod, cal.table.close)
     atr = wilder_atr(bars.high, bars.low, bars.close, int(settings.stops.atr_period))
     win = max(20, int(86_400_000_000_000 // max(bars.bar_ns, 1)))
     win = min(win, max(20, n // 4))
