@@ -1,0 +1,95 @@
+"""The kernel with the SimVenue and the real risk manager on real bars: a stop that cannot be
+placed closes the position at once; a HALT flattens with reason "risk"; a signal exit and a
+reversal go through the signal generator."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from engine.backtest.runner import prepare_market, slice_dates
+from engine.calendar import calendar_for
+from engine.clock import SimClock
+from engine.config import Settings
+from engine.data.io import load_bars
+from engine.instruments import spec as ispec
+from engine.kernel import BarInput, TradingKernel
+from engine.risk import RiskManager
+from engine.venue.sim import SimVenue
+
+
+def _setup(path):
+    bars = slice_dates(load_bars(path), "2025-06-02", "2025-06-03")
+    s = Settings()
+    s = dataclasses.replace(s, account=dataclasses.replace(s.account, starting_capital=5000.0),
+                            stops=dataclasses.replace(s.stops, method="fixed", fixed_ticks=10, breakeven_after_ticks=0))
+    mk = prepare_market(bars, s, "realistic")
+    sp = ispec("MES")
+    v = SimVenue(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns, tick_size=sp.tick_size,
+                 point_value=sp.point_value, cost_per_side=0.42, slip_ticks=mk.slip, fill_model="realistic")
+    clock = SimClock(int(bars.ts[0]))
+    risk = RiskManager(s, clock, calendar_for(int(bars.ts[0]), int(bars.ts[-1])), sp)
+    k = TradingKernel(s, v, risk, sp, bar_ns=bars.bar_ns, starting_balance=5000.0)
+    return bars, mk, v, clock, k
+
+
+def _step(bars, mk, v, clock, k, i, d=0, conf=np.nan):
+    clock.advance_to(int(mk.close_ts[i]))
+    v.process_bar(i)
+    lo = max(0, i - 9)
+    return k.step(BarInput(i, int(mk.close_ts[i]), bars.open[i], bars.high[i], bars.low[i], bars.close[i],
+                           mk.atr[i], bool(mk.is_rth[i]), bool(mk.in_session[i]), int(mk.phase[i]), int(mk.day[i]),
+                           d, conf, 2 if d > 0 else 0, mk.atr_normal[i], np.nan, np.nan,
+                           bars.high[lo:i + 1], bars.low[lo:i + 1]))
+
+
+def _rth_bar(mk, after=0, bars=None):
+    """An RTH bar (after the first ``after``); with ``bars``: one whose next 8 bars stay within
+    2.25 points of the next open, so that a 10-tick stop / 15-tick target bracket survives."""
+    cand = np.flatnonzero(mk.is_rth & (mk.phase == 0))[after:]
+    if bars is None:
+        return int(cand[0])
+    for i in cand:
+        o = bars.open[i + 1]
+        if bars.high[i + 1:i + 9].max() - o < 2.25 and o - bars.low[i + 1:i + 9].min() < 2.25:
+            return int(i)
+    raise AssertionError("no calm bar found")
+
+
+def test_rejected_stop_closes_position_at_once(es_1m_path):
+    bars, mk, v, clock, k = _setup(es_1m_path)
+    i = _rth_bar(mk, 30, bars)
+    for j in range(i):
+        _step(bars, mk, v, clock, k, j)
+    v.fail_next_stop = True
+    _step(bars, mk, v, clock, k, i, 1, 0.75)
+    assert k.oco.entry is not None and k.position == 0
+    _step(bars, mk, v, clock, k, i + 1)  # entry fills at the open, the stop is rejected → exit sent
+    assert any(kind == "stop_rejected" for _, kind, _ in k.stats.alerts)
+    assert k.oco.close_reason == "risk" and k.oco._closing_live()
+    _step(bars, mk, v, clock, k, i + 2)  # the exit fills at the next open
+    assert k.position == 0 and len(k.trades) == 1 and k.trades[0].exit_reason == "risk"
+
+
+def test_halt_flattens_and_opposite_signal_reverses(es_1m_path):
+    bars, mk, v, clock, k = _setup(es_1m_path)
+    i = _rth_bar(mk, 30, bars)
+    for j in range(i):
+        _step(bars, mk, v, clock, k, j)
+    _step(bars, mk, v, clock, k, i, 1, 0.75)
+    _step(bars, mk, v, clock, k, i + 1)
+    assert k.position > 0
+    sig = _step(bars, mk, v, clock, k, i + 2, -1, 0.8)  # opposite signal → reversal
+    assert sig.value == "reverse_to_short"
+    _step(bars, mk, v, clock, k, i + 3)  # exit fills; flat → re-enter short
+    assert k.trades[-1].exit_reason == "signal"
+    _step(bars, mk, v, clock, k, i + 4)
+    assert k.position < 0
+    k.risk.halt("test", "tester")
+    _step(bars, mk, v, clock, k, i + 5)
+    _step(bars, mk, v, clock, k, i + 6)
+    assert k.position == 0 and k.trades[-1].exit_reason == "risk"
+    _step(bars, mk, v, clock, k, i + 7, 1, 0.9)  # HALTED: entries refused
+    assert k.oco.entry.status.value == "filled" and k.position == 0
+    assert any(r.startswith("HALTED") for r in k.stats.entries_refused)
