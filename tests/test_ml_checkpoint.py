@@ -193,3 +193,27 @@ def test_feature_manifest_roundtrip_used_by_model_cli(trained):
     body = json.loads((trained.checkpoint / "manifest.json").read_text())["body"]
     fs = FeatureSet.from_manifest(body["feature_set"])
     assert load_checkpoint(trained.checkpoint, expected_feature_set=fs).arch == "mlp"
+
+
+def test_sequence_predictor_stream_equals_batch(bars, tmp_path):
+    s = Settings()
+    sub = bars.slice(len(bars) - 20_000, len(bars))
+    rep = train_from_bars(sub, out_dir=tmp_path, arch="lstm", walk_forward=False,
+                          params=TrainParams(epochs=1, batch_size=2048, seed=5),
+                          training_cfg=s.training, target_cfg=s.target, tick_size=0.25,
+                          hparams={"seq_len": 6, "hidden": 8}, name="lstm")
+    fs = feature_set_for(sub.bar_ns, sub.has_volume)
+    pred = Predictor.load(rep.checkpoint, fs)
+    tail = sub.slice(len(sub) - 300 - fs.warmup, len(sub))
+    X = fs.batch(tail)
+    bp = pred.predict_batch(X)
+    first = int(np.flatnonzero(np.isfinite(X).all(1))[0])
+    assert not bp.valid[: first + 5].any() and bp.valid[first + 5]   # a full window of 6 rows needed
+    pred.reset()
+    for i in range(len(X)):
+        r = pred.update(X[i], ts_ns=int(tail.ts[i]))
+        assert (r is not None) == bool(bp.valid[i]), i
+        if r is not None:
+            assert np.allclose(r.probs, bp.probs[i], rtol=0, atol=1e-6)
+    with pytest.raises(TypeError, match="window"):
+        pred.predict_one(X[-1])

@@ -94,4 +94,15 @@ def test_walk_forward_reports_baselines(arrays):
         assert np.allclose(fr.test_probs.sum(1), 1)
     total = sum(len(f.fold.test_idx) for f in res.folds)
     assert res.combined["model"]["n"] == res.combined["persistence"]["n"] == total
-    assert 0 < res.combined["model"]["log_loss"] < 5
+    assert 0 < res.combined["model"]["log_loss"] < 5 and 0 < res.combined["prior_log_loss"] < 2
+
+
+def test_prior_log_loss_baseline(arrays):
+    from engine.ml.metrics import baseline_metrics
+
+    ts, X, y, mv = arrays
+    yt = y[y >= 0][:1000].astype(np.int64)
+    prior = np.bincount(yt, minlength=3) / len(yt)
+    b = baseline_metrics(yt, 1, np.ones_like(yt), prior)
+    expected = -np.mean(np.log(prior[yt]))
+    assert b["prior_log_loss"] == pytest.approx(expected)

@@ -89,10 +89,17 @@ def persistence_predictions(ts: np.ndarray, y: np.ndarray, lookahead_ns: int, fa
     return out
 
 
-def baseline_metrics(y_true: np.ndarray, majority: int, persistence_pred: np.ndarray) -> dict:
-    """Accuracy and per-class figures of the majority-class and persistence baselines."""
+def baseline_metrics(y_true: np.ndarray, majority: int, persistence_pred: np.ndarray,
+                     train_prior: np.ndarray | None = None) -> dict:
+    """Accuracy and per-class figures of the majority-class and persistence baselines; with
+    ``train_prior`` (3 class frequencies of the training split) also ``prior_log_loss``: the log
+    loss of always predicting those frequencies (the bar a model's log loss must beat)."""
     y_true = np.asarray(y_true, np.int64)
+    extra = {}
+    if train_prior is not None:
+        extra["prior_log_loss"] = log_loss(y_true, np.tile(np.asarray(train_prior, float), (len(y_true), 1)))
     return {
+        **extra,
         "majority_class": CLASS_NAMES[majority],
         "majority": classification_metrics(y_true, np.full_like(y_true, majority)),
         "persistence": classification_metrics(y_true, persistence_pred),

@@ -12,7 +12,8 @@ of folds whose first train window starts at or after the first bar.
 
 Short data: when the span is shorter than ``train + val + test`` months, every length (train,
 val, test, roll) is scaled by ``span / (train + val + test + 2·roll)`` and expressed in whole
-days (at least 1), which gives three folds; :attr:`WalkForwardPlan.note` says so in words.
+days, at least 3 (so that a window can never fall entirely in a weekend or holiday closure), which
+gives three folds when the data is long enough for that minimum; :attr:`WalkForwardPlan.note` says so in words.
 
 Purging (label overlap): a row ``t`` of a window ``[a, b)`` is dropped when its label horizon
 reaches the next window, i.e. when ``ts[t] + lookahead_ns >= b`` (the label compares the close of
@@ -112,9 +113,10 @@ def plan_walk_forward(ts: np.ndarray, usable: np.ndarray, *, bar_ns: int, lookah
                 f"months, roll {roll_months} month(s)")
     else:
         f = span_days / (need + 2 * roll_months)
-        L = {"unit": "days", "train": max(1, int(train_months * f)),
-             "val": max(1, int(val_months * f)), "test": max(1, int(test_months * f)),
-             "roll": max(1, int(roll_months * f))}
+        L = {"unit": "days", "val": max(3, int(val_months * f)), "test": max(3, int(test_months * f)),
+             "roll": max(3, int(roll_months * f))}
+        # the train window gives way to the 3-day minimums so that three folds still fit
+        L["train"] = max(3, min(int(train_months * f), int(span_days) - L["val"] - L["test"] - 2 * L["roll"]))
 
         def back(t, n):
             return _shift(t, days=-n)
