@@ -144,7 +144,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     ts_mode = settings.session.trade_session
     sess_ok = mk.is_rth if ts_mode == "rth" else (mk.in_session & ~mk.is_rth if ts_mode == "eth" else mk.in_session)
     flat_targets = np.flatnonzero(actionable & (mk.phase < P_NO_NEW) & sess_ok)
-    flat_close = close_ts_all[flat_targets]
+    flat_close = mk.close_ts[flat_targets]
     cooldown_ns = int(settings.signal.exit_cooldown_s * 1e9)
     st = settings.stops
     trail_on = st.breakeven_after_ticks > 0 or st.trailing_ticks > 0
