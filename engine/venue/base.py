@@ -150,3 +150,6 @@ class Venue(Protocol):
 
     def poll_events(self) -> list[VenueEvent]:
         """Drain the event queue (in arrival order)."""
+
+    def has_events(self) -> bool:
+        """True when events are queued (the kernel then steps again before skipping ahead)."""
