@@ -105,15 +105,23 @@ def _run_tui(session, settings) -> int:
 def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[Path] = None,
             start: Optional[str] = None, end: Optional[str] = None, speed: str = "60",
             model: Optional[Path] = None, no_tui: bool = False, json_report: Optional[Path] = None,
-            seed: int = 0, config: Optional[Path] = None) -> int:
-    """Shared body of ``run`` and the bare demo."""
+            seed: int = 0, config: Optional[Path] = None, live_options: dict | None = None) -> int:
+    """Shared body of ``run`` and the bare demo. ``live_options`` (paper/live only):
+    ``gateway_url``, ``confirm_live``."""
     from engine import logs
     from engine.config import ConfigError
 
     settings = settings_from(ctx, config)
     if mode in ("paper", "live"):
-        fail(f"--mode {mode}: the ProjectX session wiring is not in this build yet; "
-             "use --mode replay (see README)", code=EXIT_USAGE)
+        try:
+            from mes_console.commands.run_live import execute_live
+        except ModuleNotFoundError as exc:
+            if exc.name != "mes_console.commands.run_live":
+                raise
+            fail(f"--mode {mode}: the ProjectX session wiring is not in this build yet; "
+                 "use --mode replay (see README)", code=EXIT_USAGE)
+        return execute_live(ctx, settings, mode=mode, model=model, no_tui=no_tui,
+                            json_report=json_report, **(live_options or {}))
     if mode != "replay":
         fail(f"--mode {mode!r}: choose replay, paper or live", code=EXIT_USAGE)
     spd = _parse_speed(speed)
@@ -156,10 +164,13 @@ def register(app: typer.Typer) -> None:
         json_report: Optional[Path] = typer.Option(None, "--json-report", help="Write the session report (JSON) here at shutdown."),
         seed: int = typer.Option(0, "--seed", help="Seed of the generated market (no --data)."),
         config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
+        gateway_url: Optional[str] = typer.Option(None, "--gateway-url", help="paper: ProjectX gateway base URL (e.g. a local `mes-console fake-gateway`)."),
+        confirm_live: bool = typer.Option(False, "--i-understand-this-trades-real-money", help="live + --no-tui: the explicit confirmation that live trading needs headless."),
     ) -> None:
         """Run a trading session: the same kernel as the backtest, bar by bar, with the streaming
         features and model. Exit codes: 0 ended, 1 error (flattened and halted), 3 bad input,
         4 stopped by SIGINT/SIGTERM after an orderly shutdown."""
         raise typer.Exit(execute(ctx, mode=mode, data=data, start=start, end=end, speed=speed,
                                  model=model, no_tui=no_tui, json_report=json_report, seed=seed,
-                                 config=config))
+                                 config=config,
+                                 live_options={"gateway_url": gateway_url, "confirm_live": confirm_live}))
