@@ -194,7 +194,9 @@ class SessionConfig:
     account: str = "SIM"
     report_path: Path | None = None
     state_dir: Path | None = None
-    snapshot_every: int = 1
+    publish_interval_ns: int = 50_000_000
+    """While running on a thread, publish a snapshot at most this often (wall time; 50 ms =
+    20 Hz, above the console's refresh rate); stepping by hand publishes after every bar."""
     pace_from_ns: int = 0
     """Bars closing before this UTC ns run as fast as possible (warm-up), pacing starts here."""
 
@@ -269,6 +271,7 @@ class Session:
         self.exit_reason = ""
         self._last_pred_ns: int | None = None
         self._signal_stop = False
+        self._last_pub = 0
         self._last_sig = (0, float("nan"), -1)
         self._publish()
 
@@ -390,7 +393,9 @@ class Session:
         self.equity.append(self.kernel.last_equity)
         self.i = i + 1
         self._collect_events()
-        if self.cfg.snapshot_every <= 1 or self.i % self.cfg.snapshot_every == 0 or self.i == len(b):
+        if self._thread is None or self.i == len(b):
+            self._publish()
+        elif perf_ns() - self._last_pub >= self.cfg.publish_interval_ns:
             self._publish()
         return True
 
@@ -402,7 +407,10 @@ class Session:
 
     def run(self) -> int:
         """Run to the end of the data (or a quit / stop request) on the calling thread, then shut
-        down. Returns the exit code (see ``EXIT_*``)."""
+        down. Returns the exit code (see ``EXIT_*``). Snapshots are published at most every
+        ``publish_interval_ns`` while running."""
+        if self._thread is None:
+            self._thread = threading.current_thread()
         speed = self.cfg.speed
         t_wall0 = None
         sim0 = max(int(self.bars.ts[0]), int(self.cfg.pace_from_ns))
@@ -505,6 +513,7 @@ class Session:
         self._publish()
 
     def _publish(self) -> None:
+        self._last_pub = perf_ns()
         snap = self._build()
         with self._lock:
             self._snap = snap
