@@ -1,0 +1,337 @@
+"""The operator console: a Textual App over a session runtime (R-UI-1 … R-UI-6).
+
+Data flow (architecture §7): the engine never calls into the UI. The App polls
+``runtime.snapshot()`` every ``1 / settings.ui.refresh_hz`` seconds into the ``snapshot``
+reactive; the panes ``data_bind`` to it and redraw only their changed part. New
+:class:`SessionEvent` records in the snapshot (fills, state changes, alerts) become
+:class:`EngineEvent` messages, coalesced per kind (``can_replace``), shown as notifications.
+Commands go back only through :class:`engine.runtime.snapshot.RuntimeCommands`.
+
+Keys (``settings.ui``, binding ids in brackets; see :data:`KEY_IDS`): pause/resume [pause],
+flatten with a y/n modal [flatten], kill switch with no confirmation, a priority binding that
+works on every screen and inside modals [halt], reset a halt by typing RESET [reset], backtest
+screen [backtest], training screen [train], help [help], quit asking what to do with an open
+position [quit]; ``l`` cycles the log level filter. ``inherit_bindings=False``: Textual's
+ctrl+q / ctrl+c never quit silently.
+
+:func:`run_console` wraps ``App.run``: any exit that is not an answered quit dialog (a crash, a
+dropped terminal, SIGHUP) calls ``runtime.ui_lost(settings.ui.on_disconnect, reason)``.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any, Callable
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Footer
+
+from engine.config import Settings
+from engine.runtime.snapshot import (
+    RESET_PHRASE,
+    RuntimeCommandError,
+    RuntimeCommands,
+    SessionEvent,
+    SessionSnapshot,
+)
+from mes_console.widgets.panes import (
+    EodPane,
+    EquityPane,
+    HeaderBar,
+    LogPane,
+    ModelPane,
+    PositionPane,
+    QuotePane,
+    RiskPane,
+)
+from mes_console.widgets.render import LEVELS, render_position
+from screens.backtest import BacktestScreen
+from screens.confirm import ConfirmScreen, TypeToConfirmScreen
+from screens.help import HelpScreen
+from screens.quit import QuitScreen
+from screens.training import TrainingScreen
+
+KEY_IDS = {
+    "pause": "key_pause",
+    "flatten": "key_flatten",
+    "halt": "key_halt",
+    "reset": "key_reset",
+    "backtest": "key_backtest",
+    "train": "key_train",
+    "help": "key_help",
+    "quit": "key_quit",
+}
+"""Binding id → ``settings.ui`` field holding its key."""
+
+HALT_REASON = "operator kill switch"
+
+
+class EngineEvent(Message):
+    """A discrete session event for the UI; a queued one of the same kind is replaced by a
+    newer one (a burst of fills shows the latest; every one is in the log pane)."""
+
+    def __init__(self, event: SessionEvent) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EngineEvent) and message.event.kind == self.event.kind
+
+
+class MesConsoleApp(App, inherit_bindings=False):
+    """The console. ``runtime``: anything implementing ``RuntimeCommands``."""
+
+    TITLE = "mes-console"
+    ENABLE_COMMAND_PALETTE = False
+    CSS = """
+    Screen { layout: vertical; }
+    #row1 { height: 7; }
+    #row2 { height: 8; }
+    #row3 { height: 1fr; }
+    QuotePane { width: 26; }
+    ModelPane { width: 26; }
+    EodPane { width: 1fr; }
+    PositionPane { width: 40; }
+    RiskPane { width: 1fr; }
+    LogPane { width: 1fr; }
+    EquityPane { width: 30; }
+    """
+    BINDINGS = [
+        Binding("ctrl+k", "halt", "HALT", priority=True, id="halt"),
+        Binding("p", "pause", "Pause", id="pause"),
+        Binding("f", "flatten", "Flat", id="flatten"),
+        Binding("ctrl+r", "reset", "Reset", id="reset"),
+        Binding("b", "backtest", "Backtest", id="backtest"),
+        Binding("t", "train", "Train", id="train"),
+        Binding("l", "log_level", "Logs", show=False, id="log_level"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit_session", "Quit", id="quit"),
+    ]
+
+    snapshot: reactive[SessionSnapshot | None] = reactive(None, always_update=False)
+
+    def __init__(self, runtime: RuntimeCommands, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.settings = settings or Settings()
+        ui = self.settings.ui
+        self.set_keymap({bid: getattr(ui, field) for bid, field in KEY_IDS.items()})
+        self.quit_applied = False
+        self.hangup = False
+        self._last_event_seq: int | None = None
+        self._poll_error = ""
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header").data_bind(MesConsoleApp.snapshot)
+        with Horizontal(id="row1"):
+            yield QuotePane(id="quote").data_bind(MesConsoleApp.snapshot)
+            yield ModelPane(id="model").data_bind(MesConsoleApp.snapshot)
+            yield EodPane(id="eod").data_bind(MesConsoleApp.snapshot)
+        with Horizontal(id="row2"):
+            yield PositionPane(id="position").data_bind(MesConsoleApp.snapshot)
+            yield RiskPane(id="risk").data_bind(MesConsoleApp.snapshot)
+        with Horizontal(id="row3"):
+            yield LogPane(id="logs").data_bind(MesConsoleApp.snapshot)
+            yield EquityPane(id="equity").data_bind(MesConsoleApp.snapshot)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.install_screen(BacktestScreen(self.runtime, self.settings.backtest.fill_model), name="backtest")
+        self.install_screen(TrainingScreen(self.runtime, self.settings.training.arch,
+                                           self.settings.training.epochs), name="train")
+        self.poll()
+        self.set_interval(1.0 / self.settings.ui.refresh_hz, self.poll, name="snapshot-poll")
+
+    # ------------------------------------------------------------------ polling
+    def poll(self) -> None:
+        """Pull one snapshot (UI thread). A failing ``snapshot()`` is shown in the header and
+        retried at the next tick; the runtime keeps managing the session meanwhile."""
+        try:
+            snap = self.runtime.snapshot()
+        except Exception as exc:  # shown, not hidden: the header turns into an error banner
+            msg = f"snapshot failed: {type(exc).__name__}: {exc}"
+            if msg != self._poll_error:
+                self._poll_error = msg
+                self.query_one(HeaderBar).error = msg[:60]
+                self.notify(msg, severity="error", timeout=10)
+            return
+        if self._poll_error:
+            self._poll_error = ""
+            self.query_one(HeaderBar).error = ""
+        if self.snapshot is None or snap.seq != self.snapshot.seq:
+            self.snapshot = snap
+        last = self._last_event_seq
+        if last is None:
+            self._last_event_seq = max((e.seq for e in snap.events), default=0)
+            return
+        for ev in snap.events:
+            if ev.seq > last:
+                self.post_message(EngineEvent(ev))
+                self._last_event_seq = ev.seq
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        ev = message.event
+        self.notify(ev.message, title=ev.kind, severity=ev.severity, timeout=3)
+
+    # ------------------------------------------------------------------ commands
+    def _command(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run a runtime command; a refusal (RuntimeCommandError) is shown, not raised."""
+        try:
+            fn(*args)
+        except RuntimeCommandError as exc:
+            self.notify(str(exc), severity="error", timeout=6)
+            return False
+        self.poll()
+        return True
+
+    def action_halt(self) -> None:
+        """Kill switch: no confirmation, works everywhere (priority binding)."""
+        if self._command(self.runtime.halt, HALT_REASON):
+            self.notify("HALTED: no new orders; protection kept until flat", severity="error", timeout=5)
+
+    def _fresh(self) -> SessionSnapshot | None:
+        """Poll now so that a command decides on the current state, not the last tick's."""
+        self.poll()
+        return self.snapshot
+
+    def action_pause(self) -> None:
+        snap = self._fresh()
+        if snap is not None and snap.header.paused:
+            self._command(self.runtime.resume)
+        else:
+            self._command(self.runtime.pause)
+
+    def action_flatten(self) -> None:
+        snap = self._fresh()
+        pos = "" if snap is None else render_position(snap.position).plain.splitlines()[0]
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._command(self.runtime.flatten)
+
+        self.push_screen(ConfirmScreen(f"[b]Flatten?[/b] Close the position at market.\n{pos}"), done)
+
+    def action_reset(self) -> None:
+        snap = self._fresh()
+        if snap is not None and snap.header.trading_state != "HALTED":
+            self.notify("not halted: nothing to reset", severity="warning")
+            return
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            if self._command(self.runtime.reset_halt, text):
+                self.notify("halt reset (audited)", severity="warning")
+
+        reason = "" if snap is None else snap.risk.reason
+        self.push_screen(TypeToConfirmScreen(f"[b]Reset the halt?[/b] Reason: {reason}", RESET_PHRASE), done)
+
+    def _switch(self, name: str) -> None:
+        current = self.screen
+        target = self.get_screen(name)
+        if current is target:
+            return
+        if isinstance(current, (BacktestScreen, TrainingScreen)):
+            self.pop_screen()
+        self.push_screen(name)
+
+    def action_backtest(self) -> None:
+        self._switch("backtest")
+
+    def action_train(self) -> None:
+        self._switch("train")
+
+    def action_help(self) -> None:
+        ui = self.settings.ui
+        rows = [
+            (ui.key_halt, "HALT (kill switch), no confirmation, every screen"),
+            (ui.key_pause, "pause / resume new entries"),
+            (ui.key_flatten, "flatten the position (y/n)"),
+            (ui.key_reset, f"reset a halt (type {RESET_PHRASE})"),
+            (ui.key_backtest, "backtest screen"),
+            (ui.key_train, "training screen"),
+            ("l", "log level filter"),
+            (ui.key_help, "this help"),
+            (ui.key_quit, "quit (asks about an open position)"),
+            ("escape", "back / cancel"),
+        ]
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(rows))
+
+    def action_log_level(self) -> None:
+        pane = self.query_one(LogPane)
+        pane.min_level = LEVELS[(LEVELS.index(pane.min_level) + 1) % 4]
+
+    def action_quit_session(self) -> None:
+        if isinstance(self.screen, QuitScreen):
+            return
+        snap = self._fresh()
+        has_pos = snap is not None and snap.position.side != "FLAT"
+        text = "flat" if snap is None else render_position(snap.position).plain
+
+        def done(policy: str | None) -> None:
+            if policy is None:
+                return
+            if self._command(self.runtime.quit, policy):
+                self.quit_applied = True
+                self.exit(0)
+
+        self.push_screen(QuitScreen(text, has_pos), done)
+
+
+def run_console(runtime: RuntimeCommands, settings: Settings | None = None, *, headless: bool = False,
+                size: tuple[int, int] | None = None, auto_pilot=None) -> int:
+    """Run the console until the operator quits; returns the App's return code.
+
+    Whatever ends the App other than an answered quit dialog (an unhandled exception, a lost
+    terminal, SIGHUP) calls ``runtime.ui_lost(settings.ui.on_disconnect, reason)`` before this
+    returns or re-raises, so positions are never left unmanaged (R-UI-6)."""
+    settings = settings or Settings()
+    app = MesConsoleApp(runtime, settings)
+    reason = "console ended without a quit"
+    old = None
+
+    def on_hangup(signum, frame) -> None:  # pragma: no cover - needs a real terminal
+        app.hangup = True
+        app.exit(return_code=129)
+
+    if hasattr(signal, "SIGHUP"):
+        try:
+            old = signal.signal(signal.SIGHUP, on_hangup)
+        except ValueError:  # not the main thread
+            old = None
+    try:
+        app.run(headless=headless, size=size, auto_pilot=auto_pilot)
+        if app.hangup:
+            reason = "terminal hung up (SIGHUP)"
+        elif app.return_code:
+            reason = f"console crashed (return code {app.return_code})"
+    except BaseException as exc:
+        reason = f"console crashed: {type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGHUP, old)
+        if not app.quit_applied:
+            runtime.ui_lost(settings.ui.on_disconnect, reason)
+    return app.return_code or 0
+
+
+def run_demo(speed: float = 60.0, settings: Settings | None = None) -> int:
+    """The embedded demo: a :class:`engine.runtime.demo.FakeRuntime` (generated MES market,
+    rule-based baseline) running at ``speed`` simulated seconds per second, in the console.
+    A stand-in until the real session runtime is wired in."""
+    from engine.runtime.demo import FakeRuntime
+
+    settings = settings or Settings()
+    runtime = FakeRuntime(settings)
+    runtime.start(speed=speed)
+    try:
+        return run_console(runtime, settings)
+    finally:
+        runtime.stop()

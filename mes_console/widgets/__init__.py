@@ -1,0 +1,1 @@
+"""Panes of the operator console's main screen (R-UI-1)."""

@@ -1,0 +1,149 @@
+"""Main-screen panes. Each pane holds a ``snapshot`` reactive bound to the App's
+(``data_bind``) and redraws only when its own part of the snapshot changed."""
+
+from __future__ import annotations
+
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from engine.runtime.snapshot import SessionSnapshot
+from mes_console.widgets import render
+
+
+class Pane(Static):
+    """Base: a bordered Static redrawn from a :class:`SessionSnapshot`."""
+
+    DEFAULT_CSS = """
+    Pane { border: round $primary; padding: 0 0; height: 100%; }
+    """
+    TITLE = ""
+    snapshot: reactive[SessionSnapshot | None] = reactive(None, layout=False)
+
+    def __init__(self, **kw) -> None:
+        super().__init__("", **kw)
+        self.border_title = self.TITLE
+        self._key: object = None
+
+    def key_of(self, snap: SessionSnapshot) -> object:
+        """What this pane depends on; the pane redraws only when it changes."""
+        return snap
+
+    def draw(self, snap: SessionSnapshot):
+        raise NotImplementedError
+
+    def watch_snapshot(self, snap: SessionSnapshot | None) -> None:
+        if snap is None:
+            return
+        key = self.key_of(snap)
+        if key == self._key:
+            return
+        self._key = key
+        self.update(self.draw(snap))
+
+
+class HeaderBar(Pane):
+    DEFAULT_CSS = "HeaderBar { border: none; height: 1; dock: top; background: $panel; }"
+    error: reactive[str] = reactive("")
+
+    def key_of(self, snap):
+        return (snap.header, snap.quote.stale, self.error)
+
+    def draw(self, snap):
+        return render.render_header(snap.header, snap.quote.stale, self.error)
+
+    def watch_error(self, _old: str, _new: str) -> None:
+        if self.snapshot is not None:
+            self._key = None
+            self.watch_snapshot(self.snapshot)
+        elif self.error:
+            self.update(f"ENGINE: {self.error}")
+
+
+class QuotePane(Pane):
+    TITLE = "Quote"
+
+    def key_of(self, snap):
+        return snap.quote
+
+    def draw(self, snap):
+        return render.render_quote(snap.quote, width=max(8, self.content_size.width or 24))
+
+
+class ModelPane(Pane):
+    TITLE = "Model"
+
+    def key_of(self, snap):
+        return snap.model
+
+    def draw(self, snap):
+        return render.render_model(snap.model)
+
+
+class EodPane(Pane):
+    TITLE = "EOD (engine clock)"
+
+    def key_of(self, snap):
+        return (snap.eod, snap.header.clock_ns // 1_000_000_000)
+
+    def draw(self, snap):
+        return render.render_eod(snap.eod, snap.header.clock_ns)
+
+
+class PositionPane(Pane):
+    TITLE = "Position & OCO"
+
+    def key_of(self, snap):
+        return snap.position
+
+    def draw(self, snap):
+        return render.render_position(snap.position)
+
+
+class RiskPane(Pane):
+    TITLE = "Risk"
+
+    def key_of(self, snap):
+        return (snap.risk, snap.header.clock_ns // 1_000_000_000 if snap.risk.pause_until_ns else 0)
+
+    def draw(self, snap):
+        return render.render_risk(snap.risk, snap.header.clock_ns)
+
+
+class LogPane(Pane):
+    TITLE = "Logs"
+    min_level: reactive[str] = reactive("INFO")
+
+    def key_of(self, snap):
+        return (snap.logs[-8:], self.min_level, self.content_size.height)
+
+    def draw(self, snap):
+        self.border_title = f"Logs >={self.min_level} (l)"
+        return render.render_logs(snap.logs, self.min_level, max(1, self.content_size.height or 5),
+                                  width=max(10, self.content_size.width or 48))
+
+    def watch_min_level(self, _old: str, _new: str) -> None:
+        self._key = None
+        if self.snapshot is not None:
+            self.watch_snapshot(self.snapshot)
+
+
+class EquityPane(Pane):
+    TITLE = "Equity / broker"
+
+    def key_of(self, snap):
+        return (snap.equity, snap.broker, snap.header.clock_ns // 1_000_000_000)
+
+    def draw(self, snap):
+        from rich.text import Text
+
+        w = max(8, self.content_size.width or 28)
+        t = Text()
+        eq = snap.equity
+        if eq:
+            t.append(f"${eq[-1]:,.2f}  ({render.money(eq[-1] - eq[0])})\n")
+            for row in render.bar_chart(eq, w, 3):
+                t.append(row + "\n")
+        else:
+            t.append("no equity yet\n")
+        t.append_text(render.render_broker(snap.broker, snap.header.clock_ns))
+        return t

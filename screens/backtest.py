@@ -1,0 +1,174 @@
+"""Backtest launcher (R-UI-3): choose data, date range, model and fill model; run off the UI
+thread with progress; show the metrics table, the equity curve and the trade list.
+
+The run goes through ``RuntimeCommands.run_backtest`` in a thread worker
+(``exit_on_error=False``): progress arrives as coalesced messages, errors as a notification,
+and the session keeps running meanwhile."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import DataTable, Input, Label, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+from textual_plotext import PlotextPlot
+
+from engine.runtime.snapshot import BacktestParams, BacktestResult, Progress, RuntimeCommands
+from mes_console.widgets.render import ny_time
+
+FILL_MODELS = ("conservative", "optimistic", "realistic")
+
+FORM_CSS = """
+.form { height: auto; }
+.form Label { width: auto; padding: 0 1 0 0; }
+.form Input { border: none; height: 1; width: 1fr; margin: 0 1 0 0; background: $boost; }
+.form Input:focus { background: $accent 30%; text-style: bold; }
+#status { height: 1; }
+ProgressBar { height: 1; }
+"""
+
+
+class LongWorkProgress(Message):
+    """Progress of a backtest or training run; a newer one replaces a queued older one."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, LongWorkProgress)
+
+
+def parse_day(text: str, field: str) -> date | None:
+    """``YYYY-MM-DD`` → date; empty → None. Raises ValueError naming the field."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{field}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+class BacktestScreen(Screen):
+    """Enter in any field runs the backtest; escape goes back to the session."""
+
+    DEFAULT_CSS = FORM_CSS + """
+    BacktestScreen #results { height: 1fr; }
+    BacktestScreen #metrics { width: 30; height: 100%; }
+    BacktestScreen #equity { width: 1fr; height: 100%; }
+    BacktestScreen #trades { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+g", "run", "Run")]
+
+    def __init__(self, runtime: RuntimeCommands, default_fill: str = "conservative") -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.default_fill = default_fill
+        self.result: BacktestResult | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("[b]Backtest[/b]  enter runs, esc back", id="title")
+        with Horizontal(classes="form"):
+            yield Label("Data")
+            yield Input("demo", id="data", tooltip="a bars parquet file, or demo (generated)")
+            yield Label("Model")
+            yield Input("baseline", id="model")
+        with Horizontal(classes="form"):
+            yield Label("From")
+            yield Input("2025-03-03", id="start")
+            yield Label("To")
+            yield Input("2025-03-14", id="end")
+            yield Label("Fill")
+            yield Input(self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS))
+        yield ProgressBar(total=None, show_eta=False, id="progress")
+        yield Static("ready", id="status")
+        with Horizontal(id="results"):
+            yield DataTable(id="metrics", show_cursor=False)
+            yield PlotextPlot(id="equity")
+        yield DataTable(id="trades", cursor_type="row")
+
+    def on_mount(self) -> None:
+        self.query_one("#metrics", DataTable).add_columns("metric", "value")
+        self.query_one("#trades", DataTable).add_columns("entry NY", "side", "qty", "entry", "exit", "P&L", "why")
+        plt = self.query_one("#equity", PlotextPlot).plt
+        plt.title("equity $")
+        self.query_one("#data", Input).focus()
+
+    def params(self) -> BacktestParams:
+        """The form as :class:`BacktestParams`; raises ValueError naming a bad field."""
+        fill = self.query_one("#fill", Input).value.strip()
+        if fill not in FILL_MODELS:
+            raise ValueError(f"fill model: {fill!r} is not one of {', '.join(FILL_MODELS)}")
+        return BacktestParams(
+            data=self.query_one("#data", Input).value.strip() or "demo",
+            start=parse_day(self.query_one("#start", Input).value, "from"),
+            end=parse_day(self.query_one("#end", Input).value, "to"),
+            model=self.query_one("#model", Input).value.strip() or "baseline",
+            fill_model=fill,
+        )
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_run()
+
+    def action_run(self) -> None:
+        if any(w.is_running for w in self.workers if w.group == "backtest"):
+            self.notify("a backtest is already running", severity="warning")
+            return
+        try:
+            params = self.params()
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.query_one("#status", Static).update(f"running {params.data} {params.start}..{params.end}")
+        self.query_one("#progress", ProgressBar).update(total=None, progress=0)
+        self._run(params)
+
+    @work(thread=True, exit_on_error=False, group="backtest", exclusive=False)
+    def _run(self, params: BacktestParams) -> BacktestResult:
+        return self.runtime.run_backtest(params, lambda p: self.post_message(LongWorkProgress(p)))
+
+    def on_long_work_progress(self, message: LongWorkProgress) -> None:
+        p = message.progress
+        self.query_one("#progress", ProgressBar).update(total=p.total, progress=p.done)
+        self.query_one("#status", Static).update(f"{p.done}/{p.total} {p.message}")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "backtest":
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.show(event.worker.result)
+        elif event.state == WorkerState.ERROR:
+            err = event.worker.error
+            self.query_one("#status", Static).update(f"FAILED: {err}")
+            self.notify(f"backtest failed: {err}", severity="error", timeout=8)
+
+    def show(self, result: BacktestResult) -> None:
+        self.result = result
+        m = self.query_one("#metrics", DataTable)
+        m.clear()
+        for name, value in result.metrics:
+            m.add_row(name, value)
+        plot = self.query_one("#equity", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.plot(list(range(len(result.equity))), list(result.equity), marker="braille")
+        plot.refresh()
+        t = self.query_one("#trades", DataTable)
+        t.clear()
+        for tr in result.trades:
+            t.add_row(ny_time(tr.entry_ns, "%m-%d %H:%M"), tr.side, tr.size, f"{tr.entry_price:.2f}",
+                      f"{tr.exit_price:.2f}", f"{tr.pnl_usd:+.2f}", tr.reason)
+        where = f" saved {result.report_path}" if result.report_path else " (report not saved)"
+        self.query_one("#status", Static).update(f"done: {len(result.trades)} trades{where}")
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

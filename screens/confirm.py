@@ -1,0 +1,69 @@
+"""Confirmation modals: a single-key y/n (flatten) and a type-to-confirm (reset a halt).
+
+Escape always means "no". The App's priority bindings (the kill switch) still work while these
+are open (a ModalScreen only cuts non-priority bindings)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+MODAL_CSS = """
+ModalScreen { align: center middle; }
+ModalScreen > Vertical { width: 60; height: auto; border: thick $warning; padding: 0 1; background: $surface; }
+"""
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Question with single-key answers: ``y`` → True, ``n``/escape → False."""
+
+    DEFAULT_CSS = MODAL_CSS
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n", "answer(False)", "No"),
+        Binding("escape", "answer(False)", "Cancel", show=False),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.question, id="question")
+            yield Static("[b]y[/b] yes    [b]n[/b] / [b]esc[/b] no")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+
+class TypeToConfirmScreen(ModalScreen[str | None]):
+    """Asks the operator to type ``phrase``; dismisses with the typed text on Enter (the caller
+    passes it to the runtime, which checks it) or None on escape."""
+
+    DEFAULT_CSS = MODAL_CSS + "TypeToConfirmScreen Input { width: 100%; }"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, prompt: str, phrase: str) -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.phrase = phrase
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.prompt)
+            yield Static(f"Type [b]{self.phrase}[/b] and press Enter (esc cancels):")
+            yield Input(placeholder=self.phrase, id="phrase")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,50 @@
+"""Quit dialog: what to do with the session (and an open position) before leaving."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from screens.confirm import MODAL_CSS
+
+
+class QuitScreen(ModalScreen[str | None]):
+    """Dismisses with ``"flatten"``, ``"keep_protected"`` or None (cancel).
+
+    With an open position the operator must choose: ``f`` flatten then quit, ``k`` keep the
+    position with its OCO bracket working at the broker and quit. Flat: ``y`` quits."""
+
+    DEFAULT_CSS = MODAL_CSS
+    BINDINGS = [
+        Binding("f", "choose('flatten')", "Flatten & quit"),
+        Binding("k", "choose('keep_protected')", "Keep protected & quit"),
+        Binding("y", "flat_yes", "Quit", show=False),
+        Binding("escape,n,c", "choose(None)", "Cancel"),
+    ]
+
+    def __init__(self, position_text: str, has_position: bool) -> None:
+        super().__init__()
+        self.position_text = position_text
+        self.has_position = has_position
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("[b]Quit the session?[/b]")
+            yield Static(self.position_text)
+            if self.has_position:
+                yield Static("[b]f[/b] flatten and quit\n[b]k[/b] keep position protected (OCO stays at "
+                             "the broker) and quit\n[b]esc[/b] cancel")
+            else:
+                yield Static("[b]y[/b] quit    [b]esc[/b] cancel")
+
+    def action_choose(self, policy: str | None) -> None:
+        if policy == "keep_protected" and not self.has_position:
+            return
+        self.dismiss(policy)
+
+    def action_flat_yes(self) -> None:
+        if not self.has_position:
+            self.dismiss("flatten")

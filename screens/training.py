@@ -1,0 +1,152 @@
+"""Training screen (R-UI-4): choose architecture, data and walk-forward windows; live
+loss/accuracy plot and fold progress; results and the checkpoint path.
+
+Runs ``RuntimeCommands.run_training`` in a thread worker (``exit_on_error=False``)."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import DataTable, Input, Label, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+from textual_plotext import PlotextPlot
+
+from engine.runtime.snapshot import RuntimeCommands, TrainingParams, TrainingResult
+from screens.backtest import FORM_CSS, LongWorkProgress
+
+ARCHS = ("mlp", "lstm", "hybrid", "transformer")
+
+
+def parse_windows(text: str) -> tuple[bool, int, int, int]:
+    """``"6/1/1"`` → walk-forward train/val/test months; ``"none"`` → one split (6/1/1).
+    Raises ValueError with the expected form."""
+    text = text.strip().lower()
+    if text in ("none", "off", "no", ""):
+        return False, 6, 1, 1
+    parts = text.split("/")
+    try:
+        a, b, c = (int(x) for x in parts)
+    except ValueError:
+        raise ValueError(f"walk-forward: {text!r}: expected train/val/test months like 6/1/1, or none") from None
+    if min(a, b, c) < 1:
+        raise ValueError(f"walk-forward: {text!r}: every window must be ≥ 1 month")
+    return True, a, b, c
+
+
+class TrainingScreen(Screen):
+    DEFAULT_CSS = FORM_CSS + """
+    TrainingScreen #curves { height: 1fr; }
+    TrainingScreen #results { height: 8; }
+    """
+    BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+g", "run", "Run")]
+
+    def __init__(self, runtime: RuntimeCommands, arch: str = "mlp", epochs: int = 20) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.default_arch = arch
+        self.default_epochs = epochs
+        self.history: list[tuple[int, float, float, float]] = []
+        self.result: TrainingResult | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("[b]Training[/b]  enter runs, esc back", id="title")
+        with Horizontal(classes="form"):
+            yield Label("Arch")
+            yield Input(self.default_arch, id="arch", suggester=SuggestFromList(ARCHS))
+            yield Label("Data")
+            yield Input("demo", id="data")
+        with Horizontal(classes="form"):
+            yield Label("Walk-fwd")
+            yield Input("6/1/1", id="wf")
+            yield Label("Epochs")
+            yield Input(str(self.default_epochs), id="epochs")
+        yield ProgressBar(total=None, show_eta=False, id="progress")
+        yield Static("ready", id="status")
+        yield PlotextPlot(id="curves")
+        yield DataTable(id="results", show_cursor=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#results", DataTable).add_columns("result", "value")
+        self.query_one("#curves", PlotextPlot).plt.title("loss / val accuracy")
+        self.query_one("#arch", Input).focus()
+
+    def params(self) -> TrainingParams:
+        arch = self.query_one("#arch", Input).value.strip()
+        if arch not in ARCHS:
+            raise ValueError(f"architecture: {arch!r} is not one of {', '.join(ARCHS)}")
+        wf, tr, va, te = parse_windows(self.query_one("#wf", Input).value)
+        ep = self.query_one("#epochs", Input).value.strip()
+        if not ep.isdigit() or int(ep) < 1:
+            raise ValueError(f"epochs: {ep!r}: a whole number ≥ 1")
+        return TrainingParams(arch=arch, data=self.query_one("#data", Input).value.strip() or "demo",
+                              walk_forward=wf, train_months=tr, val_months=va, test_months=te, epochs=int(ep))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_run()
+
+    def action_run(self) -> None:
+        if any(w.is_running for w in self.workers if w.group == "training"):
+            self.notify("training is already running", severity="warning")
+            return
+        try:
+            params = self.params()
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.history.clear()
+        self.query_one("#status", Static).update(f"training {params.arch} on {params.data}")
+        self._run(params)
+
+    @work(thread=True, exit_on_error=False, group="training")
+    def _run(self, params: TrainingParams) -> TrainingResult:
+        return self.runtime.run_training(params, lambda p: self.post_message(LongWorkProgress(p)))
+
+    def on_long_work_progress(self, message: LongWorkProgress) -> None:
+        p = message.progress
+        f = dict(p.figures)
+        self.history.append((p.done, f.get("train_loss", float("nan")), f.get("val_loss", float("nan")),
+                             f.get("val_acc", float("nan"))))
+        self.query_one("#progress", ProgressBar).update(total=p.total, progress=p.done)
+        fold = f"fold {p.fold}/{p.folds} " if p.folds else ""
+        acc = f" acc {f['val_acc']:.3f}" if "val_acc" in f else ""
+        self.query_one("#status", Static).update(f"{fold}{p.done}/{p.total} loss {f.get('val_loss', 0):.3f}{acc}")
+        self._plot()
+
+    def _plot(self) -> None:
+        plot = self.query_one("#curves", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        xs = [h[0] for h in self.history]
+        plt.plot(xs, [h[1] for h in self.history], label="train loss", marker="braille")
+        plt.plot(xs, [h[2] for h in self.history], label="val loss", marker="braille")
+        plt.plot(xs, [h[3] for h in self.history], label="val acc", marker="braille")
+        plot.refresh()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "training":
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.show(event.worker.result)
+        elif event.state == WorkerState.ERROR:
+            self.query_one("#status", Static).update(f"FAILED: {event.worker.error}")
+            self.notify(f"training failed: {event.worker.error}", severity="error", timeout=8)
+
+    def show(self, result: TrainingResult) -> None:
+        self.result = result
+        if result.history and not self.history:
+            self.history = [(i + 1, h[2], h[3], h[4]) for i, h in enumerate(result.history)]
+        self._plot()
+        t = self.query_one("#results", DataTable)
+        t.clear()
+        for k, v in result.metrics:
+            t.add_row(k, v)
+        t.add_row("checkpoint", result.checkpoint_path or "(not saved)")
+        self.query_one("#status", Static).update("done: " + (result.checkpoint_path or "no checkpoint saved"))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
