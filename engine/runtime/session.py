@@ -201,59 +201,20 @@ class SessionConfig:
     """Bars closing before this UTC ns run as fast as possible (warm-up), pacing starts here."""
 
 
-class Session:
-    """A replay session over ``bars`` through the simulated venue (see the module docstring).
+class SessionBase:
+    """What every session shares, whatever feeds it (replay :class:`Session`, paper/live
+    :class:`engine.runtime.live.LiveSession`): the thread-safe operator commands of
+    :class:`RuntimeCommands` and their application on the engine thread, session events, the
+    immutable snapshot and the session report.
 
-    Args:
-        settings: :class:`engine.config.Settings`.
-        bars: the bars to replay (:class:`Bars`, sorted).
-        signal_source: :class:`ModelSignals` / :class:`WindowSignals` (``make_signal_source``).
-        cfg: :class:`SessionConfig`.
-        risk: a risk manager (default: an in-memory ``engine.risk.RiskManager``).
-
-    Raises :class:`SessionError` for empty bars.
+    A subclass sets, before its first :meth:`_publish`: ``settings``, ``cfg`` (``mode``,
+    ``account``, ``speed``, ``publish_interval_ns``), ``spec``, ``cal``, ``clock``, ``risk``,
+    ``kernel``, ``signals``, ``timings``, ``equity``, ``ring``, ``start_balance``, ``i`` (bars
+    processed), then calls :meth:`_init_common`; it overrides the ``_market_view``,
+    ``_broker_view``, ``_speed_label`` and ``_bar_span`` hooks when it is not fed by ``bars``.
     """
 
-    def __init__(self, settings: Settings, bars: Bars, signal_source, cfg: SessionConfig | None = None,
-                 *, risk=None, ring: RingHandler | None = None) -> None:
-        from engine.backtest.runner import prepare_market
-        from engine.venue.sim import SimVenue
-
-        if len(bars) == 0:
-            raise SessionError("no bars to replay")
-        self.settings = settings
-        self.cfg = cfg or SessionConfig()
-        self.bars = bars
-        self.signals = signal_source
-        self.spec = instrument_spec(settings.instrument.symbol)
-        self.cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
-        self.clock = SimClock(int(bars.ts[0]))
-        fill_model = settings.backtest.fill_model
-        # The simulated venue needs the whole series (it fills at the next bar's open) and its
-        # slippage per bar; both are the venue's, not the kernel's.
-        mk = prepare_market(bars, settings, fill_model)
-        cost = settings.costs.commission_per_side + settings.costs.exchange_fee_per_side
-        self.start_balance = float(settings.account.starting_capital)
-        self.venue = SimVenue(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns,
-                              tick_size=self.spec.tick_size, point_value=self.spec.point_value,
-                              cost_per_side=cost, slip_ticks=mk.slip, fill_model=fill_model,
-                              starting_balance=self.start_balance, native_oco=True,
-                              symbol=self.spec.symbol)
-        if risk is None:
-            from engine.risk import RiskManager
-
-            risk = RiskManager(settings, self.clock, self.cal, self.spec, None)
-        self.risk = risk
-        self._timed_risk = _TimedRisk(risk)
-        self.kernel = TradingKernel(settings, self.venue, self._timed_risk, self.spec,
-                                    bar_ns=bars.bar_ns, starting_balance=self.start_balance)
-        self.market = MarketState(self.cal, bars.bar_ns, settings.stops.atr_period, len(bars),
-                                  bars.has_volume)
-        self.lookback = int(settings.stops.structure_lookback)
-        self.i = 0
-        self.timings: list[BarTiming] = []
-        self.equity: list[float] = []
-        self.ring = ring
+    def _init_common(self) -> None:
         self._cmd: queue.Queue = queue.Queue()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -273,7 +234,6 @@ class Session:
         self._signal_stop = False
         self._last_pub = 0
         self._last_sig = (0, float("nan"), -1)
-        self._publish()
 
     # ------------------------------------------------------------------ commands (any thread)
     def snapshot(self) -> SessionSnapshot:
@@ -364,6 +324,227 @@ class Session:
                 self._stop.set()
             log.info("command %s applied at %d", name, now)
 
+    def start(self) -> threading.Thread:
+        """Run :meth:`run` on a daemon engine thread (the console's mode)."""
+        self._thread = threading.Thread(target=self.run, name="engine", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, reason: str = "stop requested", *, by_signal: bool = False) -> None:
+        """Ask the loop to end (signal handlers, tests); shutdown follows on the engine thread.
+        ``by_signal`` makes :meth:`run` return :data:`EXIT_SIGNAL`."""
+        self.exit_reason = self.exit_reason or reason
+        self._signal_stop = self._signal_stop or by_signal
+        self._stop.set()
+        self._wake.set()
+
+    # ------------------------------------------------------------------ events and snapshots
+    def _event(self, kind: str, message: str, severity: str = "information") -> None:
+        self._event_seq += 1
+        self._events.append(SessionEvent(self._event_seq, self.clock.now_ns(), kind, message, severity))
+        self._events = self._events[-50:]
+        lvl = {"information": 20, "warning": 30, "error": 40}.get(severity, 20)
+        log.log(lvl, "%s: %s", kind, message)
+
+    def _collect_events(self) -> None:
+        k = self.kernel
+        for t in k.trades[self._ntrades_seen:]:
+            side = "long" if t.direction > 0 else "short"
+            self._event("fill", f"closed {side} {t.contracts} @ {t.exit_price:.2f} ({t.exit_reason}) "
+                        f"net ${t.net_pnl:+.2f}", "information" if t.net_pnl >= 0 else "warning")
+        self._ntrades_seen = len(k.trades)
+        for a in k.stats.alerts[self._alerts_seen:]:
+            self._event("alert", f"{a[1]}: {a[2]}", "error")
+        self._alerts_seen = len(k.stats.alerts)
+        st, why = self.risk.state(self.clock.now_ns())
+        name = getattr(st, "name", str(st))
+        if name != self._last_state:
+            if self._last_state:
+                self._event("state", f"{name}{': ' + why if why else ''}",
+                            "error" if name == "HALTED" else "warning" if name == "REDUCING" else "information")
+            self._last_state = name
+
+    def _publish_if_changed(self) -> None:
+        self._publish()
+
+    def _publish(self) -> None:
+        self._last_pub = perf_ns()
+        snap = self._build()
+        with self._lock:
+            self._snap = snap
+
+    def _build(self) -> SessionSnapshot:
+        now = self.clock.now_ns()
+        k, o = self.kernel, self.kernel.oco
+        rs = self.risk.snapshot()
+        tick = self.spec.tick_size
+        quote, data_age = self._market_view(now)
+        last = quote.last
+        state_name = getattr(rs.state, "name", str(rs.state))
+        self._snap_seq += 1
+        header = HeaderView(self.cfg.mode, self.cfg.account, state_name, bool(rs.manual_pause), now,
+                            data_age, self.spec.symbol, self._speed_label())
+        src = self.signals
+        probs: tuple[float, ...] = ()
+        inf_us = None
+        if isinstance(src, ModelSignals) and src.last is not None:
+            probs = tuple(float(p) for p in src.last.probs)
+            inf_us = src.last.latency_ns / 1e3
+        elif self.timings:
+            inf_us = self.timings[-1].inference / 1e3
+        d, conf, _ = self._last_sig
+        model = ModelView(src.label, src.is_baseline, CLASS_NAMES, probs,
+                          None if conf != conf else conf, self.settings.signal.min_confidence,
+                          {1: "LONG", -1: "SHORT"}.get(d, "NONE"),
+                          None if self._last_pred_ns is None else (now - self._last_pred_ns) / 1e6, inf_us)
+        side = "LONG" if o.pos > 0 else "SHORT" if o.pos < 0 else "FLAT"
+        unreal = k.book.unrealized(last) if (last is not None and o.pos != 0) else 0.0
+
+        def leg(order, kind):
+            if order is None:
+                return None
+            dist = None
+            if last is not None and order.price is not None:
+                dist = abs(order.price - last) / tick
+            state = _LEG_STATE.get(order.status.name, order.status.name)
+            return OrderLegView(kind, float(order.price or 0.0), dist, state, str(order.order_id))
+
+        position = PositionView(side, abs(o.pos), o.avg if o.pos != 0 else None, float(unreal),
+                                float(rs.daily_realized_pnl), leg(o.stop, "stop"), leg(o.target, "target"),
+                                bool(o.pos == 0 or o.protected()))
+        risk = RiskView(state_name, rs.reason, float(rs.daily_loss_used), float(rs.daily_loss_limit),
+                        float(rs.day_drawdown), float(rs.daily_drawdown_limit), int(rs.consecutive_losses),
+                        float(rs.kill_switch_distance), float(rs.kill_switch_limit),
+                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None)
+        day, _, _, _, row = self.cal.label_one(now)
+        times = tuple((name, int(self.cal.table.eod[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
+        eod = EodView(rs.eod_phase, times, day_date(day).isoformat())
+        broker = self._broker_view(now)
+        logs = tuple(LogLine(*r) for r in self.ring.tail(30)) if self.ring is not None else ()
+        eq = tuple(self.equity[-300:])
+        return SessionSnapshot(self._snap_seq, header, quote, model, position, risk, eod, broker,
+                               eq, logs, tuple(self._events[-20:]))
+
+    # ------------------------------------------------------------------ hooks (bars-fed default)
+    def _market_view(self, now: int) -> tuple[QuoteView, float | None]:
+        """(quote view, data age in ms of the engine clock) from the bars processed so far."""
+        i = self.i
+        last = float(self.bars.close[i - 1]) if i > 0 else None
+        recent = tuple(float(x) for x in self.bars.close[max(0, i - 60):i])
+        data_age = (now - (int(self.bars.ts[i - 1]) + self.bars.bar_ns)) / 1e6 if i > 0 else None
+        return QuoteView(None, None, last, None, recent, data_age, False), data_age
+
+    def _speed_label(self) -> str:
+        return "max" if not self.cfg.speed else f"{self.cfg.speed:g}x"
+
+    def _broker_view(self, now: int) -> BrokerView:
+        return BrokerView(now, "agree", "simulated venue: local book is the venue's book")
+
+    def _bar_span(self) -> tuple[int | None, int | None]:
+        """(first bar open, last processed bar open), UTC ns (None before any)."""
+        return int(self.bars.ts[0]), (int(self.bars.ts[self.i - 1]) if self.i else None)
+
+    # ------------------------------------------------------------------ report
+    def report(self) -> dict[str, Any]:
+        """The session report (R-LIVE-3): trades, P&L, metrics, timings, refusals."""
+        from engine.backtest.runner import trades_frame
+
+        k = self.kernel
+        tr = trades_frame(k.trades)
+        trades = json.loads(tr.to_json(orient="records", date_format="iso")) if len(tr) else []
+        t = self.timings
+        lat = {}
+        for name in ("features", "inference", "risk", "order", "total"):
+            arr = np.array([getattr(x, name) for x in t], dtype=np.float64) / 1e3 if t else np.zeros(1)
+            lat[name] = {"median_us": float(np.median(arr)), "p99_us": float(np.percentile(arr, 99)),
+                         "max_us": float(arr.max())}
+        net = float(sum(x.net_pnl for x in k.trades))
+        days = sorted({int(d) for d in self._days_traded()})
+        span = self._bar_span()
+        return {
+            "mode": self.cfg.mode,
+            "symbol": self.spec.symbol,
+            "signals": self.signals.label,
+            "bars": int(self.i),
+            "first_bar_utc": _iso(span[0]) if span[0] is not None else None,
+            "last_bar_utc": _iso(span[1]) if span[1] is not None else None,
+            "exit_reason": self.exit_reason,
+            "starting_balance": self.start_balance,
+            "ending_equity": float(k.last_equity),
+            "net_pnl": net,
+            "trades_count": len(k.trades),
+            "position_at_end": int(k.oco.pos),
+            "commission": float(sum(x.commission for x in k.trades)),
+            "slippage": float(sum(x.slippage for x in k.trades)),
+            "trading_days": [day_date(d).isoformat() for d in days],
+            "risk": _plain(self.risk.state_dict()) if hasattr(self.risk, "state_dict") else {},
+            "refused": dict(k.stats.entries_refused),
+            "alerts": [list(map(str, a)) for a in k.stats.alerts],
+            "latency": lat,
+            "trades": trades,
+        }
+
+    def _days_traded(self):
+        return {int(self.cal.label_one(t.entry_ts)[0]) for t in self.kernel.trades}
+
+
+class Session(SessionBase):
+    """A replay session over ``bars`` through the simulated venue (see the module docstring).
+
+    Args:
+        settings: :class:`engine.config.Settings`.
+        bars: the bars to replay (:class:`Bars`, sorted).
+        signal_source: :class:`ModelSignals` / :class:`WindowSignals` (``make_signal_source``).
+        cfg: :class:`SessionConfig`.
+        risk: a risk manager (default: an in-memory ``engine.risk.RiskManager``).
+
+    Raises :class:`SessionError` for empty bars.
+    """
+
+    def __init__(self, settings: Settings, bars: Bars, signal_source, cfg: SessionConfig | None = None,
+                 *, risk=None, ring: RingHandler | None = None) -> None:
+        from engine.backtest.runner import prepare_market
+        from engine.venue.sim import SimVenue
+
+        if len(bars) == 0:
+            raise SessionError("no bars to replay")
+        self.settings = settings
+        self.cfg = cfg or SessionConfig()
+        self.bars = bars
+        self.signals = signal_source
+        self.spec = instrument_spec(settings.instrument.symbol)
+        self.cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
+        self.clock = SimClock(int(bars.ts[0]))
+        fill_model = settings.backtest.fill_model
+        # The simulated venue needs the whole series (it fills at the next bar's open) and its
+        # slippage per bar; both are the venue's, not the kernel's.
+        mk = prepare_market(bars, settings, fill_model)
+        cost = settings.costs.commission_per_side + settings.costs.exchange_fee_per_side
+        self.start_balance = float(settings.account.starting_capital)
+        self.venue = SimVenue(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns,
+                              tick_size=self.spec.tick_size, point_value=self.spec.point_value,
+                              cost_per_side=cost, slip_ticks=mk.slip, fill_model=fill_model,
+                              starting_balance=self.start_balance, native_oco=True,
+                              symbol=self.spec.symbol)
+        if risk is None:
+            from engine.risk import RiskManager
+
+            risk = RiskManager(settings, self.clock, self.cal, self.spec, None)
+        self.risk = risk
+        self._timed_risk = _TimedRisk(risk)
+        self.kernel = TradingKernel(settings, self.venue, self._timed_risk, self.spec,
+                                    bar_ns=bars.bar_ns, starting_balance=self.start_balance)
+        self.market = MarketState(self.cal, bars.bar_ns, settings.stops.atr_period, len(bars),
+                                  bars.has_volume)
+        self.lookback = int(settings.stops.structure_lookback)
+        self.i = 0
+        self.timings: list[BarTiming] = []
+        self.equity: list[float] = []
+        self.ring = ring
+        self._init_common()
+        self._publish()
+
+    # ------------------------------------------------------------------ engine thread (replay)
     def step(self) -> bool:
         """Process the next bar; False when the data is exhausted."""
         i = self.i
@@ -450,20 +631,6 @@ class Session:
         self.finished.set()
         return code
 
-    def start(self) -> threading.Thread:
-        """Run :meth:`run` on a daemon engine thread (the console's mode)."""
-        self._thread = threading.Thread(target=self.run, name="engine", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def stop(self, reason: str = "stop requested", *, by_signal: bool = False) -> None:
-        """Ask the loop to end (signal handlers, tests); shutdown follows on the engine thread.
-        ``by_signal`` makes :meth:`run` return :data:`EXIT_SIGNAL`."""
-        self.exit_reason = self.exit_reason or reason
-        self._signal_stop = self._signal_stop or by_signal
-        self._stop.set()
-        self._wake.set()
-
     def shutdown(self, policy: str = "flatten") -> None:
         """R-LIVE-3: cancel working entries, flatten (unless ``keep_protected``), let the venue
         fill the exit on the next bar if there is one, save risk state, write the report."""
@@ -482,139 +649,6 @@ class Session:
         if self.cfg.report_path is not None:
             write_json_atomic(Path(self.cfg.report_path), self.report())
             log.info("session report written to %s", self.cfg.report_path)
-
-    # ------------------------------------------------------------------ events and snapshots
-    def _event(self, kind: str, message: str, severity: str = "information") -> None:
-        self._event_seq += 1
-        self._events.append(SessionEvent(self._event_seq, self.clock.now_ns(), kind, message, severity))
-        self._events = self._events[-50:]
-        lvl = {"information": 20, "warning": 30, "error": 40}.get(severity, 20)
-        log.log(lvl, "%s: %s", kind, message)
-
-    def _collect_events(self) -> None:
-        k = self.kernel
-        for t in k.trades[self._ntrades_seen:]:
-            side = "long" if t.direction > 0 else "short"
-            self._event("fill", f"closed {side} {t.contracts} @ {t.exit_price:.2f} ({t.exit_reason}) "
-                        f"net ${t.net_pnl:+.2f}", "information" if t.net_pnl >= 0 else "warning")
-        self._ntrades_seen = len(k.trades)
-        for a in k.stats.alerts[self._alerts_seen:]:
-            self._event("alert", f"{a[1]}: {a[2]}", "error")
-        self._alerts_seen = len(k.stats.alerts)
-        st, why = self.risk.state(self.clock.now_ns())
-        name = getattr(st, "name", str(st))
-        if name != self._last_state:
-            if self._last_state:
-                self._event("state", f"{name}{': ' + why if why else ''}",
-                            "error" if name == "HALTED" else "warning" if name == "REDUCING" else "information")
-            self._last_state = name
-
-    def _publish_if_changed(self) -> None:
-        self._publish()
-
-    def _publish(self) -> None:
-        self._last_pub = perf_ns()
-        snap = self._build()
-        with self._lock:
-            self._snap = snap
-
-    def _build(self) -> SessionSnapshot:
-        now = self.clock.now_ns()
-        k, o = self.kernel, self.kernel.oco
-        rs = self.risk.snapshot()
-        tick = self.spec.tick_size
-        i = self.i
-        last = float(self.bars.close[i - 1]) if i > 0 else None
-        recent = tuple(float(x) for x in self.bars.close[max(0, i - 60):i])
-        data_age = (now - (int(self.bars.ts[i - 1]) + self.bars.bar_ns)) / 1e6 if i > 0 else None
-        state_name = getattr(rs.state, "name", str(rs.state))
-        self._snap_seq += 1
-        header = HeaderView(self.cfg.mode, self.cfg.account, state_name, bool(rs.manual_pause), now,
-                            data_age, self.spec.symbol,
-                            "max" if not self.cfg.speed else f"{self.cfg.speed:g}x")
-        quote = QuoteView(None, None, last, None, recent, data_age, False)
-        src = self.signals
-        probs: tuple[float, ...] = ()
-        inf_us = None
-        if isinstance(src, ModelSignals) and src.last is not None:
-            probs = tuple(float(p) for p in src.last.probs)
-            inf_us = src.last.latency_ns / 1e3
-        elif self.timings:
-            inf_us = self.timings[-1].inference / 1e3
-        d, conf, _ = self._last_sig
-        model = ModelView(src.label, src.is_baseline, CLASS_NAMES, probs,
-                          None if conf != conf else conf, self.settings.signal.min_confidence,
-                          {1: "LONG", -1: "SHORT"}.get(d, "NONE"),
-                          None if self._last_pred_ns is None else (now - self._last_pred_ns) / 1e6, inf_us)
-        side = "LONG" if o.pos > 0 else "SHORT" if o.pos < 0 else "FLAT"
-        unreal = k.book.unrealized(last) if (last is not None and o.pos != 0) else 0.0
-
-        def leg(order, kind):
-            if order is None:
-                return None
-            dist = None
-            if last is not None and order.price is not None:
-                dist = abs(order.price - last) / tick
-            state = _LEG_STATE.get(order.status.name, order.status.name)
-            return OrderLegView(kind, float(order.price or 0.0), dist, state, str(order.order_id))
-
-        position = PositionView(side, abs(o.pos), o.avg if o.pos != 0 else None, float(unreal),
-                                float(rs.daily_realized_pnl), leg(o.stop, "stop"), leg(o.target, "target"),
-                                bool(o.pos == 0 or o.protected()))
-        risk = RiskView(state_name, rs.reason, float(rs.daily_loss_used), float(rs.daily_loss_limit),
-                        float(rs.day_drawdown), float(rs.daily_drawdown_limit), int(rs.consecutive_losses),
-                        float(rs.kill_switch_distance), float(rs.kill_switch_limit),
-                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None)
-        day, _, _, _, row = self.cal.label_one(now)
-        times = tuple((name, int(self.cal.table.eod[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
-        eod = EodView(rs.eod_phase, times, day_date(day).isoformat())
-        broker = BrokerView(now, "agree", "simulated venue: local book is the venue's book")
-        logs = tuple(LogLine(*r) for r in self.ring.tail(30)) if self.ring is not None else ()
-        eq = tuple(self.equity[-300:])
-        return SessionSnapshot(self._snap_seq, header, quote, model, position, risk, eod, broker,
-                               eq, logs, tuple(self._events[-20:]))
-
-    # ------------------------------------------------------------------ report
-    def report(self) -> dict[str, Any]:
-        """The session report (R-LIVE-3): trades, P&L, metrics, timings, refusals."""
-        from engine.backtest.runner import trades_frame
-
-        k = self.kernel
-        tr = trades_frame(k.trades)
-        trades = json.loads(tr.to_json(orient="records", date_format="iso")) if len(tr) else []
-        t = self.timings
-        lat = {}
-        for name in ("features", "inference", "risk", "order", "total"):
-            arr = np.array([getattr(x, name) for x in t], dtype=np.float64) / 1e3 if t else np.zeros(1)
-            lat[name] = {"median_us": float(np.median(arr)), "p99_us": float(np.percentile(arr, 99)),
-                         "max_us": float(arr.max())}
-        net = float(sum(x.net_pnl for x in k.trades))
-        days = sorted({int(d) for d in self._days_traded()})
-        return {
-            "mode": self.cfg.mode,
-            "symbol": self.spec.symbol,
-            "signals": self.signals.label,
-            "bars": int(self.i),
-            "first_bar_utc": _iso(int(self.bars.ts[0])),
-            "last_bar_utc": _iso(int(self.bars.ts[self.i - 1])) if self.i else None,
-            "exit_reason": self.exit_reason,
-            "starting_balance": self.start_balance,
-            "ending_equity": float(k.last_equity),
-            "net_pnl": net,
-            "trades_count": len(k.trades),
-            "position_at_end": int(k.oco.pos),
-            "commission": float(sum(x.commission for x in k.trades)),
-            "slippage": float(sum(x.slippage for x in k.trades)),
-            "trading_days": [day_date(d).isoformat() for d in days],
-            "risk": _plain(self.risk.state_dict()) if hasattr(self.risk, "state_dict") else {},
-            "refused": dict(k.stats.entries_refused),
-            "alerts": [list(map(str, a)) for a in k.stats.alerts],
-            "latency": lat,
-            "trades": trades,
-        }
-
-    def _days_traded(self):
-        return {int(self.cal.label_one(t.entry_ts)[0]) for t in self.kernel.trades}
 
 
 def _iso(ts: int) -> str:
