@@ -147,3 +147,44 @@ def test_sigterm_headless_flattens_and_writes_report(es_1m_path, tmp_path) -> No
     assert rep["position_at_end"] == 0
     assert "SIGTERM" in rep["exit_reason"]
     assert rep["bars"] < 6728  # stopped before the end of the data
+
+
+@pytest.fixture(scope="module")
+def tiny_model(es_1m_path, tmp_path_factory):
+    """A small MLP trained on real bars (one fold, 2 epochs): enough to produce signals."""
+    import dataclasses
+
+    from engine.instruments import spec
+    from engine.ml.pipeline import train_from_bars
+    from engine.ml.training import TrainParams
+
+    s = Settings()
+    bars = slice_dates(load_bars(es_1m_path), "2025-06-02", "2025-09-30")
+    tc = dataclasses.replace(s.training, train_months=2, val_months=1, test_months=1)
+    rep = train_from_bars(bars, out_dir=tmp_path_factory.mktemp("models"), arch="mlp",
+                          walk_forward=False, params=TrainParams.from_config(tc, epochs=2),
+                          training_cfg=tc, target_cfg=s.target, tick_size=spec("MES").tick_size,
+                          name="tiny")
+    return rep.checkpoint
+
+
+def test_replay_with_model_equals_backtest(week, tiny_model) -> None:
+    """The acceptance of the console issue: replay (streaming features + per-bar inference)
+    trades exactly like the backtest (batch features + batch predictions) on the same bars."""
+    import dataclasses
+
+    from engine.strategy.model import ModelStrategy
+
+    s = Settings()
+    # A 2-epoch model is rarely 60 % sure: lower the threshold, trade every session and use a
+    # fixed 8-tick stop so that it makes enough trades to compare.
+    s = dataclasses.replace(s, session=dataclasses.replace(s.session, trade_session="all"),
+                            signal=dataclasses.replace(s.signal, min_confidence=0.40),
+                            risk=dataclasses.replace(s.risk, confidence_multipliers=[[0.40, 1.0]]),
+                            stops=dataclasses.replace(s.stops, method="fixed", fixed_ticks=8))
+    bt = run_backtest(week, ModelStrategy(tiny_model).signals(week), s)
+    sess = Session(s, week, make_signal_source(s, week, tiny_model), SessionConfig())
+    assert sess.run() == 0
+    assert len(bt.records) >= 5, f"the model should trade on a week of real bars: {bt.refused}"
+    assert _key(sess.kernel.trades) == _key(bt.records)
+    assert sess.report()["latency"]["inference"]["median_us"] > 0
