@@ -92,8 +92,8 @@ class MesConsoleApp(App, inherit_bindings=False):
     #row1 { height: 7; }
     #row2 { height: 8; }
     #row3 { height: 1fr; }
-    QuotePane { width: 26; }
-    ModelPane { width: 26; }
+    QuotePane { width: 24; }
+    ModelPane { width: 28; }
     EodPane { width: 1fr; }
     PositionPane { width: 40; }
     RiskPane { width: 1fr; }
@@ -175,8 +175,24 @@ class MesConsoleApp(App, inherit_bindings=False):
                 self._last_event_seq = ev.seq
 
     def on_engine_event(self, message: EngineEvent) -> None:
+        """Fills go to the position pane's "last" line (frequent, and in the log); state
+        changes and alerts become short notifications."""
         ev = message.event
-        self.notify(ev.message, title=ev.kind, severity=ev.severity, timeout=3)
+        if ev.kind == "fill":
+            self.query_one(PositionPane).last_fill = ev.message
+        else:
+            self.notify(ev.message, title=ev.kind, severity=ev.severity, timeout=3)
+
+    def watch_snapshot(self, snap: SessionSnapshot | None) -> None:
+        """Feed the header of the backtest and training screens (their own compose)."""
+        for name in ("backtest", "train"):
+            try:
+                screen = self.get_screen(name)
+            except KeyError:
+                continue
+            if screen.is_mounted:
+                for header in screen.query(HeaderBar):
+                    header.snapshot = snap
 
     # ------------------------------------------------------------------ commands
     def _command(self, fn: Callable[..., Any], *args: Any) -> bool:
@@ -191,8 +207,7 @@ class MesConsoleApp(App, inherit_bindings=False):
 
     def action_halt(self) -> None:
         """Kill switch: no confirmation, works everywhere (priority binding)."""
-        if self._command(self.runtime.halt, HALT_REASON):
-            self.notify("HALTED: no new orders; protection kept until flat", severity="error", timeout=5)
+        self._command(self.runtime.halt, HALT_REASON)  # the state event notifies
 
     def _fresh(self) -> SessionSnapshot | None:
         """Poll now so that a command decides on the current state, not the last tick's."""

@@ -16,10 +16,11 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import DataTable, Input, Label, ProgressBar, Static
+from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
+from mes_console.widgets.panes import HeaderBar
 from engine.runtime.snapshot import BacktestParams, BacktestResult, Progress, RuntimeCommands
 from mes_console.widgets.render import ny_time
 
@@ -29,7 +30,7 @@ FORM_CSS = """
 .form { height: auto; }
 .form Label { width: auto; padding: 0 1 0 0; }
 .form Input { border: none; height: 1; width: 1fr; margin: 0 1 0 0; background: $boost; }
-.form Input:focus { background: $accent 30%; text-style: bold; }
+.form Input:focus { border: none; background: $accent 30%; text-style: bold; }
 #status { height: 1; }
 ProgressBar { height: 1; }
 """
@@ -75,6 +76,7 @@ class BacktestScreen(Screen):
         self.result: BacktestResult | None = None
 
     def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
         yield Static("[b]Backtest[/b]  enter runs, esc back", id="title")
         with Horizontal(classes="form"):
             yield Label("Data")
@@ -94,6 +96,10 @@ class BacktestScreen(Screen):
             yield DataTable(id="metrics", show_cursor=False)
             yield PlotextPlot(id="equity")
         yield DataTable(id="trades", cursor_type="row")
+        yield Footer()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(HeaderBar).snapshot = getattr(self.app, "snapshot", None)
 
     def on_mount(self) -> None:
         self.query_one("#metrics", DataTable).add_columns("metric", "value")

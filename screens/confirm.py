@@ -11,16 +11,17 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-MODAL_CSS = """
-ModalScreen { align: center middle; }
-ModalScreen > Vertical { width: 60; height: auto; border: thick $warning; padding: 0 1; background: $surface; }
-"""
+def modal_css(name: str, width: int = 60) -> str:
+    """CSS centring a modal's single Vertical box (DEFAULT_CSS is scoped to the class)."""
+    return (f"{name} {{ align: center middle; }}\n"
+            f"{name} > Vertical {{ width: {width}; height: auto; border: thick $warning; "
+            "padding: 0 1; background: $surface; }\n")
 
 
 class ConfirmScreen(ModalScreen[bool]):
     """Question with single-key answers: ``y`` → True, ``n``/escape → False."""
 
-    DEFAULT_CSS = MODAL_CSS
+    DEFAULT_CSS = modal_css("ConfirmScreen")
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n", "answer(False)", "No"),
@@ -44,7 +45,7 @@ class TypeToConfirmScreen(ModalScreen[str | None]):
     """Asks the operator to type ``phrase``; dismisses with the typed text on Enter (the caller
     passes it to the runtime, which checks it) or None on escape."""
 
-    DEFAULT_CSS = MODAL_CSS + "TypeToConfirmScreen Input { width: 100%; }"
+    DEFAULT_CSS = modal_css("TypeToConfirmScreen") + "TypeToConfirmScreen Input { width: 100%; }"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, prompt: str, phrase: str) -> None:

@@ -8,11 +8,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from screens.confirm import MODAL_CSS
+from screens.confirm import modal_css
 
 
 class HelpScreen(ModalScreen[None]):
-    DEFAULT_CSS = MODAL_CSS + "HelpScreen > Vertical { width: 70; }"
+    DEFAULT_CSS = modal_css("HelpScreen", 72)
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
     def __init__(self, rows: list[tuple[str, str]]) -> None:
@@ -22,7 +22,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         text = "\n".join(f"[b]{k:<14}[/b] {d}" for k, d in self.rows)
         with Vertical():
-            yield Static("[b]Keys[/b] (configurable in config.toml [ui])\n")
+            yield Static("[b]Keys[/b] (configurable in config.toml \\[ui])\n")
             yield Static(text, markup=True)
             yield Static("\nThe kill switch works on every screen, also inside dialogs.\nesc closes.")
 

@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from screens.confirm import MODAL_CSS
+from screens.confirm import modal_css
 
 
 class QuitScreen(ModalScreen[str | None]):
@@ -17,7 +17,7 @@ class QuitScreen(ModalScreen[str | None]):
     With an open position the operator must choose: ``f`` flatten then quit, ``k`` keep the
     position with its OCO bracket working at the broker and quit. Flat: ``y`` quits."""
 
-    DEFAULT_CSS = MODAL_CSS
+    DEFAULT_CSS = modal_css("QuitScreen", 64)
     BINDINGS = [
         Binding("f", "choose('flatten')", "Flatten & quit"),
         Binding("k", "choose('keep_protected')", "Keep protected & quit"),

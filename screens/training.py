@@ -11,10 +11,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import DataTable, Input, Label, ProgressBar, Static
+from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
+from mes_console.widgets.panes import HeaderBar
 from engine.runtime.snapshot import RuntimeCommands, TrainingParams, TrainingResult
 from screens.backtest import FORM_CSS, LongWorkProgress
 
@@ -40,7 +41,7 @@ def parse_windows(text: str) -> tuple[bool, int, int, int]:
 class TrainingScreen(Screen):
     DEFAULT_CSS = FORM_CSS + """
     TrainingScreen #curves { height: 1fr; }
-    TrainingScreen #results { height: 8; }
+    TrainingScreen #results { height: 7; }
     """
     BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+g", "run", "Run")]
 
@@ -53,6 +54,7 @@ class TrainingScreen(Screen):
         self.result: TrainingResult | None = None
 
     def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
         yield Static("[b]Training[/b]  enter runs, esc back", id="title")
         with Horizontal(classes="form"):
             yield Label("Arch")
@@ -68,6 +70,10 @@ class TrainingScreen(Screen):
         yield Static("ready", id="status")
         yield PlotextPlot(id="curves")
         yield DataTable(id="results", show_cursor=False)
+        yield Footer()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(HeaderBar).snapshot = getattr(self.app, "snapshot", None)
 
     def on_mount(self) -> None:
         self.query_one("#results", DataTable).add_columns("result", "value")
@@ -138,7 +144,7 @@ class TrainingScreen(Screen):
 
     def show(self, result: TrainingResult) -> None:
         self.result = result
-        if result.history and not self.history:
+        if result.history:  # the complete curves (live progress messages are coalesced)
             self.history = [(i + 1, h[2], h[3], h[4]) for i, h in enumerate(result.history)]
         self._plot()
         t = self.query_one("#results", DataTable)

@@ -33,3 +33,12 @@ def test_training_screen(snap_compare):
         await pilot.pause(0.2)
 
     assert snap_compare(MesConsoleApp(make_runtime()), terminal_size=SIZE, run_before=run)
+
+
+def test_main_screen_position_halted(snap_compare):
+    from tests.ui_support import open_position
+
+    rt = make_runtime()
+    open_position(rt)
+    rt.halt("operator kill switch")
+    assert snap_compare(MesConsoleApp(rt), terminal_size=SIZE)

@@ -31,6 +31,10 @@ class Pane(Static):
     def draw(self, snap: SessionSnapshot):
         raise NotImplementedError
 
+    def on_resize(self) -> None:
+        self._key = None
+        self.watch_snapshot(self.snapshot)
+
     def watch_snapshot(self, snap: SessionSnapshot | None) -> None:
         if snap is None:
             return
@@ -63,10 +67,10 @@ class QuotePane(Pane):
     TITLE = "Quote"
 
     def key_of(self, snap):
-        return snap.quote
+        return (snap.quote, self.content_size.width)
 
     def draw(self, snap):
-        return render.render_quote(snap.quote, width=max(8, self.content_size.width or 24))
+        return render.render_quote(snap.quote, width=max(8, self.content_size.width or 20))
 
 
 class ModelPane(Pane):
@@ -91,12 +95,21 @@ class EodPane(Pane):
 
 class PositionPane(Pane):
     TITLE = "Position & OCO"
+    last_fill: reactive[str] = reactive("")
+    """The latest fill message (set by the App from fill events; shown instead of a toast)."""
 
     def key_of(self, snap):
-        return snap.position
+        return (snap.position, self.last_fill)
 
     def draw(self, snap):
-        return render.render_position(snap.position)
+        t = render.render_position(snap.position)
+        if self.last_fill:
+            t.append("\n" * (5 - len(t.plain.splitlines())) + "last: " + self.last_fill)
+        return t
+
+    def watch_last_fill(self, _old: str, _new: str) -> None:
+        if self.snapshot is not None:
+            self.watch_snapshot(self.snapshot)
 
 
 class RiskPane(Pane):
@@ -131,7 +144,7 @@ class EquityPane(Pane):
     TITLE = "Equity / broker"
 
     def key_of(self, snap):
-        return (snap.equity, snap.broker, snap.header.clock_ns // 1_000_000_000)
+        return (snap.equity, snap.broker, snap.header.clock_ns // 1_000_000_000, self.content_size.width)
 
     def draw(self, snap):
         from rich.text import Text
