@@ -263,16 +263,17 @@ class MesConsoleApp(App, inherit_bindings=False):
 
     def action_help(self) -> None:
         ui = self.settings.ui
+        shown = lambda key: self.get_key_display(Binding(key, ""))  # noqa: E731 - "?" not question_mark
         rows = [
-            (ui.key_halt, "HALT (kill switch), no confirmation, every screen"),
-            (ui.key_pause, "pause / resume new entries"),
-            (ui.key_flatten, "flatten the position (y/n)"),
-            (ui.key_reset, f"reset a halt (type {RESET_PHRASE})"),
-            (ui.key_backtest, "backtest screen"),
-            (ui.key_train, "training screen"),
+            (shown(ui.key_halt), "HALT (kill switch), no confirmation, every screen"),
+            (shown(ui.key_pause), "pause / resume new entries"),
+            (shown(ui.key_flatten), "flatten the position (y/n)"),
+            (shown(ui.key_reset), f"reset a halt (type {RESET_PHRASE})"),
+            (shown(ui.key_backtest), "backtest screen"),
+            (shown(ui.key_train), "training screen"),
             ("l", "log level filter"),
-            (ui.key_help, "this help"),
-            (ui.key_quit, "quit (asks about an open position)"),
+            (shown(ui.key_help), "this help"),
+            (shown(ui.key_quit), "quit (asks about an open position)"),
             ("escape", "back / cancel"),
         ]
         if not isinstance(self.screen, HelpScreen):

@@ -68,7 +68,6 @@ def test_only_in_session_timestamps(half_year):
     cal = calendar_for(int(ts[0]), int(ts[-1]))
     want = [(d - date(1970, 1, 1)).days for d in cal.trading_days(date(2025, 1, 2), date(2025, 6, 30))]
     assert sorted(set(lab.trading_day.tolist())) == want
-    assert (date(2025, 1, 9) - date(1970, 1, 1)).days not in want  # national day of mourning
     t = cal.table
     per_day = np.bincount(lab.session - lab.session.min())
     rows = np.arange(lab.session.min(), lab.session.max() + 1)

@@ -104,7 +104,9 @@ class PositionPane(Pane):
     def draw(self, snap):
         t = render.render_position(snap.position)
         if self.last_fill:
-            t.append("\n" * (5 - len(t.plain.splitlines())) + "last: " + self.last_fill)
+            width = max(10, self.content_size.width or 38)
+            pad = "\n" * max(1, 6 - len(t.plain.splitlines()))
+            t.append(pad + ("last: " + self.last_fill)[:width])
         return t
 
     def watch_last_fill(self, _old: str, _new: str) -> None:
