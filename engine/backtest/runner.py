@@ -13,6 +13,7 @@ entries need a phase before ``no_new`` (16:15 NY), positions are closed at marke
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,44 +157,54 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     i = 0
     next_report = 0
     report_every = max(1, n // 200)
-    while i < n:
-        if progress is not None and i >= next_report:
-            progress(i, n)
-            next_report = i + report_every
-        clock.advance_to(int(close_ts[i]))
-        venue.process_bar(i)
-        lo = max(0, i - lookback + 1)
-        k.step(BarInput(i, int(close_ts[i]), O[i], H[i], L[i], C[i], mk.atr[i], bool(mk.is_rth[i]),
-                        bool(mk.in_session[i]), int(phase[i]), int(mk.day[i]), int(d[i]),
-                        float(conf[i]), int(cls[i]), mk.atr_normal[i], V[i], mk.avg_volume[i],
-                        H[lo:i + 1], L[lo:i + 1]))
-        if not fast or k.busy():
-            i += 1
-            continue
-        pos = k.position
-        s = k.risk.state_dict()
-        if pos == 0:
-            # the next bar at which an entry could be approved: after the exit cooldown and any
-            # pause / daily block (refusals there change nothing while flat); none when halted,
-            # manually paused or below the minimum balance (nothing changes while flat)
-            if (s["halt"] is not None or s["manual_pause"] is not None
-                    or min(k.risk.balance, k.risk.equity) + 1e-9 < r.min_account_balance):
-                i = n
+    # The loop allocates many small objects (orders, events, records) that it keeps; a full
+    # cyclic-GC pass over the whole process heap (pandas and all) would cost as much as the loop
+    # itself, and nothing here forms reference cycles that need collecting (timeit disables the
+    # collector for the same reason). The collector's state is restored after the loop.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while i < n:
+            if progress is not None and i >= next_report:
+                progress(i, n)
+                next_report = i + report_every
+            clock.advance_to(int(close_ts[i]))
+            venue.process_bar(i)
+            lo = max(0, i - lookback + 1)
+            k.step(BarInput(i, int(close_ts[i]), O[i], H[i], L[i], C[i], mk.atr[i], bool(mk.is_rth[i]),
+                            bool(mk.in_session[i]), int(phase[i]), int(mk.day[i]), int(d[i]),
+                            float(conf[i]), int(cls[i]), mk.atr_normal[i], V[i], mk.avg_volume[i],
+                            H[lo:i + 1], L[lo:i + 1]))
+            if not fast or k.busy():
+                i += 1
                 continue
-            t_min = max(s["pause_until_ns"], s["day_block_until_ns"])
-            if k.signals.last_exit_ns is not None:
-                t_min = max(t_min, k.signals.last_exit_ns + cooldown_ns)
-            j = max(int(np.searchsorted(flat_targets, i + 1)), int(np.searchsorted(flat_close, t_min)))
-            i = int(flat_targets[j]) if j < len(flat_targets) else n
-            continue
-        sp, tp = k.stop_target()
-        eq_hi = float(s["day_peak_equity"])
-        eq_lo = max(s["day_start_equity"] - r.daily_loss_limit, s["day_peak_equity"] - r.daily_drawdown_limit,
-                    s["hwm"] - r.account_drawdown_limit, s["kill_ref"] - r.kill_switch_loss,
-                    r.min_account_balance) + 1e-6
-        side = 1 if pos > 0 else -1
-        i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k._best, trail_on, H, L, C, phase, d, actionable,
-                              k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
+            pos = k.position
+            if pos == 0:
+                # the next bar at which an entry could be approved: after the exit cooldown, any
+                # pause / daily block, and the day roll when the daily-loss room is below the
+                # smallest possible risk per contract (refusals change nothing while flat); none
+                # when halted, manually paused or below the minimum balance
+                t_min = k.risk.next_entry_possible_ns(int(close_ts[i]))
+                if t_min is None:
+                    i = n
+                    continue
+                if k.signals.last_exit_ns is not None:
+                    t_min = max(t_min, k.signals.last_exit_ns + cooldown_ns)
+                j = max(int(np.searchsorted(flat_targets, i + 1)), int(np.searchsorted(flat_close, t_min)))
+                i = int(flat_targets[j]) if j < len(flat_targets) else n
+                continue
+            s = k.risk.state_dict()
+            sp, tp = k.stop_target()
+            eq_hi = float(s["day_peak_equity"])
+            eq_lo = max(s["day_start_equity"] - r.daily_loss_limit, s["day_peak_equity"] - r.daily_drawdown_limit,
+                        s["hwm"] - r.account_drawdown_limit, s["kill_ref"] - r.kill_switch_loss,
+                        r.min_account_balance) + 1e-6
+            side = 1 if pos > 0 else -1
+            i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k._best, trail_on, H, L, C, phase, d, actionable,
+                                  k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     if progress is not None:
         progress(n, n)
     elapsed = (perf_ns() - t0) / 1e9

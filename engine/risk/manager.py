@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.calendar import NY, CmeCalendar, day_date, day_number, ny_datetime, ny_to_ns, SESSION_START_NY
+from engine.calendar import NY, CmeCalendar, day_date, ny_datetime, ny_to_ns, SESSION_START_NY
 from engine.clock import Clock, to_datetime
 from engine.config import Settings
 from engine.instruments import InstrumentSpec
@@ -115,8 +115,14 @@ def _fmt_ny(ts_ns: int) -> str:
     return ny_datetime(ts_ns).strftime("%Y-%m-%d %H:%M %Z")
 
 
+_NUMBER_TYPES = (int, float, np.floating, np.integer)
+_isfinite = math.isfinite
+
+
 def _finite(x: Any) -> bool:
-    return x is not None and isinstance(x, (int, float, np.floating, np.integer)) and math.isfinite(float(x))
+    if x.__class__ is float:  # the hot path (every bar): a plain Python float
+        return _isfinite(x)
+    return x is not None and isinstance(x, _NUMBER_TYPES) and _isfinite(float(x))
 
 
 class RiskManager:
@@ -151,6 +157,7 @@ class RiskManager:
         self._sess = (0, -1, -2, ())  # cache: lo ≤ now < hi → row (-1 = closed), EOD times
         self._day_lo = 0
         self._day_hi = -1
+        self._rth_after: dict[int, int] = {}  # trading day → next RTH open (UTC ns)
         # market breakers (not persisted: they come back with the next market update)
         self._spread_ticks: float | None = None
         self._spread_paused = False
@@ -244,21 +251,26 @@ class RiskManager:
         return "close", int(self._t_close[row])
 
     def _next_rth_open_after_day(self, day: int) -> int:
-        """RTH open (UTC ns) of the first trading day after ``day`` that has RTH."""
+        """RTH open (UTC ns) of the first trading day after ``day`` that has RTH (cached per
+        day: the calendar table is immutable)."""
+        hit = self._rth_after.get(day)
+        if hit is not None:
+            return hit
         idx = np.nonzero((self._t_day > day) & (self._t_rth_open >= 0))[0]
         if idx.size == 0:
             from engine.calendar import CalendarError
             raise CalendarError(f"no RTH session after {day_date(day)} in the calendar span")
-        return int(self._t_rth_open[idx[0]])
+        hit = self._rth_after[day] = int(self._t_rth_open[idx[0]])
+        return hit
 
     def _sync(self, now_ns: int) -> None:
         """Roll the daily counters when ``now_ns`` is in a later CME trading day (18:00 NY)."""
         if self._day_lo <= now_ns < self._day_hi:
             return
-        d = self.calendar.trading_day_of(now_ns)
+        n = int(self.calendar.label_one(now_ns)[0])  # the 18:00 NY rule, cached per day
+        d = day_date(n)
         self._day_lo = ny_to_ns(d - timedelta(days=1), SESSION_START_NY)
         self._day_hi = ny_to_ns(d, SESSION_START_NY)
-        n = day_number(d)
         st = self._st
         if st["trading_day"] is None or n > st["trading_day"]:
             eq = self.equity
@@ -506,6 +518,37 @@ class RiskManager:
         if risk > r.max_risk_per_trade + 1e-6:
             raise AssertionError(f"sized risk ${risk:.2f} exceeds max_risk_per_trade ${r.max_risk_per_trade:.2f}")
         return RiskDecision(True, res.contracts, "", stop, target, risk, res.steps)
+
+    def next_entry_possible_ns(self, now_ns: int) -> int | None:
+        """For a FLAT account (no position, so equity = balance and nothing changes until the
+        next trade or operator action): a UTC ns before which :meth:`evaluate_entry` refuses
+        every entry whatever the bar, or None when it refuses every entry until an operator
+        acts (HALTED, operator pause, balance below the minimum).
+
+        Counted: the consecutive-loss pause, the daily loss/drawdown block and, with
+        ``cap_to_daily_room``, a daily-loss room smaller than the smallest risk any entry can
+        have (:func:`engine.risk.stops.min_entry_stop_ticks` × tick value): it lasts until the
+        trading day rolls (18:00 NY), when the day's start equity is reset. Bar-dependent
+        refusals (EOD phase, session, confidence, breakers, bracket) are not considered, so
+        the first approvable entry is at or after the returned time. The backtest's skip-ahead
+        uses it; it changes no counter (the day roll itself happens on the next event).
+        """
+        r = self.settings.risk
+        with self._lock:
+            self._sync(int(now_ns))
+            st = self._st
+            if st["halt"] is not None or st["manual_pause"] is not None:
+                return None
+            if min(self.balance, self.equity) + EPS < r.min_account_balance:
+                return None
+            t = max(int(st["pause_until_ns"]), int(st["day_block_until_ns"]))
+            if self.cap_to_daily_room:
+                room = r.daily_loss_limit - max(0.0, st["day_start_equity"] - self.equity)
+                per_min = stops_mod.min_entry_stop_ticks(self.settings.stops) * self.spec.tick_value
+                # the same floor as sizing.size_position's loss-room cap, at the smallest stop
+                if int(math.floor(max(room, 0.0) / per_min + sizing.EPS)) == 0:
+                    t = max(t, self._day_hi)
+            return t
 
     # ================================================================== event inputs
     def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None:

@@ -87,6 +87,17 @@ def initial_stop_ticks(side: int, entry: float, atr_points: float, highs: np.nda
     return int(min(max(ticks, stops.min_stop_ticks), stops.max_stop_ticks))
 
 
+def min_entry_stop_ticks(stops: StopsConfig) -> int:
+    """The smallest stop distance (whole ticks) :func:`initial_stop_ticks` can give in a phase
+    where entries are allowed (before ``no_new``, so no EOD tightening): ``fixed_ticks``
+    clamped for the fixed method, else ``min_stop_ticks`` (the clamp's floor). The risk an
+    entry is sized with (``ceil(|entry − stop| / tick)``) is never smaller: an off-grid entry
+    only lengthens the distance."""
+    if stops.method == "fixed":
+        return int(min(max(int(stops.fixed_ticks), stops.min_stop_ticks), stops.max_stop_ticks))
+    return int(stops.min_stop_ticks)
+
+
 def compute_bracket(side: int, entry: float, atr_points: float, highs: np.ndarray | None,
                     lows: np.ndarray | None, phase: str, stops: StopsConfig, eod: EodConfig,
                     tick: float) -> tuple[float, float]:

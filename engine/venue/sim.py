@@ -296,13 +296,14 @@ class SimVenue:
 
     def _book(self, dq: int, price: float, comm: float) -> None:
         pv = self.point_value
-        if self.pos == 0 or np.sign(dq) == np.sign(self.pos):
-            new = self.pos + dq
-            self.avg = (self.avg * abs(self.pos) + price * abs(dq)) / abs(new)
+        pos = self.pos
+        if pos == 0 or (dq > 0) == (pos > 0):  # dq ≠ 0: same sign
+            new = pos + dq
+            self.avg = (self.avg * abs(pos) + price * abs(dq)) / abs(new)
             self.pos = new
         else:
-            close = min(abs(dq), abs(self.pos))
-            self.balance += (price - self.avg) * np.sign(self.pos) * close * pv
+            close = min(abs(dq), abs(pos))
+            self.balance += (price - self.avg) * (1 if pos > 0 else -1) * close * pv
             rest = abs(dq) - close
             self.pos += dq
             if self.pos == 0:
