@@ -1,0 +1,747 @@
+"""Paper and live sessions (R-LIVE-1 … 6) through the ProjectX venue: the same kernel, commands,
+snapshot and report as the replay :class:`engine.runtime.session.Session`, fed by the broker's
+market hub instead of a bars file.
+
+Start-up (:meth:`LiveSession.startup`, R-LIVE-1), in this order:
+1. settings + environment secrets (``PROJECTX_USERNAME`` / ``PROJECTX_API_KEY``; missing → refused);
+2. the signal source: a model checkpoint loaded and verified (``Predictor.load``) or the
+   documented rule-based baseline;
+3. connect, authenticate, pick the account and contract, subscribe both hubs and run the
+   start-up reconciliation (:meth:`ProjectXVenue.start`);
+4. the per-account lock (:class:`engine.risk.AccountLock`, ``<state>/<host>-<account>.lock``): a
+   second instance on the same account is refused before it can trade;
+5. restore the risk state (:class:`engine.risk.RiskStateStore` in
+   ``<state>/risk/<mode>-<host>-<account>/``; unreadable → refused, never reset);
+6. the engine clock starts (see *Clocks*), then the calendar, risk manager and kernel are built;
+7. a position found at the broker at start-up is not the session's: it is closed
+   (``venue.flatten``) with a critical alert before trading starts;
+8. trade.
+
+Clocks. Two clocks are used:
+- the *engine clock* (kernel, risk manager, snapshot, logs): in ``clock="exchange"`` mode an
+  :class:`ExchangeClock`, a :class:`SimClock` advanced to the timestamp of every market-hub
+  event (quotes and trades carry the exchange time), so a gateway that replays history (the
+  fake) gives the kernel the replayed bar times, exactly as a replay does (EOD phases, risk
+  days). It starts at the first market event. In ``clock="wall"`` mode (a real account) it is
+  the :class:`LiveClock`.
+- the *wall clock* (an injected :class:`LiveClock`): the venue's clock (token expiry, order
+  searches, the unknown-placement grace period), alert throttling, the periodic
+  reconciliation's floor, the stale-feed check and, in wall mode, the bar-close timer.
+In exchange mode the broker's entity timestamps (fills, order updates) are on the broker's own
+clock, so every venue event is re-stamped with the open time (engine clock) of the bar in which
+the session receives it (``_StampedVenue``; the simulated venue's convention). ``execute_live`` picks ``exchange`` for ``--gateway-url`` (a
+local fake) and ``wall`` for the configured API.
+
+Per bar (R-LIVE-2): market-hub trades are aggregated into bars of ``bar_s`` (60 s default),
+bucketed by exchange time (bar open = floor(ts / bar) × bar). A bar closes when an event
+(quote or trade) of a later bucket arrives; in wall mode also when the wall clock passes the
+bar's end + ``close_grace_s`` (an empty bucket makes no bar; a print older than the open bar
+is counted as late and dropped). A closed bar goes through exactly the replay path: signals
+(features + inference, or the baseline) → :class:`MarketState` → :class:`BarInput` →
+``kernel.step``, every step timed (:class:`BarTiming`). Between bars the session applies
+operator commands at once, translates venue events (kept for the kernel's next step, as the
+simulated venue's fills are) and publishes snapshots.
+
+Reconciliation: every ``reconcile_interval_s`` of engine time (at least ``min_reconcile_wall_s``
+of wall time apart, to respect the REST rate limits), plus the venue's own after each hub
+reconnect, gap or unknown placement; the snapshot's :class:`BrokerView` shows the engine-clock
+time and result of the last one (``agree`` / ``mismatch`` with the corrections). Broker wins.
+
+Shutdown (R-LIVE-3, :meth:`LiveSession.shutdown`): the kernel closes its position and cancels
+its legs (``flatten`` policy; ``keep_protected`` leaves the position with its bracket working),
+the fills are booked while waiting up to ``shutdown_wait_s``; then ``venue.flatten`` closes
+anything left at the broker and cancels every working order on the contract; the risk state
+is saved, the venue disconnected, the lock released and the report written.
+
+Recovery (R-LIVE-4): hub reconnects and reconciliation are the venue's (broker wins, logged,
+alert on an unexplained mismatch); an unhandled exception in the loop → halt, flatten, critical
+alert, exit code 1. A silent feed: in wall mode a warning alert (and the snapshot's stale
+flag) after ``settings.projectx.stale_feed_s``; in exchange mode a feed silent for
+``feed_end_s`` (wall) after data had flowed means the replay ended: the session shuts down
+with exit code 0 (``exit_reason = "market feed ended"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from engine.broker.projectx.models import parse_ts
+from engine.calendar import calendar_for
+from engine.clock import NS_PER_SECOND, Clock, LiveClock, SimClock, perf_ns
+from engine.config import Settings
+from engine.data.bars import Bars
+from engine.instruments import spec as instrument_spec
+from engine.kernel import BarInput, TradingKernel
+from engine.logs import REDACT, RingHandler, get_logger
+from engine.runtime.market_state import MarketState
+from engine.runtime.session import (
+    EXIT_ERROR, EXIT_OK, EXIT_SIGNAL, BarTiming, SessionBase, SessionError, _TimedRisk,
+    make_signal_source, write_json_atomic,
+)
+from engine.runtime.snapshot import BrokerView, QuoteView
+from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate, VenueError
+
+log = get_logger("live")
+
+DAY_NS = 86_400 * NS_PER_SECOND
+LIVE_PHRASE = "LIVE"
+"""What the operator types in the console to start a live (real-money) session."""
+
+
+class ExchangeClock(SimClock):
+    """A :class:`SimClock` that follows exchange timestamps: :meth:`observe` moves it forward to
+    an event's time (UTC ns) and never backwards (an older timestamp is ignored)."""
+
+    def observe(self, ts_ns: int) -> None:
+        if ts_ns > self.now_ns():
+            self.advance_to(ts_ns)
+
+
+@dataclass
+class LiveConfig:
+    """How a paper/live session runs.
+
+    ``mode``: ``paper`` or ``live``; ``clock``: ``exchange`` or ``wall`` (module docstring);
+    ``bar_s``: bar length, seconds; ``state_dir``: lock and risk-state root;
+    ``report_path``: JSON session report at shutdown (None = not written);
+    ``reconcile_interval_s``: periodic reconciliation, engine-clock seconds (None =
+    ``settings.reconcile.interval_s``); ``min_reconcile_wall_s``: its floor in wall seconds;
+    ``close_grace_s``: wall mode, a bar closes this long after its end without a newer event;
+    ``feed_end_s``: exchange mode, wall seconds of silence that end the session (None =
+    2 × ``settings.projectx.stale_feed_s``); ``normal_window_bars``: the series length handed
+    to :class:`MarketState` for its normal-ATR window (None = an open-ended live session: one
+    day; a paper comparison with a replay over N bars passes N); ``startup_timeout_s``: wait
+    for the connection and the first market event; ``shutdown_wait_s``: wait for the closing
+    fills; ``publish_interval_ns``: snapshot rate limit (wall ns); ``poll_s``: how long the
+    loop waits for a market event before doing its timers."""
+
+    mode: str = "paper"
+    clock: str = "exchange"
+    bar_s: int = 60
+    account: str = ""
+    state_dir: Path | None = None
+    report_path: Path | None = None
+    reconcile_interval_s: float | None = None
+    min_reconcile_wall_s: float = 2.0
+    close_grace_s: float = 2.0
+    feed_end_s: float | None = None
+    normal_window_bars: int | None = None
+    startup_timeout_s: float = 30.0
+    shutdown_wait_s: float = 10.0
+    publish_interval_ns: int = 50_000_000
+    poll_s: float = 0.01
+    speed: float | None = None
+
+
+class BarAggregator:
+    """Trades → bars of ``bar_ns`` (bucket = floor(ts / bar_ns) × bar_ns, UTC ns).
+
+    :meth:`on_trade` adds a print and returns the bar it closed (a print of a later bucket
+    closes the open one), :meth:`close_before` closes the open bar when ``ts`` lies in a later
+    bucket (a quote of the next minute, or the wall-clock timer). Bars are
+    ``(open_ts, open, high, low, close, volume)``; volume NaN when the feed has none. Prints
+    older than the open bucket are counted in ``late`` and dropped."""
+
+    def __init__(self, bar_ns: int) -> None:
+        self.bar_ns = int(bar_ns)
+        self.cur: list | None = None
+        self.late = 0
+        self.last_closed_ts: int | None = None
+
+    def close_before(self, ts_ns: int):
+        c = self.cur
+        if c is not None and ts_ns >= c[0] + self.bar_ns:
+            self.cur = None
+            self.last_closed_ts = c[0]
+            return tuple(c)
+        return None
+
+    def on_trade(self, ts_ns: int, price: float, volume: float):
+        closed = self.close_before(ts_ns)
+        b = ts_ns // self.bar_ns * self.bar_ns
+        c = self.cur
+        if c is None:
+            if self.last_closed_ts is not None and b <= self.last_closed_ts:
+                self.late += 1
+                return closed
+            self.cur = [b, price, price, price, price, volume]
+        else:
+            if b < c[0]:
+                self.late += 1
+                return closed
+            c[2] = max(c[2], price)
+            c[3] = min(c[3], price)
+            c[4] = price
+            c[5] = c[5] + volume
+        return closed
+
+
+class _StampedVenue:
+    """The ProjectX venue as the kernel sees it: every call goes to the venue; events are
+    collected by :meth:`collect` (the session calls it between bars, so they are translated
+    promptly) and, in exchange-clock mode, re-stamped with the OPEN time of the bar being built
+    when they are received (the broker's entity times are on its own wall clock, and a replayed
+    feed's intra-bar times are synthetic): the simulated venue's rule ("fill timestamps are the
+    open time of the bar in which the fill happened"), so exit cooldowns and trade times agree
+    with a replay of the same bars. ``fills`` counts the fills collected."""
+
+    def __init__(self, venue, clock: Clock, restamp: bool, bar_ns: int) -> None:
+        self._v = venue
+        self._clock = clock
+        self._restamp = restamp
+        self._bar_ns = int(bar_ns)
+        self._buf: deque = deque()
+        self.fills = 0
+        self.modify_refused = 0
+
+    def __getattr__(self, name):
+        return getattr(self._v, name)
+
+    def place(self, *a, **k):
+        return self._v.place(*a, **k)
+
+    def modify(self, order_id: str, **k) -> None:
+        """``venue.modify``; a refusal (typically the order went terminal at the broker while
+        the request was on its way: a bracket leg cancelled by its sibling's fill, a stop that
+        just triggered) is logged and leaves the order as it is: its final event is on the way,
+        and the next reconciliation checks it. The kernel is never crashed by that race."""
+        try:
+            self._v.modify(order_id, **k)
+        except VenueError as exc:
+            self.modify_refused += 1
+            log.warning("modify %s refused by the broker (%s); its final state is on the way", order_id, exc)
+
+    def cancel(self, order_id: str) -> None:
+        self._v.cancel(order_id)
+
+    def collect(self) -> int:
+        evs = self._v.poll_events()
+        now = self._clock.now_ns() // self._bar_ns * self._bar_ns
+        for e in evs:
+            if self._restamp and isinstance(e, (FillEvent, OrderUpdate, PositionUpdate)):
+                e = dataclasses.replace(e, ts_ns=now)
+            if isinstance(e, FillEvent):
+                self.fills += 1
+            self._buf.append(e)
+        return len(evs)
+
+    def poll_events(self) -> list:
+        self.collect()
+        out = list(self._buf)
+        self._buf.clear()
+        return out
+
+    def has_events(self) -> bool:
+        self.collect()
+        return bool(self._buf)
+
+
+def api_host(url: str) -> str:
+    """``http://127.0.0.1:8765`` → ``127.0.0.1_8765`` (lock and state names)."""
+    p = urlparse(url)
+    return (p.hostname or "host") + (f"_{p.port}" if p.port else "")
+
+
+class LiveSession(SessionBase):
+    """A paper or live session over a started-on-demand :class:`ProjectXVenue` (module docstring).
+
+    Args:
+        settings: :class:`engine.config.Settings` with the ProjectX secrets.
+        venue: an unstarted ``ProjectXVenue`` built on ``wall_clock`` (``native_oco`` as the
+            account is configured).
+        cfg: :class:`LiveConfig`.
+        model_path: checkpoint directory, or None for the rule-based baseline.
+        wall_clock: the real clock (default :class:`LiveClock`).
+        alerts: an :class:`engine.alerts.AlertRouter` (default: one on ``settings.alerts`` and
+            the wall clock, closed at shutdown); the venue's ``on_alert`` should point at it.
+        ring: the console's log ring (None headless).
+
+    Raises :class:`SessionError` for a bad mode/clock or missing credentials.
+    """
+
+    def __init__(self, settings: Settings, venue, cfg: LiveConfig, *, model_path=None,
+                 wall_clock: Clock | None = None, alerts=None, ring: RingHandler | None = None) -> None:
+        if cfg.mode not in ("paper", "live"):
+            raise SessionError(f"mode {cfg.mode!r}: a live session is paper or live")
+        if cfg.clock not in ("exchange", "wall"):
+            raise SessionError(f"clock {cfg.clock!r}: choose exchange or wall")
+        sec = settings.secrets
+        if not sec.projectx_username or not sec.projectx_api_key:
+            raise SessionError("ProjectX credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY")
+        REDACT.add(sec.projectx_api_key)
+        self.settings = settings
+        self.cfg = cfg
+        self.wall = wall_clock or LiveClock()
+        self.px = venue
+        self.spec = instrument_spec(settings.instrument.symbol)
+        self.bar_ns = int(cfg.bar_s) * NS_PER_SECOND
+        self.clock: Clock = ExchangeClock(0) if cfg.clock == "exchange" else self.wall
+        self.venue = _StampedVenue(venue, self.clock, cfg.clock == "exchange", self.bar_ns)
+        if alerts is None:
+            from engine.alerts import AlertRouter
+
+            alerts = AlertRouter(settings.alerts, self.wall)
+            self._own_alerts = True
+        else:
+            self._own_alerts = False
+        self.alerts = alerts
+        self.ring = ring
+        self.model_path = model_path
+        self.agg = BarAggregator(self.bar_ns)
+        self.i = 0
+        self.timings: list[BarTiming] = []
+        self.equity: list[float] = []
+        self.closes: deque = deque(maxlen=60)
+        self.lookback = int(settings.stops.structure_lookback)
+        self._hi: deque = deque(maxlen=self.lookback)
+        self._lo: deque = deque(maxlen=self.lookback)
+        self.first_bar_ts: int | None = None
+        self.last_bar_ts: int | None = None
+        self.market_seen = 0
+        """Market-hub events processed (quotes, trades, lifecycle), for the report."""
+        self.data_seen = 0
+        """Quote and trade events fully processed (bar closes and kernel steps included)."""
+        self.last_data_wall = 0
+        self.last_data_ts: int | None = None
+        self.last_trade_px: float | None = None
+        self.start_balance = float(settings.account.starting_capital)
+        self.signals = None
+        self.kernel = None
+        self.risk = None
+        self.cal = None
+        self.lock = None
+        self.startup_reconcile = None
+        self.reconciles: list[dict] = []
+        self._reconcile_seen = None
+        self._broker = BrokerView(None, "never", "not reconciled yet")
+        self._next_reconcile_ns = 0
+        self._next_reconcile_wall = 0
+        self._pending: deque = deque()
+        self._stale_alerted = False
+        self._started = False
+        self._venue_started = False
+        self._last_bar: BarInput | None = None
+        self._init_common()
+        self._quit_policy = "flatten"
+
+    # ------------------------------------------------------------------ start-up (R-LIVE-1)
+    def startup(self) -> None:
+        """R-LIVE-1 (module docstring). Raises :class:`SessionError` (nothing traded; the venue
+        is stopped and the lock released) naming what failed."""
+        from engine.risk import AccountLock, RiskManager, RiskStateStore
+        from engine.risk.store import AccountLockError, RiskStateError
+
+        s = self.settings
+        bars_like = Bars(np.array([0], dtype=np.int64), np.ones(1), np.ones(1), np.ones(1), np.ones(1),
+                         np.ones(1), bar_ns=self.bar_ns, symbol=self.spec.symbol)
+        try:
+            self.signals = make_signal_source(s, bars_like, self.model_path)
+        except Exception as exc:
+            raise SessionError(f"model {self.model_path}: {exc}") from None
+        log.info("signals: %s", self.signals.label)
+        try:
+            rep = self.px.start(self.cfg.startup_timeout_s)
+        except Exception as exc:
+            raise SessionError(f"connecting to the ProjectX gateway at {self.px.client.base_url}: "
+                               f"{type(exc).__name__}: {exc}") from None
+        self._venue_started = True
+        try:
+            self.startup_reconcile = rep
+            host = api_host(self.px.client.base_url)
+            acct = self.px.account_name
+            self.cfg.account = self.cfg.account or acct
+            state_root = Path(self.cfg.state_dir) if self.cfg.state_dir else _default_state_dir(s)
+            try:
+                self.lock = AccountLock(state_root, f"{host}-{acct}").acquire()
+            except AccountLockError as exc:
+                raise SessionError(str(exc)) from None
+            try:
+                store = RiskStateStore(state_root / "risk" / f"{self.cfg.mode}-{host}-{acct}")
+                store.load()
+            except RiskStateError as exc:
+                raise SessionError(str(exc)) from None
+            first = self._first_market_ts()
+            if isinstance(self.clock, ExchangeClock):
+                self.clock.advance_to(first)
+            now = self.clock.now_ns()
+            self.cal = calendar_for(now - 7 * DAY_NS, now + 60 * DAY_NS)
+            try:
+                self.risk = RiskManager(s, self.clock, self.cal, self.spec, store)
+            except RiskStateError as exc:
+                raise SessionError(str(exc)) from None
+            self._timed_risk = _TimedRisk(self.risk)
+            self.start_balance = float(self.risk.balance)
+            self.kernel = TradingKernel(s, self.venue, self._timed_risk, self.spec, bar_ns=self.bar_ns,
+                                        starting_balance=self.start_balance)
+            self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
+                                      self.cfg.normal_window_bars, True)
+            self._note_reconcile(rep)
+            if rep.broker_qty != 0:
+                msg = (f"start-up: the broker holds {rep.broker_qty:+d} contracts the session did not "
+                       "open; closing them and cancelling working orders before trading")
+                self.alerts.send("critical", "startup_position", msg)
+                self.px.flatten("start-up position not ours")
+                self._note_reconcile(self.px.reconcile("after start-up flatten"))
+                self.venue.poll_events()   # the kernel never held that position
+            log.info("%s session started: account %s, contract %s, clock %s, balance $%.2f (broker $%s)",
+                     self.cfg.mode, acct, self.px.contract_id, self.cfg.clock, self.start_balance,
+                     self.px.balance, extra={"event": "start"})
+        except BaseException:
+            self._close_venue()
+            raise
+        self._started = True
+        self._next_reconcile_wall = self.wall.monotonic_ns() + int(self.cfg.min_reconcile_wall_s * NS_PER_SECOND)
+        self._next_reconcile_ns = self.clock.now_ns() + int(self._reconcile_s() * NS_PER_SECOND)
+        self.last_data_wall = self.wall.monotonic_ns()
+        self._publish()
+
+    def _reconcile_s(self) -> float:
+        r = self.cfg.reconcile_interval_s
+        return float(self.settings.reconcile.interval_s if r is None else r)
+
+    def _first_market_ts(self) -> int:
+        """Exchange mode: wait for the first timestamped market event (kept for the loop);
+        wall mode: the wall clock."""
+        if self.cfg.clock == "wall":
+            return self.wall.now_ns()
+        q = self.px.market_events
+        deadline = self.wall.monotonic_ns() + int(self.cfg.startup_timeout_s * NS_PER_SECOND)
+        while self.wall.monotonic_ns() < deadline:
+            try:
+                ev = q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self._pending.append(ev)
+            ts = _event_ts(ev)
+            if ts is not None:
+                return ts
+        raise SessionError(f"no market data from the gateway within {self.cfg.startup_timeout_s:.0f} s "
+                           "(is the fake gateway replaying? --speed > 0)")
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> int:
+        """Trade until stopped (operator quit, :meth:`stop`, signal, end of a replayed feed), then
+        shut down. Returns the exit code (``EXIT_*`` of :mod:`engine.runtime.session`)."""
+        if self._thread is None:
+            import threading
+
+            self._thread = threading.current_thread()
+        code = EXIT_OK
+        try:
+            if not self._started:
+                self.startup()
+            while not self._stop.is_set():
+                self._loop_once()
+            if self._signal_stop:
+                code = EXIT_SIGNAL
+        except SessionError:
+            raise
+        except Exception as exc:  # R-LIVE-4: unhandled exception → flatten, halt, alert
+            log.exception("unhandled exception in the live session loop: halting and flattening")
+            self.exit_reason = f"error: {exc!r}"
+            self.alerts.send("critical", "session_error", f"unhandled exception: {exc!r}; halted and flattening")
+            try:
+                if self.risk is not None:
+                    self.risk.halt(f"unhandled exception: {exc!r}", "system")
+            except Exception:
+                log.exception("risk halt failed")
+            self._quit_policy = "flatten"
+            code = EXIT_ERROR
+        self.shutdown(self._quit_policy)
+        self.exit_code = code
+        self.finished.set()
+        return code
+
+    def _loop_once(self) -> None:
+        q = self.px.market_events
+        batch = list(self._pending)
+        self._pending.clear()
+        if not batch:
+            try:
+                batch.append(q.get(timeout=self.cfg.poll_s))
+            except queue.Empty:
+                pass
+        while True:
+            try:
+                batch.append(q.get_nowait())
+            except queue.Empty:
+                break
+        for ev in batch:
+            self._on_market(ev)
+        self.venue.collect()
+        self._apply_commands()
+        self._timers()
+        if perf_ns() - self._last_pub >= self.cfg.publish_interval_ns:
+            self._publish()
+
+    def _on_market(self, ev) -> None:
+        k = ev.kind
+        if k in ("quote", "trade"):
+            self.last_data_wall = self.wall.monotonic_ns()
+            if self._stale_alerted:
+                self._stale_alerted = False
+                self._event("info", "market feed back")
+        if k == "quote":
+            ts = _event_ts(ev)
+            if ts is not None:
+                self._advance(ts)
+                bar = self.agg.close_before(ts)
+                if bar is not None:
+                    self._on_bar(bar)
+                self.last_data_ts = ts
+        elif k == "trade":
+            for row in ev.data or ():
+                try:
+                    ts = parse_ts(row.get("timestamp"))
+                except ValueError as exc:
+                    log.error("market trade with a bad timestamp dropped: %s", exc)
+                    continue
+                px = row.get("price")
+                if ts is None or px is None:
+                    continue
+                self._advance(ts)
+                vol = row.get("volume")
+                bar = self.agg.on_trade(ts, float(px), float(vol) if vol is not None else float("nan"))
+                if bar is not None:
+                    self._on_bar(bar)
+                self.last_trade_px = float(px)
+                self.last_data_ts = ts
+        elif k in ("connected", "reconnected", "disconnected", "stale", "logout", "gap", "error"):
+            sev = "information" if k in ("connected", "reconnected") else "warning"
+            self._event("info", f"market hub {k}", sev)
+        self.market_seen += 1
+        if k in ("quote", "trade"):
+            self.data_seen += 1
+
+    def _advance(self, ts: int) -> None:
+        if isinstance(self.clock, ExchangeClock):
+            self.clock.observe(ts)
+
+    def _on_bar(self, bar) -> None:
+        ts, o, h, l, c, v = bar
+        self._apply_commands()
+        t0 = perf_ns()
+        close_ts = ts + self.bar_ns
+        d, conf, cls, f_ns, inf_ns = self.signals.update(ts, o, h, l, c, v)
+        self._last_sig = (d, conf, cls)
+        self._last_pred_ns = close_ts
+        m = self.market.update(ts, h, l, c, v)
+        self._hi.append(h)
+        self._lo.append(l)
+        self._timed_risk.elapsed = 0
+        t_k = perf_ns()
+        b = BarInput(self.i, close_ts, o, h, l, c, m.atr, m.is_rth, m.in_session, m.phase, m.day,
+                     d, conf, cls, m.atr_normal, v, m.avg_volume, np.fromiter(self._hi, float),
+                     np.fromiter(self._lo, float))
+        self.kernel.step(b)
+        k_ns = perf_ns() - t_k
+        r_ns = self._timed_risk.elapsed
+        self.timings.append(BarTiming(f_ns, inf_ns, r_ns, max(k_ns - r_ns, 0), perf_ns() - t0))
+        self.equity.append(self.kernel.last_equity)
+        self._last_bar = b
+        self.first_bar_ts = ts if self.first_bar_ts is None else self.first_bar_ts
+        self.last_bar_ts = ts
+        self.closes.append(c)
+        self.i += 1
+        self._collect_events()
+        self._route_kernel_alerts()
+
+    def _route_kernel_alerts(self) -> None:
+        al = self.kernel.stats.alerts
+        seen = getattr(self, "_alerts_routed", 0)
+        for a in al[seen:]:
+            self.alerts.send("warning", str(a[1]), str(a[2]))
+        self._alerts_routed = len(al)
+
+    def _timers(self) -> None:
+        wall = self.wall.monotonic_ns()
+        if self.cfg.clock == "wall":
+            bar = self.agg.close_before(self.wall.now_ns() - int(self.cfg.close_grace_s * NS_PER_SECOND))
+            if bar is not None:
+                self._on_bar(bar)
+        idle_s = (wall - self.last_data_wall) / NS_PER_SECOND
+        if self.cfg.clock == "exchange" and self.market_seen and self.i > 0:
+            end_s = self.cfg.feed_end_s if self.cfg.feed_end_s is not None else 2 * self.settings.projectx.stale_feed_s
+            if idle_s >= end_s:
+                self.exit_reason = self.exit_reason or "market feed ended"
+                log.info("no market data for %.1f s: the replayed feed ended", idle_s)
+                self._stop.set()
+                return
+        elif idle_s >= self.settings.projectx.stale_feed_s and not self._stale_alerted:
+            self._stale_alerted = True
+            self.alerts.send("warning", "stale_feed", f"no market data for {idle_s:.0f} s")
+            self._event("alert", f"market feed stale ({idle_s:.0f} s)", "warning")
+        if self.px.last_reconcile is not self._reconcile_seen and self.px.last_reconcile is not None:
+            self._note_reconcile(self.px.last_reconcile)
+        if self.clock.now_ns() >= self._next_reconcile_ns and wall >= self._next_reconcile_wall:
+            self._next_reconcile_ns = self.clock.now_ns() + int(self._reconcile_s() * NS_PER_SECOND)
+            self._next_reconcile_wall = wall + int(self.cfg.min_reconcile_wall_s * NS_PER_SECOND)
+            try:
+                self._note_reconcile(self.px.reconcile("periodic"))
+            except Exception as exc:
+                log.warning("periodic reconcile failed: %s (next one retries)", exc)
+                self._broker = BrokerView(self._broker.last_reconcile_ns, "mismatch",
+                                          f"reconcile failed: {exc}"[:200])
+
+    def _note_reconcile(self, rep) -> None:
+        self._reconcile_seen = rep
+        now = self.clock.now_ns()
+        if rep.ok:
+            detail = f"{rep.reason}: position {rep.broker_qty:+d}, {rep.working_orders} working"
+            self._broker = BrokerView(now, "agree", detail)
+        else:
+            detail = f"{rep.reason}: " + "; ".join(rep.mismatches)
+            self._broker = BrokerView(now, "mismatch", detail[:300])
+            self._event("alert", f"reconcile: {detail[:200]} (broker wins)", "warning")
+        self.reconciles.append({"ts_ns": now, "reason": rep.reason, "ok": rep.ok,
+                                "broker_qty": rep.broker_qty, "mismatches": list(rep.mismatches)})
+        self.reconciles = self.reconciles[-200:]
+
+    # ------------------------------------------------------------------ shutdown (R-LIVE-3)
+    def _kernel_drain_step(self) -> None:
+        """Book pending venue events through one kernel step in the EOD ``flat`` phase with no
+        signal (nothing can open; a position left is closed), reusing the last bar's prices."""
+        b = self._last_bar
+        if b is None:
+            self.venue.poll_events()
+            return
+        now = max(self.clock.now_ns(), b.close_ts)
+        self.kernel.step(dataclasses.replace(b, close_ts=now, phase=4, direction=0,
+                                             confidence=float("nan"), pred_class=-1))
+
+    def shutdown(self, policy: str = "flatten") -> None:
+        """R-LIVE-3 (module docstring). Idempotent; never raises (failures are logged/alerted)."""
+        if getattr(self, "_shut", False):
+            return
+        self._shut = True
+        try:
+            if self._started and self.kernel is not None:
+                o = self.kernel.oco
+                if policy == "flatten":
+                    if o.pos != 0 or (o.entry is not None and o.entry.is_working):
+                        log.warning("shutdown: flattening %+d contracts", o.pos)
+                        o.flatten("flatten")
+                    end = self.wall.monotonic_ns() + int(self.cfg.shutdown_wait_s * NS_PER_SECOND)
+                    while self.wall.monotonic_ns() < end:
+                        self._kernel_drain_step()
+                        if o.pos == 0 and not self.kernel.busy_orders():
+                            break
+                        self._stop.wait(0.05)
+                    try:
+                        self.px.flatten("shutdown")
+                    except Exception as exc:
+                        self.alerts.send("critical", "shutdown_flatten", f"shutdown flatten failed: {exc}")
+                    self._kernel_drain_step()
+                    try:
+                        rep = self.px.reconcile("shutdown")
+                        self._note_reconcile(rep)
+                        if rep.broker_qty != 0:
+                            self.alerts.send("critical", "shutdown_position",
+                                             f"shutdown: broker still holds {rep.broker_qty:+d} contracts")
+                    except Exception as exc:
+                        log.error("shutdown reconcile failed: %s", exc)
+                else:
+                    log.warning("shutdown: keeping %+d contracts with their bracket working", o.pos)
+                    self.venue.collect()
+                self.risk._save()
+                self._collect_events()
+        except Exception:
+            log.exception("shutdown failed part-way")
+            self.alerts.send("critical", "shutdown_error", "shutdown failed part-way: check the broker")
+        finally:
+            self._close_venue()
+            self._publish()
+            if self.cfg.report_path is not None:
+                try:
+                    write_json_atomic(Path(self.cfg.report_path), self.report())
+                    log.info("session report written to %s", self.cfg.report_path)
+                except Exception:
+                    log.exception("writing the session report failed")
+            if self._own_alerts:
+                self.alerts.close(2.0)
+
+    def _close_venue(self) -> None:
+        if self._venue_started:
+            try:
+                self.px.stop()
+            except Exception as exc:
+                log.warning("venue stop: %s", exc)
+            self._venue_started = False
+        if self.lock is not None:
+            self.lock.release()
+
+    # ------------------------------------------------------------------ snapshot hooks
+    def _publish(self) -> None:
+        if self.kernel is None:
+            return
+        super()._publish()
+
+    def _market_view(self, now: int) -> tuple[QuoteView, float | None]:
+        q = self.px.last_quote() if self._venue_started else {}
+        bid, ask = q.get("bestBid"), q.get("bestAsk")
+        last = self.last_trade_px if self.last_trade_px is not None else q.get("lastPrice")
+        spread = (ask - bid) / self.spec.tick_size if bid is not None and ask is not None else None
+        age = (now - self.last_data_ts) / 1e6 if self.last_data_ts is not None else None
+        idle_s = (self.wall.monotonic_ns() - self.last_data_wall) / NS_PER_SECOND
+        stale = bool(self.last_data_wall) and idle_s >= self.settings.projectx.stale_feed_s
+        return QuoteView(bid, ask, None if last is None else float(last), spread,
+                         tuple(float(x) for x in self.closes), age, stale), age
+
+    def _speed_label(self) -> str:
+        return "" if self.cfg.clock == "wall" else "feed"
+
+    def _broker_view(self, now: int) -> BrokerView:
+        return self._broker
+
+    def _bar_span(self):
+        return self.first_bar_ts, self.last_bar_ts
+
+    def report(self) -> dict[str, Any]:
+        """The base session report plus the broker side: account, contract, reconciliations,
+        venue counters, late prints."""
+        if self.kernel is None:
+            return {"mode": self.cfg.mode, "exit_reason": self.exit_reason, "trades": [], "trades_count": 0}
+        rep = super().report()
+        rep["broker"] = {
+            "api": api_host(self.px.client.base_url),
+            "account": self.px.account_name,
+            "contract": self.px.contract_id,
+            "clock": self.cfg.clock,
+            "reconciliations": len(self.reconciles),
+            "mismatches": [r for r in self.reconciles if not r["ok"]][-20:],
+            "last_reconcile": self.reconciles[-1] if self.reconciles else None,
+            "venue_stats": dict(self.px.stats),
+            "late_prints": self.agg.late,
+            "modify_refused": self.venue.modify_refused,
+            "market_events": self.market_seen,
+        }
+        return rep
+
+
+def _event_ts(ev) -> int | None:
+    """Exchange time (UTC ns) of a market-hub event: a quote's ``timestamp``/``lastUpdated``,
+    the last print of a trade list; None for lifecycle events."""
+    try:
+        if ev.kind == "quote" and isinstance(ev.data, dict):
+            return parse_ts(ev.data.get("timestamp") or ev.data.get("lastUpdated"))
+        if ev.kind == "trade" and ev.data:
+            ts = [parse_ts(r.get("timestamp")) for r in ev.data if isinstance(r, dict)]
+            ts = [t for t in ts if t is not None]
+            return max(ts) if ts else None
+    except ValueError as exc:
+        log.error("market %s with a bad timestamp ignored: %s", ev.kind, exc)
+    return None
+
+
+def _default_state_dir(settings: Settings) -> Path:
+    from engine.config import resolve_dir
+
+    return resolve_dir(settings.paths.state_dir, "state")

@@ -1,0 +1,160 @@
+"""``mes-console run --mode paper|live``: a trading session through the ProjectX Gateway, in the
+console or headless (R-LIVE-1 … 6).
+
+- ``--mode paper --gateway-url http://127.0.0.1:PORT``: a local gateway (``mes-console
+  fake-gateway``) replaying history. The engine clock follows the exchange timestamps of the
+  market data (``clock="exchange"``, see :mod:`engine.runtime.live`); the session ends with code 0
+  when the replayed feed stops (2 × ``[projectx] stale_feed_s`` of silence).
+- ``--mode paper`` without ``--gateway-url``: the configured API (a practice account), wall clock.
+- ``--mode live``: the configured API, wall clock. Headless it needs
+  ``--i-understand-this-trades-real-money``; in the console the operator types ``LIVE`` in a
+  type-to-confirm dialog before anything connects. Otherwise exit code 3, nothing traded.
+
+Credentials: ``PROJECTX_USERNAME`` / ``PROJECTX_API_KEY`` (environment only; never logged).
+Headless logs are JSON lines on stdout; SIGINT/SIGTERM → orderly shutdown (the kernel closes its
+position, ``venue.flatten`` cancels every working order, risk state saved, report written).
+
+Exit codes: 0 ended (operator quit or end of a replayed feed); 1 unhandled error (halted and
+flattened first); 3 bad arguments, settings, credentials, model, a held account lock or a failed
+connection (nothing traded); 4 SIGINT/SIGTERM after an orderly shutdown.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+from mes_console.commands.common import EXIT_USAGE, err_console, fail
+
+LIVE_REFUSED = ("--mode live trades real money: headless it needs the explicit flag "
+                "--i-understand-this-trades-real-money")
+
+
+def build_live_session(settings, *, mode: str, model: Optional[Path], json_report: Optional[Path],
+                       gateway_url: Optional[str], ring=None, state_dir: Optional[Path] = None,
+                       **cfg_overrides):
+    """The :class:`LiveSession` and its (unstarted) :class:`ProjectXVenue` for ``mode``.
+    ``gateway_url`` → exchange clock; otherwise the configured API on the wall clock. Raises
+    :class:`engine.runtime.session.SessionError` / ``ValueError`` naming the problem."""
+    from engine.alerts import AlertRouter
+    from engine.broker.projectx.venue import ProjectXVenue
+    from engine.clock import LiveClock
+    from engine.runtime.live import LiveConfig, LiveSession
+
+    wall = LiveClock()
+    alerts = AlertRouter(settings.alerts, wall)
+    try:
+        venue = ProjectXVenue(settings, wall, base_url=gateway_url, native_oco=True,
+                              on_alert=alerts.send)
+        cfg = LiveConfig(mode=mode, clock="exchange" if gateway_url else "wall",
+                         report_path=json_report, state_dir=state_dir, **cfg_overrides)
+        session = LiveSession(settings, venue, cfg, model_path=model, wall_clock=wall, alerts=alerts,
+                              ring=ring)
+    except BaseException:
+        alerts.close(1.0)
+        raise
+    session._own_alerts = True
+    return session
+
+
+def _confirm_live_in_console() -> bool:
+    """A small Textual app with the console's type-to-confirm modal: True when the operator
+    typed ``LIVE``."""
+    from textual.app import App
+
+    from engine.runtime.live import LIVE_PHRASE
+    from screens.confirm import TypeToConfirmScreen
+
+    class ConfirmLive(App[bool]):
+        def on_mount(self) -> None:
+            def done(text: str | None) -> None:
+                self.exit(text == LIVE_PHRASE)
+
+            self.push_screen(TypeToConfirmScreen(
+                "LIVE TRADING: this session sends orders to a REAL-MONEY TopstepX account.",
+                LIVE_PHRASE), done)
+
+    return bool(ConfirmLive().run())
+
+
+def _run_headless(session) -> int:
+    from engine.logs import get_logger
+
+    log = get_logger("run")
+
+    def on_signal(signum, frame) -> None:
+        name = signal.Signals(signum).name
+        log.warning("%s received: orderly shutdown (cancel, flatten, save, report)", name)
+        session.stop(f"{name} received", by_signal=True)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = session.run()
+        rep = session.report()
+        log.info("session end: %s; trades %d, net $%.2f, position %+d", session.exit_reason,
+                 rep.get("trades_count", 0), rep.get("net_pnl", 0.0), rep.get("position_at_end", 0),
+                 extra={"event": "end", "exit_code": code})
+        return code
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _run_tui(session, settings) -> int:
+    from mes_console.app import run_console
+
+    session.start()
+    try:
+        return run_console(session, settings)
+    finally:
+        session.stop("console closed")
+        session.finished.wait(60)
+
+
+def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_tui: bool = False,
+                 json_report: Optional[Path] = None, gateway_url: Optional[str] = None,
+                 confirm_live: bool = False) -> int:
+    """Body of ``run --mode paper|live`` (module docstring). Returns the exit code."""
+    from engine import logs
+    from engine.config import ConfigError
+    from engine.runtime.session import SessionError
+
+    if mode == "live":
+        if gateway_url:
+            fail("--gateway-url is for --mode paper (a local or practice gateway); live uses the "
+                 "configured [projectx] api_url", code=EXIT_USAGE)
+        if no_tui and not confirm_live:
+            fail(LIVE_REFUSED, code=EXIT_USAGE)
+        if not no_tui and not _confirm_live_in_console():
+            fail("live trading not confirmed (type LIVE to confirm): nothing traded", code=EXIT_USAGE)
+    sec = settings.secrets
+    if not sec.projectx_username or not sec.projectx_api_key:
+        fail("ProjectX credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY", code=EXIT_USAGE)
+    logs.REDACT.add(sec.projectx_api_key)
+    ring = logs.RingHandler(500)
+    logs.reset()
+    if no_tui:
+        logs.install([logs.json_handler(sys.stdout), ring])
+    else:
+        logs.install([ring])
+    try:
+        session = build_live_session(settings, mode=mode, model=model, json_report=json_report,
+                                     gateway_url=gateway_url, ring=ring)
+    except (ConfigError, SessionError, ValueError, OSError) as exc:
+        fail(str(exc), code=EXIT_USAGE)
+    logs.set_clock(lambda: session.clock.now_ns() or session.wall.now_ns())
+    try:
+        if not no_tui:
+            err_console.print(f"connecting to {gateway_url or settings.projectx.api_url} ({mode})…")
+        try:
+            session.startup()
+        except SessionError as exc:
+            session.shutdown()
+            fail(str(exc), code=EXIT_USAGE)
+        if no_tui:
+            return _run_headless(session)
+        return _run_tui(session, settings)
+    finally:
+        logs.set_clock(None)

@@ -1,0 +1,266 @@
+"""Paper session through the real ProjectX protocol (REST + SignalR over loopback) against the
+fake gateway on real TopstepX bars: trades equal the replay of the same bars within the fake's
+slippage, the headless CLI exits 0 with a report, live needs its flag, no secret reaches a log
+or a state file."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.broker.fake import FakeGateway, load_bars_frame
+from engine.broker.projectx.rest import ProjectXClient
+from engine.broker.projectx.venue import ProjectXVenue
+from engine.clock import LiveClock
+from engine.config import Secrets, Settings
+from engine.data import load_bars
+from engine.logs import RingHandler, get_logger, install, json_handler, reset
+from engine.runtime.live import BarAggregator, LiveConfig, LiveSession
+from engine.runtime.session import Session, SessionConfig, make_signal_source
+
+ROOT = Path(__file__).resolve().parents[1]
+USER = "paper-user"
+KEY = "px-paper-key-5e4d3c2b1a09f8"
+START = "2025-09-04T12:00:00+00:00"   # 08:00 New York: warm-up, then the RTH day, EOD flat
+N_BARS = 540                          # to 21:00 UTC (17:00 New York)
+TICK = 0.25
+
+
+class Gateway:
+    """The fake gateway on its own thread/loop (speed 0: ``step()`` advances the market)."""
+
+    def __init__(self, frame, speed: float = 0.0) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-gw", daemon=True)
+        self.thread.start()
+
+        async def make():
+            gw = FakeGateway(frame, LiveClock(), username=USER, api_key=KEY, speed=speed)
+            await gw.start()
+            return gw
+        self.gw = self.run(make())
+        self.url = self.gw.base_url
+
+    def run(self, coro, timeout: float = 15.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn):
+        async def f():
+            return fn()
+        return self.run(f())
+
+    def close(self) -> None:
+        try:
+            self.run(self.gw.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+
+def _compare_settings() -> Settings:
+    """Defaults, except the limits that feed realized P&L back into decisions (daily loss,
+    drawdowns, loss-streak pauses, balance tiers): the fake fills at bid/ask + 1 tick and a stop
+    at the price step that crossed it, the replay at the bar open/stop level + 1 tick, so P&L
+    differs by design and would otherwise change later decisions. With a large balance, size
+    depends only on ``max_risk_per_trade`` ($25) and the stop distance, as in both runs."""
+    s = Settings()
+    risk = dataclasses.replace(s.risk, daily_loss_limit=1e6, daily_drawdown_limit=1e6,
+                               kill_switch_loss=1e6, account_drawdown_limit=1e6,
+                               consecutive_loss_pauses=[[1000, 1]])
+    return dataclasses.replace(s, risk=risk, account=dataclasses.replace(s.account, starting_capital=100_000.0))
+
+
+def _settings(state_dir: Path) -> Settings:
+    s = _compare_settings()
+    paths = dataclasses.replace(s.paths, state_dir=str(state_dir))
+    return dataclasses.replace(s, paths=paths, secrets=Secrets(projectx_username=USER, projectx_api_key=KEY))
+
+
+def _wait(pred, timeout: float = 10.0, why=lambda: "") -> None:
+    end = time.perf_counter() + timeout
+    while not pred():
+        if time.perf_counter() > end:
+            raise AssertionError(f"timed out waiting for the paper session {why()}")
+        time.sleep(0.0005)
+
+
+@pytest.fixture(scope="module")
+def frame(topstepx_path):
+    return load_bars_frame(topstepx_path, start=START, max_rows=N_BARS)
+
+
+@pytest.fixture(scope="module")
+def paper_run(frame, tmp_path_factory):
+    """One paper session over N_BARS real bars, the fake stepped as fast as the session takes
+    them (each of the 4 price steps of a bar waits until the session has processed it and every
+    fill has reached it), then the feed ends."""
+    state = tmp_path_factory.mktemp("paper-state")
+    logfile = state / "session.jsonl"
+    fh = open(logfile, "w")
+    reset()
+    ring = RingHandler(2000)
+    h = json_handler(fh)
+    install([h, ring])
+    others = [logging.getLogger(n) for n in ("engine", "signalrcore", "aiohttp")]
+    levels = [lg.level for lg in others]
+    for lg in others:                      # the broker layer and the libraries, at DEBUG
+        lg.addHandler(h)
+        lg.setLevel(logging.DEBUG)
+    gt = Gateway(frame)
+    settings = _settings(state)
+    wall = LiveClock()
+    client = ProjectXClient(gt.url, USER, KEY, wall, request_timeout_s=5.0)
+    venue = ProjectXVenue(settings, wall, base_url=gt.url, client=client, native_oco=True,
+                          hub_kwargs={"backoff_initial_s": 0.05, "backoff_max_s": 0.2})
+    cfg = LiveConfig(mode="paper", clock="exchange", state_dir=state, report_path=state / "report.json",
+                     reconcile_interval_s=1800.0, min_reconcile_wall_s=0.5, feed_end_s=1.0,
+                     normal_window_bars=N_BARS - 1)
+    sess = LiveSession(settings, venue, cfg, ring=ring)
+    ex = gt.gw.exchange
+    try:
+        sess.start()                          # start-up on the engine thread: waits for data
+        _wait(lambda: any(c.hub == "market" and len(c.subs) >= 2 for c in gt.gw.connections)
+              and any(c.hub == "user" and len(c.subs) >= 4 for c in gt.gw.connections), 30)
+        n_steps = 4 * N_BARS
+        for k in range(n_steps):
+            gt.call(ex.step)
+            # 1 quote + 1 trade per step
+            _wait(lambda: sess.data_seen >= 2 * (k + 1) and sess.venue.fills >= len(ex.trades)
+                  and all(c.outbox.empty() for c in gt.gw.connections) and venue.user_events.empty(),
+                  why=lambda: (k, sess.data_seen, sess.venue.fills, len(ex.trades), sess.exit_reason,
+                               [c.outbox.qsize() for c in gt.gw.connections], venue.user_events.qsize()))
+        sess.finished.wait(30)
+        exch = gt.call(lambda: ([dict(t) for t in ex.trades], dict(ex.position),
+                                {i: o["status"] for i, o in ex.orders.items()}))
+    finally:
+        sess.stop("test over")
+        sess.finished.wait(10)
+        gt.close()
+        reset()
+        for lg, lv in zip(others, levels):
+            lg.removeHandler(h)
+            lg.setLevel(lv)
+        fh.close()
+    return sess, exch, state, logfile
+
+
+def test_bar_aggregator_buckets_and_late_prints() -> None:
+    m = 60_000_000_000
+    agg = BarAggregator(m)
+    assert agg.on_trade(0, 10.0, 1.0) is None
+    assert agg.on_trade(30 * 10**9, 12.0, 2.0) is None
+    assert agg.on_trade(45 * 10**9, 9.0, 1.0) is None
+    bar = agg.on_trade(m + 1, 11.0, 1.0)              # next minute closes the first
+    assert bar == (0, 10.0, 12.0, 9.0, 9.0, 4.0)
+    assert agg.on_trade(10, 99.0, 1.0) is None and agg.late == 1   # older than the open bar
+    assert agg.close_before(2 * m - 1) is None
+    assert agg.close_before(2 * m) == (m, 11.0, 11.0, 11.0, 11.0, 1.0)
+
+
+def test_paper_session_matches_replay_and_ends_flat(paper_run, topstepx_path) -> None:
+    sess, (trades, positions, statuses), state, _ = paper_run
+    assert sess.exit_code == 0 and sess.exit_reason == "market feed ended"
+    assert sess.i == N_BARS - 1                        # the last bar never sees a later event
+    # ends flat at the broker, no working order left
+    assert all(p["size"] == 0 for p in positions.values())
+    assert not [i for i, st in statuses.items() if st in (1, 6, 8)]
+    assert sess.kernel.oco.pos == 0
+    live = sess.kernel.trades
+    # the replay over the same closed bars
+    bars = load_bars(topstepx_path)
+    lo = int(np.searchsorted(bars.ts, np.datetime64(START[:19], "ns").astype(np.int64)))
+    sub = bars.slice(lo, lo + N_BARS - 1)
+    s = _compare_settings()
+    rep = Session(s, sub, make_signal_source(s, sub, None), SessionConfig())
+    assert rep.run() == 0
+    ref = rep.kernel.trades
+    assert len(ref) >= 3, "the day should trade"
+    m = 60_000_000_000
+    # every decision is the same: entries (time, side, size) and exit reasons, trade for trade
+    assert [(t.entry_ts, t.direction, t.contracts, t.exit_reason) for t in live] == \
+           [(t.entry_ts, t.direction, t.contracts, t.exit_reason) for t in ref]
+    same_exit = 0
+    for a, b in zip(live, ref):
+        j = int(np.searchsorted(sub.ts, a.entry_ts))
+        assert int(sub.ts[j]) == a.entry_ts
+        # the fake fills a market buy at ask (last + 1 tick) + 1 tick, a sell at bid (last) - 1 tick
+        want = sub.open[j] + (2 * TICK if a.direction > 0 else -TICK)
+        assert a.entry_price == pytest.approx(want), (a, b)
+        assert abs(a.entry_price - b.entry_price) <= 3 * TICK + 1e-9     # replay: open ± 1-4 ticks
+        k = int(np.searchsorted(sub.ts, a.exit_ts // m * m))
+        assert sub.low[k] - 2 * TICK - 1e-9 <= a.exit_price <= sub.high[k] + 2 * TICK + 1e-9, (a, sub.ts[k])
+        d = a.direction * (a.entry_price - b.entry_price)   # > 0: the live bracket sits d higher/lower
+        if d == 0:
+            assert a.exit_ts // m == b.exit_ts // m, (a, b)
+        elif a.exit_reason == "stop":                         # its stop is closer: never later
+            assert a.exit_ts // m <= b.exit_ts // m, (a, b)
+        elif a.exit_reason == "target":                       # its target is further: never earlier
+            assert a.exit_ts // m >= b.exit_ts // m, (a, b)
+        same_exit += a.exit_ts // m == b.exit_ts // m
+    assert same_exit >= 0.8 * len(live)
+    assert {"stop", "target"} <= {t.exit_reason for t in live}
+    # brackets were live at the broker: every entry had -SL/-TP children
+    report = json.loads((state / "report.json").read_text())
+    assert report["mode"] == "paper" and report["trades_count"] == len(live)
+    assert report["position_at_end"] == 0
+    assert report["broker"]["reconciliations"] >= 2
+    assert report["broker"]["venue_stats"]["fills"] == len(trades)
+    assert sess.snapshot().broker.result in ("agree", "mismatch")
+
+
+def test_no_secret_in_logs_or_state(paper_run) -> None:
+    sess, _, state, logfile = paper_run
+    token = sess.px.client.current_token() or ""
+    assert len(token) > 20
+    texts = [logfile.read_text()]
+    assert len(texts[0].splitlines()) > 60
+    assert "engine.broker" in texts[0] and "mes.live" in texts[0]
+    for p in state.rglob("*"):
+        if p.is_file() and p != logfile:
+            texts.append(p.read_text(errors="replace"))
+    for t in texts:
+        assert KEY not in t and token not in t
+
+
+def _cli(args, env, timeout=90):
+    return subprocess.run([sys.executable, "-m", "mes_console.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_live_headless_without_flag_exits_3(tmp_path) -> None:
+    env = dict(os.environ, PROJECTX_USERNAME=USER, PROJECTX_API_KEY=KEY)
+    r = _cli(["run", "--mode", "live", "--no-tui"], env, timeout=60)
+    assert r.returncode == 3
+    assert "--i-understand-this-trades-real-money" in r.stderr
+
+
+def test_headless_paper_cli_against_fake(topstepx_path, tmp_path) -> None:
+    frame = load_bars_frame(topstepx_path, start="2025-09-04T14:00:00+00:00", max_rows=40)
+    gt = Gateway(frame, speed=600.0)       # a bar every 0.1 s
+    try:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[projectx]\nstale_feed_s = 0.5\n[paths]\nstate_dir = "{tmp_path / "st"}"\n')
+        env = dict(os.environ, PROJECTX_USERNAME=USER, PROJECTX_API_KEY=KEY)
+        rep = tmp_path / "r.json"
+        r = _cli(["run", "--mode", "paper", "--gateway-url", gt.url, "--no-tui", "--json-report",
+                  str(rep), "--config", str(cfg)], env)
+    finally:
+        gt.close()
+    assert r.returncode == 0, r.stderr[-2000:] + r.stdout[-2000:]
+    doc = json.loads(rep.read_text())
+    assert doc["mode"] == "paper" and doc["bars"] >= 20 and doc["exit_reason"] == "market feed ended"
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+    assert any(x.get("event") == "start" for x in lines) and any(x.get("event") == "end" for x in lines)
+    everything = r.stdout + r.stderr + "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
+    assert KEY not in everything
