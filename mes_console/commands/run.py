@@ -167,9 +167,10 @@ def register(app: typer.Typer) -> None:
         gateway_url: Optional[str] = typer.Option(None, "--gateway-url", help="paper: ProjectX gateway base URL (e.g. a local `mes-console fake-gateway`)."),
         confirm_live: bool = typer.Option(False, "--i-understand-this-trades-real-money", help="live + --no-tui: the explicit confirmation that live trading needs headless."),
     ) -> None:
-        """Run a trading session: the same kernel as the backtest, bar by bar, with the streaming
-        features and model. Exit codes: 0 ended, 1 error (flattened and halted), 3 bad input,
-        4 stopped by SIGINT/SIGTERM after an orderly shutdown."""
+        """Run a trading session: the backtest's kernel, bar by bar, with streaming features and model.
+
+        Exit codes: 0 ended, 1 error (flattened and halted first), 3 bad input, 4 stopped by SIGINT/SIGTERM after an orderly shutdown.
+        """
         raise typer.Exit(execute(ctx, mode=mode, data=data, start=start, end=end, speed=speed,
                                  model=model, no_tui=no_tui, json_report=json_report, seed=seed,
                                  config=config,
