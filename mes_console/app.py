@@ -20,6 +20,7 @@ dropped terminal, SIGHUP) calls ``runtime.ui_lost(settings.ui.on_disconnect, rea
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from typing import Any, Callable
 
@@ -141,11 +142,25 @@ class MesConsoleApp(App, inherit_bindings=False):
         yield Footer()
 
     def on_mount(self) -> None:
+        if hasattr(signal, "SIGHUP") and not self.is_headless:
+            # A dropped SSH terminal: leave through run_console's safe policy.
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_hangup)
         self.install_screen(BacktestScreen(self.runtime, self.settings.backtest.fill_model), name="backtest")
         self.install_screen(TrainingScreen(self.runtime, self.settings.training.arch,
                                            self.settings.training.epochs), name="train")
         self.poll()
         self.set_interval(1.0 / self.settings.ui.refresh_hz, self.poll, name="snapshot-poll")
+
+    def _on_hangup(self) -> None:
+        self.hangup = True
+        self.exit(return_code=129)
+
+    def on_unmount(self) -> None:
+        if hasattr(signal, "SIGHUP") and not self.is_headless:
+            try:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            except RuntimeError:
+                pass
 
     # ------------------------------------------------------------------ polling
     def poll(self) -> None:
@@ -310,17 +325,7 @@ def run_console(runtime: RuntimeCommands, settings: Settings | None = None, *, h
     settings = settings or Settings()
     app = MesConsoleApp(runtime, settings)
     reason = "console ended without a quit"
-    old = None
 
-    def on_hangup(signum, frame) -> None:  # pragma: no cover - needs a real terminal
-        app.hangup = True
-        app.exit(return_code=129)
-
-    if hasattr(signal, "SIGHUP"):
-        try:
-            old = signal.signal(signal.SIGHUP, on_hangup)
-        except ValueError:  # not the main thread
-            old = None
     try:
         app.run(headless=headless, size=size, auto_pilot=auto_pilot)
         if app.hangup:
@@ -331,8 +336,6 @@ def run_console(runtime: RuntimeCommands, settings: Settings | None = None, *, h
         reason = f"console crashed: {type(exc).__name__}: {exc}"
         raise
     finally:
-        if old is not None:
-            signal.signal(signal.SIGHUP, old)
         if not app.quit_applied:
             runtime.ui_lost(settings.ui.on_disconnect, reason)
     return app.return_code or 0
