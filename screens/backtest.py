@@ -173,7 +173,10 @@ class BacktestScreen(Screen):
         for tr in result.trades:
             t.add_row(ny_time(tr.entry_ns, "%m-%d %H:%M"), tr.side, tr.size, f"{tr.entry_price:.2f}",
                       f"{tr.exit_price:.2f}", f"{tr.pnl_usd:+.2f}", tr.reason)
-        where = f" saved {result.report_path}" if result.report_path else " (report not saved)"
+        path = result.report_path
+        if len(path) > 52:  # one status line at 80 columns: keep the file name end
+            path = "…" + path[-51:]
+        where = f" saved {path}" if path else " (report not saved)"
         self.query_one("#status", Static).update(f"done: {len(result.trades)} trades{where}")
 
     def action_back(self) -> None:
