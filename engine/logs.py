@@ -147,7 +147,13 @@ def json_handler(stream=None) -> logging.Handler:
 
 
 def reset() -> None:
-    """Remove every handler from the ``mes`` logger (tests, re-initialisation)."""
+    """Remove every handler from the ``mes`` logger (tests, re-initialisation). A
+    ``NullHandler`` stays, so an embedding program that installs nothing gets no stray output
+    from Python's last-resort handler (library convention)."""
     root = get_logger()
     for h in list(root.handlers):
         root.removeHandler(h)
+    root.addHandler(logging.NullHandler())
+
+
+get_logger().addHandler(logging.NullHandler())
