@@ -50,19 +50,38 @@ def wilder_atr(high, low, close, period):  # pragma: no cover - compiled
 
 def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over ``window`` finite values' positions (NaN treated as 0 weight),
-    float64 (n,); NaN until ``window`` bars have passed."""
-    x = np.asarray(x, dtype=np.float64)
-    ok = np.isfinite(x)
-    v = np.where(ok, x, 0.0)
-    cs = np.concatenate([[0.0], np.cumsum(v)])
-    cn = np.concatenate([[0], np.cumsum(ok)])
-    n = len(x)
+    float64 (n,); NaN until ``window`` bars have passed (and where the window holds no finite
+    value). Compiled; the same floating-point operations, in the same order, as the prefix-sum
+    formula ``(cs[i+1] − cs[i+1−w]) / count`` with ``cs`` the running sum (bit-identical)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    return _rolling_mean(x, int(window))
+
+
+@numba.njit(cache=True)
+def _rolling_mean(x, window):  # pragma: no cover - compiled
+    n = x.shape[0]
     out = np.full(n, np.nan)
-    if n >= window:
-        s = cs[window:] - cs[:-window]
-        c = cn[window:] - cn[:-window]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[window - 1:] = np.where(c > 0, s / np.maximum(c, 1), np.nan)
+    if n < window:
+        return out
+    m = window + 1  # ring buffers of the running sum / count at positions i+1-window .. i+1
+    cs = np.zeros(m)
+    cn = np.zeros(m, np.int64)
+    s = 0.0
+    c = 0
+    for i in range(n):
+        v = x[i]
+        if np.isfinite(v):
+            s = s + v
+            c += 1
+        else:
+            s = s + 0.0
+        cs[(i + 1) % m] = s
+        cn[(i + 1) % m] = c
+        if i >= window - 1:
+            k = (i + 1 - window) % m
+            cnt = c - cn[k]
+            if cnt > 0:
+                out[i] = (s - cs[k]) / cnt
     return out
 
 

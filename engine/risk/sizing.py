@@ -40,8 +40,8 @@ def tier_for(balance: float, tiers: list) -> Tier | None:
     found = None
     for row in tiers:
         if balance + EPS >= float(row[0]):
-            found = Tier(float(row[0]), int(row[1]), float(row[2]))
-    return found
+            found = row
+    return None if found is None else Tier(float(found[0]), int(found[1]), float(found[2]))
 
 
 def confidence_multiplier(confidence: float, table: list, min_confidence: float) -> float | None:

@@ -54,10 +54,11 @@ def slippage_ticks(is_rth: np.ndarray, atr: np.ndarray, atr_normal: np.ndarray, 
     out = np.where(is_rth, cfg.market_ticks, cfg.thin_ticks).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(atr_normal > 0, atr / atr_normal, 0.0)
-    hv = np.nan_to_num(ratio) >= cfg.high_vol_atr_ratio
-    hv_ticks = np.clip(np.round(cfg.high_vol_min_ticks * ratio / cfg.high_vol_atr_ratio),
+    hv = np.flatnonzero(np.nan_to_num(ratio) >= cfg.high_vol_atr_ratio)
+    # only the high-volatility bars (the same element-wise operations as on the full array)
+    hv_ticks = np.clip(np.round(cfg.high_vol_min_ticks * ratio[hv] / cfg.high_vol_atr_ratio),
                        cfg.high_vol_min_ticks, cfg.high_vol_max_ticks)
-    out[hv] = np.maximum(out[hv], hv_ticks[hv])
+    out[hv] = np.maximum(out[hv], hv_ticks)
     return out
 
 
