@@ -346,6 +346,13 @@ class LiveSession(SessionBase):
             self.signals = make_signal_source(s, bars_like, self.model_path)
         except Exception as exc:
             raise SessionError(f"model {self.model_path}: {exc}") from None
+        strat = getattr(self.signals, "strategy", None)
+        if strat is not None:   # compile the baseline's numba kernel now, not on the first bar
+            n = int(self.signals.window)
+            ts = np.arange(n, dtype=np.int64) * self.bar_ns
+            px = 100.0 + np.arange(n, dtype=np.float64)
+            strat.signals(Bars(ts, px, px + 1, px - 1, px, np.ones(n), bar_ns=self.bar_ns,
+                               symbol=self.spec.symbol))
         log.info("signals: %s", self.signals.label)
         try:
             rep = self.px.start(self.cfg.startup_timeout_s)

@@ -21,6 +21,7 @@ connection (nothing traded); 4 SIGINT/SIGTERM after an orderly shutdown.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -135,10 +136,15 @@ def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_t
     logs.REDACT.add(sec.projectx_api_key)
     ring = logs.RingHandler(500)
     logs.reset()
-    if no_tui:
-        logs.install([logs.json_handler(sys.stdout), ring])
-    else:
-        logs.install([ring])
+    handlers = [logs.json_handler(sys.stdout), ring] if no_tui else [ring]
+    logs.install(handlers)
+    # The broker layer logs under ``engine.broker``: same handlers (JSON lines headless, the
+    # console's ring otherwise: nothing may write to the terminal textual draws on).
+    eng = logging.getLogger("engine")
+    eng.setLevel(logging.INFO)
+    eng.propagate = False
+    for h in handlers:
+        eng.addHandler(h)
     try:
         session = build_live_session(settings, mode=mode, model=model, json_report=json_report,
                                      gateway_url=gateway_url, ring=ring)
@@ -158,3 +164,5 @@ def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_t
         return _run_tui(session, settings)
     finally:
         logs.set_clock(None)
+        for h in handlers:
+            eng.removeHandler(h)
