@@ -57,6 +57,9 @@ _LEG_STATE = {"ACCEPTED": "WORKING", "SUBMITTED": "PENDING", "PARTIALLY_FILLED":
               "CANCELLED": "CANCELED", "PENDING_CANCEL": "CANCELING"}
 """Order status → the console's leg state words."""
 
+_BREAKER_REASONS = ("volume breaker", "spread breaker", "volatility breaker")
+"""Reasons of the market circuit breakers (engine.risk), which do not raise console events."""
+
 PHASE_NAMES = ("normal", "reduce", "no_new", "exit", "flat", "closed")
 CLASS_NAMES = ("DOWN", "FLAT", "UP")
 
@@ -225,6 +228,7 @@ class SessionBase:
         self._ntrades_seen = 0
         self._alerts_seen = 0
         self._last_state = ""
+        self._last_reason = ""
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.finished = threading.Event()
@@ -359,10 +363,17 @@ class SessionBase:
         st, why = self.risk.state(self.clock.now_ns())
         name = getattr(st, "name", str(st))
         if name != self._last_state:
-            if self._last_state:
+            breaker = why.startswith(_BREAKER_REASONS) or (
+                name == "ACTIVE" and self._last_reason.startswith(_BREAKER_REASONS))
+            if self._last_state and not breaker:
                 self._event("state", f"{name}{': ' + why if why else ''}",
                             "error" if name == "HALTED" else "warning" if name == "REDUCING" else "information")
+            elif breaker:
+                # Market breakers (volume/spread/volatility) follow the market bar by bar and can
+                # flip every bar overnight: logged at DEBUG, shown in the risk pane, no event.
+                log.debug("state %s%s", name, f": {why}" if why else "")
             self._last_state = name
+            self._last_reason = why
 
     def _publish_if_changed(self) -> None:
         self._publish()
