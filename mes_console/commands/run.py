@@ -66,7 +66,10 @@ def build_replay_session(settings, *, data: Path | None, start: str | None, end:
     return Session(settings, bars, src, cfg, ring=ring)
 
 
-def _run_headless(session) -> int:
+def run_headless(session, start_message: str = "") -> int:
+    """Run ``session`` on this thread with SIGINT/SIGTERM mapped to an orderly shutdown; logs
+    the start and the end (JSON lines). Returns the session's exit code. Shared by replay and
+    paper/live."""
     from engine.logs import get_logger
 
     log = get_logger("run")
@@ -78,12 +81,12 @@ def _run_headless(session) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        log.info("session start: %s, %d bars, signals: %s", session.cfg.mode, len(session.bars),
-                 session.signals.label, extra={"event": "start"})
+        if start_message:
+            log.info("session start: %s", start_message, extra={"event": "start"})
         code = session.run()
         rep = session.report()
         log.info("session end: %s; trades %d, net $%.2f, position %+d", session.exit_reason,
-                 rep["trades_count"], rep["net_pnl"], rep["position_at_end"],
+                 rep.get("trades_count", 0), rep.get("net_pnl", 0.0), rep.get("position_at_end", 0),
                  extra={"event": "end", "exit_code": code})
         return code
     finally:
@@ -91,7 +94,9 @@ def _run_headless(session) -> int:
             signal.signal(s, h)
 
 
-def _run_tui(session, settings) -> int:
+def run_tui(session, settings, shutdown_wait_s: float = 60.0) -> int:
+    """Start ``session`` on its engine thread and run the console until the operator quits;
+    then stop the session and wait for its orderly shutdown. Shared by replay and paper/live."""
     from mes_console.app import run_console
 
     session.start()
@@ -99,7 +104,7 @@ def _run_tui(session, settings) -> int:
         return run_console(session, settings)
     finally:
         session.stop("console closed")
-        session.finished.wait(30)
+        session.finished.wait(shutdown_wait_s)
 
 
 def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[Path] = None,
@@ -139,8 +144,9 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
     logs.set_clock(session.clock.now_ns)
     try:
         if no_tui:
-            return _run_headless(session)
-        return _run_tui(session, settings)
+            return run_headless(session, f"{session.cfg.mode}, {len(session.bars)} bars, "
+                                         f"signals: {session.signals.label}")
+        return run_tui(session, settings)
     finally:
         logs.set_clock(None)
 

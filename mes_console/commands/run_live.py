@@ -22,12 +22,12 @@ connection (nothing traded); 4 SIGINT/SIGTERM after an orderly shutdown.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 from mes_console.commands.common import EXIT_USAGE, err_console, fail
+from mes_console.commands.run import run_headless, run_tui
 
 LIVE_REFUSED = ("--mode live trades real money: headless it needs the explicit flag "
                 "--i-understand-this-trades-real-money")
@@ -80,40 +80,6 @@ def _confirm_live_in_console() -> bool:
     return bool(ConfirmLive().run())
 
 
-def _run_headless(session) -> int:
-    from engine.logs import get_logger
-
-    log = get_logger("run")
-
-    def on_signal(signum, frame) -> None:
-        name = signal.Signals(signum).name
-        log.warning("%s received: orderly shutdown (cancel, flatten, save, report)", name)
-        session.stop(f"{name} received", by_signal=True)
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = session.run()
-        rep = session.report()
-        log.info("session end: %s; trades %d, net $%.2f, position %+d", session.exit_reason,
-                 rep.get("trades_count", 0), rep.get("net_pnl", 0.0), rep.get("position_at_end", 0),
-                 extra={"event": "end", "exit_code": code})
-        return code
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def _run_tui(session, settings) -> int:
-    from mes_console.app import run_console
-
-    session.start()
-    try:
-        return run_console(session, settings)
-    finally:
-        session.stop("console closed")
-        session.finished.wait(60)
-
-
 def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_tui: bool = False,
                  json_report: Optional[Path] = None, gateway_url: Optional[str] = None,
                  confirm_live: bool = False) -> int:
@@ -160,8 +126,8 @@ def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_t
             session.shutdown()
             fail(str(exc), code=EXIT_USAGE)
         if no_tui:
-            return _run_headless(session)
-        return _run_tui(session, settings)
+            return run_headless(session)
+        return run_tui(session, settings)
     finally:
         logs.set_clock(None)
         for h in handlers:
