@@ -292,6 +292,12 @@ class RiskManager:
         """Balance + unrealized P&L of the last :meth:`on_mark`, dollars."""
         return float(self._st["balance"] + self._st["unrealized"])
 
+    def save(self) -> None:
+        """Write the persisted counters to the store now (atomic; no-op without a store). The
+        manager already saves after every change; a session calls this once more at shutdown."""
+        with self._lock:
+            self._save()
+
     def _save(self) -> None:
         if self.store is not None:
             self.store.save(dict(self._st))

@@ -87,7 +87,7 @@ from engine.runtime.session import (
     make_signal_source, write_json_atomic,
 )
 from engine.runtime.snapshot import BrokerView, QuoteView
-from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate, VenueError
+from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate
 
 log = get_logger("live")
 
@@ -200,24 +200,12 @@ class _StampedVenue:
         self._bar_ns = int(bar_ns)
         self._buf: deque = deque()
         self.fills = 0
-        self.modify_refused = 0
 
     def __getattr__(self, name):
         return getattr(self._v, name)
 
     def place(self, *a, **k):
         return self._v.place(*a, **k)
-
-    def modify(self, order_id: str, **k) -> None:
-        """``venue.modify``; a refusal (typically the order went terminal at the broker while
-        the request was on its way: a bracket leg cancelled by its sibling's fill, a stop that
-        just triggered) is logged and leaves the order as it is: its final event is on the way,
-        and the next reconciliation checks it. The kernel is never crashed by that race."""
-        try:
-            self._v.modify(order_id, **k)
-        except VenueError as exc:
-            self.modify_refused += 1
-            log.warning("modify %s refused by the broker (%s); its final state is on the way", order_id, exc)
 
     def cancel(self, order_id: str) -> None:
         self._v.cancel(order_id)
@@ -658,7 +646,7 @@ class LiveSession(SessionBase):
                 else:
                     log.warning("shutdown: keeping %+d contracts with their bracket working", o.pos)
                     self.venue.collect()
-                self.risk._save()
+                self.risk.save()
                 self._collect_events()
         except Exception:
             log.exception("shutdown failed part-way")
@@ -727,7 +715,7 @@ class LiveSession(SessionBase):
             "last_reconcile": self.reconciles[-1] if self.reconciles else None,
             "venue_stats": dict(self.px.stats),
             "late_prints": self.agg.late,
-            "modify_refused": self.venue.modify_refused,
+            "modify_refused": self.px.stats["modify_refused"],
             "market_events": self.market_seen,
         }
         return rep

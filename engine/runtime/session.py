@@ -60,7 +60,6 @@ _LEG_STATE = {"ACCEPTED": "WORKING", "SUBMITTED": "PENDING", "PARTIALLY_FILLED":
 _BREAKER_REASONS = ("volume breaker", "spread breaker", "volatility breaker")
 """Reasons of the market circuit breakers (engine.risk), which do not raise console events."""
 
-PHASE_NAMES = ("normal", "reduce", "no_new", "exit", "flat", "closed")
 CLASS_NAMES = ("DOWN", "FLAT", "UP")
 
 EXIT_OK = 0
@@ -375,9 +374,6 @@ class SessionBase:
             self._last_state = name
             self._last_reason = why
 
-    def _publish_if_changed(self) -> None:
-        self._publish()
-
     def _publish(self) -> None:
         self._last_pub = perf_ns()
         snap = self._build()
@@ -624,7 +620,7 @@ class Session(SessionBase):
                         self._wake.wait(min(wait, 0.25))
                         self._wake.clear()
                         self._apply_commands()
-                        self._publish_if_changed()
+                        self._publish()
                         continue
                 self.step()
             if self._signal_stop:

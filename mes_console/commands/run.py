@@ -118,13 +118,8 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
 
     settings = settings_from(ctx, config)
     if mode in ("paper", "live"):
-        try:
-            from mes_console.commands.run_live import execute_live
-        except ModuleNotFoundError as exc:
-            if exc.name != "mes_console.commands.run_live":
-                raise
-            fail(f"--mode {mode}: the ProjectX session wiring is not in this build yet; "
-                 "use --mode replay (see README)", code=EXIT_USAGE)
+        from mes_console.commands.run_live import execute_live
+
         return execute_live(ctx, settings, mode=mode, model=model, no_tui=no_tui,
                             json_report=json_report, **(live_options or {}))
     if mode != "replay":

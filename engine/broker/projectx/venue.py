@@ -261,7 +261,7 @@ class ProjectXVenue:
         self.can_trade = True
         self.since_ns = 0
         self.last_reconcile: ReconcileReport | None = None
-        self.stats = {"hub_events": 0, "fills": 0, "dup_fills": 0, "reconciles": 0,
+        self.stats = {"modify_refused": 0, "hub_events": 0, "fills": 0, "dup_fills": 0, "reconciles": 0,
                       "reconnects": 0, "timeouts": 0}
 
     # ================================================================ lifecycle
@@ -496,8 +496,12 @@ class ProjectXVenue:
 
     def modify(self, order_id: str, *, qty: int | None = None, price: float | None = None) -> None:
         """``Order/modify`` (size and/or price, points rounded to the tick); confirmed by an
-        ACCEPTED OrderUpdate with the new values. Raises :class:`VenueError` when refused
-        (unknown id, terminal order); an unknown outcome is logged (the stream tells)."""
+        ACCEPTED OrderUpdate with the new values. A refusal by the broker (typically the order
+        went terminal while the request was on its way: a bracket leg cancelled by its sibling's
+        fill, a stop that just triggered) is logged, counted in ``stats["modify_refused"]`` and
+        flags a reconciliation, like :meth:`cancel`: the order keeps its old values and its final
+        event is on the way. An unknown outcome is logged the same way. Raises
+        :class:`VenueError` for an id the venue never issued."""
         bid = self._bid(order_id)
         tr = self._tracks.get(bid)
         kind = tr.kind if tr is not None else self._kinds.get(order_id, "limit")
@@ -510,7 +514,10 @@ class ProjectXVenue:
             log.error("modify %s: outcome unknown (%s); the stream or a reconcile will tell", order_id, exc)
             self._reconcile_flag.set()
         except ProjectXError as exc:
-            raise VenueError(f"modify {order_id}: {exc}") from None
+            self.stats["modify_refused"] += 1
+            log.warning("modify %s refused by the broker (%s); its final state is on the way",
+                        order_id, exc)
+            self._reconcile_flag.set()
 
     def cancel(self, order_id: str) -> None:
         """``Order/cancel``; done only when a CANCELLED OrderUpdate arrives. An order that is
