@@ -25,11 +25,18 @@ from __future__ import annotations
 
 from typing import Callable
 
-from engine.execution.orders import Order, OrderStatus
+from engine.execution.orders import (ACCEPTED, CANCELLED, EXPIRED, FILLED, PARTIALLY_FILLED,
+                                     PENDING_CANCEL, REJECTED, SUBMITTED, UNKNOWN, Order)
 from engine.venue.base import Bracket, FillEvent, OrderUpdate, PositionUpdate, SubmissionTimeout
 
-S = OrderStatus
-LIVE = (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.UNKNOWN)
+LIVE = frozenset({SUBMITTED, ACCEPTED, PARTIALLY_FILLED, UNKNOWN})
+IN_FLIGHT = LIVE | {PENDING_CANCEL}  # an exit order that may still fill
+CANCELLABLE = frozenset({ACCEPTED, PARTIALLY_FILLED, SUBMITTED})
+MODIFIABLE = frozenset({ACCEPTED, PARTIALLY_FILLED})
+DONE = frozenset({FILLED, CANCELLED, REJECTED, EXPIRED})  # terminal (CANCELLED keeps the late-fill race)
+REFUSED = frozenset({REJECTED, EXPIRED})
+GONE = frozenset({REJECTED, EXPIRED, CANCELLED})  # a stop that no longer protects
+WORKING_LEG = frozenset({SUBMITTED, ACCEPTED, PARTIALLY_FILLED})
 
 
 class OcoManager:
@@ -72,7 +79,7 @@ class OcoManager:
         try:
             oid = self.venue.place(side, qty, kind, price, tag=tag, bracket=bracket)
         except SubmissionTimeout:
-            o.transition(S.UNKNOWN, event="submission timeout")
+            o.transition(UNKNOWN, event="submission timeout")
             self.orders[tag] = o
             self._alert("unknown_order", f"{role} order {tag}: submission timed out; reconcile, never resend")
             return o
@@ -113,7 +120,7 @@ class OcoManager:
             self.exits.append(self._place(1 if need > 0 else -1, abs(need), "market", None, "exit"))
 
     def _exit_in_flight(self) -> int:
-        return sum(o.side * o.remaining for o in self.exits if o.status in LIVE + (S.PENDING_CANCEL,))
+        return sum(o.side * o.remaining for o in self.exits if o.status in IN_FLIGHT)
 
     @property
     def closing(self) -> Order | None:
@@ -122,17 +129,17 @@ class OcoManager:
 
     def modify_stop(self, price: float) -> None:
         """Move the working stop to ``price`` (trailing / breakeven / EOD tightening)."""
-        if self.stop is not None and self.stop.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+        if self.stop is not None and self.stop.status in MODIFIABLE:
             self.venue.modify(self.stop.order_id, price=price)
             self.stop.price = price
 
     def _cancel(self, o: Order | None) -> None:
-        if o is not None and o.status in (S.ACCEPTED, S.PARTIALLY_FILLED, S.SUBMITTED):
-            o.transition(S.PENDING_CANCEL, event="cancel request")
+        if o is not None and o.status in CANCELLABLE:
+            o.transition(PENDING_CANCEL, event="cancel request")
             self.venue.cancel(o.order_id)
 
     def _closing_live(self) -> bool:
-        return any(o.status in LIVE + (S.PENDING_CANCEL,) for o in self.exits)
+        return any(o.status in IN_FLIGHT for o in self.exits)
 
     def _alert(self, kind: str, msg: str) -> None:
         self.alerts.append((kind, msg))
@@ -161,20 +168,20 @@ class OcoManager:
                     self.target = o
             else:
                 return
-        if ev.status == S.ACCEPTED:
-            if o.status in (S.SUBMITTED, S.UNKNOWN):
-                o.transition(S.ACCEPTED, ev.ts_ns, "accepted")
-            if o.status not in (S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED):
+        if ev.status == ACCEPTED:
+            if o.status is SUBMITTED or o.status is UNKNOWN:
+                o.transition(ACCEPTED, ev.ts_ns, "accepted")
+            if o.status not in DONE:
                 if ev.qty:
                     o.qty = max(ev.qty, o.filled)
                 if ev.price is not None:
                     o.price = ev.price
             self._after_change()
-        elif ev.status == S.CANCELLED:
-            if o.status != S.CANCELLED:
-                o.transition(S.CANCELLED, ev.ts_ns, ev.reason or "cancel confirmed")
+        elif ev.status == CANCELLED:
+            if o.status != CANCELLED:
+                o.transition(CANCELLED, ev.ts_ns, ev.reason or "cancel confirmed")
             self._after_change()
-        elif ev.status in (S.REJECTED, S.EXPIRED):
+        elif ev.status in REFUSED:
             if o.status == ev.status:
                 return
             o.transition(ev.status, ev.ts_ns, ev.reason)
@@ -243,15 +250,15 @@ class OcoManager:
         if q == 0:
             return
         if self.native:
-            if self.stop is not None and self.stop.status in (S.REJECTED, S.EXPIRED, S.CANCELLED):
+            if self.stop is not None and self.stop.status in GONE:
                 self._alert("no_stop", f"position {self.pos} without a working stop: closing at once")
                 self.flatten("risk")
             return
         sgn = 1 if self.pos > 0 else -1
         for role in ("stop", "target"):
             leg = self.stop if role == "stop" else self.target
-            if leg is None or leg.status in (S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED):
-                if role == "stop" and leg is not None and leg.status in (S.REJECTED, S.EXPIRED):
+            if leg is None or leg.status in DONE:
+                if role == "stop" and leg is not None and leg.status in REFUSED:
                     self._alert("no_stop", f"position {self.pos} without a working stop: closing at once")
                     self.flatten("risk")
                     return
@@ -262,7 +269,7 @@ class OcoManager:
                     self.stop = leg
                 else:
                     self.target = leg
-            elif leg.status in (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED) and leg.remaining != q:
+            elif leg.status in WORKING_LEG and leg.remaining != q:
                 self.venue.modify(leg.order_id, qty=leg.filled + q)
                 leg.qty = leg.filled + q
 

@@ -31,6 +31,12 @@ class OrderStatus(str, Enum):
 
 S = OrderStatus
 
+(SUBMITTED, ACCEPTED, PARTIALLY_FILLED, FILLED, PENDING_CANCEL, CANCELLED, REJECTED, EXPIRED,
+ UNKNOWN) = OrderStatus
+# Module-level names of the statuses for the execution hot path: reading ``OrderStatus.X`` is
+# an Enum class-attribute lookup (about 75 ns on CPython 3.11), and a backtest tests statuses a
+# few hundred times per round trip.
+
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.SUBMITTED: frozenset({S.ACCEPTED, S.REJECTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED,
                             S.PENDING_CANCEL, S.EXPIRED, S.UNKNOWN}),
@@ -120,7 +126,7 @@ class Order:
             raise IllegalTransition(
                 f"order {self.order_id}: fill of {qty} with {self.filled}/{self.qty} already filled"
             )
-        new = S.FILLED if self.filled + qty == self.qty else S.PARTIALLY_FILLED
+        new = FILLED if self.filled + qty == self.qty else PARTIALLY_FILLED
         check_transition(self.order_id, self.status, new, "fill")
         self.avg_fill = (self.avg_fill * self.filled + price * qty) / (self.filled + qty)
         self.filled += qty

@@ -215,7 +215,7 @@ class _StampedVenue:
         now = self._clock.now_ns() // self._bar_ns * self._bar_ns
         for e in evs:
             if self._restamp and isinstance(e, (FillEvent, OrderUpdate, PositionUpdate)):
-                e = dataclasses.replace(e, ts_ns=now)
+                e = e._replace(ts_ns=now)
             if isinstance(e, FillEvent):
                 self.fills += 1
             self._buf.append(e)

@@ -31,14 +31,16 @@ from __future__ import annotations
 
 from collections import deque
 
+import numba
 import numpy as np
 
-from engine.execution.orders import OrderStatus
+from engine.execution.orders import ACCEPTED, CANCELLED, FILLED, PARTIALLY_FILLED, REJECTED
 from engine.venue.base import (AccountInfo, Bracket, FillEvent, OrderUpdate, PositionUpdate,
                                VenueError, VenueOrder, VenuePosition)
 
 FILL_MODELS = ("conservative", "optimistic", "realistic")
-S = OrderStatus
+_LIVE = frozenset({ACCEPTED, PARTIALLY_FILLED})  # working at the simulated venue
+_KINDS = frozenset({"market", "limit", "stop"})
 
 
 def slippage_ticks(is_rth: np.ndarray, atr: np.ndarray, atr_normal: np.ndarray, cfg,
@@ -47,18 +49,33 @@ def slippage_ticks(is_rth: np.ndarray, atr: np.ndarray, atr_normal: np.ndarray, 
 
     ``cfg`` is :class:`engine.config.SlippageConfig`. RTH: ``market_ticks``; ETH: ``thin_ticks``;
     where ``atr / atr_normal ≥ high_vol_atr_ratio``: ``high_vol_min_ticks × ratio /
-    high_vol_atr_ratio`` rounded, clipped to [min, max] (2-4 ticks by default). Optimistic: 0."""
+    high_vol_atr_ratio`` rounded (half to even), clipped to [min, max] (2-4 ticks by default),
+    if that is more. A NaN or non-positive normal ATR counts as normal volatility. Optimistic: 0.
+    One compiled pass (no temporaries over the whole series)."""
     n = len(is_rth)
     if fill_model == "optimistic":
         return np.zeros(n)
-    out = np.where(is_rth, cfg.market_ticks, cfg.thin_ticks).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(atr_normal > 0, atr / atr_normal, 0.0)
-    hv = np.flatnonzero(np.nan_to_num(ratio) >= cfg.high_vol_atr_ratio)
-    # only the high-volatility bars (the same element-wise operations as on the full array)
-    hv_ticks = np.clip(np.round(cfg.high_vol_min_ticks * ratio[hv] / cfg.high_vol_atr_ratio),
-                       cfg.high_vol_min_ticks, cfg.high_vol_max_ticks)
-    out[hv] = np.maximum(out[hv], hv_ticks)
+    return _slippage_pass(np.ascontiguousarray(is_rth, dtype=np.bool_),
+                          np.ascontiguousarray(atr, dtype=np.float64),
+                          np.ascontiguousarray(atr_normal, dtype=np.float64),
+                          float(cfg.market_ticks), float(cfg.thin_ticks), float(cfg.high_vol_min_ticks),
+                          float(cfg.high_vol_max_ticks), float(cfg.high_vol_atr_ratio))
+
+
+@numba.njit(cache=True)
+def _slippage_pass(is_rth, atr, atr_normal, market, thin, hv_min, hv_max, hv_ratio):  # pragma: no cover
+    n = is_rth.shape[0]
+    out = np.empty(n)
+    for i in range(n):
+        v = market if is_rth[i] else thin
+        an = atr_normal[i]
+        if an > 0:
+            r = atr[i] / an
+            if r >= hv_ratio:  # False for NaN
+                t = min(max(np.rint(hv_min * r / hv_ratio), hv_min), hv_max)
+                if t > v:
+                    v = t
+        out[i] = v
     return out
 
 
@@ -74,7 +91,7 @@ class _SimOrder:
         self.filled = 0
         self.kind = kind
         self.price = price
-        self.status = S.ACCEPTED
+        self.status = ACCEPTED
         self.bracket = bracket
         self.parent = parent
         self.role = role
@@ -117,8 +134,9 @@ class SimVenue:
         self.pos = 0
         self.avg = 0.0
         self.i = -1
+        self._now_ns = 0  # close time of bar i (UTC ns): the time stamp of orders placed now
         self._orders: dict[str, _SimOrder] = {}
-        self._working: list[str] = []
+        self._working: list[_SimOrder] = []  # in placement order
         self._events: deque = deque()
         self._n = 0
         self.fail_next_stop = False  # test hook: reject the next stop order
@@ -126,7 +144,7 @@ class SimVenue:
     # ------------------------------------------------------------------ protocol
     def place(self, side: int, qty: int, kind: str, price: float | None = None, *, tag: str,
               bracket: Bracket | None = None, _parent: str = "", _role: str = "") -> str:
-        if side not in (1, -1) or qty < 1 or kind not in ("market", "limit", "stop"):
+        if side not in (1, -1) or qty < 1 or kind not in _KINDS:
             raise VenueError(f"bad order: side={side} qty={qty} kind={kind!r} tag={tag!r}")
         if kind != "market" and price is None:
             raise VenueError(f"{kind} order {tag!r} needs a price")
@@ -134,24 +152,24 @@ class SimVenue:
         oid = f"S{self._n}"
         o = _SimOrder(oid, tag, side, int(qty), kind, price, bracket, _parent, _role, self.i)
         self._orders[oid] = o
-        now = self._now()
+        now = self._now_ns
         if kind == "stop" and self.fail_next_stop:
             self.fail_next_stop = False
-            o.status = S.REJECTED
-            self._events.append(OrderUpdate(oid, tag, S.REJECTED, now, qty, price, kind, side,
+            o.status = REJECTED
+            self._events.append(OrderUpdate(oid, tag, REJECTED, now, qty, price, kind, side,
                                             _parent, _role, "simulated stop rejection"))
             return oid
-        self._events.append(OrderUpdate(oid, tag, S.ACCEPTED, now, qty, price, kind, side,
+        self._events.append(OrderUpdate(oid, tag, ACCEPTED, now, qty, price, kind, side,
                                         _parent, _role))
-        self._working.append(oid)
+        self._working.append(o)
         if kind == "market" and self.fill_model == "optimistic" and self.i >= 0:
-            c = self.close[self.i]
-            self._fill(o, o.qty, c, c, int(self.ts[self.i]) + self.bar_ns)
+            c = self.close.item(self.i)
+            self._fill(o, o.qty, c, c, now)
         return oid
 
     def modify(self, order_id: str, *, qty: int | None = None, price: float | None = None) -> None:
         o = self._get(order_id)
-        if o.status not in (S.ACCEPTED, S.PARTIALLY_FILLED):
+        if o.status not in _LIVE:
             raise VenueError(f"modify {order_id}: order is {o.status.value}")
         if qty is not None:
             if qty <= o.filled:
@@ -159,12 +177,12 @@ class SimVenue:
             o.qty = int(qty)
         if price is not None:
             o.price = float(price)
-        self._events.append(OrderUpdate(o.order_id, o.tag, S.ACCEPTED, self._now(), o.qty, o.price,
+        self._events.append(OrderUpdate(o.order_id, o.tag, ACCEPTED, self._now_ns, o.qty, o.price,
                                         o.kind, o.side, o.parent, o.role, "modified"))
 
     def cancel(self, order_id: str) -> None:
         o = self._get(order_id)
-        if o.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+        if o.status in _LIVE:
             self._cancel(o, "cancel requested")
 
     def positions(self) -> list[VenuePosition]:
@@ -172,7 +190,7 @@ class SimVenue:
 
     def open_orders(self) -> list[VenueOrder]:
         return [VenueOrder(o.order_id, o.tag, o.side, o.qty, o.filled, o.kind, o.price, o.status)
-                for o in (self._orders[i] for i in self._working)]
+                for o in self._working]
 
     def account(self) -> AccountInfo:
         return AccountInfo(self.account_name, self.balance, True)
@@ -189,25 +207,25 @@ class SimVenue:
         return bool(self._working)
 
     def has_pending_market(self) -> bool:
-        return any(self._orders[i].kind == "market" for i in self._working)
+        return any(o.kind == "market" for o in self._working)
 
     # ------------------------------------------------------------------ simulation
     def process_bar(self, i: int) -> None:
         """Advance the venue to bar ``i``: fill market orders at its open, then check stops,
         then limits against its range (see the module docstring)."""
         self.i = i
+        ts = self.ts.item(i)
+        self._now_ns = ts + self.bar_ns
         if not self._working:
             return
-        ts = int(self.ts[i])
-        o_, h, l = self.open[i], self.high[i], self.low[i]
-        slip = self.slip[i] * self.tick
-        for oid in list(self._working):
-            o = self._orders[oid]
-            if o.kind == "market" and o.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+        o_, h, l = self.open.item(i), self.high.item(i), self.low.item(i)
+        slip = self.slip.item(i) * self.tick
+        live = _LIVE
+        for o in tuple(self._working):
+            if o.kind == "market" and o.status in live:
                 self._fill(o, o.qty - o.filled, o_ + o.side * slip, o_, ts)
-        for oid in list(self._working):
-            o = self._orders[oid]
-            if o.kind != "stop" or o.status not in (S.ACCEPTED, S.PARTIALLY_FILLED):
+        for o in tuple(self._working):
+            if o.kind != "stop" or o.status not in live:
                 continue
             if o.side < 0 and l <= o.price:
                 ref = min(o.price, o_)
@@ -216,9 +234,8 @@ class SimVenue:
                 ref = max(o.price, o_)
                 self._fill(o, o.qty - o.filled, ref + slip, ref, ts)
         strict = self.fill_model == "conservative"
-        for oid in list(self._working):
-            o = self._orders[oid]
-            if o.kind != "limit" or o.status not in (S.ACCEPTED, S.PARTIALLY_FILLED):
+        for o in tuple(self._working):
+            if o.kind != "limit" or o.status not in live:
                 continue
             p = o.price
             if o.side < 0 and (h > p if strict else h >= p):
@@ -228,9 +245,6 @@ class SimVenue:
                 ref = min(p, o_)
                 self._fill(o, o.qty - o.filled, ref, ref, ts)
 
-    def _now(self) -> int:
-        return int(self.ts[self.i]) + self.bar_ns if self.i >= 0 else 0
-
     def _get(self, order_id: str) -> _SimOrder:
         try:
             return self._orders[order_id]
@@ -238,47 +252,48 @@ class SimVenue:
             raise VenueError(f"unknown order id {order_id!r}") from None
 
     def _cancel(self, o: _SimOrder, reason: str) -> None:
-        o.status = S.CANCELLED
-        self._working.remove(o.order_id)
-        self._events.append(OrderUpdate(o.order_id, o.tag, S.CANCELLED, self._now(), o.qty,
+        o.status = CANCELLED
+        self._working.remove(o)
+        self._events.append(OrderUpdate(o.order_id, o.tag, CANCELLED, self._now_ns, o.qty,
                                         o.price, o.kind, o.side, o.parent, o.role, reason))
 
     def _fill(self, o: _SimOrder, qty: int, price: float, ref: float, ts: int) -> None:
         if qty <= 0:
             return
         o.filled += qty
-        o.status = S.FILLED if o.filled == o.qty else S.PARTIALLY_FILLED
-        if o.status == S.FILLED:
-            self._working.remove(o.order_id)
+        if o.filled == o.qty:
+            o.status = FILLED
+            self._working.remove(o)
+        else:
+            o.status = PARTIALLY_FILLED
         comm = self.cost_per_side * qty
-        self._events.append(FillEvent(o.order_id, o.tag, o.side, qty, float(price), float(ref),
-                                      abs(float(price) - float(ref)), comm, ts))
-        self._book(o.side * qty, float(price), comm)
-        self._events.append(PositionUpdate(self.pos, self.avg, ts))
+        price, ref = float(price), float(ref)
+        ev = self._events
+        ev.append(FillEvent(o.order_id, o.tag, o.side, qty, price, ref, abs(price - ref), comm, ts))
+        self._book(o.side * qty, price, comm)
+        ev.append(PositionUpdate(self.pos, self.avg, ts))
         if o.bracket is not None:
-            self._attach_legs(o, qty, float(price))
+            self._attach_legs(o, qty, price)
         if o.parent and self.native_oco:
             parent = self._orders[o.parent]
             for sib_id in parent.legs:
                 sib = self._orders[sib_id]
-                if sib is o or sib.status not in (S.ACCEPTED, S.PARTIALLY_FILLED):
+                if sib is o or sib.status not in _LIVE:
                     continue
                 left = sib.qty - qty
                 if left <= sib.filled:
                     self._cancel(sib, "OCO sibling filled")
                 else:
                     sib.qty = left
-                    self._events.append(OrderUpdate(sib.order_id, sib.tag, S.ACCEPTED, ts, sib.qty,
-                                                    sib.price, sib.kind, sib.side, sib.parent,
-                                                    sib.role, "OCO resize"))
+                    ev.append(OrderUpdate(sib.order_id, sib.tag, ACCEPTED, ts, sib.qty, sib.price,
+                                          sib.kind, sib.side, sib.parent, sib.role, "OCO resize"))
 
     def _attach_legs(self, entry: _SimOrder, qty: int, price: float) -> None:
-        live = [self._orders[x] for x in entry.legs
-                if self._orders[x].status in (S.ACCEPTED, S.PARTIALLY_FILLED)]
+        live = [self._orders[x] for x in entry.legs if self._orders[x].status in _LIVE]
         if live:
             for leg in live:
                 leg.qty += qty
-                self._events.append(OrderUpdate(leg.order_id, leg.tag, S.ACCEPTED, self._now(),
+                self._events.append(OrderUpdate(leg.order_id, leg.tag, ACCEPTED, self._now_ns,
                                                 leg.qty, leg.price, leg.kind, leg.side,
                                                 leg.parent, leg.role, "bracket resize"))
             return
