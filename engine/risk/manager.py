@@ -16,7 +16,7 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -50,8 +50,7 @@ class RiskActionError(RuntimeError):
     """A manual action that is refused (wrong confirmation word, nothing to resume/reset)."""
 
 
-@dataclass(frozen=True)
-class RiskDecision:
+class RiskDecision(NamedTuple):
     """Answer to :meth:`RiskManager.evaluate_entry`.
 
     approved: True only with ``contracts`` ≥ 1. reason: why it was refused ("" when approved).
@@ -157,7 +156,9 @@ class RiskManager:
         self._sess = (0, -1, -2, ())  # cache: lo ≤ now < hi → row (-1 = closed), EOD times
         self._day_lo = 0
         self._day_hi = -1
-        self._rth_after: dict[int, int] = {}  # trading day → next RTH open (UTC ns)
+        has_rth = t.rth_open >= 0  # sessions with RTH: their trading days and RTH opens
+        self._rth_days, self._rth_opens = t.day[has_rth], t.rth_open[has_rth]
+        self._rth_next = (None, 0)  # (trading day, next RTH open) of the last lookup
         # market breakers (not persisted: they come back with the next market update)
         self._spread_ticks: float | None = None
         self._spread_paused = False
@@ -251,17 +252,16 @@ class RiskManager:
         return "close", int(self._t_close[row])
 
     def _next_rth_open_after_day(self, day: int) -> int:
-        """RTH open (UTC ns) of the first trading day after ``day`` that has RTH (cached per
-        day: the calendar table is immutable)."""
-        hit = self._rth_after.get(day)
-        if hit is not None:
-            return hit
-        idx = np.nonzero((self._t_day > day) & (self._t_rth_open >= 0))[0]
-        if idx.size == 0:
+        """RTH open (UTC ns) of the first trading day after ``day`` that has RTH (the calendar
+        table is immutable and sorted by trading day; the last answer is kept)."""
+        if day == self._rth_next[0]:
+            return self._rth_next[1]
+        j = int(np.searchsorted(self._rth_days, day, side="right"))
+        if j >= len(self._rth_days):
             from engine.calendar import CalendarError
             raise CalendarError(f"no RTH session after {day_date(day)} in the calendar span")
-        hit = self._rth_after[day] = int(self._t_rth_open[idx[0]])
-        return hit
+        self._rth_next = (day, int(self._rth_opens[j]))
+        return self._rth_next[1]
 
     def _sync(self, now_ns: int) -> None:
         """Roll the daily counters when ``now_ns`` is in a later CME trading day (18:00 NY)."""
@@ -334,17 +334,18 @@ class RiskManager:
                                "system", now_ns)
         loss = st["day_start_equity"] - eq
         ddd = st["day_peak_equity"] - eq
-        why = ""
-        if loss + EPS >= r.daily_loss_limit:
-            why = f"daily loss limit: ${loss:,.2f} lost ≥ ${r.daily_loss_limit:,.2f}"
-        elif ddd + EPS >= r.daily_drawdown_limit:
-            why = (f"daily drawdown: ${ddd:,.2f} below the day's peak ${st['day_peak_equity']:,.2f} "
-                   f"≥ ${r.daily_drawdown_limit:,.2f}")
-        if why and st["trading_day"] is not None:
+        if (loss + EPS >= r.daily_loss_limit or ddd + EPS >= r.daily_drawdown_limit) \
+                and st["trading_day"] is not None:
             until = self._next_rth_open_after_day(int(st["trading_day"]))
             if until > st["day_block_until_ns"]:
+                # the reason is written once per block (the end time is added when it is read)
+                if loss + EPS >= r.daily_loss_limit:
+                    why = f"daily loss limit: ${loss:,.2f} lost ≥ ${r.daily_loss_limit:,.2f}"
+                else:
+                    why = (f"daily drawdown: ${ddd:,.2f} below the day's peak ${st['day_peak_equity']:,.2f} "
+                           f"≥ ${r.daily_drawdown_limit:,.2f}")
                 st["day_block_until_ns"] = until
-                st["day_block_reason"] = f"{why}; no new trades until {_fmt_ny(until)}"
+                st["day_block_reason"] = why
                 self._save()
 
     def _set_halt(self, reason: str, operator: str, now_ns: int) -> None:
@@ -360,12 +361,13 @@ class RiskManager:
         if st["halt"] is not None:
             out.append((TradingState.HALTED, f"HALTED: {st['halt']['reason']} (manual reset required)"))
         if st["day_block_until_ns"] > now_ns:
-            out.append((TradingState.REDUCING, st["day_block_reason"]))
+            out.append((TradingState.REDUCING, f"{st['day_block_reason']}; no new trades until "
+                                               f"{_fmt_ny(st['day_block_until_ns'])}"))
         if st["manual_pause"] is not None:
             mp = st["manual_pause"]
             out.append((TradingState.REDUCING, f"paused by {mp['operator']}: {mp['reason']}"))
         if st["pause_until_ns"] > now_ns:
-            out.append((TradingState.REDUCING, st["pause_reason"]))
+            out.append((TradingState.REDUCING, f"{st['pause_reason']} until {_fmt_ny(st['pause_until_ns'])}"))
         bal = min(self.balance, self.equity)
         if bal + EPS < r.min_account_balance:
             out.append((TradingState.REDUCING, f"balance ${bal:,.2f} below the minimum "
@@ -585,8 +587,10 @@ class RiskManager:
                     until = now + int(round(secs * NS))
                     if until > st["pause_until_ns"]:
                         st["pause_until_ns"] = until
+                        # the end time is added when the reason is read (_blocks): formatting
+                        # a New York time on every losing trade would cost more than the rest
                         st["pause_reason"] = (f"{st['consecutive_losses']} consecutive losses: paused "
-                                              f"{secs / 60:g} min until {_fmt_ny(until)}")
+                                              f"{secs / 60:g} min")
             else:
                 st["consecutive_losses"] = 0
             self._update_peaks()

@@ -11,17 +11,18 @@ tick value never exceeds ``max_risk_per_trade`` (the confidence multiplier can o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 EPS = 1e-9
+# Tier and SizeResult are immutable NamedTuples (cheaper to build than frozen dataclasses; one
+# of each per entry decision).
 
 
 class SizingError(ValueError):
     """Impossible sizing input (NaN, non-positive stop, bad table)."""
 
 
-@dataclass(frozen=True)
-class Tier:
+class Tier(NamedTuple):
     """One balance tier: from ``min_balance`` dollars, at most ``max_contracts``, risking
     ``risk_fraction`` of the balance per trade (0.02 = 2 %)."""
 
@@ -60,8 +61,7 @@ def confidence_multiplier(confidence: float, table: list, min_confidence: float)
     return mult
 
 
-@dataclass(frozen=True)
-class SizeResult:
+class SizeResult(NamedTuple):
     """Outcome of :func:`size_position`. ``contracts`` 0 means refused with ``reason``;
     ``steps`` records each stage (for the decision log and the UI)."""
 

@@ -132,9 +132,13 @@ def update_trailing(side: int, entry: float, stop: float, best_price: float, pha
     means: exit now). Raises :class:`StopError` for a bad side or non-finite prices.
     """
     _check_side(side)
-    for name, v in (("entry", entry), ("stop", stop), ("best_price", best_price)):
-        if not math.isfinite(v):
-            raise StopError(f"{name} must be finite, got {v!r}")
+    if not (math.isfinite(entry) and math.isfinite(stop) and math.isfinite(best_price)):
+        for name, v in (("entry", entry), ("stop", stop), ("best_price", best_price)):
+            if not math.isfinite(v):
+                raise StopError(f"{name} must be finite, got {v!r}")
+    tighten = phase in TIGHTEN_PHASES and initial_stop is not None
+    if stops.breakeven_after_ticks <= 0 and stops.trailing_ticks <= 0 and not tighten:
+        return None  # no rule can move the stop
     cur = price_to_tick_index(stop, tick, 0)
     e = price_to_tick_index(entry, tick, 0)
     best = price_to_tick_index(best_price, tick, 0)
@@ -143,7 +147,7 @@ def update_trailing(side: int, entry: float, stop: float, best_price: float, pha
         cands.append(e)
     if stops.trailing_ticks > 0:
         cands.append(best - side * stops.trailing_ticks)
-    if phase in TIGHTEN_PHASES and initial_stop is not None:
+    if tighten:
         init_ticks = abs(e - price_to_tick_index(initial_stop, tick, 0))
         t = max(math.ceil(init_ticks * eod.eod_stop_tighten - EPS), stops.min_stop_ticks)
         if t < init_ticks:
