@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from engine.execution.oco import OcoManager
 from engine.execution.position import PositionManager
-from engine.execution.signals import Signal, SignalGenerator
+from engine.execution.signals import ENTRIES, EXITS, HOLD, LONG_ENTRY, REVERSALS, Signal, SignalGenerator
 from engine.venue.base import FillEvent
 
 PHASE_CODES = {"normal": 0, "reduce": 1, "no_new": 2, "exit": 3, "flat": 4, "closed": 5}
@@ -58,7 +58,7 @@ class BarInput:
     lows: object = None
 
 
-@dataclass
+@dataclass(slots=True)
 class TradeRecord:
     """One round trip (flat → flat). Prices in points, money in dollars, times UTC ns.
 
@@ -85,7 +85,7 @@ class TradeRecord:
     stop_ticks: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _OpenTrade:
     entry_ts: int = 0
     entry_bar: int = 0
@@ -209,20 +209,20 @@ class TradingKernel:
                             o.flatten("stop")
                         else:
                             o.modify_stop(new)
-        sig = Signal.HOLD
+        sig = HOLD
         if self._pending_reverse is not None and o.pos == 0 and not self.busy_orders():
             d, c, k = self._pending_reverse
             self._pending_reverse = None
             self._try_entry(b, d, c, k)
         elif b.direction != 0:
             sig = self.signals.decide(b.direction, b.confidence, o.pos, now)
-            if sig in (Signal.LONG_ENTRY, Signal.SHORT_ENTRY):
+            if sig in ENTRIES:
                 if not self.busy_orders():
-                    self._try_entry(b, 1 if sig is Signal.LONG_ENTRY else -1, b.confidence, b.pred_class)
-            elif sig in (Signal.EXIT_LONG, Signal.EXIT_SHORT):
+                    self._try_entry(b, 1 if sig is LONG_ENTRY else -1, b.confidence, b.pred_class)
+            elif sig in EXITS:
                 if not o.close_reason:
                     o.flatten("signal")
-            elif sig in (Signal.REVERSE_TO_LONG, Signal.REVERSE_TO_SHORT):
+            elif sig in REVERSALS:
                 if not o.close_reason:
                     o.flatten("signal")
                     self.signals.on_reversal(now)

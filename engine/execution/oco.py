@@ -120,6 +120,8 @@ class OcoManager:
             self.exits.append(self._place(1 if need > 0 else -1, abs(need), "market", None, "exit"))
 
     def _exit_in_flight(self) -> int:
+        if not self.exits:
+            return 0
         return sum(o.side * o.remaining for o in self.exits if o.status in IN_FLIGHT)
 
     @property
@@ -139,7 +141,7 @@ class OcoManager:
             self.venue.cancel(o.order_id)
 
     def _closing_live(self) -> bool:
-        return any(o.status in IN_FLIGHT for o in self.exits)
+        return bool(self.exits) and any(o.status in IN_FLIGHT for o in self.exits)
 
     def _alert(self, kind: str, msg: str) -> None:
         self.alerts.append((kind, msg))

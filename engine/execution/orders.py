@@ -73,7 +73,7 @@ def check_transition(order_id: str, old: OrderStatus, new: OrderStatus, event: s
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     """Local record of one order.
 

@@ -31,6 +31,14 @@ class Signal(str, Enum):
 NS = 1_000_000_000
 
 
+(LONG_ENTRY, SHORT_ENTRY, EXIT_LONG, EXIT_SHORT, REVERSE_TO_LONG, REVERSE_TO_SHORT, FLATTEN,
+ HOLD) = Signal
+# module-level names: ``Signal.X`` is an Enum class-attribute lookup (~75 ns on CPython 3.11)
+ENTRIES = frozenset({LONG_ENTRY, SHORT_ENTRY})
+EXITS = frozenset({EXIT_LONG, EXIT_SHORT})
+REVERSALS = frozenset({REVERSE_TO_LONG, REVERSE_TO_SHORT})
+
+
 class SignalGenerator:
     """Position-aware signal state machine. ``bar_ns`` is the bar length (the reversal range)."""
 
@@ -47,16 +55,16 @@ class SignalGenerator:
         """Signal for a strategy output. ``direction`` ∈ {-1, 0, 1}; ``position`` signed
         contracts. Pure: state changes only through :meth:`on_exit` / :meth:`on_reversal`."""
         if direction == 0 or not (confidence >= self.min_conf):
-            return Signal.HOLD
+            return HOLD
         if position == 0:
             if self.last_exit_ns is not None and now_ns - self.last_exit_ns < self.exit_cooldown_ns:
-                return Signal.HOLD
-            return Signal.LONG_ENTRY if direction > 0 else Signal.SHORT_ENTRY
+                return HOLD
+            return LONG_ENTRY if direction > 0 else SHORT_ENTRY
         if (position > 0) == (direction > 0):
-            return Signal.HOLD
+            return HOLD
         if self.reversal_allowed(now_ns):
-            return Signal.REVERSE_TO_LONG if direction > 0 else Signal.REVERSE_TO_SHORT
-        return Signal.EXIT_SHORT if position < 0 else Signal.EXIT_LONG
+            return REVERSE_TO_LONG if direction > 0 else REVERSE_TO_SHORT
+        return EXIT_SHORT if position < 0 else EXIT_LONG
 
     def can_enter(self, now_ns: int) -> bool:
         """False while the exit cooldown runs."""
