@@ -67,8 +67,10 @@ def ny_datetime(ts_ns: int) -> datetime:
     return datetime.fromtimestamp(ts_ns / NS, tz=UTC).astimezone(NY)
 
 
+@functools.lru_cache(maxsize=4096)
 def ny_to_ns(d: date, t: time) -> int:
-    """A New York wall time on date ``d`` → UTC nanoseconds (DST-aware via zoneinfo)."""
+    """A New York wall time on date ``d`` → UTC nanoseconds (DST-aware via zoneinfo). Cached:
+    the same few wall times (18:00, 09:30, ...) are asked for day after day, twice per day."""
     dt = datetime.combine(d, t, tzinfo=NY)
     return int(round(dt.timestamp())) * NS
 

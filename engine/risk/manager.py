@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+from bisect import bisect_right
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from enum import Enum
@@ -157,7 +158,9 @@ class RiskManager:
         self._day_lo = 0
         self._day_hi = -1
         has_rth = t.rth_open >= 0  # sessions with RTH: their trading days and RTH opens
-        self._rth_days, self._rth_opens = t.day[has_rth], t.rth_open[has_rth]
+        # plain lists for the per-event lookups (bisect on a list beats numpy's per-call cost)
+        self._close_list = t.close.tolist()
+        self._rth_days, self._rth_opens = t.day[has_rth].tolist(), t.rth_open[has_rth].tolist()
         self._rth_next = (None, 0)  # (trading day, next RTH open) of the last lookup
         # market breakers (not persisted: they come back with the next market update)
         self._spread_ticks: float | None = None
@@ -197,8 +200,8 @@ class RiskManager:
         lo, hi, row, _ = self._sess
         if lo <= now_ns < hi:
             return row
-        i = int(np.searchsorted(self._t_close, now_ns, side="right"))
-        if i >= len(self._t_close):
+        i = bisect_right(self._close_list, now_ns)
+        if i >= len(self._close_list):
             from engine.calendar import CalendarError
             raise CalendarError(f"{now_ns} ns ({_fmt_ny(now_ns)}) is past the calendar span")
         if self._t_open[i] <= now_ns:
@@ -256,11 +259,11 @@ class RiskManager:
         table is immutable and sorted by trading day; the last answer is kept)."""
         if day == self._rth_next[0]:
             return self._rth_next[1]
-        j = int(np.searchsorted(self._rth_days, day, side="right"))
+        j = bisect_right(self._rth_days, day)
         if j >= len(self._rth_days):
             from engine.calendar import CalendarError
             raise CalendarError(f"no RTH session after {day_date(day)} in the calendar span")
-        self._rth_next = (day, int(self._rth_opens[j]))
+        self._rth_next = (day, self._rth_opens[j])
         return self._rth_next[1]
 
     def _sync(self, now_ns: int) -> None:
