@@ -60,14 +60,16 @@ def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
 @numba.njit(cache=True)
 def _rolling_mean(x, window):  # pragma: no cover - compiled
     n = x.shape[0]
-    out = np.full(n, np.nan)
+    out = np.empty(n)
     if n < window:
+        out[:] = np.nan
         return out
     m = window + 1  # ring buffers of the running sum / count at positions i+1-window .. i+1
     cs = np.zeros(m)
     cn = np.zeros(m, np.int64)
     s = 0.0
     c = 0
+    j = 0  # (i + 1) % m, kept without a division
     for i in range(n):
         v = x[i]
         if np.isfinite(v):
@@ -75,10 +77,14 @@ def _rolling_mean(x, window):  # pragma: no cover - compiled
             c += 1
         else:
             s = s + 0.0
-        cs[(i + 1) % m] = s
-        cn[(i + 1) % m] = c
+        j += 1
+        if j == m:
+            j = 0
+        cs[j] = s
+        cn[j] = c
+        out[i] = np.nan
         if i >= window - 1:
-            k = (i + 1 - window) % m
+            k = j + 1 if j + 1 < m else 0  # (i + 1 - window) % m, as m = window + 1
             cnt = c - cn[k]
             if cnt > 0:
                 out[i] = (s - cs[k]) / cnt
@@ -131,3 +137,25 @@ def scan_position(start, ph0, side, stop, target, best, trail_on, high, low, clo
         if eq > eq_hi or eq <= eq_lo:
             return k
     return n
+
+
+@numba.njit(cache=True)
+def equity_pass(close, start, pv, n, entry_bar, exit_bar, entry_price, direction, contracts,
+                net):  # pragma: no cover - compiled
+    """Equity curve of :func:`engine.backtest.runner.equity_curve` (float64 (n,), dollars):
+    ``start`` + the net P&L of every trade whose exit bar is ≤ k + the open P&L
+    ``(close − entry) × direction × contracts × pv`` of the trade open on bar k (entry_bar ≤ k <
+    exit_bar). Trades come in order and never overlap (one position at a time)."""
+    eq = np.empty(n)
+    m = entry_bar.shape[0]
+    cash = start
+    p = 0  # the first trade not yet closed at bar k
+    for k in range(n):
+        while p < m and exit_bar[p] <= k:
+            cash += net[p]
+            p += 1
+        v = cash
+        if p < m and entry_bar[p] <= k:
+            v += (close[k] - entry_price[p]) * direction[p] * contracts[p] * pv
+        eq[k] = v
+    return eq

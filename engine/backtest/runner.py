@@ -14,11 +14,13 @@ entries need a phase before ``no_new`` (16:15 NY), positions are closed at marke
 from __future__ import annotations
 
 import gc
+from bisect import bisect_left
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.backtest.fast import eod_phase_codes, rolling_mean, scan_position, wilder_atr
+from engine.backtest.fast import equity_pass, eod_phase_codes, rolling_mean, scan_position, wilder_atr
 from engine.calendar import calendar_for
 from engine.clock import SimClock, perf_ns
 from engine.execution.orders import OrderStatus
@@ -49,7 +51,7 @@ class Market:
     day: np.ndarray          # int32 trading day
     atr: np.ndarray          # float64 points
     atr_normal: np.ndarray   # float64 points
-    avg_volume: np.ndarray
+    avg_volume: np.ndarray   # float64; all NaN (a read-only view) when the bars carry no volume
     slip: np.ndarray         # float64 ticks
 
 
@@ -68,7 +70,8 @@ def prepare_market(bars, settings, fill_model: str) -> Market:
     win = max(20, int(86_400_000_000_000 // max(bars.bar_ns, 1)))
     win = min(win, max(20, n // 4))
     atr_norm = rolling_mean(atr, win)
-    avg_vol = rolling_mean(bars.volume, win) if bars.has_volume else np.full(n, np.nan)
+    # without volume: a read-only all-NaN view (no array of n NaNs is written)
+    avg_vol = rolling_mean(bars.volume, win) if bars.has_volume else np.broadcast_to(np.float64(np.nan), (n,))
     slip = slippage_ticks(lab.is_rth, atr, atr_norm, settings.slippage, fill_model)
     return Market(close_ts, phase, lab.is_rth, lab.in_session, lab.trading_day, atr, atr_norm,
                   avg_vol, slip)
@@ -141,26 +144,32 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     conf = np.asarray(signals.confidence, dtype=np.float64)
     cls = np.asarray(signals.pred_class)
     min_conf = settings.signal.min_confidence
-    actionable = (d != 0) & (np.nan_to_num(conf, nan=-1.0) >= min_conf)
+    actionable = (d != 0) & (conf >= min_conf)  # a NaN confidence compares False
     ts_mode = settings.session.trade_session
     sess_ok = mk.is_rth if ts_mode == "rth" else (mk.in_session & ~mk.is_rth if ts_mode == "eth" else mk.in_session)
-    flat_targets = np.flatnonzero(actionable & (mk.phase < P_NO_NEW) & sess_ok)
-    flat_close = mk.close_ts[flat_targets]
+    flat_idx = np.flatnonzero(actionable & (mk.phase < P_NO_NEW) & sess_ok)
+    # plain lists: the skip-ahead bisects them a few thousand times (numpy's per-call overhead
+    # on a scalar search costs more than the search)
+    flat_targets, flat_close = flat_idx.tolist(), mk.close_ts[flat_idx].tolist()
+    n_targets = len(flat_targets)
     cooldown_ns = int(settings.signal.exit_cooldown_s * 1e9)
     st = settings.stops
     trail_on = st.breakeven_after_ticks > 0 or st.trailing_ticks > 0
     r = settings.risk
     lookback = int(st.structure_lookback)
+    swing = st.method == "structure"  # only the structure stop reads the recent highs/lows
     H, L, C, O, V = bars.high, bars.low, bars.close, bars.open, bars.volume
     close_ts, phase = mk.close_ts, mk.phase
+    atr_a, atrn_a, avgv_a, rth_a, ins_a, day_a = mk.atr, mk.atr_normal, mk.avg_volume, mk.is_rth, mk.in_session, mk.day
     pv = spec.point_value
     i = 0
     next_report = 0
     report_every = max(1, n // 200)
-    # The loop allocates many small objects (orders, events, records) that it keeps; a full
-    # cyclic-GC pass over the whole process heap (pandas and all) would cost as much as the loop
-    # itself, and nothing here forms reference cycles that need collecting (timeit disables the
-    # collector for the same reason). The collector's state is restored after the loop.
+    # The run allocates many small objects (orders, events, records) that it mostly keeps; a
+    # cyclic-GC pass over the whole process heap (pandas and all), which those allocations
+    # trigger, would cost as much as the loop itself, and nothing here forms reference cycles
+    # that need collecting (timeit disables the collector for the same reason). The collector is
+    # off for the loop and the outputs, and its state is restored before returning.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -168,13 +177,14 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             if progress is not None and i >= next_report:
                 progress(i, n)
                 next_report = i + report_every
-            clock.advance_to(int(close_ts[i]))
+            now = close_ts.item(i)
+            clock.advance_to(now)
             venue.process_bar(i)
             lo = max(0, i - lookback + 1)
-            k.step(BarInput(i, int(close_ts[i]), O[i], H[i], L[i], C[i], mk.atr[i], bool(mk.is_rth[i]),
-                            bool(mk.in_session[i]), int(phase[i]), int(mk.day[i]), int(d[i]),
-                            float(conf[i]), int(cls[i]), mk.atr_normal[i], V[i], mk.avg_volume[i],
-                            H[lo:i + 1], L[lo:i + 1]))
+            k.step(BarInput(i, now, O.item(i), H.item(i), L.item(i), C.item(i), atr_a.item(i),
+                            rth_a.item(i), ins_a.item(i), phase.item(i), day_a.item(i), d.item(i),
+                            conf.item(i), cls.item(i), atrn_a.item(i), V.item(i), avgv_a.item(i),
+                            H[lo:i + 1] if swing else None, L[lo:i + 1] if swing else None))
             if not fast or k.busy():
                 i += 1
                 continue
@@ -184,14 +194,14 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
                 # pause / daily block, and the day roll when the daily-loss room is below the
                 # smallest possible risk per contract (refusals change nothing while flat); none
                 # when halted, manually paused or below the minimum balance
-                t_min = k.risk.next_entry_possible_ns(int(close_ts[i]))
+                t_min = k.risk.next_entry_possible_ns(now)
                 if t_min is None:
                     i = n
                     continue
                 if k.signals.last_exit_ns is not None:
                     t_min = max(t_min, k.signals.last_exit_ns + cooldown_ns)
-                j = max(int(np.searchsorted(flat_targets, i + 1)), int(np.searchsorted(flat_close, t_min)))
-                i = int(flat_targets[j]) if j < len(flat_targets) else n
+                j = max(bisect_left(flat_targets, i + 1), bisect_left(flat_close, t_min))
+                i = flat_targets[j] if j < n_targets else n
                 continue
             s = k.risk.state_dict()
             sp, tp = k.stop_target()
@@ -202,56 +212,57 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             side = 1 if pos > 0 else -1
             i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k._best, trail_on, H, L, C, phase, d, actionable,
                                   k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
+        if progress is not None:
+            progress(n, n)
+        elapsed = (perf_ns() - t0) / 1e9
+        equity = equity_curve(k.trades, C, start_bal, pv, n)
+        return BacktestResult(
+            trades=trades_frame(k.trades), records=list(k.trades), equity=equity, ts=bars.ts,
+            day=mk.day, starting_balance=start_bal, fill_model=fill_model, strategy=strategy_name,
+            steps=k.stats.steps, bars=n, elapsed_s=elapsed, alerts=list(k.stats.alerts),
+            refused=dict(k.stats.entries_refused), risk_audit=list(getattr(risk, "audit_records", [])),
+        )
     finally:
         if gc_was_enabled:
             gc.enable()
-    if progress is not None:
-        progress(n, n)
-    elapsed = (perf_ns() - t0) / 1e9
-    equity = equity_curve(k.trades, C, start_bal, pv, n)
-    return BacktestResult(
-        trades=trades_frame(k.trades), records=list(k.trades), equity=equity, ts=bars.ts,
-        day=mk.day, starting_balance=start_bal, fill_model=fill_model, strategy=strategy_name,
-        steps=k.stats.steps, bars=n, elapsed_s=elapsed, alerts=list(k.stats.alerts),
-        refused=dict(k.stats.entries_refused), risk_audit=list(getattr(risk, "audit_records", [])),
-    )
 
 
 def equity_curve(trades: list[TradeRecord], close: np.ndarray, start: float, pv: float, n: int) -> np.ndarray:
     """Equity at every bar close (dollars, float64 (n,)): starting balance + net P&L of the
     trades closed by that bar + open P&L at the close (at the entry fill price; costs of an open
-    trade are booked at its exit)."""
-    eq = np.full(n, float(start))
-    cash_steps = np.zeros(n + 1)
-    for t in trades:
-        cash_steps[t.exit_bar] += t.net_pnl
-        a, b = t.entry_bar, t.exit_bar
-        if b > a:
-            eq[a:b] += (close[a:b] - t.entry_price) * t.direction * t.contracts * pv
-    eq += np.cumsum(cash_steps[:n])
-    return eq
+    trade are booked at its exit). One compiled pass (:func:`engine.backtest.fast.equity_pass`)."""
+    m = len(trades)
+    get = operator.attrgetter("entry_bar", "exit_bar", "entry_price", "direction", "contracts", "net_pnl")
+    cols = list(zip(*map(get, trades))) if m else [()] * 6
+    return equity_pass(np.ascontiguousarray(close, dtype=np.float64), float(start), float(pv), int(n),
+                       np.array(cols[0], np.int64), np.array(cols[1], np.int64),
+                       np.array(cols[2], np.float64), np.array(cols[3], np.float64),
+                       np.array(cols[4], np.float64), np.array(cols[5], np.float64))
+
+
+_FRAME_FIELDS = [c for c in TRADE_COLUMNS if c not in ("entry_time", "exit_time")]
+_FRAME_DTYPES = {"entry_ts": np.int64, "exit_ts": np.int64, "entry_bar": np.int64, "exit_bar": np.int64,
+                 "direction": np.int64, "contracts": np.int64, "predicted_class": np.int64,
+                 "stop_ticks": np.int64, "exit_reason": object}
 
 
 def trades_frame(trades: list[TradeRecord]):
-    """Trade log as a pandas DataFrame with :data:`TRADE_COLUMNS` (times tz-aware UTC)."""
+    """Trade log as a pandas DataFrame with :data:`TRADE_COLUMNS` (times tz-aware UTC; direction
+    "long"/"short"; prices float64 points, money float64 dollars, bars/ticks/contracts int64)."""
     import pandas as pd
 
     if not trades:
         return pd.DataFrame({c: [] for c in TRADE_COLUMNS})
-    rows = {c: [] for c in TRADE_COLUMNS}
-    for t in trades:
-        rows["entry_ts"].append(t.entry_ts)
-        rows["exit_ts"].append(t.exit_ts)
-        for c in TRADE_COLUMNS:
-            if c in ("entry_time", "exit_time", "entry_ts", "exit_ts"):
-                continue
-            v = getattr(t, c)
-            rows[c].append(v)
-    rows["entry_time"] = pd.to_datetime(np.asarray(rows["entry_ts"], dtype=np.int64), utc=True)
-    rows["exit_time"] = pd.to_datetime(np.asarray(rows["exit_ts"], dtype=np.int64), utc=True)
-    df = pd.DataFrame(rows)[TRADE_COLUMNS]
-    df["direction"] = np.where(df["direction"] > 0, "long", "short")
-    return df
+    cols = dict(zip(_FRAME_FIELDS, zip(*map(operator.attrgetter(*_FRAME_FIELDS), trades))))
+    rows = {}
+    for c in TRADE_COLUMNS:
+        if c in ("entry_time", "exit_time"):
+            rows[c] = pd.to_datetime(np.array(cols[c[:-4] + "ts"], dtype=np.int64), utc=True)
+        elif c == "direction":
+            rows[c] = np.where(np.array(cols[c]) > 0, "long", "short").astype(object)
+        else:
+            rows[c] = np.array(cols[c], dtype=_FRAME_DTYPES.get(c, np.float64))
+    return pd.DataFrame(rows, copy=False)
 
 
 def slice_dates(bars, start: str | None, end: str | None):
