@@ -14,11 +14,30 @@ from typer.testing import CliRunner
 
 from engine.backtest.metrics import compute_metrics, drawdown
 from engine.backtest.report import write_report
-from engine.backtest.runner import run_backtest, slice_dates
+from engine.backtest.runner import equity_curve, run_backtest, slice_dates
 from engine.backtest.walkforward import go_live_check, limits_exercised, walk_forward_backtest
 from engine.config import GoLiveConfig, Settings
 from engine.data.io import load_bars
+from engine.kernel import TradeRecord
 from engine.strategy import strategy_by_name
+
+
+def _trade(a: int, b: int, entry: float, direction: int, net: float) -> TradeRecord:
+    return TradeRecord(entry_ts=0, exit_ts=0, entry_bar=a, exit_bar=b, direction=direction,
+                       entry_price=entry, exit_price=entry, contracts=2, gross_pnl=net, commission=0.0,
+                       slippage=0.0, net_pnl=net, exit_reason="target", confidence=0.8,
+                       predicted_class=2, risk_dollars=10.0, stop_ticks=8)
+
+
+def test_equity_curve_books_open_pnl_then_the_net_at_the_exit_bar():
+    close = np.array([100.0, 101.0, 102.0, 99.0, 98.0, 97.0])
+    # long 2 MES from bar 1 (entry 100.5) closed at bar 3 for +$7; short from bar 3 (entry 99)
+    # still open at the end
+    eq = equity_curve([_trade(1, 3, 100.5, 1, 7.0), _trade(3, 9, 99.0, -1, 0.0)], close, 1000.0, 5.0, 6)
+    expect = [1000.0, 1000.0 + 0.5 * 10, 1000.0 + 1.5 * 10, 1007.0, 1007.0 + 10, 1007.0 + 20]
+    np.testing.assert_allclose(eq, expect)
+    with pytest.raises(ValueError, match="trade 1"):  # overlapping positions are refused
+        equity_curve([_trade(1, 4, 100.0, 1, 1.0), _trade(3, 5, 100.0, 1, 1.0)], close, 1000.0, 5.0, 6)
 
 
 def test_drawdown_depth_duration_recovery():

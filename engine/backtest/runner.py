@@ -14,8 +14,8 @@ entries need a phase before ``no_new`` (16:15 NY), positions are closed at marke
 from __future__ import annotations
 
 import gc
-from bisect import bisect_left
 import operator
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -230,13 +230,23 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
 def equity_curve(trades: list[TradeRecord], close: np.ndarray, start: float, pv: float, n: int) -> np.ndarray:
     """Equity at every bar close (dollars, float64 (n,)): starting balance + net P&L of the
     trades closed by that bar + open P&L at the close (at the entry fill price; costs of an open
-    trade are booked at its exit). One compiled pass (:func:`engine.backtest.fast.equity_pass`)."""
+    trade are booked at its exit). One compiled pass (:func:`engine.backtest.fast.equity_pass`).
+
+    Raises ``ValueError`` when the trades are not one position at a time in bar order (an exit
+    before its entry, or an entry before the previous exit): the pass relies on it."""
     m = len(trades)
     get = operator.attrgetter("entry_bar", "exit_bar", "entry_price", "direction", "contracts", "net_pnl")
     cols = list(zip(*map(get, trades))) if m else [()] * 6
+    entry_bar, exit_bar = np.array(cols[0], np.int64), np.array(cols[1], np.int64)
+    bad = np.flatnonzero(exit_bar < entry_bar)
+    if bad.size == 0:
+        bad = np.flatnonzero(entry_bar[1:] < exit_bar[:-1]) + 1
+    if bad.size:
+        t = int(bad[0])
+        raise ValueError(f"equity_curve: trade {t} (bars {entry_bar[t]}..{exit_bar[t]}) overlaps or "
+                         "precedes the trade before it; trades must be one position at a time")
     return equity_pass(np.ascontiguousarray(close, dtype=np.float64), float(start), float(pv), int(n),
-                       np.array(cols[0], np.int64), np.array(cols[1], np.int64),
-                       np.array(cols[2], np.float64), np.array(cols[3], np.float64),
+                       entry_bar, exit_bar, np.array(cols[2], np.float64), np.array(cols[3], np.float64),
                        np.array(cols[4], np.float64), np.array(cols[5], np.float64))
 
 

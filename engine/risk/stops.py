@@ -132,10 +132,9 @@ def update_trailing(side: int, entry: float, stop: float, best_price: float, pha
     means: exit now). Raises :class:`StopError` for a bad side or non-finite prices.
     """
     _check_side(side)
-    if not (math.isfinite(entry) and math.isfinite(stop) and math.isfinite(best_price)):
-        for name, v in (("entry", entry), ("stop", stop), ("best_price", best_price)):
-            if not math.isfinite(v):
-                raise StopError(f"{name} must be finite, got {v!r}")
+    for name, v in (("entry", entry), ("stop", stop), ("best_price", best_price)):
+        if not math.isfinite(v):
+            raise StopError(f"{name} must be finite, got {v!r}")
     tighten = phase in TIGHTEN_PHASES and initial_stop is not None
     if stops.breakeven_after_ticks <= 0 and stops.trailing_ticks <= 0 and not tighten:
         return None  # no rule can move the stop
