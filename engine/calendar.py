@@ -8,6 +8,11 @@ Rules and sources:
   (:data:`CME_SPECIAL_SESSIONS`).
   A session opens at 18:00 New York the evening before its trading day and closes at 17:00 New
   York (earlier on early-close days); 17:00-18:00 is the daily maintenance halt.
+- Session hours per era (:mod:`engine.data.eras`, dates and sources there): from trade date
+  2012-11-19 to 2021-06-25 a normal session closed at 17:15 New York and halted 16:15-16:30 New
+  York inside the session; the library gives today's hours for those dates, so the table
+  corrects the close and adds the halt (``halt_start``/``halt_end``). A bar inside the halt is
+  outside the session (``in_session`` False) but the bars either side belong to the same session.
 - The trading-day label of a timestamp is the New York calendar date, plus one day at or after
   18:00 New York (CME convention: the trading day starts the evening before). Sunday-evening bars
   belong to Monday.
@@ -17,7 +22,9 @@ Rules and sources:
 - EOD phases (REQUIREMENTS §0): 16:00 reduce size, 16:15 no new positions, 16:25 aggressive
   exits, 16:30 flat, New York time. On an early-close day each phase moves to the same distance
   before the Globex close as it has on a normal day (60/45/35/30 min before a 17:00 close),
-  whichever is earlier. Example: Globex close 13:00 → 12:00 / 12:15 / 12:25 / 12:30.
+  whichever is earlier. Example: Globex close 13:00 → 12:00 / 12:15 / 12:25 / 12:30. In an era
+  with an in-session halt the halt start counts as the close for this rule (a position is never
+  carried through the halt): halt 16:15 → 15:15 / 15:30 / 15:40 / 15:45.
 
 All timestamps are ``int64`` UTC nanoseconds since the epoch. Trading days are ``int32`` days
 since 1970-01-01 (``numpy.datetime64[D]`` compatible).
@@ -110,7 +117,9 @@ class SessionTable:
 
     ``rth_open``/``rth_close`` are ``-1`` on days without RTH. ``eod`` has shape ``(n, 4)``:
     the UTC ns of the reduce / no_new / exit / flat phases. ``early_close`` marks sessions whose
-    Globex close is before 17:00 New York.
+    Globex close is before 17:00 New York. ``halt_start``/``halt_end`` (int64 UTC ns, ``-1`` when
+    none) bound an in-session trading halt (16:15-16:30 New York in the 2012-11-19 ..
+    2021-06-25 era, :mod:`engine.data.eras`); None only on tables built by hand = no halts.
     """
 
     day: np.ndarray
@@ -120,6 +129,8 @@ class SessionTable:
     rth_close: np.ndarray
     eod: np.ndarray
     early_close: np.ndarray
+    halt_start: np.ndarray | None = None
+    halt_end: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.day)
@@ -144,6 +155,7 @@ class CmeCalendar:
         cme = mcal.get_calendar("CME_Equity").schedule(start, end)
         nyse_all = mcal.get_calendar("XNYS").schedule(start, end)
         cme = _apply_cme_corrections(cme, nyse_all, pd)
+        cme, halt_s, halt_e = _apply_eras(cme, pd)
         nyse = nyse_all.reindex(cme.index)
         d_index = cme.index.tz_localize(None).normalize()
 
@@ -162,9 +174,10 @@ class CmeCalendar:
         )
         normal_close = ny_wall(_NORMAL_GLOBEX_CLOSE_NY)
         eod = np.empty((len(cme), len(EOD_PHASES)), dtype=np.int64)
+        eod_ref = np.where(halt_s >= 0, halt_s, closes)  # the halt counts as the close (eras)
         for i, (_, t) in enumerate(EOD_PHASES):
             normal = ny_wall(t)
-            eod[:, i] = np.minimum(normal, closes - (normal_close - normal))
+            eod[:, i] = np.minimum(normal, eod_ref - (normal_close - normal))
         days = (d_index.as_unit("ns").asi8 // DAY_NS).astype(np.int32)
         self.table = SessionTable(
             day=days,
@@ -174,6 +187,8 @@ class CmeCalendar:
             rth_close=r_close,
             eod=eod,
             early_close=closes < normal_close,
+            halt_start=halt_s,
+            halt_end=halt_e,
         )
         # UTC offset table of America/New_York: transition instants and offsets (ns), found by
         # comparing the offset at every UTC hour of the span (DST changes happen on the hour).
@@ -215,7 +230,8 @@ class CmeCalendar:
             self._check_range(ts[[0, -1]])
             t = self.table
             out = _label_sorted(
-                ts, self._tz_trans, self._tz_offset, t.day, t.open, t.close, t.rth_open, t.rth_close
+                ts, self._tz_trans, self._tz_offset, t.day, t.open, t.close, t.rth_open, t.rth_close,
+                t.halt_start, t.halt_end
             )
             return SessionLabels(*out)
         return self._label_any(ts)
@@ -231,6 +247,7 @@ class CmeCalendar:
         row_c = np.minimum(row, len(t) - 1)
         found = t.day[row_c] == trading_day
         in_session = found & (ts >= t.open[row_c]) & (ts < t.close[row_c])
+        in_session &= ~((ts >= t.halt_start[row_c]) & (ts < t.halt_end[row_c]))
         is_rth = in_session & (t.rth_open[row_c] >= 0) & (ts >= t.rth_open[row_c]) & (
             ts < t.rth_close[row_c]
         )
@@ -277,16 +294,28 @@ class CmeCalendar:
         if info is None:
             r = self._day_to_row.get(td, -1)
             if r < 0:
-                info = (-1, 0, 0, -1, -1)
+                info = (-1, 0, 0, -1, -1, -1, -1)
             else:
                 t = self.table
-                info = (r, int(t.open[r]), int(t.close[r]), int(t.rth_open[r]), int(t.rth_close[r]))
+                info = (r, int(t.open[r]), int(t.close[r]), int(t.rth_open[r]), int(t.rth_close[r]),
+                        int(t.halt_start[r]), int(t.halt_end[r]))
             rows[td] = info
-        r, s_open, s_close, r_open, r_close = info
-        if r >= 0 and s_open <= ts < s_close:
+        r, s_open, s_close, r_open, r_close, h_s, h_e = info
+        if r >= 0 and s_open <= ts < s_close and not (h_s <= ts < h_e):
             is_rth = r_open >= 0 and r_open <= ts < r_close
             return td, sec, True, is_rth, r
         return td, sec, False, False, -1
+
+    def segments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Trading segments ``(open, close)``, int64 UTC ns, sorted: one per session, two where an
+        in-session halt splits it (``[open, halt_start)`` and ``[halt_end, close)``). The gap
+        check walks these, so a halt is never reported as a gap."""
+        t = self.table
+        has = t.halt_start >= 0
+        opens = np.concatenate([t.open, t.halt_end[has]])
+        closes = np.concatenate([np.where(has, t.halt_start, t.close), t.close[has]])
+        order = np.argsort(opens, kind="stable")
+        return opens[order], closes[order]
 
     def trading_day_of(self, ts_ns: int) -> date:
         """The CME trading day a UTC ns instant belongs to (18:00 NY rule)."""
@@ -369,8 +398,48 @@ def _apply_cme_corrections(cme, nyse, pd):
     return cme.sort_index()
 
 
+def _apply_eras(cme, pd):
+    """Per-era hours (:mod:`engine.data.eras`) over the library schedule: on every trading day of
+    an era whose library close is the normal 17:00 New York close, the close becomes the era's
+    (17:15 until 2021-06-25) and the era's in-session halt is added when the session is open
+    across it. Returns ``(schedule, halt_start, halt_end)``, the halts as int64 UTC ns (-1 none).
+    Early-close days keep their (corrected) close and get no halt."""
+    from engine.data.eras import era_of
+
+    from engine.data.eras import ERAS
+
+    cme = cme.copy()
+    n = len(cme)
+    hs = np.full(n, -1, dtype=np.int64)
+    he = np.full(n, -1, dtype=np.int64)
+    days = cme.index.tz_localize(None).normalize()
+    close_ny = cme.market_close.dt.tz_convert(NY)
+    normal = ((close_ny.dt.hour == _NORMAL_GLOBEX_CLOSE_NY.hour)
+              & (close_ny.dt.minute == _NORMAL_GLOBEX_CLOSE_NY.minute)).to_numpy()
+
+    def ny_wall(t: time) -> np.ndarray:
+        wall = days + pd.Timedelta(hours=t.hour, minutes=t.minute)
+        return wall.tz_localize(NY).tz_convert("UTC").as_unit("ns").asi8
+
+    closes = cme.market_close.dt.as_unit("ns").astype("int64").to_numpy().copy()
+    for era in ERAS:
+        m = normal & np.asarray(days >= pd.Timestamp(era.first_day))
+        if era.last_day is not None:
+            m &= np.asarray(days <= pd.Timestamp(era.last_day))
+        if not m.any():
+            continue
+        if era.close_ny != _NORMAL_GLOBEX_CLOSE_NY:
+            closes[m] = ny_wall(era.close_ny)[m]
+        if era.halt_ny is not None:
+            hs[m] = ny_wall(era.halt_ny[0])[m]
+            he[m] = ny_wall(era.halt_ny[1])[m]
+    cme["market_close"] = pd.to_datetime(closes, utc=True)
+    return cme, hs, he
+
+
 @numba.njit(cache=True, nogil=True)
-def _label_sorted(ts, tz_trans, tz_off, day, sopen, sclose, ropen, rclose):  # pragma: no cover
+def _label_sorted(ts, tz_trans, tz_off, day, sopen, sclose, ropen, rclose, hstart,
+                  hend):  # pragma: no cover
     n = ts.shape[0]
     trading_day = np.empty(n, np.int32)
     ny_seconds = np.empty(n, np.int32)
@@ -392,7 +461,8 @@ def _label_sorted(ts, tz_trans, tz_off, day, sopen, sclose, ropen, rclose):  # p
         ny_seconds[i] = sec
         while r < nrows and day[r] < td:
             r += 1
-        if r < nrows and day[r] == td and t >= sopen[r] and t < sclose[r]:
+        if r < nrows and day[r] == td and t >= sopen[r] and t < sclose[r] and not (
+                t >= hstart[r] and t < hend[r]):
             in_session[i] = True
             session[i] = r
             if ropen[r] >= 0 and t >= ropen[r] and t < rclose[r]:

@@ -12,7 +12,12 @@ off_tick            error    a price off the tick grid (0.25 pt, tolerance 1e-9 
 duplicate_ts        error    ts[i] == ts[i-1]
 unsorted_ts         error    ts[i] < ts[i-1]
 negative_volume     error    volume < 0
-in_maintenance_halt error    bar opens inside the 17:00-18:00 New York daily halt
+single_trade_range  error    volume == 1 and high > low: one trade prints one price, so a bar of
+                             one contract cannot have a range (the vendor's volume or prices are
+                             wrong); counted exactly, bar by bar
+in_maintenance_halt error    bar opens inside the daily maintenance halt (17:00-18:00 New York;
+                             17:15-18:00 and the 16:15-16:30 trading halt in the 2012-11-19 ..
+                             2021-06-25 era, :mod:`engine.data.eras`)
 on_holiday          error    bar opens on a weekday CME does not trade (exchange holiday)
 outside_session     error    any other bar outside a Globex session (weekend, after an early
                              close); a timezone error in the source shows up here
@@ -37,7 +42,7 @@ from engine.data.bars import NS, Bars
 from engine.data.errors import DataError
 
 ROW_KINDS = ("ohlc_relation", "non_finite", "non_positive", "off_tick", "duplicate_ts",
-             "unsorted_ts", "negative_volume")
+             "unsorted_ts", "negative_volume", "single_trade_range")
 SESSION_KINDS = ("in_maintenance_halt", "on_holiday", "outside_session")
 WARNING_KINDS = ("gap_in_session", "implausible_jump")
 KINDS = ROW_KINDS + SESSION_KINDS + WARNING_KINDS
@@ -56,8 +61,9 @@ JUMP_WARMUP_BARS = 20
 JUMP_REVERT = 0.75
 JUMP_RULE = (
     "Flag the signature of a bad print, not a big move. Within one session, with L = "
-    f"{JUMP_ATR_MULT:g} × ATR (EWMA of the true range over {JUMP_ATR_BARS} in-session bars, "
-    "× sqrt(bars elapsed) after a hole) and F = "
+    f"{JUMP_ATR_MULT:g} × ATR (EWMA of the true range over {JUMP_ATR_BARS} in-session bars; "
+    "NOT widened after a hole or a halt: a bad print is judged against the surrounding bars "
+    "whatever the time gap) and F = "
     f"{JUMP_MIN_FRACTION:.1%} of the price, a bar is an implausible jump when (b) its close moves "
     "more than both L and F from the previous close and the next bar undoes at least "
     f"{JUMP_REVERT:.0%} of that move (a one-bar excursion), or (c) its high or low sticks out "
@@ -214,6 +220,9 @@ def _session_kinds(bars, lab, cal, kinds) -> None:
     weekday = (day.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday → Monday = 0
     halt = (sec >= 17 * 3600) & (sec < 18 * 3600) & (weekday < 4)
     halt &= np.isin(day + 1, t.day) | is_day  # an exchange day follows/was the one halted
+    if t.halt_start is not None:  # the in-session halt of an era (engine.data.eras)
+        ts = bars.ts[out]
+        halt |= is_day & (ts >= t.halt_start[pos]) & (ts < t.halt_end[pos])
     holiday = ~halt & ~is_day & (weekday < 5)
     rest = ~halt & ~holiday
     for k, m in (("in_maintenance_halt", halt), ("on_holiday", holiday), ("outside_session", rest)):
@@ -229,10 +238,10 @@ def _session_kinds(bars, lab, cal, kinds) -> None:
 
 
 def _gap_kind(bars, cal, min_gap_ns, res: KindResult) -> None:
-    t = cal.table
+    seg_open, seg_close = cal.segments()
     span_end = int(bars.ts[-1]) + int(bars.bar_ns)
     (count, missing_ns, longest_s, longest_e, n_long, ex_s, ex_e) = _gaps(
-        bars.ts, np.int64(bars.bar_ns), t.open, t.close, np.int64(min_gap_ns), np.int64(span_end),
+        bars.ts, np.int64(bars.bar_ns), seg_open, seg_close, np.int64(min_gap_ns), np.int64(span_end),
         np.int64(LONG_GAP_NS), MAX_EXAMPLES)
     res.count = int(count)
     res.examples = []
@@ -286,8 +295,8 @@ def gap_ranges(bars: Bars, *, min_gap_ns: int | None = None, limit: int = 10_000
         raise DataError("timestamps not ascending: cannot find gaps", path=bars.source or None)
     if min_gap_ns is None:
         min_gap_ns = bars.bar_ns if bars.bar_ns >= 60 * NS else 60 * NS
-    t = calendar_for(int(bars.ts[0]), int(bars.ts[-1])).table
-    res = _gaps(bars.ts, np.int64(bars.bar_ns), t.open, t.close, np.int64(min_gap_ns),
+    seg_open, seg_close = calendar_for(int(bars.ts[0]), int(bars.ts[-1])).segments()
+    res = _gaps(bars.ts, np.int64(bars.bar_ns), seg_open, seg_close, np.int64(min_gap_ns),
                 np.int64(int(bars.ts[-1]) + bars.bar_ns), np.int64(LONG_GAP_NS), int(limit))
     return [(int(s), int(e)) for s, e in zip(res[5], res[6]) if s >= 0]
 
@@ -340,8 +349,8 @@ def _hit(counts, ex, k, i, max_ex):  # pragma: no cover
 
 @numba.njit(cache=True, nogil=True)
 def _row_checks(ts, o, h, l, c, v, tick, tol, max_ex):  # pragma: no cover
-    counts = np.zeros(7, np.int64)
-    ex = np.full((7, max_ex), -1, np.int64)
+    counts = np.zeros(8, np.int64)
+    ex = np.full((8, max_ex), -1, np.int64)
     n = ts.shape[0]
     for i in range(n):
         oi = o[i]
@@ -367,6 +376,8 @@ def _row_checks(ts, o, h, l, c, v, tick, tol, max_ex):  # pragma: no cover
                 _hit(counts, ex, 5, i, max_ex)
         if v[i] < 0.0:
             _hit(counts, ex, 6, i, max_ex)
+        if v[i] == 1.0 and finite and hi > li:
+            _hit(counts, ex, 7, i, max_ex)
     return counts, ex
 
 
@@ -450,10 +461,7 @@ def _jumps(ts, o, h, l, c, session, bar_ns, mult, min_frac, limit_frac, alpha, w
         if tr > limit_frac * pc:
             flagged = True
         elif same and seen >= warmup and atr > 0.0:
-            steps = (ts[i] - ts[i - 1]) / bar_ns
-            if steps < 1.0:
-                steps = 1.0
-            lim = mult * atr * np.sqrt(steps)
+            lim = mult * atr
             floor = min_frac * pc
             # (b) a close that jumps and is undone by the next bar (a bad print, not a move)
             d1 = c[i] - pc
@@ -462,14 +470,14 @@ def _jumps(ts, o, h, l, c, session, bar_ns, mult, min_frac, limit_frac, alpha, w
                 d2 = c[i + 1] - c[i]
                 if d2 * d1 < 0 and abs(d2) >= revert * abs(d1):
                     flagged = True
-                    ratio = abs(d1) / (atr * np.sqrt(steps))
+                    ratio = abs(d1) / atr
             # (c) a wick far beyond the body and the previous close
             top = max(o[i], c[i], pc)
             bot = min(o[i], c[i], pc)
             wick = max(h[i] - top, bot - l[i])
             if wick > lim and wick > floor:
                 flagged = True
-                ratio = wick / (atr * np.sqrt(steps))
+                ratio = wick / atr
         if flagged:
             rows[m] = i
             ratios[m] = ratio
