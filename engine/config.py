@@ -227,6 +227,11 @@ class PathsConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    strict: bool = _f(False, doc="refuse to train/backtest/replay on data with validation errors")
+
+
+@dataclass(frozen=True)
 class DatabentoConfig:
     dataset: str = _f("GLBX.MDP3", doc="CME Globex")
     symbols: list = _f(["MES.c.0"], doc="continuous front month")
@@ -268,6 +273,7 @@ class Settings:
     ui: UiConfig = field(default_factory=UiConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     databento: DatabentoConfig = field(default_factory=DatabentoConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     secrets: Secrets = field(default_factory=Secrets, compare=False)
     sources: tuple = field(default=(), compare=False)
 

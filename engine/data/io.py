@@ -477,9 +477,14 @@ def _split_contracts(p, ts, cols, syms, mode):
     pos_c = np.minimum(pos, max(len(lut_days) - 1, 0))
     mask = (len(lut_days) > 0) & (lut_days[pos_c] == day) & (lut_codes[pos_c] == codes) \
         if len(lut_days) else np.zeros(len(ts), bool)
-    used = [values[c] for c in sorted(set(lut_codes.tolist()))]
+    used = []  # contracts in the order they were traded (first trading day kept), not file order
+    for c in lut_codes.tolist():  # lut_days is sorted: first use in time order
+        if values[c] not in used:
+            used.append(values[c])
     label = f"front-month ({rule}): {'→'.join(used)}"
-    return ts[mask], {k: v[mask] for k, v in cols.items()}, label
+    keep = np.flatnonzero(mask)
+    keep = keep[np.argsort(ts[keep], kind="stable")]  # a file grouped by contract → time order
+    return ts[keep], {k: v[keep] for k, v in cols.items()}, label
 
 
 # --------------------------------------------------------------------------- save

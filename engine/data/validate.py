@@ -27,7 +27,8 @@ gap_in_session      warning  time inside a Globex session with no bar, ≥ ``min
 implausible_jump    warning  see :data:`JUMP_RULE`
 =================== ======== ==============================================================
 
-``report.ok`` is False when an error kind occurs, and also for warnings when ``strict=True``.
+``report.ok`` is False when an error kind occurs, and also for warnings when ``strict=True``;
+a file with no bars is never OK (problem ``no_bars``).
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ class ValidationReport:
     def problems(self) -> list[str]:
         """Kinds with a non-zero count that make the data invalid (errors; warnings too in
         strict mode)."""
-        return [k for k, r in self.kinds.items()
-                if r.count and (r.severity == "error" or self.strict)]
+        out = [k for k, r in self.kinds.items()
+               if r.count and (r.severity == "error" or self.strict)]
+        return (["no_bars"] + out) if self.rows == 0 else out
 
     @property
     def warnings(self) -> list[str]:
@@ -116,7 +118,8 @@ class ValidationReport:
     def raise_if_invalid(self) -> None:
         """Raise :class:`DataError` listing the problem kinds (what train/backtest call)."""
         if not self.ok:
-            parts = [f"{k} ×{self.kinds[k].count}" for k in self.problems]
+            parts = [f"{k} ×{self.kinds[k].count}" if k in self.kinds else k
+                     for k in self.problems]
             raise DataError("invalid data: " + ", ".join(parts) + " (run `mes-console data "
                             "validate` for examples)", path=self.source or None)
 
@@ -208,10 +211,14 @@ def validate(bars: Bars, *, strict: bool = False, tick_size: float = TICK_SIZE,
     return rep
 
 
-def _session_kinds(bars, lab, cal, kinds) -> None:
+def _session_masks(bars, lab, cal) -> dict[str, np.ndarray]:
+    """Bool masks (length n) of the bars in the maintenance halt, on a holiday, or otherwise
+    outside every session (the rules in the module docstring)."""
+    n = len(bars)
+    masks = {k: np.zeros(n, bool) for k in SESSION_KINDS}
     out = np.flatnonzero(~lab.in_session)
     if out.size == 0:
-        return
+        return masks
     t = cal.table
     day = lab.trading_day[out]
     sec = lab.ny_seconds[out]
@@ -226,15 +233,45 @@ def _session_kinds(bars, lab, cal, kinds) -> None:
     holiday = ~halt & ~is_day & (weekday < 5)
     rest = ~halt & ~holiday
     for k, m in (("in_maintenance_halt", halt), ("on_holiday", holiday), ("outside_session", rest)):
-        rows = out[m]
+        masks[k][out[m]] = True
+    return masks
+
+
+def _session_kinds(bars, lab, cal, kinds) -> None:
+    from engine.calendar import day_date
+
+    for k, m in _session_masks(bars, lab, cal).items():
+        rows = np.flatnonzero(m)
         kinds[k].count = int(rows.size)
         kinds[k].examples = [_example(bars, int(r)) for r in rows[:MAX_EXAMPLES]]
         if rows.size:
             days = np.unique(lab.trading_day[rows])
-            from engine.calendar import day_date
-
             kinds[k].detail = {"trading_days": [day_date(int(d)).isoformat() for d in days[:20]],
                                "n_trading_days": int(days.size)}
+
+
+def _off_grid(p: np.ndarray, tick: float) -> np.ndarray:
+    """Vectorized twin of the compiled off-tick test (same tolerance)."""
+    r = p / tick
+    return np.abs(r - np.round(r)) * tick > TICK_TOLERANCE
+
+
+def _jump_mask(bars) -> np.ndarray:
+    """Bool mask of the bars the implausible-jump rule flags (sorted bars)."""
+    from engine.data.sessions import session_labels
+
+    m = np.zeros(len(bars), bool)
+    if len(bars) < 2 or np.any(np.diff(bars.ts) <= 0):
+        return m
+    rows, _ = _jump_rows(bars, session_labels(bars))
+    m[rows] = True
+    return m
+
+
+def _jump_rows(bars, lab):
+    return _jumps(bars.ts, bars.open, bars.high, bars.low, bars.close, lab.session,
+                  np.int64(max(bars.bar_ns, 1)), JUMP_ATR_MULT, JUMP_MIN_FRACTION,
+                  JUMP_LIMIT_FRACTION, 2.0 / (JUMP_ATR_BARS + 1), JUMP_WARMUP_BARS, JUMP_REVERT)
 
 
 def _gap_kind(bars, cal, min_gap_ns, res: KindResult) -> None:
@@ -266,10 +303,7 @@ def _gap_example(s: int, e: int, bar_ns: int) -> dict[str, Any]:
 
 
 def _jump_kind(bars, lab, res: KindResult) -> None:
-    rows, ratios = _jumps(bars.ts, bars.open, bars.high, bars.low, bars.close, lab.session,
-                          np.int64(max(bars.bar_ns, 1)), JUMP_ATR_MULT, JUMP_MIN_FRACTION,
-                          JUMP_LIMIT_FRACTION, 2.0 / (JUMP_ATR_BARS + 1), JUMP_WARMUP_BARS,
-                          JUMP_REVERT)
+    rows, ratios = _jump_rows(bars, lab)
     res.count = int(rows.size)
     res.examples = [
         _example(bars, int(r), prev_close=_num(bars.close[r - 1]),

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, err_console, fail, out_console, print_json, settings_from
+from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
 
 
 def register(root_app: typer.Typer) -> None:
@@ -32,13 +33,20 @@ def backtest(
     bar_by_bar: bool = typer.Option(False, "--bar-by-bar", help="Step every bar (no skip-ahead; same results, slower)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    strict: Optional[bool] = StrictOpt,
+    repair: bool = RepairOpt,
+    front_month: bool = FrontMonthOpt,
 ) -> None:
-    """Backtest a model or a rule-based strategy over real bars; writes a report with --out."""
+    """Backtest a model or a rule-based strategy over real bars; writes a report with --out.
+
+    The bars pass the validation gate first (mes_console.commands.loading): exit 2 with one
+    line on stderr, and nothing written, for unusable data (non-finite prices, unsorted or
+    duplicate timestamps, no bars) and, with --strict, for any validation error."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.backtest.metrics import compute_metrics
     from engine.backtest.report import _clean, write_report
-    from engine.backtest.runner import BacktestError, run_backtest, slice_dates
+    from engine.backtest.runner import run_backtest
     from engine.venue.sim import FILL_MODELS
 
     s = settings_from(ctx, config)
@@ -47,16 +55,10 @@ def backtest(
         fail(f"--fill {fill!r}: allowed {', '.join(FILL_MODELS)}", code=EXIT_USAGE)
     if model is not None and strategy is not None:
         fail("give --model or --strategy, not both", code=EXIT_USAGE)
-    from engine.data.io import load_bars
+    from mes_console.commands.loading import load_bars_checked
 
-    try:
-        bars = load_bars(data)
-    except Exception as exc:  # the loader names file and row
-        fail(f"{data}: {exc}", code=EXIT_UNREADABLE)
-    try:
-        bars = slice_dates(bars, start, end)
-    except BacktestError as exc:
-        fail(str(exc), code=EXIT_USAGE)
+    bars = load_bars_checked(data, start=start, end=end, front_month=front_month, strict=strict,
+                             repair=repair, settings=s, exit_code=EXIT_UNREADABLE)
     from engine.strategy import ModelStrategy, strategy_by_name
 
     if model is not None:
@@ -83,7 +85,7 @@ def backtest(
     doc = {"data": str(data), "bars": res.bars, "strategy": strat.name, "fill_model": fill,
            "steps": res.steps, "elapsed_s": res.elapsed_s, "bars_per_second": res.bars_per_second,
            "metrics": _clean(m), "files": {k: str(v) for k, v in paths.items()},
-           "alerts": len(res.alerts)}
+           "alerts": len(res.alerts), "data_validation": bars.validation}
     if json_out:
         print_json(doc)
         return

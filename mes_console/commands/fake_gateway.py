@@ -11,7 +11,8 @@ from typing import Optional
 
 import typer
 
-from mes_console.commands.common import EXIT_USAGE, err_console, fail, print_json
+from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, err_console, fail, print_json
+from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
 
 
 def register(root_app: typer.Typer) -> None:
@@ -30,9 +31,18 @@ def register(root_app: typer.Typer) -> None:
         balance: float = typer.Option(50_000.0, "--balance", help="Starting account balance, dollars."),
         slippage_ticks: int = typer.Option(1, "--slippage-ticks", help="Market/stop fill slippage, ticks."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document with the URLs, then serve."),
+        strict: Optional[bool] = StrictOpt,
+        repair: bool = RepairOpt,
+        front_month: bool = FrontMonthOpt,
     ) -> None:
-        """Serve a fake ProjectX gateway until Ctrl-C."""
-        from engine.broker.fake import FakeGateway, load_bars_frame
+        """Serve a fake ProjectX gateway until Ctrl-C.
+
+        The bars pass the validation gate first: exit 2 with one line on stderr for unusable
+        data (non-finite prices, unsorted or duplicate rows, no bars) and, with --strict, for
+        any validation error."""
+        from engine.broker.fake import FakeGateway
+        from engine.config import load_settings
+        from mes_console.commands.loading import load_bars_checked
         from engine.clock import LiveClock
 
         user = username or os.environ.get("PROJECTX_USERNAME", "")
@@ -41,9 +51,23 @@ def register(root_app: typer.Typer) -> None:
             fail("credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY (or --username/--api-key)",
                  code=EXIT_USAGE)
         try:
-            frame = load_bars_frame(data, start=start)
-        except (FileNotFoundError, ValueError) as exc:
-            fail(str(exc), code=EXIT_USAGE)
+            settings = load_settings(None)
+        except ValueError:
+            settings = None
+        bars = load_bars_checked(data, front_month=front_month, strict=strict, repair=repair,
+                                 settings=settings, exit_code=EXIT_UNREADABLE)
+        frame = bars.to_frame()
+        if start:
+            import pandas as pd
+
+            try:
+                t0 = pd.Timestamp(start)
+            except ValueError as exc:
+                fail(f"--start {start!r}: {exc}", code=EXIT_USAGE)
+            t0 = t0.tz_localize("UTC") if t0.tzinfo is None else t0.tz_convert("UTC")
+            frame = frame[frame["ts_event"] >= t0].reset_index(drop=True)
+            if len(frame) == 0:
+                fail(f"{data}: no bars left after start={start!r}", code=EXIT_USAGE)
 
         async def serve() -> None:
             gw = FakeGateway(frame, LiveClock(), username=user, api_key=key, token_ttl_s=token_ttl_s,

@@ -20,6 +20,7 @@ from typing import Optional
 import typer
 
 from mes_console.commands.common import EXIT_USAGE, err_console, fail, settings_from
+from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
 
 DEMO_START = date(2025, 11, 3)
 DEMO_END = date(2025, 11, 7)
@@ -40,14 +41,17 @@ def _parse_speed(text: str) -> float | None:
 
 def build_replay_session(settings, *, data: Path | None, start: str | None, end: str | None,
                          speed: float | None, model: Path | None, report: Path | None,
-                         ring=None, seed: int = 0, mode_label: str = "replay"):
+                         ring=None, seed: int = 0, mode_label: str = "replay", bars=None):
     """Load (or generate) the bars, the signal source and the :class:`Session`. Raises
-    ``engine`` errors with messages naming the file or checkpoint."""
+    ``engine`` errors with messages naming the file or checkpoint. ``bars`` given (already
+    through the validation gate and sliced) are used instead of loading ``data``."""
     from engine.backtest.runner import slice_dates
     from engine.runtime.session import Session, SessionConfig, make_signal_source
 
     pace_from = 0
-    if data is None:
+    if bars is not None:
+        pass
+    elif data is None:
         from engine.calendar import RTH_OPEN_NY, ny_to_ns
         from engine.market import generate_bars
 
@@ -110,7 +114,8 @@ def run_tui(session, settings, shutdown_wait_s: float = 60.0) -> int:
 def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[Path] = None,
             start: Optional[str] = None, end: Optional[str] = None, speed: str = "60",
             model: Optional[Path] = None, no_tui: bool = False, json_report: Optional[Path] = None,
-            seed: int = 0, config: Optional[Path] = None, live_options: dict | None = None) -> int:
+            seed: int = 0, config: Optional[Path] = None, live_options: dict | None = None,
+            data_options: dict | None = None) -> int:
     """Shared body of ``run`` and the bare demo. ``live_options`` (paper/live only):
     ``gateway_url``, ``confirm_live``."""
     from engine import logs
@@ -125,6 +130,15 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
     if mode != "replay":
         fail(f"--mode {mode!r}: choose replay, paper or live", code=EXIT_USAGE)
     spd = _parse_speed(speed)
+    bars = None
+    if data is not None:
+        from mes_console.commands.loading import load_bars_checked
+
+        opts = data_options or {}
+        bars = load_bars_checked(data, start=start, end=end, settings=settings,
+                                 exit_code=EXIT_USAGE, strict=opts.get("strict"),
+                                 repair=bool(opts.get("repair")),
+                                 front_month=bool(opts.get("front_month")))
     ring = logs.RingHandler(500)
     logs.reset()
     if no_tui:
@@ -133,7 +147,8 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
         logs.install([ring])
     try:
         session = build_replay_session(settings, data=data, start=start, end=end, speed=spd,
-                                       model=model, report=json_report, ring=ring, seed=seed)
+                                       model=model, report=json_report, ring=ring, seed=seed,
+                                       bars=bars)
     except (ConfigError, ValueError, FileNotFoundError, OSError) as exc:
         fail(str(exc), code=EXIT_USAGE)
     logs.set_clock(session.clock.now_ns)
@@ -167,12 +182,19 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
         gateway_url: Optional[str] = typer.Option(None, "--gateway-url", help="paper: ProjectX gateway base URL (e.g. a local `mes-console fake-gateway`)."),
         confirm_live: bool = typer.Option(False, "--i-understand-this-trades-real-money", help="live + --no-tui: the explicit confirmation that live trading needs headless."),
+        strict: Optional[bool] = StrictOpt,
+        repair: bool = RepairOpt,
+        front_month: bool = FrontMonthOpt,
     ) -> None:
         """Run a trading session: the backtest's kernel, bar by bar, with streaming features and model.
 
-        Exit codes: 0 ended, 1 error (flattened and halted first), 3 bad input, 4 stopped by SIGINT/SIGTERM after an orderly shutdown.
+        Exit codes: 0 ended, 1 error (flattened and halted first), 3 bad input (including --data
+        refused by the validation gate: non-finite prices, unsorted rows, or --strict errors), 4
+        stopped by SIGINT/SIGTERM after an orderly shutdown.
         """
         raise typer.Exit(execute(ctx, mode=mode, data=data, start=start, end=end, speed=speed,
                                  model=model, no_tui=no_tui, json_report=json_report, seed=seed,
                                  config=config,
-                                 live_options={"gateway_url": gateway_url, "confirm_live": confirm_live}))
+                                 live_options={"gateway_url": gateway_url, "confirm_live": confirm_live},
+                                 data_options={"strict": strict, "repair": repair,
+                                               "front_month": front_month}))

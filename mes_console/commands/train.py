@@ -14,6 +14,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
+
 from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, err_console, fail,
                                          out_console, print_json, settings_from)
 
@@ -60,10 +62,15 @@ def register(root_app: typer.Typer) -> None:
         name: Optional[str] = typer.Option(None, "--name", help="Checkpoint directory name."),
         config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+        strict: Optional[bool] = StrictOpt,
+        repair: bool = RepairOpt,
+        front_month: bool = FrontMonthOpt,
     ) -> None:
-        """Train a 3-class model (DOWN/FLAT/UP) and save a verified checkpoint."""
+        """Train a 3-class model (DOWN/FLAT/UP) and save a verified checkpoint.
+
+        The bars pass the validation gate first: exit 2 with one line on stderr for unusable
+        data and, with --strict, for any validation error."""
         from engine.config import resolve_dir
-        from engine.data import load_bars
         from engine.instruments import spec
         from engine.ml.models import ARCHS
         from engine.ml.pipeline import train_from_bars
@@ -74,10 +81,10 @@ def register(root_app: typer.Typer) -> None:
         if arch_ not in ARCHS:
             fail(f"--arch {arch_!r}: allowed {', '.join(ARCHS)}", code=EXIT_USAGE)
         out_dir = out if out is not None else resolve_dir(s.paths.models_dir, "models")
-        try:
-            bars = load_bars(data)
-        except Exception as exc:  # the loader names file and row
-            fail(f"{data}: {exc}", code=EXIT_UNREADABLE)
+        from mes_console.commands.loading import load_bars_checked
+
+        bars = load_bars_checked(data, front_month=front_month, strict=strict, repair=repair,
+                                 settings=s, exit_code=EXIT_UNREADABLE)
         params = TrainParams.from_config(s.training, epochs=epochs, seed=seed)
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
@@ -115,7 +122,7 @@ def register(root_app: typer.Typer) -> None:
         except ValueError as exc:
             fail(str(exc), code=EXIT_PROBLEMS)
         if json_out:
-            print_json(rep.summary)
+            print_json({**rep.summary, "data_validation": bars.validation})
             return
         out_console.print(results_table(rep.summary["walk_forward"]))
         c = rep.summary["walk_forward"]["combined"]
