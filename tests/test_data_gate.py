@@ -291,3 +291,38 @@ def test_front_month_order_and_option_on_backtest(tmp_path):
     assert r.exit_code == 2 and "--front-month" in _one_line_error(r)
     r = _cli("backtest", "--data", f, "--front-month", "--json")
     assert r.exit_code == 0, r.output
+
+
+def test_2013_backtest_never_carries_a_position_through_the_halt(tmp_path):
+    """Generated bars on 2013 dates, without the halt minutes: validated clean under --strict,
+    and every trade is closed before the 16:15 NY halt (EOD flat at 15:45 NY in that era)."""
+    import pandas as pd
+
+    from engine.calendar import calendar_for
+
+    b = generate_bars(date(2013, 9, 9), date(2013, 9, 13), seed=4, start_price=1680.0)
+    cal = calendar_for(int(b.ts[0]))
+    keep = cal.label(b.ts).in_session
+    f = _write(tmp_path / "es2013.parquet", b.ts[keep], b.open[keep], b.high[keep], b.low[keep],
+               b.close[keep], b.volume[keep])
+    r = _cli("backtest", "--data", f, "--strict", "--json", "--out", tmp_path / "rep")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["data_validation"]["errors"] == {}
+    t = pd.read_csv(tmp_path / "rep" / "trades.csv")
+    assert len(t) > 5
+    tab = cal.table
+    rows = np.searchsorted(tab.day, cal.label(t.entry_ts.to_numpy(np.int64)).trading_day)
+    assert (tab.halt_start[rows] > 0).all()
+    assert (t.exit_ts.to_numpy(np.int64) <= tab.eod[rows, 3]).all()
+    assert (tab.eod[rows, 3] < tab.halt_start[rows]).all()
+
+
+def test_fake_gateway_refuses_unusable_data(tmp_path, two_days, monkeypatch):
+    ts = two_days.ts.copy()
+    ts[[3, 4]] = ts[[4, 3]]
+    f = _write(tmp_path / "swap.parquet", ts, two_days.open, two_days.high, two_days.low,
+               two_days.close, two_days.volume)
+    monkeypatch.setenv("PROJECTX_USERNAME", "u")
+    monkeypatch.setenv("PROJECTX_API_KEY", "k")
+    r = _cli("fake-gateway", "--data", f, "--port", "0")
+    assert r.exit_code == 2 and "row 4, column 'ts'" in _one_line_error(r)
