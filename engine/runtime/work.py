@@ -30,8 +30,13 @@ def _bars_for(settings: Settings, data: str, start: date | None, end: date | Non
     from engine.backtest.runner import slice_dates
     from engine.data import load_bars
 
-    return slice_dates(load_bars(Path(data).expanduser()), start and start.isoformat(),
+    from engine.data.gate import check_bars
+
+    bars = slice_dates(load_bars(Path(data).expanduser()), start and start.isoformat(),
                        end and end.isoformat())
+    # the validation gate of the CLI commands: DataError for non-finite prices, unsorted rows,
+    # or (with [data] strict) any validation error
+    return check_bars(bars, strict=settings.data.strict).bars
 
 
 def _fmt(v) -> str:

@@ -66,16 +66,14 @@ def bench(ckpt: Path = typer.Argument(..., help="Checkpoint directory."),
           rows: int = typer.Option(1_000_000, "--rows", min=1000, help="Rows for the batch throughput run."),
           json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout.")) -> None:
     """Batch-1 latency (features + inference, median/p99) and batch throughput (rows/s)."""
-    from engine.data import load_bars
     from engine.ml.bench import bench_predictor
     from engine.ml.predictor import Predictor
 
     cp, fs = _load(ckpt)
     path = data or Path(cp.body["training"].get("data_path", ""))
-    try:
-        bars = load_bars(path)
-    except Exception as exc:
-        fail(f"{path}: {exc}", code=EXIT_UNREADABLE)
+    from mes_console.commands.loading import load_bars_checked
+
+    bars = load_bars_checked(path, exit_code=EXIT_UNREADABLE, quiet=True)  # the validation gate
     pred = Predictor(cp, fs)
     try:
         res = bench_predictor(pred, bars, n_stream=bars_n, n_rows=rows)
