@@ -230,6 +230,9 @@ def test_2013_session_day_labelled_and_validated_without_false_errors():
     assert not lab.in_session[inside].any() and lab.in_session[~inside].all()
     assert len(set(lab.session[~inside].tolist())) == 1  # one session across the halt
     assert (lab.trading_day == (d - date(1970, 1, 1)).days).all()
+    any_path = cal._label_any(ts[::-1])  # the unsorted path agrees with the compiled one
+    assert np.array_equal(any_path.in_session[::-1], lab.in_session)
+    assert np.array_equal(any_path.session[::-1], lab.session)
     for t in (h0 - 60 * NS, h0, h1, ts[-1]):
         assert cal.label_one(int(t))[2] == bool(cal.label(np.array([t])).in_session[0])
     # bars inside the real halt are reported as halt bars, not as a gap
