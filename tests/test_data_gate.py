@@ -329,3 +329,11 @@ def test_fake_gateway_refuses_unusable_data(tmp_path, two_days, monkeypatch):
     monkeypatch.setenv("PROJECTX_API_KEY", "k")
     r = _cli("fake-gateway", "--data", f, "--port", "0")
     assert r.exit_code == 2 and "row 4, column 'ts'" in _one_line_error(r)
+
+
+def test_pre_2012_data_is_noted_as_unverified_hours():
+    ts = np.arange(3) * 60 * NS + np.datetime64("2011-03-01T15:00", "ns").astype(np.int64)
+    p = np.full(3, 1300.0)
+    rep = validate(Bars(ts, p, p, p, p, np.full(3, 5.0)))
+    assert any("before 2012-11-19" in n for n in rep.notes)
+    assert not any("2012-11-19" in n for n in validate(_quiet_series(date(2025, 9, 10))).notes)

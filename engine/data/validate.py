@@ -195,6 +195,13 @@ def validate(bars: Bars, *, strict: bool = False, tick_size: float = TICK_SIZE,
     lab = session_labels(bars)
     cal = calendar_for(int(bars.ts.min()), int(bars.ts.max()))
     _session_kinds(bars, lab, cal, kinds)
+    from engine.calendar import day_date
+    from engine.data.eras import FIRST_ERA_DAY
+
+    if day_date(int(lab.trading_day.min())) < FIRST_ERA_DAY:
+        rep.notes.append(f"bars before {FIRST_ERA_DAY.isoformat()}: the session hours are the "
+                         "calendar library's, not checked against real bars (engine/data/eras.py)"
+                         "; session findings there may be wrong")
     if not sorted_ok:
         for k in WARNING_KINDS:
             del kinds[k]
