@@ -337,3 +337,27 @@ def test_pre_2012_data_is_noted_as_unverified_hours():
     rep = validate(Bars(ts, p, p, p, p, np.full(3, 5.0)))
     assert any("before 2012-11-19" in n for n in rep.notes)
     assert not any("2012-11-19" in n for n in validate(_quiet_series(date(2025, 9, 10))).notes)
+
+
+def test_three_labelling_paths_agree_across_eras():
+    """Random minutes from 2012 to 2022 (both eras, their boundary days, halts, DST): the compiled
+    sorted pass, the searchsorted path and the streaming label_one give the same labels."""
+    from engine.calendar import CmeCalendar
+
+    cal = CmeCalendar(2012, 2022)
+    lo = np.datetime64("2012-11-15", "ns").astype(np.int64)
+    hi = np.datetime64("2021-07-02", "ns").astype(np.int64)
+    rng = np.random.default_rng(11)
+    ts = np.sort(lo + rng.integers(0, (hi - lo) // (60 * NS), 4000) * 60 * NS)
+    halts = cal.table.halt_start[cal.table.halt_start > 0]
+    ts = np.unique(np.concatenate([ts, halts[:50], halts[:50] - 60 * NS, halts[:50] + 15 * 60 * NS]))
+    a = cal.label(ts)
+    b = cal._label_any(ts[::-1])
+    for f in ("trading_day", "ny_seconds", "in_session", "is_rth", "session"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)[::-1]), f
+    one = np.array([cal.label_one(int(t))[2] for t in ts])
+    assert np.array_equal(one, a.in_session)
+    # the halt minutes are out, the minute before and the reopen are in
+    assert not cal.label(halts[:50]).in_session.any()
+    assert cal.label(halts[:50] - 60 * NS).in_session.all()
+    assert cal.label(halts[:50] + 15 * 60 * NS).in_session.all()
