@@ -158,6 +158,7 @@ class BacktestConfig:
     fill_model: str = _f("conservative", choices=("conservative", "optimistic", "realistic"),
                          doc="R-BT-1 fill model")
     strategy: str = _f("baseline", doc="rule-based strategy when no model is given")
+    research: bool = _f(False, doc="record each account-level halt and resume at the next RTH open (backtest only)")
 
 
 @dataclass(frozen=True)
