@@ -9,12 +9,12 @@ One step, at the CLOSE of a bar (``BarInput.close_ts`` = bar open + bar length, 
    flat becomes a :class:`TradeRecord` and is reported to the risk manager
    (``on_trade_closed(net_pnl, exit_ts)``) and the signal generator (exit cooldown);
 2. mark equity (cash + open P&L at the close) to the risk manager (``on_mark``);
-3. with a position: EOD phase ``exit``/``flat`` (16:25 / 16:30 NY, calendar-driven), the risk
+3. with a position: EOD phase ``exit``/``flat`` (16:00 / 16:05 NY under the topstepx profile, calendar-driven), the risk
    manager's ``must_flatten`` or a HALTED state → flatten (reason ``eod_flatten`` / ``risk``);
    otherwise the stop follows ``risk.update_trailing`` (breakeven / trailing / EOD tightening);
 4. the strategy's (direction, confidence) → :class:`SignalGenerator` → entry / exit / reversal.
    Entries need: flat, nothing live, the session allowed by ``SessionConfig.trade_session``, an
-   EOD phase before ``no_new`` (16:15 NY), and the risk manager's approval
+   EOD phase before ``no_new`` (15:50 NY under the topstepx profile), and the risk manager's approval
    (``evaluate_entry``), whose stop/target become the bracket in whole ticks from the fill.
    A reversal closes the position now and re-enters at the first step that finds it flat.
 """

@@ -23,7 +23,8 @@ def _setup(path):
     bars = slice_dates(load_bars(path), "2025-06-02", "2025-06-03")
     s = Settings()
     s = dataclasses.replace(s, account=dataclasses.replace(s.account, starting_capital=5000.0),
-                            stops=dataclasses.replace(s.stops, method="fixed", fixed_ticks=10, breakeven_after_ticks=0))
+                            stops=dataclasses.replace(s.stops, method="fixed", fixed_ticks=10, max_stop_ticks=40,
+                                                          breakeven_after_ticks=0))
     mk = prepare_market(bars, s, "realistic")
     sp = ispec("MES")
     v = SimVenue(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns, tick_size=sp.tick_size,

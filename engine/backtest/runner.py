@@ -6,9 +6,10 @@ one step (:meth:`engine.kernel.TradingKernel.step`). ``fast=True`` steps only th
 something can happen (see :mod:`engine.backtest.fast`); ``fast=False`` steps every bar. Both give
 the same trades (tested on real data, ``tests/test_backtest_parity.py``).
 
-EOD: the EOD phase of each bar's close comes from the CME calendar (DST and early closes):
-entries need a phase before ``no_new`` (16:15 NY), positions are closed at market from ``exit``
-(16:25 NY) and so fill by the next bar's open, flat by 16:30 NY.
+EOD: the EOD phase of each bar's close comes from the CME calendar and the ``[eod]`` profile
+(:func:`engine.calendar.eod_schedule`; DST and early closes): entries need a phase before
+``no_new`` (15:50 NY on a full day under the topstepx profile), positions are closed at market
+from ``exit`` (16:00 NY) and so fill by the next bar's open, flat by 16:05 NY (TopstepX: 16:10).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def prepare_market(bars, settings, fill_model: str) -> Market:
     lab = cal.label(bars.ts)
     close_ts = bars.ts + np.int64(bars.bar_ns)
     row = lab.session
-    phase = eod_phase_codes(close_ts, row, cal.table.eod, cal.table.close)
+    phase = eod_phase_codes(close_ts, row, cal.eod_table(settings.eod), cal.table.close)
     atr = wilder_atr(bars.high, bars.low, bars.close, int(settings.stops.atr_period))
     win = max(20, int(86_400_000_000_000 // max(bars.bar_ns, 1)))
     win = min(win, max(20, n // 4))

@@ -60,8 +60,9 @@ class RiskDecision(NamedTuple):
 
     approved: True only with ``contracts`` ≥ 1. reason: why it was refused ("" when approved).
     stop_price / target_price: bracket in points on the tick grid (NaN when refused before the
-    bracket was computed). risk_dollars: contracts × stop ticks × tick value (≤
-    max_risk_per_trade, asserted). steps: the sizing stages, for the decision log.
+    bracket was computed). risk_dollars: contracts × (stop ticks × tick value + round-trip
+    costs + expected slippage) (≤ max_risk_per_trade, asserted). steps: the sizing stages, for
+    the decision log.
     """
 
     approved: bool
@@ -138,7 +139,8 @@ class RiskManager:
         calendar: a :class:`CmeCalendar` covering every time it will be asked about.
         spec: the instrument traded (tick size and tick value).
         store: where state and audit lines persist; None = in memory (backtests).
-        cap_to_daily_room: also cap an entry's risk at what is left of the daily loss limit.
+        cap_to_daily_room: also cap an entry's stop-out (with worst-case slippage) at what is left
+            of the daily loss limit and of the daily drawdown limit, whichever is smaller.
         research: backtest research mode (``[backtest] research``): an account-level halt
             (account drawdown, kill switch, minimum balance) is recorded in :attr:`halt_log` and
             lifted at the next RTH open as if an operator had reviewed it (the high-water mark,
@@ -172,7 +174,8 @@ class RiskManager:
         self._lock = threading.RLock()
         self._tick = float(spec.tick_size)
         t = calendar.table
-        self._t_open, self._t_close, self._t_eod = t.open, t.close, t.eod
+        self._t_open, self._t_close = t.open, t.close
+        self._t_eod = calendar.eod_table(settings.eod)  # the [eod] profile's phase times
         self._t_day, self._t_rth_open = t.day, t.rth_open
         self._sess = (0, -1, -2, ())  # cache: lo ≤ now < hi → row (-1 = closed), EOD times
         self._day_lo = 0
@@ -233,10 +236,11 @@ class RiskManager:
         return -1
 
     def eod_phase(self, now_ns: int) -> str:
-        """EOD phase at ``now_ns`` (UTC ns): ``normal``, ``reduce`` (16:00 NY, size × 0.5),
-        ``no_new`` (16:15, no new positions), ``exit`` (16:25, aggressive exits), ``flat``
-        (16:30, must be flat) or ``closed`` (outside every Globex session). Calendar-driven:
-        DST-correct, early closes move the phases (13:00 close → 12:00/12:15/12:25/12:30)."""
+        """EOD phase at ``now_ns`` (UTC ns): ``normal``, ``reduce`` (risk budget × 0.5),
+        ``no_new`` (no new positions), ``exit`` (aggressive exits), ``flat`` (must be flat) or
+        ``closed`` (outside every Globex session). The times come from the ``[eod]`` profile
+        (:func:`engine.calendar.eod_schedule`; topstepx: 15:35 / 15:50 / 16:00 / 16:05 NY on
+        full days, 12:40 / 12:55 / 13:05 / 13:10 before a 13:15 early close): DST-correct."""
         if self._session(now_ns) < 0:
             return "closed"
         eod = self._sess[3]
@@ -255,7 +259,8 @@ class RiskManager:
         return self.eod_phase(now_ns) in ("exit", "flat")
 
     def flat_deadline_ns(self, now_ns: int) -> int:
-        """UTC ns by which the position must be flat: the ``flat`` time (16:30 NY normally) of
+        """UTC ns by which the position must be flat: the ``flat`` time (16:05 NY on a full day
+        under the topstepx profile) of
         the session containing ``now_ns``, or of the next session when the market is closed."""
         row = self._session(now_ns)
         if row < 0:
@@ -577,9 +582,12 @@ class RiskManager:
             extras.append(("volatility", 0.5))
         if r.low_volume_action == "reduce" and self._volume_active():
             extras.append(("volume", 0.5))
-        room = None
+        tv = self.spec.tick_value
+        slip_side = self.expected_slippage_ticks(is_rth)
+        worst_side = max(float(self.settings.slippage.high_vol_max_ticks), slip_side)
+        room, room_name = (None, "")
         if self.cap_to_daily_room:
-            room = r.daily_loss_limit - max(0.0, self._st["day_start_equity"] - self.equity)
+            room, room_name = self._day_room()
         res = sizing.size_position(
             # research mode: a lowered minimum-balance floor also lifts the balance the tier sees
             balance=min(self.balance, self.equity) + self._min_bal_shift, stop_ticks=stop_ticks,
@@ -587,24 +595,59 @@ class RiskManager:
             confidence_table=r.confidence_multipliers,
             min_confidence=self.settings.signal.min_confidence,
             max_risk_per_trade=r.max_risk_per_trade, extra_multipliers=tuple(extras),
-            risk_room=room,
+            risk_room=room, room_name=room_name, cost_per_contract=self._round_trip_cost(),
+            slippage_per_contract=2.0 * slip_side * tv,
+            room_extra_per_contract=2.0 * (worst_side - slip_side) * tv,
         )
         if res.contracts <= 0:
             return RiskDecision(False, 0, res.reason, stop, target, 0.0, res.steps)
-        risk = res.contracts * stop_ticks * self.spec.tick_value
+        risk = res.contracts * res.risk_per_contract
         if risk > r.max_risk_per_trade + 1e-6:
             raise AssertionError(f"sized risk ${risk:.2f} exceeds max_risk_per_trade ${r.max_risk_per_trade:.2f}")
         return RiskDecision(True, res.contracts, "", stop, target, risk, res.steps)
+
+    def _round_trip_cost(self) -> float:
+        c = self.settings.costs
+        return 2.0 * (float(c.commission_per_side) + float(c.exchange_fee_per_side))
+
+    def expected_slippage_ticks(self, is_rth: bool) -> float:
+        """Expected adverse slippage of one market/stop fill, ticks (the simulated venue's model,
+        :func:`engine.venue.sim.slippage_ticks`, on the last :meth:`on_market` volatility):
+        ``market_ticks`` in RTH, ``thin_ticks`` in ETH, 2-4 ticks (``high_vol_*``) when ATR /
+        normal ATR ≥ ``high_vol_atr_ratio``."""
+        sl = self.settings.slippage
+        v = float(sl.market_ticks if is_rth else sl.thin_ticks)
+        ratio = self._vol_ratio
+        if ratio is not None and ratio >= sl.high_vol_atr_ratio:
+            t = min(max(float(np.rint(sl.high_vol_min_ticks * ratio / sl.high_vol_atr_ratio)),
+                        sl.high_vol_min_ticks), sl.high_vol_max_ticks)
+            v = max(v, t)
+        return v
+
+    def _day_room(self) -> tuple[float, str]:
+        """Dollars that may still be lost today: the smaller of the daily-loss room
+        (limit − loss since the day's start) and the daily-drawdown room (limit − drop from the
+        day's peak), with the name of the tighter limit."""
+        r = self.settings.risk
+        st = self._st
+        eq = self.equity
+        loss_room = r.daily_loss_limit - max(0.0, st["day_start_equity"] - eq)
+        dd_room = r.daily_drawdown_limit - max(0.0, st["day_peak_equity"] - eq)
+        if dd_room < loss_room:
+            return dd_room, "the daily drawdown limit"
+        return loss_room, "the daily loss limit"
 
     def next_entry_possible_ns(self, now_ns: int) -> int | None:
         """For a FLAT account (no position, so equity = balance and nothing changes until the
         next trade or operator action): a UTC ns before which :meth:`evaluate_entry` refuses
         every entry whatever the bar, or None when it refuses every entry until an operator
-        acts (HALTED, operator pause, balance below the minimum).
+        acts (HALTED, operator pause, balance below the minimum; in research mode the time the
+        account-level halt is lifted instead).
 
         Counted: the consecutive-loss pause, the daily loss/drawdown block and, with
-        ``cap_to_daily_room``, a daily-loss room smaller than the smallest risk any entry can
-        have (:func:`engine.risk.stops.min_entry_stop_ticks` × tick value): it lasts until the
+        ``cap_to_daily_room``, a daily room (loss or drawdown) smaller than the smallest stop-out
+        any entry can have (:func:`engine.risk.stops.min_entry_stop_ticks` × tick value + round-
+        trip costs + worst-case slippage ``high_vol_max_ticks`` a side): it lasts until the
         trading day rolls (18:00 NY), when the day's start equity is reset. Bar-dependent
         refusals (EOD phase, session, confidence, breakers, bracket) are not considered, so
         the first approvable entry is at or after the returned time. The backtest's skip-ahead
@@ -622,9 +665,12 @@ class RiskManager:
                     return None  # only an operator can lift it
                 t = max(t, self._research_resume_ns)
             if self.cap_to_daily_room:
-                room = r.daily_loss_limit - max(0.0, st["day_start_equity"] - self.equity)
-                per_min = stops_mod.min_entry_stop_ticks(self.settings.stops) * self.spec.tick_value
-                # the same floor as sizing.size_position's loss-room cap, at the smallest stop
+                room = self._day_room()[0]
+                sl = self.settings.slippage
+                worst = max(float(sl.high_vol_max_ticks), float(min(sl.market_ticks, sl.thin_ticks)))
+                per_min = (stops_mod.min_entry_stop_ticks(self.settings.stops) * self.spec.tick_value
+                           + self._round_trip_cost() + 2.0 * worst * self.spec.tick_value)
+                # the same floor as sizing.size_position's room cap, at the smallest stop
                 if int(math.floor(max(room, 0.0) / per_min + sizing.EPS)) == 0:
                     t = max(t, self._day_hi)
             return t
