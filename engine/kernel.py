@@ -56,6 +56,7 @@ class BarInput:
     avg_volume: float = float("nan")
     highs: object = None
     lows: object = None
+    spread: float = float("nan")  # ticks: quoted (paper/live) or modelled (engine.market.spread); NaN = unknown
 
 
 @dataclass(slots=True)
@@ -188,7 +189,7 @@ class TradingKernel:
         eq = self.cash + self.book.unrealized(b.close)
         self.last_equity = eq
         self.risk.on_mark(eq, now)
-        self.risk.on_market(now, None, b.atr, b.atr_normal, b.volume, b.avg_volume)
+        self.risk.on_market(now, b.spread, b.atr, b.atr_normal, b.volume, b.avg_volume)
         o = self.oco
         if o.pos != 0 and self._initial_stop is None and o.stop is not None:
             self._initial_stop = o.stop.price

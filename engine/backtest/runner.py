@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.backtest.fast import equity_pass, eod_phase_codes, rolling_mean, scan_position, wilder_atr
+from engine.backtest.fast import (equity_pass, eod_phase_codes, rolling_mean, scan_position, spread_hysteresis,
+                                  time_of_day_mean, time_of_day_slots, wilder_atr)
 from engine.calendar import calendar_for
 from engine.clock import SimClock, perf_ns
 from engine.execution.orders import OrderStatus
 from engine.instruments import spec as instrument_spec
+from engine.market.spread import spread_ticks
 from engine.kernel import P_NO_NEW, BarInput, TradeRecord, TradingKernel
 from engine.strategy.base import StrategySignals
 from engine.venue.sim import SimVenue, slippage_ticks
@@ -51,14 +53,19 @@ class Market:
     in_session: np.ndarray
     day: np.ndarray          # int32 trading day
     atr: np.ndarray          # float64 points
-    atr_normal: np.ndarray   # float64 points
+    atr_normal: np.ndarray   # float64 points: mean ATR at this time of day, last 20 trading days
     avg_volume: np.ndarray   # float64; all NaN (a read-only view) when the bars carry no volume
     slip: np.ndarray         # float64 ticks
+    spread: np.ndarray = None  # float64 ticks: modelled spread (engine.market.spread), as the breaker sees it
 
 
 def prepare_market(bars, settings, fill_model: str) -> Market:
-    """Labels, EOD phases, ATR (Wilder, ``stops.atr_period``), normal ATR (mean ATR over one day
-    of bars, at least 20) and the slippage ticks per bar."""
+    """Labels, EOD phases (the ``[eod]`` profile), ATR (Wilder, ``stops.atr_period``), normal ATR
+    (:func:`engine.backtest.fast.time_of_day_mean`: the mean ATR of the same time of day over the
+    last 20 trading days, NaN = normal until then), the slippage ticks per bar and the modelled
+    spread (:func:`engine.market.spread.spread_ticks`) fed to the spread breaker, carried through
+    the bars that do not decide it (:func:`engine.backtest.fast.spread_hysteresis`) so that the
+    skip-ahead sees the state of stepping every bar."""
     n = len(bars)
     if n == 0:
         raise BacktestError("no bars to backtest")
@@ -70,12 +77,15 @@ def prepare_market(bars, settings, fill_model: str) -> Market:
     atr = wilder_atr(bars.high, bars.low, bars.close, int(settings.stops.atr_period))
     win = max(20, int(86_400_000_000_000 // max(bars.bar_ns, 1)))
     win = min(win, max(20, n // 4))
-    atr_norm = rolling_mean(atr, win)
+    atr_norm = time_of_day_mean(atr, time_of_day_slots(lab.ny_seconds, bars.bar_ns))
     # without volume: a read-only all-NaN view (no array of n NaNs is written)
     avg_vol = rolling_mean(bars.volume, win) if bars.has_volume else np.broadcast_to(np.float64(np.nan), (n,))
     slip = slippage_ticks(lab.is_rth, atr, atr_norm, settings.slippage, fill_model)
+    r = settings.risk
+    spread = spread_ticks(lab.is_rth, atr, atr_norm, settings.slippage.high_vol_atr_ratio, r.volatility_breaker_ratio)
+    spread = spread_hysteresis(spread, float(r.spread_pause_ticks), float(r.spread_resume_ticks))
     return Market(close_ts, phase, lab.is_rth, lab.in_session, lab.trading_day, atr, atr_norm,
-                  avg_vol, slip)
+                  avg_vol, slip, spread)
 
 
 @dataclass
@@ -172,6 +182,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     H, L, C, O, V = bars.high, bars.low, bars.close, bars.open, bars.volume
     close_ts, phase = mk.close_ts, mk.phase
     atr_a, atrn_a, avgv_a, rth_a, ins_a, day_a = mk.atr, mk.atr_normal, mk.avg_volume, mk.is_rth, mk.in_session, mk.day
+    spr_a = mk.spread if mk.spread is not None else np.broadcast_to(np.float64(np.nan), (n,))
     pv = spec.point_value
     i = 0
     next_report = 0
@@ -195,7 +206,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             k.step(BarInput(i, now, O.item(i), H.item(i), L.item(i), C.item(i), atr_a.item(i),
                             rth_a.item(i), ins_a.item(i), phase.item(i), day_a.item(i), d.item(i),
                             conf.item(i), cls.item(i), atrn_a.item(i), V.item(i), avgv_a.item(i),
-                            H[lo:i + 1] if swing else None, L[lo:i + 1] if swing else None))
+                            H[lo:i + 1] if swing else None, L[lo:i + 1] if swing else None, spr_a.item(i)))
             if not fast or k.busy():
                 i += 1
                 continue
