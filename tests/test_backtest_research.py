@@ -68,3 +68,41 @@ def test_research_fast_equals_bar_by_bar(bars, sig):
     pd.testing.assert_frame_equal(fast.trades, slow.trades)
     assert fast.halts == slow.halts
     assert len(fast.trades) > 100
+
+
+def test_cli_reports_halts_refusals_and_research_in_every_output(es_1m_path, tmp_path):
+    """Signals whose stops are too wide for the budget (40-tick cap): the refusal reasons and
+    counts appear in --json, metrics.json and report.md; a run that halts says when and why in
+    the plain output, the JSON and the report; --research says it was on."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mes_console.cli import app
+
+    cfg = tmp_path / "wide.toml"
+    cfg.write_text("[stops]\nmax_stop_ticks = 40\n")
+    args = ["backtest", "--data", str(es_1m_path), "--start", "2024-12-02", "--end", "2025-01-31",
+            "--config", str(cfg)]
+    r = CliRunner().invoke(app, args + ["--out", str(tmp_path / "a"), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["research"] is False and doc["refused_total"] > 50
+    wide = {k: n for k, n in doc["refused_by_kind"].items() if k.startswith("risk too small for one contract")}
+    assert wide and max(wide.values()) > 20
+    acct = [h for h in doc["halts"] if h["kind"] == "account_drawdown"]
+    assert len(acct) == 1 and acct[0]["resumed_ny"] is None and acct[0]["time_ny"].endswith("NY")
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m["halts"] == doc["halts"] and m["refused_total"] == doc["refused_total"]
+    rep = (tmp_path / "a" / "report.md").read_text()
+    assert f"halted {acct[0]['time_ny']}: account drawdown" in rep and "no trades after" in rep
+    assert "risk too small for one contract" in rep
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 0 and f"halted {acct[0]['time_ny']}" in plain.stdout
+    assert "entries refused:" in plain.stdout
+    res = CliRunner().invoke(app, args + ["--research", "--json"])
+    rdoc = json.loads(res.stdout)
+    assert rdoc["research"] is True and rdoc["halt_counts"].get("account_drawdown", 0) >= 1
+    assert all(h["resumed_ny"] for h in rdoc["halts"] if h["kind"] == "account_drawdown")
+    plain = CliRunner().invoke(app, args + ["--research"])
+    assert "research mode ON" in plain.stdout and "resumed" in plain.stdout

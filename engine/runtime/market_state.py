@@ -96,6 +96,7 @@ class MarketState:
         self._spread_args = (float(st.slippage.high_vol_atr_ratio), float(st.risk.volatility_breaker_ratio))
         self._spread_hyst = (float(st.risk.spread_pause_ticks), float(st.risk.spread_resume_ticks))
         self._spread_last = float("nan")
+        self._eod = calendar.eod_table(st.eod)  # EOD phase times of the [eod] profile
         self._vol_mean = _TrailingMean(win) if has_volume else None
         self._i = 0
         self._acc = 0.0
@@ -150,7 +151,7 @@ class MarketState:
             if close_row != row:
                 phase = 5
             else:
-                eod = self.cal.table.eod[row]
+                eod = self._eod[row]
                 phase = int((close_ts >= eod).sum())
         return MarketRow(close_ts, phase, bool(is_rth), bool(in_session), int(day), atr, atr_norm,
                          avg_vol, self._spread_last)

@@ -424,7 +424,8 @@ class SessionBase:
                         float(rs.kill_switch_distance), float(rs.kill_switch_limit),
                         tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None)
         day, _, _, _, row = self.cal.label_one(now)
-        times = tuple((name, int(self.cal.table.eod[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
+        eod_t = self.cal.eod_table(self.settings.eod)  # the [eod] profile in force
+        times = tuple((name, int(eod_t[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
         eod = EodView(rs.eod_phase, times, day_date(day).isoformat())
         broker = self._broker_view(now)
         logs = tuple(LogLine(*r) for r in self.ring.tail(30)) if self.ring is not None else ()
