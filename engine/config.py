@@ -389,6 +389,10 @@ def _check_invariants(s: Settings, source: str) -> None:
         raise ConfigError(f"{source}: [slippage] high_vol_min_ticks must be ≤ high_vol_max_ticks")
     if s.stops.min_stop_ticks > s.stops.max_stop_ticks:
         raise ConfigError(f"{source}: [stops] min_stop_ticks must be ≤ max_stop_ticks")
+    e = s.eod
+    if not (e.reduce_min >= e.no_new_min >= e.exit_min):
+        raise ConfigError(f"{source}: [eod] reduce_min = {e.reduce_min}, no_new_min = {e.no_new_min}, exit_min = "
+                          f"{e.exit_min}: must satisfy reduce_min ≥ no_new_min ≥ exit_min")
     for key in ("history_rate", "general_rate"):
         v = getattr(s.projectx, key)
         if not (len(v) == 2 and all(isinstance(x, (int, float)) and x > 0 for x in v)):
