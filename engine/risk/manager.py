@@ -492,6 +492,17 @@ class RiskManager:
         st, why = self.state(now_ns)
         return (st is TradingState.ACTIVE), why
 
+    def day_floor_equity(self) -> float | None:
+        """The lowest equity (dollars) today's limits allow: max(day's start equity − daily loss
+        limit, day's peak equity − daily drawdown limit); None without ``cap_to_daily_room``.
+        The kernel keeps an open position's stop above it (worst-case slippage included)."""
+        if not self.cap_to_daily_room:
+            return None
+        r = self.settings.risk
+        with self._lock:
+            st = self._st
+            return max(st["day_start_equity"] - r.daily_loss_limit, st["day_peak_equity"] - r.daily_drawdown_limit)
+
     def flatten_reason(self, now_ns: int) -> str | None:
         """Why an open position must be flattened now (HALTED, or the EOD exit/flat phase), or
         None."""
