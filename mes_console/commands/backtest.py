@@ -98,7 +98,7 @@ def backtest(
         v = m[k]
         t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
     out_console.print(t)
-    out_console.print(summary_text(res), markup=False, highlight=False)
+    out_console.print(summary_text(res), markup=False, highlight=False, soft_wrap=True)
     out_console.print(f"{res.bars:,} bars in {res.elapsed_s:.2f} s ({res.bars_per_second:,.0f} bars/s)")
     for k, v in paths.items():
         out_console.print(f"{k}: {v}")
