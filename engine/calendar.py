@@ -19,12 +19,13 @@ Rules and sources:
 - RTH (regular trading hours) is the cash equity session that the index futures follow:
   09:30-16:00 New York, from the ``XNYS`` calendar (13:00 on its early closes). A day on which
   the NYSE is closed (Thanksgiving, Good Friday, ...) has no RTH even when Globex trades.
-- EOD phases (REQUIREMENTS §0): 16:00 reduce size, 16:15 no new positions, 16:25 aggressive
-  exits, 16:30 flat, New York time. On an early-close day each phase moves to the same distance
-  before the Globex close as it has on a normal day (60/45/35/30 min before a 17:00 close),
-  whichever is earlier. Example: Globex close 13:00 → 12:00 / 12:15 / 12:25 / 12:30. In an era
-  with an in-session halt the halt start counts as the close for this rule (a position is never
-  carried through the halt): halt 16:15 → 15:15 / 15:30 / 15:40 / 15:45.
+- EOD phases (REQUIREMENTS §0, :func:`eod_schedule`): offsets before the venue's flat deadline.
+  Default profile ``topstepx``: flat 5 min before min(15:10 CT, the exchange close), so 15:35
+  reduce size, 15:50 no new positions, 16:00 aggressive exits, 16:05 flat (New York) on full
+  days and 12:40 / 12:55 / 13:05 / 13:10 before a 13:15 early close. Profile ``fixed_ny``: the
+  older fixed 16:00 / 16:15 / 16:25 / 16:30 New York times. In an era with an in-session halt
+  (16:15-16:30 NY until 2021-06-25) the halt start counts as the close for both profiles, so a
+  position is never carried through the halt (``fixed_ny``: 15:15 / 15:30 / 15:40 / 15:45).
 
 All timestamps are ``int64`` UTC nanoseconds since the epoch. Trading days are ``int32`` days
 since 1970-01-01 (``numpy.datetime64[D]`` compatible).
@@ -60,7 +61,8 @@ EOD_PHASES: tuple[tuple[str, time], ...] = (
     ("exit", time(16, 25)),
     ("flat", time(16, 30)),
 )
-"""EOD phase names and their normal New York times (REQUIREMENTS §0)."""
+"""EOD phase names (in order) and their New York times in the ``fixed_ny`` profile; the times
+in force come from :func:`eod_schedule`."""
 
 _NORMAL_GLOBEX_CLOSE_NY = time(17, 0)
 
@@ -173,12 +175,10 @@ class CmeCalendar:
             nyse.market_close[has_rth].dt.as_unit("ns").astype("int64").to_numpy(), closes[has_rth]
         )
         normal_close = ny_wall(_NORMAL_GLOBEX_CLOSE_NY)
-        eod = np.empty((len(cme), len(EOD_PHASES)), dtype=np.int64)
         eod_ref = np.where(halt_s >= 0, halt_s, closes)  # the halt counts as the close (eras)
-        for i, (_, t) in enumerate(EOD_PHASES):
-            normal = ny_wall(t)
-            eod[:, i] = np.minimum(normal, eod_ref - (normal_close - normal))
         days = (d_index.as_unit("ns").asi8 // DAY_NS).astype(np.int32)
+        self._eod_ref = eod_ref
+        eod = eod_schedule(days, eod_ref)  # the default profile; other profiles: eod_table()
         self.table = SessionTable(
             day=days,
             open=opens,
@@ -200,6 +200,20 @@ class CmeCalendar:
         self._lo = int(hours[0].value)
         self._hi = int(hours[-1].value)
         self._day_to_row = {int(d): i for i, d in enumerate(self.table.day)}
+        self._eod_cache: dict[tuple, np.ndarray] = {}
+
+    def eod_table(self, eod=None) -> np.ndarray:
+        """EOD phase times of every session for an ``[eod]`` configuration
+        (:class:`engine.config.EodConfig`; None = the defaults, which is ``table.eod``): int64
+        UTC ns, shape (n, 4), columns reduce / no_new / exit / flat (see :func:`eod_schedule`).
+        Cached per configuration; read-only."""
+        key = _eod_key(eod)
+        got = self._eod_cache.get(key)
+        if got is None:
+            got = self.table.eod if key == _eod_key(None) else eod_schedule(self.table.day, self._eod_ref, eod)
+            got.setflags(write=False)
+            self._eod_cache[key] = got
+        return got
 
     # ------------------------------------------------------------------ conversions
     def _check_range(self, ts: np.ndarray) -> None:
@@ -337,23 +351,101 @@ class CmeCalendar:
         lo, hi = day_number(start), day_number(end)
         return [day_date(d) for d in self.table.day if lo <= d <= hi]
 
-    def eod_times(self, trading_day: date) -> dict[str, int]:
-        """EOD phase name → UTC ns for a trading day."""
+    def eod_times(self, trading_day: date, eod=None) -> dict[str, int]:
+        """EOD phase name → UTC ns for a trading day (``eod``: an EodConfig, None = defaults)."""
         row = self.session_row(trading_day)
-        return {name: int(self.table.eod[row, i]) for i, (name, _) in enumerate(EOD_PHASES)}
+        tab = self.eod_table(eod)
+        return {name: int(tab[row, i]) for i, (name, _) in enumerate(EOD_PHASES)}
 
-    def eod_phase(self, ts_ns: int) -> str:
+    def eod_phase(self, ts_ns: int, eod=None) -> str:
         """EOD phase at an instant: ``normal``, ``reduce``, ``no_new``, ``exit``, ``flat`` (from
-        the flat time until the session closes), or ``closed`` outside every session."""
+        the flat time until the session closes), or ``closed`` outside every session
+        (``eod``: an EodConfig, None = defaults)."""
         lab = self.label(np.asarray([ts_ns], dtype=np.int64))
         row = int(lab.session[0])
         if row < 0:
             return "closed"
+        tab = self.eod_table(eod)
         phase = "normal"
         for i, (name, _) in enumerate(EOD_PHASES):
-            if ts_ns >= self.table.eod[row, i]:
+            if ts_ns >= tab[row, i]:
                 phase = name
         return phase
+
+
+CHICAGO = ZoneInfo("America/Chicago")
+
+VENUE_FLAT_DEADLINES: dict[str, tuple[time, ZoneInfo]] = {
+    # TopstepX: every position flat by 15:10 CT, no new position after it (Topstep help centre,
+    # "Prohibited Conduct", article 8808125387923); Topstep itself auto-flattens at 15:08 CT
+    # (Topstep blog "Trade Desk & Trade Flattening"). See ../shared/reference/topstepx-rules.md.
+    "topstepx": (time(15, 10), CHICAGO),
+}
+"""Venue profile → (local wall time, time zone) by which every position must be flat."""
+
+MAX_FLAT_NY = time(16, 30)
+"""No venue's flat time is ever later than this (REQUIREMENTS §0)."""
+
+EOD_OFFSET_KEYS = ("reduce_min", "no_new_min", "exit_min")
+
+
+def _eod_key(eod) -> tuple:
+    if eod is None:
+        return ("topstepx", 5.0, 30.0, 15.0, 5.0)
+    return (eod.profile, float(eod.margin_min), float(eod.reduce_min), float(eod.no_new_min),
+            float(eod.exit_min))
+
+
+def _wall_ns(days: np.ndarray, t: time, tz: ZoneInfo) -> np.ndarray:
+    """UTC ns of wall time ``t`` in ``tz`` on each date (``days``: int days since epoch)."""
+    import pandas as pd
+
+    idx = pd.to_datetime(np.asarray(days, dtype="int64"), unit="D") + pd.Timedelta(hours=t.hour, minutes=t.minute)
+    return idx.tz_localize(tz).tz_convert("UTC").as_unit("ns").asi8.astype(np.int64)
+
+
+def eod_schedule(days: np.ndarray, closes: np.ndarray, eod=None) -> np.ndarray:
+    """EOD phase times (REQUIREMENTS §0, R-RISK-4) for sessions given by their trading day
+    (``days``: int32 days since epoch) and exchange (Globex) close (``closes``: int64 UTC ns).
+    Returns int64 UTC ns, shape (n, 4): reduce / no_new / exit / flat.
+
+    ``eod`` is an :class:`engine.config.EodConfig` (None = its defaults). Profiles:
+
+    - ``topstepx`` (default): flat = min(15:10 CT on the trading day (the venue deadline,
+      :data:`VENUE_FLAT_DEADLINES`), the day's exchange close, 16:30 NY) − ``margin_min``
+      (5 min): 16:05 NY on full days, 13:10 NY before a 13:15 early close. The other phases sit
+      ``exit_min`` (5), ``no_new_min`` (15) and ``reduce_min`` (30) minutes before flat: 16:00 /
+      15:50 / 15:35 NY on full days. Computed in Chicago time, so DST changes move nothing.
+    - ``fixed_ny``: the older fixed New York times 16:00 / 16:15 / 16:25 / 16:30, each moved on an
+      early-close day to the same distance before the Globex close as before a 17:00 close
+      (13:15 close → 12:15 / 12:30 / 12:40 / 12:45); ``margin_min`` and the offsets are unused.
+
+    Because the deadline is derived from the close held in the session table, a table whose close
+    changes (early closes, other eras' hours) moves the phases with it. Raises ``ValueError``
+    when the offsets are not ordered ``reduce_min ≥ no_new_min ≥ exit_min ≥ 0``.
+    """
+    days = np.asarray(days)
+    closes = np.asarray(closes, dtype=np.int64)
+    profile, margin, reduce_m, no_new_m, exit_m = _eod_key(eod)
+    out = np.empty((len(days), len(EOD_PHASES)), dtype=np.int64)
+    if profile == "fixed_ny":
+        normal_close = _wall_ns(days, _NORMAL_GLOBEX_CLOSE_NY, NY)
+        for i, (_, t) in enumerate(EOD_PHASES):
+            normal = _wall_ns(days, t, NY)
+            out[:, i] = np.minimum(normal, closes - (normal_close - normal))
+        return out
+    if profile not in VENUE_FLAT_DEADLINES:
+        raise ValueError(f"eod.profile {profile!r}: allowed {', '.join(['fixed_ny', *VENUE_FLAT_DEADLINES])}")
+    if not (reduce_m >= no_new_m >= exit_m >= 0):
+        raise ValueError(f"[eod] offsets must satisfy reduce_min ≥ no_new_min ≥ exit_min ≥ 0, got "
+                         f"{reduce_m:g} / {no_new_m:g} / {exit_m:g}")
+    t, tz = VENUE_FLAT_DEADLINES[profile]
+    deadline = np.minimum(np.minimum(_wall_ns(days, t, tz), closes), _wall_ns(days, MAX_FLAT_NY, NY))
+    flat = deadline - np.int64(round(margin * 60)) * NS
+    out[:, 3] = flat
+    for i, m in ((2, exit_m), (1, no_new_m), (0, reduce_m)):
+        out[:, i] = flat - np.int64(round(m * 60)) * NS
+    return out
 
 
 CME_SPECIAL_SESSIONS: dict[date, time] = {

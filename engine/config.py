@@ -105,8 +105,14 @@ class SessionConfig:
 
 @dataclass(frozen=True)
 class EodConfig:
-    reduce_size_multiplier: float = _f(0.5, lo=0.0, hi=1.0, doc="size × this from 16:00 NY")
-    eod_stop_tighten: float = _f(0.5, lo=0.0, hi=1.0, doc="stop distance × this from 16:15 NY")
+    reduce_size_multiplier: float = _f(0.5, lo=0.0, hi=1.0, doc="risk budget × this in the reduce phase")
+    eod_stop_tighten: float = _f(0.5, lo=0.0, hi=1.0, doc="stop distance × this from the no_new phase")
+    profile: str = _f("topstepx", choices=("topstepx", "fixed_ny"),
+                      doc="venue deadline: topstepx = flat margin_min before 15:10 CT (16:10 NY) or the exchange close; fixed_ny = the old 16:00/16:15/16:25/16:30 NY")
+    margin_min: float = _f(5.0, lo=0.0, hi=120.0, doc="minutes the flat time sits before the venue deadline (topstepx)")
+    reduce_min: float = _f(30.0, lo=0.0, hi=240.0, doc="reduce phase (size × reduce_size_multiplier) starts this many minutes before flat")
+    no_new_min: float = _f(15.0, lo=0.0, hi=240.0, doc="no new positions from this many minutes before flat")
+    exit_min: float = _f(5.0, lo=0.0, hi=240.0, doc="aggressive market exits from this many minutes before flat")
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,7 @@ class StopsConfig:
     fixed_ticks: int = _f(8, lo=1, doc="fixed stop, ticks (8 = $10 per MES contract)")
     structure_lookback: int = _f(10, lo=2, doc="bars for the swing high/low")
     min_stop_ticks: int = _f(4, lo=1, doc="never a stop closer than this")
-    max_stop_ticks: int = _f(40, lo=1, doc="never a stop wider than this")
+    max_stop_ticks: int = _f(8, lo=1, doc="never a stop wider than this (8 ticks + costs + slippage fit the $20 budget of a $1,000 account)")
     reward_risk: float = _f(1.5, lo=1.0, hi=3.0, doc="target distance / stop distance")
     breakeven_after_ticks: int = _f(6, lo=0, doc="move the stop to entry after this profit; 0 = off")
     trailing_ticks: int = _f(0, lo=0, doc="trail the stop this far behind the best price; 0 = off")
@@ -158,6 +164,7 @@ class BacktestConfig:
     fill_model: str = _f("conservative", choices=("conservative", "optimistic", "realistic"),
                          doc="R-BT-1 fill model")
     strategy: str = _f("baseline", doc="rule-based strategy when no model is given")
+    research: bool = _f(False, doc="record each account-level halt and resume at the next RTH open (backtest only)")
 
 
 @dataclass(frozen=True)
@@ -388,6 +395,10 @@ def _check_invariants(s: Settings, source: str) -> None:
         raise ConfigError(f"{source}: [slippage] high_vol_min_ticks must be ≤ high_vol_max_ticks")
     if s.stops.min_stop_ticks > s.stops.max_stop_ticks:
         raise ConfigError(f"{source}: [stops] min_stop_ticks must be ≤ max_stop_ticks")
+    e = s.eod
+    if not (e.reduce_min >= e.no_new_min >= e.exit_min):
+        raise ConfigError(f"{source}: [eod] reduce_min = {e.reduce_min}, no_new_min = {e.no_new_min}, exit_min = "
+                          f"{e.exit_min}: must satisfy reduce_min ≥ no_new_min ≥ exit_min")
     for key in ("history_rate", "general_rate"):
         v = getattr(s.projectx, key)
         if not (len(v) == 2 and all(isinstance(x, (int, float)) and x > 0 for x in v)):

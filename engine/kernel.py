@@ -9,18 +9,20 @@ One step, at the CLOSE of a bar (``BarInput.close_ts`` = bar open + bar length, 
    flat becomes a :class:`TradeRecord` and is reported to the risk manager
    (``on_trade_closed(net_pnl, exit_ts)``) and the signal generator (exit cooldown);
 2. mark equity (cash + open P&L at the close) to the risk manager (``on_mark``);
-3. with a position: EOD phase ``exit``/``flat`` (16:25 / 16:30 NY, calendar-driven), the risk
+3. with a position: EOD phase ``exit``/``flat`` (16:00 / 16:05 NY under the topstepx profile, calendar-driven), the risk
    manager's ``must_flatten`` or a HALTED state → flatten (reason ``eod_flatten`` / ``risk``);
-   otherwise the stop follows ``risk.update_trailing`` (breakeven / trailing / EOD tightening);
+   otherwise the stop follows ``risk.update_trailing`` (breakeven / trailing / EOD tightening)
+   and never sits where a stop-out would breach the day's floor (:meth:`_day_floor_stop`);
 4. the strategy's (direction, confidence) → :class:`SignalGenerator` → entry / exit / reversal.
    Entries need: flat, nothing live, the session allowed by ``SessionConfig.trade_session``, an
-   EOD phase before ``no_new`` (16:15 NY), and the risk manager's approval
+   EOD phase before ``no_new`` (15:50 NY under the topstepx profile), and the risk manager's approval
    (``evaluate_entry``), whose stop/target become the bracket in whole ticks from the fill.
    A reversal closes the position now and re-enters at the first step that finds it flat.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from engine.execution.oco import OcoManager
@@ -56,6 +58,7 @@ class BarInput:
     avg_volume: float = float("nan")
     highs: object = None
     lows: object = None
+    spread: float = float("nan")  # ticks: quoted (paper/live) or modelled (engine.market.spread); NaN = unknown
 
 
 @dataclass(slots=True)
@@ -188,7 +191,7 @@ class TradingKernel:
         eq = self.cash + self.book.unrealized(b.close)
         self.last_equity = eq
         self.risk.on_mark(eq, now)
-        self.risk.on_market(now, None, b.atr, b.atr_normal, b.volume, b.avg_volume)
+        self.risk.on_market(now, b.spread, b.atr, b.atr_normal, b.volume, b.avg_volume)
         o = self.oco
         if o.pos != 0 and self._initial_stop is None and o.stop is not None:
             self._initial_stop = o.stop.price
@@ -204,9 +207,14 @@ class TradingKernel:
                     new = self.risk.update_trailing(side, o.avg, sp, self._best, now,
                                                     initial_stop=self._initial_stop)
                     self._trail_key = (sp, self._best, b.phase)
+                    cur = sp if new is None else new
+                    floor_px = self._day_floor_stop(side, o.avg, abs(o.pos))
+                    reason = "stop"
+                    if floor_px is not None and side * (floor_px - cur) > 1e-9:
+                        new, reason = floor_px, "risk"
                     if new is not None and abs(new - sp) > 1e-9:
                         if (side > 0 and new >= b.close) or (side < 0 and new <= b.close):
-                            o.flatten("stop")
+                            o.flatten(reason)
                         else:
                             o.modify_stop(new)
         sig = HOLD
@@ -229,6 +237,26 @@ class TradingKernel:
                     self._pending_reverse = (b.direction, b.confidence, b.pred_class)
         self._drain(b)
         return sig
+
+    def _day_floor_stop(self, side: int, avg: float, qty: int) -> float | None:
+        """The stop price (points, on the tick grid) at which a stop-out, with the worst-case
+        slippage ``high_vol_max_ticks`` and the exit's costs, leaves the equity at the risk
+        manager's day floor (``RiskManager.day_floor_equity``: the daily loss limit below the
+        day's start, the daily drawdown limit below the day's peak, whichever is higher). An
+        open profit lifts the day's peak, so this stop keeps a reversal from breaching the daily
+        drawdown limit. None when the risk manager has no floor."""
+        get = getattr(self.risk, "day_floor_equity", None)
+        floor = get() if get is not None else None
+        if floor is None:
+            return None
+        c = self.settings.costs
+        exit_cost = (c.commission_per_side + c.exchange_fee_per_side) * qty
+        worst = float(self.settings.slippage.high_vol_max_ticks) * self.tick
+        need = (floor + 1e-6 - self.cash + exit_cost) / (qty * self.pv) + worst  # points beyond avg
+        px = avg + side * need
+        q = px / self.tick
+        k = math.ceil(q - 1e-9) if side > 0 else math.floor(q + 1e-9)
+        return k * self.tick
 
     def busy_orders(self) -> bool:
         o = self.oco

@@ -50,20 +50,45 @@ def test_sorted_fast_path_equals_general_path() -> None:
 
 
 def test_eod_phases_normal_dst_and_early_close() -> None:
+    # Default profile topstepx: flat 5 min before 15:10 CT (16:10 NY), or before the early close.
     for d in (date(2025, 3, 10), date(2025, 11, 3), date(2025, 7, 2)):
         t = {k: ny_datetime(v).strftime("%H:%M") for k, v in cal.eod_times(d).items()}
-        assert t == {"reduce": "16:00", "no_new": "16:15", "exit": "16:25", "flat": "16:30"}, d
-    t = {k: ny_datetime(v).strftime("%H:%M") for k, v in cal.eod_times(date(2025, 11, 28)).items()}
-    # Early close 13:15 NY (12:15 CT): each phase its normal distance before the Globex close.
-    assert t == {"reduce": "12:15", "no_new": "12:30", "exit": "12:40", "flat": "12:45"}
-    assert cal.eod_phase(ns("2025-11-28 17:20")) == "reduce"
-    assert cal.eod_phase(ns("2025-11-28 17:41")) == "exit"
+        assert t == {"reduce": "15:35", "no_new": "15:50", "exit": "16:00", "flat": "16:05"}, d
+    for d in (date(2024, 12, 24), date(2025, 7, 3), date(2025, 11, 28)):
+        # Early close 13:15 NY (12:15 CT): flat 5 min before it.
+        t = {k: ny_datetime(v).strftime("%H:%M") for k, v in cal.eod_times(d).items()}
+        assert t == {"reduce": "12:40", "no_new": "12:55", "exit": "13:05", "flat": "13:10"}, d
+    assert cal.eod_phase(ns("2025-11-28 17:40")) == "reduce"
+    assert cal.eod_phase(ns("2025-11-28 18:05")) == "exit"
     assert cal.eod_phase(ns("2025-11-28 18:14")) == "flat"
     assert cal.eod_phase(ns("2025-11-28 18:15")) == "closed"
-    assert cal.eod_phase(ns("2025-03-10 20:16")) == "no_new"  # 16:16 EDT
+    assert cal.eod_phase(ns("2025-03-10 19:51")) == "no_new"  # 15:51 EDT
+    assert cal.eod_phase(ns("2025-03-10 20:12")) == "flat"  # 16:12 EDT
     assert cal.eod_phase(ns("2025-03-10 14:00")) == "normal"
     with pytest.raises(CalendarError, match="2025-12-25 is not a CME trading day"):
         cal.eod_times(date(2025, 12, 25))
+
+
+def test_eod_profiles_fixed_ny_and_offsets() -> None:
+    from engine.calendar import eod_schedule
+    from engine.config import EodConfig
+
+    fixed = EodConfig(profile="fixed_ny")
+    for d in (date(2025, 3, 10), date(2025, 11, 3)):
+        t = {k: ny_datetime(v).strftime("%H:%M") for k, v in cal.eod_times(d, fixed).items()}
+        assert t == {"reduce": "16:00", "no_new": "16:15", "exit": "16:25", "flat": "16:30"}, d
+    t = {k: ny_datetime(v).strftime("%H:%M") for k, v in cal.eod_times(date(2025, 11, 28), fixed).items()}
+    assert t == {"reduce": "12:15", "no_new": "12:30", "exit": "12:40", "flat": "12:45"}
+    wide = EodConfig(margin_min=10.0, reduce_min=60.0, no_new_min=20.0, exit_min=2.0)
+    t = {k: ny_datetime(v).strftime("%H:%M") for k, v in cal.eod_times(date(2025, 3, 10), wide).items()}
+    assert t == {"reduce": "15:00", "no_new": "15:40", "exit": "15:58", "flat": "16:00"}
+    # the deadline follows the close held in the table: a session closing at 14:00 NY → flat 13:55
+    row = cal.session_row(date(2025, 3, 10))
+    early = int(cal.table.close[row]) - 3 * 3600 * 10**9
+    out = eod_schedule(cal.table.day[row:row + 1], np.array([early]))
+    assert ny_datetime(int(out[0, 3])).strftime("%H:%M") == "13:55"
+    with pytest.raises(ValueError, match="reduce_min ≥ no_new_min ≥ exit_min"):
+        eod_schedule(cal.table.day[:1], cal.table.close[:1], EodConfig(no_new_min=40.0))
 
 
 def test_corrections_over_the_library() -> None:

@@ -91,3 +91,15 @@ def test_cli_config_show_masks_and_check_fails_on_wrong_type(tmp_path: Path) -> 
     r = _cli("config", "check", "--config", str(bad))
     assert r.returncode == 3
     assert "max_risk_per_trade" in r.stderr and "'25'" in r.stderr
+
+
+def test_eod_offsets_must_be_ordered(tmp_path) -> None:
+    from engine.config import ConfigError
+
+    p = tmp_path / "c.toml"
+    p.write_text("[eod]\nno_new_min = 40.0\n")
+    with pytest.raises(ConfigError, match=r"\[eod\] reduce_min = 30.0, no_new_min = 40.0.*reduce_min ≥ no_new_min ≥ exit_min"):
+        load_settings(p, use_user_file=False, env={})
+    p.write_text('[eod]\nprofile = "nasdaq"\n')
+    with pytest.raises(ConfigError, match="topstepx"):
+        load_settings(p, use_user_file=False, env={})

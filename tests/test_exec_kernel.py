@@ -23,7 +23,8 @@ def _setup(path):
     bars = slice_dates(load_bars(path), "2025-06-02", "2025-06-03")
     s = Settings()
     s = dataclasses.replace(s, account=dataclasses.replace(s.account, starting_capital=5000.0),
-                            stops=dataclasses.replace(s.stops, method="fixed", fixed_ticks=10, breakeven_after_ticks=0))
+                            stops=dataclasses.replace(s.stops, method="fixed", fixed_ticks=10, max_stop_ticks=40,
+                                                          breakeven_after_ticks=0))
     mk = prepare_market(bars, s, "realistic")
     sp = ispec("MES")
     v = SimVenue(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns, tick_size=sp.tick_size,
@@ -93,3 +94,27 @@ def test_halt_flattens_and_opposite_signal_reverses(es_1m_path):
     _step(bars, mk, v, clock, k, i + 7, 1, 0.9)  # HALTED: entries refused
     assert k.oco.entry.status.value == "filled" and k.position == 0
     assert any(r.startswith("HALTED") for r in k.stats.entries_refused)
+
+
+def test_day_floor_tightens_the_stop_after_an_open_profit(es_1m_path):
+    """The day's peak rises with an open profit; the stop then never sits where a stop-out (worst-
+    case 4 ticks of slippage, exit costs) would leave the equity more than the daily drawdown
+    limit ($75) below that peak."""
+    bars, mk, v, clock, k = _setup(es_1m_path)
+    i = _rth_bar(mk, 30, bars)
+    for j in range(i):
+        _step(bars, mk, v, clock, k, j)
+    _step(bars, mk, v, clock, k, i, 1, 0.75)
+    _step(bars, mk, v, clock, k, i + 1)
+    assert k.position > 0
+    sp0 = k.stop_target()[0]
+    floor_before = k._day_floor_stop(1, k.oco.avg, k.position)
+    assert floor_before < sp0  # a fresh day: the initial stop fits the room
+    k.risk.on_mark(k.cash + 70.0, int(mk.close_ts[i + 1]))  # the day's peak $70 above the cash
+    floor = k._day_floor_stop(1, k.oco.avg, k.position)
+    # a stop-out at floor − 4 ticks − exit costs leaves equity ≥ peak − $75
+    assert k.cash + (floor - 1.0 - k.oco.avg) * 5.0 * k.position - 0.42 * k.position >= k.cash + 70.0 - 75.0 - 1e-6
+    assert floor > sp0
+    _step(bars, mk, v, clock, k, i + 2)
+    sp = k.stop_target()[0]
+    assert (k.oco.close_reason == "risk") or (sp == sp and sp >= floor - 1e-9)

@@ -76,7 +76,7 @@ def test_conservative_target_needs_trade_through_realistic_touch():
 
 
 def test_gap_through_stop_fills_at_open_plus_slippage():
-    v = venue([[100, 100, 100, 100], [100, 100, 100, 100], [97, 97.5, 96, 97]], slip=2.0)
+    v = venue([[100, 100, 100, 100], [100, 101, 99.5, 100], [97, 97.5, 96, 97]], slip=2.0)
     v.process_bar(0)
     v.place(1, 1, "market", tag="e", bracket=Bracket(8, 8))
     v.process_bar(1)
@@ -87,6 +87,27 @@ def test_gap_through_stop_fills_at_open_plus_slippage():
     assert f.ref_price == 97.0 and f.price == 96.5 and f.slippage_points == 0.5
     # balance: (96.5 - 100.5) × 5 − 2 × 0.42
     assert v.balance == pytest.approx(1000 - 20 - 0.84)
+
+
+def test_no_fill_outside_the_bar_range():
+    # 2 ticks of slippage would buy at 100.5 above the bar's high 100.25: it fills at the high;
+    # the stop (98.25, 8 ticks below) gaps to an open of 97.75 whose low is 97.5: 2 ticks would
+    # sell at 97.25, below the low: it fills at the low
+    v = venue([[100, 100, 100, 100], [100, 100.25, 99.75, 100], [97.75, 98, 97.5, 97.75]], slip=2.0)
+    v.process_bar(0)
+    v.place(1, 1, "market", tag="e", bracket=Bracket(8, 8))
+    v.process_bar(1)
+    entry = fills(v)[0]
+    assert entry.price == 100.25 and entry.ref_price == 100.0 and entry.slippage_points == 0.25
+    v.process_bar(2)
+    f = fills(v)[0]
+    assert f.ref_price == 97.75 and f.price == 97.5 and f.slippage_points == 0.25
+    # a market sell in the same conditions: at the low
+    v2 = venue([[100, 100, 100, 100], [100, 100.25, 99.75, 100]], slip=2.0)
+    v2.process_bar(0)
+    v2.place(-1, 1, "market", tag="s")
+    v2.process_bar(1)
+    assert fills(v2)[0].price == 99.75
 
 
 def test_non_native_both_legs_can_fill_and_modify_cancel_are_confirmed():

@@ -42,9 +42,10 @@ def with_risk(**kw):
 def test_plain_entry_is_approved_with_bracket():
     rm, _ = make(ny(2025, 3, 12, 10))
     d = entry(rm, ny(2025, 3, 12, 10))
-    # ATR 1.3 → 8 ticks ($10), $1,000 → 2 contracts = $20
-    assert d.approved and d.contracts == 2 and d.reason == ""
-    assert (d.stop_price, d.target_price, d.risk_dollars) == (4998.0, 5003.0, 20.0)
+    # ATR 1.3 → 8 ticks ($10) + $0.84 costs + 2 × 1 tick RTH slippage ($2.50) = $13.34 per
+    # contract; $1,000 → budget $20 → 1 contract
+    assert d.approved and d.contracts == 1 and d.reason == ""
+    assert (d.stop_price, d.target_price) == (4998.0, 5003.0) and abs(d.risk_dollars - 13.34) < 1e-9
     assert rm.snapshot().state is TradingState.ACTIVE
 
 
@@ -118,8 +119,11 @@ def test_daily_drawdown_from_the_days_peak():
     t = ny(2025, 3, 12, 10)
     rm, _ = make(t)
     rm.on_mark(1060.0, t)
-    rm.on_mark(986.0, t + MIN)                                  # $74 below peak: fine
+    rm.on_mark(1040.0, t + MIN)                                 # $20 below peak: $55 of room
     assert entry(rm, t + 2 * MIN).approved
+    rm.on_mark(986.0, t + MIN)                                  # $74 below peak: no block yet, but
+    d = entry(rm, t + 2 * MIN)                                  # a stop-out would breach $75
+    assert not d.approved and "left of the daily drawdown limit" in d.reason
     rm.on_mark(985.0, t + 3 * MIN)                              # $75 below peak → stop for the day
     d = entry(rm, t + 4 * MIN)
     assert not d.approved and d.reason.startswith("daily drawdown: $75.00 below the day's peak $1,060.00")
@@ -203,11 +207,13 @@ def test_breakers():
     assert not entry(rm, t).approved
     rm.on_market(t, 1.0, None, None, None, None)
     assert entry(rm, t).approved
-    rm.on_market(t, 1.0, 3.3, 1.0, None, None)                 # ATR 3.3× normal → half size
-    d = entry(rm, t)
-    assert d.approved and d.contracts == 1 and rm.snapshot().breakers == ("volatility:half",)
+    rm.on_market(t, 1.0, 3.3, 1.0, None, None)                 # ATR 3.3× normal → half budget
+    d = entry(rm, t, atr=0.5)                                   # 4 ticks $5 + $0.84 + 2 × 4 ticks $10
+    assert ("volatility", 0.5, 10.0) in d.steps and rm.snapshot().breakers == ("volatility:half",)
+    assert not d.approved and "$15.84 per contract" in d.reason
     rm.on_market(t, 1.0, 3.0, 1.0, None, None)                 # exactly 3× is not above
-    assert entry(rm, t).contracts == 2
+    d = entry(rm, t, atr=0.5)
+    assert d.approved and d.contracts == 1 and not any(st[0] == "volatility" for st in d.steps)
     rm.on_market(t, 1.0, 1.0, 1.0, 5.0, 100.0)                 # volume 5 % of average → pause
     assert "volume breaker" in entry(rm, t).reason
     rm.on_market(t, 1.0, 1.0, 1.0, float("nan"), 100.0)        # no volume data → not measured
@@ -217,7 +223,8 @@ def test_breakers():
     rm2.on_market(t, None, 4.0, 1.0, 5.0, 100.0)
     assert "volatility breaker" in entry(rm2, t).reason
     rm2.on_market(t, None, 1.0, 1.0, 5.0, 100.0)
-    assert entry(rm2, t).contracts == 1                        # volume reduce → half
+    d = entry(rm2, t, atr=0.5)                                 # volume reduce → half budget
+    assert d.contracts == 1 and ("volume", 0.5, 10.0) in d.steps
 
 
 def test_session_and_confidence_refusals():
@@ -225,8 +232,10 @@ def test_session_and_confidence_refusals():
     rm, _ = make(t)
     assert "outside RTH" in entry(rm, ny(2025, 3, 12, 3), is_rth=False).reason
     assert "confidence 0.590 below the minimum 0.60" == entry(rm, t, conf=0.59).reason
-    assert entry(rm, t, conf=0.60).contracts == 1
-    assert entry(rm, t, conf=0.95).contracts == 2
+    # 4-tick stop: $5 + $0.84 + $2.50 = $8.34. 60 %: budget $10 → 1; 95 %: $40 → tier 2, $25 cap → 2
+    assert entry(rm, t, conf=0.60, atr=0.5).contracts == 1
+    assert entry(rm, t, conf=0.60).contracts == 0              # 8 ticks: $13.34 > $10
+    assert entry(rm, t, conf=0.95, atr=0.5).contracts == 2
     assert "market closed" in entry(rm, ny(2025, 3, 12, 17, 30), is_rth=False).reason
     assert "market closed" in entry(rm, ny(2025, 3, 15, 12), is_rth=False).reason   # Saturday
     s = Settings()
@@ -252,40 +261,59 @@ def test_fail_closed():
 
 @pytest.mark.parametrize("day,utc_hour", [((2025, 3, 10), 20), ((2025, 11, 3), 21)])
 def test_eod_phases_after_dst_changes(day, utc_hour):
+    # topstepx profile: flat 16:05 NY (5 min before 15:10 CT), exit 16:00, no_new 15:50, reduce 15:35
     s = Settings()
     rm, _ = make(ny(*day, 10), dataclasses.replace(s, session=dataclasses.replace(s.session, trade_session="all")))
     base = ny(*day, 16)
     assert base == ny_to_ns(date(*day), time(16)) and (base // 10**9) % 86400 == utc_hour * 3600
-    cases = [(ny(*day, 15, 59), "normal"), (ny(*day, 16), "reduce"), (ny(*day, 16, 14, 59), "reduce"),
-             (ny(*day, 16, 15), "no_new"), (ny(*day, 16, 25), "exit"), (ny(*day, 16, 30), "flat"),
+    cases = [(ny(*day, 15, 34, 59), "normal"), (ny(*day, 15, 35), "reduce"), (ny(*day, 15, 49, 59), "reduce"),
+             (ny(*day, 15, 50), "no_new"), (ny(*day, 16), "exit"), (ny(*day, 16, 5), "flat"),
              (ny(*day, 16, 59), "flat"), (ny(*day, 17), "closed"), (ny(*day, 18), "normal")]
     for ts, phase in cases:
         assert rm.eod_phase(ts) == phase, (ts, phase)
         assert rm.eod_phase(ts) == CAL.eod_phase(ts)
-    assert not rm.must_flatten(ny(*day, 16, 24, 59)) and rm.must_flatten(ny(*day, 16, 25))
-    assert rm.flat_deadline_ns(ny(*day, 10)) == ny(*day, 16, 30)
-    assert rm.next_phase(ny(*day, 15)) == ("reduce", ny(*day, 16))
-    # 16:00-16:15 size × 0.5 (trade_session all), no entry from 16:15
-    assert entry(rm, ny(*day, 15, 59), is_rth=True).contracts == 2
-    d = entry(rm, ny(*day, 16, 5), is_rth=False)
-    assert d.approved and d.contracts == 1 and ("eod", 1) in d.steps
-    d = entry(rm, ny(*day, 16, 15), is_rth=False)
+    assert not rm.must_flatten(ny(*day, 15, 59, 59)) and rm.must_flatten(ny(*day, 16))
+    assert rm.flat_deadline_ns(ny(*day, 10)) == ny(*day, 16, 5)
+    assert rm.next_phase(ny(*day, 15)) == ("reduce", ny(*day, 15, 35))
+    # 15:35-15:50 the risk budget × 0.5; no entry from 15:50
+    full = entry(rm, ny(*day, 15, 30), is_rth=True, atr=0.5)
+    half = entry(rm, ny(*day, 15, 40), is_rth=True, atr=0.5)
+    assert (full.contracts, half.contracts) == (2, 1) and ("eod", 0.5, 10.0) in half.steps
+    d = entry(rm, ny(*day, 15, 50), is_rth=True)
     assert not d.approved and d.reason.startswith("EOD phase no_new")
 
 
+@pytest.mark.parametrize("session", ["rth", "eth", "all"])
+@pytest.mark.parametrize("profile", ["topstepx", "fixed_ny"])
+def test_signal_at_1612_ny_refused_in_every_trade_session(session, profile):
+    # TopstepX: flat by 15:10 CT = 16:10 NY, no new position after it; a 16:12 entry is refused
+    # whatever the trade session (the fixed_ny profile's no_new phase starts 16:15: refused there
+    # only because the venue deadline has passed is NOT its rule, so it is checked at 16:16).
+    s = Settings()
+    s = dataclasses.replace(s, session=dataclasses.replace(s.session, trade_session=session),
+                            eod=dataclasses.replace(s.eod, profile=profile))
+    d = (2025, 6, 4)  # a full Wednesday
+    rm, _ = make(ny(*d, 10), s)
+    t = ny(*d, 16, 12) if profile == "topstepx" else ny(*d, 16, 16)
+    for is_rth in (False, True):
+        dec = entry(rm, t, is_rth=is_rth)
+        assert not dec.approved and dec.contracts == 0 and dec.reason.startswith("EOD phase"), dec.reason
+
+
 def test_eod_phases_early_close_2025_11_28():
-    # Globex closes 13:15 NY (12:15 CT) on the NYSE early close: phases 12:15/12:30/12:40/12:45.
+    # Globex closes 13:15 NY (12:15 CT) on the NYSE early close: flat 5 min before it (13:10),
+    # exit 13:05, no_new 12:55, reduce 12:40.
     rm, clock = make(ny(2025, 11, 28, 9))
     d = (2025, 11, 28)
-    assert [rm.eod_phase(ny(*d, h, m)) for h, m in [(12, 14), (12, 15), (12, 30), (12, 40), (12, 45), (13, 15)]] == [
+    assert [rm.eod_phase(ny(*d, h, m)) for h, m in [(12, 39), (12, 40), (12, 55), (13, 5), (13, 10), (13, 15)]] == [
         "normal", "reduce", "no_new", "exit", "flat", "closed"]
-    assert rm.flat_deadline_ns(ny(*d, 10)) == ny(*d, 12, 45)
-    assert entry(rm, ny(*d, 12, 20)).contracts == 1             # RTH still open: size halved
-    assert not entry(rm, ny(*d, 12, 30)).approved
-    assert rm.must_flatten(ny(*d, 12, 40))
-    clock.advance_to(ny(*d, 12, 35))
+    assert rm.flat_deadline_ns(ny(*d, 10)) == ny(*d, 13, 10)
+    assert entry(rm, ny(*d, 12, 45), atr=0.5).contracts == 1  # RTH still open: budget halved
+    assert not entry(rm, ny(*d, 12, 55)).approved
+    assert rm.must_flatten(ny(*d, 13, 5))
+    clock.advance_to(ny(*d, 13))
     snap = rm.snapshot()
-    assert (snap.eod_phase, snap.next_phase, snap.next_phase_ns) == ("no_new", "exit", ny(*d, 12, 40))
+    assert (snap.eod_phase, snap.next_phase, snap.next_phase_ns) == ("no_new", "exit", ny(*d, 13, 5))
     assert rm.next_phase(ny(*d, 13, 30)) == ("open", ny(2025, 11, 30, 18))
 
 
@@ -325,19 +353,18 @@ def test_real_bars_sizing_never_exceeds_max_risk(es_1m_path):
         if conf < 0.60 or phase in ("no_new", "exit", "flat", "closed"):
             assert not d.approved
             continue
-        ticks = min(max(math.ceil(atr[i] * 1.5 / 0.25 - 1e-9), 4), 40)
+        ticks = min(max(math.ceil(atr[i] * 1.5 / 0.25 - 1e-9), 4), 8)
         cap, frac = tiers[bal]
-        per = ticks * 1.25
-        base = min(math.floor(min(25.0, bal * frac) / per + 1e-9), cap)
+        per = ticks * 1.25 + 0.84 + 2 * 1.25           # stop + round-trip costs + 1 tick a side (RTH)
         mult = 0.5 if conf < 0.7 else 1.0 if conf < 0.8 else 1.5 if conf < 0.9 else 2.0
-        want = min(math.floor(base * mult + 1e-9), cap)
-        if phase == "reduce":
-            want = math.floor(want * 0.5)
-        want = min(want, math.floor(25.0 / per + 1e-9))
+        budget = min(25.0, bal * frac) * mult * (0.5 if phase == "reduce" else 1.0)
+        want = min(math.floor(budget / per + 1e-9), cap, math.floor(25.0 / per + 1e-9))
+        if want:  # a fresh day: $50 of room at the worst-case 4 ticks a side
+            want = min(want, math.floor(50.0 / (ticks * 1.25 + 0.84 + 10.0) + 1e-9))
         assert d.contracts == want, (i, d, ticks, conf, bal)
         if want:
             assert abs(side * (c[i] - d.stop_price) / 0.25 - ticks) < 1e-6
-            assert abs(d.risk_dollars - want * per) < 1e-9
+            assert abs(d.risk_dollars - want * per) < 1e-6
             n_ok += 1
         else:
             assert d.reason.startswith("risk too small for one contract")
@@ -371,7 +398,8 @@ def test_property_manager_never_risks_more_than_max(balance, atr, conf, side, mi
     if d.approved:
         tick = spec(symbol).tick_size
         ticks = round(abs(price - d.stop_price) / tick)
-        assert abs(d.risk_dollars - d.contracts * ticks * spec(symbol).tick_value) < 1e-9
+        tv = spec(symbol).tick_value
+        assert abs(d.risk_dollars - d.contracts * (ticks * tv + 0.84 + 2 * tv)) < 1e-6
         assert side * (price - d.stop_price) > 0 and side * (d.target_price - price) > 0
         assert conf >= 0.60 and rm.eod_phase(now) in ("normal", "reduce")
     else:

@@ -81,6 +81,30 @@ def test_sizing_refuses_low_confidence_and_balance():
     assert "below the lowest tier" in size(699.0, 8, 0.9).reason
 
 
+def test_multipliers_scale_dollars_and_costs_are_in_the_risk():
+    # $1,000 at 60-70 %: budget $20 × 0.5 = $10. One contract when stop + costs + slippage fit $10
+    # (5 ticks $6.25 + $0.84 + 2 ticks $2.50 = $9.59); 6 ticks ($10.84) does not.
+    kw = dict(cost_per_contract=0.84, slippage_per_contract=2.50)
+    def sz(ticks, conf, **more):
+        return size_position(balance=1000.0, stop_ticks=ticks, tick_value=MES_TICK_VALUE, confidence=conf,
+                             tiers=R.balance_tiers, confidence_table=R.confidence_multipliers,
+                             min_confidence=0.60, max_risk_per_trade=25.0, **kw, **more)
+    r = sz(5, 0.65)
+    assert r.contracts == 1 and abs(r.risk_per_contract - 9.59) < 1e-9
+    assert ("confidence", 0.5, 10.0) in r.steps
+    r = sz(6, 0.65)
+    assert r.contracts == 0 and "$10.84 per contract" in r.reason and "budget $10.00" in r.reason
+    # 70-80 %: $20; 8 ticks: $10 + $0.84 + $2.50 = $13.34 → 1 contract (2 would be $26.68 > $25)
+    r = sz(8, 0.75)
+    assert r.contracts == 1
+    # 14 ticks $17.50 + $3.34 = $20.84 > $20 → refused, though the stop alone would fit
+    assert sz(14, 0.75).contracts == 0 and sz(13, 0.75).contracts == 1
+    # the room cap adds the worst-case slippage: $13.34 + $5 = $18.34 per contract
+    assert sz(8, 0.75, risk_room=18.34, room_extra_per_contract=5.0).contracts == 1
+    r = sz(8, 0.75, risk_room=18.33, room_extra_per_contract=5.0, room_name="the daily drawdown limit")
+    assert r.contracts == 0 and "left of the daily drawdown limit" in r.reason
+
+
 def test_daily_room_caps_size():
     # $25 of the $50 daily limit left; 8 ticks = $10 → 2 contracts fit, 12 ticks = $15 → 1
     assert size(1000.0, 8, 0.75, room=25.0).contracts == 2
@@ -91,14 +115,20 @@ def test_daily_room_caps_size():
 
 @hsettings(max_examples=400, deadline=None)
 @given(balance=st.floats(0, 20_000), ticks=st.integers(1, 80), conf=st.floats(0, 1),
-       eod=st.sampled_from([1.0, 0.5]), tick_value=st.sampled_from([0.5, 1.25, 5.0, 12.5]))
-def test_property_never_above_max_risk(balance, ticks, conf, eod, tick_value):
+       eod=st.sampled_from([1.0, 0.5]), tick_value=st.sampled_from([0.5, 1.25, 5.0, 12.5]),
+       slip=st.sampled_from([0.0, 1.0, 2.0, 4.0]), room=st.one_of(st.none(), st.floats(-10, 80)))
+def test_property_never_above_max_risk(balance, ticks, conf, eod, tick_value, slip, room):
     res = size_position(balance=balance, stop_ticks=ticks, tick_value=tick_value, confidence=conf,
                         tiers=R.balance_tiers, confidence_table=R.confidence_multipliers,
                         min_confidence=0.60, max_risk_per_trade=25.0,
-                        extra_multipliers=(("eod", eod),))
+                        extra_multipliers=(("eod", eod),), cost_per_contract=0.84,
+                        slippage_per_contract=2 * slip * tick_value, risk_room=room,
+                        room_extra_per_contract=2 * (4 - slip) * tick_value)
     assert res.contracts >= 0
-    assert res.contracts * ticks * tick_value <= 25.0 + 1e-9
+    per = ticks * tick_value + 0.84 + 2 * slip * tick_value
+    assert res.contracts * per <= 25.0 + 1e-9
+    if room is not None:
+        assert res.contracts * (ticks * tick_value + 0.84 + 8 * tick_value) <= max(room, 0) + 1e-9
     t = tier_for(balance, R.balance_tiers)
     if res.contracts:
         assert t is not None and res.contracts <= t.max_contracts
@@ -107,8 +137,17 @@ def test_property_never_above_max_risk(balance, ticks, conf, eod, tick_value):
 
 
 # ---------------------------------------------------------------- stops (R-RISK-3)
-S = StopsConfig()
+S = dataclasses.replace(StopsConfig(), max_stop_ticks=40)  # the clamp tests below use a 40-tick cap
 E = EodConfig()
+
+
+def test_default_stop_cap_fits_a_thousand_dollar_account():
+    # shipped default: ATR × 1.5 capped at 8 ticks: $10 + $0.84 + 2 × 1 tick RTH slippage = $13.34
+    # fits the $20 budget of a $1,000 account (and 2 ticks a side in ETH: $15.84)
+    d = StopsConfig()
+    assert d.max_stop_ticks == 8
+    stop, target = compute_bracket(1, 5000.0, 4.0, None, None, "normal", d, E, TICK)  # 24 ticks of ATR
+    assert (stop, target) == (4998.0, 5003.0)
 TICK = 0.25
 
 

@@ -46,7 +46,7 @@ def test_streaming_market_state_equals_backtest_arrays(es_1m_path) -> None:
             for i in range(len(bars))]
     for name, arr in (("atr", mk.atr), ("atr_normal", mk.atr_normal), ("phase", mk.phase),
                       ("is_rth", mk.is_rth), ("in_session", mk.in_session), ("day", mk.day),
-                      ("close_ts", mk.close_ts)):
+                      ("close_ts", mk.close_ts), ("spread", mk.spread)):
         got = np.array([getattr(r, name) for r in rows])
         assert np.array_equal(got, arr, equal_nan=True), name
 

@@ -159,3 +159,78 @@ def equity_pass(close, start, pv, n, entry_bar, exit_bar, entry_price, direction
             v += (close[k] - entry_price[p]) * direction[p] * contracts[p] * pv
         eq[k] = v
     return eq
+
+
+NORMAL_ATR_DAYS = 20
+"""Trading days in the time-of-day "normal ATR" (see :func:`time_of_day_mean`)."""
+
+
+def time_of_day_slots(ny_seconds: np.ndarray, bar_ns: int) -> np.ndarray:
+    """Time-of-day slot of each bar (int64 (n,)): seconds since New York midnight of its open //
+    the bar length in seconds (1-minute bars: 0 … 1439). Bars longer than a day share slot 0."""
+    bar_s = max(int(bar_ns // 1_000_000_000), 1)
+    return (np.asarray(ny_seconds, dtype=np.int64) // bar_s).astype(np.int64)
+
+
+def time_of_day_mean(x: np.ndarray, slot: np.ndarray, window: int = NORMAL_ATR_DAYS) -> np.ndarray:
+    """Trailing mean of ``x`` over the last ``window`` bars of the SAME time-of-day ``slot``
+    (:func:`time_of_day_slots`), float64 (n,): the "normal ATR" of the bar's minute of the day
+    over the last 20 trading days, so the RTH open is compared with earlier RTH opens and the
+    overnight with the overnight. Per slot exactly the arithmetic of :func:`rolling_mean` (NaN
+    weighs 0; NaN until ``window`` bars of that slot have passed); causal."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    slot = np.ascontiguousarray(slot, dtype=np.int64)
+    nslots = int(slot.max()) + 1 if len(slot) else 1
+    return _slot_rolling_mean(x, slot, nslots, int(window))
+
+
+@numba.njit(cache=True)
+def _slot_rolling_mean(x, slot, nslots, window):  # pragma: no cover - compiled
+    n = x.shape[0]
+    out = np.empty(n)
+    m = window + 1
+    cs = np.zeros((nslots, m))
+    cn = np.zeros((nslots, m), np.int64)
+    s = np.zeros(nslots)
+    c = np.zeros(nslots, np.int64)
+    seen = np.zeros(nslots, np.int64)
+    jj = np.zeros(nslots, np.int64)
+    for i in range(n):
+        q = slot[i]
+        v = x[i]
+        if np.isfinite(v):
+            s[q] = s[q] + v
+            c[q] += 1
+        else:
+            s[q] = s[q] + 0.0
+        j = jj[q] + 1
+        if j == m:
+            j = 0
+        jj[q] = j
+        cs[q, j] = s[q]
+        cn[q, j] = c[q]
+        out[i] = np.nan
+        if seen[q] >= window - 1:
+            k = j + 1 if j + 1 < m else 0
+            cnt = c[q] - cn[q, k]
+            if cnt > 0:
+                out[i] = (s[q] - cs[q, k]) / cnt
+        seen[q] += 1
+    return out
+
+
+@numba.njit(cache=True)
+def spread_hysteresis(spread, pause, resume):  # pragma: no cover - compiled
+    """The spread the risk manager's breaker must see at each bar so that stepping only some bars
+    gives the state of stepping every bar: the spread of the last bar at or before i that
+    decides the breaker (> ``pause`` pauses, ≤ ``resume`` resumes; a spread between keeps the
+    state), NaN before the first such bar. float64 (n,) ticks."""
+    n = spread.shape[0]
+    out = np.empty(n)
+    last = np.nan
+    for i in range(n):
+        v = spread[i]
+        if v > pause or v <= resume:
+            last = v
+        out[i] = last
+    return out

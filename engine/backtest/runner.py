@@ -6,9 +6,10 @@ one step (:meth:`engine.kernel.TradingKernel.step`). ``fast=True`` steps only th
 something can happen (see :mod:`engine.backtest.fast`); ``fast=False`` steps every bar. Both give
 the same trades (tested on real data, ``tests/test_backtest_parity.py``).
 
-EOD: the EOD phase of each bar's close comes from the CME calendar (DST and early closes):
-entries need a phase before ``no_new`` (16:15 NY), positions are closed at market from ``exit``
-(16:25 NY) and so fill by the next bar's open, flat by 16:30 NY.
+EOD: the EOD phase of each bar's close comes from the CME calendar and the ``[eod]`` profile
+(:func:`engine.calendar.eod_schedule`; DST and early closes): entries need a phase before
+``no_new`` (15:50 NY on a full day under the topstepx profile), positions are closed at market
+from ``exit`` (16:00 NY) and so fill by the next bar's open, flat by 16:05 NY (TopstepX: 16:10).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.backtest.fast import equity_pass, eod_phase_codes, rolling_mean, scan_position, wilder_atr
+from engine.backtest.fast import (equity_pass, eod_phase_codes, rolling_mean, scan_position, spread_hysteresis,
+                                  time_of_day_mean, time_of_day_slots, wilder_atr)
 from engine.calendar import calendar_for
 from engine.clock import SimClock, perf_ns
 from engine.execution.orders import OrderStatus
 from engine.instruments import spec as instrument_spec
+from engine.market.spread import spread_ticks
 from engine.kernel import P_NO_NEW, BarInput, TradeRecord, TradingKernel
 from engine.strategy.base import StrategySignals
 from engine.venue.sim import SimVenue, slippage_ticks
@@ -50,14 +53,19 @@ class Market:
     in_session: np.ndarray
     day: np.ndarray          # int32 trading day
     atr: np.ndarray          # float64 points
-    atr_normal: np.ndarray   # float64 points
+    atr_normal: np.ndarray   # float64 points: mean ATR at this time of day, last 20 trading days
     avg_volume: np.ndarray   # float64; all NaN (a read-only view) when the bars carry no volume
     slip: np.ndarray         # float64 ticks
+    spread: np.ndarray = None  # float64 ticks: modelled spread (engine.market.spread), as the breaker sees it
 
 
 def prepare_market(bars, settings, fill_model: str) -> Market:
-    """Labels, EOD phases, ATR (Wilder, ``stops.atr_period``), normal ATR (mean ATR over one day
-    of bars, at least 20) and the slippage ticks per bar."""
+    """Labels, EOD phases (the ``[eod]`` profile), ATR (Wilder, ``stops.atr_period``), normal ATR
+    (:func:`engine.backtest.fast.time_of_day_mean`: the mean ATR of the same time of day over the
+    last 20 trading days, NaN = normal until then), the slippage ticks per bar and the modelled
+    spread (:func:`engine.market.spread.spread_ticks`) fed to the spread breaker, carried through
+    the bars that do not decide it (:func:`engine.backtest.fast.spread_hysteresis`) so that the
+    skip-ahead sees the state of stepping every bar."""
     n = len(bars)
     if n == 0:
         raise BacktestError("no bars to backtest")
@@ -65,16 +73,19 @@ def prepare_market(bars, settings, fill_model: str) -> Market:
     lab = cal.label(bars.ts)
     close_ts = bars.ts + np.int64(bars.bar_ns)
     row = lab.session
-    phase = eod_phase_codes(close_ts, row, cal.table.eod, cal.table.close)
+    phase = eod_phase_codes(close_ts, row, cal.eod_table(settings.eod), cal.table.close)
     atr = wilder_atr(bars.high, bars.low, bars.close, int(settings.stops.atr_period))
     win = max(20, int(86_400_000_000_000 // max(bars.bar_ns, 1)))
     win = min(win, max(20, n // 4))
-    atr_norm = rolling_mean(atr, win)
+    atr_norm = time_of_day_mean(atr, time_of_day_slots(lab.ny_seconds, bars.bar_ns))
     # without volume: a read-only all-NaN view (no array of n NaNs is written)
     avg_vol = rolling_mean(bars.volume, win) if bars.has_volume else np.broadcast_to(np.float64(np.nan), (n,))
     slip = slippage_ticks(lab.is_rth, atr, atr_norm, settings.slippage, fill_model)
+    r = settings.risk
+    spread = spread_ticks(lab.is_rth, atr, atr_norm, settings.slippage.high_vol_atr_ratio, r.volatility_breaker_ratio)
+    spread = spread_hysteresis(spread, float(r.spread_pause_ticks), float(r.spread_resume_ticks))
     return Market(close_ts, phase, lab.is_rth, lab.in_session, lab.trading_day, atr, atr_norm,
-                  avg_vol, slip)
+                  avg_vol, slip, spread)
 
 
 @dataclass
@@ -96,21 +107,24 @@ class BacktestResult:
     alerts: list = field(default_factory=list)
     refused: dict = field(default_factory=dict)
     risk_audit: list = field(default_factory=list)
+    halts: list = field(default_factory=list)
+    research: bool = False
 
     @property
     def bars_per_second(self) -> float:
         return self.bars / self.elapsed_s if self.elapsed_s > 0 else float("inf")
 
 
-def _default_risk(settings, clock, cal, spec):
+def _default_risk(settings, clock, cal, spec, research: bool = False):
     from engine.risk import RiskManager
 
-    return RiskManager(settings, clock, cal, spec, None)
+    return RiskManager(settings, clock, cal, spec, None, research=research)
 
 
 def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | None = None,
                  fast: bool = True, strategy_name: str = "", risk=None, progress=None,
-                 native_oco: bool = True, market: Market | None = None) -> BacktestResult:
+                 native_oco: bool = True, market: Market | None = None,
+                 research: bool | None = None) -> BacktestResult:
     """Run the kernel over ``bars`` with precomputed ``signals``.
 
     Args:
@@ -119,6 +133,12 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
         fast: skip bars where nothing can happen (identical results).
         risk: a risk manager (default: ``engine.risk.RiskManager`` in memory).
         progress: optional callback ``(done_bars, total_bars)``.
+        research: research mode (None = ``backtest.research``): each account-level halt
+            (account drawdown, kill switch, minimum balance) is recorded and lifted at the next
+            RTH open, so a losing strategy can be studied over the whole span; daily limits and
+            pauses apply unchanged. Only used to build the default risk manager.
+    The result's ``halts`` lists every halt, daily block and pause (``RiskManager.halt_log``);
+    ``refused`` counts the refused entries by reason.
     Raises :class:`BacktestError` for mismatched lengths or an empty series.
     """
     fill_model = fill_model or settings.backtest.fill_model
@@ -136,8 +156,9 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
                      native_oco=native_oco, symbol=spec.symbol)
     clock = SimClock(int(bars.ts[0]))
     cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
+    research = bool(settings.backtest.research if research is None else research)
     if risk is None:
-        risk = _default_risk(settings, clock, cal, spec)
+        risk = _default_risk(settings, clock, cal, spec, research)
     k = TradingKernel(settings, venue, risk, spec, bar_ns=bars.bar_ns, starting_balance=start_bal)
 
     d = np.ascontiguousarray(signals.direction, dtype=np.int8)
@@ -161,6 +182,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     H, L, C, O, V = bars.high, bars.low, bars.close, bars.open, bars.volume
     close_ts, phase = mk.close_ts, mk.phase
     atr_a, atrn_a, avgv_a, rth_a, ins_a, day_a = mk.atr, mk.atr_normal, mk.avg_volume, mk.is_rth, mk.in_session, mk.day
+    spr_a = mk.spread if mk.spread is not None else np.broadcast_to(np.float64(np.nan), (n,))
     pv = spec.point_value
     i = 0
     next_report = 0
@@ -184,7 +206,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             k.step(BarInput(i, now, O.item(i), H.item(i), L.item(i), C.item(i), atr_a.item(i),
                             rth_a.item(i), ins_a.item(i), phase.item(i), day_a.item(i), d.item(i),
                             conf.item(i), cls.item(i), atrn_a.item(i), V.item(i), avgv_a.item(i),
-                            H[lo:i + 1] if swing else None, L[lo:i + 1] if swing else None))
+                            H[lo:i + 1] if swing else None, L[lo:i + 1] if swing else None, spr_a.item(i)))
             if not fast or k.busy():
                 i += 1
                 continue
@@ -208,7 +230,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             eq_hi = float(s["day_peak_equity"])
             eq_lo = max(s["day_start_equity"] - r.daily_loss_limit, s["day_peak_equity"] - r.daily_drawdown_limit,
                         s["hwm"] - r.account_drawdown_limit, s["kill_ref"] - r.kill_switch_loss,
-                        r.min_account_balance) + 1e-6
+                        r.min_account_balance - getattr(k.risk, "_min_bal_shift", 0.0)) + 1e-6
             side = 1 if pos > 0 else -1
             i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k._best, trail_on, H, L, C, phase, d, actionable,
                                   k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
@@ -221,6 +243,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             day=mk.day, starting_balance=start_bal, fill_model=fill_model, strategy=strategy_name,
             steps=k.stats.steps, bars=n, elapsed_s=elapsed, alerts=list(k.stats.alerts),
             refused=dict(k.stats.entries_refused), risk_audit=list(getattr(risk, "audit_records", [])),
+            halts=[dict(h) for h in getattr(risk, "halt_log", [])], research=research,
         )
     finally:
         if gc_was_enabled:

@@ -91,11 +91,12 @@ def walk_forward_backtest(bars, folds, signals_for_fold, settings, *, fill_model
 
 def limits_exercised(results: list[BacktestResult]) -> dict[str, bool]:
     """Which of :data:`RISK_LIMITS` fired in any of ``results`` (refusal reasons, exit reasons,
-    risk audit records)."""
+    risk audit records, the halt log)."""
     texts: list[str] = []
     for r in results:
         texts.extend(r.refused.keys())
         texts.extend(str(a.get("reason", "")) for a in r.risk_audit)
+        texts.extend(str(h.get("reason", "")) for h in getattr(r, "halts", []))  # halts, blocks, pauses
         if len(r.trades):
             texts.extend(r.trades["exit_reason"].unique().tolist())
     blob = "\n".join(texts)

@@ -34,6 +34,10 @@ RESET_WORD = "RESET"
 """The word an operator must type to reset a halt."""
 
 PHASE_ORDER = ("normal", "reduce", "no_new", "exit", "flat")
+HALT_KINDS = ("account_drawdown", "kill_switch", "min_balance", "daily_loss", "daily_drawdown", "pause")
+"""Kinds of :attr:`RiskManager.halt_log` entries; the first three are account-level (they need
+an operator's review; research mode lifts them at the next RTH open)."""
+ACCOUNT_HALT_KINDS = HALT_KINDS[:3]
 NO_ENTRY_PHASES = ("no_new", "exit", "flat", "closed")
 
 
@@ -56,8 +60,9 @@ class RiskDecision(NamedTuple):
 
     approved: True only with ``contracts`` ≥ 1. reason: why it was refused ("" when approved).
     stop_price / target_price: bracket in points on the tick grid (NaN when refused before the
-    bracket was computed). risk_dollars: contracts × stop ticks × tick value (≤
-    max_risk_per_trade, asserted). steps: the sizing stages, for the decision log.
+    bracket was computed). risk_dollars: contracts × (stop ticks × tick value + round-trip
+    costs + expected slippage) (≤ max_risk_per_trade, asserted). steps: the sizing stages, for
+    the decision log.
     """
 
     approved: bool
@@ -134,15 +139,32 @@ class RiskManager:
         calendar: a :class:`CmeCalendar` covering every time it will be asked about.
         spec: the instrument traded (tick size and tick value).
         store: where state and audit lines persist; None = in memory (backtests).
-        cap_to_daily_room: also cap an entry's risk at what is left of the daily loss limit.
+        cap_to_daily_room: also cap an entry's stop-out (with worst-case slippage) at what is left
+            of the daily loss limit and of the daily drawdown limit, whichever is smaller.
+        research: backtest research mode (``[backtest] research``): an account-level halt
+            (account drawdown, kill switch, minimum balance) is recorded in :attr:`halt_log` and
+            lifted at the next RTH open as if an operator had reviewed it (the high-water mark,
+            kill-switch reference or minimum-balance floor are rebased to the equity then).
+            Never set it for paper or live trading: they never resume by themselves.
+
+    :attr:`halt_log` lists every halt, daily block and pause as it starts, as dicts
+    ``{"ts_ns": int UTC ns, "kind": str, "reason": str, "resumed_ns": int UTC ns | None}`` with
+    kind one of :data:`HALT_KINDS`; ``resumed_ns`` is when entries may start again (None: never
+    without an operator).
 
     Raises :class:`RiskStateError` when the stored state is unreadable (never resets silently).
     Not re-entrant across processes: hold an :class:`AccountLock` while trading live.
     """
 
     def __init__(self, settings: Settings, clock: Clock, calendar: CmeCalendar, spec: InstrumentSpec,
-                 store: RiskStateStore | None = None, *, cap_to_daily_room: bool = True) -> None:
+                 store: RiskStateStore | None = None, *, cap_to_daily_room: bool = True,
+                 research: bool = False) -> None:
         self.settings = settings
+        self.research = bool(research)
+        self.halt_log: list[dict[str, Any]] = []
+        self._research_resume_ns = 0  # research mode: when the pending account halt is lifted
+        self._min_bal_shift = 0.0  # research mode: dollars the minimum-balance floor was lowered by
+        self._min_bal_logged = False
         self.clock = clock
         self.calendar = calendar
         self.spec = spec
@@ -152,7 +174,8 @@ class RiskManager:
         self._lock = threading.RLock()
         self._tick = float(spec.tick_size)
         t = calendar.table
-        self._t_open, self._t_close, self._t_eod = t.open, t.close, t.eod
+        self._t_open, self._t_close = t.open, t.close
+        self._t_eod = calendar.eod_table(settings.eod)  # the [eod] profile's phase times
         self._t_day, self._t_rth_open = t.day, t.rth_open
         self._sess = (0, -1, -2, ())  # cache: lo ≤ now < hi → row (-1 = closed), EOD times
         self._day_lo = 0
@@ -213,10 +236,11 @@ class RiskManager:
         return -1
 
     def eod_phase(self, now_ns: int) -> str:
-        """EOD phase at ``now_ns`` (UTC ns): ``normal``, ``reduce`` (16:00 NY, size × 0.5),
-        ``no_new`` (16:15, no new positions), ``exit`` (16:25, aggressive exits), ``flat``
-        (16:30, must be flat) or ``closed`` (outside every Globex session). Calendar-driven:
-        DST-correct, early closes move the phases (13:00 close → 12:00/12:15/12:25/12:30)."""
+        """EOD phase at ``now_ns`` (UTC ns): ``normal``, ``reduce`` (risk budget × 0.5),
+        ``no_new`` (no new positions), ``exit`` (aggressive exits), ``flat`` (must be flat) or
+        ``closed`` (outside every Globex session). The times come from the ``[eod]`` profile
+        (:func:`engine.calendar.eod_schedule`; topstepx: 15:35 / 15:50 / 16:00 / 16:05 NY on
+        full days, 12:40 / 12:55 / 13:05 / 13:10 before a 13:15 early close): DST-correct."""
         if self._session(now_ns) < 0:
             return "closed"
         eod = self._sess[3]
@@ -235,7 +259,8 @@ class RiskManager:
         return self.eod_phase(now_ns) in ("exit", "flat")
 
     def flat_deadline_ns(self, now_ns: int) -> int:
-        """UTC ns by which the position must be flat: the ``flat`` time (16:30 NY normally) of
+        """UTC ns by which the position must be flat: the ``flat`` time (16:05 NY on a full day
+        under the topstepx profile) of
         the session containing ``now_ns``, or of the next session when the market is closed."""
         row = self._session(now_ns)
         if row < 0:
@@ -268,6 +293,8 @@ class RiskManager:
 
     def _sync(self, now_ns: int) -> None:
         """Roll the daily counters when ``now_ns`` is in a later CME trading day (18:00 NY)."""
+        if self._research_resume_ns and now_ns >= self._research_resume_ns:
+            self._research_resume()
         if self._day_lo <= now_ns < self._day_hi:
             return
         n = int(self.calendar.label_one(now_ns)[0])  # the 18:00 NY rule, cached per day
@@ -330,11 +357,20 @@ class RiskManager:
             dd = st["hwm"] - eq
             if cum + EPS >= r.kill_switch_loss:
                 self._set_halt(f"kill switch: cumulative loss ${cum:,.2f} ≥ ${r.kill_switch_loss:,.2f}",
-                               "system", now_ns)
+                               "system", now_ns, kind="kill_switch")
             elif dd + EPS >= r.account_drawdown_limit:
                 self._set_halt(f"account drawdown ${dd:,.2f} from the high-water mark "
                                f"${st['hwm']:,.2f} ≥ ${r.account_drawdown_limit:,.2f}: manual review",
-                               "system", now_ns)
+                               "system", now_ns, kind="account_drawdown")
+        bal = min(self.balance, eq)
+        floor = r.min_account_balance - self._min_bal_shift
+        if bal + EPS < floor:
+            if not self._min_bal_logged:
+                self._min_bal_logged = True
+                self._log_halt(now_ns, "min_balance", f"balance ${bal:,.2f} below the minimum ${floor:,.2f}: "
+                               "no trading", account=True)
+        else:
+            self._min_bal_logged = False
         loss = st["day_start_equity"] - eq
         ddd = st["day_peak_equity"] - eq
         if (loss + EPS >= r.daily_loss_limit or ddd + EPS >= r.daily_drawdown_limit) \
@@ -349,11 +385,45 @@ class RiskManager:
                            f"≥ ${r.daily_drawdown_limit:,.2f}")
                 st["day_block_until_ns"] = until
                 st["day_block_reason"] = why
+                self._log_halt(now_ns, "daily_loss" if loss + EPS >= r.daily_loss_limit else "daily_drawdown",
+                               why, resumed_ns=int(until))
                 self._save()
 
-    def _set_halt(self, reason: str, operator: str, now_ns: int) -> None:
+    def _set_halt(self, reason: str, operator: str, now_ns: int, kind: str = "kill_switch") -> None:
         self._st["halt"] = {"reason": reason, "operator": operator, "since_ns": int(now_ns)}
         self._audit("halt", operator, reason, now_ns, equity=self.equity, balance=self.balance)
+        self._log_halt(now_ns, kind, reason, account=True)
+        self._save()
+
+    def _log_halt(self, now_ns: int, kind: str, reason: str, *, resumed_ns: int | None = None,
+                  account: bool = False) -> None:
+        """Append one :attr:`halt_log` entry. An account-level one in research mode is scheduled
+        to lift at the next RTH open after the current trading day."""
+        if account and self.research and self._st["trading_day"] is not None:
+            resumed_ns = self._next_rth_open_after_day(int(self._st["trading_day"]))
+            self._research_resume_ns = max(self._research_resume_ns, resumed_ns)
+        self.halt_log.append({"ts_ns": int(now_ns), "kind": kind, "reason": reason,
+                              "resumed_ns": None if resumed_ns is None else int(resumed_ns)})
+
+    def _research_resume(self) -> None:
+        """Research mode: lift the account-level halt as an operator's review would (no audit
+        line: nothing manual happened). The high-water mark and kill-switch reference are rebased
+        to the equity where breached; a balance under the minimum lowers the floor to keep the
+        configured distance (starting capital − minimum) below the current balance."""
+        r = self.settings.risk
+        st = self._st
+        eq = self.equity
+        self._research_resume_ns = 0
+        st["halt"] = None
+        if st["kill_ref"] - eq + EPS >= r.kill_switch_loss:
+            st["kill_ref"] = eq
+        if st["hwm"] - eq + EPS >= r.account_drawdown_limit:
+            st["hwm"] = eq
+        bal = min(self.balance, eq)
+        if bal + EPS < r.min_account_balance - self._min_bal_shift:
+            room = max(float(self.settings.account.starting_capital) - r.min_account_balance, 0.0)
+            self._min_bal_shift = r.min_account_balance - (bal - room)
+            self._min_bal_logged = False
         self._save()
 
     def _blocks(self, now_ns: int) -> list[tuple[TradingState, str]]:
@@ -372,9 +442,9 @@ class RiskManager:
         if st["pause_until_ns"] > now_ns:
             out.append((TradingState.REDUCING, f"{st['pause_reason']} until {_fmt_ny(st['pause_until_ns'])}"))
         bal = min(self.balance, self.equity)
-        if bal + EPS < r.min_account_balance:
+        if bal + EPS < r.min_account_balance - self._min_bal_shift:
             out.append((TradingState.REDUCING, f"balance ${bal:,.2f} below the minimum "
-                        f"${r.min_account_balance:,.2f}: no trading"))
+                        f"${r.min_account_balance - self._min_bal_shift:,.2f}: no trading"))
         if self._spread_paused:
             out.append((TradingState.REDUCING, f"spread breaker: {self._spread_ticks:g} ticks > "
                         f"{r.spread_pause_ticks:g}; paused until ≤ {r.spread_resume_ticks:g}"))
@@ -421,6 +491,17 @@ class RiskManager:
             return True, ""
         st, why = self.state(now_ns)
         return (st is TradingState.ACTIVE), why
+
+    def day_floor_equity(self) -> float | None:
+        """The lowest equity (dollars) today's limits allow: max(day's start equity − daily loss
+        limit, day's peak equity − daily drawdown limit); None without ``cap_to_daily_room``.
+        The kernel keeps an open position's stop above it (worst-case slippage included)."""
+        if not self.cap_to_daily_room:
+            return None
+        r = self.settings.risk
+        with self._lock:
+            st = self._st
+            return max(st["day_start_equity"] - r.daily_loss_limit, st["day_peak_equity"] - r.daily_drawdown_limit)
 
     def flatten_reason(self, now_ns: int) -> str | None:
         """Why an open position must be flattened now (HALTED, or the EOD exit/flat phase), or
@@ -512,33 +593,72 @@ class RiskManager:
             extras.append(("volatility", 0.5))
         if r.low_volume_action == "reduce" and self._volume_active():
             extras.append(("volume", 0.5))
-        room = None
+        tv = self.spec.tick_value
+        slip_side = self.expected_slippage_ticks(is_rth)
+        worst_side = max(float(self.settings.slippage.high_vol_max_ticks), slip_side)
+        room, room_name = (None, "")
         if self.cap_to_daily_room:
-            room = r.daily_loss_limit - max(0.0, self._st["day_start_equity"] - self.equity)
+            room, room_name = self._day_room()
         res = sizing.size_position(
-            balance=min(self.balance, self.equity), stop_ticks=stop_ticks,
+            # research mode: a lowered minimum-balance floor also lifts the balance the tier sees
+            balance=min(self.balance, self.equity) + self._min_bal_shift, stop_ticks=stop_ticks,
             tick_value=self.spec.tick_value, confidence=confidence, tiers=r.balance_tiers,
             confidence_table=r.confidence_multipliers,
             min_confidence=self.settings.signal.min_confidence,
             max_risk_per_trade=r.max_risk_per_trade, extra_multipliers=tuple(extras),
-            risk_room=room,
+            risk_room=room, room_name=room_name, cost_per_contract=self._round_trip_cost(),
+            slippage_per_contract=2.0 * slip_side * tv,
+            room_extra_per_contract=2.0 * (worst_side - slip_side) * tv,
         )
         if res.contracts <= 0:
             return RiskDecision(False, 0, res.reason, stop, target, 0.0, res.steps)
-        risk = res.contracts * stop_ticks * self.spec.tick_value
+        risk = res.contracts * res.risk_per_contract
         if risk > r.max_risk_per_trade + 1e-6:
             raise AssertionError(f"sized risk ${risk:.2f} exceeds max_risk_per_trade ${r.max_risk_per_trade:.2f}")
         return RiskDecision(True, res.contracts, "", stop, target, risk, res.steps)
+
+    def _round_trip_cost(self) -> float:
+        c = self.settings.costs
+        return 2.0 * (float(c.commission_per_side) + float(c.exchange_fee_per_side))
+
+    def expected_slippage_ticks(self, is_rth: bool) -> float:
+        """Expected adverse slippage of one market/stop fill, ticks (the simulated venue's model,
+        :func:`engine.venue.sim.slippage_ticks`, on the last :meth:`on_market` volatility):
+        ``market_ticks`` in RTH, ``thin_ticks`` in ETH, 2-4 ticks (``high_vol_*``) when ATR /
+        normal ATR ≥ ``high_vol_atr_ratio``."""
+        sl = self.settings.slippage
+        v = float(sl.market_ticks if is_rth else sl.thin_ticks)
+        ratio = self._vol_ratio
+        if ratio is not None and ratio >= sl.high_vol_atr_ratio:
+            t = min(max(float(np.rint(sl.high_vol_min_ticks * ratio / sl.high_vol_atr_ratio)),
+                        sl.high_vol_min_ticks), sl.high_vol_max_ticks)
+            v = max(v, t)
+        return v
+
+    def _day_room(self) -> tuple[float, str]:
+        """Dollars that may still be lost today: the smaller of the daily-loss room
+        (limit − loss since the day's start) and the daily-drawdown room (limit − drop from the
+        day's peak), with the name of the tighter limit."""
+        r = self.settings.risk
+        st = self._st
+        eq = self.equity
+        loss_room = r.daily_loss_limit - max(0.0, st["day_start_equity"] - eq)
+        dd_room = r.daily_drawdown_limit - max(0.0, st["day_peak_equity"] - eq)
+        if dd_room < loss_room:
+            return dd_room, "the daily drawdown limit"
+        return loss_room, "the daily loss limit"
 
     def next_entry_possible_ns(self, now_ns: int) -> int | None:
         """For a FLAT account (no position, so equity = balance and nothing changes until the
         next trade or operator action): a UTC ns before which :meth:`evaluate_entry` refuses
         every entry whatever the bar, or None when it refuses every entry until an operator
-        acts (HALTED, operator pause, balance below the minimum).
+        acts (HALTED, operator pause, balance below the minimum; in research mode the time the
+        account-level halt is lifted instead).
 
         Counted: the consecutive-loss pause, the daily loss/drawdown block and, with
-        ``cap_to_daily_room``, a daily-loss room smaller than the smallest risk any entry can
-        have (:func:`engine.risk.stops.min_entry_stop_ticks` × tick value): it lasts until the
+        ``cap_to_daily_room``, a daily room (loss or drawdown) smaller than the smallest stop-out
+        any entry can have (:func:`engine.risk.stops.min_entry_stop_ticks` × tick value + round-
+        trip costs + worst-case slippage ``high_vol_max_ticks`` a side): it lasts until the
         trading day rolls (18:00 NY), when the day's start equity is reset. Bar-dependent
         refusals (EOD phase, session, confidence, breakers, bracket) are not considered, so
         the first approvable entry is at or after the returned time. The backtest's skip-ahead
@@ -548,15 +668,20 @@ class RiskManager:
         with self._lock:
             self._sync(int(now_ns))
             st = self._st
-            if st["halt"] is not None or st["manual_pause"] is not None:
-                return None
-            if min(self.balance, self.equity) + EPS < r.min_account_balance:
+            if st["manual_pause"] is not None:
                 return None
             t = max(int(st["pause_until_ns"]), int(st["day_block_until_ns"]))
+            if st["halt"] is not None or min(self.balance, self.equity) + EPS < r.min_account_balance - self._min_bal_shift:
+                if not self._research_resume_ns:
+                    return None  # only an operator can lift it
+                t = max(t, self._research_resume_ns)
             if self.cap_to_daily_room:
-                room = r.daily_loss_limit - max(0.0, st["day_start_equity"] - self.equity)
-                per_min = stops_mod.min_entry_stop_ticks(self.settings.stops) * self.spec.tick_value
-                # the same floor as sizing.size_position's loss-room cap, at the smallest stop
+                room = self._day_room()[0]
+                sl = self.settings.slippage
+                worst = max(float(sl.high_vol_max_ticks), float(min(sl.market_ticks, sl.thin_ticks)))
+                per_min = (stops_mod.min_entry_stop_ticks(self.settings.stops) * self.spec.tick_value
+                           + self._round_trip_cost() + 2.0 * worst * self.spec.tick_value)
+                # the same floor as sizing.size_position's room cap, at the smallest stop
                 if int(math.floor(max(room, 0.0) / per_min + sizing.EPS)) == 0:
                     t = max(t, self._day_hi)
             return t
@@ -594,6 +719,7 @@ class RiskManager:
                         # a New York time on every losing trade would cost more than the rest
                         st["pause_reason"] = (f"{st['consecutive_losses']} consecutive losses: paused "
                                               f"{secs / 60:g} min")
+                        self._log_halt(now, "pause", st["pause_reason"], resumed_ns=until)
             else:
                 st["consecutive_losses"] = 0
             self._update_peaks()

@@ -1,11 +1,20 @@
 """Position sizing (REQUIREMENTS R-RISK-2): pure functions, no state.
 
-contracts = floor(budget / (stop ticks × tick value)) where
-budget = min(max_risk_per_trade, balance × tier risk fraction); then capped by the tier's
-maximum contracts; then × confidence multiplier (floored, capped by the tier again); then ×
-EOD and breaker multipliers (each floored); finally a hard cap so that contracts × stop ticks ×
-tick value never exceeds ``max_risk_per_trade`` (the confidence multiplier can otherwise push a
-1.5×/2× size past $25). All money is in dollars, stops in whole ticks.
+The risk of one contract is what a stop-out costs: ``stop ticks × tick value + round-trip costs
+(commission + exchange fees) + expected slippage`` (dollars). The dollar budget is
+``min(max_risk_per_trade, balance × tier risk fraction)`` times the confidence multiplier and
+every further multiplier (EOD reduce phase 0.5, volatility / volume breakers 0.5): the
+multipliers scale DOLLARS, never a contract count, so a 60-70 % signal (× 0.5) still trades one
+contract when its stop fits half the budget. Then:
+
+    contracts = floor(budget / risk per contract), capped by the tier's maximum contracts,
+    by floor(max_risk_per_trade / risk per contract) (a 1.5× / 2× multiplier never lifts the
+    risk past the per-trade cap) and by the room left (what is left of the daily loss limit and
+    of the daily drawdown limit, whichever is smaller) divided by the risk per contract plus
+    ``room_extra_per_contract`` (the worst-case slippage above the expected one, so a stop-out
+    cannot breach a daily limit).
+
+All money is in dollars, stops in whole ticks.
 """
 
 from __future__ import annotations
@@ -74,8 +83,10 @@ class SizeResult(NamedTuple):
 def size_position(*, balance: float, stop_ticks: int, tick_value: float, confidence: float,
                   tiers: list, confidence_table: list, min_confidence: float,
                   max_risk_per_trade: float, extra_multipliers: tuple = (),
-                  risk_room: float | None = None) -> SizeResult:
-    """Contracts for one entry (R-RISK-2).
+                  risk_room: float | None = None, cost_per_contract: float = 0.0,
+                  slippage_per_contract: float = 0.0, room_extra_per_contract: float = 0.0,
+                  room_name: str = "the daily loss limit") -> SizeResult:
+    """Contracts for one entry (R-RISK-2; see the module docstring for the rule).
 
     Args:
         balance: account balance, dollars (the tier and the % budget use it).
@@ -83,19 +94,25 @@ def size_position(*, balance: float, stop_ticks: int, tick_value: float, confide
         tick_value: dollars per tick per contract (MES 1.25).
         confidence: model confidence 0..1.
         tiers, confidence_table, min_confidence, max_risk_per_trade: from Settings.
-        extra_multipliers: ``(name, multiplier)`` pairs applied in order after the confidence
-            multiplier, each floored (EOD 0.5 from 16:00 NY, volatility breaker 0.5, ...).
-        risk_room: optional dollars still allowed to be lost (e.g. what is left of the daily
-            loss limit); the size is capped so that the risk at the stop fits inside it.
+        extra_multipliers: ``(name, multiplier)`` pairs applied to the dollar budget after the
+            confidence multiplier (EOD reduce 0.5, volatility breaker 0.5, ...).
+        risk_room: optional dollars still allowed to be lost today (the smaller of the daily
+            loss and daily drawdown rooms); the size is capped so a stop-out fits inside it.
+        cost_per_contract: round-trip commission + fees per contract, dollars (0.84 for MES).
+        slippage_per_contract: expected round-trip slippage per contract, dollars.
+        room_extra_per_contract: worst-case slippage beyond the expected one, dollars per
+            contract, added only for the ``risk_room`` cap.
+        room_name: what ``risk_room`` is left of, for the refusal reason.
 
-    Returns a :class:`SizeResult`; never raises for a too-small budget (contracts 0 + reason).
-    Raises :class:`SizingError` for a non-positive stop or tick value.
+    Returns a :class:`SizeResult` (``risk_per_contract`` = stop + costs + expected slippage);
+    never raises for a too-small budget (contracts 0 + reason). Raises :class:`SizingError` for
+    a non-positive stop or tick value.
     """
     if stop_ticks <= 0:
         raise SizingError(f"stop distance must be ≥ 1 tick, got {stop_ticks}")
     if not (tick_value > 0):
         raise SizingError(f"tick value must be > 0, got {tick_value!r}")
-    per = stop_ticks * tick_value
+    per = stop_ticks * tick_value + cost_per_contract + slippage_per_contract
     steps: list[tuple[str, float]] = []
     tier = tier_for(balance, tiers)
     if tier is None:
@@ -107,29 +124,29 @@ def size_position(*, balance: float, stop_ticks: int, tick_value: float, confide
                           per, ())
     budget = min(max_risk_per_trade, balance * tier.risk_fraction)
     steps.append(("budget_$", budget))
+    budget *= mult
+    steps.append(("confidence", mult, budget))
+    for name, m in extra_multipliers:
+        budget *= float(m)
+        steps.append((name, float(m), budget))
     n = int(math.floor(budget / per + EPS))
     steps.append(("base", n))
     n = min(n, tier.max_contracts)
     steps.append(("tier_cap", n))
-    n = min(int(math.floor(n * mult + EPS)), tier.max_contracts)
-    steps.append(("confidence", n))
-    for name, m in extra_multipliers:
-        n = int(math.floor(n * float(m) + EPS))
-        steps.append((name, n))
     hard = int(math.floor(max_risk_per_trade / per + EPS))
     n = min(n, hard)
     steps.append(("max_risk_cap", n))
+    if n <= 0:
+        return SizeResult(0, f"risk too small for one contract: budget ${budget:.2f}, {stop_ticks} ticks "
+                          f"× ${tick_value:.2f} + costs ${cost_per_contract:.2f} + slippage "
+                          f"${slippage_per_contract:.2f} = ${per:.2f} per contract", per, tuple(steps))
     if risk_room is not None:
-        room = int(math.floor(max(risk_room, 0.0) / per + EPS))
+        per_room = per + room_extra_per_contract
+        room = int(math.floor(max(risk_room, 0.0) / per_room + EPS))
         if room < n:
             n = room
-            steps.append(("loss_room_cap", n))
+            steps.append(("room_cap", n))
             if n == 0:
-                return SizeResult(0, f"risk ${per:.2f} per contract exceeds the ${max(risk_room, 0):.2f} "
-                                  "left of the daily loss limit", per, tuple(steps))
-    if n <= 0:
-        where = next((name for name, v in steps[1:] if v == 0), "base")
-        return SizeResult(0, f"risk too small for one contract (0 after {where}): budget "
-                          f"${budget:.2f}, {stop_ticks} ticks × ${tick_value:.2f} = ${per:.2f} "
-                          "per contract", per, tuple(steps))
+                return SizeResult(0, f"risk ${per_room:.2f} per contract (worst-case slippage) exceeds the "
+                                  f"${max(risk_room, 0):.2f} left of {room_name}", per, tuple(steps))
     return SizeResult(n, "", per, tuple(steps))

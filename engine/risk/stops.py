@@ -10,7 +10,7 @@ Initial stop (``StopsConfig.method``):
   which the clamp below lifts to ``min_stop_ticks``.
 The distance is rounded UP to whole ticks (the stop moves away from entry, onto the grid),
 multiplied by ``eod_stop_tighten`` (0.5) in the EOD phases ``no_new``/``exit``/``flat`` (from
-16:15 NY), and clamped to [``min_stop_ticks``, ``max_stop_ticks``]. The target is
+the no_new phase on), and clamped to [``min_stop_ticks``, ``max_stop_ticks``]. The target is
 ``floor(reward_risk × stop ticks)`` ticks on the other side (rounded toward entry, so the
 reward:risk is never better than configured by rounding).
 """
@@ -124,7 +124,7 @@ def update_trailing(side: int, entry: float, stop: float, best_price: float, pha
     - breakeven: once ``best_price`` is ``breakeven_after_ticks`` (6) or more in profit, the stop
       moves to entry (0 = off);
     - trailing: ``trailing_ticks`` (0 = off) behind ``best_price``, rounded away from it;
-    - EOD: in the tighten phases (from 16:15 NY) and only when ``initial_stop`` is given, the
+    - EOD: in the tighten phases (from the no_new phase) and only when ``initial_stop`` is given, the
       stop distance is at most ceil(initial distance × ``eod_stop_tighten``) (≥ min_stop_ticks).
       Computing it from the initial stop keeps repeated calls idempotent.
     ``best_price`` is the most favourable price since entry (highest high for a long). The

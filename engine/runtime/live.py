@@ -377,7 +377,7 @@ class LiveSession(SessionBase):
             self.kernel = TradingKernel(s, self.venue, self._timed_risk, self.spec, bar_ns=self.bar_ns,
                                         starting_balance=self.start_balance)
             self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
-                                      self.cfg.normal_window_bars, True)
+                                      self.cfg.normal_window_bars, True, settings=s)
             self._note_reconcile(rep)
             if rep.broker_qty != 0:
                 msg = (f"start-up: the broker holds {rep.broker_qty:+d} contracts the session did not "

@@ -70,6 +70,7 @@ class MarketRow:
     atr: float
     atr_normal: float
     avg_volume: float
+    spread: float = float("nan")  # modelled spread in ticks (engine.market.spread), as the breaker sees it
 
 
 class MarketState:
@@ -82,12 +83,20 @@ class MarketState:
     """
 
     def __init__(self, calendar: CmeCalendar, bar_ns: int, atr_period: int, n_bars: int | None,
-                 has_volume: bool) -> None:
+                 has_volume: bool, settings=None) -> None:
         self.cal = calendar
         self.bar_ns = int(bar_ns)
         self.period = int(atr_period)
         win = normal_window(bar_ns, n_bars)
-        self._atr_mean = _TrailingMean(win)
+        self._atr_tod: dict[int, _TrailingMean] = {}  # time-of-day slot → trailing mean (normal ATR)
+        self._bar_s = max(int(self.bar_ns // 1_000_000_000), 1)
+        from engine.config import Settings
+
+        st = settings if settings is not None else Settings()
+        self._spread_args = (float(st.slippage.high_vol_atr_ratio), float(st.risk.volatility_breaker_ratio))
+        self._spread_hyst = (float(st.risk.spread_pause_ticks), float(st.risk.spread_resume_ticks))
+        self._spread_last = float("nan")
+        self._eod = calendar.eod_table(st.eod)  # EOD phase times of the [eod] profile
         self._vol_mean = _TrailingMean(win) if has_volume else None
         self._i = 0
         self._acc = 0.0
@@ -117,10 +126,23 @@ class MarketState:
             self._atr = (self._atr * (p - 1) + tr) / p
             atr = self._atr
         self._i += 1
-        atr_norm = self._atr_mean.update(atr)
         avg_vol = self._vol_mean.update(volume) if self._vol_mean is not None else float("nan")
 
-        day, _, in_session, is_rth, row = self.cal.label_one(ts)
+        day, ny_sec, in_session, is_rth, row = self.cal.label_one(ts)
+        # normal ATR: the mean ATR of this time of day over the last 20 trading days
+        # (engine.backtest.fast.time_of_day_mean, operation for operation)
+        slot = int(ny_sec) // self._bar_s
+        tm = self._atr_tod.get(slot)
+        if tm is None:
+            from engine.backtest.fast import NORMAL_ATR_DAYS
+
+            tm = self._atr_tod[slot] = _TrailingMean(NORMAL_ATR_DAYS)
+        atr_norm = tm.update(atr)
+        from engine.market.spread import spread_ticks_one
+
+        sp = spread_ticks_one(bool(is_rth), atr, atr_norm, *self._spread_args)
+        if sp > self._spread_hyst[0] or sp <= self._spread_hyst[1]:
+            self._spread_last = sp
         close_ts = int(ts) + self.bar_ns
         if row < 0:
             phase = 5
@@ -129,7 +151,7 @@ class MarketState:
             if close_row != row:
                 phase = 5
             else:
-                eod = self.cal.table.eod[row]
+                eod = self._eod[row]
                 phase = int((close_ts >= eod).sum())
         return MarketRow(close_ts, phase, bool(is_rth), bool(in_session), int(day), atr, atr_norm,
-                         avg_vol)
+                         avg_vol, self._spread_last)

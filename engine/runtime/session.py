@@ -424,7 +424,8 @@ class SessionBase:
                         float(rs.kill_switch_distance), float(rs.kill_switch_limit),
                         tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None)
         day, _, _, _, row = self.cal.label_one(now)
-        times = tuple((name, int(self.cal.table.eod[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
+        eod_t = self.cal.eod_table(self.settings.eod)  # the [eod] profile in force
+        times = tuple((name, int(eod_t[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
         eod = EodView(rs.eod_phase, times, day_date(day).isoformat())
         broker = self._broker_view(now)
         logs = tuple(LogLine(*r) for r in self.ring.tail(30)) if self.ring is not None else ()
@@ -542,7 +543,7 @@ class Session(SessionBase):
         self.kernel = TradingKernel(settings, self.venue, self._timed_risk, self.spec,
                                     bar_ns=bars.bar_ns, starting_balance=self.start_balance)
         self.market = MarketState(self.cal, bars.bar_ns, settings.stops.atr_period, len(bars),
-                                  bars.has_volume)
+                                  bars.has_volume, settings=settings)
         self.lookback = int(settings.stops.structure_lookback)
         self.i = 0
         self.timings: list[BarTiming] = []
@@ -574,7 +575,7 @@ class Session(SessionBase):
         t_k = perf_ns()
         self.kernel.step(BarInput(i, close_ts, o, h, l, c, m.atr, m.is_rth, m.in_session, m.phase,
                                   m.day, d, conf, cls, m.atr_normal, v, m.avg_volume,
-                                  b.high[lo:i + 1], b.low[lo:i + 1]))
+                                  b.high[lo:i + 1], b.low[lo:i + 1], m.spread))
         k_ns = perf_ns() - t_k
         r_ns = self._timed_risk.elapsed
         self.timings.append(BarTiming(f_ns, inf_ns, r_ns, max(k_ns - r_ns, 0), perf_ns() - t0))

@@ -22,8 +22,11 @@ Gaps: a stop whose level lies beyond the bar's open fills at the open (worse); a
 lies beyond the open fills at the open (better).
 
 Slippage (per bar, ticks, adverse, precomputed by :func:`slippage_ticks`): 1 tick in RTH, 2 ticks
-in ETH, 2-4 ticks when ATR / normal ATR ≥ ``high_vol_atr_ratio`` (scaled with the ratio), 0 for
-limit fills (REQUIREMENTS §0). Costs: (commission + exchange fee) per side per contract,
+in ETH, 2-4 ticks when ATR / normal ATR ≥ ``high_vol_atr_ratio`` (scaled with the ratio; normal
+ATR = the mean ATR of the same time of day over the last 20 trading days), 0 for limit fills
+(REQUIREMENTS §0). No fill lies outside its bar's [low, high]: where the slippage would push a
+buy above the bar's high (a sell below its low), it fills at the high (low): nothing traded
+beyond it, and the slippage charged is what was actually paid. Costs: (commission + exchange fee) per side per contract,
 $0.20 + $0.22 by default.
 """
 
@@ -223,16 +226,17 @@ class SimVenue:
         live = _LIVE
         for o in tuple(self._working):
             if o.kind == "market" and o.status in live:
-                self._fill(o, o.qty - o.filled, o_ + o.side * slip, o_, ts)
+                px = min(o_ + slip, h) if o.side > 0 else max(o_ - slip, l)  # never outside the bar
+                self._fill(o, o.qty - o.filled, px, o_, ts)
         for o in tuple(self._working):
             if o.kind != "stop" or o.status not in live:
                 continue
             if o.side < 0 and l <= o.price:
                 ref = min(o.price, o_)
-                self._fill(o, o.qty - o.filled, ref - slip, ref, ts)
+                self._fill(o, o.qty - o.filled, max(ref - slip, l), ref, ts)
             elif o.side > 0 and h >= o.price:
                 ref = max(o.price, o_)
-                self._fill(o, o.qty - o.filled, ref + slip, ref, ts)
+                self._fill(o, o.qty - o.filled, min(ref + slip, h), ref, ts)
         strict = self.fill_model == "conservative"
         for o in tuple(self._working):
             if o.kind != "limit" or o.status not in live:
