@@ -496,7 +496,6 @@ def _apply_eras(cme, pd):
     (17:15 until 2021-06-25) and the era's in-session halt is added when the session is open
     across it. Returns ``(schedule, halt_start, halt_end)``, the halts as int64 UTC ns (-1 none).
     Early-close days keep their (corrected) close and get no halt."""
-    from engine.data.eras import era_of
 
     from engine.data.eras import ERAS
 

@@ -243,17 +243,22 @@ def test_2013_session_day_labelled_and_validated_without_false_errors():
 
 def test_2013_eod_exit_before_the_halt():
     from engine.calendar import ny_to_ns, time
+    from engine.config import EodConfig
 
     d, cal, _, h0, _ = _day_2013()
-    eod = cal.eod_times(d)
-    assert eod["flat"] == ny_to_ns(d, time(15, 45)) < h0
-    assert eod["exit"] == ny_to_ns(d, time(15, 40))
+    eod = cal.eod_times(d)  # default profile topstepx: flat 5 min before 15:10 CT
+    assert eod["flat"] == ny_to_ns(d, time(16, 5)) < h0
+    assert eod["exit"] == ny_to_ns(d, time(16, 0))
     assert cal.eod_phase(h0 - NS) == "flat" and cal.eod_phase(h0 + NS) == "closed"
-    # today's era is unchanged: 17:00 close, no halt, flat at 16:30
+    # the older fixed New York times move before the era's 16:15 halt
+    fixed = cal.eod_table(EodConfig(profile="fixed_ny"))[cal.session_row(d)]
+    assert fixed[3] == ny_to_ns(d, time(15, 45)) < h0 and fixed[2] == ny_to_ns(d, time(15, 40))
+    # today's era: 17:00 close, no halt; flat at 16:05 (topstepx) or 16:30 (fixed_ny)
     d2 = date(2025, 9, 10)
     cal2 = __import__("engine.calendar", fromlist=["calendar_for"]).calendar_for(ny_to_ns(d2, time(12)))
-    assert cal2.eod_times(d2)["flat"] == ny_to_ns(d2, time(16, 30))
+    assert cal2.eod_times(d2)["flat"] == ny_to_ns(d2, time(16, 5))
     r = cal2.session_row(d2)
+    assert cal2.eod_table(EodConfig(profile="fixed_ny"))[r][3] == ny_to_ns(d2, time(16, 30))
     assert cal2.table.close[r] == ny_to_ns(d2, time(17)) and cal2.table.halt_start[r] == -1
 
 
