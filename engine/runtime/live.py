@@ -200,6 +200,9 @@ class _StampedVenue:
         self._bar_ns = int(bar_ns)
         self._buf: deque = deque()
         self.fills = 0
+        self.rt: list[dict] = []
+        """Broker facts (``ProjectXVenue.polled_fill_meta``) of the fills handed to the kernel
+        since its last booked round trip, in delivery order (see :class:`_LiveRisk`)."""
 
     def __getattr__(self, name):
         return getattr(self._v, name)
@@ -212,14 +215,35 @@ class _StampedVenue:
 
     def collect(self) -> int:
         evs = self._v.poll_events()
+        meta = list(getattr(self._v, "polled_fill_meta", None) or ())
         now = self._clock.now_ns() // self._bar_ns * self._bar_ns
+        j = 0
         for e in evs:
             if self._restamp and isinstance(e, (FillEvent, OrderUpdate, PositionUpdate)):
                 e = e._replace(ts_ns=now)
             if isinstance(e, FillEvent):
                 self.fills += 1
+                if j < len(meta):
+                    self.rt.append(meta[j])
+                j += 1
             self._buf.append(e)
         return len(evs)
+
+    def take_round_trip(self) -> tuple[list[int], int | None]:
+        """The broker trade ids of the round trip the kernel just closed: the shortest prefix of
+        :attr:`rt` whose signed sizes sum to zero (all of it when none does), removed from
+        :attr:`rt`; and the restart watermark (broker time of the oldest fill still unbooked, or
+        of this round trip's last fill, minus 60 s)."""
+        run, k = 0, len(self.rt)
+        for i, m in enumerate(self.rt):
+            run += int(m["signed"])
+            if run == 0:
+                k = i + 1
+                break
+        took, self.rt = self.rt[:k], self.rt[k:]
+        ts = [int(m["ts_ns"]) for m in (self.rt[:1] or took[-1:]) if m.get("ts_ns")]
+        since = min(ts) - 60 * NS_PER_SECOND if ts else None
+        return [int(m["id"]) for m in took], since
 
     def poll_events(self) -> list:
         self.collect()
@@ -230,6 +254,30 @@ class _StampedVenue:
     def has_events(self) -> bool:
         self.collect()
         return bool(self._buf)
+
+
+class _LiveRisk(_TimedRisk):
+    """The timed risk proxy of a live session: the kernel's ``on_trade_closed`` goes through
+    :meth:`RiskManager.book_broker_trades` with the broker trade ids of the round trip, so the
+    booking and the ids reach ``risk_state.json`` in one atomic write (exactly once across a
+    crash; a restart books what is missing from ``Trade/search``)."""
+
+    def __init__(self, risk, venue: _StampedVenue) -> None:
+        super().__init__(risk)
+        object.__setattr__(self, "_venue", venue)
+
+    def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None:
+        t0 = perf_ns()
+        try:
+            ids, since = self._venue.take_round_trip()
+            if ids:
+                r = self._risk.book_broker_trades(ids, net_pnl, exit_ts_ns, since_ns=since)
+                if not r["booked"]:
+                    log.warning("round trip of broker trades %s already booked: not booked twice", ids)
+            else:
+                self._risk.on_trade_closed(net_pnl, exit_ts_ns)
+        finally:
+            object.__setattr__(self, "elapsed", self.elapsed + perf_ns() - t0)
 
 
 def api_host(url: str) -> str:
@@ -342,22 +390,28 @@ class LiveSession(SessionBase):
             strat.signals(Bars(ts, px, px + 1, px - 1, px, np.ones(n), bar_ns=self.bar_ns,
                                symbol=self.spec.symbol))
         log.info("signals: %s", self.signals.label)
+        # the account lock BEFORE any network call: a refused second instance never logs in,
+        # opens a hub or reconciles. Named by the API host and the configured account (the
+        # broker's account name is not known before the login).
+        host = api_host(self.px.client.base_url)
+        state_root = Path(self.cfg.state_dir) if self.cfg.state_dir else _default_state_dir(s)
+        want = self.cfg.account or s.account.name or "default"
+        try:
+            self.lock = AccountLock(state_root, f"{host}-{want}").acquire()
+        except AccountLockError as exc:
+            self.lock = None
+            raise SessionError(str(exc)) from None
         try:
             rep = self.px.start(self.cfg.startup_timeout_s)
         except Exception as exc:
+            self._close_venue()
             raise SessionError(f"connecting to the ProjectX gateway at {self.px.client.base_url}: "
                                f"{type(exc).__name__}: {exc}") from None
         self._venue_started = True
         try:
             self.startup_reconcile = rep
-            host = api_host(self.px.client.base_url)
             acct = self.px.account_name
             self.cfg.account = self.cfg.account or acct
-            state_root = Path(self.cfg.state_dir) if self.cfg.state_dir else _default_state_dir(s)
-            try:
-                self.lock = AccountLock(state_root, f"{host}-{acct}").acquire()
-            except AccountLockError as exc:
-                raise SessionError(str(exc)) from None
             try:
                 store = RiskStateStore(state_root / "risk" / f"{self.cfg.mode}-{host}-{acct}")
                 store.load()
@@ -372,12 +426,9 @@ class LiveSession(SessionBase):
                 self.risk = RiskManager(s, self.clock, self.cal, self.spec, store)
             except RiskStateError as exc:
                 raise SessionError(str(exc)) from None
-            self._timed_risk = _TimedRisk(self.risk)
-            self.start_balance = float(self.risk.balance)
-            self.kernel = TradingKernel(s, self.venue, self._timed_risk, self.spec, bar_ns=self.bar_ns,
-                                        starting_balance=self.start_balance)
-            self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
-                                      self.cfg.normal_window_bars, True)
+            self.risk.book_broker_trades()   # loads the booked broker ids before any save
+            self._timed_risk = _LiveRisk(self.risk, self.venue)
+            self._book_broker_history("start-up")
             self._note_reconcile(rep)
             if rep.broker_qty != 0:
                 msg = (f"start-up: the broker holds {rep.broker_qty:+d} contracts the session did not "
@@ -386,6 +437,13 @@ class LiveSession(SessionBase):
                 self.px.flatten("start-up position not ours")
                 self._note_reconcile(self.px.reconcile("after start-up flatten"))
                 self.venue.poll_events()   # the kernel never held that position
+                self._book_broker_history("start-up flatten")
+            self.venue.rt.clear()          # fills before trading are booked above, not by the kernel
+            self.start_balance = float(self.risk.balance)
+            self.kernel = TradingKernel(s, self.venue, self._timed_risk, self.spec, bar_ns=self.bar_ns,
+                                        starting_balance=self.start_balance)
+            self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
+                                      self.cfg.normal_window_bars, True)
             log.info("%s session started: account %s, contract %s, clock %s, balance $%.2f (broker $%s)",
                      self.cfg.mode, acct, self.px.contract_id, self.cfg.clock, self.start_balance,
                      self.px.balance, extra={"event": "start"})
@@ -397,6 +455,63 @@ class LiveSession(SessionBase):
         self._next_reconcile_ns = self.clock.now_ns() + int(self._reconcile_s() * NS_PER_SECOND)
         self.last_data_wall = self.wall.monotonic_ns()
         self._publish()
+
+    def _book_broker_history(self, why: str) -> None:
+        """Crash recovery (R-RISK-6, R-EXE-4): book into the risk manager, exactly once by
+        broker trade id, every round trip the broker reports (``Trade/search`` from the stored
+        watermark) that the saved state does not hold: a fill that reached the broker while no
+        engine was running, or one the previous process received but died before booking.
+        Fills are walked in id order; each closing fill (``profitAndLoss`` set) books
+        ``profitAndLoss − fees`` of itself and of the unbooked fills before it, at the engine
+        clock's now (exchange mode) or the fill's broker time (wall mode); a voided fill is only
+        recorded. Fills of an open position stay unbooked until their close. With no watermark (a
+        new state) the broker's existing trades are recorded as not this state's. Raises
+        :class:`SessionError` when the broker cannot be read: trading never starts on a state
+        that may lack P&L."""
+        risk, px = self.risk, self.px
+        info = risk.book_broker_trades()
+        since, booked = info["since_ns"], info["ids"]
+        now_wall = self.wall.now_ns()
+        try:
+            trades = px.trades_since(now_wall - 3600 * NS_PER_SECOND if since is None else since)
+        except Exception as exc:
+            raise SessionError(f"{why}: reading the broker's trades (Trade/search) failed: "
+                               f"{type(exc).__name__}: {exc}; not trading on a risk state that may "
+                               "miss P&L") from None
+        trades = [t for t in trades if t.contract_id == px.contract_id and t.id not in booked]
+        if since is None:
+            risk.book_broker_trades([t.id for t in trades], None, since_ns=now_wall - 60 * NS_PER_SECOND)
+            if trades:
+                log.info("%s: %d broker trades before this risk state's first session recorded, "
+                         "not booked", why, len(trades))
+            return
+        pend: list[int] = []
+        fees = 0.0
+        n, total = 0, 0.0
+        for t in trades:
+            if t.voided:
+                risk.book_broker_trades([t.id], None)
+                continue
+            pend.append(t.id)
+            fees += px.trade_cost(t)
+            if t.profit_and_loss is None:
+                continue
+            net = float(t.profit_and_loss) - fees
+            if self.cfg.clock == "exchange" or not t.creation_ns:
+                ts = self.clock.now_ns()
+            else:
+                ts = min(int(t.creation_ns), self.clock.now_ns())
+            mark = (t.creation_ns or now_wall) - 60 * NS_PER_SECOND
+            if risk.book_broker_trades(pend, net, ts, since_ns=mark)["booked"]:
+                n += 1
+                total += net
+            pend, fees = [], 0.0
+        if n:
+            msg = (f"{why}: booked {n} round trip(s) the broker filled while the engine was away: "
+                   f"net ${total:+.2f}; balance now ${risk.balance:.2f}")
+            log.warning(msg)
+            self.alerts.send("warning", "crash_recovery", msg)
+            self._event("alert", msg[:200], "warning")
 
     def _reconcile_s(self) -> float:
         r = self.cfg.reconcile_interval_s

@@ -247,6 +247,11 @@ class ProjectXVenue:
         self._started = False
         # kernel-thread state
         self._out: deque = deque()
+        self._out_meta: deque = deque()                  # one entry per FillEvent in _out, same order
+        self.polled_fill_meta: list[dict] = []
+        """Broker facts of the FillEvents the last :meth:`poll_events` returned, in their order:
+        ``{"id": trade id, "signed": ±contracts, "fees": $, "pnl": $ or None, "ts_ns": broker
+        time}``; the runtime books round trips into the risk manager by these ids."""
         self._tracks: dict[int, _Track] = {}
         self._kid_to_bid: dict[str, int] = {}
         self._btag_to_kid: dict[str, str] = {}
@@ -567,6 +572,8 @@ class ProjectXVenue:
         self.pump()
         out = list(self._out)
         self._out.clear()
+        self.polled_fill_meta = list(self._out_meta)
+        self._out_meta.clear()
         return out
 
     def has_events(self) -> bool:
@@ -785,15 +792,27 @@ class ProjectXVenue:
         if ref is None or side * (t.price - ref) < 0:
             ref = t.price   # unknown reference or price improvement: no slippage booked
         slip = max(0.0, side * (t.price - ref))
-        raw_fees = t.raw.get("fees")
-        if raw_fees is not None:
-            comm = float(raw_fees) + float(t.raw.get("commissions") or 0.0)
-        else:
-            comm = self.cost_per_side * t.size
+        comm = self.trade_cost(t)
         self.stats["fills"] += 1
         self._emit(FillEvent(kid, tag, side, int(t.size), float(t.price), float(ref), float(slip),
                              float(comm), t.creation_ns or ts_ns))
+        self._out_meta.append({"id": int(t.id), "signed": side * int(t.size), "fees": float(comm),
+                               "pnl": t.profit_and_loss, "ts_ns": t.creation_ns or ts_ns})
         return True
+
+    def trade_cost(self, t: Trade) -> float:
+        """Dollars charged for one broker fill: its ``fees`` (+ ``commissions``) when the gateway
+        reports ``fees``, else ``(commission + exchange fee per side) × size`` from Settings."""
+        raw_fees = t.raw.get("fees")
+        if raw_fees is not None:
+            return float(raw_fees) + float(t.raw.get("commissions") or 0.0)
+        return self.cost_per_side * t.size
+
+    def trades_since(self, since_ns: int) -> list[Trade]:
+        """``Trade/search`` of the account from ``since_ns`` (broker clock, UTC ns), oldest id
+        first, on every contract (the caller filters). Raises ``ProjectXError`` / ``TimeoutError``."""
+        rows = self._call(self.client.search_trades(self.account_id, int(since_ns)), self.submit_timeout_s * 2)
+        return sorted(rows, key=lambda t: t.id)
 
     def _kid_to_bid_rev(self, bid: int) -> str:
         for k, v in self._kid_to_bid.items():
