@@ -75,7 +75,7 @@ import numpy as np
 
 from engine.broker.projectx.models import parse_ts
 from engine.calendar import calendar_for
-from engine.clock import NS_PER_SECOND, Clock, LiveClock, SimClock, perf_ns
+from engine.clock import NS_PER_SECOND, Clock, LiveClock, SimClock, perf_ns, to_datetime
 from engine.config import Settings
 from engine.data.bars import Bars
 from engine.instruments import spec as instrument_spec
@@ -121,7 +121,11 @@ class LiveConfig:
     day; a paper comparison with a replay over N bars passes N); ``startup_timeout_s``: wait
     for the connection and the first market event; ``shutdown_wait_s``: wait for the closing
     fills; ``publish_interval_ns``: snapshot rate limit (wall ns); ``poll_s``: how long the
-    loop waits for a market event before doing its timers."""
+    loop waits for a market event before doing its timers. The market-record sanity gate
+    (:meth:`LiveSession.gate_problem`): ``gate_window_s`` how far behind the engine clock (wall
+    mode: either side of the wall clock) a timestamp may lie, ``gate_max_jump_s`` how far ahead
+    of the engine clock in exchange mode (a long weekend fits), ``gate_future_s`` how far after
+    the wall clock any exchange time may lie (seconds)."""
 
     mode: str = "paper"
     clock: str = "exchange"
@@ -139,6 +143,9 @@ class LiveConfig:
     publish_interval_ns: int = 50_000_000
     poll_s: float = 0.01
     speed: float | None = None
+    gate_window_s: float = 300.0
+    gate_max_jump_s: float = 4 * 86_400.0
+    gate_future_s: float = 86_400.0
 
 
 class BarAggregator:
@@ -362,6 +369,8 @@ class LiveSession(SessionBase):
         self._next_reconcile_wall = 0
         self._pending: deque = deque()
         self._stale_alerted = False
+        self.refused: dict[str, int] = {}
+        """Market records dropped by the sanity gate, by kind (:meth:`gate_problem`)."""
         self._started = False
         self._venue_started = False
         self._last_bar: BarInput | None = None
@@ -531,6 +540,8 @@ class LiveSession(SessionBase):
                 continue
             self._pending.append(ev)
             ts = _event_ts(ev)
+            if ts is not None and self.gate_problem(ts, what="first market record") is not None:
+                continue   # the loop refuses and counts it
             if ts is not None:
                 return ts
         raise SessionError(f"no market data from the gateway within {self.cfg.startup_timeout_s:.0f} s "
@@ -592,8 +603,52 @@ class LiveSession(SessionBase):
         if perf_ns() - self._last_pub >= self.cfg.publish_interval_ns:
             self._publish()
 
+    def gate_problem(self, ts: int | None, price: Any = None, *, what: str = "record") -> str | None:
+        """The sanity gate every market record passes before it can move the clock or make a
+        bar (issue 15): a timestamp (UTC ns) within ``gate_future_s`` of the wall clock, in
+        exchange mode not more than ``gate_max_jump_s`` ahead of nor ``gate_window_s`` behind
+        the engine clock, in wall mode within ``gate_window_s`` of the wall clock; a price that is
+        a finite number > 0 on the contract's tick grid. Returns why the record is refused, or
+        None. The engine clock therefore never moves back (older times are ignored) and never
+        jumps beyond the gate."""
+        if price is not None or what == "trade":
+            if isinstance(price, bool) or not isinstance(price, (int, float)) or not np.isfinite(price) or price <= 0:
+                return f"{what} price: {price!r} is not a finite price > 0"
+            tick = float(getattr(self.px, "tick", 0) or self.spec.tick_size)
+            if abs(price / tick - round(price / tick)) > 1e-6:
+                return f"{what} price: {price!r} is off the {tick} tick grid"
+        if ts is None:
+            return None
+        wall = self.wall.now_ns()
+        if ts > wall + int(self.cfg.gate_future_s * NS_PER_SECOND):
+            return f"{what} time: {_iso(ts)} is after the wall clock {_iso(wall)}"
+        window = int(self.cfg.gate_window_s * NS_PER_SECOND)
+        if self.cfg.clock == "wall":
+            if abs(ts - wall) > window:
+                return f"{what} time: {_iso(ts)} is more than {self.cfg.gate_window_s:g} s from the wall clock"
+            return None
+        now = self.clock.now_ns()
+        if now:
+            if ts > now + int(self.cfg.gate_max_jump_s * NS_PER_SECOND):
+                return f"{what} time: {_iso(ts)} jumps more than {self.cfg.gate_max_jump_s:g} s past the clock {_iso(now)}"
+            if ts < now - window:
+                return f"{what} time: {_iso(ts)} is more than {self.cfg.gate_window_s:g} s before the clock {_iso(now)}"
+        return None
+
+    def _refuse(self, why: str) -> None:
+        """Count, log (the first 5 of each kind, then every 1,000th) and drop one record."""
+        key = why.split(":")[0]
+        n = self.refused.get(key, 0) + 1
+        self.refused[key] = n
+        if n <= 5 or n % 1000 == 0:
+            log.error("market record dropped by the sanity gate (%d so far of this kind): %s", n, why)
+
     def _on_market(self, ev) -> None:
         k = ev.kind
+        if k == "refused":
+            self._refuse(str((ev.data or {}).get("reason", "quote refused by the hub")))
+            self.market_seen += 1
+            return
         if k in ("quote", "trade"):
             self.last_data_wall = self.wall.monotonic_ns()
             if self._stale_alerted:
@@ -601,7 +656,10 @@ class LiveSession(SessionBase):
                 self._event("info", "market feed back")
         if k == "quote":
             ts = _event_ts(ev)
-            if ts is not None:
+            why = self.gate_problem(ts, what="quote")
+            if why is not None:
+                self._refuse(why)
+            elif ts is not None:
                 self._advance(ts)
                 bar = self.agg.close_before(ts)
                 if bar is not None:
@@ -609,16 +667,29 @@ class LiveSession(SessionBase):
                 self.last_data_ts = ts
         elif k == "trade":
             for row in ev.data or ():
+                if not isinstance(row, dict):
+                    self._refuse(f"trade record: {str(row)[:60]!r} is not an object")
+                    continue
                 try:
                     ts = parse_ts(row.get("timestamp"))
-                except ValueError as exc:
-                    log.error("market trade with a bad timestamp dropped: %s", exc)
+                except (ValueError, TypeError) as exc:
+                    self._refuse(f"trade timestamp: {exc}")
                     continue
                 px = row.get("price")
-                if ts is None or px is None:
+                if ts is None:
+                    self._refuse("trade time: missing")
+                    continue
+                why = self.gate_problem(ts, px, what="trade")
+                vol = row.get("volume")
+                if why is None and vol is not None and (isinstance(vol, bool) or not isinstance(vol, (int, float))
+                                                        or not np.isfinite(vol) or vol < 0):
+                    why = f"trade volume: {vol!r} is not a finite number ≥ 0"
+                if why is None and row.get("type") not in (None, 0, 1):
+                    why = f"trade type: {row.get('type')!r} is not 0 (buy) / 1 (sell)"
+                if why is not None:
+                    self._refuse(why)
                     continue
                 self._advance(ts)
-                vol = row.get("volume")
                 bar = self.agg.on_trade(ts, float(px), float(vol) if vol is not None else float("nan"))
                 if bar is not None:
                     self._on_bar(bar)
@@ -832,8 +903,16 @@ class LiveSession(SessionBase):
             "late_prints": self.agg.late,
             "modify_refused": self.px.stats["modify_refused"],
             "market_events": self.market_seen,
+            "records_refused": dict(self.refused),
         }
         return rep
+
+
+def _iso(ts_ns: int) -> str:
+    try:
+        return to_datetime(int(ts_ns)).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return f"{ts_ns} ns"
 
 
 def _event_ts(ev) -> int | None:

@@ -20,7 +20,9 @@ folded into the last full quote per contract), ``trade`` (list of tape prints), 
 depth rows, ``null`` padding dropped); user: ``account``, ``order``, ``position``, ``user_trade``
 (the bare payload; an ``{action, data}`` envelope is unwrapped, ``action`` kept), ``logout``;
 both: ``connected``, ``reconnected``, ``disconnected``, ``gap`` (a malformed record was
-dropped: reconcile), ``error`` (a failed invocation), ``stale`` (watchdog: no data for
+dropped: reconcile), ``refused`` (market: a quote update that failed
+:meth:`MarketHub.quote_problem`, dropped before the merge; ``data["reason"]``), ``error`` (a
+failed invocation), ``stale`` (watchdog: no data for
 ``stale_after_s``; after ``reconnect_after_stale_s`` the hub reconnects).
 
 Tokens are registered for redaction; signalrcore's logger is filtered so no URL with
@@ -32,6 +34,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import queue
 import socket
 import threading
@@ -42,6 +45,7 @@ from signalrcore.hub_connection_builder import HubConnectionBuilder
 from signalrcore.protocol.json_hub_protocol import JsonHubProtocol
 
 from engine.broker.projectx.errors import install_redaction, redact, register_secret
+from engine.broker.projectx.models import parse_ts
 from engine.clock import NS_PER_SECOND, Clock
 
 log = logging.getLogger("engine.broker.projectx.hubs")
@@ -310,10 +314,44 @@ class HubClient:
 class MarketHub(HubClient):
     """Market hub: quotes (merged), tape trades and depth for subscribed contracts."""
 
+    QUOTE_PRICES = ("bestBid", "bestAsk", "lastPrice", "open", "high", "low")
+    QUOTE_NUMBERS = ("volume", "change", "changePercent")
+    FUTURE_NS = 86_400 * NS_PER_SECOND
+
     def __init__(self, url: str, token_provider: Callable[[], str], clock: Clock,
-                 events: "queue.Queue[HubEvent]", **kwargs: Any) -> None:
+                 events: "queue.Queue[HubEvent]", *, tick: float | None = None, **kwargs: Any) -> None:
         super().__init__("market", url, token_provider, clock, events, **kwargs)
         self.quotes: dict[str, dict] = {}
+        self.tick = tick
+        """Contract tick size (points): quote prices off this grid are refused (None = not checked)."""
+        self.refused = 0
+
+    def quote_problem(self, q: dict) -> str | None:
+        """Why a (sparse) quote update must not be merged, or None: a price that is not a finite
+        number > 0 on the tick grid, a non-finite volume/change, or a timestamp that does not
+        parse or lies more than a day after the hub clock (wall time: exchange data is never from
+        the future). A refused update is dropped whole, so the merged quote never holds it."""
+        for k in self.QUOTE_PRICES:
+            if k in q and q[k] is not None:
+                v = q[k]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                    return f"quote {k}: {v!r} is not a finite price > 0"
+                if self.tick and abs(v / self.tick - round(v / self.tick)) > 1e-6:
+                    return f"quote {k}: {v!r} is off the {self.tick} tick grid"
+        for k in self.QUOTE_NUMBERS:
+            if k in q and q[k] is not None:
+                v = q[k]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    return f"quote {k}: {v!r} is not a finite number"
+        for k in ("timestamp", "lastUpdated"):
+            if q.get(k) is not None:
+                try:
+                    ts = parse_ts(q[k])
+                except (ValueError, TypeError) as exc:
+                    return f"quote {k}: {exc}"
+                if ts is not None and ts > self.clock.now_ns() + self.FUTURE_NS:
+                    return f"quote {k}: {q[k]!r} is more than a day in the future"
+        return None
 
     def subscribe_contract(self, contract_id: str, *, quotes: bool = True, trades: bool = True,
                            depth: bool = True) -> None:
@@ -333,6 +371,11 @@ class MarketHub(HubClient):
     def _on_quote(self, args: list) -> None:
         if len(args) < 2 or not isinstance(args[1], dict):
             self._put("gap", {"record": "GatewayQuote with bad arguments"})
+            return
+        why = self.quote_problem(args[1])
+        if why is not None:
+            self.refused += 1
+            self._put("refused", {"reason": why}, str(args[0]))
             return
         cid = str(args[0])
         merged = self.quotes.setdefault(cid, {})

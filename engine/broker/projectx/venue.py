@@ -323,7 +323,8 @@ class ProjectXVenue:
         hubs = [self.user_hub]
         if self.want_market:
             self.market_hub = MarketHub(self.market_hub_url, self._token_for("market"), self.clock,
-                                        self.market_events, skip_negotiation=self.skip_negotiation,
+                                        self.market_events, tick=self.tick,
+                                        skip_negotiation=self.skip_negotiation,
                                         on_reconnected=self._on_reconnected, **kw)
             self.market_hub.subscribe_contract(self.contract_id, quotes=True, trades=True,
                                                depth=self.want_depth)
