@@ -643,6 +643,15 @@ class LiveSession(SessionBase):
         if n <= 5 or n % 1000 == 0:
             log.error("market record dropped by the sanity gate (%d so far of this kind): %s", n, why)
 
+    def _apply_commands(self) -> None:
+        """Operator commands, with the kernel first brought up to date with the venue's fills
+        and order events received since the last bar (they are otherwise booked at the next bar
+        close): a kill switch pressed just after an entry filled must see the position and
+        flatten it now, not a bar later."""
+        if self.kernel is not None and self._last_bar is not None and not self._cmd.empty():
+            self.kernel._drain(self._last_bar)
+        super()._apply_commands()
+
     def _on_market(self, ev) -> None:
         k = ev.kind
         if k == "refused":
