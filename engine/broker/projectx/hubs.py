@@ -38,10 +38,12 @@ import math
 import queue
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from signalrcore.hub_connection_builder import HubConnectionBuilder
+from signalrcore.messages.ping_message import PingMessage
 from signalrcore.protocol.json_hub_protocol import JsonHubProtocol
 
 from engine.broker.projectx.errors import install_redaction, redact, register_secret
@@ -116,7 +118,8 @@ class HubClient:
         on_reconnected: called with the hub name after a REconnect and resubscription.
         backoff_initial_s, backoff_max_s: reconnect back-off, seconds.
         connect_timeout_s: time allowed for socket + handshake.
-        keep_alive_s: client ping interval (signalrcore sends type 6 when idle this long).
+        keep_alive_s: client keep-alive: a Ping (type 6) goes out when nothing was sent for
+            this long (the supervisor sends it: :meth:`_keep_alive`).
         stale_after_s: no data for this long → ``stale`` event (None = off).
         reconnect_after_stale_s: stale this long → forced reconnect (None = never).
         watchdog_period_s: how often the supervisor checks staleness.
@@ -154,6 +157,8 @@ class HubClient:
         self.last_data_ns = 0
         self._stale_flag = False
         self.last_error: str | None = None
+        self.pings = 0
+        """Keep-alive pings sent (:meth:`_keep_alive`)."""
 
     # ------------------------------------------------------------ public
     def add_subscription(self, method: str, args: list) -> None:
@@ -274,10 +279,11 @@ class HubClient:
                     except Exception:
                         log.exception("%s hub: on_reconnected callback failed", self.hub)
                 while not self._stop.is_set() and not closed.is_set():
-                    if self._kick.wait(self.watchdog_period_s):
+                    if self._kick.wait(min(self.watchdog_period_s, self.keep_alive_s / 2)):
                         self._kick.clear()
                         break
                     self._watchdog()
+                    self._keep_alive(conn)
             with self._lock:
                 self.connected = False
                 self._conn = None
@@ -292,6 +298,25 @@ class HubClient:
             attempt += 1
             self._stop.wait(delay)
         log.info("%s hub stopped", self.hub)
+
+    def _keep_alive(self, conn) -> None:
+        """SignalR keep-alive (protocol: a client sends a Ping, type 6, when it has sent nothing
+        for its keep-alive interval; the server drops a client silent for its client timeout,
+        30 s by default). signalrcore only starts its own ping thread when its automatic
+        reconnect is configured, which this module does not use, so the supervisor pings."""
+        tr = getattr(conn, "transport", None)
+        checker = getattr(tr, "connection_checker", None)
+        if tr is None or checker is None:
+            return
+        if time.time() - checker.last_message < self.keep_alive_s:
+            return
+        try:
+            tr.send(PingMessage())        # updates checker.last_message
+            self.pings += 1
+        except Exception as exc:          # the socket died: reconnect
+            self.last_error = redact(f"keep-alive ping failed: {type(exc).__name__}: {exc}")
+            log.warning("%s hub: %s", self.hub, self.last_error)
+            self._kick.set()
 
     def _watchdog(self) -> None:
         if self.stale_after_s is None:
