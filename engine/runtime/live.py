@@ -420,6 +420,11 @@ class LiveSession(SessionBase):
         try:
             self.startup_reconcile = rep
             acct = self.px.account_name
+            if acct and acct != want:   # also the broker account's own lock (another config may name it)
+                try:
+                    self._lock2 = AccountLock(state_root, f"{host}-{acct}").acquire()
+                except AccountLockError as exc:
+                    raise SessionError(str(exc)) from None
             self.cfg.account = self.cfg.account or acct
             try:
                 store = RiskStateStore(state_root / "risk" / f"{self.cfg.mode}-{host}-{acct}")
@@ -885,6 +890,8 @@ class LiveSession(SessionBase):
             self._venue_started = False
         if self.lock is not None:
             self.lock.release()
+        if getattr(self, "_lock2", None) is not None:
+            self._lock2.release()
 
     # ------------------------------------------------------------------ snapshot hooks
     def _publish(self) -> None:
