@@ -136,6 +136,11 @@ class TargetConfig:
     lookahead_s: int = _f(30, lo=1, doc="label horizon on sub-minute bars, seconds")
     lookahead_minutes: int = _f(5, lo=1, doc="label horizon on bars of a minute or more, minutes")
     threshold_ticks: int = _f(3, lo=1, doc="|move| ≥ this → UP/DOWN, else FLAT")
+    kind: str = _f("direction", choices=("direction", "bracket"),
+                   doc="direction: ±threshold move over the lookahead; bracket: triple-barrier outcome of the kernel's stop/target, net of costs")
+    mode: str = _f("direct", choices=("direct", "meta"),
+                   doc="direct: the model picks the side; meta: the model decides whether to take the rule strategy's signal (and its size)")
+    time_limit_bars: int = _f(0, lo=0, doc="bracket target's time limit in bars; 0 = the lookahead")
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,7 @@ class BacktestConfig:
     fill_model: str = _f("conservative", choices=("conservative", "optimistic", "realistic"),
                          doc="R-BT-1 fill model")
     strategy: str = _f("baseline", doc="rule-based strategy when no model is given")
+    baseline_lookback: int = _f(30, lo=2, doc="baseline breakout: bars of the Donchian channel")
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,8 @@ def backtest(
     else:
         name = strategy or s.backtest.strategy
         try:
-            strat = strategy_by_name(name, **({"seed": seed} if name == "random" else {}))
+            strat = strategy_by_name(name, **({"seed": seed} if name == "random" else
+                                              {"lookback": s.backtest.baseline_lookback}))
         except ValueError as exc:
             fail(str(exc), code=EXIT_USAGE)
     err_console.print(f"{len(bars):,} bars {bars.symbol} · strategy {strat.name} · fill {fill}")

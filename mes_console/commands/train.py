@@ -29,20 +29,32 @@ def results_table(summary: dict) -> Table:
 
     t = Table(title="out-of-sample test months: accuracy vs majority-class and persistence "
               "baselines; log loss vs the training class prior", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("fold", "test", "rows", "model", "majority", "persist", "logloss", "prior", "win"):
+    for col in ("fold", "test", "rows", "model", "majority", "persist", "logloss", "prior", "win",
+                "trades", "exp ticks", "exp $", "rule $"):
         t.add_column(col, justify="left" if col == "test from" else "right", no_wrap=True)
     for f in summary["folds"]:
         m, b = f["metrics"], f["baselines"]
         acc, ma, pa = m["accuracy"], b["majority"]["accuracy"], b["persistence"]["accuracy"]
         t.add_row(str(f["fold"]), f["test"]["start"][:7], str(m["n"]), _pct(acc),
                   _pct(ma), _pct(pa), f"{m['log_loss']:.4f}",
-                  f"{b['prior_log_loss']:.4f}", "[green]yes[/]" if acc > max(ma, pa) else "[red]no[/]")
+                  f"{b['prior_log_loss']:.4f}", "[green]yes[/]" if acc > max(ma, pa) else "[red]no[/]",
+                  *_trade_cells(f.get("trading")))
     c = summary["combined"]
     acc, ma, pa = c["model"]["accuracy"], c["majority"]["accuracy"], c["persistence"]["accuracy"]
     t.add_row("all", "all", str(c["model"]["n"]), _pct(acc), _pct(ma), _pct(pa),
               f"{c['model']['log_loss']:.4f}", f"{c['prior_log_loss']:.4f}", "[green]yes[/]" if acc > max(ma, pa) else "[red]no[/]",
-              style="bold")
+              *_trade_cells(c.get("trading")), style="bold")
     return t
+
+
+def _trade_cells(tr: dict | None) -> tuple[str, str, str, str]:
+    """trades, expectancy ± standard error in ticks, $ per contract, and the rule strategy's $
+    (one position at a time, after costs)."""
+    if not tr:
+        return ("—", "—", "—", "—")
+    m, r = tr["model"]["one_at_a_time"], tr["rule"]["one_at_a_time"]
+    return (str(m["trades"]), f"{m['mean_ticks']:+.2f}±{m['se_ticks']:.2f}", f"{m['mean_usd']:+.2f}",
+            f"{r['mean_usd']:+.2f}")
 
 
 def register(root_app: typer.Typer) -> None:
@@ -111,7 +123,7 @@ def register(root_app: typer.Typer) -> None:
                 rep = train_from_bars(bars, out_dir=out_dir, arch=arch_, walk_forward=walk_forward,
                                       params=params, training_cfg=s.training, target_cfg=s.target,
                                       tick_size=spec(s.instrument.symbol).tick_size, data_path=str(data),
-                                      name=name, on_progress=on_progress)
+                                      name=name, on_progress=on_progress, settings=s)
         except ValueError as exc:
             fail(str(exc), code=EXIT_PROBLEMS)
         if json_out:
@@ -125,4 +137,12 @@ def register(root_app: typer.Typer) -> None:
             f"{_pct(c['majority']['accuracy'])} and persistence {_pct(c['persistence']['accuracy'])}: "
             + ("the model beats both baselines" if beats else "the model does NOT beat both baselines")
             + f"; log loss {c['model']['log_loss']:.4f} vs {c['prior_log_loss']:.4f} for the training class prior.")
+        tr = c.get("trading")
+        if tr:
+            m, r = tr["model"]["one_at_a_time"], tr["rule"]["one_at_a_time"]
+            out_console.print(
+                f"out-of-sample trades after costs (bracket outcome, one position at a time, confidence ≥ "
+                f"{tr['min_confidence']:g}): model {m['trades']} trades, {m['mean_ticks']:+.2f} ± {m['se_ticks']:.2f} "
+                f"ticks = {m['mean_usd']:+.2f} $ per contract per trade ({m['total_usd']:+,.2f} $ in all); "
+                f"rule strategy {r['trades']} trades, {r['mean_usd']:+.2f} $ per trade.")
         out_console.print(f"checkpoint: {rep.checkpoint}")
