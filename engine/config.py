@@ -164,6 +164,7 @@ class BacktestConfig:
                          doc="R-BT-1 fill model")
     strategy: str = _f("baseline", doc="rule-based strategy when no model is given")
     baseline_lookback: int = _f(30, lo=2, doc="baseline breakout: bars of the Donchian channel")
+    research: bool = _f(False, doc="record each account-level halt and resume at the next RTH open (backtest only)")
 
 
 @dataclass(frozen=True)

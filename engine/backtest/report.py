@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,73 @@ def _clean(v):
     if isinstance(v, np.bool_):
         return bool(v)
     return v
+
+
+ACCOUNT_KINDS = ("account_drawdown", "kill_switch", "min_balance")
+_NUM = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def _ny(ts_ns: int) -> str:
+    from engine.calendar import ny_datetime
+
+    return ny_datetime(int(ts_ns)).strftime("%Y-%m-%d %H:%M NY")
+
+
+def refusal_kinds(refused: dict) -> dict:
+    """Refusal counts grouped by the shape of their reason: every number of the reason replaced
+    by ``#`` ("risk too small for one contract (0 after base): budget $#, # ticks × $# = $# per
+    contract"), most frequent first. ``refused`` is :attr:`BacktestResult.refused` (reason → count)."""
+    c: Counter = Counter()
+    for reason, n in refused.items():
+        c[_NUM.sub("#", str(reason))] += int(n)
+    return dict(c.most_common())
+
+
+def halts_doc(result) -> dict:
+    """The halts, blocks, pauses and refusals of a run as one JSON-ready dict: ``research``
+    (bool), ``halts`` (each with ``ts_ns``, ``kind``, ``reason``, ``resumed_ns`` and the NY times
+    as text), ``halt_counts`` (kind → count), ``refused_total``, ``refused`` (reason → count) and
+    ``refused_by_kind`` (:func:`refusal_kinds`)."""
+    halts = []
+    for h in getattr(result, "halts", []):
+        d = dict(h)
+        d["time_ny"] = _ny(h["ts_ns"])
+        d["resumed_ny"] = _ny(h["resumed_ns"]) if h.get("resumed_ns") is not None else None
+        halts.append(d)
+    return {"research": bool(getattr(result, "research", False)), "halts": halts,
+            "halt_counts": dict(Counter(h["kind"] for h in halts)),
+            "refused_total": int(sum(result.refused.values())), "refused": dict(result.refused),
+            "refused_by_kind": refusal_kinds(result.refused)}
+
+
+def summary_text(result, max_refusals: int = 5) -> str:
+    """Plain-text summary of what stopped or limited trading in a backtest, one fact a line
+    (CLI output, report.md, the console's backtest screen):
+
+    - research mode on/off and how many account-level halts it passed;
+    - each account-level halt: ``halted 2024-12-09 14:02 NY: account drawdown $203.10 … ≥
+      $200.00: manual review; no trades after`` (or ``; resumed 2024-12-10 09:30 NY``);
+    - counts of daily-loss / daily-drawdown blocks and consecutive-loss pauses;
+    - the refused entries: total and the ``max_refusals`` most frequent kinds of reason.
+    """
+    doc = halts_doc(result)
+    lines = []
+    acct = [h for h in doc["halts"] if h["kind"] in ACCOUNT_KINDS]
+    if doc["research"]:
+        lines.append(f"research mode ON: {len(acct)} account-level halt(s) recorded and lifted at the "
+                     "next RTH open (a live account would have stopped at the first)")
+    for h in acct:
+        tail = f"resumed {h['resumed_ny']}" if h["resumed_ny"] else "no trades after"
+        lines.append(f"halted {h['time_ny']}: {h['reason']}; {tail}")
+    if not acct:
+        lines.append("no account-level halt")
+    hc = doc["halt_counts"]
+    lines.append(f"daily loss blocks {hc.get('daily_loss', 0)}, daily drawdown blocks "
+                 f"{hc.get('daily_drawdown', 0)}, consecutive-loss pauses {hc.get('pause', 0)}")
+    lines.append(f"entries refused: {doc['refused_total']}")
+    for reason, n in list(doc["refused_by_kind"].items())[:max_refusals]:
+        lines.append(f"  {n:>6} × {reason}")
+    return "\n".join(lines)
 
 
 def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> dict:
@@ -64,7 +133,7 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
     doc = {"strategy": result.strategy, "fill_model": result.fill_model, "bars": result.bars,
            "steps": result.steps, "elapsed_s": result.elapsed_s,
            "bars_per_second": result.bars_per_second, "metrics": _clean(m),
-           "alerts": [list(a) for a in result.alerts][:100]}
+           "alerts": [list(a) for a in result.alerts][:100], **halts_doc(result)}
     p = out / "metrics.json"
     _atomic(p, lambda t: t.write_text(json.dumps(doc, indent=2, allow_nan=False)))
     paths["metrics"] = p
@@ -94,7 +163,8 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
     paths["pnl_by_hour_png"] = p
     lines = [f"# Backtest report: {result.strategy}", "",
              f"fill model {result.fill_model}; {result.bars:,} bars; {result.steps:,} kernel steps; "
-             f"{result.elapsed_s:.2f} s", "", "| metric | value |", "|---|---|"]
+             f"{result.elapsed_s:.2f} s", "", "## Halts, blocks and refusals", "", "```",
+             summary_text(result, max_refusals=20), "```", "", "| metric | value |", "|---|---|"]
     for k, v in m.items():
         if k == "pnl_by_hour_ny":
             continue

@@ -96,21 +96,24 @@ class BacktestResult:
     alerts: list = field(default_factory=list)
     refused: dict = field(default_factory=dict)
     risk_audit: list = field(default_factory=list)
+    halts: list = field(default_factory=list)
+    research: bool = False
 
     @property
     def bars_per_second(self) -> float:
         return self.bars / self.elapsed_s if self.elapsed_s > 0 else float("inf")
 
 
-def _default_risk(settings, clock, cal, spec):
+def _default_risk(settings, clock, cal, spec, research: bool = False):
     from engine.risk import RiskManager
 
-    return RiskManager(settings, clock, cal, spec, None)
+    return RiskManager(settings, clock, cal, spec, None, research=research)
 
 
 def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | None = None,
                  fast: bool = True, strategy_name: str = "", risk=None, progress=None,
-                 native_oco: bool = True, market: Market | None = None) -> BacktestResult:
+                 native_oco: bool = True, market: Market | None = None,
+                 research: bool | None = None) -> BacktestResult:
     """Run the kernel over ``bars`` with precomputed ``signals``.
 
     Args:
@@ -119,6 +122,12 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
         fast: skip bars where nothing can happen (identical results).
         risk: a risk manager (default: ``engine.risk.RiskManager`` in memory).
         progress: optional callback ``(done_bars, total_bars)``.
+        research: research mode (None = ``backtest.research``): each account-level halt
+            (account drawdown, kill switch, minimum balance) is recorded and lifted at the next
+            RTH open, so a losing strategy can be studied over the whole span; daily limits and
+            pauses apply unchanged. Only used to build the default risk manager.
+    The result's ``halts`` lists every halt, daily block and pause (``RiskManager.halt_log``);
+    ``refused`` counts the refused entries by reason.
     Raises :class:`BacktestError` for mismatched lengths or an empty series.
     """
     fill_model = fill_model or settings.backtest.fill_model
@@ -136,8 +145,9 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
                      native_oco=native_oco, symbol=spec.symbol)
     clock = SimClock(int(bars.ts[0]))
     cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
+    research = bool(settings.backtest.research if research is None else research)
     if risk is None:
-        risk = _default_risk(settings, clock, cal, spec)
+        risk = _default_risk(settings, clock, cal, spec, research)
     k = TradingKernel(settings, venue, risk, spec, bar_ns=bars.bar_ns, starting_balance=start_bal)
 
     d = np.ascontiguousarray(signals.direction, dtype=np.int8)
@@ -208,7 +218,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             eq_hi = float(s["day_peak_equity"])
             eq_lo = max(s["day_start_equity"] - r.daily_loss_limit, s["day_peak_equity"] - r.daily_drawdown_limit,
                         s["hwm"] - r.account_drawdown_limit, s["kill_ref"] - r.kill_switch_loss,
-                        r.min_account_balance) + 1e-6
+                        r.min_account_balance - getattr(k.risk, "_min_bal_shift", 0.0)) + 1e-6
             side = 1 if pos > 0 else -1
             i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k._best, trail_on, H, L, C, phase, d, actionable,
                                   k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
@@ -221,6 +231,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             day=mk.day, starting_balance=start_bal, fill_model=fill_model, strategy=strategy_name,
             steps=k.stats.steps, bars=n, elapsed_s=elapsed, alerts=list(k.stats.alerts),
             refused=dict(k.stats.entries_refused), risk_audit=list(getattr(risk, "audit_records", [])),
+            halts=[dict(h) for h in getattr(risk, "halt_log", [])], research=research,
         )
     finally:
         if gc_was_enabled:

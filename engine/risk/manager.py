@@ -34,6 +34,10 @@ RESET_WORD = "RESET"
 """The word an operator must type to reset a halt."""
 
 PHASE_ORDER = ("normal", "reduce", "no_new", "exit", "flat")
+HALT_KINDS = ("account_drawdown", "kill_switch", "min_balance", "daily_loss", "daily_drawdown", "pause")
+"""Kinds of :attr:`RiskManager.halt_log` entries; the first three are account-level (they need
+an operator's review; research mode lifts them at the next RTH open)."""
+ACCOUNT_HALT_KINDS = HALT_KINDS[:3]
 NO_ENTRY_PHASES = ("no_new", "exit", "flat", "closed")
 
 
@@ -135,14 +139,30 @@ class RiskManager:
         spec: the instrument traded (tick size and tick value).
         store: where state and audit lines persist; None = in memory (backtests).
         cap_to_daily_room: also cap an entry's risk at what is left of the daily loss limit.
+        research: backtest research mode (``[backtest] research``): an account-level halt
+            (account drawdown, kill switch, minimum balance) is recorded in :attr:`halt_log` and
+            lifted at the next RTH open as if an operator had reviewed it (the high-water mark,
+            kill-switch reference or minimum-balance floor are rebased to the equity then).
+            Never set it for paper or live trading: they never resume by themselves.
+
+    :attr:`halt_log` lists every halt, daily block and pause as it starts, as dicts
+    ``{"ts_ns": int UTC ns, "kind": str, "reason": str, "resumed_ns": int UTC ns | None}`` with
+    kind one of :data:`HALT_KINDS`; ``resumed_ns`` is when entries may start again (None: never
+    without an operator).
 
     Raises :class:`RiskStateError` when the stored state is unreadable (never resets silently).
     Not re-entrant across processes: hold an :class:`AccountLock` while trading live.
     """
 
     def __init__(self, settings: Settings, clock: Clock, calendar: CmeCalendar, spec: InstrumentSpec,
-                 store: RiskStateStore | None = None, *, cap_to_daily_room: bool = True) -> None:
+                 store: RiskStateStore | None = None, *, cap_to_daily_room: bool = True,
+                 research: bool = False) -> None:
         self.settings = settings
+        self.research = bool(research)
+        self.halt_log: list[dict[str, Any]] = []
+        self._research_resume_ns = 0  # research mode: when the pending account halt is lifted
+        self._min_bal_shift = 0.0  # research mode: dollars the minimum-balance floor was lowered by
+        self._min_bal_logged = False
         self.clock = clock
         self.calendar = calendar
         self.spec = spec
@@ -268,6 +288,8 @@ class RiskManager:
 
     def _sync(self, now_ns: int) -> None:
         """Roll the daily counters when ``now_ns`` is in a later CME trading day (18:00 NY)."""
+        if self._research_resume_ns and now_ns >= self._research_resume_ns:
+            self._research_resume()
         if self._day_lo <= now_ns < self._day_hi:
             return
         n = int(self.calendar.label_one(now_ns)[0])  # the 18:00 NY rule, cached per day
@@ -330,11 +352,20 @@ class RiskManager:
             dd = st["hwm"] - eq
             if cum + EPS >= r.kill_switch_loss:
                 self._set_halt(f"kill switch: cumulative loss ${cum:,.2f} ≥ ${r.kill_switch_loss:,.2f}",
-                               "system", now_ns)
+                               "system", now_ns, kind="kill_switch")
             elif dd + EPS >= r.account_drawdown_limit:
                 self._set_halt(f"account drawdown ${dd:,.2f} from the high-water mark "
                                f"${st['hwm']:,.2f} ≥ ${r.account_drawdown_limit:,.2f}: manual review",
-                               "system", now_ns)
+                               "system", now_ns, kind="account_drawdown")
+        bal = min(self.balance, eq)
+        floor = r.min_account_balance - self._min_bal_shift
+        if bal + EPS < floor:
+            if not self._min_bal_logged:
+                self._min_bal_logged = True
+                self._log_halt(now_ns, "min_balance", f"balance ${bal:,.2f} below the minimum ${floor:,.2f}: "
+                               "no trading", account=True)
+        else:
+            self._min_bal_logged = False
         loss = st["day_start_equity"] - eq
         ddd = st["day_peak_equity"] - eq
         if (loss + EPS >= r.daily_loss_limit or ddd + EPS >= r.daily_drawdown_limit) \
@@ -349,11 +380,45 @@ class RiskManager:
                            f"≥ ${r.daily_drawdown_limit:,.2f}")
                 st["day_block_until_ns"] = until
                 st["day_block_reason"] = why
+                self._log_halt(now_ns, "daily_loss" if loss + EPS >= r.daily_loss_limit else "daily_drawdown",
+                               why, resumed_ns=int(until))
                 self._save()
 
-    def _set_halt(self, reason: str, operator: str, now_ns: int) -> None:
+    def _set_halt(self, reason: str, operator: str, now_ns: int, kind: str = "kill_switch") -> None:
         self._st["halt"] = {"reason": reason, "operator": operator, "since_ns": int(now_ns)}
         self._audit("halt", operator, reason, now_ns, equity=self.equity, balance=self.balance)
+        self._log_halt(now_ns, kind, reason, account=True)
+        self._save()
+
+    def _log_halt(self, now_ns: int, kind: str, reason: str, *, resumed_ns: int | None = None,
+                  account: bool = False) -> None:
+        """Append one :attr:`halt_log` entry. An account-level one in research mode is scheduled
+        to lift at the next RTH open after the current trading day."""
+        if account and self.research and self._st["trading_day"] is not None:
+            resumed_ns = self._next_rth_open_after_day(int(self._st["trading_day"]))
+            self._research_resume_ns = max(self._research_resume_ns, resumed_ns)
+        self.halt_log.append({"ts_ns": int(now_ns), "kind": kind, "reason": reason,
+                              "resumed_ns": None if resumed_ns is None else int(resumed_ns)})
+
+    def _research_resume(self) -> None:
+        """Research mode: lift the account-level halt as an operator's review would (no audit
+        line: nothing manual happened). The high-water mark and kill-switch reference are rebased
+        to the equity where breached; a balance under the minimum lowers the floor to keep the
+        configured distance (starting capital − minimum) below the current balance."""
+        r = self.settings.risk
+        st = self._st
+        eq = self.equity
+        self._research_resume_ns = 0
+        st["halt"] = None
+        if st["kill_ref"] - eq + EPS >= r.kill_switch_loss:
+            st["kill_ref"] = eq
+        if st["hwm"] - eq + EPS >= r.account_drawdown_limit:
+            st["hwm"] = eq
+        bal = min(self.balance, eq)
+        if bal + EPS < r.min_account_balance - self._min_bal_shift:
+            room = max(float(self.settings.account.starting_capital) - r.min_account_balance, 0.0)
+            self._min_bal_shift = r.min_account_balance - (bal - room)
+            self._min_bal_logged = False
         self._save()
 
     def _blocks(self, now_ns: int) -> list[tuple[TradingState, str]]:
@@ -372,9 +437,9 @@ class RiskManager:
         if st["pause_until_ns"] > now_ns:
             out.append((TradingState.REDUCING, f"{st['pause_reason']} until {_fmt_ny(st['pause_until_ns'])}"))
         bal = min(self.balance, self.equity)
-        if bal + EPS < r.min_account_balance:
+        if bal + EPS < r.min_account_balance - self._min_bal_shift:
             out.append((TradingState.REDUCING, f"balance ${bal:,.2f} below the minimum "
-                        f"${r.min_account_balance:,.2f}: no trading"))
+                        f"${r.min_account_balance - self._min_bal_shift:,.2f}: no trading"))
         if self._spread_paused:
             out.append((TradingState.REDUCING, f"spread breaker: {self._spread_ticks:g} ticks > "
                         f"{r.spread_pause_ticks:g}; paused until ≤ {r.spread_resume_ticks:g}"))
@@ -516,7 +581,8 @@ class RiskManager:
         if self.cap_to_daily_room:
             room = r.daily_loss_limit - max(0.0, self._st["day_start_equity"] - self.equity)
         res = sizing.size_position(
-            balance=min(self.balance, self.equity), stop_ticks=stop_ticks,
+            # research mode: a lowered minimum-balance floor also lifts the balance the tier sees
+            balance=min(self.balance, self.equity) + self._min_bal_shift, stop_ticks=stop_ticks,
             tick_value=self.spec.tick_value, confidence=confidence, tiers=r.balance_tiers,
             confidence_table=r.confidence_multipliers,
             min_confidence=self.settings.signal.min_confidence,
@@ -548,11 +614,13 @@ class RiskManager:
         with self._lock:
             self._sync(int(now_ns))
             st = self._st
-            if st["halt"] is not None or st["manual_pause"] is not None:
-                return None
-            if min(self.balance, self.equity) + EPS < r.min_account_balance:
+            if st["manual_pause"] is not None:
                 return None
             t = max(int(st["pause_until_ns"]), int(st["day_block_until_ns"]))
+            if st["halt"] is not None or min(self.balance, self.equity) + EPS < r.min_account_balance - self._min_bal_shift:
+                if not self._research_resume_ns:
+                    return None  # only an operator can lift it
+                t = max(t, self._research_resume_ns)
             if self.cap_to_daily_room:
                 room = r.daily_loss_limit - max(0.0, st["day_start_equity"] - self.equity)
                 per_min = stops_mod.min_entry_stop_ticks(self.settings.stops) * self.spec.tick_value
@@ -594,6 +662,7 @@ class RiskManager:
                         # a New York time on every losing trade would cost more than the rest
                         st["pause_reason"] = (f"{st['consecutive_losses']} consecutive losses: paused "
                                               f"{secs / 60:g} min")
+                        self._log_halt(now, "pause", st["pause_reason"], resumed_ns=until)
             else:
                 st["consecutive_losses"] = 0
             self._update_peaks()

@@ -32,12 +32,13 @@ def backtest(
     bar_by_bar: bool = typer.Option(False, "--bar-by-bar", help="Step every bar (no skip-ahead; same results, slower)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    research: Optional[bool] = typer.Option(None, "--research/--no-research", help="Record each account-level halt (drawdown, kill switch, minimum balance) and resume at the next RTH open (default: backtest.research)."),
 ) -> None:
     """Backtest a model or a rule-based strategy over real bars; writes a report with --out."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.backtest.metrics import compute_metrics
-    from engine.backtest.report import _clean, write_report
+    from engine.backtest.report import _clean, halts_doc, summary_text, write_report
     from engine.backtest.runner import BacktestError, run_backtest, slice_dates
     from engine.venue.sim import FILL_MODELS
 
@@ -78,13 +79,13 @@ def backtest(
             fail(f"strategy {strat.name}: {exc}", code=EXIT_UNREADABLE)
         prog.update(task, description="backtest", completed=0)
         res = run_backtest(bars, sig, s, fill_model=fill, fast=not bar_by_bar, strategy_name=strat.name,
-                           progress=lambda i, n: prog.update(task, completed=i))
+                           progress=lambda i, n: prog.update(task, completed=i), research=research)
     m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
     paths = write_report(res, out, m) if out is not None else {}
     doc = {"data": str(data), "bars": res.bars, "strategy": strat.name, "fill_model": fill,
            "steps": res.steps, "elapsed_s": res.elapsed_s, "bars_per_second": res.bars_per_second,
            "metrics": _clean(m), "files": {k: str(v) for k, v in paths.items()},
-           "alerts": len(res.alerts)}
+           "alerts": len(res.alerts), **halts_doc(res)}
     if json_out:
         print_json(doc)
         return
@@ -98,6 +99,7 @@ def backtest(
         v = m[k]
         t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
     out_console.print(t)
+    out_console.print(summary_text(res), markup=False, highlight=False)
     out_console.print(f"{res.bars:,} bars in {res.elapsed_s:.2f} s ({res.bars_per_second:,.0f} bars/s)")
     for k, v in paths.items():
         out_console.print(f"{k}: {v}")
