@@ -168,6 +168,22 @@ class BacktestConfig:
 
 
 @dataclass(frozen=True)
+class OptimizeConfig:
+    sampler: str = _f("tpe", choices=("tpe", "random", "grid"), doc="Optuna sampler")
+    trials: int = _f(200, lo=1, doc="completed trials the study aims at (a resumed study counts its earlier ones)")
+    workers: int = _f(2, lo=1, doc="worker processes on this machine")
+    objective: str = _f("sharpe", choices=("sharpe", "net_pnl", "calmar", "expectancy"),
+                        doc="maximised on the validation window")
+    holdout_months: int = _f(3, lo=1, doc="the last months, never seen by the search, for the report")
+    storage: str = _f("", doc="Optuna storage URL; empty = SQLite file under the data dir")
+    stop_ticks: list = _f([4, 24, 1], doc="[low, high, step] fixed stop distance, ticks")
+    reward_risk: list = _f([1.0, 3.0, 0.25], doc="[low, high, step] target / stop")
+    min_confidence: list = _f([0.5, 0.9, 0.05], doc="[low, high, step] confidence threshold (models only)")
+    risk_fraction: list = _f([0.005, 0.03, 0.005], doc="[low, high, step] risk fraction of every balance tier")
+    baseline_lookback: list = _f([10, 120, 5], doc="[low, high, step] baseline breakout channel, bars (rule strategy only)")
+
+
+@dataclass(frozen=True)
 class GoLiveConfig:
     min_sharpe: float = _f(1.0, doc="R-BT-4")
     min_calmar: float = _f(0.5, doc="R-BT-4")
@@ -268,6 +284,7 @@ class Settings:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     go_live: GoLiveConfig = field(default_factory=GoLiveConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
     projectx: ProjectXConfig = field(default_factory=ProjectXConfig)

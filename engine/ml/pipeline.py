@@ -141,8 +141,9 @@ def model_sides(ds: Dataset, rows: np.ndarray, probs: np.ndarray, min_confidence
 
 def trading_score(ds: Dataset, rows: np.ndarray, probs: np.ndarray, min_confidence: float) -> dict:
     """Out-of-sample expectancy after costs of the model's trades at ``rows`` (see
-    :func:`engine.data.target.trade_expectancy`) next to the rule strategy's signals on the same
-    test rows (``rule``) and — direct mode — on every entry-allowed bar of the test window."""
+    :func:`engine.data.target.trade_expectancy`): ``model`` at ``min_confidence``, ``model_any``
+    at any confidence (the arg-max / meta side alone), and ``rule``: the rule strategy's signals
+    on every entry-allowed bar of the span of ``rows``."""
     from engine.data.target import trade_expectancy
 
     rows = np.asarray(rows, np.int64)
@@ -154,8 +155,9 @@ def trading_score(ds: Dataset, rows: np.ndarray, probs: np.ndarray, min_confiden
         window = rows
     rule_side = np.where(ds.entry_ok, ds.primary_side, 0)
     rule = trade_expectancy(ds.outcomes, rule_side, window)
+    anyc = trade_expectancy(ds.outcomes, model_sides(ds, rows, probs, 0.0), rows)
     return {"min_confidence": float(min_confidence), "horizon_bars": int(ds.horizon_bars),
-            "model": model, "rule": rule}
+            "model": model, "model_any": anyc, "rule": rule}
 
 
 @dataclass

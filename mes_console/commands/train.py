@@ -29,32 +29,47 @@ def results_table(summary: dict) -> Table:
 
     t = Table(title="out-of-sample test months: accuracy vs majority-class and persistence "
               "baselines; log loss vs the training class prior", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("fold", "test", "rows", "model", "majority", "persist", "logloss", "prior", "win",
-                "trades", "exp ticks", "exp $", "rule $"):
+    for col in ("fold", "test", "rows", "model", "majority", "persist", "logloss", "prior", "win"):
         t.add_column(col, justify="left" if col == "test from" else "right", no_wrap=True)
     for f in summary["folds"]:
         m, b = f["metrics"], f["baselines"]
         acc, ma, pa = m["accuracy"], b["majority"]["accuracy"], b["persistence"]["accuracy"]
         t.add_row(str(f["fold"]), f["test"]["start"][:7], str(m["n"]), _pct(acc),
                   _pct(ma), _pct(pa), f"{m['log_loss']:.4f}",
-                  f"{b['prior_log_loss']:.4f}", "[green]yes[/]" if acc > max(ma, pa) else "[red]no[/]",
-                  *_trade_cells(f.get("trading")))
+                  f"{b['prior_log_loss']:.4f}", "[green]yes[/]" if acc > max(ma, pa) else "[red]no[/]")
     c = summary["combined"]
     acc, ma, pa = c["model"]["accuracy"], c["majority"]["accuracy"], c["persistence"]["accuracy"]
     t.add_row("all", "all", str(c["model"]["n"]), _pct(acc), _pct(ma), _pct(pa),
               f"{c['model']['log_loss']:.4f}", f"{c['prior_log_loss']:.4f}", "[green]yes[/]" if acc > max(ma, pa) else "[red]no[/]",
-              *_trade_cells(c.get("trading")), style="bold")
+              style="bold")
     return t
 
 
-def _trade_cells(tr: dict | None) -> tuple[str, str, str, str]:
-    """trades, expectancy ± standard error in ticks, $ per contract, and the rule strategy's $
-    (one position at a time, after costs)."""
-    if not tr:
-        return ("—", "—", "—", "—")
-    m, r = tr["model"]["one_at_a_time"], tr["rule"]["one_at_a_time"]
-    return (str(m["trades"]), f"{m['mean_ticks']:+.2f}±{m['se_ticks']:.2f}", f"{m['mean_usd']:+.2f}",
-            f"{r['mean_usd']:+.2f}")
+def trades_table(summary: dict) -> Table | None:
+    """Per-fold out-of-sample trades after costs (bracket outcome of each signal, one position
+    at a time): the model at the kernel's confidence threshold, the model at any confidence, and
+    the rule strategy on the same test window. Expectancy in ticks (± standard error) and $ per
+    contract per trade."""
+    from rich import box
+
+    folds = summary["folds"]
+    if not folds or not folds[0].get("trading"):
+        return None
+    thr = folds[0]["trading"]["min_confidence"]
+    t = Table(title=f"out-of-sample trades after costs, one at a time: model at confidence ≥ {thr:g}, "
+              "model at any confidence, rule strategy", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("fold", "test", "n", "ticks", "$/tr", "n any", "$/tr any", "n rule", "$/tr rule"):
+        t.add_column(col, justify="right", no_wrap=True)
+
+    def cells(tr):
+        m, a, r = (tr[k]["one_at_a_time"] for k in ("model", "model_any", "rule"))
+        return (str(m["trades"]), f"{m['mean_ticks']:+.2f}±{m['se_ticks']:.2f}", f"{m['mean_usd']:+.2f}",
+                str(a["trades"]), f"{a['mean_usd']:+.2f}", str(r["trades"]), f"{r['mean_usd']:+.2f}")
+
+    for f in folds:
+        t.add_row(str(f["fold"]), f["test"]["start"][:7], *cells(f["trading"]))
+    t.add_row("all", "all", *cells(summary["combined"]["trading"]), style="bold")
+    return t
 
 
 def register(root_app: typer.Typer) -> None:
@@ -130,6 +145,9 @@ def register(root_app: typer.Typer) -> None:
             print_json(rep.summary)
             return
         out_console.print(results_table(rep.summary["walk_forward"]))
+        tt = trades_table(rep.summary["walk_forward"])
+        if tt is not None:
+            out_console.print(tt)
         c = rep.summary["walk_forward"]["combined"]
         beats = c["model"]["accuracy"] > max(c["majority"]["accuracy"], c["persistence"]["accuracy"])
         out_console.print(
@@ -139,10 +157,11 @@ def register(root_app: typer.Typer) -> None:
             + f"; log loss {c['model']['log_loss']:.4f} vs {c['prior_log_loss']:.4f} for the training class prior.")
         tr = c.get("trading")
         if tr:
-            m, r = tr["model"]["one_at_a_time"], tr["rule"]["one_at_a_time"]
+            m, a, r = (tr[k]["one_at_a_time"] for k in ("model", "model_any", "rule"))
             out_console.print(
-                f"out-of-sample trades after costs (bracket outcome, one position at a time, confidence ≥ "
-                f"{tr['min_confidence']:g}): model {m['trades']} trades, {m['mean_ticks']:+.2f} ± {m['se_ticks']:.2f} "
-                f"ticks = {m['mean_usd']:+.2f} $ per contract per trade ({m['total_usd']:+,.2f} $ in all); "
-                f"rule strategy {r['trades']} trades, {r['mean_usd']:+.2f} $ per trade.")
+                f"out-of-sample trades after costs (bracket outcome within {tr['horizon_bars']} bars, one position "
+                f"at a time): model at confidence ≥ {tr['min_confidence']:g}: {m['trades']} trades, "
+                f"{m['mean_ticks']:+.2f} ± {m['se_ticks']:.2f} ticks = {m['mean_usd']:+.2f} $ per contract per trade "
+                f"({m['total_usd']:+,.2f} $ in all); at any confidence: {a['trades']} trades, {a['mean_usd']:+.2f} $ "
+                f"per trade; rule strategy: {r['trades']} trades, {r['mean_usd']:+.2f} $ per trade.")
         out_console.print(f"checkpoint: {rep.checkpoint}")
