@@ -175,11 +175,12 @@ class OptimizeConfig:
     objective: str = _f("sharpe", choices=("sharpe", "net_pnl", "calmar", "expectancy"),
                         doc="maximised on the validation window")
     holdout_months: int = _f(3, lo=1, doc="the last months, never seen by the search, for the report")
+    min_trades: int = _f(50, lo=0, doc="a trial with fewer validation trades scores -1e9 (not trading is no result)")
     storage: str = _f("", doc="Optuna storage URL; empty = SQLite file under the data dir")
     stop_ticks: list = _f([4, 24, 1], doc="[low, high, step] fixed stop distance, ticks")
     reward_risk: list = _f([1.0, 3.0, 0.25], doc="[low, high, step] target / stop")
     min_confidence: list = _f([0.5, 0.9, 0.05], doc="[low, high, step] confidence threshold (models only)")
-    risk_fraction: list = _f([0.005, 0.03, 0.005], doc="[low, high, step] risk fraction of every balance tier")
+    risk_fraction: list = _f([0.01, 0.03, 0.005], doc="[low, high, step] risk fraction of every balance tier")
     baseline_lookback: list = _f([10, 120, 5], doc="[low, high, step] baseline breakout channel, bars (rule strategy only)")
 
 

@@ -19,6 +19,9 @@ says how many halts the chosen parameters hit. Features and model predictions (o
 strategy's signals, once per lookback) and the market arrays (ATR, slippage, EOD phases) are
 computed once per study and process, never once per trial.
 
+A trial with fewer than ``min_trades`` validation trades scores -1e9: when every setting
+loses after costs, "never trade" (risk too small for one contract) would otherwise win.
+
 Objective (maximised): ``sharpe`` (annualised Sharpe of the daily $ P&L), ``net_pnl``, ``calmar`` or ``expectancy`` ($ per trade). Each trial also stores its daily
 P&L (``daily_pnl`` user attribute) for the overfitting measures of :mod:`engine.research.overfit`:
 the deflated Sharpe ratio of the chosen trial given every trial of the study, and the PBO by
@@ -315,6 +318,7 @@ class StudyPlan:
     objective: str
     trials: int
     seed: int = 7
+    min_trades: int = 0
     setup: dict = field(default_factory=dict)   # recorded on the study; a resume must match
 
 
@@ -367,6 +371,9 @@ def _worker(plan: StudyPlan, runner: TrialRunner, index: int, stop_flag=None, on
         trial.set_user_attr("halts", r["halts"])
         trial.set_user_attr("elapsed_s", round(r["elapsed_s"], 4))
         trial.set_user_attr("worker", f"{os.uname().nodename}:{os.getpid()}")
+        if int(m["trades"]) < plan.min_trades:
+            trial.set_user_attr("too_few_trades", True)
+            return -1e9
         return objective_value(m, plan.objective)
 
     def stop_cb(study, trial):

@@ -115,7 +115,9 @@ def optimize(
     setup = {"data": data.name, "bars": int(len(bars)), "first_ts": int(bars.ts[0]), "last_ts": int(bars.ts[-1]),
              "windows": win, "space": {k: d.to_dict() for k, d in sp.items()}, "objective": objective_,
              "sampler": sampler_, "model": model.name if model else "baseline", "settings_sha": base_digest}
-    plan = StudyPlan(url, name, sampler_, sp, objective_, int(trials_), seed, setup)
+    setup["min_trades"] = int(oc.min_trades)
+    plan = StudyPlan(url, name, sampler_, sp, objective_, int(trials_), seed=seed, setup=setup,
+                     min_trades=int(oc.min_trades))
     err_console.print(f"study {name} · storage {_redact(url)} · {sampler_} · objective {objective_} · "
                       f"validation {win['validation'][0]}…{win['validation'][1]} ({len(val_bars):,} bars) · "
                       f"held out {win['holdout'][0]}…{win['holdout'][1]} · space "
