@@ -466,8 +466,9 @@ def _child(plan, runner, index, stop_flag) -> None:  # pragma: no cover - runs i
 
 # ----------------------------------------------------------------------------------- report
 def study_report(study, objective: str) -> dict:
-    """Best trial, its validation figures, and the overfitting measures over every COMPLETE
-    trial of the study: ``dsr`` (:func:`engine.research.overfit.deflated_sharpe_ratio` on daily
+    """Best trial, its validation figures, and the overfitting measures over the COMPLETE trials
+    the search could select (those with at least ``min_trades`` trades; all of them when none
+    has): ``dsr`` (:func:`engine.research.overfit.deflated_sharpe_ratio` on daily
     P&L) and ``pbo`` (:func:`engine.research.overfit.pbo_cscv`)."""
     import optuna
 
@@ -477,7 +478,9 @@ def study_report(study, objective: str) -> dict:
     if not done:
         raise OptimizeError(f"study {study.study_name!r} has no complete trial")
     best = max(done, key=lambda t: (t.value, -t.number))
-    rows = [t for t in done if len(t.user_attrs.get("daily_pnl", [])) == len(best.user_attrs["daily_pnl"])]
+    # the measures judge the search's own selection rule: trials it could select (enough trades)
+    eligible = [t for t in done if not t.user_attrs.get("too_few_trades")] or done
+    rows = [t for t in eligible if len(t.user_attrs.get("daily_pnl", [])) == len(best.user_attrs["daily_pnl"])]
     M = np.array([t.user_attrs["daily_pnl"] for t in rows], np.float64).T  # (days, trials)
     srs = np.array([sharpe(M[:, j]) for j in range(M.shape[1])])
     states = {s.name: 0 for s in optuna.trial.TrialState}
@@ -491,6 +494,6 @@ def study_report(study, objective: str) -> dict:
                                                                     "trades")},
                  "halts": best.user_attrs.get("halts", {})},
         "dsr": deflated_sharpe_ratio(np.asarray(best.user_attrs["daily_pnl"]), srs),
-        "pbo": pbo_cscv(M),
+        "pbo": pbo_cscv(M), "eligible_trials": len(rows),
         "history": [(t.number, t.value) for t in sorted(done, key=lambda t: t.number)],
     }
