@@ -60,7 +60,7 @@ def test_optimize_two_workers_resume_and_reproduce(data, tmp_path):
     doc = json.loads(r.stdout)
     assert doc["trials"]["COMPLETE"] >= 6 and doc["speed"]["workers"] == 2
     assert doc["windows"]["holdout"][0] > doc["windows"]["validation"][1]  # never seen by the search
-    assert 0.0 <= doc["pbo"]["pbo"] <= 1.0 and doc["dsr"]["n_trials"] == doc["trials"]["COMPLETE"]
+    assert 0.0 <= doc["pbo"]["pbo"] <= 1.0 and doc["dsr"]["n_trials"] == doc["eligible_trials"] <= doc["trials"]["COMPLETE"]
     assert isinstance(doc["best"]["halts"], dict) and "halts" in doc["holdout"]
     st = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
     nums = [t.number for t in st.trials]

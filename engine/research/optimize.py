@@ -55,7 +55,15 @@ GRACE_S = 12
 
 
 class OptimizeError(ValueError):
-    """Impossible study input (bad space, windows, storage, a study whose recorded set-up differs)."""
+    """A study problem (storage, a study whose recorded set-up differs, failed workers)."""
+
+
+class OptimizeUsageError(OptimizeError):
+    """Bad input: space, sampler, objective, windows, strategy (the CLI's exit code 3)."""
+
+
+class OptimizeDataError(OptimizeError):
+    """The bars file cannot be read (the CLI's exit code 2)."""
 
 
 # ----------------------------------------------------------------------------------- space
@@ -86,13 +94,13 @@ def build_space(opt_cfg: Any, overrides: list[str] | None = None, *, model: bool
         name, _, rng = o.partition("=")
         name = name.strip()
         if name not in SPACE_NAMES:
-            raise OptimizeError(f"--space {o!r}: unknown parameter {name!r}; allowed: {', '.join(SPACE_NAMES)}")
+            raise OptimizeUsageError(f"--space {o!r}: unknown parameter {name!r}; allowed: {', '.join(SPACE_NAMES)}")
         try:
             parts = [float(x) for x in rng.split(":")]
         except ValueError:
-            raise OptimizeError(f"--space {o!r}: expected NAME=LOW:HIGH[:STEP] with numbers") from None
+            raise OptimizeUsageError(f"--space {o!r}: expected NAME=LOW:HIGH[:STEP] with numbers") from None
         if len(parts) not in (1, 2, 3):
-            raise OptimizeError(f"--space {o!r}: expected NAME=LOW:HIGH[:STEP]")
+            raise OptimizeUsageError(f"--space {o!r}: expected NAME=LOW:HIGH[:STEP]")
         if len(parts) == 1:
             parts = [parts[0], parts[0], 1.0]
         elif len(parts) == 2:
@@ -105,12 +113,12 @@ def build_space(opt_cfg: Any, overrides: list[str] | None = None, *, model: bool
             continue
         v = raw[n]
         if len(v) != 3:
-            raise OptimizeError(f"[optimize] {n} = {v!r}: expected [low, high, step]")
+            raise OptimizeUsageError(f"[optimize] {n} = {v!r}: expected [low, high, step]")
         lo, hi, st = (float(x) for x in v)
         if not (hi >= lo and st > 0):
-            raise OptimizeError(f"[optimize] {n} = {v!r}: need high ≥ low and step > 0")
+            raise OptimizeUsageError(f"[optimize] {n} = {v!r}: need high ≥ low and step > 0")
         if n in INT_PARAMS and not (lo == int(lo) and hi == int(hi) and st == int(st)):
-            raise OptimizeError(f"[optimize] {n} = {v!r}: whole numbers expected")
+            raise OptimizeUsageError(f"[optimize] {n} = {v!r}: whole numbers expected")
         space[n] = Dim(n, lo, hi, st)
     return space
 
@@ -175,7 +183,7 @@ def split_windows(bars: Any, holdout_months: int) -> dict:
     h_start = (last - pd.DateOffset(months=int(holdout_months)) + pd.Timedelta(days=1)).normalize()
     v_end = h_start - pd.Timedelta(days=1)
     if (v_end - first).days < 5 or (last - h_start).days < 5:
-        raise OptimizeError(f"data {first.date()} … {last.date()} is too short for a validation window and "
+        raise OptimizeUsageError(f"data {first.date()} … {last.date()} is too short for a validation window and "
                             f"{holdout_months} held-out month(s)")
     return {"validation": (str(first.date()), str(v_end.date())), "holdout": (str(h_start.date()), str(last.date()))}
 
@@ -293,7 +301,7 @@ def make_sampler(kind: str, space: dict[str, Dim], seed: int):
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "grid":
         return optuna.samplers.GridSampler({n: d.grid() for n, d in space.items()}, seed=seed)
-    raise OptimizeError(f"unknown sampler {kind!r}: tpe | random | grid")
+    raise OptimizeUsageError(f"unknown sampler {kind!r}: tpe | random | grid")
 
 
 def suggest(trial: Any, space: dict[str, Dim]) -> dict:
@@ -497,3 +505,105 @@ def study_report(study, objective: str) -> dict:
         "pbo": pbo_cscv(M), "eligible_trials": len(rows),
         "history": [(t.number, t.value) for t in sorted(done, key=lambda t: t.number)],
     }
+
+
+# ----------------------------------------------------------------------------------- one call
+def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None = None, sampler: str | None = None,
+                   trials: int | None = None, workers: int | None = None, storage: str | None = None,
+                   study: str | None = None, objective: str | None = None, space: list[str] | None = None,
+                   holdout_months: int | None = None, start: str | None = None, end: str | None = None,
+                   seed: int = 7, write_config: str | Path | None = None,
+                   on_start: Callable[[dict], None] | None = None,
+                   on_progress: Callable[[dict], None] | None = None, stop_flag=None) -> dict:
+    """The whole study as ``mes-console optimize`` and the optimize screen run it: load the bars,
+    split the windows, run the trials (``workers`` processes), report (best trial, DSR, PBO), run
+    the best parameters on the held-out window exactly as ``backtest --config FILE --start --end``
+    does, and write the config file. ``None`` arguments come from ``settings.optimize``.
+    ``on_start(setup)`` once before the trials; ``on_progress``: see :func:`run_workers`;
+    ``stop_flag`` (``threading.Event`` / ``multiprocessing.Event``): set it to stop after the
+    running trials. Returns the JSON-ready report. Raises :class:`OptimizeUsageError`,
+    :class:`OptimizeDataError` or :class:`OptimizeError`."""
+    import hashlib
+    import json
+
+    from engine.backtest.report import _clean
+    from engine.backtest.runner import BacktestError, slice_dates
+    from engine.config import resolve_dir
+    from engine.data.io import load_bars
+
+    oc = settings.optimize
+    sampler_, trials_, workers_ = sampler or oc.sampler, int(trials or oc.trials), int(workers or oc.workers)
+    objective_ = objective or oc.objective
+    if sampler_ not in ("tpe", "random", "grid"):
+        raise OptimizeUsageError(f"sampler {sampler_!r}: allowed tpe, random, grid")
+    if objective_ not in OBJECTIVE_KEYS:
+        raise OptimizeUsageError(f"objective {objective_!r}: allowed {', '.join(OBJECTIVE_KEYS)}")
+    if model is None and settings.backtest.strategy != "baseline":
+        raise OptimizeUsageError(f"[backtest] strategy = {settings.backtest.strategy!r}: optimize searches the rule "
+                                 "strategy 'baseline' or a model")
+    sp = build_space(oc, space, model=model is not None)
+    data = Path(data)
+    try:
+        bars = load_bars(data)
+    except Exception as exc:  # noqa: BLE001 - the loader names file and row
+        raise OptimizeDataError(f"{data}: {exc}") from None
+    try:
+        bars = slice_dates(bars, start, end)
+        win = split_windows(bars, holdout_months or oc.holdout_months)
+        val_bars = slice_dates(bars, *win["validation"])
+    except BacktestError as exc:
+        raise OptimizeUsageError(str(exc)) from None
+    url = storage or oc.storage or default_storage(settings)
+    name = study or f"optimize-{data.stem}"
+    setup = {"data": data.name, "bars": int(len(bars)), "first_ts": int(bars.ts[0]), "last_ts": int(bars.ts[-1]),
+             "windows": win, "space": {k: d.to_dict() for k, d in sp.items()}, "objective": objective_,
+             "sampler": sampler_, "model": Path(model).name if model else "baseline",
+             "settings_sha": hashlib.sha256(settings_toml(settings).encode()).hexdigest()[:16],
+             "min_trades": int(oc.min_trades)}
+    plan = StudyPlan(url, name, sampler_, sp, objective_, trials_, seed=seed, setup=setup, min_trades=int(oc.min_trades))
+    if on_start is not None:
+        on_start({"study": name, "storage": _redact(url), "sampler": sampler_, "objective": objective_,
+                  "windows": win, "validation_bars": int(len(val_bars)), "space": setup["space"], "trials": trials_})
+    runner = TrialRunner(val_bars, settings, model)
+    speed = run_workers(plan, runner, workers_, on_progress=on_progress, stop_flag=stop_flag)
+    rep = study_report(open_study(plan, make_storage(url)), objective_)
+    best_s = apply_params(settings, rep["best"]["params"])
+    res, hm = holdout_backtest(bars, best_s, win["holdout"], model)
+    held = {"window": win["holdout"], "metrics": _clean(hm), "halts": halt_counts(res.halts)}
+    cfg_path = Path(write_config) if write_config else resolve_dir(settings.paths.reports_dir, "reports") / f"{name}.toml"
+    repro = (f"mes-console backtest --data {data} --config {cfg_path} --start {win['holdout'][0]} "
+             f"--end {win['holdout'][1]}" + (f" --model {model}" if model else ""))
+    header = [f"mes-console optimize: best of study {name!r} (trial {rep['best']['number']}, {objective_} "
+              f"{rep['best']['value']:.6g} on {win['validation'][0]}…{win['validation'][1]})",
+              f"params: {json.dumps(rep['best']['params'])}",
+              f"held-out net P&L {hm['net_pnl']:.2f} $ over {hm['trades']} trades; reproduce with:", repro]
+    try:
+        cfg_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(str(cfg_path) + ".tmp")
+        tmp.write_text(settings_toml(best_s, header))
+        os.replace(tmp, cfg_path)
+    except OSError as exc:
+        raise OptimizeError(f"{cfg_path}: cannot write the config: {exc}") from None
+    return {"study": name, "storage": _redact(url), "sampler": sampler_, "windows": win, "space": setup["space"],
+            "speed": speed, **rep, "holdout": held, "config": str(cfg_path), "reproduce": repro}
+
+
+def holdout_backtest(bars: Any, settings: Any, window: tuple[str, str], model: str | Path | None):
+    """The held-out run exactly as ``backtest --config … --start … --end …`` does it: slice by
+    UTC date, the strategy's signals on the slice, fresh market arrays. Returns (result, metrics
+    with ``sharpe_usd``)."""
+    from engine.backtest.metrics import compute_metrics, daily_equity
+    from engine.backtest.runner import run_backtest, slice_dates
+    from engine.strategy import ModelStrategy, strategy_by_name
+
+    part = slice_dates(bars, *window)
+    strat = ModelStrategy(model) if model is not None else strategy_by_name(
+        settings.backtest.strategy, lookback=settings.backtest.baseline_lookback)
+    res = run_backtest(part, strat.signals(part), settings, fill_model=settings.backtest.fill_model,
+                       strategy_name=strat.name)
+    m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
+    _, deq = daily_equity(res.equity, res.day)
+    pnl = np.diff(np.concatenate([[res.starting_balance], deq]))
+    sd = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
+    m["sharpe_usd"] = float(pnl.mean() / sd * math.sqrt(ANNUAL_DAYS)) if sd > 0 else 0.0
+    return res, m
