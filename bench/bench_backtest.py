@@ -90,10 +90,11 @@ def settings() -> Settings:
 
 def scalper_settings() -> Settings:
     """``settings()`` with the limits that thin the trades relaxed: no daily loss/drawdown limit,
-    no consecutive-loss pauses, no exit/reversal cooldowns."""
+    no consecutive-loss pauses, no exit/reversal cooldowns, and a capital the losses never drain
+    below the lowest balance tier."""
     s = settings()
     R = dataclasses.replace
-    return R(s, risk=R(s.risk, daily_loss_limit=1e9, daily_drawdown_limit=1e9, consecutive_loss_pauses=[],
+    return R(s, account=R(s.account, starting_capital=10_000_000.0), risk=R(s.risk, daily_loss_limit=1e9, daily_drawdown_limit=1e9, consecutive_loss_pauses=[],
                        min_account_balance=0.0),
              signal=R(s.signal, exit_cooldown_s=0.0, reversal_cooldown_s=0.0))
 
@@ -309,7 +310,7 @@ def bench_density(name: str, bars: Bars, sig, s: Settings, args) -> bool:
             ok = ok and diff <= 0.02
         print(f"{label:<18}: {n / m_med:13,.0f} bars/s  {_times(ts)}  trades {m:,} "
               f"({100 * diff:.2f} % from the kernel's: {'within' if diff <= 0.02 else 'NOT within'} 2 %)")
-        print(f"ratio kernel / {label}: {m_med / med:6.1f}x on medians ({min(ts) / min(times):.1f}x on bests)")
+        print(f"ratio kernel / {label}: {m_med / med:7.2f}x on medians ({min(ts) / min(times):.2f}x on bests)")
     return ok
 
 
