@@ -68,7 +68,8 @@ class ModelStrategy:
         pr = self.predictor_for(bars)
         p = pr.predict_bars(bars)
         valid = np.asarray(p.valid, bool)
-        target = pr.checkpoint.body.get("target", {})
+        ck = getattr(pr, "checkpoint", None)
+        target = ck.body.get("target", {}) if ck is not None else {}
         if target.get("mode", "direct") == "meta":
             from engine.strategy.baseline import BreakoutBaseline
 
