@@ -40,12 +40,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import time
+import time  # sleep only: durations come from engine.clock.perf_ns
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from engine.clock import perf_ns
 
 SPACE_NAMES = ("stop_ticks", "reward_risk", "risk_fraction", "min_confidence", "baseline_lookback")
 INT_PARAMS = ("stop_ticks", "baseline_lookback")
@@ -229,7 +231,7 @@ class TrialRunner:
         from engine.backtest.metrics import compute_metrics, daily_equity
         from engine.backtest.runner import run_backtest
 
-        t0 = time.perf_counter()
+        t0 = perf_ns() / 1e9
         s = apply_params(self.settings, params)
         res = run_backtest(self.bars, self.signals(s), s, fill_model=self.fill, market=self.market,
                            research=True, strategy_name="optimize")
@@ -239,7 +241,7 @@ class TrialRunner:
         sd = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
         m["sharpe_usd"] = float(pnl.mean() / sd * math.sqrt(ANNUAL_DAYS)) if sd > 0 else 0.0
         return {"metrics": m, "daily_pnl": [round(float(x), 2) for x in pnl],
-                "halts": halt_counts(res.halts), "elapsed_s": time.perf_counter() - t0}
+                "halts": halt_counts(res.halts), "elapsed_s": perf_ns() / 1e9 - t0}
 
 
 def halt_counts(halts: list) -> dict:
@@ -413,7 +415,7 @@ def run_workers(plan: StudyPlan, runner: TrialRunner, workers: int, *,
     study = open_study(plan, storage)
     optuna.storages.fail_stale_trials(study)
     before = len(complete_trials(study))
-    t0 = time.perf_counter()
+    t0 = perf_ns() / 1e9
     seen = {t.number for t in complete_trials(study)}
 
     def emit():
@@ -454,7 +456,7 @@ def run_workers(plan: StudyPlan, runner: TrialRunner, workers: int, *,
             raise OptimizeError(f"{len(bad)} worker process(es) failed (exit codes {bad}); the study keeps "
                                 "every finished trial: run the same command again to resume")
     emit()
-    elapsed = time.perf_counter() - t0
+    elapsed = perf_ns() / 1e9 - t0
     new = len(complete_trials(study)) - before
     return {"elapsed_s": elapsed, "new_trials": new, "trials_per_min": 60 * new / elapsed if elapsed > 0 else 0.0,
             "workers": workers}
