@@ -179,7 +179,7 @@ class OptimizeConfig:
     storage: str = _f("", doc="Optuna storage URL; empty = SQLite file under the data dir")
     stop_ticks: list = _f([4, 24, 1], doc="[low, high, step] fixed stop distance, ticks")
     reward_risk: list = _f([1.0, 3.0, 0.25], doc="[low, high, step] target / stop")
-    min_confidence: list = _f([0.5, 0.9, 0.05], doc="[low, high, step] confidence threshold (models only)")
+    min_confidence: list = _f([0.6, 0.9, 0.05], doc="[low, high, step] confidence threshold (models only; below the first confidence_multipliers step no trade is sized)")
     risk_fraction: list = _f([0.01, 0.03, 0.005], doc="[low, high, step] risk fraction of every balance tier")
     baseline_lookback: list = _f([10, 120, 5], doc="[low, high, step] baseline breakout channel, bars (rule strategy only)")
 

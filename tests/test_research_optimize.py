@@ -97,3 +97,18 @@ def test_grid_sampler_from_flags_and_bad_space(data, tmp_path):
     assert combos == {(8, 1.5), (8, 2.0), (9, 1.5), (9, 2.0)}
     bad = runner.invoke(app, _opt(data, tmp_path, "--space", "stop=1:2"))
     assert bad.exit_code == 3 and "unknown parameter 'stop'" in bad.stderr
+
+
+def test_no_trial_with_enough_trades_leaves_dsr_and_pbo_undefined(data, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[optimize]\nmin_trades = 100000\n")
+    runner = CliRunner()
+    r = runner.invoke(app, _opt(data, tmp_path, "--trials", "2", "--workers", "1", "--sampler", "random",
+                                "--config", str(cfg)))
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["eligible_trials"] == 0 and doc["dsr"]["dsr"] is None and doc["pbo"]["pbo"] is None
+    assert doc["best"]["value"] == -1e9
+    r = runner.invoke(app, [a for a in _opt(data, tmp_path, "--trials", "2", "--sampler", "random",
+                                            "--config", str(cfg)) if a != "--json"])
+    assert r.exit_code == 0 and "no trial reached" in r.stdout

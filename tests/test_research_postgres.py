@@ -71,8 +71,8 @@ def _worker(data, url, trials, tmp, *extra):
 
 
 def test_two_workers_one_killed_then_resume(pg_url, data, tmp_path):
-    a = _worker(data, pg_url, 14, tmp_path, "--seed", "1")
-    b = _worker(data, pg_url, 14, tmp_path, "--seed", "2")
+    a = _worker(data, pg_url, 10, tmp_path, "--seed", "1")
+    b = _worker(data, pg_url, 10, tmp_path, "--seed", "2")
     deadline = time.time() + 120
     study = None
     while time.time() < deadline:  # until both processes have finished a trial
@@ -94,7 +94,7 @@ def test_two_workers_one_killed_then_resume(pg_url, data, tmp_path):
     assert a.returncode == 0, err
     trials = optuna.load_study(study_name="pg", storage=pg_url).trials
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(done) >= 14
+    assert len(done) >= 10
     assert len({t.number for t in trials}) == len(trials)          # every trial recorded once
     assert len({t._trial_id for t in trials}) == len(trials)
     # resume after the heartbeat grace period: the killed worker's RUNNING trial becomes FAIL

@@ -477,8 +477,7 @@ def _child(plan, runner, index, stop_flag) -> None:  # pragma: no cover - runs i
 # ----------------------------------------------------------------------------------- report
 def study_report(study, objective: str) -> dict:
     """Best trial, its validation figures, and the overfitting measures over the COMPLETE trials
-    the search could select (those with at least ``min_trades`` trades; all of them when none
-    has): ``dsr`` (:func:`engine.research.overfit.deflated_sharpe_ratio` on daily
+    the search could select (those with at least ``min_trades`` trades; NaN when none has): ``dsr`` (:func:`engine.research.overfit.deflated_sharpe_ratio` on daily
     P&L) and ``pbo`` (:func:`engine.research.overfit.pbo_cscv`)."""
     import optuna
 
@@ -489,10 +488,17 @@ def study_report(study, objective: str) -> dict:
         raise OptimizeError(f"study {study.study_name!r} has no complete trial")
     best = max(done, key=lambda t: (t.value, -t.number))
     # the measures judge the search's own selection rule: trials it could select (enough trades)
-    eligible = [t for t in done if not t.user_attrs.get("too_few_trades")] or done
+    eligible = [t for t in done if not t.user_attrs.get("too_few_trades")]
     rows = [t for t in eligible if len(t.user_attrs.get("daily_pnl", [])) == len(best.user_attrs["daily_pnl"])]
-    M = np.array([t.user_attrs["daily_pnl"] for t in rows], np.float64).T  # (days, trials)
-    srs = np.array([sharpe(M[:, j]) for j in range(M.shape[1])])
+    if rows:
+        M = np.array([t.user_attrs["daily_pnl"] for t in rows], np.float64).T  # (days, trials)
+        srs = np.array([sharpe(M[:, j]) for j in range(M.shape[1])])
+        dsr, pbo = deflated_sharpe_ratio(np.asarray(best.user_attrs["daily_pnl"]), srs), pbo_cscv(M)
+    else:  # no trial reached min_trades: nothing was selected, the measures are undefined
+        nan = float("nan")
+        dsr = {"dsr": nan, "sharpe": nan, "sr0": nan, "n_trials": 0, "var_sharpe": nan, "skew": nan,
+               "kurtosis": nan, "T": 0}
+        pbo = {"pbo": nan, "combinations": 0, "blocks": 0, "logit_median": nan, "trials": 0, "periods": 0}
     states = {s.name: 0 for s in optuna.trial.TrialState}
     for t in study.get_trials(deepcopy=False):
         states[t.state.name] += 1
@@ -503,8 +509,7 @@ def study_report(study, objective: str) -> dict:
                                                                     "max_drawdown", "win_rate", "profit_factor",
                                                                     "trades")},
                  "halts": best.user_attrs.get("halts", {})},
-        "dsr": deflated_sharpe_ratio(np.asarray(best.user_attrs["daily_pnl"]), srs),
-        "pbo": pbo_cscv(M), "eligible_trials": len(rows),
+        "dsr": dsr, "pbo": pbo, "eligible_trials": len(rows),
         "history": [(t.number, t.value) for t in sorted(done, key=lambda t: t.number)],
     }
 

@@ -89,9 +89,22 @@ def optimize(
     prog.stop()
     doc = {k: v for k, v in doc.items() if k != "history"}
     if json_out:
-        print_json(doc)
+        print_json(_finite(doc))
         return
     _print_report(doc, state.get("objective", ""))
+
+
+def _finite(v):
+    """NaN/inf → None, recursively (JSON has no NaN): undefined DSR/PBO print as null."""
+    import math
+
+    if isinstance(v, dict):
+        return {str(k): _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 def _print_report(doc: dict, objective: str) -> None:
@@ -113,6 +126,9 @@ def _print_report(doc: dict, objective: str) -> None:
     out_console.print(t)
     out_console.print(f"best parameters: {b['params']}")
     d, p = doc["dsr"], doc["pbo"]
+    if not doc["eligible_trials"]:
+        out_console.print("no trial reached [optimize] min_trades: nothing was selected; DSR and PBO are undefined, "
+                          "the 'best' parameters above are no result", highlight=False)
     out_console.print(
         f"deflated Sharpe ratio {d['dsr']:.3f} (daily Sharpe {d['sharpe']:.3f} vs {d['sr0']:.3f} expected from "
         f"the best of {d['n_trials']} skill-less trials with ≥ min_trades trades; ≥ 0.95 is the usual bar) · "
