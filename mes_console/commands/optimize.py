@@ -6,6 +6,9 @@ validation figures, the held-out backtest of the best parameters, halts, DSR and
 minute) on stdout or as one JSON document with ``--json``; the best parameters as a complete
 config file (``--write-config``, default ``<reports dir>/optimize-<study>.toml``) that
 ``mes-console backtest --config FILE --start … --end …`` reproduces to the cent.
+
+Exit codes: 0 done, 1 study problem (set-up mismatch, failed worker, storage), 2 unreadable
+data, 3 bad flags/space/windows, 4 interrupted (ctrl+c; finished trials are kept, rerun resumes).
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ def optimize(
                              study=study, objective=objective, space=space, holdout_months=holdout_months,
                              start=start, end=end, seed=seed, write_config=write_config, on_start=on_start,
                              on_progress=on_progress)
+    except KeyboardInterrupt:
+        prog.stop()
+        fail("interrupted: the study keeps every finished trial; run the same command again to resume", code=4)
     except OptimizeUsageError as exc:
         prog.stop()
         fail(str(exc), code=EXIT_USAGE)

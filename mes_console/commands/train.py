@@ -58,7 +58,7 @@ def trades_table(summary: dict) -> Table | None:
     thr = folds[0]["trading"]["min_confidence"]
     t = Table(title=f"out-of-sample trades after costs, one at a time: model at confidence ≥ {thr:g}, "
               "model at any confidence, rule strategy", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("fold", "test", "n", "ticks", "$/tr", "n any", "$/tr any", "n rule", "$/tr rule"):
+    for col in ("fold", "test", "n", "ticks", "$/tr", "n any", "$ any", "n rule", "$ rule"):
         t.add_column(col, justify="right", no_wrap=True)
 
     def cells(tr):
@@ -67,7 +67,7 @@ def trades_table(summary: dict) -> Table | None:
                 str(a["trades"]), f"{a['mean_usd']:+.2f}", str(r["trades"]), f"{r['mean_usd']:+.2f}")
 
     for f in folds:
-        t.add_row(str(f["fold"]), f["test"]["start"][:7], *cells(f["trading"]))
+        t.add_row(str(f["fold"]), f["test"]["start"][2:7], *cells(f["trading"]))
     t.add_row("all", "all", *cells(summary["combined"]["trading"]), style="bold")
     return t
 
