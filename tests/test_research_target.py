@@ -136,3 +136,15 @@ def _no_volume(b):
     from engine.data.bars import Bars
 
     return Bars(b.ts, b.open, b.high, b.low, b.close, np.full(len(b), np.nan), bar_ns=b.bar_ns, symbol=b.symbol)
+
+
+def test_fixed_stop_method_and_time_limit_exits(bars):
+    s = Settings()
+    s = dataclasses.replace(s, stops=dataclasses.replace(s.stops, method="fixed", fixed_ticks=10, reward_risk=2.0))
+    out = bracket_outcomes(bars, s, horizon_bars=3)
+    ok = np.isfinite(out.long_ticks)
+    assert (out.stop_ticks[ok] == 10).all()
+    assert set(np.unique(out.long_how[ok])) == {1, 2, 3}  # stop, target and time limit all occur
+    cost = 0.84 / 1.25
+    assert np.allclose(out.long_ticks[out.long_how == 2], 20 - cost)
+    assert (out.long_exit[ok] - np.flatnonzero(ok) <= 4).all() and (out.long_exit[ok] > np.flatnonzero(ok)).all()
