@@ -148,3 +148,11 @@ def test_fixed_stop_method_and_time_limit_exits(bars):
     cost = 0.84 / 1.25
     assert np.allclose(out.long_ticks[out.long_how == 2], 20 - cost)
     assert (out.long_exit[ok] - np.flatnonzero(ok) <= 4).all() and (out.long_exit[ok] > np.flatnonzero(ok)).all()
+
+
+def test_meta_take_probability_leaves_the_impossible_class_out():
+    from engine.data.target import meta_take_probability
+
+    p = np.array([[0.1, 0.3, 0.6]] * 3)
+    got = meta_take_probability(p, np.array([1, -1, 0]))
+    assert got[0] == pytest.approx(0.6 / 0.9) and got[1] == pytest.approx(0.1 / 0.4) and np.isnan(got[2])

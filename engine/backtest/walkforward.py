@@ -159,7 +159,9 @@ def fold_signals(ds, tm, lo: int, hi: int):
         side = ds.primary_side[rows]
         on = side != 0
         d[r[on]] = side[on]
-        conf[r[on]] = np.where(side[on] > 0, probs[on, 2], probs[on, 0])
+        from engine.data.target import meta_take_probability
+
+        conf[r[on]] = meta_take_probability(probs[on], side[on])
         cls[r[on]] = side[on] + 1
     else:
         c = probs.argmax(1)

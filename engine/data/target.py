@@ -338,3 +338,15 @@ def trade_expectancy(outcomes: BracketOutcomes, side: np.ndarray, rows: np.ndarr
                 "total_usd": float(a.sum()) * tv, "win_rate": float((a > 0).mean()) if m else 0.0}
 
     return {"per_signal": stats(v), "one_at_a_time": stats(v[keep])}
+
+
+def meta_take_probability(probs: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Probability of TAKING a rule signal under a meta-label model: ``P(side's class) /
+    (P(side's class) + P(FLAT))`` (the opposite class cannot be the label of that row, so its mass
+    is left out), float64 (m,); NaN where ``side`` is 0. ``probs`` (m, 3) DOWN/FLAT/UP."""
+    probs = np.asarray(probs, np.float64)
+    side = np.asarray(side)
+    p_side = np.where(side > 0, probs[:, 2], np.where(side < 0, probs[:, 0], np.nan))
+    den = p_side + probs[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((side != 0) & (den > 0), p_side / den, np.nan)

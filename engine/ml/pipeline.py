@@ -124,12 +124,14 @@ def model_sides(ds: Dataset, rows: np.ndarray, probs: np.ndarray, min_confidence
     """Side (+1/-1/0, int8 (n,)) of the trades the model takes at ``rows`` given their class
     probabilities ``probs`` (m, 3): direct mode, the arg-max class when it is UP/DOWN with a
     probability ≥ ``min_confidence``; meta mode, the rule strategy's side when the probability of
-    that side's class is ≥ ``min_confidence``. Only where the kernel allows an entry."""
+    taking it (:func:`engine.data.target.meta_take_probability`) is ≥ ``min_confidence``. Only where the kernel allows an entry."""
     side = np.zeros(len(ds.y), np.int8)
     rows = np.asarray(rows, np.int64)
     if ds.mode == "meta":
+        from engine.data.target import meta_take_probability
+
         ps = ds.primary_side[rows]
-        p = np.where(ps > 0, probs[:, 2], np.where(ps < 0, probs[:, 0], 0.0))
+        p = np.nan_to_num(meta_take_probability(probs, ps), nan=0.0)
         side[rows] = np.where(p >= min_confidence, ps, 0)
     else:
         c = probs.argmax(1)

@@ -9,7 +9,7 @@ bars without volume, naming the missing features. The whole series is predicted 
 Direct mode (``target.mode = "direct"`` in the manifest): direction is the arg-max class (-1 DOWN /
 0 FLAT / +1 UP), confidence the max class probability. Meta-label mode (``"meta"``): the rule
 strategy recorded in the manifest (the breakout baseline and its lookback) gives the side, and the
-model's probability of that side's class is the confidence (the kernel's confidence threshold
+model's probability of taking it, P(side's class) / (P(side's class) + P(FLAT)), is the confidence (the kernel's confidence threshold
 decides whether to take it, its confidence multipliers how big). Rows without a prediction
 (warm-up) give no signal.
 """
@@ -76,8 +76,9 @@ class ModelStrategy:
             prim = target.get("primary", {})
             side = BreakoutBaseline(lookback=int(prim.get("lookback", 30))).signals(bars).direction
             on = valid & (side != 0)
-            probs = np.nan_to_num(p.probs)
-            conf = np.where(on, np.where(side > 0, probs[:, 2], probs[:, 0]), np.nan)
+            from engine.data.target import meta_take_probability
+
+            conf = np.where(on, meta_take_probability(np.nan_to_num(p.probs), side), np.nan)
             d = np.where(on, side, 0).astype(np.int8)
             cls = np.where(on, d + 1, -1).astype(np.int8)
             return StrategySignals(d, conf, cls)
