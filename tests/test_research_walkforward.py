@@ -21,7 +21,7 @@ def test_walk_forward_backtest_cli(es_1m_path, tmp_path):
     cfg.write_text("[signal]\nmin_confidence = 0.34\n[risk]\nconfidence_multipliers = [[0.34, 1.0]]\n"
                    "[target]\nkind = \"bracket\"\ntime_limit_bars = 30\n")
     r = CliRunner().invoke(app, ["backtest", "--walk-forward", "--data", str(data), "--epochs", "1",
-                                 "--config", str(cfg), "--json"])
+                                 "--config", str(cfg), "--json", "--out", str(tmp_path / "wf")])
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert len(doc["folds"]) == 3 and doc["target"]["kind"] == "bracket"
@@ -31,6 +31,11 @@ def test_walk_forward_backtest_cli(es_1m_path, tmp_path):
     assert doc["go_live"]["pass"] == all(c["pass"] for c in checks.values())
     assert checks["oos_accuracy"]["value"] == doc["oos_accuracy"]
     assert "model_any" in doc["training_trading"]
+    assert json.loads((tmp_path / "wf" / "walk_forward.json").read_text())["folds"] == doc["folds"]
+    import pandas as pd
+
+    tr = pd.read_csv(tmp_path / "wf" / "trades.csv")
+    assert len(tr) == doc["metrics"]["trades"] and set(tr["fold"]) <= {0, 1, 2}
     r2 = CliRunner().invoke(app, ["backtest", "--walk-forward", "--data", str(data), "--strategy", "baseline"])
     assert r2.exit_code == 3
 

@@ -63,8 +63,16 @@ def backtest(
     if walk_forward:
         if model is not None or strategy is not None:
             fail("--walk-forward trains its own model per fold: give neither --model nor --strategy", code=EXIT_USAGE)
-        _walk_forward(bars, s, fill, epochs, json_out, str(data))
+        if bar_by_bar:
+            fail("--bar-by-bar is not available with --walk-forward", code=EXIT_USAGE)
+        if research is not None:
+            import dataclasses
+
+            s = dataclasses.replace(s, backtest=dataclasses.replace(s.backtest, research=bool(research)))
+        _walk_forward(bars, s, fill, epochs, json_out, str(data), out)
         return
+    if epochs is not None:
+        fail("--epochs belongs to --walk-forward", code=EXIT_USAGE)
     from engine.strategy import ModelStrategy, strategy_by_name
 
     warning = None
@@ -131,9 +139,12 @@ def backtest(
         out_console.print(f"warning: {warning}", markup=False, highlight=False)
 
 
-def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, data: str) -> None:
+def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, data: str,
+                  out: Optional[Path] = None) -> None:
     """``backtest --walk-forward``: :func:`engine.backtest.walkforward.model_walk_forward`, a
-    per-fold table, the stitched out-of-sample metrics and the go-live table."""
+    per-fold table, the stitched out-of-sample metrics and the go-live table; with ``out``:
+    ``walk_forward.json``, ``trades.csv`` (every fold's trades, column ``fold``) and
+    ``equity.csv`` (stitched out-of-sample equity) in that directory."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.backtest.report import _clean
@@ -173,6 +184,22 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     doc = {"data": data, "walk_forward": True, "arch": s.training.arch, "target": r.target, "fill_model": fill,
            "folds": folds, "metrics": _clean(r.wf.metrics), "oos_accuracy": r.oos_accuracy,
            "go_live": _clean(r.go_live), "training_trading": r.training.combined.get("trading")}
+    if out is not None:
+        import json
+
+        import pandas as pd
+
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            r.wf.trades.to_csv(out / "trades.csv", index=False)
+            pd.DataFrame({"ts": pd.to_datetime(r.wf.ts, utc=True), "equity": r.wf.equity}).to_csv(
+                out / "equity.csv", index=False)
+            tmp = out / "walk_forward.json.tmp"
+            tmp.write_text(json.dumps(doc, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+            tmp.replace(out / "walk_forward.json")
+        except OSError as exc:
+            fail(f"{out}: cannot write the report: {exc}", code=EXIT_PROBLEMS)
+        doc["files"] = {k: str(out / k) for k in ("walk_forward.json", "trades.csv", "equity.csv")}
     if json_out:
         print_json(doc)
         return
@@ -212,3 +239,5 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
                           f"{a['trades']} trades, {a['mean_ticks']:+.2f} ± {a['se_ticks']:.2f} ticks = "
                           f"{a['mean_usd']:+.2f} $ per contract per trade", highlight=False)
     out_console.print("go live: " + ("PASS" if r.go_live["pass"] else "NO — at least one criterion failed"))
+    for k, v in doc.get("files", {}).items():
+        out_console.print(f"{k}: {v}")
