@@ -1,27 +1,37 @@
-"""Backtest throughput: this kernel's backtest vs backtesting.py on the same 1,000,000 bars with
-the same bracket strategy.
+"""Backtest throughput on the SAME trades: this kernel vs backtesting.py (and vectorbt, a bench
+extra: ``pip install -e '.[bench]'``) on 1,000,000 bars.
 
 Bars: the real ES 1-minute file (../shared/data) repeated end to end with its timestamps shifted
 by whole 52-week blocks (weekdays and session times stay aligned) until 1,000,000 bars.
-Strategy: the Donchian-30 breakout baseline (engine.strategy.BreakoutBaseline), one bracket per
-entry: fixed 8-tick stop, 12-tick target (stops.method = fixed, reward_risk = 1.5), breakeven
-off. backtesting.py gets the same signal array and the same bracket (sl/tp in points from the
-entry price), one contract, no costs; it has no EOD, risk manager or sessions, so its trade count
-differs: the comparison is throughput. Our own check is that the skip-ahead run gives the same
-trades as the plain bar-by-bar run of the same kernel.
+Strategy: the Donchian-30 breakout baseline (engine.strategy.BreakoutBaseline) through the
+kernel, one bracket per entry: fixed 8-tick stop, 12-tick target (stops.method = fixed,
+reward_risk = 1.5), breakeven off.
 
-Timing (the same for both): warm (each is run once on a small slice first, so imports, numba
-caches and first-run costs are excluded; our CME calendar for the whole span is built then too:
-it is cached per process and its build time is printed), inputs prepared outside the timing
-(our Bars and signal array; their DataFrame), a ``gc.collect()`` before each timed run (no
-collector debt carried from the previous run), cyclic GC off during the run (our runner turns
-it off for its loop and outputs; bt.run() gets the same), best of ``--repeats`` (5) runs; every
-run and the median are printed too (the first full-size run of each also pays for growing the
-process's memory).
-The bar-by-bar run is timed once (it is the parity reference). The machine's load average is
-printed at the start and the end: on a shared machine the figures move with it.
+Same trades: the other engines are fed the kernel's OWN entries (a market order decided at the
+close of the bar before each kernel entry, filled at the next open) and its non-bracket exits
+(EOD flatten, risk flatten: a market exit at the same bar), with the same 8/12-tick bracket
+around their fill; backtesting.py closes an open trade when the next entry arrives
+(``exclusive_orders``). The trade counts are printed and backtesting.py's must agree within 2 %; its exits'
+prices can differ by the kernel's slippage (its fills have none). vectorbt gets the kernel's
+per-bar slippage and the stops around its fill price, but it cannot exit on the bar it entered:
+when the kernel is stopped out on its entry bar and re-enters on the next, vectorbt is still in
+that position and skips the re-entry (about 1 % of the trades at the bench density, 2-3 % at the
+scalper density; printed).
 
-Run: python bench/bench_backtest.py [--bars N] [--repeats R] [--skip-bt]. Prints figures and ratios.
+Two densities: ``bench`` (the default risk limits: daily loss/drawdown, consecutive-loss pauses,
+cooldowns) and ``scalper`` (those limits relaxed so the same signals give ≈ 15,000 trades per
+1,000,000 bars).
+
+Timing (the same for every engine): warm (each is run once on a small slice first, so imports,
+numba caches and first-run costs are excluded; our CME calendar for the whole span is built then
+too: it is cached per process and its build time is printed), inputs prepared outside the timing,
+a ``gc.collect()`` before each timed run, cyclic GC off during the run, ``--repeats`` runs (3);
+best and median are printed, ratios on the medians. The kernel's own check: the skip-ahead run
+gives the same trades as the plain bar-by-bar run. The machine's load average is printed at the
+start and the end: on a shared machine the figures move with it.
+
+Run: python bench/bench_backtest.py [--bars N] [--repeats R] [--skip-bt] [--skip-vbt]
+[--density bench|scalper|both].
 """
 
 from __future__ import annotations
@@ -38,7 +48,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.backtest.runner import run_backtest  # noqa: E402
+os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar
+
+from engine.backtest.runner import prepare_market, run_backtest  # noqa: E402
 from engine.calendar import calendar_for  # noqa: E402
 from engine.clock import perf_ns  # noqa: E402
 from engine.config import Settings  # noqa: E402
@@ -74,6 +86,128 @@ def settings() -> Settings:
     return R(s, stops=R(s.stops, method="fixed", fixed_ticks=8, reward_risk=1.5, breakeven_after_ticks=0),
              account=R(s.account, starting_capital=100_000.0),
              risk=R(s.risk, kill_switch_loss=1e9, account_drawdown_limit=1e9))
+
+
+def scalper_settings() -> Settings:
+    """``settings()`` with the limits that thin the trades relaxed: no daily loss/drawdown limit,
+    no consecutive-loss pauses, no exit/reversal cooldowns, and a capital the losses never drain
+    below the lowest balance tier."""
+    s = settings()
+    R = dataclasses.replace
+    return R(s, account=R(s.account, starting_capital=10_000_000.0), risk=R(s.risk, daily_loss_limit=1e9, daily_drawdown_limit=1e9, consecutive_loss_pauses=[],
+                       min_account_balance=0.0),
+             signal=R(s.signal, exit_cooldown_s=0.0, reversal_cooldown_s=0.0))
+
+
+def kernel_plan(trades, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(act, exit_now) per bar from the kernel's trades: ``act[i]`` = +1/-1 to enter at the open
+    of bar i + 1 (the kernel's decision bar is entry_bar − 1), ``exit_now[i]`` True to exit at the
+    open of bar i + 1 where the kernel left by anything but its stop or target."""
+    act = np.zeros(n, np.int8)
+    ex = np.zeros(n, bool)
+    eb = trades["entry_bar"].to_numpy(np.int64)
+    d = np.where(trades["direction"].to_numpy() == "long", 1, -1).astype(np.int8)
+    act[eb - 1] = d
+    other = ~trades["exit_reason"].isin(["stop", "target"]).to_numpy()
+    xb = trades["exit_bar"].to_numpy(np.int64)[other]
+    ex[xb - 1] = True
+    return act, ex
+
+
+def run_backtesting_py_fed(bars: Bars, act: np.ndarray, exit_now: np.ndarray, stop_pts: float, tgt_pts: float,
+                           repeats: int) -> tuple[list[float], int]:
+    """backtesting.py fed the kernel's entries and non-bracket exits (see the module docstring).
+    Wall times (s) of ``repeats`` warm ``Backtest.run()`` calls and the trade count."""
+    import pandas as pd
+    from backtesting import Backtest, Strategy
+
+    def make(b: Bars, a: np.ndarray, x: np.ndarray):
+        df = pd.DataFrame({"Open": b.open, "High": b.high, "Low": b.low, "Close": b.close,
+                           "Volume": np.ones(len(b))}, index=pd.to_datetime(b.ts, utc=True).tz_localize(None))
+        nxt = np.concatenate([b.open[1:], b.close[-1:]])  # the fill price of an order placed now
+
+        class Fed(Strategy):
+            def init(self):
+                self.a = self.I(lambda: a.astype(np.float64), name="act", plot=False)
+                self.x = self.I(lambda: x.astype(np.float64), name="exit", plot=False)
+                self.nx = self.I(lambda: nxt, name="next_open", plot=False)
+
+            def next(self):
+                if self.x[-1] and self.position:
+                    self.position.close()
+                d = self.a[-1]
+                if d > 0:
+                    e = self.nx[-1]
+                    self.buy(size=1, sl=e - stop_pts, tp=e + tgt_pts)
+                elif d < 0:
+                    e = self.nx[-1]
+                    self.sell(size=1, sl=e + stop_pts, tp=e - tgt_pts)
+
+        return Backtest(df, Fed, cash=10_000_000, commission=0.0, margin=1.0, trade_on_close=False,
+                        exclusive_orders=True, finalize_trades=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        make(bars.slice(0, 20_000), act[:20_000], exit_now[:20_000]).run()  # warm
+        times, trades = [], 0
+        for _ in range(repeats):
+            bt = make(bars, act, exit_now)
+            gc.collect()
+            gc.disable()
+            try:
+                t0 = perf_ns()
+                stats = bt.run()
+                dt = (perf_ns() - t0) / 1e9
+            finally:
+                gc.enable()
+            times.append(dt)
+            trades = int(stats["# Trades"])
+    return times, trades
+
+
+def run_vectorbt_fed(bars: Bars, act: np.ndarray, exit_now: np.ndarray, stop_pts: float, tgt_pts: float,
+                     repeats: int, slip_ticks: np.ndarray | None = None) -> tuple[list[float], int]:
+    """vectorbt ``Portfolio.from_signals`` fed the same entries (at the next bar's open) and
+    exits, with the bracket as stop fractions of the entry price and the kernel's per-bar
+    slippage (so the bracket sits around the same fill: vectorbt cannot close and re-open a
+    same-side position on one bar, so a bracket left open by a different fill would swallow the
+    next entry). Wall times and the trade count."""
+    import vectorbt as vbt
+
+    slip_all = np.zeros(len(bars)) if slip_ticks is None else np.asarray(slip_ticks, np.float64)
+
+    def inputs(b: Bars, a: np.ndarray, x: np.ndarray, slip: np.ndarray):
+        n = len(b)
+        le, se, lx = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+        le[1:] = a[:-1] > 0
+        se[1:] = a[:-1] < 0
+        lx[1:] = x[:-1]
+        sl = np.full(n, np.nan)
+        tp = np.full(n, np.nan)
+        on = le | se
+        sl[on] = stop_pts / b.open[on]
+        tp[on] = tgt_pts / b.open[on]
+        return dict(close=b.close, entries=le, exits=lx, short_entries=se, short_exits=lx, price=b.open,
+                    open=b.open, high=b.high, low=b.low, sl_stop=sl, tp_stop=tp, size=1.0, init_cash=1e9,
+                    slippage=slip * 0.25 / b.open, stop_entry_price="fillprice", upon_opposite_entry="reverse",
+                    freq="1min")
+
+    warm = inputs(bars.slice(0, 20_000), act[:20_000], exit_now[:20_000], slip_all[:20_000])
+    vbt.Portfolio.from_signals(**warm).trades.count()
+    kw = inputs(bars, act, exit_now, slip_all)
+    times, trades = [], 0
+    for _ in range(repeats):
+        gc.collect()
+        gc.disable()
+        try:
+            t0 = perf_ns()
+            pf = vbt.Portfolio.from_signals(**kw)
+            trades = int(pf.trades.count())
+            dt = (perf_ns() - t0) / 1e9
+        finally:
+            gc.enable()
+        times.append(dt)
+    return times, trades
 
 
 def run_backtesting_py(bars: Bars, direction: np.ndarray, repeats: int = 5) -> tuple[list[float], int]:
@@ -133,59 +267,83 @@ def _load() -> str:
     return f"{a:.2f} {b:.2f} {c:.2f}"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bars", type=int, default=1_000_000)
-    ap.add_argument("--repeats", type=int, default=5, help="timed runs of each; the best counts")
-    ap.add_argument("--skip-bt", action="store_true", help="skip backtesting.py")
-    args = ap.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs, load average {_load()} (1/5/15 min) at the start")
-    bars = tiled(args.bars)
+def _times(ts: list[float]) -> str:
+    return f"best {min(ts):.3f} s, median {float(np.median(ts)):.3f} s (runs: {' '.join(f'{t:.3f}' for t in ts)})"
+
+
+def bench_density(name: str, bars: Bars, sig, s: Settings, args) -> bool:
+    """One density: the kernel (skip-ahead, bar-by-bar parity), backtesting.py and vectorbt fed
+    its trades. Returns whether the kernel's two modes agree and the counts are within 2 %."""
     n = len(bars)
-    s = settings()
-    t0 = perf_ns()
-    sig = BreakoutBaseline().signals(bars)
-    t_sig = (perf_ns() - t0) / 1e9
-    warm = bars.slice(0, 20_000)
-    run_backtest(warm, BreakoutBaseline().signals(warm), s)  # warm: imports, numba caches
-    # The CME calendar of the whole span (pandas_market_calendars; built once per process and
-    # cached) is part of the warm-up too: backtesting.py has no calendar to build.
-    t0 = perf_ns()
-    calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
-    t_cal = (perf_ns() - t0) / 1e9
-    best = None
     times = []
     for _ in range(args.repeats):
         gc.collect()  # start each timed run with no collector debt from the previous one
         t0 = perf_ns()
         fast = run_backtest(bars, sig, s, fill_model="conservative", fast=True)
-        dt = (perf_ns() - t0) / 1e9
-        times.append(dt)
-        best = dt if best is None else min(best, dt)
+        times.append((perf_ns() - t0) / 1e9)
+    med = float(np.median(times))
     t0 = perf_ns()
     slow = run_backtest(bars, sig, s, fill_model="conservative", fast=False)
     t_slow = (perf_ns() - t0) / 1e9
     same = fast.trades.equals(slow.trades) and np.array_equal(fast.equity, slow.equity)
-    print(f"bars: {n:,}  signals: {int((sig.direction != 0).sum()):,} ({t_sig:.3f} s, batch, not timed)  "
+    k = len(fast.trades)
+    print(f"--- density {name}: {k:,} kernel trades on {n:,} bars ({1e6 * k / n:,.0f} per 1,000,000)")
+    print(f"kernel skip-ahead : {n / med:13,.0f} bars/s  {_times(times)}  steps {fast.steps:,}")
+    print(f"kernel bar-by-bar : {n / t_slow:13,.0f} bars/s  {t_slow:.3f} s  trades identical: {'yes' if same else 'NO'}")
+    act, ex = kernel_plan(fast.trades, n)
+    stop_pts = s.stops.fixed_ticks * 0.25
+    tgt_pts = int(s.stops.fixed_ticks * s.stops.reward_risk + 1e-9) * 0.25
+    ok = same
+    for label, fn, skip in (("backtesting.py", run_backtesting_py_fed, args.skip_bt),
+                            ("vectorbt", run_vectorbt_fed, args.skip_vbt)):
+        if skip:
+            continue
+        try:
+            extra = {"slip_ticks": prepare_market(bars, s, "conservative").slip} if label == "vectorbt" else {}
+            ts, m = fn(bars, act, ex, stop_pts, tgt_pts, args.repeats, **extra)
+        except ImportError as exc:
+            print(f"{label}: not installed ({exc}); pip install -e '.[bench]'")
+            continue
+        m_med = float(np.median(ts))
+        diff = abs(m - k) / max(k, 1)
+        if label == "backtesting.py":  # the ratio targets are against it; vectorbt is for reference
+            ok = ok and diff <= 0.02
+        print(f"{label:<18}: {n / m_med:13,.0f} bars/s  {_times(ts)}  trades {m:,} "
+              f"({100 * diff:.2f} % from the kernel's: {'within' if diff <= 0.02 else 'NOT within'} 2 %)")
+        print(f"ratio kernel / {label}: {m_med / med:7.2f}x on medians ({min(ts) / min(times):.2f}x on bests)")
+    return ok
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bars", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs of each; medians and bests printed")
+    ap.add_argument("--skip-bt", action="store_true", help="skip backtesting.py")
+    ap.add_argument("--skip-vbt", action="store_true", help="skip vectorbt")
+    ap.add_argument("--density", choices=("bench", "scalper", "both"), default="both")
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, load average {_load()} (1/5/15 min) at the start")
+    bars = tiled(args.bars)
+    t0 = perf_ns()
+    sig = BreakoutBaseline().signals(bars)
+    t_sig = (perf_ns() - t0) / 1e9
+    warm = bars.slice(0, 20_000)
+    run_backtest(warm, BreakoutBaseline().signals(warm), settings())  # warm: imports, numba caches
+    # The CME calendar of the whole span (pandas_market_calendars; built once per process and
+    # cached) is part of the warm-up too: the other engines have no calendar to build.
+    t0 = perf_ns()
+    calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
+    t_cal = (perf_ns() - t0) / 1e9
+    print(f"bars: {len(bars):,}  signals: {int((sig.direction != 0).sum()):,} ({t_sig:.3f} s, batch, not timed)  "
           f"CME calendar of the span: {t_cal:.3f} s (once per process, cached, not timed)")
-    print(f"kernel skip-ahead : {best:8.3f} s  {n / best:13,.0f} bars/s  trades {len(fast.trades):,}  "
-          f"kernel steps {fast.steps:,}  (best of {args.repeats})")
-    print(f"  every run (s): {' '.join(f'{t:.3f}' for t in times)}  median {float(np.median(times)):.3f}")
-    print(f"kernel bar-by-bar : {t_slow:8.3f} s  {n / t_slow:13,.0f} bars/s  trades {len(slow.trades):,}  "
-          f"kernel steps {slow.steps:,}")
-    print(f"trades identical to the bar-by-bar run: {'yes' if same else 'NO'}")
-    if not args.skip_bt:
-        bt_times, n_bt = run_backtesting_py(bars, sig.direction, args.repeats)
-        t_bt = min(bt_times)
-        print(f"backtesting.py    : {t_bt:8.3f} s  {n / t_bt:13,.0f} bars/s  trades {n_bt:,}  "
-              f"(best of {args.repeats}, warm)")
-        print(f"  every run (s): {' '.join(f'{t:.3f}' for t in bt_times)}  median {float(np.median(bt_times)):.3f}")
-        print(f"ratio skip-ahead / backtesting.py : {t_bt / best:6.1f}x  (target ≥ 30x; "
-              f"medians: {float(np.median(bt_times)) / float(np.median(times)):.1f}x)")
-        print(f"ratio bar-by-bar / backtesting.py : {t_bt / t_slow:6.1f}x")
+    ok = True
+    for name, s in (("bench", settings()), ("scalper", scalper_settings())):
+        if args.density in (name, "both"):
+            ok = bench_density(name, bars, sig, s, args) and ok
+    print("targets: ≥ 30x backtesting.py at the bench density, ≥ 10x at the scalper density (medians)")
     print(f"load average at the end: {_load()}")
-    if not same:
-        raise SystemExit("FAIL: skip-ahead trades differ from the bar-by-bar run")
+    if not ok:
+        raise SystemExit("FAIL: skip-ahead trades differ from the bar-by-bar run, or trade counts differ by > 2 %")
 
 
 if __name__ == "__main__":

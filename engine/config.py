@@ -146,6 +146,11 @@ class TargetConfig:
     lookahead_s: int = _f(30, lo=1, doc="label horizon on sub-minute bars, seconds")
     lookahead_minutes: int = _f(5, lo=1, doc="label horizon on bars of a minute or more, minutes")
     threshold_ticks: int = _f(3, lo=1, doc="|move| ≥ this → UP/DOWN, else FLAT")
+    kind: str = _f("direction", choices=("direction", "bracket"),
+                   doc="direction: ±threshold move over the lookahead; bracket: triple-barrier outcome of the kernel's stop/target, net of costs")
+    mode: str = _f("direct", choices=("direct", "meta"),
+                   doc="direct: the model picks the side; meta: the model decides whether to take the rule strategy's signal (and its size)")
+    time_limit_bars: int = _f(0, lo=0, doc="bracket target's time limit in bars; 0 = the lookahead")
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,25 @@ class BacktestConfig:
     fill_model: str = _f("conservative", choices=("conservative", "optimistic", "realistic"),
                          doc="R-BT-1 fill model")
     strategy: str = _f("baseline", doc="rule-based strategy when no model is given")
+    baseline_lookback: int = _f(30, lo=2, doc="baseline breakout: bars of the Donchian channel")
     research: bool = _f(False, doc="record each account-level halt and resume at the next RTH open (backtest only)")
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    sampler: str = _f("tpe", choices=("tpe", "random", "grid"), doc="Optuna sampler")
+    trials: int = _f(200, lo=1, doc="completed trials the study aims at (a resumed study counts its earlier ones)")
+    workers: int = _f(2, lo=1, doc="worker processes on this machine")
+    objective: str = _f("sharpe", choices=("sharpe", "net_pnl", "calmar", "expectancy"),
+                        doc="maximised on the validation window")
+    holdout_months: int = _f(3, lo=1, doc="the last months, never seen by the search, for the report")
+    min_trades: int = _f(50, lo=0, doc="a trial with fewer validation trades scores -1e9 (not trading is no result)")
+    storage: str = _f("", doc="Optuna storage URL; empty = SQLite file under the data dir")
+    stop_ticks: list = _f([4, 24, 1], doc="[low, high, step] fixed stop distance, ticks")
+    reward_risk: list = _f([1.0, 3.0, 0.25], doc="[low, high, step] target / stop")
+    min_confidence: list = _f([0.6, 0.9, 0.05], doc="[low, high, step] confidence threshold (models only; below the first confidence_multipliers step no trade is sized)")
+    risk_fraction: list = _f([0.01, 0.03, 0.005], doc="[low, high, step] risk fraction of every balance tier")
+    baseline_lookback: list = _f([10, 120, 5], doc="[low, high, step] baseline breakout channel, bars (rule strategy only)")
 
 
 @dataclass(frozen=True)
@@ -277,6 +300,7 @@ class Settings:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     go_live: GoLiveConfig = field(default_factory=GoLiveConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
     projectx: ProjectXConfig = field(default_factory=ProjectXConfig)

@@ -53,6 +53,7 @@ from mes_console.widgets.render import LEVELS, render_position
 from screens.backtest import BacktestScreen
 from screens.confirm import ConfirmScreen, TypeToConfirmScreen
 from screens.help import HelpScreen
+from screens.optimize import OptimizeScreen
 from screens.quit import QuitScreen
 from screens.training import TrainingScreen
 
@@ -108,6 +109,7 @@ class MesConsoleApp(App, inherit_bindings=False):
         Binding("ctrl+r", "reset", "Reset", id="reset"),
         Binding("b", "backtest", "Backtest", id="backtest"),
         Binding("t", "train", "Train", id="train"),
+        Binding("o", "optimize", "Optimize", show=False, id="optimize"),
         Binding("l", "log_level", "Logs", show=False, id="log_level"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_session", "Quit", id="quit"),
@@ -148,6 +150,7 @@ class MesConsoleApp(App, inherit_bindings=False):
         self.install_screen(BacktestScreen(self.runtime, self.settings.backtest.fill_model), name="backtest")
         self.install_screen(TrainingScreen(self.runtime, self.settings.training.arch,
                                            self.settings.training.epochs), name="train")
+        self.install_screen(OptimizeScreen(self.settings), name="optimize")
         self.poll()
         self.set_interval(1.0 / self.settings.ui.refresh_hz, self.poll, name="snapshot-poll")
 
@@ -266,7 +269,7 @@ class MesConsoleApp(App, inherit_bindings=False):
         target = self.get_screen(name)
         if current is target:
             return
-        if isinstance(current, (BacktestScreen, TrainingScreen)):
+        if isinstance(current, (BacktestScreen, TrainingScreen, OptimizeScreen)):
             self.pop_screen()
         self.push_screen(name)
 
@@ -275,6 +278,9 @@ class MesConsoleApp(App, inherit_bindings=False):
 
     def action_train(self) -> None:
         self._switch("train")
+
+    def action_optimize(self) -> None:
+        self._switch("optimize")
 
     def action_help(self) -> None:
         ui = self.settings.ui

@@ -6,7 +6,7 @@ console (no credentials, no network, no data files). Sub-commands:
     run        a session: replay | paper | live, in the console or headless (--no-tui)
     backtest   the trading kernel over historical bars
     train      train a model (walk-forward optional)
-    optimize   parameter search (R-BT-6; not built yet, so not listed)
+    optimize   parameter search on Optuna (R-BT-6)
     data       inspect | validate | resample | download
     model      info | bench
     config     show | check

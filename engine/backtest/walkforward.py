@@ -123,3 +123,120 @@ def go_live_check(wf: WalkForwardResult, oos_accuracy: float, go_live_cfg,
         "risk_limits_exercised": {"value": ex, "threshold": "all", "pass": all(ex.values())},
     }
     return {"pass": all(c["pass"] for c in checks.values()), "checks": checks}
+
+
+@dataclass
+class ModelWalkForward:
+    """What :func:`model_walk_forward` did: the backtest (``wf``), the training record
+    (``training``: :class:`engine.ml.training.WalkForwardResult`, one model per fold), the go-live
+    gate (``go_live``) and the out-of-sample 3-class accuracy it used."""
+
+    wf: WalkForwardResult
+    training: object
+    go_live: dict
+    oos_accuracy: float
+    target: dict
+
+
+def fold_signals(ds, tm, lo: int, hi: int):
+    """Signals of bars ``[lo, hi)`` from the fold's trained model ``tm`` (raw features of the
+    full series ``ds.X``; rows with a NaN feature give none). Direct mode: the arg-max class and
+    its probability; meta mode: the rule strategy's side and the probability of its class (as
+    :class:`engine.strategy.model.ModelStrategy` does with a checkpoint)."""
+    from engine.ml.training import predict_rows, valid_sequence_ends
+    from engine.ml.models import is_sequence
+    from engine.strategy.base import StrategySignals
+
+    n = hi - lo
+    finite = np.isfinite(ds.X).all(axis=1)
+    ok = valid_sequence_ends(finite, int(tm.hparams["seq_len"])) if is_sequence(tm.arch) else finite
+    rows = lo + np.flatnonzero(ok[lo:hi])
+    probs = predict_rows(tm, ds.X, rows) if len(rows) else np.zeros((0, 3))
+    d = np.zeros(n, np.int8)
+    conf = np.full(n, np.nan)
+    cls = np.full(n, -1, np.int8)
+    r = rows - lo
+    if ds.mode == "meta":
+        side = ds.primary_side[rows]
+        on = side != 0
+        d[r[on]] = side[on]
+        from engine.data.target import meta_take_probability
+
+        conf[r[on]] = meta_take_probability(probs[on], side[on])
+        cls[r[on]] = side[on] + 1
+    else:
+        c = probs.argmax(1)
+        d[r] = (c - 1).astype(np.int8)
+        conf[r] = probs.max(1)
+        cls[r] = c
+    return StrategySignals(d, conf, cls)
+
+
+def model_walk_forward(bars, settings, *, arch: str, params, hparams: dict | None = None,
+                       fill_model: str | None = None, on_progress=None) -> ModelWalkForward:
+    """R-BT-4 end to end: train one model per walk-forward fold (R-ML-4 windows of
+    ``[training]``, target of ``[target]``), backtest each fold's TEST window with that fold's
+    model through the kernel (:func:`walk_forward_backtest`: a fresh account per fold, equity
+    stitched), and apply the go-live gate with the combined out-of-sample accuracy of the models.
+
+    ``params``: :class:`engine.ml.training.TrainParams`. ``on_progress``: the training events of
+    :func:`engine.ml.training.run_walk_forward` plus ``{"event": "backtest_fold", "done", "total"}``.
+    Raises ``ValueError`` (data too short for a fold, empty split) from the planner/trainer.
+    """
+    from engine.instruments import spec as instrument_spec
+    from engine.ml.models import is_sequence, resolve_hparams
+    from engine.ml.pipeline import build_dataset, trading_score
+    from engine.ml.splits import plan_walk_forward
+    from engine.ml.training import run_walk_forward, valid_sequence_ends
+
+    hp = resolve_hparams(arch, hparams)
+    ds = build_dataset(bars, target_cfg=settings.target, tick_size=instrument_spec(settings.instrument.symbol).tick_size,
+                       settings=settings)
+    finite = np.isfinite(ds.X).all(axis=1)
+    usable = (valid_sequence_ends(finite, int(hp["seq_len"])) if is_sequence(arch) else finite) & (ds.y >= 0)
+    tc = settings.training
+    plan = plan_walk_forward(ds.ts, usable, bar_ns=ds.bar_ns, lookahead_bars=ds.lookahead_bars,
+                             train_months=tc.train_months, val_months=tc.val_months, test_months=tc.test_months,
+                             roll_months=tc.roll_months)
+    if on_progress:
+        on_progress({"event": "plan", "note": plan.note, "folds": len(plan.folds)})
+    min_conf = float(settings.signal.min_confidence)
+    tr = run_walk_forward(ds.X, ds.y, ds.moves, ds.ts, plan, lookahead_ns=ds.lookahead_bars * ds.bar_ns,
+                          arch=arch, hparams=hp, params=params, on_progress=on_progress,
+                          score=lambda rows, probs: trading_score(ds, rows, probs, min_conf))
+    models = {fr.fold.number: fr.model for fr in tr.folds}
+
+    def signals_for_fold(f, part):
+        lo = int(np.searchsorted(bars.ts, f.test.start))
+        return fold_signals(ds, models[f.number], lo, lo + len(part))
+
+    prog = (lambda i, n: on_progress({"event": "backtest_fold", "done": i, "total": n})) if on_progress else None
+    wf = walk_forward_backtest(bars, plan.folds, signals_for_fold, settings, fill_model=fill_model, progress=prog)
+    acc = float(tr.combined["model"]["accuracy"])
+    gate = go_live_check(wf, acc, settings.go_live)
+    target = {"kind": ds.kind, "mode": ds.mode, "lookahead_bars": ds.lookahead_bars, "horizon_bars": ds.horizon_bars}
+    return ModelWalkForward(wf, tr, gate, acc, target)
+
+
+def checkpoint_overlap(path, bars) -> str | None:
+    """A warning when the bars' time range overlaps the data the checkpoint was trained or
+    validated on (its final model's train and validation windows), else None."""
+    import pandas as pd
+
+    from engine.ml.checkpoint import read_manifest
+
+    tr = read_manifest(path, verify=False)["body"].get("training", {})
+    w = tr.get("final_model_windows") or {}
+    try:
+        a, b = int(w["train"]["start_ns"]), int(w["val"]["end_ns"])
+    except (KeyError, TypeError, ValueError):
+        return f"checkpoint {path} records no training windows: cannot tell whether this backtest is in-sample"
+    lo, hi = int(bars.ts[0]), int(bars.ts[-1]) + int(bars.bar_ns)
+    ov_lo, ov_hi = max(lo, a), min(hi, b)
+    if ov_hi <= ov_lo:
+        return None
+    inside = int(np.count_nonzero((bars.ts >= ov_lo) & (bars.ts < ov_hi)))
+    d = lambda t: pd.Timestamp(t, tz="UTC").strftime("%Y-%m-%d")  # noqa: E731
+    return (f"IN-SAMPLE: {inside:,} of {len(bars):,} bars ({100 * inside / max(len(bars), 1):.0f} %, "
+            f"{d(ov_lo)} … {d(ov_hi)}) lie in the model's training/validation data ({d(a)} … {d(b)}); "
+            "results there are not out-of-sample")

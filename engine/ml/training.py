@@ -275,12 +275,13 @@ class FoldResult:
     test_probs: np.ndarray            # (m, 3)
     metrics: dict                     # model metrics on the test rows
     baselines: dict                   # majority / persistence metrics on the same rows
+    trading: dict | None = None       # out-of-sample expectancy after costs (``score`` of run_walk_forward)
 
     def summary(self) -> dict:
         return {**self.fold.describe(), "best_epoch": self.model.best_epoch,
                 "best_val_loss": self.model.best_val_loss, "stopped_early": self.model.stopped_early,
                 "class_weights": [float(v) for v in self.model.class_weights],
-                "metrics": self.metrics, "baselines": self.baselines}
+                "metrics": self.metrics, "baselines": self.baselines, "trading": self.trading}
 
 
 @dataclass
@@ -316,10 +317,13 @@ def evaluate_fold(tm: TrainedModel, X: np.ndarray, y: np.ndarray, ts: np.ndarray
 def run_walk_forward(X: np.ndarray, y: np.ndarray, moves: np.ndarray, ts: np.ndarray,
                      plan: WalkForwardPlan, *, lookahead_ns: int, arch: str = "mlp",
                      hparams: dict | None = None, params: TrainParams = TrainParams(),
-                     on_progress: ProgressCallback | None = None) -> WalkForwardResult:
+                     on_progress: ProgressCallback | None = None,
+                     score: Callable[[np.ndarray, np.ndarray], dict] | None = None) -> WalkForwardResult:
     """Train and test every fold of ``plan``; emits ``{"event": "fold_start"|"fold_done", ...}``
     besides the per-epoch events. The combined record scores every test row once (the earliest
-    fold that tests it) against the baselines of the same folds."""
+    fold that tests it) against the baselines of the same folds. ``score(test_rows, probs)``,
+    when given, adds a trading record (expectancy after costs) per fold (``FoldResult.trading``)
+    and combined (``combined["trading"]``)."""
     results = []
     for fold in plan.folds:
         if on_progress:
@@ -328,20 +332,23 @@ def run_walk_forward(X: np.ndarray, y: np.ndarray, moves: np.ndarray, ts: np.nda
         tm = train_model(X, y, moves, fold.train_idx, fold.val_idx, arch=arch, hparams=hparams,
                          params=params, on_progress=on_progress, fold=fold.number)
         fr = evaluate_fold(tm, X, y, ts, fold, lookahead_ns)
+        if score is not None:
+            fr.trading = score(fold.test_idx, fr.test_probs)
         results.append(fr)
         if on_progress:
             on_progress({"event": "fold_done", "fold": fold.number, "folds": len(plan.folds),
-                         "test_acc": fr.metrics["accuracy"],
+                         "trading": fr.trading, "test_acc": fr.metrics["accuracy"],
                          "majority_acc": fr.baselines["majority"]["accuracy"],
                          "persistence_acc": fr.baselines["persistence"]["accuracy"],
                          "log_loss": fr.metrics["log_loss"]})
     seen: set = set()
-    yt_all, pr_all, maj_all, pers_all, prior_all = [], [], [], [], []
+    yt_all, pr_all, maj_all, pers_all, prior_all, rows_all = [], [], [], [], [], []
     for fr in results:
         rows = fr.fold.test_idx
         keep = np.array([r not in seen for r in rows]) if seen else np.ones(len(rows), bool)
         seen.update(rows.tolist())
         maj = majority_class(y[fr.fold.train_idx])
+        rows_all.append(rows[keep])
         yt_all.append(y[rows][keep].astype(np.int64))
         pr_all.append(fr.test_probs[keep])
         maj_all.append(np.full(int(keep.sum()), maj, np.int64))
@@ -354,4 +361,6 @@ def run_walk_forward(X: np.ndarray, y: np.ndarray, moves: np.ndarray, ts: np.nda
                 "majority": classification_metrics(yt, np.concatenate(maj_all)),
                 "persistence": classification_metrics(yt, np.concatenate(pers_all)),
                 "prior_log_loss": log_loss(yt, np.concatenate(prior_all))}
+    if score is not None:
+        combined["trading"] = score(np.concatenate(rows_all), pr)
     return WalkForwardResult(plan, results, combined)

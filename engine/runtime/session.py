@@ -137,15 +137,19 @@ def make_signal_source(settings: Settings, bars_like: Bars, model_path: str | Pa
     """A model checkpoint (loaded and verified against the feature set of these bars) or the
     documented rule-based baseline. Raises the checkpoint loader's errors (no fallback)."""
     if model_path:
-        from engine.features import feature_set_for
+        from engine.ml.checkpoint import CheckpointError
         from engine.ml.predictor import Predictor
+        from engine.strategy.model import checkpoint_feature_set
 
-        fs = feature_set_for(bars_like.bar_ns, bars_like.has_volume)
+        fs = checkpoint_feature_set(model_path, bars_like)  # the checkpoint decides the features
         pred = Predictor.load(model_path, fs)
+        if pred.checkpoint.body.get("target", {}).get("mode", "direct") == "meta":
+            raise CheckpointError(f"{model_path}: a meta-label model (target.mode = meta) runs in backtests "
+                                  "only; the live session takes direct-mode models")
         return ModelSignals(pred, f"model {Path(model_path).name}")
     from engine.strategy.baseline import BreakoutBaseline
 
-    strat = BreakoutBaseline()
+    strat = BreakoutBaseline(lookback=settings.backtest.baseline_lookback)
     return WindowSignals(strat, strat.lookback + 2, bars_like.bar_ns,
                          f"rule-based baseline (breakout {strat.lookback})")
 

@@ -57,7 +57,8 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
 
     on_progress(Progress(0, 1, "loading bars"))
     bars = _bars_for(settings, params.data, params.start, params.end, params.seed)
-    strat = BreakoutBaseline() if params.model in ("", "baseline") else ModelStrategy(params.model)
+    strat = (BreakoutBaseline(lookback=settings.backtest.baseline_lookback) if params.model in ("", "baseline")
+             else ModelStrategy(params.model))
     on_progress(Progress(0, len(bars), f"signals: {strat.name}"))
     sig = strat.signals(bars)
     res = run_backtest(bars, sig, settings, fill_model=params.fill_model, strategy_name=strat.name,
@@ -121,7 +122,7 @@ def run_training_for_console(settings: Settings, params: TrainingParams,
     rep = train_from_bars(bars, out_dir=out, arch=params.arch, walk_forward=params.walk_forward,
                           params=tp, training_cfg=tc, target_cfg=settings.target,
                           tick_size=spec(settings.instrument.symbol).tick_size,
-                          data_path=params.data, on_progress=progress)
+                          data_path=params.data, on_progress=progress, settings=settings)
     wf = rep.summary.get("walk_forward", {})
     rows: list[tuple[str, str]] = [("checkpoint", str(rep.checkpoint))]
     for k, v in (wf.get("combined") or wf).items() if isinstance(wf, dict) else []:

@@ -1,10 +1,17 @@
 """Model strategy: a checkpoint's batch predictions as signals.
 
-Features come from ``engine.features.feature_set_for(bar_ns, has_volume)``; the whole series is
-predicted in one batch (``Predictor.predict_bars``), never one call per bar. Direction is the
-arg-max class (-1 DOWN / 0 FLAT / +1 UP), confidence the max class probability; rows without a
-prediction (warm-up) give no signal. The kernel's signal generator applies the confidence
-threshold.
+The CHECKPOINT decides the features: the feature set is rebuilt from the checkpoint's manifest
+(:meth:`engine.features.FeatureSet.from_manifest`), not from the data. A volume-free model runs on
+bars that carry volume (the volume is ignored); a model that needs volume features is refused on
+bars without volume, naming the missing features. The whole series is predicted in one batch
+(``Predictor.predict_bars``), never one call per bar.
+
+Direct mode (``target.mode = "direct"`` in the manifest): direction is the arg-max class (-1 DOWN /
+0 FLAT / +1 UP), confidence the max class probability. Meta-label mode (``"meta"``): the rule
+strategy recorded in the manifest (the breakout baseline and its lookback) gives the side, and the
+model's probability of taking it, P(side's class) / (P(side's class) + P(FLAT)), is the confidence (the kernel's confidence threshold
+decides whether to take it, its confidence multipliers how big). Rows without a prediction
+(warm-up) give no signal.
 """
 
 from __future__ import annotations
@@ -14,6 +21,31 @@ from pathlib import Path
 import numpy as np
 
 from engine.strategy.base import StrategySignals
+
+
+def checkpoint_feature_set(path: str | Path, bars=None):
+    """The feature set recorded in checkpoint ``path`` (verified manifest). With ``bars``: refuses
+    (``CheckpointError``) bars of another bar size, and bars without volume for a model that uses
+    volume features (naming them)."""
+    from engine.features import FeatureError, FeatureSet
+    from engine.ml.checkpoint import CheckpointError, read_manifest
+
+    body = read_manifest(path, verify=True)["body"]
+    try:
+        fs = FeatureSet.from_manifest(body["feature_set"])
+    except (FeatureError, KeyError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    if bars is not None:
+        if int(bars.bar_ns) != fs.bar_ns:
+            raise CheckpointError(f"{path}: the model was trained on {fs.bar_ns / 1e9:g}-second bars, "
+                                  f"the data has {bars.bar_ns / 1e9:g}-second bars")
+        if fs.has_volume and not bars.has_volume:
+            from engine.features import feature_set_for
+
+            missing = [n for n in fs.names if n not in feature_set_for(fs.bar_ns, False).names]
+            raise CheckpointError(f"{path}: the model needs features {missing}, which need volume; "
+                                  f"the data {bars.source or bars.symbol} has no volume")
+    return fs
 
 
 class ModelStrategy:
@@ -27,16 +59,29 @@ class ModelStrategy:
 
     def predictor_for(self, bars):
         if self._predictor is None:
-            from engine.features import feature_set_for
             from engine.ml.predictor import Predictor
 
-            fs = feature_set_for(bars.bar_ns, bars.has_volume)
-            self._predictor = Predictor.load(self.path, fs)
+            self._predictor = Predictor.load(self.path, checkpoint_feature_set(self.path, bars))
         return self._predictor
 
     def signals(self, bars) -> StrategySignals:
-        p = self.predictor_for(bars).predict_bars(bars)
+        pr = self.predictor_for(bars)
+        p = pr.predict_bars(bars)
         valid = np.asarray(p.valid, bool)
+        ck = getattr(pr, "checkpoint", None)
+        target = ck.body.get("target", {}) if ck is not None else {}
+        if target.get("mode", "direct") == "meta":
+            from engine.strategy.baseline import BreakoutBaseline
+
+            prim = target.get("primary", {})
+            side = BreakoutBaseline(lookback=int(prim.get("lookback", 30))).signals(bars).direction
+            on = valid & (side != 0)
+            from engine.data.target import meta_take_probability
+
+            conf = np.where(on, meta_take_probability(np.nan_to_num(p.probs), side), np.nan)
+            d = np.where(on, side, 0).astype(np.int8)
+            cls = np.where(on, d + 1, -1).astype(np.int8)
+            return StrategySignals(d, conf, cls)
         d = np.where(valid, p.direction, 0).astype(np.int8)
         conf = np.where(valid, p.confidence, np.nan)
         cls = np.where(valid, d + 1, -1).astype(np.int8)

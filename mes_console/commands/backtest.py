@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, err_console, fail, out_console, print_json, settings_from
+from mes_console.commands.common import EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, err_console, fail, out_console, print_json, settings_from
 from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
 
 
@@ -37,6 +37,8 @@ def backtest(
     repair: bool = RepairOpt,
     front_month: bool = FrontMonthOpt,
     research: Optional[bool] = typer.Option(None, "--research/--no-research", help="Record each account-level halt (drawdown, kill switch, minimum balance) and resume at the next RTH open (default: backtest.research)."),
+    walk_forward: bool = typer.Option(False, "--walk-forward", help="Train one model per walk-forward fold ([training], [target]) and backtest each fold's test window with it; stitched equity and the R-BT-4 go-live table."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="With --walk-forward: maximum epochs per fold model (default [training] epochs)."),
 ) -> None:
     """Backtest a model or a rule-based strategy over real bars; writes a report with --out.
 
@@ -60,14 +62,39 @@ def backtest(
 
     bars = load_bars_checked(data, start=start, end=end, front_month=front_month, strict=strict,
                              repair=repair, settings=s, exit_code=EXIT_UNREADABLE)
+    if walk_forward:
+        if model is not None or strategy is not None:
+            fail("--walk-forward trains its own model per fold: give neither --model nor --strategy", code=EXIT_USAGE)
+        if bar_by_bar:
+            fail("--bar-by-bar is not available with --walk-forward", code=EXIT_USAGE)
+        if research is not None:
+            import dataclasses
+
+            s = dataclasses.replace(s, backtest=dataclasses.replace(s.backtest, research=bool(research)))
+        _walk_forward(bars, s, fill, epochs, json_out, str(data), out)
+        return
+    if epochs is not None:
+        fail("--epochs belongs to --walk-forward", code=EXIT_USAGE)
     from engine.strategy import ModelStrategy, strategy_by_name
+
+    warning = None
+    if model is not None:
+        from engine.backtest.walkforward import checkpoint_overlap
+
+        try:
+            warning = checkpoint_overlap(model, bars)
+        except Exception as exc:  # noqa: BLE001 - the checkpoint loader below names the problem
+            warning = f"cannot read the checkpoint's training range: {exc}"
+        if warning:
+            err_console.print(f"[bold red]warning:[/] {warning}", highlight=False)
 
     if model is not None:
         strat = ModelStrategy(model)
     else:
         name = strategy or s.backtest.strategy
         try:
-            strat = strategy_by_name(name, **({"seed": seed} if name == "random" else {}))
+            strat = strategy_by_name(name, **({"seed": seed} if name == "random" else
+                                              {"lookback": s.backtest.baseline_lookback}))
         except ValueError as exc:
             fail(str(exc), code=EXIT_USAGE)
     err_console.print(f"{len(bars):,} bars {bars.symbol} · strategy {strat.name} · fill {fill}")
@@ -83,16 +110,23 @@ def backtest(
                            progress=lambda i, n: prog.update(task, completed=i), research=research)
     m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
     paths = write_report(res, out, m) if out is not None else {}
+    if warning:
+        for pth in paths.values():
+            if str(pth).endswith(".md"):
+                with open(pth, "a", encoding="utf-8") as fh:
+                    fh.write(f"\n**Warning:** {warning}\n")
     doc = {"data": str(data), "bars": res.bars, "strategy": strat.name, "fill_model": fill,
            "steps": res.steps, "elapsed_s": res.elapsed_s, "bars_per_second": res.bars_per_second,
            "metrics": _clean(m), "files": {k: str(v) for k, v in paths.items()},
-           "alerts": len(res.alerts), "data_validation": bars.validation, **halts_doc(res)}
+           "alerts": len(res.alerts), "data_validation": bars.validation, **halts_doc(res),
+           "warnings": [warning] if warning else []}
     if json_out:
         print_json(doc)
         return
     from rich.table import Table
 
-    t = Table(title=f"backtest · {strat.name} · {fill}", show_header=False)
+    t = Table(title=f"backtest · {strat.name} · {fill}" + (" · IN-SAMPLE (see warning)" if warning else ""),
+              show_header=False)
     for k in ("trades", "net_pnl", "gross_pnl", "commission", "slippage", "sharpe", "sortino", "calmar",
               "max_drawdown", "max_drawdown_duration_days", "win_rate", "profit_factor", "expectancy",
               "avg_win", "avg_loss", "largest_win", "largest_loss", "max_win_streak", "max_loss_streak",
@@ -103,4 +137,110 @@ def backtest(
     out_console.print(summary_text(res), markup=False, highlight=False, soft_wrap=True)
     out_console.print(f"{res.bars:,} bars in {res.elapsed_s:.2f} s ({res.bars_per_second:,.0f} bars/s)")
     for k, v in paths.items():
+        out_console.print(f"{k}: {v}")
+    if warning:
+        out_console.print(f"warning: {warning}", markup=False, highlight=False)
+
+
+def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, data: str,
+                  out: Optional[Path] = None) -> None:
+    """``backtest --walk-forward``: :func:`engine.backtest.walkforward.model_walk_forward`, a
+    per-fold table, the stitched out-of-sample metrics and the go-live table; with ``out``:
+    ``walk_forward.json``, ``trades.csv`` (every fold's trades, column ``fold``) and
+    ``equity.csv`` (stitched out-of-sample equity) in that directory."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from engine.backtest.report import _clean
+    from engine.backtest.walkforward import model_walk_forward
+    from engine.ml.training import TrainParams
+
+    params = TrainParams.from_config(s.training, epochs=epochs)
+    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console, transient=True)
+    tasks: dict = {}
+
+    def on_progress(ev: dict) -> None:
+        k = ev["event"]
+        if k == "plan":
+            err_console.print(ev["note"], highlight=False)
+            tasks["f"] = prog.add_task("train folds", total=ev["folds"], info="")
+        elif k == "epoch":
+            prog.update(tasks["f"], info=f"fold {ev['fold']} epoch {ev['epoch']} val {ev['val_loss']:.4f}")
+        elif k == "fold_done":
+            prog.update(tasks["f"], advance=1)
+        elif k == "backtest_fold":
+            if "b" not in tasks:
+                tasks["b"] = prog.add_task("backtest folds", total=ev["total"], info="")
+            prog.update(tasks["b"], completed=ev["done"])
+
+    try:
+        with prog:
+            r = model_walk_forward(bars, s, arch=s.training.arch, params=params, fill_model=fill,
+                                   on_progress=on_progress)
+    except ValueError as exc:
+        fail(str(exc), code=EXIT_PROBLEMS)
+    folds = []
+    for fm, res, fr in zip(r.wf.fold_metrics, r.wf.folds, r.training.folds):
+        folds.append({"fold": fr.fold.number, "test": fr.fold.test.to_dict(), "trades": int(fm["trades"]),
+                      "net_pnl": fm["net_pnl"], "sharpe": fm["sharpe"], "max_drawdown": fm["max_drawdown"],
+                      "accuracy": fr.metrics["accuracy"], "halts": len(getattr(res, "halts", []))})
+    doc = {"data": data, "walk_forward": True, "arch": s.training.arch, "target": r.target, "fill_model": fill,
+           "folds": folds, "metrics": _clean(r.wf.metrics), "oos_accuracy": r.oos_accuracy,
+           "go_live": _clean(r.go_live), "training_trading": r.training.combined.get("trading")}
+    if out is not None:
+        import json
+
+        import pandas as pd
+
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            r.wf.trades.to_csv(out / "trades.csv", index=False)
+            pd.DataFrame({"ts": pd.to_datetime(r.wf.ts, utc=True), "equity": r.wf.equity}).to_csv(
+                out / "equity.csv", index=False)
+            tmp = out / "walk_forward.json.tmp"
+            tmp.write_text(json.dumps(doc, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+            tmp.replace(out / "walk_forward.json")
+        except OSError as exc:
+            fail(f"{out}: cannot write the report: {exc}", code=EXIT_PROBLEMS)
+        doc["files"] = {k: str(out / k) for k in ("walk_forward.json", "trades.csv", "equity.csv")}
+    if json_out:
+        print_json(doc)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"walk-forward backtest · {s.training.arch} per fold · target {r.target['kind']}/{r.target['mode']}"
+              f" · {fill}")
+    for c in ("fold", "test", "trades", "net $", "sharpe", "max dd $", "accuracy"):
+        t.add_column(c, justify="right")
+    for f in folds:
+        t.add_row(str(f["fold"]), f["test"]["start"][:10], str(f["trades"]), f"{f['net_pnl']:,.2f}",
+                  f"{f['sharpe']:.2f}", f"{f['max_drawdown']:,.2f}", f"{100 * f['accuracy']:.1f}%")
+    m = r.wf.metrics
+    t.add_row("all", "stitched", str(m.get("trades", 0)), f"{m.get('net_pnl', 0.0):,.2f}", f"{m.get('sharpe', 0.0):.2f}",
+              f"{m.get('max_drawdown', 0.0):,.2f}", f"{100 * r.oos_accuracy:.1f}%", style="bold")
+    out_console.print(t)
+    g = Table(title="go-live check (R-BT-4)")
+    for c in ("criterion", "value", "threshold", "result"):
+        g.add_column(c)
+    for name, c in r.go_live["checks"].items():
+        v = c["value"]
+        if isinstance(v, dict):
+            missing = [k for k, ok in v.items() if not ok]
+            v = "all" if not missing else "not exercised: " + ", ".join(missing)
+        elif isinstance(v, float):
+            v = f"{v:.3f}"
+        g.add_row(name, str(v), str(c["threshold"]), "[green]pass[/]" if c["pass"] else "[red]FAIL[/]")
+    out_console.print(g)
+    if not m.get("trades"):
+        out_console.print(f"no trades: the fold models' confidence never reached [signal] min_confidence = "
+                          f"{s.signal.min_confidence:g} (and the first [risk] confidence_multipliers step "
+                          f"{s.risk.confidence_multipliers[0][0]:g}) at an allowed entry", highlight=False)
+    tr = r.training.combined.get("trading")
+    if tr:
+        a = tr["model_any"]["one_at_a_time"]
+        out_console.print(f"the same models at any confidence (bracket outcome after costs, one at a time): "
+                          f"{a['trades']} trades, {a['mean_ticks']:+.2f} ± {a['se_ticks']:.2f} ticks = "
+                          f"{a['mean_usd']:+.2f} $ per contract per trade", highlight=False)
+    out_console.print("go live: " + ("PASS" if r.go_live["pass"] else "NO — at least one criterion failed"))
+    for k, v in doc.get("files", {}).items():
         out_console.print(f"{k}: {v}")

@@ -46,7 +46,10 @@ def info(ckpt: Path = typer.Argument(..., help="Checkpoint directory."),
     rows = [("arch", f"{b['arch']} {b['hparams']}"), ("package", b["package_version"]),
             ("bar size", f"{b['bar_ns'] / 1e9:g} s"), ("features", f"{len(b['feature_names'])}: {', '.join(b['feature_names'])}"),
             ("volume", tr.get("volume_features", "")),
-            ("target", f"{b['target']['lookahead_bars']} bars ({b['target']['lookahead_s']:g} s), ±{b['target']['threshold_ticks']} ticks"),
+            ("target", f"{b['target']['lookahead_bars']} bars ({b['target']['lookahead_s']:g} s), ±{b['target']['threshold_ticks']} ticks"
+             if b["target"].get("kind", "direction") == "direction" else
+             f"bracket outcome (triple barrier) within {b['target'].get('horizon_bars')} bars, net of costs, "
+             f"mode {b['target'].get('mode', 'direct')}"),
             ("data", f"{tr['data_path']} {tr['data_start']} → {tr['data_end']} ({tr['rows']:,} bars) sha256 {tr['data_sha256'][:16]}…"),
             ("walk-forward", wf.get("note", ""))]
     c = wf.get("combined")

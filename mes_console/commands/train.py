@@ -47,6 +47,33 @@ def results_table(summary: dict) -> Table:
     return t
 
 
+def trades_table(summary: dict) -> Table | None:
+    """Per-fold out-of-sample trades after costs (bracket outcome of each signal, one position
+    at a time): the model at the kernel's confidence threshold, the model at any confidence, and
+    the rule strategy on the same test window. Expectancy in ticks (± standard error) and $ per
+    contract per trade."""
+    from rich import box
+
+    folds = summary["folds"]
+    if not folds or not folds[0].get("trading"):
+        return None
+    thr = folds[0]["trading"]["min_confidence"]
+    t = Table(title=f"out-of-sample trades after costs, one at a time: model at confidence ≥ {thr:g}, "
+              "model at any confidence, rule strategy", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("fold", "test", "n", "ticks", "$/tr", "n any", "$ any", "n rule", "$ rule"):
+        t.add_column(col, justify="right", no_wrap=True)
+
+    def cells(tr):
+        m, a, r = (tr[k]["one_at_a_time"] for k in ("model", "model_any", "rule"))
+        return (str(m["trades"]), f"{m['mean_ticks']:+.2f}±{m['se_ticks']:.2f}", f"{m['mean_usd']:+.2f}",
+                str(a["trades"]), f"{a['mean_usd']:+.2f}", str(r["trades"]), f"{r['mean_usd']:+.2f}")
+
+    for f in folds:
+        t.add_row(str(f["fold"]), f["test"]["start"][2:7], *cells(f["trading"]))
+    t.add_row("all", "all", *cells(summary["combined"]["trading"]), style="bold")
+    return t
+
+
 def register(root_app: typer.Typer) -> None:
     """Add the top-level ``train`` command to ``root_app``."""
 
@@ -118,13 +145,16 @@ def register(root_app: typer.Typer) -> None:
                 rep = train_from_bars(bars, out_dir=out_dir, arch=arch_, walk_forward=walk_forward,
                                       params=params, training_cfg=s.training, target_cfg=s.target,
                                       tick_size=spec(s.instrument.symbol).tick_size, data_path=str(data),
-                                      name=name, on_progress=on_progress)
+                                      name=name, on_progress=on_progress, settings=s)
         except ValueError as exc:
             fail(str(exc), code=EXIT_PROBLEMS)
         if json_out:
             print_json({**rep.summary, "data_validation": bars.validation})
             return
         out_console.print(results_table(rep.summary["walk_forward"]))
+        tt = trades_table(rep.summary["walk_forward"])
+        if tt is not None:
+            out_console.print(tt)
         c = rep.summary["walk_forward"]["combined"]
         beats = c["model"]["accuracy"] > max(c["majority"]["accuracy"], c["persistence"]["accuracy"])
         out_console.print(
@@ -132,4 +162,13 @@ def register(root_app: typer.Typer) -> None:
             f"{_pct(c['majority']['accuracy'])} and persistence {_pct(c['persistence']['accuracy'])}: "
             + ("the model beats both baselines" if beats else "the model does NOT beat both baselines")
             + f"; log loss {c['model']['log_loss']:.4f} vs {c['prior_log_loss']:.4f} for the training class prior.")
+        tr = c.get("trading")
+        if tr:
+            m, a, r = (tr[k]["one_at_a_time"] for k in ("model", "model_any", "rule"))
+            out_console.print(
+                f"out-of-sample trades after costs (bracket outcome within {tr['horizon_bars']} bars, one position "
+                f"at a time): model at confidence ≥ {tr['min_confidence']:g}: {m['trades']} trades, "
+                f"{m['mean_ticks']:+.2f} ± {m['se_ticks']:.2f} ticks = {m['mean_usd']:+.2f} $ per contract per trade "
+                f"({m['total_usd']:+,.2f} $ in all); at any confidence: {a['trades']} trades, {a['mean_usd']:+.2f} $ "
+                f"per trade; rule strategy: {r['trades']} trades, {r['mean_usd']:+.2f} $ per trade.")
         out_console.print(f"checkpoint: {rep.checkpoint}")

@@ -1,0 +1,194 @@
+"""Optimize screen (R-BT-6 in the console): start an Optuna study off the UI thread, show the
+trials as they finish (best so far, a plot of the objective over trials) and stop it.
+
+The study is :func:`engine.research.optimize.optimize_study` with one worker in a thread worker
+(``exit_on_error=False``); ``s`` / the Stop button sets a ``threading.Event`` that ends the study
+after the running trial (the held-out report and the config file are still written). The app's
+halt key is a priority binding and works on this screen too.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+from textual_plotext import PlotextPlot
+
+from mes_console.widgets.panes import HeaderBar
+from screens.backtest import FORM_CSS
+
+SAMPLERS = ("tpe", "random", "grid")
+
+
+class StudyProgress(Message):
+    """Progress of the study (posted from the worker thread)."""
+
+    def __init__(self, event: dict) -> None:
+        super().__init__()
+        self.event = event
+
+
+class OptimizeScreen(Screen):
+    DEFAULT_CSS = FORM_CSS + """
+    OptimizeScreen #plot { height: 1fr; }
+    OptimizeScreen #table { height: 8; }
+    OptimizeScreen #stop { min-width: 8; }
+    """
+    BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+g", "run", "Run"),
+                Binding("ctrl+s", "stop", "Stop")]
+
+    def __init__(self, settings, data: str = "") -> None:
+        super().__init__()
+        self.settings = settings
+        self.default_data = data
+        self.stop_flag = threading.Event()
+        self.values: list[tuple[int, float]] = []
+        self.result: dict | None = None
+
+    def compose(self) -> ComposeResult:
+        oc = self.settings.optimize
+        yield HeaderBar(id="header")
+        yield Static("[b]Optimize[/b]  enter runs, ctrl+s stops, esc back", id="title")
+        with Horizontal(classes="form"):
+            yield Label("Data")
+            yield Input(self.default_data, id="data", placeholder="bars file (parquet/CSV/DBN)")
+            yield Label("Sampler")
+            yield Input(oc.sampler, id="sampler", suggester=SuggestFromList(SAMPLERS))
+        with Horizontal(classes="form"):
+            yield Label("Trials")
+            yield Input(str(oc.trials), id="trials")
+            yield Label("Study")
+            yield Input("", id="study", placeholder="optimize-<file>")
+            yield Button("Stop", id="stop", variant="error", disabled=True)
+        yield ProgressBar(total=None, show_eta=False, id="progress")
+        yield Static("ready", id="status")
+        yield PlotextPlot(id="plot")
+        yield DataTable(id="table", show_cursor=False)
+        yield Footer()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(HeaderBar).snapshot = getattr(self.app, "snapshot", None)
+
+    def on_mount(self) -> None:
+        self.query_one("#table", DataTable).add_columns("trial", "value", "best so far")
+        self.query_one("#plot", PlotextPlot).plt.title("objective per trial")
+        self.query_one("#data", Input).focus()
+
+    def params(self) -> dict:
+        data = self.query_one("#data", Input).value.strip()
+        if not data:
+            raise ValueError("data: give a bars file")
+        sampler = self.query_one("#sampler", Input).value.strip()
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler: {sampler!r} is not one of {', '.join(SAMPLERS)}")
+        tr = self.query_one("#trials", Input).value.strip()
+        if not tr.isdigit() or int(tr) < 1:
+            raise ValueError(f"trials: {tr!r}: a whole number ≥ 1")
+        return {"data": data, "sampler": sampler, "trials": int(tr),
+                "study": self.query_one("#study", Input).value.strip() or None}
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_run()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "stop":
+            self.action_stop()
+
+    def running(self) -> bool:
+        return any(w.is_running for w in self.workers if w.group == "optimize")
+
+    def action_run(self) -> None:
+        if self.running():
+            self.notify("a study is already running", severity="warning")
+            return
+        try:
+            p = self.params()
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.values.clear()
+        self.stop_flag.clear()
+        self.query_one("#table", DataTable).clear()
+        self.query_one("#stop", Button).disabled = False
+        self.query_one("#status", Static).update(f"starting a {p['sampler']} study on {p['data']}")
+        self._run(p)
+
+    def action_stop(self) -> None:
+        if self.running():
+            self.stop_flag.set()
+            self.query_one("#status", Static).update("stopping after the running trial…")
+
+    @work(thread=True, exit_on_error=False, group="optimize")
+    def _run(self, p: dict) -> dict:
+        from engine.research.optimize import optimize_study
+
+        return optimize_study(self.settings, p["data"], sampler=p["sampler"], trials=p["trials"], workers=1,
+                              study=p["study"], stop_flag=self.stop_flag,
+                              on_start=lambda st: self.post_message(StudyProgress({"start": st})),
+                              on_progress=lambda ev: self.post_message(StudyProgress(ev)))
+
+    def on_study_progress(self, message: StudyProgress) -> None:
+        ev = message.event
+        status = self.query_one("#status", Static)
+        if "start" in ev:
+            st = ev["start"]
+            self.query_one("#progress", ProgressBar).update(total=st["trials"], progress=0)
+            v = st["windows"]["validation"]
+            status.update(f"study {st['study']}: validation {v[0]}…{v[1]}, {st['validation_bars']:,} bars")
+            return
+        table = self.query_one("#table", DataTable)
+        for number, value in ev["last"]:
+            self.values.append((number, value))
+            best = max(v for _, v in self.values)
+            table.add_row(str(number), _fmt(value), _fmt(best))
+        self.query_one("#progress", ProgressBar).update(total=ev["target"], progress=ev["complete"])
+        if ev["best_value"] is not None:
+            status.update(f"{ev['complete']}/{ev['target']} trials · best {_fmt(ev['best_value'])} {ev['best_params']}")
+        self._plot()
+
+    def _plot(self) -> None:
+        plot = self.query_one("#plot", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        pts = [(n, v) for n, v in self.values if v > -1e8]  # trials with too few trades are left out
+        if pts:
+            plt.scatter([n for n, _ in pts], [v for _, v in pts], marker="dot", label="trial")
+            best, run = [], -math.inf
+            for _, v in pts:
+                run = max(run, v)
+                best.append(run)
+            plt.plot([n for n, _ in pts], best, marker="braille", label="best so far")
+        plot.refresh()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "optimize":
+            return
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self.query_one("#stop", Button).disabled = True
+        status = self.query_one("#status", Static)
+        if event.state == WorkerState.SUCCESS:
+            r = self.result = event.worker.result
+            h = r["holdout"]["metrics"]
+            status.update(f"done: best {r['best']['params']} · held out net {h['net_pnl']:,.2f} $ over "
+                          f"{h['trades']} trades · DSR {r['dsr']['dsr']:.2f} · PBO {r['pbo']['pbo']:.2f} · "
+                          f"config {r['config']}")
+        elif event.state == WorkerState.ERROR:
+            status.update(f"FAILED: {event.worker.error}")
+            self.notify(f"optimize failed: {event.worker.error}", severity="error", timeout=8)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+def _fmt(v: float) -> str:
+    return "too few trades" if v <= -1e8 else f"{v:.4g}"

@@ -1,0 +1,114 @@
+"""`mes-console optimize` end to end on a slice of the real ES year (SQLite storage, two worker
+processes, resume, held-out report that `backtest --config` reproduces to the cent) and the
+overfitting measures on matrices with a known answer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from engine.data import load_bars, save_bars
+from engine.research.overfit import deflated_sharpe_ratio, expected_max_sharpe, pbo_cscv, sharpe
+from mes_console.cli import app
+
+
+def test_pbo_is_a_coin_flip_on_noise_and_zero_with_real_skill():
+    rng = np.random.default_rng(0)
+    M = rng.normal(0, 1, (240, 60))
+    assert 0.3 < pbo_cscv(M)["pbo"] < 0.7
+    M[:, 7] += 0.6  # one trial with a real edge in every period
+    r = pbo_cscv(M)
+    assert r["pbo"] < 0.05 and r["blocks"] == 16
+
+
+def test_dsr_deflates_the_best_of_many_lucky_trials():
+    rng = np.random.default_rng(1)
+    M = rng.normal(0, 1, (250, 200))
+    srs = np.array([sharpe(M[:, j]) for j in range(M.shape[1])])
+    best = int(np.argmax(srs))
+    d = deflated_sharpe_ratio(M[:, best], srs)
+    assert d["sharpe"] * 252 ** 0.5 > 1.5 and d["dsr"] < 0.9  # an annual Sharpe near 2, and luck
+    assert deflated_sharpe_ratio(M[:, best], srs[[best]])["dsr"] > 0.95  # undeflated, it would pass
+    assert expected_max_sharpe(1000, d["var_sharpe"]) > expected_max_sharpe(10, d["var_sharpe"]) > 0
+    M[:, 3] += 0.5
+    srs = np.array([sharpe(M[:, j]) for j in range(M.shape[1])])
+    assert deflated_sharpe_ratio(M[:, 3], srs)["dsr"] > 0.95
+
+
+@pytest.fixture(scope="module")
+def data(es_1m_path, tmp_path_factory):
+    b = load_bars(es_1m_path)
+    lo, hi = np.searchsorted(b.ts, [np.datetime64("2025-06-01", "ns").astype(np.int64),
+                                    np.datetime64("2025-08-31", "ns").astype(np.int64)])
+    return save_bars(b.slice(int(lo), int(hi)), tmp_path_factory.mktemp("opt") / "summer.parquet")
+
+
+def _opt(data, tmp_path, *extra):
+    return ["optimize", "--data", str(data), "--holdout-months", "1", "--storage",
+            f"sqlite:///{tmp_path / 'o.db'}", "--study", "s", "--write-config", str(tmp_path / "best.toml"),
+            "--json", *extra]
+
+
+def test_optimize_two_workers_resume_and_reproduce(data, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, _opt(data, tmp_path, "--trials", "6", "--workers", "2", "--sampler", "random"))
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["trials"]["COMPLETE"] >= 6 and doc["speed"]["workers"] == 2
+    assert doc["windows"]["holdout"][0] > doc["windows"]["validation"][1]  # never seen by the search
+    assert 0.0 <= doc["pbo"]["pbo"] <= 1.0 and doc["dsr"]["n_trials"] == doc["eligible_trials"] <= doc["trials"]["COMPLETE"]
+    assert isinstance(doc["best"]["halts"], dict) and "halts" in doc["holdout"]
+    st = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
+    nums = [t.number for t in st.trials]
+    assert len(nums) == len(set(nums))
+    workers = {t.user_attrs["worker"] for t in st.trials}
+    assert len(workers) == 2  # two processes wrote trials
+    # the config reproduces the held-out figures to the cent
+    lo, hi = doc["windows"]["holdout"]
+    r2 = runner.invoke(app, ["backtest", "--data", str(data), "--config", doc["config"], "--start", lo,
+                             "--end", hi, "--json"])
+    assert r2.exit_code == 0, r2.stderr
+    bt = json.loads(r2.stdout)["metrics"]
+    assert round(bt["net_pnl"], 2) == round(doc["holdout"]["metrics"]["net_pnl"], 2)
+    assert bt["trades"] == doc["holdout"]["metrics"]["trades"]
+    # resume: the same study goes on to 9 complete trials, earlier ones kept
+    before = doc["trials"]["COMPLETE"]
+    r3 = runner.invoke(app, _opt(data, tmp_path, "--trials", str(before + 3), "--workers", "1", "--sampler", "random"))
+    assert r3.exit_code == 0, r3.stderr
+    doc3 = json.loads(r3.stdout)
+    assert doc3["trials"]["COMPLETE"] == before + 3 and doc3["speed"]["new_trials"] == 3
+    # a changed set-up under the same name is refused, naming the key
+    r4 = runner.invoke(app, _opt(data, tmp_path, "--trials", "20", "--objective", "net_pnl", "--sampler", "random"))
+    assert r4.exit_code == 1 and "objective" in r4.stderr
+
+
+def test_grid_sampler_from_flags_and_bad_space(data, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, _opt(data, tmp_path, "--sampler", "grid", "--trials", "4", "--workers", "1",
+                                "--space", "stop_ticks=8:9:1", "--space", "reward_risk=1.5:2:0.5",
+                                "--space", "risk_fraction=0.02", "--space", "baseline_lookback=30"))
+    assert r.exit_code == 0, r.stderr
+    st = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
+    combos = {(t.params["stop_ticks"], t.params["reward_risk"]) for t in st.trials}
+    assert combos == {(8, 1.5), (8, 2.0), (9, 1.5), (9, 2.0)}
+    bad = runner.invoke(app, _opt(data, tmp_path, "--space", "stop=1:2"))
+    assert bad.exit_code == 3 and "unknown parameter 'stop'" in bad.stderr
+
+
+def test_no_trial_with_enough_trades_leaves_dsr_and_pbo_undefined(data, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[optimize]\nmin_trades = 100000\n")
+    runner = CliRunner()
+    r = runner.invoke(app, _opt(data, tmp_path, "--trials", "2", "--workers", "1", "--sampler", "random",
+                                "--config", str(cfg)))
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["eligible_trials"] == 0 and doc["dsr"]["dsr"] is None and doc["pbo"]["pbo"] is None
+    assert doc["best"]["value"] == -1e9
+    r = runner.invoke(app, [a for a in _opt(data, tmp_path, "--trials", "2", "--sampler", "random",
+                                            "--config", str(cfg)) if a != "--json"])
+    assert r.exit_code == 0 and "no trial reached" in r.stdout
