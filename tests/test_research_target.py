@@ -140,7 +140,8 @@ def _no_volume(b):
 
 def test_fixed_stop_method_and_time_limit_exits(bars):
     s = Settings()
-    s = dataclasses.replace(s, stops=dataclasses.replace(s.stops, method="fixed", fixed_ticks=10, reward_risk=2.0))
+    s = dataclasses.replace(s, stops=dataclasses.replace(s.stops, method="fixed", fixed_ticks=10, max_stop_ticks=40,
+                                                       reward_risk=2.0))
     out = bracket_outcomes(bars, s, horizon_bars=3)
     ok = np.isfinite(out.long_ticks)
     assert (out.stop_ticks[ok] == 10).all()
