@@ -21,6 +21,7 @@ dropped terminal, SIGHUP) calls ``runtime.ui_lost(settings.ui.on_disconnect, rea
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Any, Callable
 
@@ -30,8 +31,9 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
 
-from engine.config import Settings
+from engine.config import Settings, resolve_dir
 from engine.runtime.snapshot import (
     RESET_PHRASE,
     RuntimeCommandError,
@@ -49,7 +51,9 @@ from mes_console.widgets.panes import (
     QuotePane,
     RiskPane,
 )
+from mes_console.widgets.contain import describe, log, report
 from mes_console.widgets.render import LEVELS, render_position
+from mes_console.widgets.render import money as money_text
 from screens.backtest import BacktestScreen
 from screens.confirm import ConfirmScreen, TypeToConfirmScreen
 from screens.help import HelpScreen
@@ -125,6 +129,7 @@ class MesConsoleApp(App, inherit_bindings=False):
         self.hangup = False
         self._last_event_seq: int | None = None
         self._poll_error = ""
+        self.crash_file = ""
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -162,6 +167,50 @@ class MesConsoleApp(App, inherit_bindings=False):
             except RuntimeError:
                 pass
 
+    # ------------------------------------------------------------------ containment
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        """Every key binding and palette command goes through here: an action that raises is
+        reported (notified + logged) instead of ending the App; the session is unaffected."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except Exception as exc:
+            report(self, f"command {action if isinstance(action, str) else action!r}", exc)
+            return True
+
+    def _handle_exception(self, error: Exception) -> None:
+        """What escapes every containment ends the App (Textual's rule), but without a
+        traceback on the operator's terminal: the traceback is logged and written to
+        ``crash_file`` (in the log directory); :func:`run_console` prints one line naming it."""
+        self._return_code = 1
+        if self._exception is None:
+            self._exception = error
+            self._exception_event.set()
+        log.critical("console crashed: %s", describe(error), exc_info=error)
+        try:
+            import traceback
+
+            path = resolve_dir(self.settings.paths.log_dir, "log") / f"console-crash-{os.getpid()}.txt"
+            path.write_text("".join(traceback.format_exception(error)))
+            self.crash_file = str(path)
+        except Exception:
+            self.crash_file = ""
+        self._close_messages_no_wait()
+
+    async def _on_message(self, message: Message) -> None:
+        """The App's own handlers (engine events, worker reports) are contained the same way."""
+        try:
+            await super()._on_message(message)
+        except Exception as exc:
+            report(self, f"console ({message.handler_name})", exc)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place that logs every failed worker (all run with ``exit_on_error=False``); the
+        screen that owns the worker shows the failure in its status line."""
+        if event.state == WorkerState.ERROR:
+            err = event.worker.error
+            log.error("worker %s failed: %s", event.worker.name or event.worker.group,
+                      describe(err) if err else "?", exc_info=err)
+
     # ------------------------------------------------------------------ polling
     def poll(self) -> None:
         """Pull one snapshot (UI thread). A failing ``snapshot()`` is shown in the header and
@@ -179,7 +228,10 @@ class MesConsoleApp(App, inherit_bindings=False):
             self._poll_error = ""
             self.query_one(HeaderBar).error = ""
         if self.snapshot is None or snap.seq != self.snapshot.seq:
-            self.snapshot = snap
+            try:
+                self.snapshot = snap  # panes contain their own draw errors
+            except Exception as exc:  # a watcher outside the panes: shown, the poll goes on
+                report(self, "snapshot update", exc)
         last = self._last_event_seq
         if last is None:
             self._last_event_seq = max((e.seq for e in snap.events), default=0)
@@ -315,13 +367,71 @@ class MesConsoleApp(App, inherit_bindings=False):
         self.push_screen(QuitScreen(text, has_pos), done)
 
 
+def session_summary(session: Any) -> str:
+    """What the operator reads after the console has closed: why the session ended, trades,
+    net P&L, halts, the position left and where the report went (``session.report()``,
+    ``session.cfg.report_path``)."""
+    try:
+        rep = session.report()
+    except Exception as exc:  # the summary must not hide the exit code
+        return f"session summary unavailable: {describe(exc)}"
+    audit = getattr(getattr(session, "risk", None), "audit_records", [])
+    halts = [r for r in audit if r.get("action") == "halt"]
+    risk = rep.get("risk") or {}
+    halted = isinstance(risk, dict) and bool(risk.get("halt"))
+    path = getattr(getattr(session, "cfg", None), "report_path", None)
+    lines = [
+        f"session ended: {rep.get('exit_reason') or 'stopped'}",
+        f"  trades {rep.get('trades_count', 0)}, net P&L {money_text(rep.get('net_pnl', 0.0))} "
+        f"(commission ${rep.get('commission', 0.0):,.2f}), equity ${rep.get('ending_equity', 0.0):,.2f}",
+        f"  halts {len(halts)}{' (halted at the end)' if halted else ''}; position at end "
+        f"{rep.get('position_at_end', 0):+d}",
+        f"  report: {path if path else 'not written (use --json-report PATH)'}",
+    ]
+    return "\n".join(lines)
+
+
+def describe_state(snap: SessionSnapshot | None) -> str:
+    """One line: position (side, size, average), each bracket leg and its state, trading state.
+    Used for what the operator reads on the terminal after the console has gone."""
+    if snap is None:
+        return "session state unknown (no snapshot)"
+    p = snap.position
+    pos = "flat" if p.side == "FLAT" else f"{p.side} {p.size} @ {p.avg_price:.2f}"
+    legs = [f"{leg.kind} {leg.price:.2f} {leg.state}" for leg in (p.stop, p.target) if leg is not None]
+    orders = ", ".join(legs) if legs else "no working orders"
+    state = snap.header.trading_state + (f" ({snap.risk.reason})" if snap.risk.reason else "")
+    return f"position {pos}; orders: {orders}; trading state {state}"
+
+
+def _applied_snapshot(runtime: RuntimeCommands, after_seq: int, wait_s: float = 2.0) -> SessionSnapshot | None:
+    """The first snapshot newer than ``after_seq`` (the engine thread applies commands at its
+    next wake-up), or the latest one after ``wait_s`` seconds."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    snap = None
+    while True:
+        try:
+            snap = runtime.snapshot()
+        except Exception:
+            return snap
+        if snap is not None and snap.seq > after_seq or time.monotonic() >= deadline:
+            return snap
+        time.sleep(0.05)
+
+
 def run_console(runtime: RuntimeCommands, settings: Settings | None = None, *, headless: bool = False,
-                size: tuple[int, int] | None = None, auto_pilot=None) -> int:
+                size: tuple[int, int] | None = None, auto_pilot=None, out=None) -> int:
     """Run the console until the operator quits; returns the App's return code.
 
     Whatever ends the App other than an answered quit dialog (an unhandled exception, a lost
     terminal, SIGHUP) calls ``runtime.ui_lost(settings.ui.on_disconnect, reason)`` before this
-    returns or re-raises, so positions are never left unmanaged (R-UI-6)."""
+    returns or re-raises, so positions are never left unmanaged (R-UI-6), then prints on
+    ``out`` (default stderr), after Textual has given the terminal back, what the policy did:
+    position, working orders, halted or not."""
+    import sys
+
     settings = settings or Settings()
     app = MesConsoleApp(runtime, settings)
     reason = "console ended without a quit"
@@ -331,26 +441,26 @@ def run_console(runtime: RuntimeCommands, settings: Settings | None = None, *, h
         if app.hangup:
             reason = "terminal hung up (SIGHUP)"
         elif app.return_code:
-            reason = f"console crashed (return code {app.return_code})"
+            err = getattr(app, "_exception", None)
+            reason = f"console crashed: {describe(err)}" if err else f"console crashed (return code {app.return_code})"
     except BaseException as exc:
-        reason = f"console crashed: {type(exc).__name__}: {exc}"
+        reason = f"console crashed: {describe(exc)}"
         raise
     finally:
         if not app.quit_applied:
-            runtime.ui_lost(settings.ui.on_disconnect, reason)
+            policy = settings.ui.on_disconnect
+            try:
+                seq = runtime.snapshot().seq
+            except Exception:
+                seq = -1
+            runtime.ui_lost(policy, reason)
+            snap = _applied_snapshot(runtime, seq)
+            did = ("flattened and HALTED" if policy == "flatten"
+                   else "kept the position and its bracket working (protect)")
+            stream = out or sys.stderr
+            print(f"mes-console: {reason}", file=stream)
+            if app.crash_file:
+                print(f"traceback written to {app.crash_file}", file=stream)
+            print(f"on_disconnect={policy}: {did}; {describe_state(snap)}", file=stream)
+            stream.flush()
     return app.return_code or 0
-
-
-def run_demo(speed: float = 60.0, settings: Settings | None = None) -> int:
-    """The embedded demo: a :class:`engine.runtime.demo.FakeRuntime` (generated MES market,
-    rule-based baseline) running at ``speed`` simulated seconds per second, in the console.
-    A stand-in until the real session runtime is wired in."""
-    from engine.runtime.demo import FakeRuntime
-
-    settings = settings or Settings()
-    runtime = FakeRuntime(settings)
-    runtime.start(speed=speed)
-    try:
-        return run_console(runtime, settings)
-    finally:
-        runtime.stop()

@@ -14,12 +14,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
-from textual_plotext import PlotextPlot
 
+from mes_console.widgets.contain import ContainedScreen, SafePlot
 from mes_console.widgets.panes import HeaderBar
 from engine.runtime.snapshot import BacktestParams, BacktestResult, Progress, RuntimeCommands
 from mes_console.widgets.render import ny_time
@@ -58,7 +57,7 @@ def parse_day(text: str, field: str) -> date | None:
         raise ValueError(f"{field}: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
-class BacktestScreen(Screen):
+class BacktestScreen(ContainedScreen):
     """Enter in any field runs the backtest; escape goes back to the session."""
 
     DEFAULT_CSS = FORM_CSS + """
@@ -94,7 +93,7 @@ class BacktestScreen(Screen):
         yield Static("ready", id="status")
         with Horizontal(id="results"):
             yield DataTable(id="metrics", show_cursor=False)
-            yield PlotextPlot(id="equity")
+            yield SafePlot(id="equity")
         yield DataTable(id="trades", cursor_type="row")
         yield Footer()
 
@@ -104,7 +103,7 @@ class BacktestScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#metrics", DataTable).add_columns("metric", "value")
         self.query_one("#trades", DataTable).add_columns("entry NY", "side", "qty", "entry", "exit", "P&L", "why")
-        plt = self.query_one("#equity", PlotextPlot).plt
+        plt = self.query_one("#equity", SafePlot).plt
         plt.title("equity $")
         self.query_one("#data", Input).focus()
 
@@ -163,7 +162,7 @@ class BacktestScreen(Screen):
         m.clear()
         for name, value in result.metrics:
             m.add_row(name, value)
-        plot = self.query_one("#equity", PlotextPlot)
+        plot = self.query_one("#equity", SafePlot)
         plt = plot.plt
         plt.clear_data()
         plt.plot(list(range(len(result.equity))), list(result.equity), marker="braille")

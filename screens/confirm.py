@@ -8,7 +8,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from mes_console.widgets.contain import ContainedModal
 from textual.widgets import Input, Static
 
 def modal_css(name: str, width: int = 60) -> str:
@@ -18,7 +18,7 @@ def modal_css(name: str, width: int = 60) -> str:
             "padding: 0 1; background: $surface; }\n")
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(ContainedModal[bool]):
     """Question with single-key answers: ``y`` → True, ``n``/escape → False."""
 
     DEFAULT_CSS = modal_css("ConfirmScreen")
@@ -41,7 +41,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(value)
 
 
-class TypeToConfirmScreen(ModalScreen[str | None]):
+class TypeToConfirmScreen(ContainedModal[str | None]):
     """Asks the operator to type ``phrase``; dismisses with the typed text on Enter (the caller
     passes it to the runtime, which checks it) or None on escape."""
 

@@ -278,6 +278,9 @@ class SessionBase:
         if policy == "flatten":
             self._submit("halt", f"console lost: {reason}")
         else:
+            # protect: whatever ends the session after this keeps the position with its bracket
+            # working (R-UI-6); it is not flattened by the shutdown that follows.
+            self._quit_policy = "keep_protected"
             self._submit("note", f"console lost ({reason}): protection kept, session continues")
 
     def run_backtest(self, params: BacktestParams, on_progress: ProgressCallback) -> BacktestResult:

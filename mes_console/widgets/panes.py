@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
 from engine.runtime.snapshot import SessionSnapshot
 from mes_console.widgets import render
+from mes_console.widgets.contain import describe, report
 
 
 class Pane(Static):
@@ -23,6 +25,7 @@ class Pane(Static):
         super().__init__("", **kw)
         self.border_title = self.TITLE
         self._key: object = None
+        self._error = ""
 
     def key_of(self, snap: SessionSnapshot) -> object:
         """What this pane depends on; the pane redraws only when it changes."""
@@ -36,13 +39,27 @@ class Pane(Static):
         self.watch_snapshot(self.snapshot)
 
     def watch_snapshot(self, snap: SessionSnapshot | None) -> None:
+        """Redraw from ``snap`` when this pane's part changed. A failing ``key_of``/``draw`` is
+        contained here: the pane shows ``pane error: ...``, the error is logged once, and the
+        next snapshot tries again (the other panes and the session are not affected)."""
         if snap is None:
             return
-        key = self.key_of(snap)
-        if key == self._key:
+        try:
+            key = self.key_of(snap)
+            if key == self._key:
+                return
+            self._key = key
+            content = self.draw(snap)
+        except Exception as exc:
+            msg = describe(exc)
+            self._key = None
+            if msg != self._error:
+                self._error = msg
+                report(self, f"pane {self.TITLE or type(self).__name__}", exc)
+            self.update(Text(f"pane error: {msg}", style="reverse"))
             return
-        self._key = key
-        self.update(self.draw(snap))
+        self._error = ""
+        self.update(content)
 
 
 class HeaderBar(Pane):
