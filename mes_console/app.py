@@ -31,7 +31,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from engine.config import Settings, resolve_dir
 from engine.runtime.snapshot import (
@@ -51,7 +51,7 @@ from mes_console.widgets.panes import (
     QuotePane,
     RiskPane,
 )
-from mes_console.widgets.contain import describe, log, report
+from mes_console.widgets.contain import describe, log, log_worker_failure, report
 from mes_console.widgets.render import LEVELS, render_position
 from mes_console.widgets.render import money as money_text
 from screens.backtest import BacktestScreen
@@ -204,12 +204,9 @@ class MesConsoleApp(App, inherit_bindings=False):
             report(self, f"console ({message.handler_name})", exc)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """One place that logs every failed worker (all run with ``exit_on_error=False``); the
-        screen that owns the worker shows the failure in its status line."""
-        if event.state == WorkerState.ERROR:
-            err = event.worker.error
-            log.error("worker %s failed: %s", event.worker.name or event.worker.group,
-                      describe(err) if err else "?", exc_info=err)
+        """Logs a failed App worker (every worker runs with ``exit_on_error=False``; the
+        contained screens log theirs the same way and show the failure in their status line)."""
+        log_worker_failure(event)
 
     # ------------------------------------------------------------------ polling
     def poll(self) -> None:

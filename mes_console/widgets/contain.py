@@ -53,6 +53,17 @@ def report(node: Any, where: str, exc: BaseException) -> None:
         pass
 
 
+def log_worker_failure(event: Any) -> None:
+    """Log a failed worker (a ``Worker.StateChanged`` with state ERROR) with its traceback.
+    Textual does not bubble this message, so each contained screen and the App call this."""
+    from textual.worker import WorkerState
+
+    if event.state == WorkerState.ERROR:
+        err = event.worker.error
+        log.error("worker %s failed: %s", event.worker.name or event.worker.group,
+                  describe(err) if err else "?", exc_info=err)
+
+
 class _Contained:
     """A screen whose message handlers cannot end the App: an exception in any ``on_*``
     handler of this screen is reported (:func:`report`) and the screen keeps processing
@@ -64,6 +75,9 @@ class _Contained:
             await super()._on_message(message)
         except Exception as exc:
             report(self, f"{type(self).__name__} ({message.handler_name})", exc)
+
+    def on_worker_state_changed(self, event) -> None:
+        log_worker_failure(event)
 
 
 class ContainedScreen(_Contained, Screen[ScreenResultType]):
