@@ -30,7 +30,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 from textual.worker import Worker
 
 from engine.config import Settings, resolve_dir
@@ -91,19 +91,27 @@ class MesConsoleApp(App, inherit_bindings=False):
     """The console. ``runtime``: anything implementing ``RuntimeCommands``."""
 
     TITLE = "mes-console"
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True
+    """ctrl+p opens Textual's command palette with the console's own commands only
+    (:meth:`get_system_commands`); Textual's immediate "Quit" is not offered."""
+    MIN_SIZE = (80, 24)
+    """Below this the panes are replaced by a message (the session and the keys go on)."""
     CSS = """
     Screen { layout: vertical; }
     #row1 { height: 7; }
     #row2 { height: 8; }
     #row3 { height: 1fr; }
-    QuotePane { width: 24; }
-    ModelPane { width: 28; }
-    EodPane { width: 1fr; }
-    PositionPane { width: 40; }
-    RiskPane { width: 1fr; }
-    LogPane { width: 1fr; }
-    EquityPane { width: 30; }
+    QuotePane { width: 1fr; min-width: 24; max-width: 40; }
+    ModelPane { width: 1fr; min-width: 28; max-width: 44; }
+    EodPane { width: 1fr; min-width: 28; }
+    PositionPane { width: 1fr; min-width: 40; }
+    RiskPane { width: 1fr; min-width: 40; }
+    LogPane { width: 2fr; }
+    EquityPane { width: 1fr; min-width: 30; }
+    #too-small { display: none; height: 1fr; content-align: center middle; text-style: bold; }
+    Screen.too-small #row1, Screen.too-small #row2, Screen.too-small #row3 { display: none; }
+    Screen.too-small #too-small { display: block; }
+    ToastRack { align: right top; }
     """
     BINDINGS = [
         Binding("ctrl+k", "halt", "HALT", priority=True, id="halt"),
@@ -113,7 +121,8 @@ class MesConsoleApp(App, inherit_bindings=False):
         Binding("b", "backtest", "Backtest", id="backtest"),
         Binding("t", "train", "Train", id="train"),
         Binding("l", "log_level", "Logs", show=False, id="log_level"),
-        Binding("question_mark", "help", "Help", id="help"),
+        # priority: "?" opens help even when a form field has focus (it is never valid input there)
+        Binding("question_mark", "help", "Help", priority=True, id="help"),
         Binding("q", "quit_session", "Quit", id="quit"),
     ]
 
@@ -144,7 +153,44 @@ class MesConsoleApp(App, inherit_bindings=False):
         with Horizontal(id="row3"):
             yield LogPane(id="logs").data_bind(MesConsoleApp.snapshot)
             yield EquityPane(id="equity").data_bind(MesConsoleApp.snapshot)
+        yield Static("", id="too-small")
         yield Footer()
+
+    def on_resize(self, event) -> None:
+        """Below :attr:`MIN_SIZE` the main screen shows one clear message instead of panes
+        that would silently lose rows and columns; the session and every key go on."""
+        w, h = event.size.width, event.size.height
+        small = w < self.MIN_SIZE[0] or h < self.MIN_SIZE[1]
+        main = self.screen_stack[0] if self.screen_stack else None
+        if main is None:
+            return
+        main.set_class(small, "too-small")
+        if small:
+            state = self.snapshot.header.trading_state if self.snapshot is not None else "?"
+            main.query_one("#too-small", Static).update(
+                f"Terminal {w}×{h} is too small: the console needs at least "
+                f"{self.MIN_SIZE[0]}×{self.MIN_SIZE[1]}.\nTrading goes on ({state}). "
+                f"ctrl+k halts, q quits.")
+
+    def get_system_commands(self, screen):
+        """The command palette (ctrl+p): the console's commands, each through
+        :meth:`run_action` like its key (so a failure is contained the same way)."""
+        from textual.app import SystemCommand
+
+        ui = self.settings.ui
+        rows = [
+            ("HALT (kill switch)", f"halt trading now, no confirmation ({ui.key_halt})", "halt"),
+            ("Pause / resume", f"stop or restart new entries ({ui.key_pause})", "pause"),
+            ("Flatten", f"close the position at market, asks y/n ({ui.key_flatten})", "flatten"),
+            ("Reset halt", f"lift a halt, type {RESET_PHRASE} ({ui.key_reset})", "reset"),
+            ("Backtest screen", f"run a backtest ({ui.key_backtest})", "backtest"),
+            ("Training screen", f"train a model ({ui.key_train})", "train"),
+            ("Log level", "cycle the log pane's level filter (l)", "log_level"),
+            ("Help", "the keys in force (?)", "help"),
+            ("Quit", f"quit, asks what to do with an open position ({ui.key_quit})", "quit_session"),
+        ]
+        for title, help_text, action in rows:
+            yield SystemCommand(title, help_text, lambda a=action: self.run_action(a))
 
     def on_mount(self) -> None:
         if hasattr(signal, "SIGHUP") and not self.is_headless:
@@ -244,8 +290,9 @@ class MesConsoleApp(App, inherit_bindings=False):
         ev = message.event
         if ev.kind == "fill":
             self.query_one(PositionPane).last_fill = ev.message
-        else:
-            self.notify(ev.message, title=ev.kind, severity=ev.severity, timeout=3)
+        else:  # one toast at a time: a burst never stacks over the risk and position panes
+            self.clear_notifications()
+            self.notify(ev.message, title=ev.kind, severity=ev.severity, timeout=4)
 
     def watch_snapshot(self, snap: SessionSnapshot | None) -> None:
         """Feed the header of the backtest and training screens (their own compose)."""
@@ -270,8 +317,11 @@ class MesConsoleApp(App, inherit_bindings=False):
         return True
 
     def action_halt(self) -> None:
-        """Kill switch: no confirmation, works everywhere (priority binding)."""
+        """Kill switch: no confirmation, works everywhere (priority binding). An open flatten
+        question is closed: the halt flattens already, and its position text is now stale."""
         self._command(self.runtime.halt, HALT_REASON)  # the state event notifies
+        if isinstance(self.screen, ConfirmScreen):
+            self.screen.dismiss(False)
 
     def _fresh(self) -> SessionSnapshot | None:
         """Poll now so that a command decides on the current state, not the last tick's."""
@@ -338,9 +388,12 @@ class MesConsoleApp(App, inherit_bindings=False):
             ("l", "log level filter"),
             (shown(ui.key_help), "this help"),
             (shown(ui.key_quit), "quit (asks about an open position)"),
+            ("ctrl+p", "command palette (every command above)"),
             ("escape", "back / cancel"),
         ]
-        if not isinstance(self.screen, HelpScreen):
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)  # "?" toggles
+        else:
             self.push_screen(HelpScreen(rows))
 
     def action_log_level(self) -> None:

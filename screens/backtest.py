@@ -35,6 +35,19 @@ ProgressBar { height: 1; }
 """
 
 
+class FormInput(Input):
+    """A form field where ``?`` opens the help instead of being typed (no field of these forms
+    takes a "?"; Textual drops the App's printable-key bindings while a text field has focus)."""
+
+    async def _on_key(self, event) -> None:
+        if event.key == "question_mark":
+            event.stop()
+            event.prevent_default()
+            await self.app.run_action("help")
+            return
+        await super()._on_key(event)
+
+
 class LongWorkProgress(Message):
     """Progress of a backtest or training run; a newer one replaces a queued older one."""
 
@@ -79,16 +92,16 @@ class BacktestScreen(ContainedScreen):
         yield Static("[b]Backtest[/b]  enter runs, esc back", id="title")
         with Horizontal(classes="form"):
             yield Label("Data")
-            yield Input("demo", id="data", tooltip="a bars parquet file, or demo (generated)")
+            yield FormInput("demo", id="data", tooltip="a bars parquet file, or demo (generated)")
             yield Label("Model")
-            yield Input("baseline", id="model")
+            yield FormInput("baseline", id="model")
         with Horizontal(classes="form"):
             yield Label("From")
-            yield Input("2025-03-03", id="start")
+            yield FormInput("2025-03-03", id="start")
             yield Label("To")
-            yield Input("2025-03-14", id="end")
+            yield FormInput("2025-03-14", id="end")
             yield Label("Fill")
-            yield Input(self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS))
+            yield FormInput(self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS))
         yield ProgressBar(total=None, show_eta=False, id="progress")
         yield Static("ready", id="status")
         with Horizontal(id="results"):

@@ -57,7 +57,8 @@ class TypeToConfirmScreen(ContainedModal[str | None]):
         with Vertical():
             yield Static(self.prompt)
             yield Static(f"Type [b]{self.phrase}[/b] and press Enter (esc cancels):")
-            yield Input(placeholder=self.phrase, id="phrase")
+            # no placeholder: under NO_COLOR a dim "RESET" would look like text already typed
+            yield Input(id="phrase")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState
 from mes_console.widgets.contain import ContainedScreen, SafePlot
 from mes_console.widgets.panes import HeaderBar
 from engine.runtime.snapshot import RuntimeCommands, TrainingParams, TrainingResult
-from screens.backtest import FORM_CSS, LongWorkProgress
+from screens.backtest import FORM_CSS, FormInput, LongWorkProgress
 
 ARCHS = ("mlp", "lstm", "hybrid", "transformer")
 
@@ -59,14 +59,14 @@ class TrainingScreen(ContainedScreen):
         yield Static("[b]Training[/b]  enter runs, esc back", id="title")
         with Horizontal(classes="form"):
             yield Label("Arch")
-            yield Input(self.default_arch, id="arch", suggester=SuggestFromList(ARCHS))
+            yield FormInput(self.default_arch, id="arch", suggester=SuggestFromList(ARCHS))
             yield Label("Data")
-            yield Input("demo", id="data")
+            yield FormInput("demo", id="data")
         with Horizontal(classes="form"):
             yield Label("Walk-fwd")
-            yield Input("6/1/1", id="wf")
+            yield FormInput("6/1/1", id="wf")
             yield Label("Epochs")
-            yield Input(str(self.default_epochs), id="epochs")
+            yield FormInput(str(self.default_epochs), id="epochs")
         yield ProgressBar(total=None, show_eta=False, id="progress")
         yield Static("ready", id="status")
         yield SafePlot(id="curves")

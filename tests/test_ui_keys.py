@@ -8,6 +8,8 @@ import io
 import threading
 
 from mes_console.app import EngineEvent, MesConsoleApp, run_console
+from textual.widgets import Input
+
 from screens.backtest import BacktestScreen
 from screens.confirm import ConfirmScreen, TypeToConfirmScreen
 from screens.help import HelpScreen
@@ -72,7 +74,8 @@ async def test_halt_works_inside_a_yes_no_modal():
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("ctrl+k")
         assert rt.snapshot().header.trading_state == "HALTED"
-        assert isinstance(app.screen, ConfirmScreen)  # the dialog is still there, untouched
+        # the halt flattens already: the flatten question (its position text now stale) is closed
+        assert not isinstance(app.screen, ConfirmScreen)
 
 
 async def test_halt_beats_a_focused_text_field():
@@ -194,6 +197,53 @@ async def test_help_opens_and_closes():
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("question_mark", "question_mark")  # "?" toggles
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_question_mark_opens_help_from_a_focused_form_field():
+    app = MesConsoleApp(make_runtime())
+    async with app.run_test(size=SIZE) as pilot:
+        for key in ("b", "t"):
+            await pilot.press("escape", key)
+            screen = app.screen
+            field = screen.focused
+            assert isinstance(field, Input)
+            before = field.value
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen) and field.value == before  # nothing typed
+            await pilot.press("escape")
+            assert app.screen is screen
+
+
+async def test_command_palette_offers_the_console_commands_only():
+    rt = make_runtime()
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert titles[0].startswith("HALT") and "Quit" in titles and "Theme" not in titles
+        await pilot.press("ctrl+p")
+        assert app.screen.__class__.__name__ == "CommandPalette"
+        await pilot.press("ctrl+k")  # the kill switch works inside the palette too
+        assert rt.snapshot().header.trading_state == "HALTED"
+        await pilot.press(*"pause", "enter")
+        await pilot.pause(0.3)
+        assert app.screen is app.screen_stack[0]
+
+
+async def test_terminal_too_small_shows_a_message_and_keys_still_work():
+    rt = make_runtime()
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=(70, 20)) as pilot:
+        await pilot.pause(0.2)
+        msg = app.query_one("#too-small")
+        assert msg.display and "70×20 is too small" in str(msg.render())
+        assert not app.query_one("#row1").display
+        await pilot.press("ctrl+k")
+        assert rt.snapshot().header.trading_state == "HALTED"
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause(0.2)
+        assert not msg.display and app.query_one("#row1").display
 
 
 async def test_log_level_filter_cycles():

@@ -237,6 +237,7 @@ class SessionBase:
         self._signal_stop = False
         self._last_pub = 0
         self._last_sig = (0, float("nan"), -1)
+        self._ended = ""
 
     # ------------------------------------------------------------------ commands (any thread)
     def snapshot(self) -> SessionSnapshot:
@@ -328,7 +329,7 @@ class SessionBase:
                 self.exit_reason = f"operator quit ({args[0]})"
                 self._quit_policy = args[0]
                 self._stop.set()
-            log.info("command %s applied at %d", name, now)
+            log.info("command %s applied", name)  # the record carries the engine time
 
     def start(self) -> threading.Thread:
         """Run :meth:`run` on a daemon engine thread (the console's mode)."""
@@ -393,7 +394,7 @@ class SessionBase:
         state_name = getattr(rs.state, "name", str(rs.state))
         self._snap_seq += 1
         header = HeaderView(self.cfg.mode, self.cfg.account, state_name, bool(rs.manual_pause), now,
-                            data_age, self.spec.symbol, self._speed_label())
+                            data_age, self.spec.symbol, self._speed_label(), self._ended)
         src = self.signals
         probs: tuple[float, ...] = ()
         inf_us = None
@@ -414,9 +415,9 @@ class SessionBase:
             if order is None:
                 return None
             dist = None
-            if last is not None and order.price is not None:
-                dist = abs(order.price - last) / tick
             state = _LEG_STATE.get(order.status.name, order.status.name)
+            if last is not None and order.price is not None and state in ("WORKING", "PENDING", "PARTIAL"):
+                dist = abs(order.price - last) / tick  # a filled/cancelled leg has no distance
             return OrderLegView(kind, float(order.price or 0.0), dist, state, str(order.order_id))
 
         position = PositionView(side, abs(o.pos), o.avg if o.pos != 0 else None, float(unreal),
@@ -431,18 +432,35 @@ class SessionBase:
         eod = EodView(rs.eod_phase, times, day_date(day).isoformat())
         broker = self._broker_view(now)
         logs = tuple(LogLine(*r) for r in self.ring.tail(30)) if self.ring is not None else ()
-        eq = tuple(self.equity[-300:])
+        n_eq = len(self.equity)
+        if n_eq <= 300:
+            eq = tuple(self.equity)
+        else:  # the whole session, 300 points evenly spaced, the last one = now
+            eq = tuple(self.equity[round(j * (n_eq - 1) / 299)] for j in range(300))
         return SessionSnapshot(self._snap_seq, header, quote, model, position, risk, eod, broker,
                                eq, logs, tuple(self._events[-20:]))
 
     # ------------------------------------------------------------------ hooks (bars-fed default)
     def _market_view(self, now: int) -> tuple[QuoteView, float | None]:
-        """(quote view, data age in ms of the engine clock) from the bars processed so far."""
+        """(quote view, data age in ms of the engine clock) from the bars processed so far.
+
+        Bars carry no quotes, so bid/ask/spread come from the documented top-of-book model
+        :mod:`engine.market.spread` (1 tick normally, 2 in a volatile night, 3 when volatility is
+        extreme; bid = last close): the same model the backtest's spread breaker uses."""
+        from engine.market.spread import quote_from_close, spread_ticks_one
+
         i = self.i
         last = float(self.bars.close[i - 1]) if i > 0 else None
         recent = tuple(float(x) for x in self.bars.close[max(0, i - 60):i])
         data_age = (now - (int(self.bars.ts[i - 1]) + self.bars.bar_ns)) / 1e6 if i > 0 else None
-        return QuoteView(None, None, last, None, recent, data_age, False), data_age
+        bid = ask = spread = None
+        m = getattr(self, "_last_row", None)
+        if last is not None and m is not None:
+            st = self.settings
+            spread = spread_ticks_one(bool(m.is_rth), float(m.atr), float(m.atr_normal),
+                                      st.slippage.high_vol_atr_ratio, st.risk.volatility_breaker_ratio)
+            bid, ask = quote_from_close(last, spread, self.spec.tick_size)
+        return QuoteView(bid, ask, last, spread, recent, data_age, False), data_age
 
     def _speed_label(self) -> str:
         return "max" if not self.cfg.speed else f"{self.cfg.speed:g}x"
@@ -572,6 +590,7 @@ class Session(SessionBase):
         self._last_sig = (d, conf, cls)
         self._last_pred_ns = close_ts
         m = self.market.update(ts, h, l, c, v)
+        self._last_row = m
         lo = max(0, i - self.lookback + 1)
         self._timed_risk.elapsed = 0
         t_k = perf_ns()
@@ -637,6 +656,11 @@ class Session(SessionBase):
                 log.exception("risk halt failed")
             code = EXIT_ERROR
         self.shutdown(getattr(self, "_quit_policy", "flatten"))
+        self._ended = self.exit_reason or "stopped"
+        self._event("state", f"session ended: {self._ended}; trades {len(self.kernel.trades)}, "
+                    f"net ${sum(t.net_pnl for t in self.kernel.trades):+,.2f}",
+                    "error" if code == EXIT_ERROR else "warning")
+        self._publish()
         self.exit_code = code
         self.finished.set()
         return code
