@@ -102,8 +102,8 @@ class BacktestScreen(ContainedScreen):
             yield FormInput("2025-03-14", id="end")
             yield Label("Fill")
             yield FormInput(self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS))
-        yield ProgressBar(total=None, show_eta=False, id="progress")
-        yield Static("ready", id="status")
+        yield ProgressBar(total=1, show_eta=False, id="progress")
+        yield Static("ready: enter runs", id="status")
         with Horizontal(id="results"):
             yield DataTable(id="metrics", show_cursor=False)
             yield SafePlot(id="equity")
@@ -117,7 +117,8 @@ class BacktestScreen(ContainedScreen):
         self.query_one("#metrics", DataTable).add_columns("metric", "value")
         self.query_one("#trades", DataTable).add_columns("entry NY", "side", "qty", "entry", "exit", "P&L", "why")
         plt = self.query_one("#equity", SafePlot).plt
-        plt.title("equity $")
+        plt.title("equity $ by exit date")
+        self.query_one("#progress", ProgressBar).display = False  # no animated "--%" before a run
         self.query_one("#data", Input).focus()
 
     def params(self) -> BacktestParams:
@@ -147,7 +148,9 @@ class BacktestScreen(ContainedScreen):
             self.notify(str(exc), severity="error")
             return
         self.query_one("#status", Static).update(f"running {params.data} {params.start}..{params.end}")
-        self.query_one("#progress", ProgressBar).update(total=None, progress=0)
+        bar = self.query_one("#progress", ProgressBar)
+        bar.display = True
+        bar.update(total=1, progress=0)
         self._run(params)
 
     @work(thread=True, exit_on_error=False, group="backtest", exclusive=False)
@@ -178,12 +181,17 @@ class BacktestScreen(ContainedScreen):
         plot = self.query_one("#equity", SafePlot)
         plt = plot.plt
         plt.clear_data()
-        plt.plot(list(range(len(result.equity))), list(result.equity), marker="braille")
+        if result.trades:
+            # x = days since the first entry (engine time), so a quiet week looks quiet
+            t0 = result.trades[0].entry_ns
+            xs = [0.0] + [(tr.exit_ns - t0) / 86_400e9 for tr in result.trades]
+            plt.plot(xs, list(result.equity), marker="braille")
+            plt.xlabel(f"days from {ny_time(t0, '%Y-%m-%d')}")
         plot.refresh()
         t = self.query_one("#trades", DataTable)
         t.clear()
         for tr in result.trades:
-            t.add_row(ny_time(tr.entry_ns, "%m-%d %H:%M"), tr.side, tr.size, f"{tr.entry_price:.2f}",
+            t.add_row(ny_time(tr.entry_ns, "%Y-%m-%d %H:%M"), tr.side, tr.size, f"{tr.entry_price:.2f}",
                       f"{tr.exit_price:.2f}", f"{tr.pnl_usd:+.2f}", tr.reason)
         path = result.report_path
         if len(path) > 52:  # one status line at 80 columns: keep the file name end
