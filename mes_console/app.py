@@ -154,7 +154,7 @@ class MesConsoleApp(App, inherit_bindings=False):
             yield LogPane(id="logs").data_bind(MesConsoleApp.snapshot)
             yield EquityPane(id="equity").data_bind(MesConsoleApp.snapshot)
         yield Static("", id="too-small")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ^p is in the help; the room is for q Quit
 
     def on_resize(self, event) -> None:
         """Below :attr:`MIN_SIZE` the main screen shows one clear message instead of panes
@@ -426,7 +426,8 @@ def session_summary(session: Any) -> str:
     except Exception as exc:  # the summary must not hide the exit code
         return f"session summary unavailable: {describe(exc)}"
     audit = getattr(getattr(session, "risk", None), "audit_records", [])
-    halts = [r for r in audit if r.get("action") == "halt"]
+    halts = [r for r in audit if r.get("action") == "halt"
+             and not str(r.get("reason", "")).endswith("(already halted)")]
     risk = rep.get("risk") or {}
     halted = isinstance(risk, dict) and bool(risk.get("halt"))
     path = getattr(getattr(session, "cfg", None), "report_path", None)

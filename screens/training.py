@@ -159,8 +159,11 @@ class TrainingScreen(ContainedScreen):
         t = self.query_one("#results", DataTable)
         t.clear()
         for k, v in result.metrics:
-            t.add_row(k, v)
-        t.add_row("checkpoint", result.checkpoint_path or "(not saved)")
+            if k != "checkpoint":
+                t.add_row(k, v)
+        t.add_row("checkpoint", result.checkpoint_path or "(not saved)")  # last row, once
+        bar = self.query_one("#progress", ProgressBar)
+        bar.update(total=bar.total or 1, progress=bar.total or 1)
         self.query_one("#status", Static).update("done: " + (result.checkpoint_path or "no checkpoint saved"))
 
     def action_back(self) -> None:

@@ -316,10 +316,13 @@ class SessionBase:
                 else:
                     self._event("info", "flatten: already flat")
             elif name == "halt":
+                already = self._last_state == "HALTED"
                 self.risk.halt(args[0], "operator")
                 if o.pos != 0 or (o.entry is not None and o.entry.is_working):
                     o.flatten("risk")
-                self._event("state", f"HALTED: {args[0]}", "error")
+                if not already:  # a second kill-switch press is audited, not announced again
+                    self._event("state", f"HALTED: {args[0]}", "error")
+                self._last_state, self._last_reason = "HALTED", args[0]
             elif name == "reset":
                 self.risk.reset_halt("operator", args[0])
                 self._event("state", "halt reset by operator", "warning")
@@ -368,6 +371,8 @@ class SessionBase:
         if name != self._last_state:
             breaker = why.startswith(_BREAKER_REASONS) or (
                 name == "ACTIVE" and self._last_reason.startswith(_BREAKER_REASONS))
+            if why.upper().startswith(name + ":"):  # the risk manager's reason names the state
+                why = why[len(name) + 1:].strip()
             if self._last_state and not breaker:
                 self._event("state", f"{name}{': ' + why if why else ''}",
                             "error" if name == "HALTED" else "warning" if name == "REDUCING" else "information")

@@ -199,6 +199,8 @@ def render_model(m: ModelView) -> Text:
         t.append(" ".join(f"{c[0]} {p:.2f}" for c, p in zip(m.classes, m.probs)) + "\n")
     elif m.confidence is not None:
         t.append("rule signal: no class probs\n")
+    elif m.is_baseline and m.prediction_age_ms is not None:
+        t.append("no rule signal this bar\n")
     else:
         t.append("no prediction yet\n")
     if m.confidence is not None:
@@ -218,7 +220,14 @@ def render_model(m: ModelView) -> Text:
 
 def render_eod(e: EodView, now_ns: int) -> Text:
     t = Text()
-    t.append(f"phase {e.phase.upper()}  day {e.trading_day}\n", style="bold")
+    day = e.trading_day
+    try:  # the trading day with its weekday, short enough for one line at 80 columns
+        from datetime import date as _date
+
+        day = _date.fromisoformat(e.trading_day).strftime("%a %m-%d")
+    except ValueError:
+        pass
+    t.append(f"{e.phase.upper()}  day {day}\n", style="bold")
     if not e.times:
         t.append("no session today")
         return t
