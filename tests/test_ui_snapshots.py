@@ -14,6 +14,18 @@ from tests.ui_support import make_session, open_position, ui_settings
 SIZES = [(80, 24), (120, 40)]
 
 
+@pytest.fixture(autouse=True)
+def fixed_latency(monkeypatch):
+    """Latencies (the model pane's "inf 31us") are wall time: a fake monotonic counter that
+    advances 1 µs per reading makes them the same on every run."""
+    import itertools
+
+    import engine.runtime.session as session_mod
+
+    counter = itertools.count(0, 1_000)
+    monkeypatch.setattr(session_mod, "perf_ns", lambda: next(counter))
+
+
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 def test_main_screen(snap_compare, size):
     assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=size)
@@ -34,6 +46,7 @@ def test_backtest_screen(snap_compare):
         screen.query_one("#end").value = "2025-03-07"
         await pilot.press("enter")
         await screen.workers.wait_for_complete()
+        screen.set_focus(None)  # a blinking text cursor would make the picture timing-dependent
         await pilot.pause(0.3)
 
     assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=(80, 24), run_before=run)
@@ -47,6 +60,7 @@ def test_training_screen(snap_compare):
         screen.query_one("#wf").value = "2/1/1"
         await pilot.press("enter")
         await screen.workers.wait_for_complete()
+        screen.set_focus(None)  # a blinking text cursor would make the picture timing-dependent
         await pilot.pause(0.3)
 
     assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=(80, 24), run_before=run)

@@ -24,7 +24,8 @@ from mes_console.commands.run import build_replay_session
 FIXED_NY = datetime(2025, 3, 4, 15, 47, 30, tzinfo=ZoneInfo("America/New_York"))
 """Engine time of every UI test (a Tuesday afternoon, before the EOD phases)."""
 
-_TMP = Path(tempfile.mkdtemp(prefix="mes-ui-tests-"))
+_TMP = Path(tempfile.gettempdir()) / "mes-ui-tests"
+"""A fixed directory (not mkdtemp): report and checkpoint paths shown in snapshots stay stable."""
 
 
 def ui_settings(**ui) -> Settings:
