@@ -389,3 +389,23 @@ def test_clean_quit_does_not_trigger_the_disconnect_policy():
     assert run_console(rt, headless=True, size=SIZE, auto_pilot=pilot_fn, out=out) == 0
     assert rt._quit_policy == "flatten" and out.getvalue() == ""
     assert "halt" not in audit_actions(rt)
+
+
+async def test_end_of_replay_is_announced_and_summarised():
+    from mes_console.app import session_summary
+
+    rt = make_runtime()
+    assert rt.run() == 0  # to the end of the data (max speed, this thread)
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        header = str(app.query_one("#header").render())
+        assert "ENDED: end of data" in header and "ACTIVE" not in header
+    assert any(e.kind == "state" and e.message.startswith("session ended: end of data")
+               for e in rt.snapshot().events)
+    text = session_summary(rt)
+    n = len(rt.kernel.trades)
+    net = sum(t.net_pnl for t in rt.kernel.trades)
+    assert text.startswith("session ended: end of data")
+    assert f"trades {n}, net P&L {'-' if net < 0 else '+'}${abs(net):,.2f}" in text
+    assert "halts 0" in text and "position at end +0" in text and "report: not written" in text
