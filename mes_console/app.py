@@ -295,7 +295,11 @@ class MesConsoleApp(App, inherit_bindings=False):
             self.notify(ev.message, title=ev.kind, severity=ev.severity, timeout=4)
 
     def watch_snapshot(self, snap: SessionSnapshot | None) -> None:
-        """Feed the header of the backtest and training screens (their own compose)."""
+        """Feed the header of the backtest and training screens (their own compose), and keep an
+        open flatten question's position text current."""
+        screen = self.screen if self.screen_stack else None
+        if isinstance(screen, ConfirmScreen) and screen.refresh_text is not None and screen.is_mounted:
+            screen.query_one("#question", Static).update(screen.refresh_text(snap))
         for name in ("backtest", "train"):
             try:
                 screen = self.get_screen(name)
@@ -337,13 +341,16 @@ class MesConsoleApp(App, inherit_bindings=False):
 
     def action_flatten(self) -> None:
         snap = self._fresh()
-        pos = "" if snap is None else render_position(snap.position).plain.splitlines()[0]
 
         def done(yes: bool | None) -> None:
             if yes:
                 self._command(self.runtime.flatten)
 
-        self.push_screen(ConfirmScreen(f"[b]Flatten?[/b] Close the position at market.\n{pos}"), done)
+        def question(snap: SessionSnapshot | None) -> str:
+            pos = "" if snap is None else render_position(snap.position).plain.splitlines()[0]
+            return f"[b]Flatten?[/b] Close the position at market.\n{pos}"
+
+        self.push_screen(ConfirmScreen(question(snap), refresh=question), done)
 
     def action_reset(self) -> None:
         snap = self._fresh()

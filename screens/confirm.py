@@ -28,9 +28,12 @@ class ConfirmScreen(ContainedModal[bool]):
         Binding("escape", "answer(False)", "Cancel", show=False),
     ]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, refresh=None) -> None:
         super().__init__()
         self.question = question
+        self.refresh_text = refresh
+        """Optional ``snapshot → question`` the App calls on every new snapshot, so the question
+        never shows a position that has changed meanwhile."""
 
     def compose(self) -> ComposeResult:
         with Vertical():

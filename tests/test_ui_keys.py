@@ -409,3 +409,22 @@ async def test_end_of_replay_is_announced_and_summarised():
     assert text.startswith("session ended: end of data")
     assert f"trades {n}, net P&L {'-' if net < 0 else '+'}${abs(net):,.2f}" in text
     assert "halts 0" in text and "position at end +0" in text and "report: not written" in text
+
+
+async def test_flatten_question_follows_the_position():
+    rt = make_runtime()
+    open_position(rt)
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f")
+        assert isinstance(app.screen, ConfirmScreen)
+        q = app.screen.query_one("#question")
+        assert ("LONG" in str(q.render())) or ("SHORT" in str(q.render()))
+        for _ in range(600):  # the bracket closes the position while the question is open
+            if rt.kernel.oco.pos == 0:
+                break
+            rt.step()
+        assert rt.kernel.oco.pos == 0
+        await pilot.pause(0.3)
+        assert "FLAT" in str(q.render())
+        await pilot.press("n")
