@@ -471,7 +471,7 @@ class SessionBase:
         return "max" if not self.cfg.speed else f"{self.cfg.speed:g}x"
 
     def _broker_view(self, now: int) -> BrokerView:
-        return BrokerView(now, "agree", "simulated venue: local book is the venue's book")
+        return BrokerView(now, "agree", "simulated venue = local book")
 
     def _bar_span(self) -> tuple[int | None, int | None]:
         """(first bar open, last processed bar open), UTC ns (None before any)."""
