@@ -111,7 +111,6 @@ class MesConsoleApp(App, inherit_bindings=False):
     #too-small { display: none; height: 1fr; content-align: center middle; text-style: bold; }
     Screen.too-small #row1, Screen.too-small #row2, Screen.too-small #row3 { display: none; }
     Screen.too-small #too-small { display: block; }
-    ToastRack { align: right top; }
     """
     BINDINGS = [
         Binding("ctrl+k", "halt", "HALT", priority=True, id="halt"),
@@ -513,7 +512,7 @@ def run_console(runtime: RuntimeCommands, settings: Settings | None = None, *, h
                 seq = -1
             runtime.ui_lost(policy, reason)
             snap = _applied_snapshot(runtime, seq)
-            did = ("flattened and HALTED" if policy == "flatten"
+            did = ("HALTED, position being closed at market (flatten)" if policy == "flatten"
                    else "kept the position and its bracket working (protect)")
             stream = out or sys.stderr
             print(f"mes-console: {reason}", file=stream)
