@@ -428,3 +428,20 @@ async def test_flatten_question_follows_the_position():
         await pilot.pause(0.3)
         assert "FLAT" in str(q.render())
         await pilot.press("n")
+
+
+async def test_one_todays_pnl_on_every_pane_and_modelled_quotes():
+    rt = make_runtime()
+    open_position(rt)
+    for _ in range(3):
+        rt.step()
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        p = app.snapshot.position
+        today = p.realized_usd + p.unrealized_usd
+        text = "-" if today < 0 else "+"
+        assert f"today {text}${abs(today):,.2f}" in str(app.query_one("#equity").render())
+        q = app.snapshot.quote
+        assert q.bid == q.last and q.ask == q.bid + q.spread_ticks * 0.25 and q.spread_ticks in (1.0, 2.0, 3.0)
+        assert f"B/A {q.bid:.2f}/{q.ask:.2f}" in str(app.query_one("#quote").render())
