@@ -4,7 +4,6 @@ go on. On the real replay session."""
 
 from __future__ import annotations
 
-from textual.widgets import Static
 
 from mes_console.app import MesConsoleApp
 from mes_console.widgets.panes import ModelPane

@@ -296,7 +296,6 @@ class SessionBase:
 
     # ------------------------------------------------------------------ engine thread
     def _apply_commands(self) -> None:
-        now = self.clock.now_ns()
         while True:
             try:
                 name, args = self._cmd.get_nowait()
