@@ -119,3 +119,17 @@ def test_training_progress_without_figures_never_reaches_the_plot():
         Progress(1, 2, "fold 0", (("train_loss", 1.1), ("val_loss", 1.0), ("val_acc", 0.4)), fold=0, folds=3)))
     assert len(screen.history) == 1 and all(math.isfinite(x) for x in screen.history[0])
     assert "fold 1/3 epoch 1/2" in updates[-1]
+
+
+def test_training_process_errors_come_back_as_one_line():
+    """Console training runs in its own process; its failure is raised here, not lost."""
+    import pytest
+
+    from engine.runtime.snapshot import TrainingParams
+    from engine.runtime.work import TrainingFailed
+
+    rt = make_session()
+    seen = []
+    with pytest.raises(TrainingFailed, match="nonexistent-bars.parquet"):
+        rt.run_training(TrainingParams(data="/nonexistent-bars.parquet", epochs=1), seen.append)
+    assert [p.message for p in seen] == ["loading bars"]
