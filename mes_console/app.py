@@ -21,6 +21,7 @@ dropped terminal, SIGHUP) calls ``runtime.ui_lost(settings.ui.on_disconnect, rea
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Any, Callable
 
@@ -29,9 +30,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
+from textual.worker import Worker
 
-from engine.config import Settings
+from engine.config import Settings, resolve_dir
 from engine.runtime.snapshot import (
     RESET_PHRASE,
     RuntimeCommandError,
@@ -49,7 +51,9 @@ from mes_console.widgets.panes import (
     QuotePane,
     RiskPane,
 )
+from mes_console.widgets.contain import describe, log, log_worker_failure, report
 from mes_console.widgets.render import LEVELS, render_position
+from mes_console.widgets.render import money as money_text
 from screens.backtest import BacktestScreen
 from screens.confirm import ConfirmScreen, TypeToConfirmScreen
 from screens.help import HelpScreen
@@ -88,19 +92,26 @@ class MesConsoleApp(App, inherit_bindings=False):
     """The console. ``runtime``: anything implementing ``RuntimeCommands``."""
 
     TITLE = "mes-console"
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True
+    """ctrl+p opens Textual's command palette with the console's own commands only
+    (:meth:`get_system_commands`); Textual's immediate "Quit" is not offered."""
+    MIN_SIZE = (80, 24)
+    """Below this the panes are replaced by a message (the session and the keys go on)."""
     CSS = """
     Screen { layout: vertical; }
     #row1 { height: 7; }
     #row2 { height: 8; }
     #row3 { height: 1fr; }
-    QuotePane { width: 24; }
-    ModelPane { width: 28; }
-    EodPane { width: 1fr; }
-    PositionPane { width: 40; }
-    RiskPane { width: 1fr; }
-    LogPane { width: 1fr; }
-    EquityPane { width: 30; }
+    QuotePane { width: 1fr; min-width: 24; max-width: 40; }
+    ModelPane { width: 1fr; min-width: 28; max-width: 44; }
+    EodPane { width: 1fr; min-width: 28; }
+    PositionPane { width: 1fr; min-width: 40; }
+    RiskPane { width: 1fr; min-width: 40; }
+    LogPane { width: 2fr; }
+    EquityPane { width: 1fr; min-width: 30; }
+    #too-small { display: none; height: 1fr; content-align: center middle; text-style: bold; }
+    Screen.too-small #row1, Screen.too-small #row2, Screen.too-small #row3 { display: none; }
+    Screen.too-small #too-small { display: block; }
     """
     BINDINGS = [
         Binding("ctrl+k", "halt", "HALT", priority=True, id="halt"),
@@ -111,7 +122,8 @@ class MesConsoleApp(App, inherit_bindings=False):
         Binding("t", "train", "Train", id="train"),
         Binding("o", "optimize", "Optimize", show=False, id="optimize"),
         Binding("l", "log_level", "Logs", show=False, id="log_level"),
-        Binding("question_mark", "help", "Help", id="help"),
+        # priority: "?" opens help even when a form field has focus (it is never valid input there)
+        Binding("question_mark", "help", "Help", priority=True, id="help"),
         Binding("q", "quit_session", "Quit", id="quit"),
     ]
 
@@ -127,6 +139,7 @@ class MesConsoleApp(App, inherit_bindings=False):
         self.hangup = False
         self._last_event_seq: int | None = None
         self._poll_error = ""
+        self.crash_file = ""
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -141,7 +154,44 @@ class MesConsoleApp(App, inherit_bindings=False):
         with Horizontal(id="row3"):
             yield LogPane(id="logs").data_bind(MesConsoleApp.snapshot)
             yield EquityPane(id="equity").data_bind(MesConsoleApp.snapshot)
-        yield Footer()
+        yield Static("", id="too-small")
+        yield Footer(show_command_palette=False)  # ^p is in the help; the room is for q Quit
+
+    def on_resize(self, event) -> None:
+        """Below :attr:`MIN_SIZE` the main screen shows one clear message instead of panes
+        that would silently lose rows and columns; the session and every key go on."""
+        w, h = event.size.width, event.size.height
+        small = w < self.MIN_SIZE[0] or h < self.MIN_SIZE[1]
+        main = self.screen_stack[0] if self.screen_stack else None
+        if main is None:
+            return
+        main.set_class(small, "too-small")
+        if small:
+            state = self.snapshot.header.trading_state if self.snapshot is not None else "?"
+            main.query_one("#too-small", Static).update(
+                f"Terminal {w}×{h} is too small: the console needs at least "
+                f"{self.MIN_SIZE[0]}×{self.MIN_SIZE[1]}.\nTrading goes on ({state}). "
+                f"ctrl+k halts, q quits.")
+
+    def get_system_commands(self, screen):
+        """The command palette (ctrl+p): the console's commands, each through
+        :meth:`run_action` like its key (so a failure is contained the same way)."""
+        from textual.app import SystemCommand
+
+        ui = self.settings.ui
+        rows = [
+            ("HALT (kill switch)", f"halt trading now, no confirmation ({ui.key_halt})", "halt"),
+            ("Pause / resume", f"stop or restart new entries ({ui.key_pause})", "pause"),
+            ("Flatten", f"close the position at market, asks y/n ({ui.key_flatten})", "flatten"),
+            ("Reset halt", f"lift a halt, type {RESET_PHRASE} ({ui.key_reset})", "reset"),
+            ("Backtest screen", f"run a backtest ({ui.key_backtest})", "backtest"),
+            ("Training screen", f"train a model ({ui.key_train})", "train"),
+            ("Log level", "cycle the log pane's level filter (l)", "log_level"),
+            ("Help", "the keys in force (?)", "help"),
+            ("Quit", f"quit, asks what to do with an open position ({ui.key_quit})", "quit_session"),
+        ]
+        for title, help_text, action in rows:
+            yield SystemCommand(title, help_text, lambda a=action: self.run_action(a))
 
     def on_mount(self) -> None:
         if hasattr(signal, "SIGHUP") and not self.is_headless:
@@ -165,6 +215,47 @@ class MesConsoleApp(App, inherit_bindings=False):
             except RuntimeError:
                 pass
 
+    # ------------------------------------------------------------------ containment
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        """Every key binding and palette command goes through here: an action that raises is
+        reported (notified + logged) instead of ending the App; the session is unaffected."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except Exception as exc:
+            report(self, f"command {action if isinstance(action, str) else action!r}", exc)
+            return True
+
+    def _handle_exception(self, error: Exception) -> None:
+        """What escapes every containment ends the App (Textual's rule), but without a
+        traceback on the operator's terminal: the traceback is logged and written to
+        ``crash_file`` (in the log directory); :func:`run_console` prints one line naming it."""
+        self._return_code = 1
+        if self._exception is None:
+            self._exception = error
+            self._exception_event.set()
+        log.critical("console crashed: %s", describe(error), exc_info=error)
+        try:
+            import traceback
+
+            path = resolve_dir(self.settings.paths.log_dir, "log") / f"console-crash-{os.getpid()}.txt"
+            path.write_text("".join(traceback.format_exception(error)))
+            self.crash_file = str(path)
+        except Exception:
+            self.crash_file = ""
+        self._close_messages_no_wait()
+
+    async def _on_message(self, message: Message) -> None:
+        """The App's own handlers (engine events, worker reports) are contained the same way."""
+        try:
+            await super()._on_message(message)
+        except Exception as exc:
+            report(self, f"console ({message.handler_name})", exc)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Logs a failed App worker (every worker runs with ``exit_on_error=False``; the
+        contained screens log theirs the same way and show the failure in their status line)."""
+        log_worker_failure(event)
+
     # ------------------------------------------------------------------ polling
     def poll(self) -> None:
         """Pull one snapshot (UI thread). A failing ``snapshot()`` is shown in the header and
@@ -182,7 +273,10 @@ class MesConsoleApp(App, inherit_bindings=False):
             self._poll_error = ""
             self.query_one(HeaderBar).error = ""
         if self.snapshot is None or snap.seq != self.snapshot.seq:
-            self.snapshot = snap
+            try:
+                self.snapshot = snap  # panes contain their own draw errors
+            except Exception as exc:  # a watcher outside the panes: shown, the poll goes on
+                report(self, "snapshot update", exc)
         last = self._last_event_seq
         if last is None:
             self._last_event_seq = max((e.seq for e in snap.events), default=0)
@@ -198,11 +292,16 @@ class MesConsoleApp(App, inherit_bindings=False):
         ev = message.event
         if ev.kind == "fill":
             self.query_one(PositionPane).last_fill = ev.message
-        else:
-            self.notify(ev.message, title=ev.kind, severity=ev.severity, timeout=3)
+        else:  # one toast at a time: a burst never stacks over the risk and position panes
+            self.clear_notifications()
+            self.notify(ev.message, title=ev.kind, severity=ev.severity, timeout=4)
 
     def watch_snapshot(self, snap: SessionSnapshot | None) -> None:
-        """Feed the header of the backtest and training screens (their own compose)."""
+        """Feed the header of the backtest and training screens (their own compose), and keep an
+        open flatten question's position text current."""
+        screen = self.screen if self.screen_stack else None
+        if isinstance(screen, ConfirmScreen) and screen.refresh_text is not None and screen.is_mounted:
+            screen.query_one("#question", Static).update(screen.refresh_text(snap))
         for name in ("backtest", "train"):
             try:
                 screen = self.get_screen(name)
@@ -224,8 +323,11 @@ class MesConsoleApp(App, inherit_bindings=False):
         return True
 
     def action_halt(self) -> None:
-        """Kill switch: no confirmation, works everywhere (priority binding)."""
+        """Kill switch: no confirmation, works everywhere (priority binding). An open flatten
+        question is closed: the halt flattens already, and its position text is now stale."""
         self._command(self.runtime.halt, HALT_REASON)  # the state event notifies
+        if isinstance(self.screen, ConfirmScreen):
+            self.screen.dismiss(False)
 
     def _fresh(self) -> SessionSnapshot | None:
         """Poll now so that a command decides on the current state, not the last tick's."""
@@ -241,13 +343,16 @@ class MesConsoleApp(App, inherit_bindings=False):
 
     def action_flatten(self) -> None:
         snap = self._fresh()
-        pos = "" if snap is None else render_position(snap.position).plain.splitlines()[0]
 
         def done(yes: bool | None) -> None:
             if yes:
                 self._command(self.runtime.flatten)
 
-        self.push_screen(ConfirmScreen(f"[b]Flatten?[/b] Close the position at market.\n{pos}"), done)
+        def question(snap: SessionSnapshot | None) -> str:
+            pos = "" if snap is None else render_position(snap.position).plain.splitlines()[0]
+            return f"[b]Flatten?[/b] Close the position at market.\n{pos}"
+
+        self.push_screen(ConfirmScreen(question(snap), refresh=question), done)
 
     def action_reset(self) -> None:
         snap = self._fresh()
@@ -295,9 +400,12 @@ class MesConsoleApp(App, inherit_bindings=False):
             ("l", "log level filter"),
             (shown(ui.key_help), "this help"),
             (shown(ui.key_quit), "quit (asks about an open position)"),
+            ("ctrl+p", "command palette (every command above)"),
             ("escape", "back / cancel"),
         ]
-        if not isinstance(self.screen, HelpScreen):
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)  # "?" toggles
+        else:
             self.push_screen(HelpScreen(rows))
 
     def action_log_level(self) -> None:
@@ -321,13 +429,72 @@ class MesConsoleApp(App, inherit_bindings=False):
         self.push_screen(QuitScreen(text, has_pos), done)
 
 
+def session_summary(session: Any) -> str:
+    """What the operator reads after the console has closed: why the session ended, trades,
+    net P&L, halts, the position left and where the report went (``session.report()``,
+    ``session.cfg.report_path``)."""
+    try:
+        rep = session.report()
+    except Exception as exc:  # the summary must not hide the exit code
+        return f"session summary unavailable: {describe(exc)}"
+    audit = getattr(getattr(session, "risk", None), "audit_records", [])
+    halts = [r for r in audit if r.get("action") == "halt"
+             and not str(r.get("reason", "")).endswith("(already halted)")]
+    risk = rep.get("risk") or {}
+    halted = isinstance(risk, dict) and bool(risk.get("halt"))
+    path = getattr(getattr(session, "cfg", None), "report_path", None)
+    lines = [
+        f"session ended: {rep.get('exit_reason') or 'stopped'}",
+        f"  trades {rep.get('trades_count', 0)}, net P&L {money_text(rep.get('net_pnl', 0.0))} "
+        f"(commission ${rep.get('commission', 0.0):,.2f}), equity ${rep.get('ending_equity', 0.0):,.2f}",
+        f"  halts {len(halts)}{' (halted at the end)' if halted else ''}; position at end "
+        f"{rep.get('position_at_end', 0):+d}",
+        f"  report: {path if path else 'not written (use --json-report PATH)'}",
+    ]
+    return "\n".join(lines)
+
+
+def describe_state(snap: SessionSnapshot | None) -> str:
+    """One line: position (side, size, average), each bracket leg and its state, trading state.
+    Used for what the operator reads on the terminal after the console has gone."""
+    if snap is None:
+        return "session state unknown (no snapshot)"
+    p = snap.position
+    pos = "flat" if p.side == "FLAT" else f"{p.side} {p.size} @ {p.avg_price:.2f}"
+    legs = [f"{leg.kind} {leg.price:.2f} {leg.state}" for leg in (p.stop, p.target) if leg is not None]
+    orders = ", ".join(legs) if legs else "no working orders"
+    state = snap.header.trading_state + (f" ({snap.risk.reason})" if snap.risk.reason else "")
+    return f"position {pos}; orders: {orders}; trading state {state}"
+
+
+def _applied_snapshot(runtime: RuntimeCommands, after_seq: int, wait_s: float = 2.0) -> SessionSnapshot | None:
+    """The first snapshot newer than ``after_seq`` (the engine thread applies commands at its
+    next wake-up), or the latest one after ``wait_s`` seconds."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    snap = None
+    while True:
+        try:
+            snap = runtime.snapshot()
+        except Exception:
+            return snap
+        if snap is not None and snap.seq > after_seq or time.monotonic() >= deadline:
+            return snap
+        time.sleep(0.05)
+
+
 def run_console(runtime: RuntimeCommands, settings: Settings | None = None, *, headless: bool = False,
-                size: tuple[int, int] | None = None, auto_pilot=None) -> int:
+                size: tuple[int, int] | None = None, auto_pilot=None, out=None) -> int:
     """Run the console until the operator quits; returns the App's return code.
 
     Whatever ends the App other than an answered quit dialog (an unhandled exception, a lost
     terminal, SIGHUP) calls ``runtime.ui_lost(settings.ui.on_disconnect, reason)`` before this
-    returns or re-raises, so positions are never left unmanaged (R-UI-6)."""
+    returns or re-raises, so positions are never left unmanaged (R-UI-6), then prints on
+    ``out`` (default stderr), after Textual has given the terminal back, what the policy did:
+    position, working orders, halted or not."""
+    import sys
+
     settings = settings or Settings()
     app = MesConsoleApp(runtime, settings)
     reason = "console ended without a quit"
@@ -337,26 +504,26 @@ def run_console(runtime: RuntimeCommands, settings: Settings | None = None, *, h
         if app.hangup:
             reason = "terminal hung up (SIGHUP)"
         elif app.return_code:
-            reason = f"console crashed (return code {app.return_code})"
+            err = getattr(app, "_exception", None)
+            reason = f"console crashed: {describe(err)}" if err else f"console crashed (return code {app.return_code})"
     except BaseException as exc:
-        reason = f"console crashed: {type(exc).__name__}: {exc}"
+        reason = f"console crashed: {describe(exc)}"
         raise
     finally:
         if not app.quit_applied:
-            runtime.ui_lost(settings.ui.on_disconnect, reason)
+            policy = settings.ui.on_disconnect
+            try:
+                seq = runtime.snapshot().seq
+            except Exception:
+                seq = -1
+            runtime.ui_lost(policy, reason)
+            snap = _applied_snapshot(runtime, seq)
+            did = ("HALTED, position being closed at market (flatten)" if policy == "flatten"
+                   else "kept the position and its bracket working (protect)")
+            stream = out or sys.stderr
+            print(f"mes-console: {reason}", file=stream)
+            if app.crash_file:
+                print(f"traceback written to {app.crash_file}", file=stream)
+            print(f"on_disconnect={policy}: {did}; {describe_state(snap)}", file=stream)
+            stream.flush()
     return app.return_code or 0
-
-
-def run_demo(speed: float = 60.0, settings: Settings | None = None) -> int:
-    """The embedded demo: a :class:`engine.runtime.demo.FakeRuntime` (generated MES market,
-    rule-based baseline) running at ``speed`` simulated seconds per second, in the console.
-    A stand-in until the real session runtime is wired in."""
-    from engine.runtime.demo import FakeRuntime
-
-    settings = settings or Settings()
-    runtime = FakeRuntime(settings)
-    runtime.start(speed=speed)
-    try:
-        return run_console(runtime, settings)
-    finally:
-        runtime.stop()

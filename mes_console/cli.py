@@ -33,6 +33,8 @@ app = typer.Typer(
     no_args_is_help=False,
     invoke_without_command=True,
     pretty_exceptions_enable=False,
+    # markdown, not rich markup: "[training] arch" in a help text is a config section, not a tag
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -91,9 +93,14 @@ def root(
 _register()
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: bad input ends in one ``error:`` line and the exit code
+    documented in :mod:`mes_console.commands.common` (never a traceback)."""
+    import sys
+
+    from mes_console.commands.common import guarded
+
+    sys.exit(guarded(app, argv))
 
 
 if __name__ == "__main__":  # python -m mes_console.cli

@@ -14,12 +14,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
-from textual_plotext import PlotextPlot
 
+from mes_console.widgets.contain import ContainedScreen, SafePlot
 from mes_console.widgets.panes import HeaderBar
 from engine.runtime.snapshot import BacktestParams, BacktestResult, Progress, RuntimeCommands
 from mes_console.widgets.render import ny_time
@@ -34,6 +33,19 @@ FORM_CSS = """
 #status { height: 1; }
 ProgressBar { height: 1; }
 """
+
+
+class FormInput(Input):
+    """A form field where ``?`` opens the help instead of being typed (no field of these forms
+    takes a "?"; Textual drops the App's printable-key bindings while a text field has focus)."""
+
+    async def _on_key(self, event) -> None:
+        if event.key == "question_mark":
+            event.stop()
+            event.prevent_default()
+            await self.app.run_action("help")
+            return
+        await super()._on_key(event)
 
 
 class LongWorkProgress(Message):
@@ -58,7 +70,7 @@ def parse_day(text: str, field: str) -> date | None:
         raise ValueError(f"{field}: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
-class BacktestScreen(Screen):
+class BacktestScreen(ContainedScreen):
     """Enter in any field runs the backtest; escape goes back to the session."""
 
     DEFAULT_CSS = FORM_CSS + """
@@ -80,21 +92,21 @@ class BacktestScreen(Screen):
         yield Static("[b]Backtest[/b]  enter runs, esc back", id="title")
         with Horizontal(classes="form"):
             yield Label("Data")
-            yield Input("demo", id="data", tooltip="a bars parquet file, or demo (generated)")
+            yield FormInput("demo", id="data", tooltip="a bars parquet file, or demo (generated)")
             yield Label("Model")
-            yield Input("baseline", id="model")
+            yield FormInput("baseline", id="model")
         with Horizontal(classes="form"):
             yield Label("From")
-            yield Input("2025-03-03", id="start")
+            yield FormInput("2025-03-03", id="start")
             yield Label("To")
-            yield Input("2025-03-14", id="end")
+            yield FormInput("2025-03-14", id="end")
             yield Label("Fill")
-            yield Input(self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS))
-        yield ProgressBar(total=None, show_eta=False, id="progress")
-        yield Static("ready", id="status")
+            yield FormInput(self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS))
+        yield ProgressBar(total=1, show_eta=False, id="progress")
+        yield Static("ready: enter runs", id="status")
         with Horizontal(id="results"):
             yield DataTable(id="metrics", show_cursor=False)
-            yield PlotextPlot(id="equity")
+            yield SafePlot(id="equity")
         yield DataTable(id="trades", cursor_type="row")
         yield Footer()
 
@@ -104,8 +116,9 @@ class BacktestScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#metrics", DataTable).add_columns("metric", "value")
         self.query_one("#trades", DataTable).add_columns("entry NY", "side", "qty", "entry", "exit", "P&L", "why")
-        plt = self.query_one("#equity", PlotextPlot).plt
-        plt.title("equity $")
+        plt = self.query_one("#equity", SafePlot).plt
+        plt.title("equity $ by exit date")
+        self.query_one("#progress", ProgressBar).display = False  # no animated "--%" before a run
         self.query_one("#data", Input).focus()
 
     def params(self) -> BacktestParams:
@@ -135,7 +148,9 @@ class BacktestScreen(Screen):
             self.notify(str(exc), severity="error")
             return
         self.query_one("#status", Static).update(f"running {params.data} {params.start}..{params.end}")
-        self.query_one("#progress", ProgressBar).update(total=None, progress=0)
+        bar = self.query_one("#progress", ProgressBar)
+        bar.display = True
+        bar.update(total=1, progress=0)
         self._run(params)
 
     @work(thread=True, exit_on_error=False, group="backtest", exclusive=False)
@@ -163,15 +178,20 @@ class BacktestScreen(Screen):
         m.clear()
         for name, value in result.metrics:
             m.add_row(name, value)
-        plot = self.query_one("#equity", PlotextPlot)
+        plot = self.query_one("#equity", SafePlot)
         plt = plot.plt
         plt.clear_data()
-        plt.plot(list(range(len(result.equity))), list(result.equity), marker="braille")
+        if result.trades:
+            # x = days since the first entry (engine time), so a quiet week looks quiet
+            t0 = result.trades[0].entry_ns
+            xs = [0.0] + [(tr.exit_ns - t0) / 86_400e9 for tr in result.trades]
+            plt.plot(xs, list(result.equity), marker="braille")
+            plt.xlabel(f"days from {ny_time(t0, '%Y-%m-%d')}")
         plot.refresh()
         t = self.query_one("#trades", DataTable)
         t.clear()
         for tr in result.trades:
-            t.add_row(ny_time(tr.entry_ns, "%m-%d %H:%M"), tr.side, tr.size, f"{tr.entry_price:.2f}",
+            t.add_row(ny_time(tr.entry_ns, "%Y-%m-%d %H:%M"), tr.side, tr.size, f"{tr.entry_price:.2f}",
                       f"{tr.exit_price:.2f}", f"{tr.pnl_usd:+.2f}", tr.reason)
         path = result.report_path
         if len(path) > 52:  # one status line at 80 columns: keep the file name end

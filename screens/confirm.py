@@ -8,7 +8,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from mes_console.widgets.contain import ContainedModal
 from textual.widgets import Input, Static
 
 def modal_css(name: str, width: int = 60) -> str:
@@ -18,7 +18,7 @@ def modal_css(name: str, width: int = 60) -> str:
             "padding: 0 1; background: $surface; }\n")
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(ContainedModal[bool]):
     """Question with single-key answers: ``y`` → True, ``n``/escape → False."""
 
     DEFAULT_CSS = modal_css("ConfirmScreen")
@@ -28,9 +28,12 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("escape", "answer(False)", "Cancel", show=False),
     ]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, refresh=None) -> None:
         super().__init__()
         self.question = question
+        self.refresh_text = refresh
+        """Optional ``snapshot → question`` the App calls on every new snapshot, so the question
+        never shows a position that has changed meanwhile."""
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -41,7 +44,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(value)
 
 
-class TypeToConfirmScreen(ModalScreen[str | None]):
+class TypeToConfirmScreen(ContainedModal[str | None]):
     """Asks the operator to type ``phrase``; dismisses with the typed text on Enter (the caller
     passes it to the runtime, which checks it) or None on escape."""
 
@@ -57,7 +60,8 @@ class TypeToConfirmScreen(ModalScreen[str | None]):
         with Vertical():
             yield Static(self.prompt)
             yield Static(f"Type [b]{self.phrase}[/b] and press Enter (esc cancels):")
-            yield Input(placeholder=self.phrase, id="phrase")
+            # no placeholder: under NO_COLOR a dim "RESET" would look like text already typed
+            yield Input(id="phrase")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from mes_console.widgets.contain import ContainedModal
 from textual.widgets import Static
 
 from screens.confirm import modal_css
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(ContainedModal[None]):
     DEFAULT_CSS = modal_css("HelpScreen", 72)
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 

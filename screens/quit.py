@@ -5,13 +5,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from mes_console.widgets.contain import ContainedModal
 from textual.widgets import Static
 
 from screens.confirm import modal_css
 
 
-class QuitScreen(ModalScreen[str | None]):
+class QuitScreen(ContainedModal[str | None]):
     """Dismisses with ``"flatten"``, ``"keep_protected"`` or None (cancel).
 
     With an open position the operator must choose: ``f`` flatten then quit, ``k`` keep the

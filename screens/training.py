@@ -5,19 +5,20 @@ Runs ``RuntimeCommands.run_training`` in a thread worker (``exit_on_error=False`
 
 from __future__ import annotations
 
+import math
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
-from textual_plotext import PlotextPlot
 
+from mes_console.widgets.contain import ContainedScreen, SafePlot
 from mes_console.widgets.panes import HeaderBar
 from engine.runtime.snapshot import RuntimeCommands, TrainingParams, TrainingResult
-from screens.backtest import FORM_CSS, LongWorkProgress
+from screens.backtest import FORM_CSS, FormInput, LongWorkProgress
 
 ARCHS = ("mlp", "lstm", "hybrid", "transformer")
 
@@ -38,7 +39,7 @@ def parse_windows(text: str) -> tuple[bool, int, int, int]:
     return True, a, b, c
 
 
-class TrainingScreen(Screen):
+class TrainingScreen(ContainedScreen):
     DEFAULT_CSS = FORM_CSS + """
     TrainingScreen #curves { height: 1fr; }
     TrainingScreen #results { height: 7; }
@@ -58,17 +59,17 @@ class TrainingScreen(Screen):
         yield Static("[b]Training[/b]  enter runs, esc back", id="title")
         with Horizontal(classes="form"):
             yield Label("Arch")
-            yield Input(self.default_arch, id="arch", suggester=SuggestFromList(ARCHS))
+            yield FormInput(self.default_arch, id="arch", suggester=SuggestFromList(ARCHS))
             yield Label("Data")
-            yield Input("demo", id="data")
+            yield FormInput("demo", id="data")
         with Horizontal(classes="form"):
             yield Label("Walk-fwd")
-            yield Input("6/1/1", id="wf")
+            yield FormInput("6/1/1", id="wf")
             yield Label("Epochs")
-            yield Input(str(self.default_epochs), id="epochs")
+            yield FormInput(str(self.default_epochs), id="epochs")
         yield ProgressBar(total=None, show_eta=False, id="progress")
         yield Static("ready", id="status")
-        yield PlotextPlot(id="curves")
+        yield SafePlot(id="curves")
         yield DataTable(id="results", show_cursor=False)
         yield Footer()
 
@@ -77,7 +78,7 @@ class TrainingScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#results", DataTable).add_columns("result", "value")
-        self.query_one("#curves", PlotextPlot).plt.title("loss / val accuracy")
+        self.query_one("#curves", SafePlot).plt.title("loss / val accuracy")
         self.query_one("#arch", Input).focus()
 
     def params(self) -> TrainingParams:
@@ -115,22 +116,30 @@ class TrainingScreen(Screen):
     def on_long_work_progress(self, message: LongWorkProgress) -> None:
         p = message.progress
         f = dict(p.figures)
-        self.history.append((p.done, f.get("train_loss", float("nan")), f.get("val_loss", float("nan")),
-                             f.get("val_acc", float("nan"))))
         self.query_one("#progress", ProgressBar).update(total=p.total, progress=p.done)
-        fold = f"fold {p.fold}/{p.folds} " if p.folds else ""
+        if "val_loss" not in f:  # plan / loading / fold summary: a status line, no curve point
+            self.query_one("#status", Static).update(p.message)
+            return
+        fold = f"fold {p.fold + 1}/{p.folds} " if p.folds else ""  # progress folds count from 0
+        self.history.append((len(self.history) + 1, f.get("train_loss", float("nan")),
+                             f["val_loss"], f.get("val_acc", float("nan"))))
         acc = f" acc {f['val_acc']:.3f}" if "val_acc" in f else ""
-        self.query_one("#status", Static).update(f"{fold}{p.done}/{p.total} loss {f.get('val_loss', 0):.3f}{acc}")
+        self.query_one("#status", Static).update(
+            f"{fold}epoch {p.done}/{p.total} val loss {f['val_loss']:.3f}{acc}")
         self._plot()
 
     def _plot(self) -> None:
-        plot = self.query_one("#curves", PlotextPlot)
+        """Redraw the curves. Only finite points are handed to plotext, and a series with none
+        is left out: plotext 5.3 raises IndexError while drawing the legend of a series whose
+        points are all NaN (the crash of issue 10, item 1)."""
+        plot = self.query_one("#curves", SafePlot)
         plt = plot.plt
         plt.clear_data()
-        xs = [h[0] for h in self.history]
-        plt.plot(xs, [h[1] for h in self.history], label="train loss", marker="braille")
-        plt.plot(xs, [h[2] for h in self.history], label="val loss", marker="braille")
-        plt.plot(xs, [h[3] for h in self.history], label="val acc", marker="braille")
+        for col, label in ((1, "train loss"), (2, "val loss"), (3, "val acc")):
+            pts = [(h[0], h[col]) for h in self.history if math.isfinite(h[col])]
+            if pts:
+                plt.plot([x for x, _ in pts], [y for _, y in pts], label=label, marker="braille")
+        plt.xlabel("epoch (all folds)")
         plot.refresh()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -150,8 +159,11 @@ class TrainingScreen(Screen):
         t = self.query_one("#results", DataTable)
         t.clear()
         for k, v in result.metrics:
-            t.add_row(k, v)
-        t.add_row("checkpoint", result.checkpoint_path or "(not saved)")
+            if k != "checkpoint":
+                t.add_row(k, v)
+        t.add_row("checkpoint", result.checkpoint_path or "(not saved)")  # last row, once
+        bar = self.query_one("#progress", ProgressBar)
+        bar.update(total=bar.total or 1, progress=bar.total or 1)
         self.query_one("#status", Static).update("done: " + (result.checkpoint_path or "no checkpoint saved"))
 
     def action_back(self) -> None:

@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 def test_engine_market_and_runtime_do_not_import_ui():
     code = (
-        "import sys, engine.market, engine.runtime, engine.runtime.snapshot, engine.runtime.demo\n"
+        "import sys, engine.market, engine.runtime, engine.runtime.snapshot, engine.runtime.session\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'mes_console', 'screens'))\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )

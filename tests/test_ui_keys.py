@@ -1,23 +1,26 @@
-"""Pilot tests of every console key at 80×24 (R-UI-2), against the demo runtime."""
+"""Pilot tests of every console key at 80×24 (R-UI-2), on the real replay session
+(``tests/ui_support.py``: kernel, risk manager and simulated venue at a fixed engine time)."""
 
 from __future__ import annotations
 
-import dataclasses
+import io
 import threading
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
-from engine.config import Settings, UiConfig
 from mes_console.app import EngineEvent, MesConsoleApp, run_console
+from textual.widgets import Input
+
 from screens.backtest import BacktestScreen
 from screens.confirm import ConfirmScreen, TypeToConfirmScreen
 from screens.help import HelpScreen
 from screens.quit import QuitScreen
 from screens.training import TrainingScreen
-from tests.ui_support import make_runtime, open_position
+from tests.ui_support import advance, audit_actions, make_session, open_position, ui_settings
 
 SIZE = (80, 24)
+
+
+def make_runtime(gate=None, settings=None):
+    return make_session(settings, gate=gate)
 
 
 async def test_pause_resume_toggles():
@@ -25,10 +28,10 @@ async def test_pause_resume_toggles():
     app = MesConsoleApp(rt)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("p")
-        assert rt.commands[-1] == "pause" and app.snapshot.header.paused
+        assert audit_actions(rt)[-1] == "pause" and app.snapshot.header.paused
         assert "PAUSED" in str(app.query_one("#header").render())
         await pilot.press("p")
-        assert rt.commands[-1] == "resume" and not app.snapshot.header.paused
+        assert audit_actions(rt)[-1] == "resume" and not app.snapshot.header.paused
 
 
 async def test_flatten_asks_once_and_n_or_escape_cancels():
@@ -39,12 +42,16 @@ async def test_flatten_asks_once_and_n_or_escape_cancels():
         await pilot.press("f")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
-        assert not isinstance(app.screen, ConfirmScreen) and "flatten" not in rt.commands
+        assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("f", "escape")
-        assert "flatten" not in rt.commands
+        assert rt.kernel.oco.pos != 0  # n and escape both cancelled
+        n_trades = len(rt.kernel.trades)
         await pilot.press("f", "y")
         await pilot.pause()
-        assert rt.commands[-1] == "flatten"
+        advance(rt, 120)  # the simulated venue fills the market exit at the next bar
+        assert rt.kernel.oco.pos == 0 and len(rt.kernel.trades) == n_trades + 1
+        assert rt.kernel.trades[-1].exit_reason == "flatten"
+        await pilot.pause(0.2)
         assert app.snapshot.position.side == "FLAT"
 
 
@@ -55,7 +62,7 @@ async def test_halt_needs_no_confirmation():
         await pilot.press("ctrl+k")
         assert app.screen is app.screen_stack[0]  # no dialog
         assert app.snapshot.header.trading_state == "HALTED"
-        assert rt.commands[-1].startswith("halt:")
+        assert audit_actions(rt)[-1] == "halt"
 
 
 async def test_halt_works_inside_a_yes_no_modal():
@@ -66,7 +73,8 @@ async def test_halt_works_inside_a_yes_no_modal():
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("ctrl+k")
         assert rt.snapshot().header.trading_state == "HALTED"
-        assert isinstance(app.screen, ConfirmScreen)  # the dialog is still there, untouched
+        # the halt flattens already: the flatten question (its position text now stale) is closed
+        assert not isinstance(app.screen, ConfirmScreen)
 
 
 async def test_halt_beats_a_focused_text_field():
@@ -82,7 +90,7 @@ async def test_halt_beats_a_focused_text_field():
         rt.reset_halt("RESET")  # back to ACTIVE while the text field has focus
         await pilot.press("R", "E", "ctrl+k")  # Input binds ctrl+k itself; the priority binding wins
         assert rt.snapshot().header.trading_state == "HALTED"
-        assert rt.commands[-1].startswith("halt:")
+        assert audit_actions(rt)[-1] == "halt"
 
 
 async def test_reset_halt_requires_the_typed_phrase():
@@ -122,11 +130,11 @@ async def _backtest_while_halting(app, rt, gate):
         screen = app.screen
         workers = [w for w in screen.workers if w.group == "backtest"]
         assert workers and workers[0].is_running  # held by the gate
-        await pilot.press("ctrl+k")
-        assert rt.snapshot().header.trading_state == "HALTED"
         screen.query_one("#trades").focus()  # out of the text fields, letters reach the App
         await pilot.press("p")  # keys still reach the session while the backtest runs
-        assert rt.commands[-1] == "pause"
+        assert audit_actions(rt)[-1] == "pause"
+        await pilot.press("ctrl+k")
+        assert rt.snapshot().header.trading_state == "HALTED"
         gate.set()
         await screen.workers.wait_for_complete()
         await pilot.pause()
@@ -160,16 +168,19 @@ async def test_backtest_bad_input_is_refused_not_crashing():
 
 async def test_training_screen_runs_and_shows_checkpoint_row():
     rt = make_runtime()
-    app = MesConsoleApp(rt)
+    app = MesConsoleApp(rt, ui_settings())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("t")
         assert isinstance(app.screen, TrainingScreen)
         screen = app.screen
-        screen.query_one("#epochs").value = "5"
+        screen.query_one("#epochs").value = "2"
+        screen.query_one("#wf").value = "2/1/1"
         await pilot.press("enter")
         await screen.workers.wait_for_complete()
         await pilot.pause()
-        assert screen.result is not None and len(screen.result.history) == 15  # 3 folds × 5
+        assert screen.result is not None, str(screen.query_one("#status").render())
+        folds = {h[0] for h in screen.result.history}
+        assert len(screen.result.history) == 2 * len(folds)  # 2 epochs per fold
         table = screen.query_one("#results")
         assert table.get_row_at(table.row_count - 1)[0] == "checkpoint"
         table.focus()
@@ -185,6 +196,53 @@ async def test_help_opens_and_closes():
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("question_mark", "question_mark")  # "?" toggles
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_question_mark_opens_help_from_a_focused_form_field():
+    app = MesConsoleApp(make_runtime())
+    async with app.run_test(size=SIZE) as pilot:
+        for key in ("b", "t"):
+            await pilot.press("escape", key)
+            screen = app.screen
+            field = screen.focused
+            assert isinstance(field, Input)
+            before = field.value
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen) and field.value == before  # nothing typed
+            await pilot.press("escape")
+            assert app.screen is screen
+
+
+async def test_command_palette_offers_the_console_commands_only():
+    rt = make_runtime()
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert titles[0].startswith("HALT") and "Quit" in titles and "Theme" not in titles
+        await pilot.press("ctrl+p")
+        assert app.screen.__class__.__name__ == "CommandPalette"
+        await pilot.press("ctrl+k")  # the kill switch works inside the palette too
+        assert rt.snapshot().header.trading_state == "HALTED"
+        await pilot.press(*"pause", "enter")
+        await pilot.pause(0.3)
+        assert app.screen is app.screen_stack[0]
+
+
+async def test_terminal_too_small_shows_a_message_and_keys_still_work():
+    rt = make_runtime()
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=(70, 20)) as pilot:
+        await pilot.pause(0.2)
+        msg = app.query_one("#too-small")
+        assert msg.display and "70×20 is too small" in str(msg.render())
+        assert not app.query_one("#row1").display
+        await pilot.press("ctrl+k")
+        assert rt.snapshot().header.trading_state == "HALTED"
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause(0.2)
+        assert not msg.display and app.query_one("#row1").display
 
 
 async def test_log_level_filter_cycles():
@@ -199,6 +257,7 @@ async def test_log_level_filter_cycles():
 
 async def test_quit_when_flat_asks_then_quits():
     rt = make_runtime()
+    assert rt.kernel.oco.pos == 0
     app = MesConsoleApp(rt)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("q")
@@ -206,10 +265,10 @@ async def test_quit_when_flat_asks_then_quits():
         await pilot.press("k")  # keep-protected makes no sense when flat: ignored
         assert isinstance(app.screen, QuitScreen)
         await pilot.press("escape")
-        assert not isinstance(app.screen, QuitScreen) and rt.quit_policy is None
+        assert not isinstance(app.screen, QuitScreen) and not rt._stop.is_set()
         await pilot.press("q", "y")
         await pilot.pause()
-    assert rt.quit_policy == "flatten" and app.quit_applied
+    assert rt._quit_policy == "flatten" and rt._stop.is_set() and app.quit_applied
 
 
 async def test_quit_with_a_position_offers_keep_protected():
@@ -221,8 +280,9 @@ async def test_quit_with_a_position_offers_keep_protected():
         assert isinstance(app.screen, QuitScreen) and app.screen.has_position
         await pilot.press("k")
         await pilot.pause()
-    assert rt.quit_policy == "keep_protected"
-    assert rt.snapshot().position.side != "FLAT"
+    assert rt._quit_policy == "keep_protected"
+    rt.shutdown(rt._quit_policy)  # what the engine thread does after a quit
+    assert rt.kernel.oco.pos != 0 and rt.snapshot().position.all_protected
 
 
 async def test_ctrl_q_and_ctrl_c_do_not_quit():
@@ -231,18 +291,18 @@ async def test_ctrl_q_and_ctrl_c_do_not_quit():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+q", "ctrl+c")
         await pilot.pause()
-        assert app.is_running and rt.quit_policy is None
+        assert app.is_running and not rt._stop.is_set()
 
 
 async def test_keys_come_from_settings():
-    settings = dataclasses.replace(Settings(), ui=UiConfig(key_pause="x", key_halt="f9"))
-    rt = make_runtime()
+    settings = ui_settings(key_pause="x", key_halt="f9")
+    rt = make_runtime(settings=settings)
     app = MesConsoleApp(rt, settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("p")
-        assert "pause" not in rt.commands
+        assert "pause" not in audit_actions(rt)
         await pilot.press("x")
-        assert rt.commands[-1] == "pause"
+        assert audit_actions(rt)[-1] == "pause"
         await pilot.press("ctrl+k")
         assert rt.snapshot().header.trading_state != "HALTED"
         await pilot.press("f")
@@ -255,6 +315,7 @@ async def test_engine_events_arrive_as_messages():
     seen: list = []
     app = MesConsoleApp(rt)
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await pilot.pause(0.2)
         rt.pause()
         await pilot.pause(0.3)
     kinds = [m.event.kind for m in seen if isinstance(m, EngineEvent)]
@@ -265,12 +326,17 @@ async def test_clock_panes_follow_the_engine_clock():
     rt = make_runtime()
     app = MesConsoleApp(rt)
     async with app.run_test(size=SIZE) as pilot:
-        eod = app.query_one("#eod")
-        assert "-0:12:30" in str(eod.render())
-        rt.advance(150)
+        header = app.query_one("#header")
+        assert "15:47:00" in str(header.render())
+        eod = str(app.query_one("#eod").render())
+        name, ts = rt.snapshot().eod.times[0]
+        left = (ts - rt.clock.now_ns()) // 10**9
+        assert f"{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}" in eod
+        advance(rt, 150)
         await pilot.pause(0.3)
-        assert "-0:10:00" in str(eod.render())
-        assert "15:50:00" in str(app.query_one("#header").render())
+        assert "15:49:00" in str(header.render())
+        left -= 120
+        assert f"{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}" in str(app.query_one("#eod").render())
 
 
 class _Boom(Exception):
@@ -278,25 +344,38 @@ class _Boom(Exception):
 
 
 def test_crash_applies_the_disconnect_policy():
+    """An exception that escapes every containment (here a timer callback on the App's own
+    loop) ends the console; ``run_console`` applies ``on_disconnect`` and prints what it did."""
     for policy in ("protect", "flatten"):
         rt = make_runtime()
         open_position(rt)
+        settings = ui_settings(on_disconnect=policy)
 
         def boom():
-            raise _Boom("pause handler exploded")
-
-        rt.pause = boom  # an unexpected exception inside a key handler kills the App
-        settings = dataclasses.replace(Settings(), ui=UiConfig(on_disconnect=policy))
+            raise _Boom("timer callback exploded")
 
         async def pilot_fn(pilot):
-            await pilot.press("p")
+            pilot.app.set_timer(0.01, boom)
+            await pilot.pause(0.3)
+            if pilot.app._exception is None:  # not contained: the App must have crashed
+                pilot.app.exit(0)  # (else: the test fails instead of hanging)
 
-        code = run_console(rt, settings, headless=True, size=SIZE, auto_pilot=pilot_fn)
+        out = io.StringIO()
+        code = run_console(rt, settings, headless=True, size=SIZE, auto_pilot=pilot_fn, out=out)
         assert code != 0
-        assert rt.ui_lost_policy == policy
-        side = rt.snapshot().position.side
-        assert (side == "FLAT") == (policy == "flatten")
-        assert (rt.snapshot().header.trading_state == "HALTED") == (policy == "flatten")
+        text = out.getvalue()
+        assert "console crashed: _Boom: timer callback exploded" in text
+        assert f"on_disconnect={policy}" in text
+        halted = rt.snapshot().header.trading_state == "HALTED"
+        assert halted == (policy == "flatten")
+        assert ("trading state HALTED" in text) == (policy == "flatten")
+        if policy == "flatten":
+            advance(rt, 120)  # the exit fills at the next bar
+            assert rt.kernel.oco.pos == 0
+        else:
+            assert rt.kernel.oco.pos != 0 and rt._quit_policy == "keep_protected"
+            assert "position LONG" in text or "position SHORT" in text
+            assert "stop" in text and "WORKING" in text
 
 
 def test_clean_quit_does_not_trigger_the_disconnect_policy():
@@ -305,5 +384,63 @@ def test_clean_quit_does_not_trigger_the_disconnect_policy():
     async def pilot_fn(pilot):
         await pilot.press("q", "y")
 
-    assert run_console(rt, headless=True, size=SIZE, auto_pilot=pilot_fn) == 0
-    assert rt.quit_policy == "flatten" and rt.ui_lost_policy is None
+    out = io.StringIO()
+    assert run_console(rt, headless=True, size=SIZE, auto_pilot=pilot_fn, out=out) == 0
+    assert rt._quit_policy == "flatten" and out.getvalue() == ""
+    assert "halt" not in audit_actions(rt)
+
+
+async def test_end_of_replay_is_announced_and_summarised():
+    from mes_console.app import session_summary
+
+    rt = make_runtime()
+    assert rt.run() == 0  # to the end of the data (max speed, this thread)
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        header = str(app.query_one("#header").render())
+        assert "ENDED: end of data" in header and "ACTIVE" not in header
+    assert any(e.kind == "state" and e.message.startswith("session ended: end of data")
+               for e in rt.snapshot().events)
+    text = session_summary(rt)
+    n = len(rt.kernel.trades)
+    net = sum(t.net_pnl for t in rt.kernel.trades)
+    assert text.startswith("session ended: end of data")
+    assert f"trades {n}, net P&L {'-' if net < 0 else '+'}${abs(net):,.2f}" in text
+    assert "halts 0" in text and "position at end +0" in text and "report: not written" in text
+
+
+async def test_flatten_question_follows_the_position():
+    rt = make_runtime()
+    open_position(rt)
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f")
+        assert isinstance(app.screen, ConfirmScreen)
+        q = app.screen.query_one("#question")
+        assert ("LONG" in str(q.render())) or ("SHORT" in str(q.render()))
+        for _ in range(600):  # the bracket closes the position while the question is open
+            if rt.kernel.oco.pos == 0:
+                break
+            rt.step()
+        assert rt.kernel.oco.pos == 0
+        await pilot.pause(0.3)
+        assert "FLAT" in str(q.render())
+        await pilot.press("n")
+
+
+async def test_one_todays_pnl_on_every_pane_and_modelled_quotes():
+    rt = make_runtime()
+    open_position(rt)
+    for _ in range(3):
+        rt.step()
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        p = app.snapshot.position
+        today = p.realized_usd + p.unrealized_usd
+        text = "-" if today < 0 else "+"
+        assert f"today {text}${abs(today):,.2f}" in str(app.query_one("#equity").render())
+        q = app.snapshot.quote
+        assert q.bid == q.last and q.ask == q.bid + q.spread_ticks * 0.25 and q.spread_ticks in (1.0, 2.0, 3.0)
+        assert f"B/A {q.bid:.2f}/{q.ask:.2f}" in str(app.query_one("#quote").render())

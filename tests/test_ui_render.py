@@ -22,7 +22,7 @@ def test_header_shows_state_pause_stale_and_error():
     text = render.render_header(h, stale=True, error="boom").plain
     for word in ("REPLAY", "ACC-1", "REDUCING", "PAUSED", "STALE DATA", "ENGINE: boom", "1.5s", "NY"):
         assert word in text
-    assert "Tue 15:50:00 NY" in text  # 2025-03-04 20:50 UTC = 15:50 EST
+    assert "Tue 03-04 15:50:00 NY" in text  # 2025-03-04 20:50 UTC = 15:50 EST, with the date
 
 
 def test_quote_stale_and_unknown_values():
@@ -37,14 +37,79 @@ def test_risk_meters_and_pause_countdown():
     assert "HALTED kill switch" in text
     assert "[#####.....] 25/50" in text
     assert "[##########] 80/75" in text  # clipped at the limit
-    assert "pause -0:01:00" in text and "breakers: spread" in text
+    assert "pause in 0:01:00" in text and "breakers: spread" in text
 
 
 def test_formatters():
     assert render.fmt_ms(None) == "n/a" and render.fmt_ms(850) == "850ms"
     assert render.fmt_ms(12_300) == "12.3s" and render.fmt_ms(302_000) == "5m02s"
-    assert render.fmt_countdown(3723) == "-1:02:03" and render.fmt_countdown(0) == "passed"
+    assert render.fmt_countdown(3723) == "in 1:02:03" and render.fmt_countdown(0) == "passed"
+    assert render.fmt_countdown(-18720) == "passed"  # never a negative countdown
     assert render.money(-3.5) == "-$3.50" and render.money(1234) == "+$1,234.00"
     assert render.sparkline([1, 2, 3, 4], 3) == "▁▄█"
     rows = render.bar_chart([0, 1], 2, 2)
     assert len(rows) == 2 and rows[0][1] == "█" and rows[0][0] == " "
+
+
+def test_ended_session_and_demo_are_announced_in_the_header():
+    h = HeaderView("demo", "SIM", "ACTIVE", False, 1_741_121_400_000_000_000, 0.0, speed="60x",
+                   ended="end of data")
+    text = render.render_header(h, stale=False).plain
+    assert "DEMO" in text and "generated market" in text and "60x" in text
+    assert "ENDED: end of data" in text and "ACTIVE" not in text
+
+
+def test_halted_reason_is_not_doubled_and_long_text_ends_in_an_ellipsis():
+    r = RiskView("HALTED", "HALTED: operator kill switch", 0, 50, 0, 75, 0, 300, 300)
+    first = render.render_risk(r, 0, width=38).plain.splitlines()[0]
+    assert first == "HALTED operator kill switch"
+    r = RiskView("HALTED", "x" * 80, 0, 50, 0, 75, 0, 300, 300)
+    first = render.render_risk(r, 0, width=38).plain.splitlines()[0]
+    assert len(first) == 38 and first.endswith("…")
+    from engine.runtime.snapshot import LogLine
+
+    lines = (LogLine(1_741_121_400_000_000_000, "INFO", "mes.session", "y" * 100),)
+    text = render.render_logs(lines, "INFO", 5, width=40).plain
+    assert text.startswith("03-04 15:50 I ") and len(text) == 40 and text.endswith("…")
+
+
+def test_model_pane_never_says_no_prediction_beside_a_confidence():
+    from engine.runtime.snapshot import ModelView
+
+    m = ModelView("rule-based baseline", True, confidence=0.70, threshold=0.60, signal="LONG")
+    text = render.render_model(m).plain
+    assert "no prediction yet" not in text and "conf 0.70 >= 0.60 LONG" in text
+    assert "no prediction yet" in render.render_model(ModelView("x", True)).plain
+
+
+def test_closed_legs_carry_no_distance():
+    filled = OrderLegView("stop", 5990.0, 954.0, "FILLED")
+    text = render.render_position(PositionView("FLAT", 0, None, 0.0, -5.0, filled, None, True)).plain
+    assert "954t" not in text and "stop" not in text
+    working = OrderLegView("stop", 5990.0, 8.0, "WORKING")
+    assert "8t WORKING" in render.render_position(
+        PositionView("LONG", 1, 5992.0, 0.0, 0.0, working, None, True)).plain
+
+
+def test_equity_chart_has_a_dollar_axis_over_the_whole_series():
+    eq = [1000.0] * 500 + [831.95] * 10  # the drop is at the very end of a long session
+    rows = render.equity_chart(eq, 28, 4)
+    assert len(rows) == 4 and rows[0].startswith("$1,000┤") and rows[-1].strip().startswith("$832┤")
+    assert all(len(r) <= 28 for r in rows)
+    assert rows[0][-1] == " " and rows[0][7] != " "  # high at the start, low at the end
+    flat = render.equity_chart([1000.0, 1004.0], 20, 3)  # $4 of noise does not fill the pane
+    assert flat[0].startswith("$1,012┤") and flat[-1].strip().startswith("$992┤")
+
+
+def test_semantic_colour_keeps_its_words_without_colour():
+    from rich.console import Console
+
+    p = PositionView("SHORT", 1, 6000.0, -12.5, 20.0, None, None, False)
+    t = render.render_position(p)
+    styles = {str(span.style) for span in t.spans}
+    assert any("red" in st for st in styles) and any("green" in st for st in styles)
+    out = Console(no_color=True, width=60, force_terminal=True, record=True)
+    out.print(t)
+    plain = out.export_text()
+    assert "SHORT 1 @ 6000.00" in plain and "-$12.50" in plain and "+$20.00" in plain
+    assert "UNPROTECTED CONTRACTS" in plain

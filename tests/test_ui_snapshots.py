@@ -1,44 +1,70 @@
-"""Snapshot tests of the console screens at 80×24 with a fixed simulated engine clock.
+"""Snapshot tests of the console screens on the real replay session, stepped to a fixed
+engine time (simulated clock), at 80×24 and 120×40.
 
-Regenerate after a reviewed change with ``pytest tests/test_ui_snapshots.py --snapshot-update``."""
+Regenerate after a reviewed change with ``pytest tests/test_ui_snapshots.py --snapshot-update``
+(review the HTML report of a failing run first)."""
 
 from __future__ import annotations
 
+import pytest
+
 from mes_console.app import MesConsoleApp
-from tests.ui_support import make_runtime
+from tests.ui_support import make_session, open_position, ui_settings
 
-SIZE = (80, 24)
+SIZES = [(80, 24), (120, 40)]
 
 
-def test_main_screen(snap_compare):
-    assert snap_compare(MesConsoleApp(make_runtime()), terminal_size=SIZE)
+@pytest.fixture(autouse=True)
+def fixed_latency(monkeypatch):
+    """Latencies (the model pane's "inf 31us") are wall time: a fake monotonic counter that
+    advances 1 µs per reading makes them the same on every run."""
+    import itertools
+
+    import engine.runtime.session as session_mod
+
+    counter = itertools.count(0, 1_000)
+    monkeypatch.setattr(session_mod, "perf_ns", lambda: next(counter))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_main_screen(snap_compare, size):
+    assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_main_screen_position_halted(snap_compare, size):
+    rt = make_session()
+    open_position(rt)
+    rt.halt("operator kill switch")
+    assert snap_compare(MesConsoleApp(rt, ui_settings()), terminal_size=size)
 
 
 def test_backtest_screen(snap_compare):
     async def run(pilot):
-        await pilot.press("b", "enter")
-        await pilot.app.screen.workers.wait_for_complete()
-        await pilot.pause(0.2)
+        await pilot.press("b")
+        screen = pilot.app.screen
+        screen.query_one("#end").value = "2025-03-07"
+        await pilot.press("enter")
+        await screen.workers.wait_for_complete()
+        screen.set_focus(None)  # a blinking text cursor would make the picture timing-dependent
+        await pilot.pause(0.3)
 
-    assert snap_compare(MesConsoleApp(make_runtime()), terminal_size=SIZE, run_before=run)
+    assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=(80, 24), run_before=run)
 
 
 def test_training_screen(snap_compare):
     async def run(pilot):
-        pilot.app.screen  # main
         await pilot.press("t")
-        pilot.app.screen.query_one("#epochs").value = "8"
+        screen = pilot.app.screen
+        screen.query_one("#epochs").value = "2"
+        screen.query_one("#wf").value = "2/1/1"
         await pilot.press("enter")
-        await pilot.app.screen.workers.wait_for_complete()
-        await pilot.pause(0.2)
+        await screen.workers.wait_for_complete()
+        screen.set_focus(None)  # a blinking text cursor would make the picture timing-dependent
+        await pilot.pause(0.3)
 
-    assert snap_compare(MesConsoleApp(make_runtime()), terminal_size=SIZE, run_before=run)
+    assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=(80, 24), run_before=run)
 
 
-def test_main_screen_position_halted(snap_compare):
-    from tests.ui_support import open_position
-
-    rt = make_runtime()
-    open_position(rt)
-    rt.halt("operator kill switch")
-    assert snap_compare(MesConsoleApp(rt), terminal_size=SIZE)
+def test_too_small_terminal(snap_compare):
+    assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=(70, 20))

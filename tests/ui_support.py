@@ -1,28 +1,82 @@
-"""Shared helpers for the console tests: a deterministic demo runtime at a fixed engine time."""
+"""Shared helpers for the console tests: the REAL replay :class:`engine.runtime.session.Session`
+(kernel, risk manager, simulated venue) over the embedded generated MES market, stepped by
+hand to a fixed engine time (a simulated clock: no engine thread, commands apply at once).
+
+The first session of a test process costs ~4 s (imports, compiled kernels); later ones ~2 ms,
+so every UI test builds its own fresh session.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 import threading
-from datetime import date, datetime
+from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from engine import logs
 from engine.clock import from_datetime
-from engine.runtime.demo import FakeRuntime
+from engine.config import PathsConfig, Settings
+from engine.runtime.session import Session
+from mes_console.commands.run import build_replay_session
 
 FIXED_NY = datetime(2025, 3, 4, 15, 47, 30, tzinfo=ZoneInfo("America/New_York"))
-"""Engine time of every UI test: 12.5 min before the 16:00 EOD reduce phase."""
+"""Engine time of every UI test (a Tuesday afternoon, before the EOD phases)."""
+
+_TMP = Path(tempfile.gettempdir()) / "mes-ui-tests"
+"""A fixed directory (not mkdtemp): report and checkpoint paths shown in snapshots stay stable."""
 
 
-def make_runtime(gate: threading.Event | None = None, at: datetime = FIXED_NY) -> FakeRuntime:
-    """A FakeRuntime with no background thread, at a fixed simulated time, no long-work delay."""
-    return FakeRuntime(day=date(2025, 3, 4), start_ns=from_datetime(at), seed=0,
-                       long_work_wait_s=0.0, backtest_gate=gate)
+def ui_settings(**ui) -> Settings:
+    """Default settings with reports/models/state in a temporary directory (never the user's)."""
+    s = Settings()
+    paths = PathsConfig(data_dir=str(_TMP), models_dir=str(_TMP / "models"), state_dir=str(_TMP / "state"),
+                        reports_dir=str(_TMP / "reports"), log_dir=str(_TMP / "logs"))
+    s = dataclasses.replace(s, paths=paths)
+    if ui:
+        s = dataclasses.replace(s, ui=dataclasses.replace(s.ui, **ui))
+    return s
 
 
-def open_position(rt: FakeRuntime) -> None:
-    """Advance the simulated market minute by minute until the baseline holds a position."""
-    for _ in range(600):
-        if rt.snapshot().position.side != "FLAT":
+def make_session(settings: Settings | None = None, at: datetime = FIXED_NY,
+                 gate: threading.Event | None = None) -> Session:
+    """A real replay session over the generated market of 2025-03-03..05, stepped to ``at``,
+    with a log ring shown in the log pane. ``gate``: long work (backtest) waits for it."""
+    settings = settings or ui_settings()
+    ring = logs.RingHandler(500)
+    logs.reset()
+    logs.install([ring])
+    sess = build_replay_session(settings, data=None, start="2025-03-03", end="2025-03-05", speed=None,
+                                model=None, report=None, ring=ring)
+    logs.set_clock(sess.clock.now_ns)
+    sess.advance_to(from_datetime(at))
+    if gate is not None:
+        real = sess.run_backtest
+
+        def gated(params, on_progress):
+            assert gate.wait(30), "test gate never opened"
+            return real(params, on_progress)
+
+        sess.run_backtest = gated  # type: ignore[method-assign]
+    return sess
+
+
+def advance(sess: Session, seconds: float) -> None:
+    """Move the engine clock ``seconds`` forward, bar by bar."""
+    sess.advance_to(sess.clock.now_ns() + int(seconds * 1e9))
+
+
+def open_position(sess: Session) -> None:
+    """Step the market bar by bar until the baseline holds a position."""
+    for _ in range(1500):
+        if sess.kernel.oco.pos != 0:
+            sess._publish()
             return
-        rt.advance(60)
-    raise AssertionError("the demo baseline never opened a position in 10 hours")
+        assert sess.step(), "data ended before the baseline opened a position"
+    raise AssertionError("the baseline never opened a position in 1500 bars")
+
+
+def audit_actions(sess: Session) -> list[str]:
+    """The risk manager's audit trail (``halt``, ``pause``, ``resume``, ``reset``...)."""
+    return [r["action"] for r in sess.risk.audit_records]

@@ -241,6 +241,7 @@ class SessionBase:
         self._signal_stop = False
         self._last_pub = 0
         self._last_sig = (0, float("nan"), -1)
+        self._ended = ""
 
     # ------------------------------------------------------------------ commands (any thread)
     def snapshot(self) -> SessionSnapshot:
@@ -282,6 +283,9 @@ class SessionBase:
         if policy == "flatten":
             self._submit("halt", f"console lost: {reason}")
         else:
+            # protect: whatever ends the session after this keeps the position with its bracket
+            # working (R-UI-6); it is not flattened by the shutdown that follows.
+            self._quit_policy = "keep_protected"
             self._submit("note", f"console lost ({reason}): protection kept, session continues")
 
     def run_backtest(self, params: BacktestParams, on_progress: ProgressCallback) -> BacktestResult:
@@ -296,7 +300,6 @@ class SessionBase:
 
     # ------------------------------------------------------------------ engine thread
     def _apply_commands(self) -> None:
-        now = self.clock.now_ns()
         while True:
             try:
                 name, args = self._cmd.get_nowait()
@@ -316,10 +319,13 @@ class SessionBase:
                 else:
                     self._event("info", "flatten: already flat")
             elif name == "halt":
+                already = self._last_state == "HALTED"
                 self.risk.halt(args[0], "operator")
                 if o.pos != 0 or (o.entry is not None and o.entry.is_working):
                     o.flatten("risk")
-                self._event("state", f"HALTED: {args[0]}", "error")
+                if not already:  # a second kill-switch press is audited, not announced again
+                    self._event("state", f"HALTED: {args[0]}", "error")
+                self._last_state, self._last_reason = "HALTED", args[0]
             elif name == "reset":
                 self.risk.reset_halt("operator", args[0])
                 self._event("state", "halt reset by operator", "warning")
@@ -329,7 +335,7 @@ class SessionBase:
                 self.exit_reason = f"operator quit ({args[0]})"
                 self._quit_policy = args[0]
                 self._stop.set()
-            log.info("command %s applied at %d", name, now)
+            log.info("command %s applied", name)  # the record carries the engine time
 
     def start(self) -> threading.Thread:
         """Run :meth:`run` on a daemon engine thread (the console's mode)."""
@@ -368,6 +374,8 @@ class SessionBase:
         if name != self._last_state:
             breaker = why.startswith(_BREAKER_REASONS) or (
                 name == "ACTIVE" and self._last_reason.startswith(_BREAKER_REASONS))
+            if why.upper().startswith(name + ":"):  # the risk manager's reason names the state
+                why = why[len(name) + 1:].strip()
             if self._last_state and not breaker:
                 self._event("state", f"{name}{': ' + why if why else ''}",
                             "error" if name == "HALTED" else "warning" if name == "REDUCING" else "information")
@@ -394,7 +402,7 @@ class SessionBase:
         state_name = getattr(rs.state, "name", str(rs.state))
         self._snap_seq += 1
         header = HeaderView(self.cfg.mode, self.cfg.account, state_name, bool(rs.manual_pause), now,
-                            data_age, self.spec.symbol, self._speed_label())
+                            data_age, self.spec.symbol, self._speed_label(), self._ended)
         src = self.signals
         probs: tuple[float, ...] = ()
         inf_us = None
@@ -415,9 +423,9 @@ class SessionBase:
             if order is None:
                 return None
             dist = None
-            if last is not None and order.price is not None:
-                dist = abs(order.price - last) / tick
             state = _LEG_STATE.get(order.status.name, order.status.name)
+            if last is not None and order.price is not None and state in ("WORKING", "PENDING", "PARTIAL"):
+                dist = abs(order.price - last) / tick  # a filled/cancelled leg has no distance
             return OrderLegView(kind, float(order.price or 0.0), dist, state, str(order.order_id))
 
         position = PositionView(side, abs(o.pos), o.avg if o.pos != 0 else None, float(unreal),
@@ -433,24 +441,41 @@ class SessionBase:
         eod = EodView(rs.eod_phase, times, day_date(day).isoformat())
         broker = self._broker_view(now)
         logs = tuple(LogLine(*r) for r in self.ring.tail(30)) if self.ring is not None else ()
-        eq = tuple(self.equity[-300:])
+        n_eq = len(self.equity)
+        if n_eq <= 300:
+            eq = tuple(self.equity)
+        else:  # the whole session, 300 points evenly spaced, the last one = now
+            eq = tuple(self.equity[round(j * (n_eq - 1) / 299)] for j in range(300))
         return SessionSnapshot(self._snap_seq, header, quote, model, position, risk, eod, broker,
                                eq, logs, tuple(self._events[-20:]))
 
     # ------------------------------------------------------------------ hooks (bars-fed default)
     def _market_view(self, now: int) -> tuple[QuoteView, float | None]:
-        """(quote view, data age in ms of the engine clock) from the bars processed so far."""
+        """(quote view, data age in ms of the engine clock) from the bars processed so far.
+
+        Bars carry no quotes, so bid/ask/spread come from the documented top-of-book model
+        :mod:`engine.market.spread` (1 tick normally, 2 in a volatile night, 3 when volatility is
+        extreme; bid = last close): the same model the backtest's spread breaker uses."""
+        from engine.market.spread import quote_from_close, spread_ticks_one
+
         i = self.i
         last = float(self.bars.close[i - 1]) if i > 0 else None
         recent = tuple(float(x) for x in self.bars.close[max(0, i - 60):i])
         data_age = (now - (int(self.bars.ts[i - 1]) + self.bars.bar_ns)) / 1e6 if i > 0 else None
-        return QuoteView(None, None, last, None, recent, data_age, False), data_age
+        bid = ask = spread = None
+        m = getattr(self, "_last_row", None)
+        if last is not None and m is not None:
+            st = self.settings
+            spread = spread_ticks_one(bool(m.is_rth), float(m.atr), float(m.atr_normal),
+                                      st.slippage.high_vol_atr_ratio, st.risk.volatility_breaker_ratio)
+            bid, ask = quote_from_close(last, spread, self.spec.tick_size)
+        return QuoteView(bid, ask, last, spread, recent, data_age, False), data_age
 
     def _speed_label(self) -> str:
         return "max" if not self.cfg.speed else f"{self.cfg.speed:g}x"
 
     def _broker_view(self, now: int) -> BrokerView:
-        return BrokerView(now, "agree", "simulated venue: local book is the venue's book")
+        return BrokerView(now, "agree", "simulated venue = local book")
 
     def _bar_span(self) -> tuple[int | None, int | None]:
         """(first bar open, last processed bar open), UTC ns (None before any)."""
@@ -574,6 +599,7 @@ class Session(SessionBase):
         self._last_sig = (d, conf, cls)
         self._last_pred_ns = close_ts
         m = self.market.update(ts, h, l, c, v)
+        self._last_row = m
         lo = max(0, i - self.lookback + 1)
         self._timed_risk.elapsed = 0
         t_k = perf_ns()
@@ -639,6 +665,11 @@ class Session(SessionBase):
                 log.exception("risk halt failed")
             code = EXIT_ERROR
         self.shutdown(getattr(self, "_quit_policy", "flatten"))
+        self._ended = self.exit_reason or "stopped"
+        self._event("state", f"session ended: {self._ended}; trades {len(self.kernel.trades)}, "
+                    f"net ${sum(t.net_pnl for t in self.kernel.trades):+,.2f}",
+                    "error" if code == EXIT_ERROR else "warning")
+        self._publish()
         self.exit_code = code
         self.finished.set()
         return code

@@ -45,7 +45,8 @@ class HeaderView:
     """Session identity and clock. ``mode``: ``replay``/``paper``/``live``/``demo``;
     ``clock_ns``: engine clock (UTC ns); ``data_age_ms``: engine clock minus the time of the
     last market data received (None before the first); ``speed``: replay speed label
-    (``"1x"``, ``"60x"``, ``"max"``, ``""`` live)."""
+    (``"1x"``, ``"60x"``, ``"max"``, ``""`` live); ``ended``: why the session has ended
+    (``"end of data"``, ``"operator quit (flatten)"``...), ``""`` while it runs."""
 
     mode: str
     account: str
@@ -55,6 +56,7 @@ class HeaderView:
     data_age_ms: float | None
     symbol: str = "MES"
     speed: str = ""
+    ended: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,9 @@ class SessionEvent:
 @dataclass(frozen=True)
 class SessionSnapshot:
     """Everything a console shows, at one instant of the engine clock. Built by the runtime on
-    its own thread; immutable; ``seq`` increases with every new snapshot."""
+    its own thread; immutable; ``seq`` increases with every new snapshot. ``equity``: account
+    equity in dollars over the whole session (at most 300 points spread evenly over the bars
+    processed, the last one = now)."""
 
     seq: int
     header: HeaderView

@@ -79,10 +79,84 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     return BacktestResult(metrics, tuple(eq), rows, str(out))
 
 
+class TrainingFailed(RuntimeError):
+    """The training process reported an error (its one-line description) or died."""
+
+
 def run_training_for_console(settings: Settings, params: TrainingParams,
-                             on_progress: ProgressCallback) -> TrainingResult:
+                             on_progress: ProgressCallback, *, in_process: bool = False) -> TrainingResult:
     """Walk-forward (or single-fold) training; the checkpoint goes to the models dir. Progress:
-    one :class:`Progress` per epoch with train/validation loss and validation accuracy."""
+    one :class:`Progress` per epoch with train/validation loss and validation accuracy.
+
+    By default the training runs in a separate process (``multiprocessing`` spawn) so that its
+    Python work never competes for the GIL with the live session's engine thread or the
+    console's UI thread (architecture §7); this call blocks its own (worker) thread, relaying
+    the child's progress to ``on_progress``. ``in_process=True`` trains on the calling thread.
+    Raises :class:`TrainingFailed` with the child's error, or when the child dies."""
+    if in_process:
+        return _train_for_console(settings, params, on_progress)
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    # A plain subprocess (not multiprocessing): the console's terminal driver replaces
+    # sys.stderr, which multiprocessing's resource tracker needs as a real file descriptor.
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-c", "from engine.runtime.work import _training_main; "
+                                 "_training_main()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=err, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        try:
+            proc.stdin.write(pickle.dumps((settings, params)))
+            proc.stdin.close()
+            while True:
+                try:
+                    kind, payload = pickle.load(proc.stdout)
+                except EOFError:
+                    proc.wait(10)
+                    err.seek(0)
+                    tail = " ".join(err.read().decode(errors="replace").split()[-40:])
+                    raise TrainingFailed(f"the training process ended without a result (exit code "
+                                         f"{proc.returncode}){': ' + tail if tail else ''}") from None
+                if kind == "progress":
+                    on_progress(payload)
+                elif kind == "result":
+                    return payload
+                else:
+                    raise TrainingFailed(payload)
+        finally:
+            if proc.poll() is None:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def _training_main() -> None:
+    """Entry point of the training process: (settings, params) pickled on stdin; progress, then
+    one ``result`` or ``error``, pickled on the original stdout (anything the libraries print
+    goes to stderr instead)."""
+    import os
+    import pickle
+    import sys
+
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    settings, params = pickle.load(sys.stdin.buffer)
+
+    def send(kind: str, payload) -> None:
+        pickle.dump((kind, payload), out)
+        out.flush()
+
+    try:
+        send("result", _train_for_console(settings, params, lambda p: send("progress", p)))
+    except BaseException as exc:  # reported to the console, never lost
+        send("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+
+
+def _train_for_console(settings: Settings, params: TrainingParams,
+                       on_progress: ProgressCallback) -> TrainingResult:
     import dataclasses
 
     from engine.instruments import spec
@@ -114,7 +188,7 @@ def run_training_for_console(settings: Settings, params: TrainingParams,
                                  fold=int(ev["fold"]), folds=state["folds"]))
         elif kind == "fold_done":
             on_progress(Progress(int(ev["fold"]), max(1, state["folds"]),
-                                 f"fold {ev['fold']} test acc {ev['test_acc']:.3f} "
+                                 f"fold {int(ev['fold']) + 1} test acc {ev['test_acc']:.3f} "
                                  f"(majority {ev['majority_acc']:.3f})", fold=int(ev["fold"]),
                                  folds=state["folds"]))
 
@@ -131,4 +205,4 @@ def run_training_for_console(settings: Settings, params: TrainingParams,
     return TrainingResult(tuple(rows[:14]), str(rep.checkpoint), tuple(history))
 
 
-__all__ = ["run_backtest_for_console", "run_training_for_console"]
+__all__ = ["TrainingFailed", "run_backtest_for_console", "run_training_for_console"]

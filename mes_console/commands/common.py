@@ -2,6 +2,23 @@
 
 Convention: ``--json`` prints exactly one JSON document on stdout and nothing else there;
 progress bars and messages go to stderr.
+
+Bad input never reaches the user as a traceback: :func:`guarded` (wrapped around the whole
+command line by ``mes_console.cli.main``) turns every known error into ONE line on stderr and a
+documented exit code:
+
+====  =====================================================================================
+0     success
+1     problems found (``data validate``), or an internal error: one line, the traceback is
+      written to ``<log dir>/cli-error-<pid>.txt`` and its path printed
+2     usage: an unknown option, a value of the wrong type, a missing required option (click),
+      or an unreadable data file (``data``, ``train``)
+3     bad input: a bad date or value, a missing file, bad settings, data or checkpoint
+      (``ValueError`` and its engine subclasses ``ConfigError``/``DataError``/``CheckpointError``,
+      ``OSError`` such as ``FileNotFoundError``, ``SessionError``)
+4     ``run``: stopped by SIGINT/SIGTERM after an orderly shutdown
+130   interrupted (Ctrl-C) outside a session
+====  =====================================================================================
 """
 
 from __future__ import annotations
@@ -59,10 +76,95 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+EXIT_INTERRUPTED = 130
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return text or type(exc).__name__
+
+
+def guarded(call, argv: list[str] | None = None) -> int:
+    """Run ``call(args=argv, standalone_mode=False)`` (a typer/click app) and return the exit
+    code of the table above, printing at most one ``error: ...`` line on stderr."""
+    from engine.runtime.session import SessionError
+
+    Exit, UsageError, ClickException, Abort = _click_exceptions()
+    try:
+        rv = call(args=argv, standalone_mode=False)
+        return rv if isinstance(rv, int) else EXIT_OK
+    except Exit as exc:
+        return int(exc.exit_code)
+    except UsageError as exc:
+        err_console.print(f"[bold red]error:[/] {_one_line_markup(exc.format_message())} "
+                          f"(see --help)", highlight=False, soft_wrap=True)
+        return int(exc.exit_code)
+    except ClickException as exc:
+        err_console.print(f"[bold red]error:[/] {_one_line_markup(exc.format_message())}", highlight=False, soft_wrap=True)
+        return int(exc.exit_code)
+    except (*Abort, KeyboardInterrupt):
+        err_console.print("interrupted", highlight=False, soft_wrap=True)
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_PROBLEMS)
+    except (ValueError, OSError, SessionError) as exc:
+        err_console.print(f"[bold red]error:[/] {_one_line_markup(_one_line(exc))}", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    except Exception as exc:  # a bug: one line here, the traceback in a file
+        where = _save_traceback(exc)
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: "
+                          f"{_one_line_markup(_one_line(exc))}" + (f" (traceback: {where})" if where else ""),
+                          highlight=False, soft_wrap=True)
+        return EXIT_PROBLEMS
+
+
+def _click_exceptions() -> tuple[tuple[type, ...], ...]:
+    """(Exit, UsageError, ClickException, Abort) classes of click AND of the click copy that
+    typer ≥ 0.2x vendors as ``typer._click`` (typer raises its own), plus ``typer.Exit``."""
+    import click
+
+    mods: list = [click.exceptions]
+    try:
+        from typer._click import exceptions as vendored  # type: ignore[import-not-found]
+
+        mods.append(vendored)
+    except ImportError:
+        pass
+    out = []
+    for name in ("Exit", "UsageError", "ClickException", "Abort"):
+        classes = {getattr(m, name) for m in mods if isinstance(getattr(m, name, None), type)}
+        if name == "Exit":
+            classes.add(typer.Exit)
+        out.append(tuple(classes))
+    return tuple(out)
+
+
+def _one_line_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(" ".join(text.split()))
+
+
+def _save_traceback(exc: BaseException) -> str:
+    import os
+    import traceback
+
+    try:
+        from engine.config import resolve_dir
+
+        path = resolve_dir("", "log") / f"cli-error-{os.getpid()}.txt"
+        path.write_text("".join(traceback.format_exception(exc)))
+        return str(path)
+    except Exception:
+        return ""
+
+
 def fail(message: str, code: int = EXIT_PROBLEMS) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     from rich.markup import escape
 
     # escaped: a message naming "[risk] key" must not lose its "[risk]" to rich markup
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

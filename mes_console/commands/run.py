@@ -103,12 +103,15 @@ def run_tui(session, settings, shutdown_wait_s: float = 60.0) -> int:
     then stop the session and wait for its orderly shutdown. Shared by replay and paper/live."""
     from mes_console.app import run_console
 
+    from mes_console.app import session_summary
+
     session.start()
     try:
         return run_console(session, settings)
     finally:
         session.stop("console closed")
         session.finished.wait(shutdown_wait_s)
+        err_console.print(session_summary(session), highlight=False, markup=False)
 
 
 def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[Path] = None,

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
 from engine.runtime.snapshot import SessionSnapshot
 from mes_console.widgets import render
+from mes_console.widgets.contain import describe, report
 
 
 class Pane(Static):
@@ -23,6 +25,7 @@ class Pane(Static):
         super().__init__("", **kw)
         self.border_title = self.TITLE
         self._key: object = None
+        self._error = ""
 
     def key_of(self, snap: SessionSnapshot) -> object:
         """What this pane depends on; the pane redraws only when it changes."""
@@ -36,13 +39,27 @@ class Pane(Static):
         self.watch_snapshot(self.snapshot)
 
     def watch_snapshot(self, snap: SessionSnapshot | None) -> None:
+        """Redraw from ``snap`` when this pane's part changed. A failing ``key_of``/``draw`` is
+        contained here: the pane shows ``pane error: ...``, the error is logged once, and the
+        next snapshot tries again (the other panes and the session are not affected)."""
         if snap is None:
             return
-        key = self.key_of(snap)
-        if key == self._key:
+        try:
+            key = self.key_of(snap)
+            if key == self._key:
+                return
+            self._key = key
+            content = self.draw(snap)
+        except Exception as exc:
+            msg = describe(exc)
+            self._key = None
+            if msg != self._error:
+                self._error = msg
+                report(self, f"pane {self.TITLE or type(self).__name__}", exc)
+            self.update(Text(f"pane error: {msg}", style="reverse"))
             return
-        self._key = key
-        self.update(self.draw(snap))
+        self._error = ""
+        self.update(content)
 
 
 class HeaderBar(Pane):
@@ -99,14 +116,14 @@ class PositionPane(Pane):
     """The latest fill message (set by the App from fill events; shown instead of a toast)."""
 
     def key_of(self, snap):
-        return (snap.position, self.last_fill)
+        return (snap.position, self.last_fill, self.content_size.width)
 
     def draw(self, snap):
         t = render.render_position(snap.position)
         if self.last_fill:
             width = max(10, self.content_size.width or 38)
             pad = "\n" * max(1, 6 - len(t.plain.splitlines()))
-            t.append(pad + ("last: " + self.last_fill)[:width])
+            t.append(pad + render.fit("last: " + " ".join(self.last_fill.split()), width))
         return t
 
     def watch_last_fill(self, _old: str, _new: str) -> None:
@@ -118,10 +135,11 @@ class RiskPane(Pane):
     TITLE = "Risk"
 
     def key_of(self, snap):
-        return (snap.risk, snap.header.clock_ns // 1_000_000_000 if snap.risk.pause_until_ns else 0)
+        return (snap.risk, snap.header.clock_ns // 1_000_000_000 if snap.risk.pause_until_ns else 0,
+                self.content_size.width)
 
     def draw(self, snap):
-        return render.render_risk(snap.risk, snap.header.clock_ns)
+        return render.render_risk(snap.risk, snap.header.clock_ns, max(20, self.content_size.width or 38))
 
 
 class LogPane(Pane):
@@ -143,20 +161,30 @@ class LogPane(Pane):
 
 
 class EquityPane(Pane):
+    """Equity now, today's P&L, the whole session's equity with a dollar axis, the broker line.
+
+    Today's P&L has ONE definition, shared with the position pane: realized since the CME
+    trading day began (the risk manager's ``daily_realized_pnl``, after costs) plus the open
+    position's unrealized P&L."""
+
     TITLE = "Equity / broker"
 
     def key_of(self, snap):
-        return (snap.equity, snap.broker, snap.header.clock_ns // 1_000_000_000, self.content_size.width)
+        return (snap.equity, snap.position.realized_usd, snap.position.unrealized_usd, snap.broker,
+                snap.header.clock_ns // 1_000_000_000, self.content_size.width, self.content_size.height)
 
     def draw(self, snap):
-        from rich.text import Text
-
-        w = max(8, self.content_size.width or 28)
-        t = Text()
+        w = max(12, self.content_size.width or 28)
+        h = max(3, self.content_size.height or 5)
+        t = Text(no_wrap=True, overflow="ellipsis")
         eq = snap.equity
+        today = snap.position.realized_usd + snap.position.unrealized_usd
         if eq:
-            t.append(f"${eq[-1]:,.2f}  ({render.money(eq[-1] - eq[0])})\n")
-            for row in render.bar_chart(eq, w, 3):
+            t.append(f"${eq[-1]:,.2f} today ")
+            t.append(render.money(today), style=render.pnl_style(today))
+            t.append("\n")
+            broker_rows = 2 if snap.broker.detail else 1
+            for row in render.equity_chart(eq, w, max(1, h - 1 - broker_rows)):
                 t.append(row + "\n")
         else:
             t.append("no equity yet\n")

@@ -1,7 +1,12 @@
 """Pure text renderers for the console panes: snapshot views in, rich ``Text`` out.
 
 Kept free of widgets so they can be unit-tested and reused by a headless status line. Every
-indicator is carried by words and reverse video, never by colour alone (NO_COLOR, R-UI-6).
+indicator is carried by words and reverse video; colour is added on top with a meaning (green
+gain / LONG, red loss / SHORT / HALTED, yellow REDUCING) and never carries it alone: under
+``NO_COLOR`` the same words remain (R-UI-6).
+
+Every time shown is the engine clock (the snapshot's ``clock_ns``), in New York time; times that
+could be ambiguous over a multi-day replay carry the date.
 """
 
 from __future__ import annotations
@@ -26,7 +31,25 @@ NY = ZoneInfo("America/New_York")
 BLOCKS = "▁▂▃▄▅▆▇█"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _LEVEL_NO = {name: i for i, name in enumerate(LEVELS)}
-EOD_LABELS = {"reduce": "16:00 size×½", "no_new": "16:15 no new", "exit": "16:25 exit", "flat": "16:30 flat"}
+EOD_WORDS = {"reduce": "size×½", "no_new": "no new", "exit": "exit", "flat": "flat"}
+"""What each EOD phase does; its clock time always comes from the snapshot (the calendar and the
+risk manager), never from here."""
+
+GAIN, LOSS = "green", "red"
+STATE_STYLE = {"ACTIVE": "bold green", "REDUCING": "reverse bold yellow", "HALTED": "reverse bold red"}
+SIDE_STYLE = {"LONG": "bold green", "SHORT": "bold red", "FLAT": "bold"}
+
+
+def pnl_style(x: float) -> str:
+    """Colour of a dollar amount: green gain, red loss, none at zero (the sign says it too)."""
+    return GAIN if x > 0 else LOSS if x < 0 else ""
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells with an ellipsis when it does not fit."""
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else text[:max(0, width - 1)] + "…"
 
 
 def ny_time(ts_ns: int, fmt: str = "%H:%M:%S") -> str:
@@ -47,11 +70,11 @@ def fmt_ms(ms: float | None) -> str:
 
 
 def fmt_countdown(seconds: float) -> str:
-    """Seconds until an instant as ``-1:02:03`` (to come) or ``done``."""
+    """Seconds until an instant as ``in 1:02:03`` (to come) or ``passed`` (never negative)."""
     if seconds <= 0:
         return "passed"
     s = int(seconds)
-    return f"-{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    return f"in {s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def price(p: float | None) -> str:
@@ -73,14 +96,25 @@ def sparkline(values, width: int) -> str:
     return "".join(BLOCKS[min(7, int((v - lo) / (hi - lo) * 7.999))] for v in vals)
 
 
-def bar_chart(values, width: int, height: int) -> list[str]:
-    """A ``height``-row block chart of the last ``width`` values, top row first."""
+def resample(values, width: int) -> list[float]:
+    """At most ``width`` values spread evenly over the whole series (first and last kept)."""
+    vals = list(values)
+    n = len(vals)
+    if n <= width or width < 2:
+        return vals[-max(width, 1):] if width < 2 else vals
+    return [vals[round(i * (n - 1) / (width - 1))] for i in range(width)]
+
+
+def bar_chart(values, width: int, height: int, lo: float | None = None, hi: float | None = None) -> list[str]:
+    """A ``height``-row block chart of the last ``width`` values, top row first, scaled to
+    [``lo``, ``hi``] (default: the values' min and max)."""
     vals = list(values)[-width:]
     if not vals:
         return [""] * height
-    lo, hi = min(vals), max(vals)
+    lo = min(vals) if lo is None else lo
+    hi = max(vals) if hi is None else hi
     span = (hi - lo) or 1.0
-    levels = [int(round((v - lo) / span * (height * 8 - 1))) + 1 for v in vals]
+    levels = [max(1, int(round((v - lo) / span * (height * 8 - 1))) + 1) for v in vals]
     rows = []
     for r in range(height - 1, -1, -1):
         line = []
@@ -98,15 +132,43 @@ def meter(used: float, limit: float, width: int = 10) -> str:
     return "[" + "#" * n + "." * (width - n) + "]"
 
 
+def equity_chart(equity, width: int, height: int, min_span_usd: float = 20.0) -> list[str]:
+    """Rows of an equity chart with a dollar axis: ``$hi┤`` on the top row, ``$lo┤`` on the
+    bottom one, the whole series resampled to the width left. The vertical span is at least
+    ``min_span_usd`` dollars (centred), so a few dollars of noise never fill the pane."""
+    vals = list(equity)
+    if not vals or height < 1:
+        return []
+    lo, hi = min(vals), max(vals)
+    if hi - lo < min_span_usd:
+        mid = (hi + lo) / 2
+        lo, hi = mid - min_span_usd / 2, mid + min_span_usd / 2
+    labels = [f"{hi:,.0f}", f"{lo:,.0f}"]
+    lw = max(len(x) for x in labels) + 1
+    w = max(4, width - lw - 1)
+    rows = bar_chart(resample(vals, w), w, height, lo, hi)
+    out = []
+    for r, row in enumerate(rows):
+        label = labels[0] if r == 0 else labels[1] if r == len(rows) - 1 else ""
+        out.append(f"{('$' + label) if label else '':>{lw}}┤{row}")
+    return out
+
+
 def render_header(h: HeaderView, stale: bool, error: str = "") -> Text:
     t = Text()
     t.append(f" {h.mode.upper()} ", style="reverse bold")
+    if h.mode == "demo":
+        t.append(" generated market", style="italic")
+    if h.speed:
+        t.append(f" {h.speed}")
     t.append(f" {h.symbol} {h.account} ")
-    state_style = "reverse bold" if h.trading_state != "ACTIVE" else "bold"
-    t.append(f" {h.trading_state} ", style=state_style)
+    if h.ended:
+        t.append(f" ENDED: {h.ended} ", style="reverse bold")
+    else:
+        t.append(f" {h.trading_state} ", style=STATE_STYLE.get(h.trading_state, "reverse bold"))
     if h.paused:
         t.append(" PAUSED ", style="reverse")
-    t.append(f" {ny_time(h.clock_ns, '%a %H:%M:%S')} NY ")
+    t.append(f" {ny_time(h.clock_ns, '%a %m-%d %H:%M:%S')} NY ")
     t.append(f" data {fmt_ms(h.data_age_ms)}")
     if stale:
         t.append(" STALE DATA ", style="reverse bold blink")
@@ -117,7 +179,7 @@ def render_header(h: HeaderView, stale: bool, error: str = "") -> Text:
 
 def render_quote(q: QuoteView, width: int = 24) -> Text:
     t = Text()
-    t.append(f"B/A {price(q.bid)}/{price(q.ask)}\n")
+    t.append(f"B/A {price(q.bid)}/{price(q.ask)}\n"[:width + 1])
     spread = "-" if q.spread_ticks is None else f"{q.spread_ticks:.0f}t"
     t.append(f"Last {price(q.last)} sprd {spread}\n")
     t.append(sparkline(q.recent, width) + "\n")
@@ -135,12 +197,19 @@ def render_model(m: ModelView) -> Text:
         t.append(f"model {m.label}"[:24] + "\n")
     if m.probs:
         t.append(" ".join(f"{c[0]} {p:.2f}" for c, p in zip(m.classes, m.probs)) + "\n")
+    elif m.confidence is not None:
+        t.append("rule signal: no class probs\n")
+    elif m.is_baseline and m.prediction_age_ms is not None:
+        t.append("no rule signal this bar\n")
     else:
         t.append("no prediction yet\n")
     if m.confidence is not None:
         ok = m.confidence >= m.threshold
         t.append(f"conf {m.confidence:.2f} {'>=' if ok else '< '} {m.threshold:.2f} ")
-        t.append(m.signal if ok else "NO TRADE", style="reverse" if ok else "")
+        if ok and m.signal in ("LONG", "SHORT"):
+            t.append(m.signal, style="reverse " + SIDE_STYLE[m.signal])
+        else:
+            t.append("NO TRADE")
         t.append("\n")
     else:
         t.append("conf n/a\n")
@@ -151,32 +220,48 @@ def render_model(m: ModelView) -> Text:
 
 def render_eod(e: EodView, now_ns: int) -> Text:
     t = Text()
-    t.append(f"phase {e.phase.upper()}  {e.trading_day[5:]}\n", style="bold")
+    day = e.trading_day
+    try:  # the trading day with its weekday, short enough for one line at 80 columns
+        from datetime import date as _date
+
+        day = _date.fromisoformat(e.trading_day).strftime("%a %m-%d")
+    except ValueError:
+        pass
+    t.append(f"{e.phase.upper()}  day {day}\n", style="bold")
     if not e.times:
         t.append("no session today")
         return t
     for i, (name, ts) in enumerate(e.times):
-        label = f"{ny_time(ts, '%H:%M')} {EOD_LABELS.get(name, name)[6:]}"
+        label = f"{ny_time(ts, '%H:%M')} {EOD_WORDS.get(name, name)}"
         style = "reverse" if e.phase == name else ""
-        t.append(f"{label:<15}{fmt_countdown((ts - now_ns) / 1e9):>10}", style=style)
+        t.append(f"{label:<13}{fmt_countdown((ts - now_ns) / 1e9):>11}", style=style)
         if i < len(e.times) - 1:
             t.append("\n")
     return t
+
+
+LIVE_LEG_STATES = ("WORKING", "PENDING", "PARTIAL", "CANCELING")
+"""Leg states that still protect (or may still fill); others are shown without a distance."""
 
 
 def render_position(p: PositionView) -> Text:
     t = Text()
     if p.side == "FLAT":
         t.append("FLAT", style="bold")
-        t.append(f"   realized today {money(p.realized_usd)}\n")
+        t.append("   realized today ")
+        t.append(money(p.realized_usd), style=pnl_style(p.realized_usd))
+        t.append("\n")
     else:
-        t.append(f"{p.side} {p.size} @ {price(p.avg_price)}", style="bold")
-        t.append(f"  uPnL {money(p.unrealized_usd)}\n")
-        t.append(f"realized today {money(p.realized_usd)}\n")
+        t.append(f"{p.side} {p.size} @ {price(p.avg_price)}", style=SIDE_STYLE.get(p.side, "bold"))
+        t.append("  uPnL ")
+        t.append(money(p.unrealized_usd), style=pnl_style(p.unrealized_usd))
+        t.append("\nrealized today ")
+        t.append(money(p.realized_usd), style=pnl_style(p.realized_usd))
+        t.append("\n")
     for leg in (p.stop, p.target):
-        if leg is None:
-            continue
-        dist = "-" if leg.distance_ticks is None else f"{leg.distance_ticks:.0f}t"
+        if leg is None or (p.side == "FLAT" and leg.state not in LIVE_LEG_STATES):
+            continue  # a filled or cancelled leg of a closed position is history, not protection
+        dist = "-" if leg.distance_ticks is None or leg.state not in LIVE_LEG_STATES else f"{leg.distance_ticks:.0f}t"
         t.append(f"{leg.kind:<6} {leg.price:9.2f} {dist:>5} {leg.state}\n")
     if p.side != "FLAT" and p.stop is None:
         t.append("stop   MISSING\n", style="reverse bold")
@@ -187,11 +272,14 @@ def render_position(p: PositionView) -> Text:
     return t
 
 
-def render_risk(r: RiskView, now_ns: int) -> Text:
+def render_risk(r: RiskView, now_ns: int, width: int = 38) -> Text:
     t = Text()
-    t.append(f"{r.state}", style="reverse bold" if r.state != "ACTIVE" else "bold")
-    if r.reason:
-        t.append(f" {r.reason}"[:30])
+    t.append(f"{r.state}", style=STATE_STYLE.get(r.state, "reverse bold"))
+    reason = r.reason
+    if reason.upper().startswith(r.state + ":"):  # "HALTED: why" would read HALTED HALTED: why
+        reason = reason[len(r.state) + 1:].strip()
+    if reason:
+        t.append(" " + fit(reason, width - len(r.state) - 1))
     t.append("\n")
     t.append(f"day loss {meter(r.daily_loss_used_usd, r.daily_loss_limit_usd)} "
              f"{r.daily_loss_used_usd:.0f}/{r.daily_loss_limit_usd:.0f}\n")
@@ -219,11 +307,15 @@ def render_broker(b: BrokerView, now_ns: int) -> Text:
 
 
 def render_logs(lines: tuple[LogLine, ...], min_level: str, n: int, width: int = 48) -> Text:
+    """The last ``n`` records at or above ``min_level``, one line each: engine-clock date and
+    time (New York), level letter, message; a line too long ends in an ellipsis."""
     keep = [ln for ln in lines if _LEVEL_NO.get(ln.level, 1) >= _LEVEL_NO[min_level]][-n:]
     t = Text(no_wrap=True, overflow="ellipsis")
     for i, ln in enumerate(keep):
-        style = "reverse" if ln.level in ("ERROR", "CRITICAL") else ("bold" if ln.level == "WARNING" else "")
-        t.append(f"{ny_time(ln.ts_ns, '%H:%M')} {ln.level[0]} {ln.message}"[:width], style=style)
+        style = ("reverse red" if ln.level in ("ERROR", "CRITICAL")
+                 else ("bold yellow" if ln.level == "WARNING" else ""))
+        t.append(fit(f"{ny_time(ln.ts_ns, '%m-%d %H:%M')} {ln.level[0]} {' '.join(ln.message.split())}", width),
+                 style=style)
         if i < len(keep) - 1:
             t.append("\n")
     if not keep:

@@ -1007,8 +1007,10 @@ class ProjectXVenue:
         if rep.mismatches:
             log.warning("reconcile (%s): %s", reason, "; ".join(rep.mismatches))
         else:
-            log.info("reconcile (%s): in agreement, position %d, %d working orders", reason, bq,
-                     rep.working_orders)
+            # A periodic agreement is routine (the console's broker line shows its time): DEBUG,
+            # so it does not fill the log pane; start-up/reconnect agreements stay at INFO.
+            (log.debug if reason == "periodic" else log.info)(
+                "reconcile (%s): in agreement, position %d, %d working orders", reason, bq, rep.working_orders)
         return rep
 
     async def _positions_and_trades(self):
