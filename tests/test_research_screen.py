@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.config import OptimizeConfig, PathsConfig, Settings
+from engine.config import OptimizeConfig
 from engine.data import load_bars, save_bars
 from mes_console.app import MesConsoleApp
 from screens.optimize import OptimizeScreen
-from tests.ui_support import make_runtime
+from tests.ui_support import make_session, ui_settings
 
 
 async def test_optimize_screen_runs_shows_trials_and_stops(es_1m_path, tmp_path):
@@ -22,9 +22,11 @@ async def test_optimize_screen_runs_shows_trials_and_stops(es_1m_path, tmp_path)
     lo, hi = np.searchsorted(b.ts, [np.datetime64("2025-07-01", "ns").astype(np.int64),
                                     np.datetime64("2025-08-31", "ns").astype(np.int64)])
     data = save_bars(b.slice(int(lo), int(hi)), tmp_path / "summer.parquet")
-    s = dataclasses.replace(Settings(), paths=PathsConfig(data_dir=str(tmp_path), reports_dir=str(tmp_path / "rep")),
+    base = ui_settings()
+    s = dataclasses.replace(base, paths=dataclasses.replace(base.paths, data_dir=str(tmp_path),
+                                                            reports_dir=str(tmp_path / "rep")),
                             optimize=dataclasses.replace(OptimizeConfig(), holdout_months=1, min_trades=0))
-    rt = make_runtime()
+    rt = make_session(s)
     app = MesConsoleApp(rt, s)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("o")
