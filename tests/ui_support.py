@@ -68,13 +68,19 @@ def advance(sess: Session, seconds: float) -> None:
 
 
 def open_position(sess: Session) -> None:
-    """Step the market bar by bar until the baseline holds a position."""
-    for _ in range(1500):
+    """Step the market bar by bar until the baseline holds a position that survived one more bar
+    (an entry whose stop fills inside its own bar is closed by the next step's fill events)."""
+    held = False
+    for _ in range(3000):
         if sess.kernel.oco.pos != 0:
-            sess._publish()
-            return
-        assert sess.step(), "data ended before the baseline opened a position"
-    raise AssertionError("the baseline never opened a position in 1500 bars")
+            if held:
+                sess._publish()
+                return
+            held = True
+        else:
+            held = False
+        assert sess.step(), "data ended before the baseline held a position"
+    raise AssertionError("the baseline never held a position in 3000 bars")
 
 
 def audit_actions(sess: Session) -> list[str]:
