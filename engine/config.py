@@ -7,12 +7,16 @@ Load order (later wins): the defaults of the dataclasses below (identical to the
 ``DATABENTO_API_KEY``. Secrets are never read from a file and never printed unmasked.
 
 A wrong type, an unknown key or an impossible value raises :class:`ConfigError` naming the file,
-the key, the value and what is allowed. Every number of REQUIREMENTS §0 lives here.
+``[section] key``, the value and what is allowed. The schema: declared types (numbers finite:
+no nan/inf), ranges and choices in each field's metadata, the row shapes of list settings in
+:data:`LIST_SHAPES`, and the cross-field rules of :func:`_check_invariants` (money limits
+> 0, smaller than the account and in order). A UTF-8 byte-order mark is tolerated. Every number of REQUIREMENTS §0 lives here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -307,6 +311,8 @@ def _coerce(source: str, key: str, value: Any, tp: Any, meta: dict) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} = {value!r}: expected a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} = {value!r}: expected a finite number (not nan or inf)")
         value = float(value)
     elif tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -320,6 +326,7 @@ def _coerce(source: str, key: str, value: Any, tp: Any, meta: dict) -> Any:
     elif origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where} = {value!r}: expected an array")
+        _check_list(where, key, value)
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"{where} = {value!r}: allowed values are {', '.join(map(repr, choices))}")
@@ -328,6 +335,73 @@ def _coerce(source: str, key: str, value: Any, tp: Any, meta: dict) -> Any:
     if hi is not None and isinstance(value, (int, float)) and value > hi:
         raise ConfigError(f"{where} = {value!r}: must be ≤ {hi}")
     return value
+
+
+# The declared shapes of the list settings (issue 15 item 7): per row, one (what, kind, lo, hi)
+# per column; kind "int" (an integer), "num" (a finite number), "str". lo/hi bound the column
+# inclusively (None = open); the columns in _ROW_OPEN have an exclusive lower bound.
+# A list setting not declared here must still hold only finite numbers and text.
+LIST_SHAPES: dict[str, tuple] = {
+    "risk.balance_tiers": (("balance from $", "num", 0.0, None), ("max contracts", "int", 1, 100),
+                           ("risk fraction", "num", 0.0, 0.1)),
+    "risk.confidence_multipliers": (("confidence from", "num", 0.0, 1.0), ("size multiplier", "num", 0.0, 10.0)),
+    "risk.consecutive_loss_pauses": (("losses", "int", 1, 1000), ("pause seconds", "num", 0.0, 7 * 86_400.0)),
+    "projectx.history_rate": ("requests", "int", 1, None),
+    "projectx.general_rate": ("requests", "int", 1, None),
+}
+_ROW_OPEN = {("risk.balance_tiers", 2), ("risk.confidence_multipliers", 1)}   # lower bound exclusive
+
+
+def _check_list(where: str, key: str, value: list) -> None:
+    """Validate a list setting against :data:`LIST_SHAPES` (rows of the declared columns, each
+    a finite number / integer / text within its bounds); undeclared lists: finite numbers and text
+    only. Raises :class:`ConfigError` naming ``[section] key``, the row and the column."""
+    shape = LIST_SHAPES.get(key)
+
+    def bad(msg: str):
+        raise ConfigError(f"{where} = {value!r}: {msg}")
+
+    def check_cell(v, what, kind, lo, hi, col_key, at):
+        if kind == "str":
+            if not isinstance(v, str):
+                bad(f"{at}: {what} {v!r} must be text")
+            return
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            bad(f"{at}: {what} {v!r} must be a number")
+        if not math.isfinite(v):
+            bad(f"{at}: {what} {v!r} must be finite")
+        if kind == "int" and (isinstance(v, float) and v != int(v)):
+            bad(f"{at}: {what} {v!r} must be an integer")
+        if lo is not None and (v <= lo if col_key in _ROW_OPEN else v < lo):
+            bad(f"{at}: {what} {v!r} must be {'>' if col_key in _ROW_OPEN else '≥'} {lo}")
+        if hi is not None and v > hi:
+            bad(f"{at}: {what} {v!r} must be ≤ {hi}")
+
+    if shape is None:
+        def walk(v, at):
+            if isinstance(v, list):
+                for i, x in enumerate(v):
+                    walk(x, f"{at}[{i}]")
+            elif isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                bad(f"{at}: {v!r} must be a number or text")
+            elif isinstance(v, float) and not math.isfinite(v):
+                bad(f"{at}: {v!r} must be finite")
+        walk(value, "item")
+        return
+    if isinstance(shape[0], str):          # a flat pair [count, seconds]
+        if len(value) != 2:
+            bad("expected [requests, seconds]")
+        check_cell(value[0], "requests", "int", 1, None, (key, 0), "item 1")
+        check_cell(value[1], "seconds", "num", 0.0, None, (key, 1), "item 2")
+        if value[1] <= 0:
+            bad("item 2: seconds must be > 0")
+        return
+    names = ", ".join(c[0] for c in shape)
+    for i, row in enumerate(value, 1):
+        if not isinstance(row, list) or len(row) != len(shape):
+            bad(f"row {i} {row!r}: expected [{names}]")
+        for j, (what, kind, lo, hi) in enumerate(shape):
+            check_cell(row[j], what, kind, lo, hi, (key, j), f"row {i}")
 
 
 def _apply(settings: Settings, data: dict[str, Any], source: str) -> Settings:
@@ -392,15 +466,48 @@ def _check_invariants(s: Settings, source: str) -> None:
         v = getattr(s.projectx, key)
         if not (len(v) == 2 and all(isinstance(x, (int, float)) and x > 0 for x in v)):
             raise ConfigError(f"{source}: [projectx] {key} = {v!r}: expected [requests > 0, seconds > 0]")
+    _check_risk_order(s, source)
+
+
+def _check_risk_order(s: Settings, source: str) -> None:
+    """Cross-field rules of the money limits (issue 15 item 7): every dollar limit is > 0 and
+    smaller than ``[account] starting_capital`` (a limit the account cannot lose never fires),
+    the minimum balance lies below the starting capital (else nothing ever trades), and the
+    limits come in a sensible order: one trade's risk ≤ the daily loss limit ≤ the kill switch."""
+    r, cap = s.risk, s.account.starting_capital
+    for key in ("max_risk_per_trade", "daily_loss_limit", "daily_drawdown_limit", "kill_switch_loss",
+                "account_drawdown_limit"):
+        v = getattr(r, key)
+        if v <= 0:
+            raise ConfigError(f"{source}: [risk] {key} = {v!r}: must be > 0 (a limit of $0 refuses every trade)")
+        if v >= cap:
+            raise ConfigError(f"{source}: [risk] {key} = {v!r}: must be smaller than [account] "
+                              f"starting_capital = {cap!r} (a limit the account cannot lose never fires)")
+    if r.min_account_balance >= cap:
+        raise ConfigError(f"{source}: [risk] min_account_balance = {r.min_account_balance!r}: must be below "
+                          f"[account] starting_capital = {cap!r} (else no trade is ever allowed)")
+    if r.max_risk_per_trade > r.daily_loss_limit:
+        raise ConfigError(f"{source}: [risk] max_risk_per_trade = {r.max_risk_per_trade!r}: must be ≤ "
+                          f"[risk] daily_loss_limit = {r.daily_loss_limit!r} (one trade must fit the day)")
+    if r.daily_loss_limit > r.kill_switch_loss:
+        raise ConfigError(f"{source}: [risk] daily_loss_limit = {r.daily_loss_limit!r}: must be ≤ "
+                          f"[risk] kill_switch_loss = {r.kill_switch_loss!r} (the day's limit fires first)")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse one TOML file; raises :class:`ConfigError` naming the file and the parse error."""
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):      # a UTF-8 byte-order mark (Windows editors): tolerated
+        raw = raw[3:]
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 

@@ -32,3 +32,42 @@ async def gateway_and_client(path, *, client_clock=None, gw_kwargs=None, **clien
     finally:
         await px.close()
         await gw.stop()
+
+
+class ThreadedGateway:
+    """The fake gateway on its own thread and event loop (``speed`` 0: ``step()`` by hand), for
+    tests that drive a session in another thread or process over loopback."""
+
+    def __init__(self, frame, speed: float = 0.0, username: str = USER, api_key: str = KEY,
+                 **gw_kwargs) -> None:
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-gw", daemon=True)
+        self.thread.start()
+
+        async def make():
+            gw = FakeGateway(frame, LiveClock(), username=username, api_key=api_key, speed=speed,
+                             **gw_kwargs)
+            await gw.start()
+            return gw
+        self.gw = self.run(make())
+        self.url = self.gw.base_url
+
+    def run(self, coro, timeout: float = 15.0):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn):
+        async def f():
+            return fn()
+        return self.run(f())
+
+    def close(self) -> None:
+        try:
+            self.run(self.gw.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)

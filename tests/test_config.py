@@ -91,3 +91,69 @@ def test_cli_config_show_masks_and_check_fails_on_wrong_type(tmp_path: Path) -> 
     r = _cli("config", "check", "--config", str(bad))
     assert r.returncode == 3
     assert "max_risk_per_trade" in r.stderr and "'25'" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "body, needles",
+    [
+        ("[risk]\nkill_switch_loss = nan\n", ["[risk] kill_switch_loss", "nan", "finite"]),
+        ("[risk]\ndaily_loss_limit = inf\n", ["[risk] daily_loss_limit", "inf", "finite"]),
+        ("[risk]\ndaily_drawdown_limit = -inf\n", ["[risk] daily_drawdown_limit", "finite"]),
+        ("[risk]\nconfidence_multipliers = [[0.6, 0.5], [1.5, 1.0]]\n",
+         ["[risk] confidence_multipliers", "row 2", "confidence from 1.5", "≤ 1.0"]),
+        ("[risk]\nconfidence_multipliers = [[0.6, -5.0]]\n",
+         ["[risk] confidence_multipliers", "row 1", "size multiplier -5.0", "> 0.0"]),
+        ("[risk]\nconfidence_multipliers = [[0.6, nan]]\n", ["[risk] confidence_multipliers", "finite"]),
+        ("[risk]\nbalance_tiers = [[700.0, \"one\", 0.02]]\n",
+         ["[risk] balance_tiers", "row 1", "max contracts 'one'", "must be a number"]),
+        ("[risk]\nbalance_tiers = [[700.0, 1]]\n", ["[risk] balance_tiers", "row 1", "expected [balance from $"]),
+        ("[risk]\nconsecutive_loss_pauses = [[\"three\", 900]]\n",
+         ["[risk] consecutive_loss_pauses", "losses 'three'"]),
+        ("[risk]\nconsecutive_loss_pauses = [3, 900]\n", ["[risk] consecutive_loss_pauses", "row 1 3"]),
+        ("[projectx]\ngeneral_rate = [200, \"x\"]\n", ["[projectx] general_rate", "seconds 'x'"]),
+        ("[databento]\nsymbols = [nan]\n", ["[databento] symbols", "finite"]),
+        ("[risk]\ndaily_loss_limit = 5000.0\n",
+         ["[risk] daily_loss_limit", "5000.0", "smaller than [account] starting_capital = 1000.0"]),
+        ("[risk]\nmin_account_balance = 1200.0\n", ["[risk] min_account_balance", "below [account] starting_capital"]),
+        ("[risk]\nmax_risk_per_trade = 60.0\n", ["[risk] max_risk_per_trade", "≤ [risk] daily_loss_limit"]),
+        ("[risk]\ndaily_loss_limit = 400.0\ndaily_drawdown_limit = 450.0\n",
+         ["[risk] daily_loss_limit", "≤ [risk] kill_switch_loss"]),
+        ("[risk]\nkill_switch_loss = 0.0\n", ["[risk] kill_switch_loss", "> 0"]),
+    ],
+)
+def test_schema_refuses_non_finite_shapes_and_incoherent_limits(tmp_path: Path, body: str, needles: list[str]) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(body)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(p, use_user_file=False, env={})
+    msg = str(exc.value)
+    assert str(p) in msg and "\n" not in msg
+    for n in needles:
+        assert n in msg, msg
+
+
+def test_bom_tolerated_and_coherent_big_account_accepted(tmp_path: Path) -> None:
+    p = tmp_path / "bom.toml"
+    p.write_bytes(b"\xef\xbb\xbf[risk]\ndaily_loss_limit = 40.0\n")
+    assert load_settings(p, use_user_file=False, env={}).risk.daily_loss_limit == 40.0
+    q = tmp_path / "big.toml"
+    q.write_text("[account]\nstarting_capital = 100000.0\n[risk]\ndaily_loss_limit = 4000.0\n"
+                 "kill_switch_loss = 9000.0\nbalance_tiers = [[700.0, 1, 0.02], [3000.0, 5, 0.015]]\n")
+    s = load_settings(q, use_user_file=False, env={})
+    assert s.risk.kill_switch_loss == 9000.0
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b"[account]\nname = \"caf\xe9\"\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(bad, use_user_file=False, env={})
+
+
+def test_cli_config_check_keeps_the_section_and_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[risk]\nbalance_tiers = [[700.0, \"one\", 0.02]]\n")
+    r = _cli("config", "check", "--config", str(bad))
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert "[risk] balance_tiers" in r.stderr, r.stderr
+    nan = tmp_path / "nan.toml"
+    nan.write_text("[risk]\nkill_switch_loss = nan\n")
+    r = _cli("config", "check", "--config", str(nan))
+    assert r.returncode == 3 and "[risk] kill_switch_loss" in r.stderr, r.stderr

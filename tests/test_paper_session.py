@@ -247,7 +247,17 @@ def test_live_headless_without_flag_exits_3(tmp_path) -> None:
 
 def test_headless_paper_cli_against_fake(topstepx_path, tmp_path) -> None:
     frame = load_bars_frame(topstepx_path, start="2025-09-04T14:00:00+00:00", max_rows=40)
-    gt = Gateway(frame, speed=600.0)       # a bar every 0.1 s
+    gt = Gateway(frame, speed=0.0)
+    ex = gt.gw.exchange
+    stop = threading.Event()
+
+    def replay():   # a bar every 0.1 s once the session subscribed (its start-up time varies)
+        while not stop.is_set() and not any(c.hub == "market" and len(c.subs) >= 2 for c in gt.gw.connections):
+            time.sleep(0.02)
+        while not stop.is_set() and gt.call(ex.step):
+            time.sleep(0.025)
+    th = threading.Thread(target=replay, daemon=True)
+    th.start()
     try:
         cfg = tmp_path / "c.toml"
         cfg.write_text(f'[projectx]\nstale_feed_s = 0.5\n[paths]\nstate_dir = "{tmp_path / "st"}"\n')
@@ -256,6 +266,8 @@ def test_headless_paper_cli_against_fake(topstepx_path, tmp_path) -> None:
         r = _cli(["run", "--mode", "paper", "--gateway-url", gt.url, "--no-tui", "--json-report",
                   str(rep), "--config", str(cfg)], env)
     finally:
+        stop.set()
+        th.join(5)
         gt.close()
     assert r.returncode == 0, r.stderr[-2000:] + r.stdout[-2000:]
     doc = json.loads(rep.read_text())

@@ -162,3 +162,33 @@ async def test_no_secret_in_hub_logs(topstepx_path, caplog):
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "access_token=****" in text        # signalrcore logged the URL, redacted
     assert KEY not in text and all(t not in text for t in tokens)
+
+
+async def _idle(g, m, u, q, seconds):
+    got: list = []
+    for _ in range(int(seconds / 0.05)):
+        got.extend(drain(q))
+        await asyncio.sleep(0.05)
+    return got
+
+
+async def test_idle_connection_stays_up_with_keep_alive(topstepx_path):
+    """Issue 15 item 3: no market data and no invocation for 4 s against a server that drops a
+    client silent for 1 s (the real one: 30 s): the client's pings keep both hubs up."""
+    kw = {"keep_alive_s": 0.3}
+    async with hubs(topstepx_path, user_kwargs=kw, market_kwargs=kw, ping_interval_s=0.2,
+                    client_timeout_s=1.0) as (g, px, m, u, q, acct, mes):
+        await _subscribed(g)
+        got = await _idle(g, m, u, q, 4.0)
+        assert not [e for e in got if e.kind in ("disconnected", "reconnected")], [e.kind for e in got]
+        assert m.connect_count == 1 and u.connect_count == 1 and m.pings >= 5 and u.pings >= 5
+
+
+async def test_idle_connection_without_pings_is_dropped(topstepx_path):
+    """The control: the same server with the client's keep-alive effectively off drops it."""
+    kw = {"keep_alive_s": 3600.0}
+    async with hubs(topstepx_path, user_kwargs=kw, market_kwargs=kw, ping_interval_s=0.2,
+                    client_timeout_s=1.0) as (g, px, m, u, q, acct, mes):
+        await _subscribed(g)
+        got = await _idle(g, m, u, q, 2.5)
+        assert any(e.kind == "disconnected" for e in got)

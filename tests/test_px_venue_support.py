@@ -91,6 +91,7 @@ def settle(gt: GatewayThread, venue, timeout: float = 8.0) -> None:
     """Pump the venue (without draining its queue) until it has seen every order status,
     trade and the position the exchange holds."""
     end = time.perf_counter() + timeout
+    venue.wait_sent(timeout)          # cancels are sent without waiting for the answer
     while True:
         venue.pump()
         orders, trades, pos = gt.state()

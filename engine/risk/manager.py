@@ -792,3 +792,50 @@ class RiskManager:
         """A copy of the persisted counters (what :class:`RiskStateStore` writes)."""
         with self._lock:
             return dict(self._st)
+
+    def book_broker_trades(self, trade_ids: Any = (), net_pnl: float | None = None,
+                           exit_ts_ns: int | None = None, since_ns: int | None = None) -> dict[str, Any]:
+        """Book one round trip reported by the broker exactly once, by broker trade id (R-RISK-6,
+        R-EXE-4: the broker is the source of truth; crash recovery in ``specs/live.md``).
+
+        ``trade_ids``: the broker trade ids (ints) of the round trip's fills. When none of them
+        is booked yet they are recorded and, with a ``net_pnl`` (dollars after fees), the trade is
+        booked through :meth:`on_trade_closed` at ``exit_ts_ns`` (UTC ns): the ids, the balance
+        and the counters reach ``risk_state.json`` in the same atomic write, so a crash can
+        neither lose nor repeat it. ``net_pnl`` None only records the ids (fills that are not a
+        round trip of this account's risk: voided, or there before the first session).
+        ``since_ns`` (broker clock, UTC ns) moves the watermark from which a restart searches
+        the broker's trades. When ANY id is already booked nothing changes (idempotent).
+
+        Returns ``{"booked": bool, "ids": set of booked ids, "since_ns": watermark or None}``.
+        Call it once with no arguments before anything else saves the state: it loads the ids
+        persisted by an earlier run (the base state's key list does not include them).
+        Raises ValueError for a non-finite ``net_pnl``."""
+        if net_pnl is not None and not _finite(net_pnl):
+            raise ValueError(f"book_broker_trades: net_pnl must be finite, got {net_pnl!r}")
+        cap = 5000   # ids kept: far more than one day's round trips
+        with self._lock:
+            if "broker_booked" not in self._st:
+                saved = self.store.load() if self.store is not None else None
+                saved = saved or {}
+                self._st["broker_booked"] = [int(x) for x in saved.get("broker_booked") or []]
+                self._st["broker_since_ns"] = saved.get("broker_since_ns")
+            booked = self._st["broker_booked"]
+            ids = [int(x) for x in trade_ids]
+            have = set(booked)
+            done = False
+            if ids and not have.intersection(ids):
+                booked.extend(ids)
+                del booked[:-cap]
+                if since_ns is not None:
+                    self._st["broker_since_ns"] = int(since_ns)
+                if net_pnl is None:
+                    self._save()
+                else:
+                    self.on_trade_closed(float(net_pnl), int(exit_ts_ns if exit_ts_ns is not None
+                                                             else self.clock.now_ns()))
+                done = True
+            elif since_ns is not None and not ids:
+                self._st["broker_since_ns"] = int(since_ns)
+                self._save()
+            return {"booked": done, "ids": set(booked), "since_ns": self._st["broker_since_ns"]}

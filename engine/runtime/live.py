@@ -75,7 +75,7 @@ import numpy as np
 
 from engine.broker.projectx.models import parse_ts
 from engine.calendar import calendar_for
-from engine.clock import NS_PER_SECOND, Clock, LiveClock, SimClock, perf_ns
+from engine.clock import NS_PER_SECOND, Clock, LiveClock, SimClock, perf_ns, to_datetime
 from engine.config import Settings
 from engine.data.bars import Bars
 from engine.instruments import spec as instrument_spec
@@ -121,7 +121,11 @@ class LiveConfig:
     day; a paper comparison with a replay over N bars passes N); ``startup_timeout_s``: wait
     for the connection and the first market event; ``shutdown_wait_s``: wait for the closing
     fills; ``publish_interval_ns``: snapshot rate limit (wall ns); ``poll_s``: how long the
-    loop waits for a market event before doing its timers."""
+    loop waits for a market event before doing its timers. The market-record sanity gate
+    (:meth:`LiveSession.gate_problem`): ``gate_window_s`` how far behind the engine clock (wall
+    mode: either side of the wall clock) a timestamp may lie, ``gate_max_jump_s`` how far ahead
+    of the engine clock in exchange mode (a long weekend fits), ``gate_future_s`` how far after
+    the wall clock any exchange time may lie (seconds)."""
 
     mode: str = "paper"
     clock: str = "exchange"
@@ -139,6 +143,9 @@ class LiveConfig:
     publish_interval_ns: int = 50_000_000
     poll_s: float = 0.01
     speed: float | None = None
+    gate_window_s: float = 300.0
+    gate_max_jump_s: float = 4 * 86_400.0
+    gate_future_s: float = 86_400.0
 
 
 class BarAggregator:
@@ -200,6 +207,9 @@ class _StampedVenue:
         self._bar_ns = int(bar_ns)
         self._buf: deque = deque()
         self.fills = 0
+        self.rt: list[dict] = []
+        """Broker facts (``ProjectXVenue.polled_fill_meta``) of the fills handed to the kernel
+        since its last booked round trip, in delivery order (see :class:`_LiveRisk`)."""
 
     def __getattr__(self, name):
         return getattr(self._v, name)
@@ -212,14 +222,35 @@ class _StampedVenue:
 
     def collect(self) -> int:
         evs = self._v.poll_events()
+        meta = list(getattr(self._v, "polled_fill_meta", None) or ())
         now = self._clock.now_ns() // self._bar_ns * self._bar_ns
+        j = 0
         for e in evs:
             if self._restamp and isinstance(e, (FillEvent, OrderUpdate, PositionUpdate)):
                 e = e._replace(ts_ns=now)
             if isinstance(e, FillEvent):
                 self.fills += 1
+                if j < len(meta):
+                    self.rt.append(meta[j])
+                j += 1
             self._buf.append(e)
         return len(evs)
+
+    def take_round_trip(self) -> tuple[list[int], int | None]:
+        """The broker trade ids of the round trip the kernel just closed: the shortest prefix of
+        :attr:`rt` whose signed sizes sum to zero (all of it when none does), removed from
+        :attr:`rt`; and the restart watermark (broker time of the oldest fill still unbooked, or
+        of this round trip's last fill, minus 60 s)."""
+        run, k = 0, len(self.rt)
+        for i, m in enumerate(self.rt):
+            run += int(m["signed"])
+            if run == 0:
+                k = i + 1
+                break
+        took, self.rt = self.rt[:k], self.rt[k:]
+        ts = [int(m["ts_ns"]) for m in (self.rt[:1] or took[-1:]) if m.get("ts_ns")]
+        since = min(ts) - 60 * NS_PER_SECOND if ts else None
+        return [int(m["id"]) for m in took], since
 
     def poll_events(self) -> list:
         self.collect()
@@ -230,6 +261,30 @@ class _StampedVenue:
     def has_events(self) -> bool:
         self.collect()
         return bool(self._buf)
+
+
+class _LiveRisk(_TimedRisk):
+    """The timed risk proxy of a live session: the kernel's ``on_trade_closed`` goes through
+    :meth:`RiskManager.book_broker_trades` with the broker trade ids of the round trip, so the
+    booking and the ids reach ``risk_state.json`` in one atomic write (exactly once across a
+    crash; a restart books what is missing from ``Trade/search``)."""
+
+    def __init__(self, risk, venue: _StampedVenue) -> None:
+        super().__init__(risk)
+        object.__setattr__(self, "_venue", venue)
+
+    def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None:
+        t0 = perf_ns()
+        try:
+            ids, since = self._venue.take_round_trip()
+            if ids:
+                r = self._risk.book_broker_trades(ids, net_pnl, exit_ts_ns, since_ns=since)
+                if not r["booked"]:
+                    log.warning("round trip of broker trades %s already booked: not booked twice", ids)
+            else:
+                self._risk.on_trade_closed(net_pnl, exit_ts_ns)
+        finally:
+            object.__setattr__(self, "elapsed", self.elapsed + perf_ns() - t0)
 
 
 def api_host(url: str) -> str:
@@ -314,6 +369,8 @@ class LiveSession(SessionBase):
         self._next_reconcile_wall = 0
         self._pending: deque = deque()
         self._stale_alerted = False
+        self.refused: dict[str, int] = {}
+        """Market records dropped by the sanity gate, by kind (:meth:`gate_problem`)."""
         self._started = False
         self._venue_started = False
         self._last_bar: BarInput | None = None
@@ -342,22 +399,28 @@ class LiveSession(SessionBase):
             strat.signals(Bars(ts, px, px + 1, px - 1, px, np.ones(n), bar_ns=self.bar_ns,
                                symbol=self.spec.symbol))
         log.info("signals: %s", self.signals.label)
+        # the account lock BEFORE any network call: a refused second instance never logs in,
+        # opens a hub or reconciles. Named by the API host and the configured account (the
+        # broker's account name is not known before the login).
+        host = api_host(self.px.client.base_url)
+        state_root = Path(self.cfg.state_dir) if self.cfg.state_dir else _default_state_dir(s)
+        want = self.cfg.account or s.account.name or "default"
+        try:
+            self.lock = AccountLock(state_root, f"{host}-{want}").acquire()
+        except AccountLockError as exc:
+            self.lock = None
+            raise SessionError(str(exc)) from None
         try:
             rep = self.px.start(self.cfg.startup_timeout_s)
         except Exception as exc:
+            self._close_venue()
             raise SessionError(f"connecting to the ProjectX gateway at {self.px.client.base_url}: "
                                f"{type(exc).__name__}: {exc}") from None
         self._venue_started = True
         try:
             self.startup_reconcile = rep
-            host = api_host(self.px.client.base_url)
             acct = self.px.account_name
             self.cfg.account = self.cfg.account or acct
-            state_root = Path(self.cfg.state_dir) if self.cfg.state_dir else _default_state_dir(s)
-            try:
-                self.lock = AccountLock(state_root, f"{host}-{acct}").acquire()
-            except AccountLockError as exc:
-                raise SessionError(str(exc)) from None
             try:
                 store = RiskStateStore(state_root / "risk" / f"{self.cfg.mode}-{host}-{acct}")
                 store.load()
@@ -372,12 +435,9 @@ class LiveSession(SessionBase):
                 self.risk = RiskManager(s, self.clock, self.cal, self.spec, store)
             except RiskStateError as exc:
                 raise SessionError(str(exc)) from None
-            self._timed_risk = _TimedRisk(self.risk)
-            self.start_balance = float(self.risk.balance)
-            self.kernel = TradingKernel(s, self.venue, self._timed_risk, self.spec, bar_ns=self.bar_ns,
-                                        starting_balance=self.start_balance)
-            self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
-                                      self.cfg.normal_window_bars, True)
+            self.risk.book_broker_trades()   # loads the booked broker ids before any save
+            self._timed_risk = _LiveRisk(self.risk, self.venue)
+            self._book_broker_history("start-up")
             self._note_reconcile(rep)
             if rep.broker_qty != 0:
                 msg = (f"start-up: the broker holds {rep.broker_qty:+d} contracts the session did not "
@@ -386,6 +446,13 @@ class LiveSession(SessionBase):
                 self.px.flatten("start-up position not ours")
                 self._note_reconcile(self.px.reconcile("after start-up flatten"))
                 self.venue.poll_events()   # the kernel never held that position
+                self._book_broker_history("start-up flatten")
+            self.venue.rt.clear()          # fills before trading are booked above, not by the kernel
+            self.start_balance = float(self.risk.balance)
+            self.kernel = TradingKernel(s, self.venue, self._timed_risk, self.spec, bar_ns=self.bar_ns,
+                                        starting_balance=self.start_balance)
+            self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
+                                      self.cfg.normal_window_bars, True)
             log.info("%s session started: account %s, contract %s, clock %s, balance $%.2f (broker $%s)",
                      self.cfg.mode, acct, self.px.contract_id, self.cfg.clock, self.start_balance,
                      self.px.balance, extra={"event": "start"})
@@ -397,6 +464,63 @@ class LiveSession(SessionBase):
         self._next_reconcile_ns = self.clock.now_ns() + int(self._reconcile_s() * NS_PER_SECOND)
         self.last_data_wall = self.wall.monotonic_ns()
         self._publish()
+
+    def _book_broker_history(self, why: str) -> None:
+        """Crash recovery (R-RISK-6, R-EXE-4): book into the risk manager, exactly once by
+        broker trade id, every round trip the broker reports (``Trade/search`` from the stored
+        watermark) that the saved state does not hold: a fill that reached the broker while no
+        engine was running, or one the previous process received but died before booking.
+        Fills are walked in id order; each closing fill (``profitAndLoss`` set) books
+        ``profitAndLoss − fees`` of itself and of the unbooked fills before it, at the engine
+        clock's now (exchange mode) or the fill's broker time (wall mode); a voided fill is only
+        recorded. Fills of an open position stay unbooked until their close. With no watermark (a
+        new state) the broker's existing trades are recorded as not this state's. Raises
+        :class:`SessionError` when the broker cannot be read: trading never starts on a state
+        that may lack P&L."""
+        risk, px = self.risk, self.px
+        info = risk.book_broker_trades()
+        since, booked = info["since_ns"], info["ids"]
+        now_wall = self.wall.now_ns()
+        try:
+            trades = px.trades_since(now_wall - 3600 * NS_PER_SECOND if since is None else since)
+        except Exception as exc:
+            raise SessionError(f"{why}: reading the broker's trades (Trade/search) failed: "
+                               f"{type(exc).__name__}: {exc}; not trading on a risk state that may "
+                               "miss P&L") from None
+        trades = [t for t in trades if t.contract_id == px.contract_id and t.id not in booked]
+        if since is None:
+            risk.book_broker_trades([t.id for t in trades], None, since_ns=now_wall - 60 * NS_PER_SECOND)
+            if trades:
+                log.info("%s: %d broker trades before this risk state's first session recorded, "
+                         "not booked", why, len(trades))
+            return
+        pend: list[int] = []
+        fees = 0.0
+        n, total = 0, 0.0
+        for t in trades:
+            if t.voided:
+                risk.book_broker_trades([t.id], None)
+                continue
+            pend.append(t.id)
+            fees += px.trade_cost(t)
+            if t.profit_and_loss is None:
+                continue
+            net = float(t.profit_and_loss) - fees
+            if self.cfg.clock == "exchange" or not t.creation_ns:
+                ts = self.clock.now_ns()
+            else:
+                ts = min(int(t.creation_ns), self.clock.now_ns())
+            mark = (t.creation_ns or now_wall) - 60 * NS_PER_SECOND
+            if risk.book_broker_trades(pend, net, ts, since_ns=mark)["booked"]:
+                n += 1
+                total += net
+            pend, fees = [], 0.0
+        if n:
+            msg = (f"{why}: booked {n} round trip(s) the broker filled while the engine was away: "
+                   f"net ${total:+.2f}; balance now ${risk.balance:.2f}")
+            log.warning(msg)
+            self.alerts.send("warning", "crash_recovery", msg)
+            self._event("alert", msg[:200], "warning")
 
     def _reconcile_s(self) -> float:
         r = self.cfg.reconcile_interval_s
@@ -416,6 +540,8 @@ class LiveSession(SessionBase):
                 continue
             self._pending.append(ev)
             ts = _event_ts(ev)
+            if ts is not None and self.gate_problem(ts, what="first market record") is not None:
+                continue   # the loop refuses and counts it
             if ts is not None:
                 return ts
         raise SessionError(f"no market data from the gateway within {self.cfg.startup_timeout_s:.0f} s "
@@ -477,8 +603,61 @@ class LiveSession(SessionBase):
         if perf_ns() - self._last_pub >= self.cfg.publish_interval_ns:
             self._publish()
 
+    def gate_problem(self, ts: int | None, price: Any = None, *, what: str = "record") -> str | None:
+        """The sanity gate every market record passes before it can move the clock or make a
+        bar (issue 15): a timestamp (UTC ns) within ``gate_future_s`` of the wall clock, in
+        exchange mode not more than ``gate_max_jump_s`` ahead of nor ``gate_window_s`` behind
+        the engine clock, in wall mode within ``gate_window_s`` of the wall clock; a price that is
+        a finite number > 0 on the contract's tick grid. Returns why the record is refused, or
+        None. The engine clock therefore never moves back (older times are ignored) and never
+        jumps beyond the gate."""
+        if price is not None or what == "trade":
+            if isinstance(price, bool) or not isinstance(price, (int, float)) or not np.isfinite(price) or price <= 0:
+                return f"{what} price: {price!r} is not a finite price > 0"
+            tick = float(getattr(self.px, "tick", 0) or self.spec.tick_size)
+            if abs(price / tick - round(price / tick)) > 1e-6:
+                return f"{what} price: {price!r} is off the {tick} tick grid"
+        if ts is None:
+            return None
+        wall = self.wall.now_ns()
+        if ts > wall + int(self.cfg.gate_future_s * NS_PER_SECOND):
+            return f"{what} time: {_iso(ts)} is after the wall clock {_iso(wall)}"
+        window = int(self.cfg.gate_window_s * NS_PER_SECOND)
+        if self.cfg.clock == "wall":
+            if abs(ts - wall) > window:
+                return f"{what} time: {_iso(ts)} is more than {self.cfg.gate_window_s:g} s from the wall clock"
+            return None
+        now = self.clock.now_ns()
+        if now:
+            if ts > now + int(self.cfg.gate_max_jump_s * NS_PER_SECOND):
+                return f"{what} time: {_iso(ts)} jumps more than {self.cfg.gate_max_jump_s:g} s past the clock {_iso(now)}"
+            if ts < now - window:
+                return f"{what} time: {_iso(ts)} is more than {self.cfg.gate_window_s:g} s before the clock {_iso(now)}"
+        return None
+
+    def _refuse(self, why: str) -> None:
+        """Count, log (the first 5 of each kind, then every 1,000th) and drop one record."""
+        key = why.split(":")[0]
+        n = self.refused.get(key, 0) + 1
+        self.refused[key] = n
+        if n <= 5 or n % 1000 == 0:
+            log.error("market record dropped by the sanity gate (%d so far of this kind): %s", n, why)
+
+    def _apply_commands(self) -> None:
+        """Operator commands, with the kernel first brought up to date with the venue's fills
+        and order events received since the last bar (they are otherwise booked at the next bar
+        close): a kill switch pressed just after an entry filled must see the position and
+        flatten it now, not a bar later."""
+        if self.kernel is not None and self._last_bar is not None and not self._cmd.empty():
+            self.kernel._drain(self._last_bar)
+        super()._apply_commands()
+
     def _on_market(self, ev) -> None:
         k = ev.kind
+        if k == "refused":
+            self._refuse(str((ev.data or {}).get("reason", "quote refused by the hub")))
+            self.market_seen += 1
+            return
         if k in ("quote", "trade"):
             self.last_data_wall = self.wall.monotonic_ns()
             if self._stale_alerted:
@@ -486,7 +665,10 @@ class LiveSession(SessionBase):
                 self._event("info", "market feed back")
         if k == "quote":
             ts = _event_ts(ev)
-            if ts is not None:
+            why = self.gate_problem(ts, what="quote")
+            if why is not None:
+                self._refuse(why)
+            elif ts is not None:
                 self._advance(ts)
                 bar = self.agg.close_before(ts)
                 if bar is not None:
@@ -494,16 +676,29 @@ class LiveSession(SessionBase):
                 self.last_data_ts = ts
         elif k == "trade":
             for row in ev.data or ():
+                if not isinstance(row, dict):
+                    self._refuse(f"trade record: {str(row)[:60]!r} is not an object")
+                    continue
                 try:
                     ts = parse_ts(row.get("timestamp"))
-                except ValueError as exc:
-                    log.error("market trade with a bad timestamp dropped: %s", exc)
+                except (ValueError, TypeError) as exc:
+                    self._refuse(f"trade timestamp: {exc}")
                     continue
                 px = row.get("price")
-                if ts is None or px is None:
+                if ts is None:
+                    self._refuse("trade time: missing")
+                    continue
+                why = self.gate_problem(ts, px, what="trade")
+                vol = row.get("volume")
+                if why is None and vol is not None and (isinstance(vol, bool) or not isinstance(vol, (int, float))
+                                                        or not np.isfinite(vol) or vol < 0):
+                    why = f"trade volume: {vol!r} is not a finite number ≥ 0"
+                if why is None and row.get("type") not in (None, 0, 1):
+                    why = f"trade type: {row.get('type')!r} is not 0 (buy) / 1 (sell)"
+                if why is not None:
+                    self._refuse(why)
                     continue
                 self._advance(ts)
-                vol = row.get("volume")
                 bar = self.agg.on_trade(ts, float(px), float(vol) if vol is not None else float("nan"))
                 if bar is not None:
                     self._on_bar(bar)
@@ -717,8 +912,16 @@ class LiveSession(SessionBase):
             "late_prints": self.agg.late,
             "modify_refused": self.px.stats["modify_refused"],
             "market_events": self.market_seen,
+            "records_refused": dict(self.refused),
         }
         return rep
+
+
+def _iso(ts_ns: int) -> str:
+    try:
+        return to_datetime(int(ts_ns)).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return f"{ts_ns} ns"
 
 
 def _event_ts(ev) -> int | None:

@@ -61,5 +61,8 @@ def _json_default(o: Any) -> Any:
 
 def fail(message: str, code: int = EXIT_PROBLEMS) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape
+
+    # escaped: a message naming "[risk] key" must not lose its "[risk]" to rich markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)

@@ -118,12 +118,16 @@ class FakeExchange:
         slippage_ticks: market/stop fill slippage, ticks.
         fee_per_contract: dollars per contract per fill (§0: 0.20 + 0.22).
         account_id, account_name: the one practice account.
+        max_contracts: the account's size limit (contracts per order and net position; a
+            TopstepX 50K account: 5 minis = 50 micros); beyond it ``Order/place`` is refused.
     """
 
     def __init__(self, bars, clock: Clock, faults: Faults, *, balance: float = 50_000.0,
                  slippage_ticks: int = 1, fee_per_contract: float = 0.42,
-                 account_id: int = 1001, account_name: str = "PRAC-V2-FAKE-1") -> None:
+                 account_id: int = 1001, account_name: str = "PRAC-V2-FAKE-1",
+                 max_contracts: int = 50) -> None:
         self.clock = clock
+        self.max_contracts = int(max_contracts)
         self.faults = faults
         ts = bars["ts_event"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
         vol = bars["volume"].to_numpy(dtype=float) if "volume" in bars.columns else np.full(len(ts), np.nan)
@@ -270,15 +274,20 @@ class FakeExchange:
         typ, side, size = p.get("type"), p.get("side"), p.get("size")
         if typ not in (1, 2, 4, 5, 6, 7):
             return 2, f"Invalid order type ({typ})", None
-        if side not in (0, 1) or not isinstance(size, int) or size <= 0:
+        if side not in (0, 1) or not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             return 2, "Invalid side or size", None
+        if size > self.max_contracts:
+            return 2, f"Invalid size ({size}): at most {self.max_contracts} contracts per order", None
+        cur = self.position.get(p.get("contractId"), {}).get("size", 0)
+        if abs(cur + (size if side == 0 else -size)) > self.max_contracts:
+            return 2, (f"Order exceeds the account's maximum position size ({self.max_contracts}); "
+                       f"position {cur}"), None
         tag = p.get("customTag")
         if tag and any(o.get("customTag") == tag for o in self.orders.values()):
             return 2, f"Custom tag {tag!r} is already in use", None
         tick = c["tickSize"]
-        for k in ("limitPrice", "stopPrice"):
-            v = p.get(k)
-            if v is not None and abs(v / tick - round(v / tick)) > 1e-9:
+        for k in ("limitPrice", "stopPrice", "trailPrice"):
+            if self._bad_price(p.get(k), tick):
                 return 2, "Invalid price", None
         if typ == 1 and p.get("limitPrice") is None:
             return 2, "Invalid price", None
@@ -340,6 +349,15 @@ class FakeExchange:
             self._emit_order(entry)
         return 0, None, oid
 
+    @staticmethod
+    def _bad_price(v, tick: float) -> bool:
+        """True for a price that is given but not a finite number > 0 on the tick grid."""
+        if v is None:
+            return False
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            return True
+        return abs(v / tick - round(v / tick)) > 1e-9
+
     def _new_order_id(self) -> int:
         self._next_order += 1
         return self._next_order
@@ -352,6 +370,18 @@ class FakeExchange:
             return 2, "Order not found"
         if o["status"] not in (1, 8):
             return 3, f"Order {o['id']} is not working (status {o['status']})"
+        size = p.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool)
+                                 or not 1 <= size <= self.max_contracts):
+            return 2, f"Invalid size ({size!r}): 1 to {self.max_contracts} contracts"
+        tick = self.contract(o["contractId"])["tickSize"]
+        for k in ("limitPrice", "stopPrice", "trailPrice"):
+            if self._bad_price(p.get(k), tick):
+                return 2, "Invalid price"
+        if p.get("limitPrice") is not None and o["type"] != 1:
+            return 2, "Invalid price: limitPrice on an order that is not a limit"
+        if p.get("stopPrice") is not None and o["type"] not in (4, 5):
+            return 2, "Invalid price: stopPrice on an order that is not a stop"
         for k in ("size", "limitPrice", "stopPrice"):
             if p.get(k) is not None:
                 o[k] = p[k]

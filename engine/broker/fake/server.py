@@ -42,6 +42,82 @@ USER_KIND = {"GatewayUserAccount": "accounts", "GatewayUserOrder": "orders",
              "GatewayUserPosition": "positions", "GatewayUserTrade": "trades"}
 
 
+# Request DTOs of the endpoints the fake serves (reference §3; projectx-rs models): field →
+# kind. "int" an integer (a float or text is refused, as System.Text.Json binds an int),
+# "num" a finite JSON number, "str", "bool", "ts" ISO-8601 text, "obj" an object, "ints" a list
+# of integers; a trailing "?" allows null/absent. A body that does not bind answers what ASP.NET
+# Core answers: HTTP 400 with a problem-details JSON naming the field ("errors": {"$.field": ...}).
+REQUESTS: dict[str, dict[str, str]] = {
+    "Auth/loginKey": {"userName": "str", "apiKey": "str"},
+    "Account/search": {"onlyActiveAccounts": "bool?"},
+    "Contract/search": {"searchText": "str?", "live": "bool?"},
+    "Contract/searchById": {"contractId": "str"},
+    "Contract/available": {"live": "bool?"},
+    "History/retrieveBars": {"contractId": "str", "live": "bool?", "startTime": "ts", "endTime": "ts",
+                             "unit": "int", "unitNumber": "int", "limit": "int", "includePartialBar": "bool?"},
+    "Order/place": {"accountId": "int", "contractId": "str", "type": "int", "side": "int", "size": "int",
+                    "limitPrice": "num?", "stopPrice": "num?", "trailPrice": "num?", "customTag": "str?",
+                    "linkedOrderId": "int?", "stopLossBracket": "obj?", "takeProfitBracket": "obj?"},
+    "Order/modify": {"accountId": "int", "orderId": "int", "size": "int?", "limitPrice": "num?",
+                     "stopPrice": "num?", "trailPrice": "num?"},
+    "Order/cancel": {"accountId": "int", "orderId": "int"},
+    "Order/search": {"accountId": "int", "startTimestamp": "ts", "endTimestamp": "ts?"},
+    "Order/searchOpen": {"accountId": "int"},
+    "Order/searchById": {"accountId": "int?", "orderId": "int"},
+    "Position/searchOpen": {"accountId": "int"},
+    "Position/closeContract": {"accountId": "int", "contractId": "str"},
+    "Position/partialCloseContract": {"accountId": "int", "contractId": "str", "size": "int"},
+    "Trade/search": {"accountId": "int", "startTimestamp": "ts", "endTimestamp": "ts?"},
+}
+BRACKET = {"ticks": "int", "type": "int"}
+
+
+def _bind_problem(body: Any, schema: dict[str, str], path: str = "$") -> str | None:
+    """Why ``body`` does not bind to ``schema`` (the JSON path of the first bad field), or None."""
+    import math
+
+    if not isinstance(body, dict):
+        return f"{path}: the JSON value could not be converted to an object"
+    for key, kind in schema.items():
+        opt = kind.endswith("?")
+        kind = kind.rstrip("?")
+        v = body.get(key)
+        where = f"{path}.{key}"
+        if v is None:
+            if not opt:
+                return f"{where}: the field is required"
+            continue
+        if kind == "int":
+            ok = isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**31
+        elif kind == "num":
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and abs(v) < 1e12
+        elif kind == "str":
+            ok = isinstance(v, str)
+        elif kind == "bool":
+            ok = isinstance(v, bool)
+        elif kind == "ts":
+            try:
+                ok = isinstance(v, str) and parse_ts(v) is not None
+            except ValueError:
+                ok = False
+        elif kind == "obj":
+            ok = isinstance(v, dict) and _bind_problem(v, BRACKET, where) is None
+        else:
+            ok = False
+        if not ok:
+            return f"{where}: the JSON value {json.dumps(v)[:40]} could not be converted to {kind}"
+    return None
+
+
+def _problem(status: int, title: str, errors: dict | None = None) -> web.Response:
+    doc = {"type": "https://tools.ietf.org/html/rfc9110#section-15.5.1" if status == 400 else
+           "https://tools.ietf.org/html/rfc9110#section-15.6.1", "title": title, "status": status,
+           "traceId": uuid.uuid4().hex}
+    if errors:
+        doc["errors"] = errors
+    return web.json_response(doc, status=status, content_type="application/problem+json")
+
+
 def _b64(d: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
 
@@ -74,7 +150,13 @@ class FakeGateway:
         exchange_kwargs: passed to :class:`FakeExchange` (balance, slippage_ticks, fee_per_contract).
 
     Attributes: ``faults`` (:class:`Faults`), ``exchange``, ``base_url``, ``calls`` (endpoint →
-    count), ``connections`` (live hub connections), ``connects`` (hub → accepted count).
+    count), ``connections`` (live hub connections), ``connects`` (hub → accepted count),
+    ``refused`` (requests refused by :data:`REQUESTS`), ``replay_errors``.
+
+    Requests are validated like the real gateway: a body that does not bind to the endpoint's
+    DTO (:data:`REQUESTS`: types, required fields, finite numbers) → HTTP 400 problem details;
+    business rules (sizes within the account's limits, prices > 0 on the tick grid, working
+    orders only...) → HTTP 200 ``success:false`` with the endpoint's errorCode.
     """
 
     def __init__(self, bars, clock: Clock, *, username: str, api_key: str, token_ttl_s: float = 86_400.0,
@@ -101,6 +183,9 @@ class FakeGateway:
         self.connections: list[_HubConn] = []
         self.connects = {"user": 0, "market": 0}
         self.calls: dict[str, int] = {}
+        self.refused = 0
+        """REST requests refused by the request schema (HTTP 400)."""
+        self.replay_errors = 0
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -141,8 +226,18 @@ class FakeGateway:
         return t
 
     async def _replay(self) -> None:
+        """The market replay: a price step every ``60 / 4 / speed`` s. A step that raises (a bug,
+        never an input: the requests are validated) is logged and counted, and the replay goes on."""
         delay = 60.0 / 4.0 / self.speed
-        while self.exchange.step():
+        while True:
+            try:
+                more = self.exchange.step()
+            except Exception:
+                self.replay_errors += 1
+                log.exception("fake gateway: a replay step failed (%d so far); continuing", self.replay_errors)
+                more = self.exchange.market.i + 1 < self.exchange.market.n_steps
+            if not more:
+                break
             await asyncio.sleep(delay)
 
     # ---------------------------------------------------------------- tokens
@@ -213,13 +308,27 @@ class FakeGateway:
         try:
             body = await request.json() if request.can_read_body else {}
         except ValueError:
-            return web.Response(status=400, text="body is not JSON")
-        if f.delay_s.get(ep):
-            await asyncio.sleep(f.delay_s[ep])
+            return _problem(400, "One or more validation errors occurred.",
+                            {"$": ["The request body is not valid JSON."]})
+        if body is None:
+            body = {}
         handler = getattr(self, "_ep_" + ep.replace("/", "_"), None)
         if handler is None:
             return web.Response(status=404)
-        out = handler(body or {}, request)
+        schema = REQUESTS.get(ep)
+        why = _bind_problem(body, schema) if schema is not None else (
+            None if isinstance(body, dict) else "$: the JSON value could not be converted to an object")
+        if why is not None:
+            self.refused += 1
+            field_, _, msg = why.partition(": ")
+            return _problem(400, "One or more validation errors occurred.", {field_: [msg]})
+        if f.delay_s.get(ep):
+            await asyncio.sleep(f.delay_s[ep])
+        try:
+            out = handler(body, request)
+        except Exception:   # a bug in the fake: a 500 like the real server, never a dead gateway
+            log.exception("fake gateway: %s failed", ep)
+            return _problem(500, "An unexpected error occurred.")
         if f.hold_s.get(ep):
             await asyncio.sleep(f.hold_s[ep])
         return web.json_response(out)

@@ -20,7 +20,9 @@ folded into the last full quote per contract), ``trade`` (list of tape prints), 
 depth rows, ``null`` padding dropped); user: ``account``, ``order``, ``position``, ``user_trade``
 (the bare payload; an ``{action, data}`` envelope is unwrapped, ``action`` kept), ``logout``;
 both: ``connected``, ``reconnected``, ``disconnected``, ``gap`` (a malformed record was
-dropped: reconcile), ``error`` (a failed invocation), ``stale`` (watchdog: no data for
+dropped: reconcile), ``refused`` (market: a quote update that failed
+:meth:`MarketHub.quote_problem`, dropped before the merge; ``data["reason"]``), ``error`` (a
+failed invocation), ``stale`` (watchdog: no data for
 ``stale_after_s``; after ``reconnect_after_stale_s`` the hub reconnects).
 
 Tokens are registered for redaction; signalrcore's logger is filtered so no URL with
@@ -32,16 +34,20 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import queue
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from signalrcore.hub_connection_builder import HubConnectionBuilder
+from signalrcore.messages.ping_message import PingMessage
 from signalrcore.protocol.json_hub_protocol import JsonHubProtocol
 
 from engine.broker.projectx.errors import install_redaction, redact, register_secret
+from engine.broker.projectx.models import parse_ts
 from engine.clock import NS_PER_SECOND, Clock
 
 log = logging.getLogger("engine.broker.projectx.hubs")
@@ -112,7 +118,8 @@ class HubClient:
         on_reconnected: called with the hub name after a REconnect and resubscription.
         backoff_initial_s, backoff_max_s: reconnect back-off, seconds.
         connect_timeout_s: time allowed for socket + handshake.
-        keep_alive_s: client ping interval (signalrcore sends type 6 when idle this long).
+        keep_alive_s: client keep-alive: a Ping (type 6) goes out when nothing was sent for
+            this long (the supervisor sends it: :meth:`_keep_alive`).
         stale_after_s: no data for this long → ``stale`` event (None = off).
         reconnect_after_stale_s: stale this long → forced reconnect (None = never).
         watchdog_period_s: how often the supervisor checks staleness.
@@ -150,6 +157,8 @@ class HubClient:
         self.last_data_ns = 0
         self._stale_flag = False
         self.last_error: str | None = None
+        self.pings = 0
+        """Keep-alive pings sent (:meth:`_keep_alive`)."""
 
     # ------------------------------------------------------------ public
     def add_subscription(self, method: str, args: list) -> None:
@@ -270,10 +279,11 @@ class HubClient:
                     except Exception:
                         log.exception("%s hub: on_reconnected callback failed", self.hub)
                 while not self._stop.is_set() and not closed.is_set():
-                    if self._kick.wait(self.watchdog_period_s):
+                    if self._kick.wait(min(self.watchdog_period_s, self.keep_alive_s / 2)):
                         self._kick.clear()
                         break
                     self._watchdog()
+                    self._keep_alive(conn)
             with self._lock:
                 self.connected = False
                 self._conn = None
@@ -288,6 +298,25 @@ class HubClient:
             attempt += 1
             self._stop.wait(delay)
         log.info("%s hub stopped", self.hub)
+
+    def _keep_alive(self, conn) -> None:
+        """SignalR keep-alive (protocol: a client sends a Ping, type 6, when it has sent nothing
+        for its keep-alive interval; the server drops a client silent for its client timeout,
+        30 s by default). signalrcore only starts its own ping thread when its automatic
+        reconnect is configured, which this module does not use, so the supervisor pings."""
+        tr = getattr(conn, "transport", None)
+        checker = getattr(tr, "connection_checker", None)
+        if tr is None or checker is None:
+            return
+        if time.time() - checker.last_message < self.keep_alive_s:
+            return
+        try:
+            tr.send(PingMessage())        # updates checker.last_message
+            self.pings += 1
+        except Exception as exc:          # the socket died: reconnect
+            self.last_error = redact(f"keep-alive ping failed: {type(exc).__name__}: {exc}")
+            log.warning("%s hub: %s", self.hub, self.last_error)
+            self._kick.set()
 
     def _watchdog(self) -> None:
         if self.stale_after_s is None:
@@ -310,10 +339,44 @@ class HubClient:
 class MarketHub(HubClient):
     """Market hub: quotes (merged), tape trades and depth for subscribed contracts."""
 
+    QUOTE_PRICES = ("bestBid", "bestAsk", "lastPrice", "open", "high", "low")
+    QUOTE_NUMBERS = ("volume", "change", "changePercent")
+    FUTURE_NS = 86_400 * NS_PER_SECOND
+
     def __init__(self, url: str, token_provider: Callable[[], str], clock: Clock,
-                 events: "queue.Queue[HubEvent]", **kwargs: Any) -> None:
+                 events: "queue.Queue[HubEvent]", *, tick: float | None = None, **kwargs: Any) -> None:
         super().__init__("market", url, token_provider, clock, events, **kwargs)
         self.quotes: dict[str, dict] = {}
+        self.tick = tick
+        """Contract tick size (points): quote prices off this grid are refused (None = not checked)."""
+        self.refused = 0
+
+    def quote_problem(self, q: dict) -> str | None:
+        """Why a (sparse) quote update must not be merged, or None: a price that is not a finite
+        number > 0 on the tick grid, a non-finite volume/change, or a timestamp that does not
+        parse or lies more than a day after the hub clock (wall time: exchange data is never from
+        the future). A refused update is dropped whole, so the merged quote never holds it."""
+        for k in self.QUOTE_PRICES:
+            if k in q and q[k] is not None:
+                v = q[k]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                    return f"quote {k}: {v!r} is not a finite price > 0"
+                if self.tick and abs(v / self.tick - round(v / self.tick)) > 1e-6:
+                    return f"quote {k}: {v!r} is off the {self.tick} tick grid"
+        for k in self.QUOTE_NUMBERS:
+            if k in q and q[k] is not None:
+                v = q[k]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    return f"quote {k}: {v!r} is not a finite number"
+        for k in ("timestamp", "lastUpdated"):
+            if q.get(k) is not None:
+                try:
+                    ts = parse_ts(q[k])
+                except (ValueError, TypeError) as exc:
+                    return f"quote {k}: {exc}"
+                if ts is not None and ts > self.clock.now_ns() + self.FUTURE_NS:
+                    return f"quote {k}: {q[k]!r} is more than a day in the future"
+        return None
 
     def subscribe_contract(self, contract_id: str, *, quotes: bool = True, trades: bool = True,
                            depth: bool = True) -> None:
@@ -333,6 +396,11 @@ class MarketHub(HubClient):
     def _on_quote(self, args: list) -> None:
         if len(args) < 2 or not isinstance(args[1], dict):
             self._put("gap", {"record": "GatewayQuote with bad arguments"})
+            return
+        why = self.quote_problem(args[1])
+        if why is not None:
+            self.refused += 1
+            self._put("refused", {"reason": why}, str(args[0]))
             return
         cid = str(args[0])
         merged = self.quotes.setdefault(cid, {})

@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable, Sequence
 import aiohttp
 from aiolimiter import AsyncLimiter
 
-from engine.broker.projectx.enums import BarUnit, OrderStatus
+from engine.broker.projectx.enums import BarUnit, OrderStatus, OrderType
 from engine.broker.projectx.errors import (
     MUTATIONS, ApiError, AuthError, OutcomeUnknown, ProjectXError, RateLimitedError,
     TransportError, UnauthorizedError, api_error_for, register_secret,
@@ -519,17 +519,24 @@ class ProjectXClient:
         await self._call("Position/partialCloseContract",
                          {"accountId": int(account_id), "contractId": contract_id, "size": int(size)})
 
-    async def cancel_all_working(self, account_id: int, contract_id: str) -> list[int]:
-        """Cancel every working order (statuses 1, 6, 7, 8) on ``contract_id``; returns the ids
-        cancel was sent for. Errors on single orders are logged and skipped (an order may
-        already be gone); the caller confirms through the stream or REST."""
-        sent = []
-        for o in await self.working_orders(account_id, contract_id):
-            if o.status == OrderStatus.PENDING_CANCELLATION:
-                continue
+    async def cancel_all_working(self, account_id: int, contract_id: str, *,
+                                 keep_market: bool = True) -> list[int]:
+        """Cancel every working order (statuses 1, 6, 7, 8) on ``contract_id``, all at once
+        (concurrent requests); returns the ids cancel was sent for. ``keep_market``: a working
+        market order is an exit in flight (a flatten's close): it is not cancelled. Errors on
+        single orders are logged and skipped (an order may already be gone); the caller confirms
+        through the stream or REST."""
+        todo = [o for o in await self.working_orders(account_id, contract_id)
+                if o.status != OrderStatus.PENDING_CANCELLATION
+                and not (keep_market and o.type == OrderType.MARKET)]
+
+        async def one(o):
             try:
                 await self.cancel_order(account_id, o.id)
-                sent.append(o.id)
+                return o.id
             except ApiError as exc:
                 log.warning("cancel of order %d after flatten: %s", o.id, exc)
-        return sent
+                return None
+        # concurrently: n slow cancels take the time of one, not n (issue 15 item 5)
+        done = await asyncio.gather(*(one(o) for o in todo))
+        return [i for i in done if i is not None]

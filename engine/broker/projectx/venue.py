@@ -51,9 +51,11 @@ start. Missing order states, missing fills and the position are brought up to da
 a position mismatch emits a PositionUpdate with the broker's value and is reported); orphan
 bracket legs (working stop/target children while the broker is flat) are cancelled.
 
-Flatten: :meth:`flatten` closes the position (``Position/closeContract``) and then cancels every
+Flatten: :meth:`flatten` closes the position (``Position/closeContract``) and cancels every
 working order on the contract (``cancel_all_working``: closeContract does not cancel the legs,
-reference §6.9).
+reference §6.9), both at once and the cancels concurrently, within ``2 × submit_timeout_s``.
+:meth:`cancel` does not wait for the broker's answer (the kill switch's leg cancels and market
+exit leave together).
 """
 
 from __future__ import annotations
@@ -243,10 +245,16 @@ class ProjectXVenue:
         self.user_hub: UserHub | None = None
         self.market_hub: MarketHub | None = None
         self._reconcile_flag = threading.Event()
+        self._inflight: set = set()                      # requests sent without waiting (cancel)
         self._hub_tokens: dict[str, str] = {}
         self._started = False
         # kernel-thread state
         self._out: deque = deque()
+        self._out_meta: deque = deque()                  # one entry per FillEvent in _out, same order
+        self.polled_fill_meta: list[dict] = []
+        """Broker facts of the FillEvents the last :meth:`poll_events` returned, in their order:
+        ``{"id": trade id, "signed": ±contracts, "fees": $, "pnl": $ or None, "ts_ns": broker
+        time}``; the runtime books round trips into the risk manager by these ids."""
         self._tracks: dict[int, _Track] = {}
         self._kid_to_bid: dict[str, int] = {}
         self._btag_to_kid: dict[str, str] = {}
@@ -318,7 +326,8 @@ class ProjectXVenue:
         hubs = [self.user_hub]
         if self.want_market:
             self.market_hub = MarketHub(self.market_hub_url, self._token_for("market"), self.clock,
-                                        self.market_events, skip_negotiation=self.skip_negotiation,
+                                        self.market_events, tick=self.tick,
+                                        skip_negotiation=self.skip_negotiation,
                                         on_reconnected=self._on_reconnected, **kw)
             self.market_hub.subscribe_contract(self.contract_id, quotes=True, trades=True,
                                                depth=self.want_depth)
@@ -520,19 +529,47 @@ class ProjectXVenue:
             self._reconcile_flag.set()
 
     def cancel(self, order_id: str) -> None:
-        """``Order/cancel``; done only when a CANCELLED OrderUpdate arrives. An order that is
-        already terminal or gone at the broker (the fill/cancel crossed the request) is logged,
-        not raised: its final event is on the way. Raises :class:`VenueError` for an id the
-        venue never issued."""
+        """``Order/cancel``, sent WITHOUT waiting for the answer (issue 15 item 5: the flatten
+        and halt paths cancel both legs and send the market exit at once, so n slow cancels cost
+        the time of none); done only when a CANCELLED OrderUpdate arrives. A refusal (the order
+        is already terminal or gone: the fill/cancel crossed the request) or an unknown outcome
+        is logged from the answer and flags a reconciliation: its final event is on the way.
+        :meth:`wait_sent` waits for the requests in flight. Raises :class:`VenueError` for an
+        id the venue never issued."""
         bid = self._bid(order_id)
-        try:
-            self._call(self.client.cancel_order(self.account_id, bid))
-        except (concurrent.futures.TimeoutError, OutcomeUnknown) as exc:
-            log.error("cancel %s: outcome unknown (%s); the stream or a reconcile will tell", order_id, exc)
+        self._fire(self.client.cancel_order(self.account_id, bid), f"cancel {order_id}")
+
+    def _fire(self, coro, what: str) -> None:
+        """Run ``coro`` on the venue loop without waiting (caller's thread). Its outcome is only
+        logged (loop thread) and flags a reconciliation on a refusal or an unknown outcome; the
+        client's request timeout bounds it."""
+        if not self._started:
+            coro.close()
+            raise VenueError("ProjectXVenue not started: call start() first")
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        self._inflight.add(fut)
+
+        def done(f: concurrent.futures.Future) -> None:
+            self._inflight.discard(f)
+            if f.cancelled():
+                return
+            exc = f.exception()
+            if exc is None:
+                return
+            if isinstance(exc, (ApiError, RateLimitedError)):
+                log.warning("%s not done by the broker: %s", what, exc)
+            else:
+                log.error("%s: outcome unknown (%s); the stream or a reconcile will tell", what, exc)
             self._reconcile_flag.set()
-        except (ApiError, RateLimitedError) as exc:
-            log.warning("cancel %s not done by the broker: %s", order_id, exc)
-            self._reconcile_flag.set()
+        fut.add_done_callback(done)
+
+    def wait_sent(self, timeout_s: float | None = None) -> bool:
+        """Wait until every request sent by :meth:`cancel` has been answered (at most
+        ``timeout_s``, default ``submit_timeout_s``). Returns True when none is left in flight."""
+        pending = list(self._inflight)
+        if pending:
+            concurrent.futures.wait(pending, self.submit_timeout_s if timeout_s is None else timeout_s)
+        return not any(not f.done() for f in pending)
 
     def positions(self) -> list[VenuePosition]:
         """``Position/searchOpen`` on the venue's contract (signed contracts, points)."""
@@ -567,6 +604,8 @@ class ProjectXVenue:
         self.pump()
         out = list(self._out)
         self._out.clear()
+        self.polled_fill_meta = list(self._out_meta)
+        self._out_meta.clear()
         return out
 
     def has_events(self) -> bool:
@@ -581,17 +620,35 @@ class ProjectXVenue:
         Returns the broker ids cancel was sent for. Raises :class:`VenueError` when the close is
         refused; an unknown close outcome is logged and the cancels are still sent."""
         log.warning("flatten (%s): closing %s and cancelling its working orders", reason, self.contract_id)
+        acct, cid = self.account_id, self.contract_id
+
+        async def both():
+            # concurrently (issue 15 item 5): the close does not wait for slow cancels; the
+            # close's own market order is never among the cancelled (keep_market)
+            return await asyncio.gather(self.client.close_position(acct, cid),
+                                        self.client.cancel_all_working(acct, cid),
+                                        return_exceptions=True)
         try:
-            self._call(self.client.close_position(self.account_id, self.contract_id))
-        except NotFoundError:
-            pass
-        except ApiError as exc:
-            if exc.name != "PositionNotFound":
-                raise VenueError(f"flatten: close refused: {exc}") from None
-        except (concurrent.futures.TimeoutError, OutcomeUnknown) as exc:
-            log.error("flatten: close outcome unknown (%s); reconcile will tell", exc)
+            closed, cancelled = self._call(both(), self.submit_timeout_s * 2)
+        except concurrent.futures.TimeoutError:
+            log.error("flatten: no answer within %.1f s; reconcile will tell", self.submit_timeout_s * 2)
             self._reconcile_flag.set()
-        return self.cancel_all_working()
+            return []
+        if isinstance(closed, NotFoundError):
+            pass
+        elif isinstance(closed, ApiError):
+            if closed.name != "PositionNotFound":
+                raise VenueError(f"flatten: close refused: {closed}") from None
+        elif isinstance(closed, (OutcomeUnknown, asyncio.TimeoutError)):
+            log.error("flatten: close outcome unknown (%s); reconcile will tell", closed)
+            self._reconcile_flag.set()
+        elif isinstance(closed, BaseException):
+            raise closed
+        if isinstance(cancelled, BaseException):
+            log.error("flatten: cancelling the working orders failed (%s); reconcile will tell", cancelled)
+            self._reconcile_flag.set()
+            return []
+        return list(cancelled)
 
     def cancel_all_working(self) -> list[int]:
         """Cancel every working order (1, 6, 7, 8) on the contract; returns the broker ids."""
@@ -785,15 +842,27 @@ class ProjectXVenue:
         if ref is None or side * (t.price - ref) < 0:
             ref = t.price   # unknown reference or price improvement: no slippage booked
         slip = max(0.0, side * (t.price - ref))
-        raw_fees = t.raw.get("fees")
-        if raw_fees is not None:
-            comm = float(raw_fees) + float(t.raw.get("commissions") or 0.0)
-        else:
-            comm = self.cost_per_side * t.size
+        comm = self.trade_cost(t)
         self.stats["fills"] += 1
         self._emit(FillEvent(kid, tag, side, int(t.size), float(t.price), float(ref), float(slip),
                              float(comm), t.creation_ns or ts_ns))
+        self._out_meta.append({"id": int(t.id), "signed": side * int(t.size), "fees": float(comm),
+                               "pnl": t.profit_and_loss, "ts_ns": t.creation_ns or ts_ns})
         return True
+
+    def trade_cost(self, t: Trade) -> float:
+        """Dollars charged for one broker fill: its ``fees`` (+ ``commissions``) when the gateway
+        reports ``fees``, else ``(commission + exchange fee per side) × size`` from Settings."""
+        raw_fees = t.raw.get("fees")
+        if raw_fees is not None:
+            return float(raw_fees) + float(t.raw.get("commissions") or 0.0)
+        return self.cost_per_side * t.size
+
+    def trades_since(self, since_ns: int) -> list[Trade]:
+        """``Trade/search`` of the account from ``since_ns`` (broker clock, UTC ns), oldest id
+        first, on every contract (the caller filters). Raises ``ProjectXError`` / ``TimeoutError``."""
+        rows = self._call(self.client.search_trades(self.account_id, int(since_ns)), self.submit_timeout_s * 2)
+        return sorted(rows, key=lambda t: t.id)
 
     def _kid_to_bid_rev(self, bid: int) -> str:
         for k, v in self._kid_to_bid.items():

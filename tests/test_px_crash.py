@@ -1,0 +1,180 @@
+"""Crash-only recovery (issue 15 item 1, R-RISK-6, R-EXE-4): a real paper session PROCESS
+(headless CLI, real signalrcore client) against the fake gateway on real TopstepX bars is
+SIGKILLed once with a position open and once ~100 ms after an exit filled. After each restart
+the risk state's balance, day P&L and trade count equal the broker's, no order is sent twice,
+and the session trades on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine.broker.fake import load_bars_frame
+from tests.px_fixtures import ThreadedGateway
+
+ROOT = Path(__file__).resolve().parents[1]
+USER, KEY = "crash-user", "px-crash-key-0a1b2c3d4e5f67"
+START = "2025-09-04T13:00:00+00:00"   # 09:00 New York: warm-up, then RTH
+CAPITAL = 100_000.0
+
+
+class Proc:
+    """One ``run --mode paper`` process; its JSON-lines stdout read on a thread."""
+
+    def __init__(self, url: str, cfg: Path) -> None:
+        env = dict(os.environ, PROJECTX_USERNAME=USER, PROJECTX_API_KEY=KEY, PYTHONPATH=str(ROOT))
+        self.p = subprocess.Popen([sys.executable, "-m", "mes_console.cli", "run", "--mode", "paper",
+                                   "--gateway-url", url, "--no-tui", "--config", str(cfg)],
+                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+        self.lines: list[str] = []
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self) -> None:
+        for line in self.p.stdout:
+            self.lines.append(line)
+
+    def started(self) -> bool:
+        for ln in list(self.lines):
+            try:
+                if json.loads(ln).get("event") == "start":
+                    return True
+            except ValueError:
+                pass
+        return False
+
+    def kill(self) -> None:
+        os.kill(self.p.pid, signal.SIGKILL)
+        self.p.wait(10)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def _broker(gt):
+    ex = gt.gw.exchange
+
+    def snap():
+        trades = [dict(t) for t in ex.trades]
+        return {"balance": ex.account["balance"], "trades": trades,
+                "pos": sum(p["size"] for p in ex.position.values()),
+                "orders": [dict(o) for o in ex.orders.values()]}
+    return gt.call(snap)
+
+
+def _risk_state(state: Path) -> dict:
+    files = list((state / "risk").glob("*/risk_state.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())["state"]
+
+
+def _assert_books_equal(state: Path, b: dict) -> None:
+    st = _risk_state(state)
+    closes = [t for t in b["trades"] if t["profitAndLoss"] is not None]
+    opens_unclosed = b["pos"] != 0
+    assert not opens_unclosed, "compare when the broker is flat"
+    net = sum((t["profitAndLoss"] or 0.0) - t["fees"] for t in b["trades"])
+    assert abs((st["balance"] - CAPITAL) - (b["balance"] - CAPITAL)) < 0.01 * (len(closes) + 1), (st, b["balance"])
+    assert abs((b["balance"] - CAPITAL) - net) < 0.011 * (len(b["trades"]) + 1)
+    assert abs(st["day_realized_pnl"] - net) < 0.01 * (len(closes) + 1), (st["day_realized_pnl"], net)
+    assert st["trades_today"] == len(closes), (st["trades_today"], len(closes))
+    assert sorted(st["broker_booked"]) == sorted(t["id"] for t in b["trades"])
+
+
+def _wait(pred, steps, timeout: float, why: str) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out: {why}")
+        steps()
+
+
+def test_sigkill_with_position_and_after_exit_books_broker_pnl_once(topstepx_path, tmp_path) -> None:
+    frame = load_bars_frame(topstepx_path, start=START, max_rows=420)
+    gt = ThreadedGateway(frame, username=USER, api_key=KEY, balance=CAPITAL)
+    ex = gt.gw.exchange
+    state = tmp_path / "state"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""[account]
+starting_capital = {CAPITAL}
+[risk]
+daily_loss_limit = 40000.0
+daily_drawdown_limit = 45000.0
+kill_switch_loss = 60000.0
+account_drawdown_limit = 50000.0
+min_account_balance = 100.0
+consecutive_loss_pauses = [[1000, 1]]
+[projectx]
+stale_feed_s = 60.0
+[paths]
+state_dir = "{state}"
+""")
+    procs: list[Proc] = []
+
+    def step(n: int = 1) -> None:
+        for _ in range(n):
+            gt.call(ex.step)
+            time.sleep(0.004)
+
+    def connected() -> bool:
+        return (sum(1 for c in gt.gw.connections if c.hub == "market" and len(c.subs) >= 2) >= 1
+                and sum(1 for c in gt.gw.connections if c.hub == "user" and len(c.subs) >= 4) >= 1)
+
+    def start() -> Proc:
+        p = Proc(gt.url, cfg)
+        procs.append(p)
+        _wait(lambda: connected() or p.p.poll() is not None, lambda: time.sleep(0.05), 60, "hubs")
+        assert p.p.poll() is None, p.text()[-3000:]
+        _wait(lambda: p.started() or p.p.poll() is not None, step, 60, "session start")
+        assert p.p.poll() is None, p.text()[-3000:]
+        return p
+
+    try:
+        # 1. a session trades until a position is open with its bracket, then SIGKILL
+        p1 = start()
+        _wait(lambda: _broker(gt)["pos"] != 0, step, 60, "first entry")
+        p1.kill()
+        b = _broker(gt)
+        assert b["pos"] != 0
+        step(40)                                 # the market moves on while no engine runs
+        # 2. restart: the crash window is booked; the leftover position is closed and booked
+        p2 = start()
+        b = _broker(gt)
+        assert b["pos"] == 0 and not [o for o in b["orders"] if o["status"] in (1, 6, 8)]
+        _assert_books_equal(state, b)
+        n_trades = len(b["trades"])
+        n_closes = sum(1 for t in b["trades"] if t["profitAndLoss"] is not None)
+        # 3. it trades on: a new round trip; SIGKILL ~100 ms after its exit filled
+        _wait(lambda: sum(1 for t in _broker(gt)["trades"][n_trades:] if t["profitAndLoss"] is not None) >= 1,
+              step, 90, "a round trip after the restart")
+        time.sleep(0.1)
+        p2.kill()
+        # 4. restart again: balance, day P&L and trade count equal the broker's
+        p3 = start()
+        b = _broker(gt)
+        _assert_books_equal(state, b)
+        assert sum(1 for t in b["trades"] if t["profitAndLoss"] is not None) > n_closes
+        tags = [o["customTag"] for o in b["orders"] if o.get("customTag")]
+        assert len(tags) == len(set(tags)), "an order was sent twice"
+        roots = {t.split("-")[0] for t in tags}
+        assert len(roots) >= 2       # p1 and p2 placed orders under their own prefixes
+        n_orders = len(b["orders"])
+        # 5. the third session trades on
+        _wait(lambda: len(_broker(gt)["orders"]) > n_orders, step, 90, "an order after the second restart")
+        p3.p.send_signal(signal.SIGTERM)
+        p3.p.wait(30)
+        _assert_books_equal(state, _broker(gt))
+        assert "Traceback" not in p3.text()
+    finally:
+        for p in procs:
+            if p.p.poll() is None:
+                p.p.kill()
+                p.p.wait(10)
+        gt.close()
