@@ -111,7 +111,10 @@ class LiveConfig:
 
     ``mode``: ``paper`` or ``live``; ``clock``: ``exchange`` or ``wall`` (module docstring);
     ``bar_s``: bar length, seconds; ``state_dir``: lock and risk-state root;
-    ``report_path``: JSON session report at shutdown (None = not written);
+    ``report_path``: JSON session report at shutdown (None = written by default to
+    ``<reports dir>/session-<mode>-<UTC start>.json``; ``write_report=False`` turns it off);
+    ``journal_path``: the SQLite trade journal (:mod:`engine.journal`; None = the default
+    ``<data dir>/journal.sqlite3``; ``journal=False`` turns it off);
     ``reconcile_interval_s``: periodic reconciliation, engine-clock seconds (None =
     ``settings.reconcile.interval_s``); ``min_reconcile_wall_s``: its floor in wall seconds;
     ``close_grace_s``: wall mode, a bar closes this long after its end without a newer event;
@@ -146,6 +149,9 @@ class LiveConfig:
     gate_window_s: float = 300.0
     gate_max_jump_s: float = 4 * 86_400.0
     gate_future_s: float = 86_400.0
+    journal: bool = True
+    journal_path: Path | None = None
+    write_report: bool = True
 
 
 class BarAggregator:
@@ -207,6 +213,9 @@ class _StampedVenue:
         self._bar_ns = int(bar_ns)
         self._buf: deque = deque()
         self.fills = 0
+        self.on_fill = None
+        """``(FillEvent, broker meta dict or None)`` called for every fill collected (the
+        session's journal), before the kernel sees it."""
         self.rt: list[dict] = []
         """Broker facts (``ProjectXVenue.polled_fill_meta``) of the fills handed to the kernel
         since its last booked round trip, in delivery order (see :class:`_LiveRisk`)."""
@@ -230,9 +239,12 @@ class _StampedVenue:
                 e = e._replace(ts_ns=now)
             if isinstance(e, FillEvent):
                 self.fills += 1
-                if j < len(meta):
-                    self.rt.append(meta[j])
+                m = meta[j] if j < len(meta) else None
+                if m is not None:
+                    self.rt.append(m)
                 j += 1
+                if self.on_fill is not None:
+                    self.on_fill(e, m)
             self._buf.append(e)
         return len(evs)
 
@@ -372,6 +384,7 @@ class LiveSession(SessionBase):
         self.refused: dict[str, int] = {}
         """Market records dropped by the sanity gate, by kind (:meth:`gate_problem`)."""
         self._started = False
+        self.report_written: Path | None = None
         self._venue_started = False
         self._last_bar: BarInput | None = None
         self._init_common()
@@ -431,6 +444,7 @@ class LiveSession(SessionBase):
                 self.clock.advance_to(first)
             now = self.clock.now_ns()
             self.cal = calendar_for(now - 7 * DAY_NS, now + 60 * DAY_NS)
+            self._open_journal(acct)
             try:
                 self.risk = RiskManager(s, self.clock, self.cal, self.spec, store)
             except RiskStateError as exc:
@@ -464,6 +478,39 @@ class LiveSession(SessionBase):
         self._next_reconcile_ns = self.clock.now_ns() + int(self._reconcile_s() * NS_PER_SECOND)
         self.last_data_wall = self.wall.monotonic_ns()
         self._publish()
+
+    def _open_journal(self, acct: str) -> None:
+        """Open the trade journal (``cfg.journal_path`` or :func:`engine.journal.default_journal_path`)
+        and its session row; every fill collected from now on is written as it arrives. Raises
+        :class:`SessionError` when the journal cannot be opened (nothing traded)."""
+        if not self.cfg.journal:
+            return
+        from engine.calendar import day_date
+        from engine.journal import Journal, default_journal_path
+
+        cal = self.cal
+
+        def day_of(ts: int) -> str:
+            d = int(cal.label_one(int(ts))[0])
+            return day_date(d).isoformat() if d >= 0 else ""
+
+        try:
+            path = Path(self.cfg.journal_path) if self.cfg.journal_path else default_journal_path(self.settings)
+            j = Journal(path, day_of=day_of)
+            j.open_session(mode=self.cfg.mode, account=acct, contract=str(self.px.contract_id),
+                           symbol=self.spec.symbol, clock=self.cfg.clock, started_ns=self.clock.now_ns(),
+                           started_wall_ns=self.wall.now_ns(), start_balance=self.px.balance)
+        except Exception as exc:
+            raise SessionError(f"trade journal: {exc}") from None
+        self.journal = j
+        self.venue.on_fill = self._journal_fill
+        log.info("journal: %s (session %d)", path, j.session_id)
+
+    def _journal_fill(self, e: FillEvent, meta: dict | None) -> None:
+        m = meta or {}
+        self._journal("fill", ts_ns=int(e.ts_ns), side=int(e.side), qty=int(e.qty), price=float(e.price),
+                      fees=float(m.get("fees", e.commission)), broker_id=m.get("id"), order_id=str(e.order_id),
+                      tag=str(e.tag), pnl=m.get("pnl"), broker_ts_ns=m.get("ts_ns"))
 
     def _book_broker_history(self, why: str) -> None:
         """Crash recovery (R-RISK-6, R-EXE-4): book into the risk manager, exactly once by
@@ -849,12 +896,37 @@ class LiveSession(SessionBase):
         finally:
             self._close_venue()
             self._publish()
-            if self.cfg.report_path is not None:
+            rep_doc = None
+            path = self.cfg.report_path
+            if path is None and self.cfg.write_report and self._started:
+                from engine.config import resolve_dir
+
                 try:
-                    write_json_atomic(Path(self.cfg.report_path), self.report())
-                    log.info("session report written to %s", self.cfg.report_path)
+                    stamp = to_datetime(self.wall.now_ns()).strftime("%Y%m%dT%H%M%SZ")
+                    path = resolve_dir(self.settings.paths.reports_dir, "reports") / f"session-{self.cfg.mode}-{stamp}.json"
+                except Exception:
+                    log.exception("no reports directory for the session report")
+            if path is not None:
+                try:
+                    rep_doc = self.report()
+                    write_json_atomic(Path(path), rep_doc)
+                    self.report_written = Path(path)
+                    log.info("session report written to %s", path)
                 except Exception:
                     log.exception("writing the session report failed")
+            if self.journal is not None:
+                try:
+                    k = self.kernel
+                    rep_doc = rep_doc or self.report()
+                    self.journal.close_session(
+                        ended_ns=self.clock.now_ns(), end_balance=self.px.balance,
+                        net_pnl=float(sum(t.net_pnl for t in k.trades)) if k is not None else 0.0,
+                        trades=len(k.trades) if k is not None else 0, exit_reason=self.exit_reason,
+                        report=rep_doc)
+                except Exception:
+                    log.exception("writing the session summary to the journal failed")
+                self.journal.close()
+                self.journal = None
             if self._own_alerts:
                 self.alerts.close(2.0)
 
