@@ -384,6 +384,16 @@ class LiveSession(SessionBase):
         self.refused: dict[str, int] = {}
         """Market records dropped by the sanity gate, by kind (:meth:`gate_problem`)."""
         self._started = False
+        self.rules = None
+        """The venue's :class:`engine.risk.account_rules.AccountRules` (None: ``rules = "none"``)."""
+        self._acct_seen = 0
+        self._acct_dirty = False
+        self.warm_bars = 0
+        """History bars fed at start-up (warm start)."""
+        self.adopted: dict | None = None
+        self.first_decision_wall_s: float | None = None
+        """Wall seconds from :meth:`startup` to the first bar with a model/baseline decision."""
+        self._t_start_wall = 0
         self.report_written: Path | None = None
         self._venue_started = False
         self._last_bar: BarInput | None = None
@@ -398,6 +408,7 @@ class LiveSession(SessionBase):
         from engine.risk.store import AccountLockError, RiskStateError
 
         s = self.settings
+        self._t_start_wall = self.wall.monotonic_ns()
         bars_like = Bars(np.array([0], dtype=np.int64), np.ones(1), np.ones(1), np.ones(1), np.ones(1),
                          np.ones(1), bar_ns=self.bar_ns, symbol=self.spec.symbol)
         try:
@@ -449,11 +460,13 @@ class LiveSession(SessionBase):
                 self.risk = RiskManager(s, self.clock, self.cal, self.spec, store)
             except RiskStateError as exc:
                 raise SessionError(str(exc)) from None
-            self.risk.book_broker_trades()   # loads the booked broker ids before any save
+            new_state = self.risk.book_broker_trades()["since_ns"] is None   # loads the booked ids
             self._timed_risk = _LiveRisk(self.risk, self.venue)
             self._book_broker_history("start-up")
             self._note_reconcile(rep)
-            if rep.broker_qty != 0:
+            self._setup_account(store.dir, new_state)
+            adopt = rep.broker_qty != 0 and s.live.on_start_position == "adopt"
+            if rep.broker_qty != 0 and not adopt:
                 msg = (f"start-up: the broker holds {rep.broker_qty:+d} contracts the session did not "
                        "open; closing them and cancelling working orders before trading")
                 self.alerts.send("critical", "startup_position", msg)
@@ -467,6 +480,10 @@ class LiveSession(SessionBase):
                                         starting_balance=self.start_balance)
             self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
                                       self.cfg.normal_window_bars, True)
+            if s.live.warm_start:
+                self._warm_start(first)
+            if adopt:
+                self._adopt(rep)
             log.info("%s session started: account %s, contract %s, clock %s, balance $%.2f (broker $%s)",
                      self.cfg.mode, acct, self.px.contract_id, self.cfg.clock, self.start_balance,
                      self.px.balance, extra={"event": "start"})
@@ -511,6 +528,177 @@ class LiveSession(SessionBase):
         self._journal("fill", ts_ns=int(e.ts_ns), side=int(e.side), qty=int(e.qty), price=float(e.price),
                       fees=float(m.get("fees", e.commission)), broker_id=m.get("id"), order_id=str(e.order_id),
                       tag=str(e.tag), pnl=m.get("pnl"), broker_ts_ns=m.get("ts_ns"))
+
+    # ------------------------------------------------------------------ the broker's account (R-RISK-7)
+    def _setup_account(self, state_dir: Path, new_state: bool) -> None:
+        """The venue's account rules (``[account] rules``; state in ``<risk state
+        dir>/account_rules.json``) and the balance from the broker. A new risk state (first
+        session on this account) is rebased to the broker's balance (day start, peaks and
+        kill-switch reference included); an existing one takes the broker's balance as a
+        correction (audited; the difference counts in the day's P&L). Raises
+        :class:`SessionError` for an unreadable account-rules state."""
+        from engine.risk.account_rules import AccountRulesError, rules_from_settings
+
+        try:
+            self.rules = rules_from_settings(self.settings, self.spec.symbol, Path(state_dir) / "account_rules.json")
+        except AccountRulesError as exc:
+            raise SessionError(str(exc)) from None
+        self.risk.account_rules = self.rules
+        self._acct_seen = self.px.account_events
+        self._sync_balance("start-up", rebase=new_state)
+
+    def _day_iso(self, ts: int) -> str:
+        from engine.calendar import day_date
+
+        d = int(self.cal.label_one(int(ts))[0])
+        return day_date(d).isoformat() if d >= 0 else ""
+
+    def _sync_balance(self, why: str, *, rebase: bool = False) -> None:
+        """Make the risk manager's balance the broker's (one owner: the broker). Called at
+        start-up, and after an account event or a reconciliation once the session is quiet
+        (flat, no unbooked fill, no order in flight: every round trip the broker has booked,
+        the engine has booked too, so a difference is activity outside the engine)."""
+        b = self.px.balance
+        if b is None or not np.isfinite(b):
+            return
+        now = self.clock.now_ns()
+        if self.rules is not None:
+            day = self._day_iso(now)
+            if day:
+                self.rules.on_balance(day, float(b))
+        old = float(self.risk.balance)
+        diff = float(b) - old
+        if abs(diff) < 0.005:
+            return
+        if rebase:
+            self.risk.rebase_balance(float(b), now, "broker")
+            msg = f"{why}: balance from the broker ${b:,.2f} (configured ${old:,.2f}); limits and tier follow it"
+            log.warning(msg)
+            self._event("info", msg)
+            return
+        self.risk.set_balance(float(b), now, "broker")
+        msg = (f"{why}: the broker's balance ${b:,.2f} differs from the engine's ${old:,.2f} by "
+               f"${diff:+,.2f} (activity outside the engine?); the broker's is taken")
+        log.warning(msg)
+        self.alerts.send("warning", "balance_changed", msg)
+        self._event("alert", msg, "warning")
+
+    def _account_tick(self) -> None:
+        """After every loop pass: an account event seen → re-read the balance when quiet."""
+        if self.px.account_events != self._acct_seen:
+            self._acct_seen = self.px.account_events
+            self._acct_dirty = True
+        if not self._acct_dirty or self.kernel is None:
+            return
+        k = self.kernel
+        if k.oco.pos != 0 or self.venue.rt or k.busy_orders() or self.px.pos_qty != 0:
+            return
+        self._acct_dirty = False
+        self._sync_balance("account event")
+
+    def _rules_view(self) -> dict:
+        if self.rules is None or self.risk is None:
+            return {}
+        eq, bal = float(self.risk.equity), float(self.risk.balance)
+        v = self.rules.view(eq, bal)
+        return {"venue_rules": v.profile, "venue_liquidation_usd": v.liquidation_level,
+                "venue_distance_usd": v.distance, "venue_max_contracts": v.max_contracts}
+
+    # ------------------------------------------------------------------ warm start
+    def _warm_start(self, first_ts: int) -> None:
+        """Warm every feature, the model and the market state from ``History/retrieveBars``:
+        the newest ``need`` complete bars that opened before the bar of ``first_ts`` (the
+        first market event), where ``need`` covers the signal source's window (feature
+        warm-up + sequence length, or the baseline's window), a day of bars for the normal ATR
+        and volume averages, and the structure stop's lookback. The bars are validated
+        (sorted, unique, finite, high ≥ low, on the bar grid) before any is used; history that
+        fails is not used, with a warning alert (the session starts cold). The kernel is not
+        stepped on history (nothing is traded on it). One REST call, paced by the client's
+        history bucket (50 / 30 s)."""
+        sig = self.signals
+        if getattr(sig, "is_baseline", False):
+            need = int(getattr(sig, "window", 0))
+        else:
+            p = sig.predictor
+            need = int(p.feature_set.warmup) + int(p.seq_len or 1)
+        day_bars = int(86_400 * NS_PER_SECOND // self.bar_ns)
+        need = min(20_000, max(need, day_bars, self.lookback, self.settings.stops.atr_period * 3) + 5)
+        end = int(first_ts) // self.bar_ns * self.bar_ns - 1          # bars that opened before this bar
+        start = end - 14 * DAY_NS                                     # weekends and holidays fit
+        t0 = self.wall.monotonic_ns()
+        try:
+            bars = self.px.history(start, end, need, unit_number=max(1, self.bar_ns // (60 * NS_PER_SECOND)))
+        except Exception as exc:
+            msg = f"warm start: History/retrieveBars failed ({type(exc).__name__}: {exc}); starting cold"
+            log.warning(msg)
+            self.alerts.send("warning", "warm_start", msg)
+            return
+        bars = [b for b in bars if b.ts_ns + self.bar_ns <= (end + 1)]
+        problem = _history_problem(bars, self.bar_ns)
+        if problem is not None:
+            msg = f"warm start: history refused ({problem}); starting cold"
+            log.warning(msg)
+            self.alerts.send("warning", "warm_start", msg)
+            return
+        for b in bars:
+            sig.update(b.ts_ns, b.open, b.high, b.low, b.close, b.volume)
+            self._warm_row = self.market.update(b.ts_ns, b.high, b.low, b.close, b.volume)
+            self._hi.append(b.high)
+            self._lo.append(b.low)
+            self.closes.append(b.close)
+        self.warm_bars = len(bars)
+        log.info("warm start: %d history bars (%s → %s) in %.2f s", len(bars),
+                 _iso(bars[0].ts_ns) if bars else "-", _iso(bars[-1].ts_ns) if bars else "-",
+                 (self.wall.monotonic_ns() - t0) / 1e9, extra={"event": "warm_start"})
+
+    # ------------------------------------------------------------------ a position found at start-up
+    def _adopt(self, rep) -> None:
+        """``[live] on_start_position = "adopt"``: take the broker's position (size and average
+        price) into the kernel and protect it at once: the broker's working orders on the
+        contract are cancelled, then a stop and a target from the current stop rules
+        (:meth:`RiskManager.compute_bracket` at the average price, warm ATR) are placed as
+        standalone legs. A position already beyond that stop (the stop would trigger at once)
+        is closed instead, with a critical alert. Never trades an unprotected position."""
+        from engine.kernel import _OpenTrade
+
+        qty, avg = int(rep.broker_qty), float(rep.broker_avg)
+        side = 1 if qty > 0 else -1
+        k, r = self.kernel, self.risk
+        now = self.clock.now_ns()
+        try:
+            self.px.cancel_all_working()
+        except Exception as exc:
+            log.error("adopt: cancelling the broker's working orders failed (%s)", exc)
+        row = getattr(self, "_warm_row", None)
+        atr = float(row.atr) if row is not None else float("nan")
+        if not np.isfinite(atr):
+            atr = self.settings.stops.fixed_ticks * self.spec.tick_size / max(self.settings.stops.atr_multiplier, 1e-9)
+        stop, target = r.compute_bracket(side, avg, atr, np.fromiter(self._hi, float), np.fromiter(self._lo, float),
+                                         r.eod_phase(now))
+        tick = self.spec.tick_size
+        stop_ticks = max(1, int(round(abs(avg - stop) / tick)))
+        target_ticks = max(1, int(round(abs(target - avg) / tick)))
+        last = self.px.last_quote().get("lastPrice") or (self.closes[-1] if self.closes else None)
+        beyond = last is not None and side * (float(last) - (avg - side * stop_ticks * tick)) <= 0
+        k.book.on_fill(side, abs(qty), avg, 0.0)
+        t = k._open = _OpenTrade(entry_ts=now, entry_bar=0, direction=side)
+        t.qty_in, t.px_in, t.ref_in = abs(qty), avg * abs(qty), avg * abs(qty)
+        t.stop_ticks, t.confidence = stop_ticks, float("nan")
+        k._best = avg
+        if beyond:
+            msg = (f"start-up: adopted {qty:+d} @ {avg:.2f} is already beyond its stop "
+                   f"({stop_ticks} ticks, last {last}): closing it at once")
+            k.oco.side, k.oco.intended, k.oco.pos, k.oco.avg = side, abs(qty), qty, avg
+            k.oco.flatten("risk")
+            self.alerts.send("critical", "startup_position", msg)
+            self._event("order", msg, "error")
+            return
+        k.oco.adopt(qty, avg, stop_ticks, target_ticks)
+        self.adopted = {"qty": qty, "avg": avg, "stop_ticks": stop_ticks, "target_ticks": target_ticks}
+        msg = (f"start-up: ADOPTED the broker's {qty:+d} @ {avg:.2f}; protective stop {stop_ticks} ticks, "
+               f"target {target_ticks} ticks placed")
+        self.alerts.send("warning", "startup_position", msg)
+        self._event("order", msg, "warning")
 
     def _book_broker_history(self, why: str) -> None:
         """Crash recovery (R-RISK-6, R-EXE-4): book into the risk manager, exactly once by
@@ -645,6 +833,7 @@ class LiveSession(SessionBase):
         for ev in batch:
             self._on_market(ev)
         self.venue.collect()
+        self._account_tick()
         self._apply_commands()
         self._timers()
         if perf_ns() - self._last_pub >= self.cfg.publish_interval_ns:
@@ -768,6 +957,10 @@ class LiveSession(SessionBase):
         t0 = perf_ns()
         close_ts = ts + self.bar_ns
         d, conf, cls, f_ns, inf_ns = self.signals.update(ts, o, h, l, c, v)
+        if self.first_decision_wall_s is None and conf == conf:
+            self.first_decision_wall_s = (self.wall.monotonic_ns() - self._t_start_wall) / 1e9
+            log.info("first decision %.1f s after start-up (bar %s, %d warm bars)", self.first_decision_wall_s,
+                     _iso(ts), self.warm_bars, extra={"event": "first_decision"})
         self._last_sig = (d, conf, cls)
         self._last_pred_ns = close_ts
         m = self.market.update(ts, h, l, c, v)
@@ -986,7 +1179,32 @@ class LiveSession(SessionBase):
             "market_events": self.market_seen,
             "records_refused": dict(self.refused),
         }
+        rep["warm_bars"] = self.warm_bars
+        rep["first_decision_s"] = self.first_decision_wall_s
+        rep["adopted"] = self.adopted
+        if self.rules is not None:
+            rep["venue_rules"] = self._rules_view()
         return rep
+
+
+def _history_problem(bars, bar_ns: int) -> str | None:
+    """Why history bars cannot warm the session (None when they can): empty, unsorted or
+    duplicated open times, off the bar grid, non-finite or non-positive prices, high < low."""
+    if not bars:
+        return "no bars"
+    prev = None
+    for b in bars:
+        if b.ts_ns % bar_ns:
+            return f"bar {_iso(b.ts_ns)} off the {bar_ns // NS_PER_SECOND} s grid"
+        if prev is not None and b.ts_ns <= prev:
+            return f"bar {_iso(b.ts_ns)} not after {_iso(prev)}"
+        px = (b.open, b.high, b.low, b.close)
+        if not all(np.isfinite(x) and x > 0 for x in px) or not np.isfinite(b.volume):
+            return f"bar {_iso(b.ts_ns)}: non-finite or non-positive values"
+        if b.high < max(b.open, b.close, b.low) or b.low > min(b.open, b.close):
+            return f"bar {_iso(b.ts_ns)}: high/low do not bound open/close"
+        prev = b.ts_ns
+    return None
 
 
 def _iso(ts_ns: int) -> str:

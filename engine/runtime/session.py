@@ -448,7 +448,7 @@ class SessionBase:
         risk = RiskView(state_name, rs.reason, float(rs.daily_loss_used), float(rs.daily_loss_limit),
                         float(rs.day_drawdown), float(rs.daily_drawdown_limit), int(rs.consecutive_losses),
                         float(rs.kill_switch_distance), float(rs.kill_switch_limit),
-                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None)
+                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None, **self._rules_view())
         day, _, _, _, row = self.cal.label_one(now)
         times = tuple((name, int(self.cal.table.eod[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
         eod = EodView(rs.eod_phase, times, day_date(day).isoformat())
@@ -459,6 +459,10 @@ class SessionBase:
                                eq, logs, tuple(self._events[-20:]))
 
     # ------------------------------------------------------------------ hooks (bars-fed default)
+    def _rules_view(self) -> dict:
+        """Extra :class:`RiskView` fields of the venue's account rules (none by default)."""
+        return {}
+
     def _market_view(self, now: int) -> tuple[QuoteView, float | None]:
         """(quote view, data age in ms of the engine clock) from the bars processed so far."""
         i = self.i

@@ -140,6 +140,12 @@ class RiskView:
     kill_switch_loss_usd: float
     breakers: tuple[str, ...] = ()
     pause_until_ns: int | None = None
+    venue_rules: str = ""
+    """The venue's account-rules profile (R-RISK-7; "" = none): then the liquidation level
+    (MLL, dollars), the equity's distance to it and the venue's position limit (contracts)."""
+    venue_liquidation_usd: float | None = None
+    venue_distance_usd: float | None = None
+    venue_max_contracts: int | None = None
 
 
 @dataclass(frozen=True)

@@ -120,12 +120,15 @@ class FakeExchange:
         account_id, account_name: the one practice account.
         max_contracts: the account's size limit (contracts per order and net position; a
             TopstepX 50K account: 5 minis = 50 micros); beyond it ``Order/place`` is refused.
+        history: bars BEFORE the replay start (same columns as ``bars``): served by
+            ``History/retrieveBars`` like the real gateway's history, together with every bar
+            already replayed (never a bar after the replay's current time).
     """
 
     def __init__(self, bars, clock: Clock, faults: Faults, *, balance: float = 50_000.0,
                  slippage_ticks: int = 1, fee_per_contract: float = 0.42,
                  account_id: int = 1001, account_name: str = "PRAC-V2-FAKE-1",
-                 max_contracts: int = 50) -> None:
+                 max_contracts: int = 50, history=None) -> None:
         self.clock = clock
         self.max_contracts = int(max_contracts)
         self.faults = faults
@@ -133,6 +136,14 @@ class FakeExchange:
         vol = bars["volume"].to_numpy(dtype=float) if "volume" in bars.columns else np.full(len(ts), np.nan)
         self.market = Market(ts, bars["open"].to_numpy(float), bars["high"].to_numpy(float),
                              bars["low"].to_numpy(float), bars["close"].to_numpy(float), vol)
+        self.history = None
+        if history is not None and len(history):
+            hts = history["ts_event"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+            keep = hts < ts[0]
+            hv = (history["volume"].to_numpy(dtype=float) if "volume" in history.columns
+                  else np.full(len(hts), np.nan))
+            self.history = (hts[keep], history["open"].to_numpy(float)[keep], history["high"].to_numpy(float)[keep],
+                            history["low"].to_numpy(float)[keep], history["close"].to_numpy(float)[keep], hv[keep])
         from datetime import datetime, timezone
         first_day = datetime.fromtimestamp(int(ts[0]) / 1e9, tz=timezone.utc).date()
         fm = front_month("MES", first_day)
@@ -212,6 +223,12 @@ class FakeExchange:
         self._match()
         return True
 
+    def adjust_balance(self, delta: float) -> None:
+        """Change the balance outside any order (a manual trade on another platform, a fee, a
+        deposit) and send ``GatewayUserAccount``, as the real gateway does."""
+        self.account["balance"] = round(self.account["balance"] + float(delta), 2)
+        self._emit_user("GatewayUserAccount", dict(self.account), 1)
+
     def depth_snapshot(self) -> list:
         """Reset + 10 levels a side (+ null padding), reference §9.2."""
         m = self.market
@@ -237,19 +254,22 @@ class FakeExchange:
         m = self.market
         done = (m.i + 1) // 4 if m.i >= 0 else 0     # complete minute bars
         upto = done + (1 if partial and m.i % 4 != 3 and m.i >= 0 else 0)
-        ts = m.ts[:upto]
+        cols = (m.ts[:upto], m.o[:upto], m.h[:upto], m.lo[:upto], m.c[:upto], m.v[:upto])
+        if self.history is not None:   # the bars before the replay start, then the replayed ones
+            cols = tuple(np.concatenate([hc, rc]) for hc, rc in zip(self.history, cols))
+        ts, o_, h_, l_, c_, v_ = cols
         sel = np.nonzero((ts >= start_ns) & (ts <= end_ns))[0]
         out: dict[int, dict] = {}
         for j in sel:
             key = int(ts[j]) // period_ns * period_ns
-            v = 0.0 if not np.isfinite(m.v[j]) else float(m.v[j])
+            v = 0.0 if not np.isfinite(v_[j]) else float(v_[j])
             b = out.get(key)
             if b is None:
-                out[key] = {"t": format_ts(key), "o": float(m.o[j]), "h": float(m.h[j]),
-                            "l": float(m.lo[j]), "c": float(m.c[j]), "v": v}
+                out[key] = {"t": format_ts(key), "o": float(o_[j]), "h": float(h_[j]),
+                            "l": float(l_[j]), "c": float(c_[j]), "v": v}
             else:
-                b["h"] = max(b["h"], float(m.h[j])); b["l"] = min(b["l"], float(m.lo[j]))
-                b["c"] = float(m.c[j]); b["v"] += v
+                b["h"] = max(b["h"], float(h_[j])); b["l"] = min(b["l"], float(l_[j]))
+                b["c"] = float(c_[j]); b["v"] += v
         rows = [out[k] for k in sorted(out, reverse=True)]
         return rows[:limit]
 
