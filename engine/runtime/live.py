@@ -441,6 +441,7 @@ class LiveSession(SessionBase):
             raise SessionError(f"connecting to the ProjectX gateway at {self.px.client.base_url}: "
                                f"{type(exc).__name__}: {exc}") from None
         self._venue_started = True
+        self._reconciled_wall = self.wall.monotonic_ns()
         try:
             self.startup_reconcile = rep
             acct = self.px.account_name
@@ -694,7 +695,8 @@ class LiveSession(SessionBase):
             self._event("order", msg, "error")
             return
         k.oco.adopt(qty, avg, stop_ticks, target_ticks)
-        self.adopted = {"qty": qty, "avg": avg, "stop_ticks": stop_ticks, "target_ticks": target_ticks}
+        self.adopted = {"qty": qty, "avg": avg, "stop_ticks": stop_ticks, "target_ticks": target_ticks,
+                        "protected_after_s": (self.wall.monotonic_ns() - self._reconciled_wall) / 1e9}
         msg = (f"start-up: ADOPTED the broker's {qty:+d} @ {avg:.2f}; protective stop {stop_ticks} ticks, "
                f"target {target_ticks} ticks placed")
         self.alerts.send("warning", "startup_position", msg)
