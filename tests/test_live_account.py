@@ -69,8 +69,10 @@ class Run:
             self.gt.call(lambda: before(self.ex))
         wall = LiveClock()
         client = ProjectXClient(self.gt.url, USER, KEY, wall, request_timeout_s=5.0)
+        self.venue_alerts: list[tuple[str, str, str]] = []
         self.venue = ProjectXVenue(settings, wall, base_url=self.gt.url, client=client, native_oco=True,
-                                   hub_kwargs={"backoff_initial_s": 0.05, "backoff_max_s": 0.2})
+                                   hub_kwargs={"backoff_initial_s": 0.05, "backoff_max_s": 0.2},
+                                   on_alert=lambda p, k, m: self.venue_alerts.append((p, k, m)))
         cfg = LiveConfig(mode="paper", clock="exchange", state_dir=state, reconcile_interval_s=1800.0,
                          min_reconcile_wall_s=0.5, feed_end_s=30.0, normal_window_bars=len(frame))
         self.sess = LiveSession(settings, self.venue, cfg)
@@ -117,8 +119,9 @@ def _frames(topstepx_path, start: str, n: int, n_hist: int):
     return before, after
 
 
-def test_warm_start_decides_on_the_first_live_bar_and_trades_like_the_replay(topstepx_path, bars_1m, tmp_path) -> None:
-    # where does a replay that saw the history trade? start the fake at that decision bar
+def _first_replay_entry(topstepx_path, bars_1m, tmp_path):
+    """(entry time, contracts, fake start at its decision bar, history frame, live frame) of the
+    first trade after 11:00 of a replay that saw 1,500 bars of history."""
     s = _settings(tmp_path / "ref")
     i0 = int(np.searchsorted(bars_1m.ts, np.datetime64(T_MID[:19], "ns").astype(np.int64)))
     sub = bars_1m.slice(i0 - 1500, i0 + 240)
@@ -130,6 +133,12 @@ def test_warm_start_decides_on_the_first_live_bar_and_trades_like_the_replay(top
     decision_bar = int(np.searchsorted(sub.ts, entry)) - 1        # its bar closed → entry at the next open
     start = str(np.datetime64(int(sub.ts[decision_bar]), "ns")) + "+00:00"
     hist, live = _frames(topstepx_path, start, 30, 1500)
+    return entry, firsts[0].contracts, hist, live
+
+
+def test_warm_start_decides_on_the_first_live_bar_and_trades_like_the_replay(topstepx_path, bars_1m, tmp_path) -> None:
+    # where does a replay that saw the history trade? start the fake at that decision bar
+    entry, _, hist, live = _first_replay_entry(topstepx_path, bars_1m, tmp_path)
     run = Run(live, _settings(tmp_path / "warm"), tmp_path / "warm", history=hist)
     try:
         run.start()
@@ -259,3 +268,33 @@ def test_mll_refuses_an_entry_that_would_cross_the_liquidation_level(topstepx_pa
         assert ctl.gt.call(lambda: list(ctl.ex.orders.values())), "without the venue's rules it trades"
     finally:
         ctl.close()
+
+
+def test_margin_refusal_retries_once_smaller_and_two_auth_failures_alert(topstepx_path, bars_1m, tmp_path) -> None:
+    entry, qty, hist, live = _first_replay_entry(topstepx_path, bars_1m, tmp_path)
+    assert qty >= 2
+    run = Run(live, _settings(tmp_path / "m"), tmp_path / "m", history=hist)
+    run.gt.gw.faults.margin_max_contracts = qty // 2     # the margin covers half
+    try:
+        run.start()
+        places0 = run.gt.gw.calls.get("Order/place", 0)
+        run.step(4 * 3)
+        k = run.sess.kernel
+        retries = [a for a in k.stats.alerts if a[1] == "margin_retry"]
+        assert len(retries) == 1 and f"retrying once with {qty // 2}" in retries[0][2]
+        entries = run.gt.call(lambda: [dict(o) for o in run.ex.orders.values() if o["type"] == 2 and "-entry-" in (o.get("customTag") or "")])
+        assert [o["size"] for o in entries] == [qty // 2]          # the refused one left no order
+        assert run.gt.gw.calls.get("Order/place", 0) - places0 == 2   # refused + one smaller, never resent
+        assert k.book.qty == qty // 2 or k.trades
+        # two authentication failures in a row: the token dies and the key is refused once
+        run.gt.gw.api_key = "rotated-" + KEY
+        run.gt.gw.faults.http_401 = 1
+        with pytest.raises(Exception):
+            run.venue.account()                      # 401 → re-login refused → 2 in a row
+        auth = [a for a in run.venue_alerts if a[1] == "auth_failures"]
+        assert len(auth) == 1 and auth[0][0] == "critical" and "2 authentication failures" in auth[0][2]
+        run.gt.gw.api_key = KEY
+        run.venue.account()                          # re-authenticated: the streak ends
+        assert run.venue.client.auth_failures_in_a_row == 0
+    finally:
+        run.close()

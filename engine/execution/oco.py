@@ -39,6 +39,13 @@ GONE = frozenset({REJECTED, EXPIRED, CANCELLED})  # a stop that no longer protec
 WORKING_LEG = frozenset({SUBMITTED, ACCEPTED, PARTIALLY_FILLED})
 
 
+def _is_margin(reason: str | None) -> bool:
+    """A refusal for margin: ProjectX ``Order/place`` errorCode 3 InsufficientFunds (reference
+    §4), or a venue message saying so."""
+    r = (reason or "").lower()
+    return "insufficientfunds" in r or "insufficient funds" in r or "margin" in r
+
+
 class OcoManager:
     """Tracks one bracketed position on one venue.
 
@@ -66,6 +73,7 @@ class OcoManager:
         self.exits: list[Order] = []
         self.close_reason = ""
         self._seq = 0
+        self._margin_retried = False
         self.native = bool(getattr(venue, "native_oco", False))
 
     # ------------------------------------------------------------------ commands
@@ -100,6 +108,7 @@ class OcoManager:
         self.stop = self.target = None
         self.exits = []
         self.close_reason = ""
+        self._margin_retried = False
         br = Bracket(self.stop_ticks, self.target_ticks) if self.native else None
         self.entry = self._place(side, qty, "market", None, "entry", br)
         return self.entry
@@ -216,6 +225,18 @@ class OcoManager:
                 self.flatten("risk")
             elif o.role == "exit" and self.pos != 0:
                 self._alert("exit_rejected", f"exit {o.tag} {ev.status.value}: {ev.reason}; resending the close")
+            elif (o is self.entry and ev.status == REJECTED and _is_margin(ev.reason) and o.qty > 1
+                  and not self._margin_retried and o.filled == 0 and self.pos == 0 and not self.close_reason):
+                # R-LIVE-4: insufficient margin → ONE new entry at half the size (a new order,
+                # new tag; the refused one is never resent)
+                self._margin_retried = True
+                q = max(1, o.qty // 2)
+                self._alert("margin_retry", f"entry {o.tag} of {o.qty} refused for margin ({ev.reason}); "
+                            f"retrying once with {q}")
+                self.intended = q
+                br = Bracket(self.stop_ticks, self.target_ticks) if self.native else None
+                self.entry = self._place(o.side, q, "market", None, "entry", br)
+                return
             self._after_change()
 
     def _on_fill(self, ev: FillEvent) -> FillEvent | None:

@@ -298,6 +298,8 @@ class FakeExchange:
             return 2, "Invalid side or size", None
         if size > self.max_contracts:
             return 2, f"Invalid size ({size}): at most {self.max_contracts} contracts per order", None
+        if f.margin_max_contracts is not None and size > f.margin_max_contracts:
+            return 3, f"Insufficient funds: margin covers {f.margin_max_contracts} contracts, not {size}", None
         cur = self.position.get(p.get("contractId"), {}).get("size", 0)
         if abs(cur + (size if side == 0 else -size)) > self.max_contracts:
             return 2, (f"Order exceeds the account's maximum position size ({self.max_contracts}); "

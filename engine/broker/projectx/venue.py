@@ -211,6 +211,9 @@ class ProjectXVenue:
         if market_hub_url is None:
             market_hub_url = f"{root}/hubs/market" if base_url else px.market_hub_url
         self.user_hub_url, self.market_hub_url = user_hub_url, market_hub_url
+        self.client.on_auth_failures = lambda n, what: self._alert(
+            "critical", "auth_failures", f"{n} authentication failures in a row at the ProjectX gateway "
+            f"({what}); re-authenticating")
         self.symbol = settings.instrument.symbol
         if self.symbol not in SYMBOL_IDS:
             raise ValueError(f"instrument.symbol {self.symbol!r}: no ProjectX symbol id")
