@@ -1,14 +1,29 @@
-"""Shared fixtures: paths to the real market data in ``../shared/data``.
+"""Shared fixtures: paths to the real market data in ``../shared/data``, and the Hypothesis
+profiles.
 
 The data lies beside the checkout (CI has ``shared/`` next to the clone). A missing data file is
 a setup error, not a reason to skip: the fixtures fail loudly.
+
+Hypothesis profiles, chosen by the environment variable ``HYPOTHESIS_PROFILE`` (default ``ci``;
+an unknown name fails the run): ``ci`` 400 examples per property without an explicit count,
+derandomized (the same examples on every run: CI is reproducible); ``deep`` 50,000 examples,
+random, for a long hunt (``HYPOTHESIS_PROFILE=deep python -m pytest tests/test_oco_props.py``).
+A property that fixes ``max_examples`` in its decorator is not deepened: the OCO properties
+take their counts from the profile.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings as _hsettings
+
+_hsettings.register_profile("ci", max_examples=400, deadline=None, derandomize=True, print_blob=True)
+_hsettings.register_profile("deep", max_examples=50_000, deadline=None, print_blob=True,
+                            suppress_health_check=[HealthCheck.too_slow])
+_hsettings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

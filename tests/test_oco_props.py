@@ -11,7 +11,7 @@ Invariants checked after every event:
 
 from __future__ import annotations
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from engine.execution.oco import OcoManager
 from engine.execution.orders import OrderStatus
@@ -105,7 +105,6 @@ def _check(m: OcoManager) -> None:
                                f"{m.stop and (m.stop.status, m.stop.remaining)}, exits {m._exit_in_flight()}")
 
 
-@settings(max_examples=400, deadline=None)
 @given(side=st.sampled_from([1, -1]), qty=st.integers(1, 3), allow_late=st.booleans(),
        script=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10)), max_size=60))
 def test_oco_invariants_under_any_interleaving(side, qty, allow_late, script):
@@ -125,7 +124,6 @@ def test_oco_invariants_under_any_interleaving(side, qty, allow_late, script):
         _check(m)
 
 
-@settings(max_examples=150, deadline=None)
 @given(script=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10)), max_size=80))
 def test_everything_settles_flat_after_a_flatten(script):
     """Whatever happened, a flatten followed by the venue working off every order ends flat."""

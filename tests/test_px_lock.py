@@ -34,3 +34,23 @@ def test_second_instance_refused_before_any_network_call(topstepx_path, tmp_path
         held.release()
     finally:
         gt.close()
+
+
+def test_second_instance_under_another_account_name_refused_after_login(topstepx_path, tmp_path) -> None:
+    """One config names the account, the other leaves it empty: the broker-name lock excludes them."""
+    gt = ThreadedGateway(load_bars_frame(topstepx_path, start="2025-09-04T13:20:00+00:00", max_rows=5))
+    try:
+        s = Settings()
+        s = dataclasses.replace(s, paths=dataclasses.replace(s.paths, state_dir=str(tmp_path)),
+                                secrets=Secrets(projectx_username=USER, projectx_api_key=KEY))
+        held = AccountLock(tmp_path, f"{api_host(gt.url)}-PRAC-V2-FAKE-1").acquire()
+        wall = LiveClock()
+        venue = ProjectXVenue(s, wall, base_url=gt.url, native_oco=True)
+        sess = LiveSession(s, venue, LiveConfig(mode="paper", state_dir=tmp_path), wall_clock=wall)
+        with pytest.raises(SessionError, match="already being traded"):
+            sess.startup()
+        sess.shutdown()
+        held.release()
+        assert not sess.lock.held       # the configured-name lock was released again
+    finally:
+        gt.close()

@@ -445,6 +445,11 @@ class LiveSession(SessionBase):
         try:
             self.startup_reconcile = rep
             acct = self.px.account_name
+            if acct and acct != want:   # also the broker account's own lock (another config may name it)
+                try:
+                    self._lock2 = AccountLock(state_root, f"{host}-{acct}").acquire()
+                except AccountLockError as exc:
+                    raise SessionError(str(exc)) from None
             self.cfg.account = self.cfg.account or acct
             try:
                 store = RiskStateStore(state_root / "risk" / f"{self.cfg.mode}-{host}-{acct}")
@@ -1033,9 +1038,27 @@ class LiveSession(SessionBase):
             detail = f"{rep.reason}: " + "; ".join(rep.mismatches)
             self._broker = BrokerView(now, "mismatch", detail[:300])
             self._event("alert", f"reconcile: {detail[:200]} (broker wins)", "warning")
+            self._reconcile_policy(rep)
         self.reconciles.append({"ts_ns": now, "reason": rep.reason, "ok": rep.ok,
                                 "broker_qty": rep.broker_qty, "mismatches": list(rep.mismatches)})
         self.reconciles = self.reconciles[-200:]
+
+    def _reconcile_policy(self, rep) -> None:
+        """``[reconcile] mode`` (R-EXE-4) on an UNEXPLAINED mismatch (``rep.unexplained``: the
+        broker's position differs and no missed fill accounts for it). The broker always wins
+        (the venue already holds the broker's position); then ``auto-sync`` trades on,
+        ``warn`` trades on after a warning alert (sent by the venue), ``strict`` halts the risk
+        manager (the kernel flattens at its next step; nothing trades until a manual reset)."""
+        if not getattr(rep, "unexplained", None):
+            return
+        mode = self.settings.reconcile.mode
+        if mode == "strict" and self.risk is not None:
+            why = f"reconcile mismatch (strict mode): {rep.unexplained[0]}"[:200]
+            if self.risk.state_dict().get("halt") is None:
+                self.risk.halt(why, "system")
+                self._event("state", f"HALTED: {why}", "error")
+        elif mode == "warn":
+            self._event("alert", f"reconcile (warn): {rep.unexplained[0]}"[:200], "warning")
 
     # ------------------------------------------------------------------ shutdown (R-LIVE-3)
     def _kernel_drain_step(self) -> None:
@@ -1134,6 +1157,8 @@ class LiveSession(SessionBase):
             self._venue_started = False
         if self.lock is not None:
             self.lock.release()
+        if getattr(self, "_lock2", None) is not None:
+            self._lock2.release()
 
     # ------------------------------------------------------------------ snapshot hooks
     def _publish(self) -> None:

@@ -30,6 +30,8 @@ def register(root_app: typer.Typer) -> None:
         token_ttl_s: float = typer.Option(86_400.0, "--token-ttl", help="Token lifetime, seconds."),
         balance: float = typer.Option(50_000.0, "--balance", help="Starting account balance, dollars."),
         slippage_ticks: int = typer.Option(1, "--slippage-ticks", help="Market/stop fill slippage, ticks."),
+        max_contracts: int = typer.Option(50, "--max-contracts", min=1,
+                                          help="The account's size limit (per order and net position)."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document with the URLs, then serve."),
         strict: Optional[bool] = StrictOpt,
         repair: bool = RepairOpt,
@@ -73,7 +75,8 @@ def register(root_app: typer.Typer) -> None:
 
         async def serve() -> None:
             gw = FakeGateway(frame, LiveClock(), username=user, api_key=key, token_ttl_s=token_ttl_s,
-                             speed=speed, balance=balance, slippage_ticks=slippage_ticks, history=history)
+                             speed=speed, balance=balance, slippage_ticks=slippage_ticks,
+                             max_contracts=max_contracts, history=history)
             url = await gw.start(host, port)
             doc = {"api_url": url, "user_hub_url": f"{url}/hubs/user", "market_hub_url": f"{url}/hubs/market",
                    "contract_id": gw.exchange.contract_id, "account_id": gw.exchange.account["id"],

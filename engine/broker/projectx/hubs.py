@@ -38,7 +38,6 @@ import math
 import queue
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -48,7 +47,7 @@ from signalrcore.protocol.json_hub_protocol import JsonHubProtocol
 
 from engine.broker.projectx.errors import install_redaction, redact, register_secret
 from engine.broker.projectx.models import parse_ts
-from engine.clock import NS_PER_SECOND, Clock
+from engine.clock import NS_PER_SECOND, Clock, perf_ns
 
 log = logging.getLogger("engine.broker.projectx.hubs")
 install_redaction()
@@ -158,6 +157,7 @@ class HubClient:
         self._stale_flag = False
         self.last_error: str | None = None
         self.pings = 0
+        self._last_sent_ns = 0          # perf_ns of the last record this client sent
         """Keep-alive pings sent (:meth:`_keep_alive`)."""
 
     # ------------------------------------------------------------ public
@@ -223,6 +223,7 @@ class HubClient:
             pass
         try:
             conn.invoke(method, list(args), on_invocation=done)
+            self._last_sent_ns = perf_ns()
         except Exception as exc:  # the socket died under us: the supervisor reconnects
             self.last_error = redact(f"{type(exc).__name__}: {exc}")
             log.warning("%s hub: invoke %s failed: %s", self.hub, method, self.last_error)
@@ -267,6 +268,7 @@ class HubClient:
                 for method, args in subs:
                     self._invoke(conn, method, args)
                 self.connect_count += 1
+                self._last_sent_ns = perf_ns()   # the handshake was just sent
                 attempt = 0
                 self._data_seen()
                 first = self.connect_count == 1
@@ -305,13 +307,13 @@ class HubClient:
         30 s by default). signalrcore only starts its own ping thread when its automatic
         reconnect is configured, which this module does not use, so the supervisor pings."""
         tr = getattr(conn, "transport", None)
-        checker = getattr(tr, "connection_checker", None)
-        if tr is None or checker is None:
+        if tr is None:
             return
-        if time.time() - checker.last_message < self.keep_alive_s:
+        if perf_ns() - self._last_sent_ns < self.keep_alive_s * NS_PER_SECOND:
             return
         try:
-            tr.send(PingMessage())        # updates checker.last_message
+            tr.send(PingMessage())
+            self._last_sent_ns = perf_ns()
             self.pings += 1
         except Exception as exc:          # the socket died: reconnect
             self.last_error = redact(f"keep-alive ping failed: {type(exc).__name__}: {exc}")

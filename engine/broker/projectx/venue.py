@@ -133,6 +133,9 @@ class ReconcileReport:
     rejected_unknown: list = field(default_factory=list)
     orphans_cancelled: list = field(default_factory=list)
     mismatches: list = field(default_factory=list)
+    unexplained: list = field(default_factory=list)
+    """The corrections nothing on the wire explains (a broker position that the missed fills do
+    not account for): what ``[reconcile] mode`` acts on (R-EXE-4; :class:`LiveSession`)."""
 
 
 class _Track:
@@ -232,6 +235,12 @@ class ProjectXVenue:
         self.skip_negotiation = bool(skip_negotiation)
         self.hub_kwargs = dict(hub_kwargs or {})
         self.on_alert = on_alert
+        self.reconcile_mode = str(getattr(getattr(settings, "reconcile", None), "mode", "strict"))
+        """``[reconcile] mode`` (R-EXE-4): the broker always wins; an unexplained position
+        mismatch is logged only (``auto-sync``), alerted as a warning (``warn``) or alerted as
+        critical (``strict``; the live session then halts, see :class:`LiveSession`)."""
+        if self.reconcile_mode not in ("strict", "warn", "auto-sync"):
+            raise ValueError(f"[reconcile] mode {self.reconcile_mode!r}: strict, warn or auto-sync")
         if tag_prefix is None:
             tag_prefix = "mc" + _base36(clock.now_ns() // 1_000_000) + "-"
         if len(tag_prefix) > 24:
@@ -692,15 +701,7 @@ class ProjectXVenue:
         """Translate every queued user-hub event into venue events (caller's thread), then run
         a reconciliation when one is due (hub reconnect, gap, unknown outcome). Returns the
         number of hub events read."""
-        n = 0
-        while True:
-            try:
-                ev = self.user_events.get_nowait()
-            except queue.Empty:
-                break
-            n += 1
-            self._on_hub(ev)
-        self.stats["hub_events"] += n
+        n = self._drain_hub()
         due = self._reconcile_flag.is_set() or (
             self._unknown and self.clock.now_ns() >= self._next_unknown_check_ns)
         if due and self._started:
@@ -710,6 +711,19 @@ class ProjectXVenue:
             except Exception as exc:  # REST down: try again at the next pump
                 log.warning("reconcile failed (%s); retrying at the next poll", exc)
                 self._reconcile_flag.set()
+        return n
+
+    def _drain_hub(self) -> int:
+        """Translate every queued user-hub event (caller's thread); returns how many."""
+        n = 0
+        while True:
+            try:
+                ev = self.user_events.get_nowait()
+            except queue.Empty:
+                break
+            n += 1
+            self._on_hub(ev)
+        self.stats["hub_events"] += n
         return n
 
     def _on_hub(self, ev: HubEvent) -> None:
@@ -958,15 +972,36 @@ class ProjectXVenue:
         self._next_unknown_check_ns = now + self.unknown_recheck_ns
         bq = sum(p.signed_size for p in positions if p.contract_id == cid)
         bavg = next((p.average_price for p in positions if p.contract_id == cid and p.size), 0.0)
-        rep.broker_qty, rep.broker_avg = bq, bavg
         explained = self.pos_qty + missed_qty == bq
+        tries = 0
+        while not explained and bq != self.pos_qty and reason != "startup" and tries < 2:
+            # confirm before calling it unexplained: the hub's position event or the REST trade
+            # list may lag the REST position by a moment (a fill during the snapshot)
+            tries += 1
+            threading.Event().wait(0.25)
+            self._drain_hub()
+            positions, trades2 = self._call(self._positions_and_trades(), self.submit_timeout_s * 2)
+            for t in sorted(trades2, key=lambda t: t.id):
+                if t.contract_id == cid and t.id not in self._seen_trades and self._apply_trade(t, now):
+                    rep.missing_fills.append(t.id)
+                    missed_qty += t.size if t.side == 0 else -t.size
+            bq = sum(p.signed_size for p in positions if p.contract_id == cid)
+            bavg = next((p.average_price for p in positions if p.contract_id == cid and p.size), 0.0)
+            explained = self.pos_qty == bq or self.pos_qty + missed_qty == bq
+        rep.broker_qty, rep.broker_avg = bq, bavg
         if bq != self.pos_qty or (bq and abs(bavg - self.pos_avg) > 1e-6):
             rep.mismatches.append(f"position: venue {self.pos_qty} @ {self.pos_avg:.2f}, "
                                   f"broker {bq} @ {bavg:.2f} (broker wins"
                                   + ("; explained by the missed fills)" if explained else ")"))
             self._set_position(bq, bavg, now)
             if not explained and reason != "startup":
-                self._alert("warning", "position_mismatch", rep.mismatches[-1])
+                rep.unexplained.append(rep.mismatches[-1])
+                mode = self.reconcile_mode
+                if mode == "auto-sync":
+                    log.info("reconcile (auto-sync): %s", rep.mismatches[-1])
+                else:
+                    self._alert("critical" if mode == "strict" else "warning", "position_mismatch",
+                                rep.mismatches[-1] + (" [strict: trading halts]" if mode == "strict" else ""))
         working = [o for o in mine if o.status in WORKING]
         rep.working_orders = len(working)
         if bq == 0:
@@ -991,6 +1026,11 @@ class ProjectXVenue:
             log.info("reconcile (%s): in agreement, position %d, %d working orders", reason, bq,
                      rep.working_orders)
         return rep
+
+    async def _positions_and_trades(self):
+        positions = await self.client.search_open_positions(self.account_id)
+        trades = await self.client.search_trades(self.account_id, self.since_ns)
+        return positions, trades
 
     # ================================================================ helpers
     def _bid(self, order_id: str) -> int:
