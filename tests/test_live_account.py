@@ -62,8 +62,8 @@ class Run:
     """A fake gateway (speed 0) and one in-process paper session on it."""
 
     def __init__(self, frame, settings: Settings, state: Path, history=None, balance: float = 100_000.0,
-                 before=None) -> None:
-        self.gt = ThreadedGateway(frame, username=USER, api_key=KEY, balance=balance, history=history)
+                 before=None, gt: ThreadedGateway | None = None, contract_id: str | None = None) -> None:
+        self.gt = gt or ThreadedGateway(frame, username=USER, api_key=KEY, balance=balance, history=history)
         self.ex = self.gt.gw.exchange
         if before is not None:
             self.gt.call(lambda: before(self.ex))
@@ -72,7 +72,8 @@ class Run:
         self.venue_alerts: list[tuple[str, str, str]] = []
         self.venue = ProjectXVenue(settings, wall, base_url=self.gt.url, client=client, native_oco=True,
                                    hub_kwargs={"backoff_initial_s": 0.05, "backoff_max_s": 0.2},
-                                   on_alert=lambda p, k, m: self.venue_alerts.append((p, k, m)))
+                                   on_alert=lambda p, k, m: self.venue_alerts.append((p, k, m)),
+                                   contract_id=contract_id)
         cfg = LiveConfig(mode="paper", clock="exchange", state_dir=state, reconcile_interval_s=1800.0,
                          min_reconcile_wall_s=0.5, feed_end_s=30.0, normal_window_bars=len(frame))
         self.sess = LiveSession(settings, self.venue, cfg)
@@ -96,13 +97,14 @@ class Run:
                   and all(c.outbox.empty() for c in self.gt.gw.connections) and self.venue.user_events.empty(),
                   10, "step processed")
 
-    def close(self) -> None:
+    def close(self, keep_gateway: bool = False) -> None:
         try:
             self.sess.stop("test over")
             self.sess.finished.wait(20)
             self.end_position = self.gt.call(lambda: sum(p["size"] for p in self.ex.position.values()))
         finally:
-            self.gt.close()
+            if not keep_gateway:
+                self.gt.close()
 
 
 @pytest.fixture(scope="module")
@@ -296,5 +298,68 @@ def test_margin_refusal_retries_once_smaller_and_two_auth_failures_alert(topstep
         run.gt.gw.api_key = KEY
         run.venue.account()                          # re-authenticated: the streak ends
         assert run.venue.client.auth_failures_in_a_row == 0
+    finally:
+        run.close()
+
+
+def test_session_across_the_roll_date_stops_entries_then_ends_and_restarts_on_the_next_contract(
+        topstepx_path, tmp_path) -> None:
+    """MES U25 rolls on Thursday 2025-09-11 (8 days before the 19 September expiry). A session
+    started on the 10th trades U25; from the first bar of the roll day's session (Wednesday
+    18:00 New York) it opens nothing more (critical alert); at the next trading day, flat, it
+    ends with exit 0 naming Z25; a restart trades Z25 and one on U25 is refused naming Z25."""
+    import pandas as pd
+
+    full = load_bars_frame(topstepx_path)
+    t = full["ts_event"]
+
+    def part(a: str, b: str):
+        return full[(t >= pd.Timestamp(a, tz="UTC")) & (t < pd.Timestamp(b, tz="UTC"))]
+    live = pd.concat([part("2025-09-10T20:00", "2025-09-10T20:20"),      # trading day 09-10: U25
+                      part("2025-09-10T22:00", "2025-09-10T22:20"),      # roll day 09-11 opens
+                      part("2025-09-11T22:00", "2025-09-11T22:20")]).reset_index(drop=True)
+    hist = full[t < pd.Timestamp("2025-09-10T20:00", tz="UTC")].tail(1500).reset_index(drop=True)
+    run = Run(live, _settings(tmp_path / "a"), tmp_path / "a", history=hist)
+    try:
+        run.start()
+        sess = run.sess
+        assert run.venue.contract_id == "CON.F.US.MES.U25" and not sess._timed_risk.block_reason
+        run.step(4 * 21)                                    # into the roll day's session
+        assert sess._timed_risk.block_reason.startswith("contract roll: MESU5 rolls on 2025-09-11")
+        assert "CON.F.US.MES.Z25" in sess._timed_risk.block_reason
+        active = run.gt.call(lambda: [c["id"] for c in run.ex.contracts if c["activeContract"]
+                                      and c["symbolId"] == "F.US.MES"])
+        assert active == ["CON.F.US.MES.Z25"]
+        n_orders = run.gt.call(lambda: len(run.ex.orders))
+        run.step(4 * 19)
+        assert run.gt.call(lambda: len(run.ex.orders)) == n_orders     # nothing new on the roll day
+        _wait(lambda: sess.finished.is_set() or sess._stop.is_set(), 10.0, "session end at the next day",
+              step=lambda: run.step(1))
+        sess.finished.wait(20)
+        assert sess.exit_code == 0 and sess.exit_reason == "contract roll: restart to trade CON.F.US.MES.Z25"
+        # a restart on U25 is refused naming Z25; the default (active contract) trades Z25
+        import threading
+
+        from engine.runtime.session import SessionError
+
+        def ticker():
+            for _ in range(40):
+                run.gt.call(run.ex.step)
+                time.sleep(0.02)
+        bad = Run(live, _settings(tmp_path / "b"), tmp_path / "b", gt=run.gt, contract_id="CON.F.US.MES.U25")
+        th = threading.Thread(target=ticker, daemon=True)
+        th.start()
+        with pytest.raises(SessionError, match=r"CON.F.US.MES.U25 is not the front month on 2025-09-1\d: "
+                                               r"trade CON.F.US.MES.Z25"):
+            bad.sess.startup()
+        bad.sess.shutdown()
+        th.join()
+        new = Run(live, _settings(tmp_path / "c"), tmp_path / "c", gt=run.gt)
+        th = threading.Thread(target=ticker, daemon=True)
+        th.start()
+        new.sess.startup()
+        th.join()
+        assert new.venue.contract_id == "CON.F.US.MES.Z25" and not new.sess._timed_risk.block_reason
+        new.close(keep_gateway=True)
     finally:
         run.close()

@@ -284,6 +284,16 @@ class _LiveRisk(_TimedRisk):
     def __init__(self, risk, venue: _StampedVenue) -> None:
         super().__init__(risk)
         object.__setattr__(self, "_venue", venue)
+        object.__setattr__(self, "block_reason", "")
+
+    def evaluate_entry(self, *a, **k):
+        """The manager's decision, unless the session blocks new entries (contract roll day):
+        then refused with :attr:`block_reason`."""
+        if self.block_reason:
+            from engine.risk.manager import RiskDecision
+
+            return RiskDecision(False, 0, self.block_reason, float("nan"), float("nan"), 0.0)
+        return self.__getattr__("evaluate_entry")(*a, **k)
 
     def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None:
         t0 = perf_ns()
@@ -384,6 +394,10 @@ class LiveSession(SessionBase):
         self.refused: dict[str, int] = {}
         """Market records dropped by the sanity gate, by kind (:meth:`gate_problem`)."""
         self._started = False
+        self.contract = None
+        self._roll_day: int | None = None
+        self._roll_block_day = -1
+        self._roll_exit: str | None = None
         self.rules = None
         """The venue's :class:`engine.risk.account_rules.AccountRules` (None: ``rules = "none"``)."""
         self._acct_seen = 0
@@ -461,6 +475,7 @@ class LiveSession(SessionBase):
                 self.clock.advance_to(first)
             now = self.clock.now_ns()
             self.cal = calendar_for(now - 7 * DAY_NS, now + 60 * DAY_NS)
+            self._check_contract(now)
             self._open_journal(acct)
             try:
                 self.risk = RiskManager(s, self.clock, self.cal, self.spec, store)
@@ -534,6 +549,55 @@ class LiveSession(SessionBase):
         self._journal("fill", ts_ns=int(e.ts_ns), side=int(e.side), qty=int(e.qty), price=float(e.price),
                       fees=float(m.get("fees", e.commission)), broker_id=m.get("id"), order_id=str(e.order_id),
                       tag=str(e.tag), pnl=m.get("pnl"), broker_ts_ns=m.get("ts_ns"))
+
+    # ------------------------------------------------------------------ contract roll
+    def _check_contract(self, now: int) -> None:
+        """Start-up: the contract traded must be the roll calendar's front month
+        (:func:`engine.instruments.front_month`: the next quarter from the roll date, the
+        Thursday 8 days before expiry) on the trading day of ``now``; otherwise refused
+        (:class:`SessionError`) naming the right one."""
+        from engine.calendar import day_date
+        from engine.instruments import InstrumentError, front_month, parse_px_contract_id
+
+        d = int(self.cal.label_one(int(now))[0])
+        day = day_date(d) if d >= 0 else to_datetime(int(now)).date()
+        try:
+            have = parse_px_contract_id(str(self.px.contract_id))
+        except InstrumentError as exc:
+            raise SessionError(f"contract: {exc}") from None
+        want = front_month(self.spec.symbol, day)
+        if (have.year, have.month) != (want.year, want.month):
+            raise SessionError(f"contract {self.px.contract_id} is not the front month on {day.isoformat()}: "
+                               f"trade {want.px_contract_id} ({want.cme_ticker}; {have.cme_ticker} rolls on "
+                               f"{have.roll.isoformat()}); nothing traded")
+        self.contract = have
+
+    def _roll_check(self, day: int) -> None:
+        """Once per trading day (first bar of the day): on and after the roll date of the
+        contract traded, new entries are refused (protection stays) with a critical alert;
+        from the next trading day on, once flat, the session ends (exit 0, ``exit_reason``
+        naming the next contract) so that a restart trades the new front month."""
+        from engine.calendar import day_date
+
+        if day == self._roll_day or day < 0 or self.contract is None:
+            return
+        first_check = self._roll_day is None
+        self._roll_day = day
+        date = day_date(day)
+        c = self.contract
+        if date < c.roll:
+            return
+        nxt = c.next()
+        if not self._timed_risk.block_reason:
+            why = (f"contract roll: {c.cme_ticker} rolls on {c.roll.isoformat()}; no new positions in it, "
+                   f"the next session trades {nxt.px_contract_id}")
+            object.__setattr__(self._timed_risk, "block_reason", why)
+            self.alerts.send("critical", "contract_roll", why)
+            self._event("alert", why, "warning")
+            self._roll_block_day = day
+            return
+        if day > self._roll_block_day and not first_check:
+            self._roll_exit = nxt.px_contract_id
 
     # ------------------------------------------------------------------ the broker's account (R-RISK-7)
     def _setup_account(self, state_dir: Path, new_state: bool) -> None:
@@ -971,6 +1035,7 @@ class LiveSession(SessionBase):
         self._last_sig = (d, conf, cls)
         self._last_pred_ns = close_ts
         m = self.market.update(ts, h, l, c, v)
+        self._roll_check(int(m.day))
         self._hi.append(h)
         self._lo.append(l)
         self._timed_risk.elapsed = 0
@@ -990,6 +1055,11 @@ class LiveSession(SessionBase):
         self.i += 1
         self._collect_events()
         self._route_kernel_alerts()
+        k = self.kernel
+        if self._roll_exit and k.oco.pos == 0 and not k.busy_orders() and not self._stop.is_set():
+            self.exit_reason = f"contract roll: restart to trade {self._roll_exit}"
+            log.warning("%s (the session ends flat)", self.exit_reason)
+            self._stop.set()
 
     def _route_kernel_alerts(self) -> None:
         al = self.kernel.stats.alerts

@@ -162,6 +162,11 @@ class FakeExchange:
         lookalike = {"id": "CON.F.US.MESX.Z25", "name": "MESX", "description": "look-alike root",
                      "tickSize": 0.25, "tickValue": 1.25, "activeContract": True, "symbolId": "F.US.MESX"}
         self.contracts = [mes(fm, True), mes(nxt, False), ep, lookalike]
+        self._mes = mes
+        self._extra = [ep, lookalike]
+        self._rolled_from: list[str] = []
+        self._front = fm
+        self._roll_hour = -1
         self.account = {"id": account_id, "name": account_name, "balance": float(balance),
                         "canTrade": True, "isVisible": True, "simulated": True}
         self.slippage_ticks = int(slippage_ticks)
@@ -197,6 +202,7 @@ class FakeExchange:
         if m.i + 1 >= m.n_steps:
             return False
         m.i += 1
+        self._roll(m.step_ts(m.i))
         prev = m.last
         m.last = m.path(m.i)
         if m.sess_open is None:
@@ -207,7 +213,14 @@ class FakeExchange:
         step_vol = 1.0 if not np.isfinite(vol) else max(1.0, float(vol) / 4.0)
         m.volume += step_vol
         ts = format_ts(m.step_ts(m.i))
-        cid = self.contract_id
+        for cid in [self.contract_id] + self._rolled_from:   # the expiring contract trades on
+            self._publish(cid, ts, prev)
+        self._match()
+        return True
+
+    def _publish(self, cid: str, ts: str, prev: float | None) -> None:
+        m = self.market
+        step_vol = 1.0 if not np.isfinite(m.v[m.i // 4]) else max(1.0, float(m.v[m.i // 4]) / 4.0)
         quote = {"symbol": "F.US.MES", "symbolName": "/MES", "lastPrice": m.last, "bestBid": m.bid,
                  "bestAsk": m.ask, "change": m.last - m.sess_open,
                  "changePercent": (m.last - m.sess_open) / m.sess_open * 100.0,
@@ -220,14 +233,37 @@ class FakeExchange:
                                                     "volume": step_vol}]],
                   {"contract": cid, "kind": "trades"})
         self.emit("market", "GatewayDepth", [cid, self.depth_update(ts)], {"contract": cid, "kind": "depth"})
-        self._match()
-        return True
 
     def adjust_balance(self, delta: float) -> None:
         """Change the balance outside any order (a manual trade on another platform, a fee, a
         deposit) and send ``GatewayUserAccount``, as the real gateway does."""
         self.account["balance"] = round(self.account["balance"] + float(delta), 2)
         self._emit_user("GatewayUserAccount", dict(self.account), 1)
+
+    def _roll(self, ts_ns: int) -> None:
+        """The roll calendar (:func:`engine.instruments.front_month` of the CME trading day:
+        from 18:00 New York the next day): from the roll date the next quarter is the active
+        contract (``Contract/search``) and the market data is published under its id (and
+        still under the expiring one's, which trades until expiry), once the position in the
+        old one is flat (a replay spanning a roll switches as the real gateway's active
+        contract does)."""
+        hour = ts_ns // 3_600_000_000_000
+        if hour == self._roll_hour:
+            return
+        self._roll_hour = hour
+        from datetime import datetime, timedelta
+        from zoneinfo import ZoneInfo
+
+        t = datetime.fromtimestamp(ts_ns / 1e9, tz=ZoneInfo("America/New_York"))
+        day = (t + timedelta(days=1)).date() if t.hour >= 18 else t.date()
+        fm = front_month("MES", day)
+        if fm == self._front or self.position.get(self.contract_id, {}).get("size", 0) != 0:
+            return
+        log.info("fake gateway: roll from %s to %s on %s", self.contract_id, fm.px_contract_id, day)
+        old, self._front = self._front, fm
+        self._rolled_from.append(self.contract_id)
+        self.contract_id = fm.px_contract_id
+        self.contracts = [self._mes(fm, True), self._mes(fm.next(), False), self._mes(old, False)] + self._extra
 
     def depth_snapshot(self) -> list:
         """Reset + 10 levels a side (+ null padding), reference §9.2."""
