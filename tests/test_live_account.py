@@ -73,7 +73,7 @@ class Run:
         self.venue = ProjectXVenue(settings, wall, base_url=self.gt.url, client=client, native_oco=True,
                                    hub_kwargs={"backoff_initial_s": 0.05, "backoff_max_s": 0.2},
                                    on_alert=lambda p, k, m: self.venue_alerts.append((p, k, m)),
-                                   contract_id=contract_id)
+                                   contract_id=contract_id, market_depth=True)
         cfg = LiveConfig(mode="paper", clock="exchange", state_dir=state, reconcile_interval_s=1800.0,
                          min_reconcile_wall_s=0.5, feed_end_s=30.0, normal_window_bars=len(frame))
         self.sess = LiveSession(settings, self.venue, cfg)
@@ -230,6 +230,11 @@ def test_balance_from_broker_and_outside_change_reaches_tier_and_limits(topstepx
         _wait(lambda: run.sess.risk.balance == 1_300.0, 5.0, "balance from the account event",
               step=lambda: run.step(1))
         assert tier_for(run.sess.risk.balance, s.risk.balance_tiers).max_contracts == 2
+        # depth: the fake's snapshot and updates reach the quote pane (best bid/ask and sizes)
+        run.sess._publish()
+        q = run.sess.snapshot().quote
+        assert q.bid_levels and q.ask_levels and q.bid_levels[0][0] < q.ask_levels[0][0]
+        assert q.bid_levels[0][0] == q.bid and q.ask_levels[0][0] == q.ask
         snap = run.sess.risk.snapshot()
         assert snap.daily_loss_used == pytest.approx(1_200.0)     # counted in the day: limits react
         assert snap.state.name != "ACTIVE"
@@ -363,3 +368,16 @@ def test_session_across_the_roll_date_stops_entries_then_ends_and_restarts_on_th
         new.close(keep_gateway=True)
     finally:
         run.close()
+
+
+def test_depth_book_rows() -> None:
+    from engine.runtime.live import DepthBook
+
+    d = DepthBook()
+    d.apply([{"type": 6}, {"type": 2, "price": 100.0, "currentVolume": 5}, {"type": 2, "price": 99.75, "volume": 7},
+             {"type": 1, "price": 100.25, "currentVolume": 3}, None, {"type": 1, "price": "x"}])
+    assert d.levels(2) == (((100.0, 5.0), (99.75, 7.0)), ((100.25, 3.0),)) and d.bad == 2
+    d.apply([{"type": 9, "price": 99.75, "currentVolume": 4}, {"type": 1, "price": 100.25, "currentVolume": 0}])
+    assert d.levels(3) == (((99.75, 4.0),), ())       # new best bid below 100: that level is gone
+    d.apply([{"type": 6}])
+    assert d.levels(1) == ((), ())

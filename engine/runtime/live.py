@@ -197,6 +197,61 @@ class BarAggregator:
         return closed
 
 
+class DepthBook:
+    """Price → resting size per side from ProjectX ``GatewayDepth`` rows (reference §4 DomType:
+    1 Ask, 2 Bid, 3 BestAsk, 4 BestBid, 6 Reset, 9 NewBestBid, 10 NewBestAsk; other types
+    (trade, fill, high/low) carry no book level). ``currentVolume`` (else ``volume``) is the
+    size resting at the price after the update; 0 removes the level. A malformed row is
+    skipped and counted in :attr:`bad`."""
+
+    _BID = (2, 4, 9)
+    _ASK = (1, 3, 10)
+
+    def __init__(self) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.bad = 0
+
+    def clear(self) -> None:
+        self.bids.clear()
+        self.asks.clear()
+
+    def apply(self, rows) -> None:
+        for r in rows:
+            try:
+                t = int(r.get("type"))
+                if t == 6:
+                    self.clear()
+                    continue
+                side = self.bids if t in self._BID else self.asks if t in self._ASK else None
+                if side is None:
+                    continue
+                px = float(r["price"])
+                size = r.get("currentVolume")
+                size = float(r.get("volume") if size is None else size)
+                if not (np.isfinite(px) and px > 0 and np.isfinite(size) and size >= 0):
+                    raise ValueError("non-finite")
+            except (TypeError, ValueError, KeyError, AttributeError):
+                self.bad += 1
+                continue
+            if size == 0:
+                side.pop(px, None)
+            else:
+                side[px] = size
+            if t in (4, 9):      # a new best bid: no bid above it stands
+                for p in [p for p in self.bids if p > px]:
+                    del self.bids[p]
+            elif t in (3, 10):
+                for p in [p for p in self.asks if p < px]:
+                    del self.asks[p]
+
+    def levels(self, n: int) -> tuple[tuple, tuple]:
+        """The best ``n`` (price, size) levels: bids high → low, asks low → high."""
+        b = tuple(sorted(self.bids.items(), reverse=True)[:n])
+        a = tuple(sorted(self.asks.items())[:n])
+        return b, a
+
+
 class _StampedVenue:
     """The ProjectX venue as the kernel sees it: every call goes to the venue; events are
     collected by :meth:`collect` (the session calls it between bars, so they are translated
@@ -361,6 +416,8 @@ class LiveSession(SessionBase):
         self.ring = ring
         self.model_path = model_path
         self.agg = BarAggregator(self.bar_ns)
+        self.depth = DepthBook()
+        """Market depth of the contract from ``GatewayDepth`` (quote pane: best levels)."""
         self.i = 0
         self.timings: list[BarTiming] = []
         self.equity: list[float] = []
@@ -1011,7 +1068,11 @@ class LiveSession(SessionBase):
                     self._on_bar(bar)
                 self.last_trade_px = float(px)
                 self.last_data_ts = ts
+        elif k == "depth":
+            self.depth.apply(ev.data or ())
         elif k in ("connected", "reconnected", "disconnected", "stale", "logout", "gap", "error"):
+            if k in ("reconnected", "disconnected", "gap"):
+                self.depth.clear()   # a new snapshot follows the resubscription
             sev = "information" if k in ("connected", "reconnected") else "warning"
             self._event("info", f"market hub {k}", sev)
         self.market_seen += 1
@@ -1244,8 +1305,9 @@ class LiveSession(SessionBase):
         age = (now - self.last_data_ts) / 1e6 if self.last_data_ts is not None else None
         idle_s = (self.wall.monotonic_ns() - self.last_data_wall) / NS_PER_SECOND
         stale = bool(self.last_data_wall) and idle_s >= self.settings.projectx.stale_feed_s
+        bids, asks = self.depth.levels(3)
         return QuoteView(bid, ask, None if last is None else float(last), spread,
-                         tuple(float(x) for x in self.closes), age, stale), age
+                         tuple(float(x) for x in self.closes), age, stale, bids, asks), age
 
     def _speed_label(self) -> str:
         return "" if self.cfg.clock == "wall" else "feed"

@@ -70,6 +70,10 @@ class QuoteView:
     recent: tuple[float, ...]
     quote_age_ms: float | None
     stale: bool = False
+    bid_levels: tuple = ()
+    """Market depth where the feed gives it: the best (price, size) bids, best first."""
+    ask_levels: tuple = ()
+    """The best (price, size) asks, best first."""
 
 
 @dataclass(frozen=True)

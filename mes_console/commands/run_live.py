@@ -48,7 +48,7 @@ def build_live_session(settings, *, mode: str, model: Optional[Path], json_repor
     alerts = AlertRouter(settings.alerts, wall)
     try:
         venue = ProjectXVenue(settings, wall, base_url=gateway_url, native_oco=True,
-                              on_alert=alerts.send)
+                              on_alert=alerts.send, market_depth=True)
         cfg = LiveConfig(mode=mode, clock="exchange" if gateway_url else "wall",
                          report_path=json_report, state_dir=state_dir, **cfg_overrides)
         session = LiveSession(settings, venue, cfg, model_path=model, wall_clock=wall, alerts=alerts,
