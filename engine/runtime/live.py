@@ -463,7 +463,8 @@ class LiveSession(SessionBase):
         """History bars fed at start-up (warm start)."""
         self.adopted: dict | None = None
         self.first_decision_wall_s: float | None = None
-        """Wall seconds from :meth:`startup` to the first bar with a model/baseline decision."""
+        """Wall seconds from :meth:`startup` to the first live bar decided on warm inputs (the
+        baseline's window full, the model's features past their warm-up)."""
         self._t_start_wall = 0
         self.report_written: Path | None = None
         self._venue_started = False
@@ -558,10 +559,10 @@ class LiveSession(SessionBase):
                                         starting_balance=self.start_balance)
             self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
                                       self.cfg.normal_window_bars, True)
+            if adopt:             # protection first: the warm start's history call comes after
+                self._adopt(rep)
             if s.live.warm_start:
                 self._warm_start(first)
-            if adopt:
-                self._adopt(rep)
             log.info("%s session started: account %s, contract %s, clock %s, balance $%.2f (broker $%s)",
                      self.cfg.mode, acct, self.px.contract_id, self.cfg.clock, self.start_balance,
                      self.px.balance, extra={"event": "start"})
@@ -783,8 +784,8 @@ class LiveSession(SessionBase):
         """``[live] on_start_position = "adopt"``: take the broker's position (size and average
         price) into the kernel and protect it at once: the broker's working orders on the
         contract are cancelled, then a stop and a target from the current stop rules
-        (:meth:`RiskManager.compute_bracket` at the average price, warm ATR) are placed as
-        standalone legs. A position already beyond that stop (the stop would trigger at once)
+        (:meth:`RiskManager.compute_bracket` at the average price; it runs before the warm start,
+        so the ATR is the fixed-tick stop's equivalent) are placed as standalone legs. A position already beyond that stop (the stop would trigger at once)
         is closed instead, with a critical alert. Never trades an unprotected position."""
         from engine.kernel import _OpenTrade
 
@@ -1089,7 +1090,7 @@ class LiveSession(SessionBase):
         t0 = perf_ns()
         close_ts = ts + self.bar_ns
         d, conf, cls, f_ns, inf_ns = self.signals.update(ts, o, h, l, c, v)
-        if self.first_decision_wall_s is None and conf == conf:
+        if self.first_decision_wall_s is None and self._signals_warm():
             self.first_decision_wall_s = (self.wall.monotonic_ns() - self._t_start_wall) / 1e9
             log.info("first decision %.1f s after start-up (bar %s, %d warm bars)", self.first_decision_wall_s,
                      _iso(ts), self.warm_bars, extra={"event": "first_decision"})
@@ -1121,6 +1122,15 @@ class LiveSession(SessionBase):
             self.exit_reason = f"contract roll: restart to trade {self._roll_exit}"
             log.warning("%s (the session ends flat)", self.exit_reason)
             self._stop.set()
+
+    def _signals_warm(self) -> bool:
+        """True once the signal source decides on full inputs: the baseline's window is full,
+        or the model's feature stream is past its warm-up."""
+        sig = self.signals
+        if getattr(sig, "is_baseline", False):
+            return int(getattr(sig, "n", 0)) >= int(getattr(sig, "window", 0))
+        stream = getattr(sig, "stream", None)
+        return bool(getattr(stream, "ready", True))
 
     def _route_kernel_alerts(self) -> None:
         al = self.kernel.stats.alerts

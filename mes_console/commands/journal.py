@@ -94,18 +94,18 @@ def register(app: typer.Typer) -> None:
                       f"{d['commission'] + d['slippage']:.2f}", f"{d['net_pnl']:+.2f}")
         out_console.print(t)
         t = Table(title="Sessions")
-        for c in ("id", "mode", "account", "contract", "started (UTC)", "ended", "fills", "trades", "net $", "exit"):
+        for c in ("id", "mode", "started (UTC)", "fills", "trades", "net $", "exit"):
             t.add_column(c)
         for s in sessions:
-            t.add_row(str(s["id"]), s["mode"], s["account"], s["contract"], s["started_utc"] or "",
-                      s["ended_utc"] or "(killed / running)", str(s["fills"]), str(s["trades"]),
-                      f"{s['net_pnl']:+.2f}", s["exit_reason"] or "")
+            t.add_row(str(s["id"]), s["mode"], (s["started_utc"] or "")[:16].replace("T", " "), str(s["fills"]),
+                      str(s["trades"]), f"{s['net_pnl']:+.2f}",
+                      (s["exit_reason"] or "") if s["ended_ns"] is not None else "(killed / running)")
         out_console.print(t)
         t = Table(title="Trades")
-        for c in ("session", "day", "exit (UTC)", "side", "qty", "entry", "exit", "net $", "reason"):
+        for c in ("sess", "day", "exit (UTC)", "side", "qty", "entry", "exit", "net $", "reason"):
             t.add_column(c)
         for r in trades:
-            t.add_row(str(r["session_id"]), r["day"], r["exit_utc"], "long" if r["direction"] > 0 else "short",
+            t.add_row(str(r["session_id"]), r["day"], r["exit_utc"][11:16], "long" if r["direction"] > 0 else "short",
                       str(r["contracts"]), f"{r['entry_price']:.2f}", f"{r['exit_price']:.2f}",
                       f"{r['net_pnl']:+.2f}", r["exit_reason"])
         out_console.print(t)

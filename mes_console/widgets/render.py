@@ -122,8 +122,8 @@ def render_quote(q: QuoteView, width: int = 24) -> Text:
     t.append(f"Last {price(q.last)} sprd {spread}\n")
     t.append(sparkline(q.recent, width) + "\n")
     if q.bid_levels or q.ask_levels:
-        (bp, bs), (ap, as_) = (q.bid_levels[:1] or [(None, 0)])[0], (q.ask_levels[:1] or [(None, 0)])[0]
-        t.append(f"L2 {bs:.0f}x{price(bp)}|{price(ap)}x{as_:.0f}\n")
+        bs, as_ = (q.bid_levels[:1] or [(None, 0)])[0][1], (q.ask_levels[:1] or [(None, 0)])[0][1]
+        t.append(f"L2 size {bs:.0f} x {as_:.0f}\n")
     t.append(f"age {fmt_ms(q.quote_age_ms)}")
     if q.stale:
         t.append("  STALE", style="reverse bold")
