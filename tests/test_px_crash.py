@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from engine.broker.fake import load_bars_frame
 from tests.px_fixtures import ThreadedGateway
 
@@ -86,6 +88,9 @@ def _assert_books_equal(state: Path, b: dict) -> None:
     assert abs(st["day_realized_pnl"] - net) < 0.01 * (len(closes) + 1), (st["day_realized_pnl"], net)
     assert st["trades_today"] == len(closes), (st["trades_today"], len(closes))
     assert sorted(st["broker_booked"]) == sorted(t["id"] for t in b["trades"])
+    print(f"risk state: balance {st['balance']:.2f}, day P&L {st['day_realized_pnl']:+.2f}, "
+          f"{st['trades_today']} trades; broker: balance {b['balance']:.2f}, net {net:+.2f}, "
+          f"{len(closes)} closing fills")
 
 
 def _wait(pred, steps, timeout: float, why: str) -> None:
@@ -180,3 +185,29 @@ warm_start = false
                 p.p.kill()
                 p.p.wait(10)
         gt.close()
+
+
+def test_book_broker_trades_is_idempotent_across_a_reload(tmp_path) -> None:
+    from engine.calendar import calendar_for
+    from engine.clock import SimClock
+    from engine.config import Settings
+    from engine.instruments import spec
+    from engine.risk import RiskManager, RiskStateStore
+
+    now = 1_757_000_000_000_000_000
+    s, clock = Settings(), SimClock(now)
+    cal = calendar_for(now - 7 * 86_400 * 10**9, now + 30 * 86_400 * 10**9)
+    rm = RiskManager(s, clock, cal, spec("MES"), RiskStateStore(tmp_path))
+    assert rm.book_broker_trades() == {"booked": False, "ids": set(), "since_ns": None}
+    assert rm.book_broker_trades([11, 12], -4.17, now, since_ns=now - 60)["booked"]
+    assert not rm.book_broker_trades([12, 13], 99.0, now)["booked"]      # 12 already booked
+    # a new process on the same state: the ids come back with the balance (one atomic write)
+    rm2 = RiskManager(s, clock, cal, spec("MES"), RiskStateStore(tmp_path))
+    info = rm2.book_broker_trades()
+    assert info["ids"] == {11, 12} and info["since_ns"] == now - 60
+    assert rm2.balance == 1000.0 - 4.17 and rm2.state_dict()["trades_today"] == 1
+    assert not rm2.book_broker_trades([11, 12], -4.17, now)["booked"]
+    assert rm2.book_broker_trades([14], None)["booked"] and rm2.balance == 1000.0 - 4.17   # recorded only
+    with pytest.raises(ValueError):
+        rm2.book_broker_trades([15, 16], float("nan"), now)
+    assert 15 not in rm2.book_broker_trades()["ids"]

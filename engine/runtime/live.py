@@ -1292,6 +1292,7 @@ class LiveSession(SessionBase):
     def _close_venue(self) -> None:
         if self._venue_started:
             try:
+                self.px.wait_sent(2.0)      # cancels still on their way are answered first
                 self.px.stop()
             except Exception as exc:
                 log.warning("venue stop: %s", exc)
