@@ -631,7 +631,8 @@ class LiveSession(SessionBase):
         self.contract = have
 
     def _roll_check(self, day: int) -> None:
-        """Once per trading day (first bar of the day): on and after the roll date of the
+        """Once per trading day (first bar of the day): the venue rules see the balance at the
+        day's roll (end-of-day high of the MLL). On and after the roll date of the
         contract traded, new entries are refused (protection stays) with a critical alert;
         from the next trading day on, once flat, the session ends (exit 0, ``exit_reason``
         naming the next contract) so that a restart trades the new front month."""
@@ -641,6 +642,9 @@ class LiveSession(SessionBase):
             return
         first_check = self._roll_day is None
         self._roll_day = day
+        if self.rules is not None:   # the MLL's end-of-day high: the balance at the day's roll
+            b = self.px.balance if self.px.balance is not None else self.risk.balance
+            self.rules.on_balance(day_date(day).isoformat(), float(b))
         date = day_date(day)
         c = self.contract
         if date < c.roll:
