@@ -75,7 +75,8 @@ class Run:
                                    on_alert=lambda p, k, m: self.venue_alerts.append((p, k, m)),
                                    contract_id=contract_id, market_depth=True)
         cfg = LiveConfig(mode="paper", clock="exchange", state_dir=state, reconcile_interval_s=1800.0,
-                         min_reconcile_wall_s=0.5, feed_end_s=30.0, normal_window_bars=len(frame))
+                         min_reconcile_wall_s=0.5, feed_end_s=30.0, normal_window_bars=len(frame),
+                         shutdown_wait_s=1.0)   # the fake is stepped by hand: venue.flatten closes at once
         self.sess = LiveSession(settings, self.venue, cfg)
 
     def start(self) -> None:
@@ -365,7 +366,7 @@ def test_session_across_the_roll_date_stops_entries_then_ends_and_restarts_on_th
         new.sess.startup()
         th.join()
         assert new.venue.contract_id == "CON.F.US.MES.Z25" and not new.sess._timed_risk.block_reason
-        new.close(keep_gateway=True)
+        new.sess.shutdown()
     finally:
         run.close()
 
