@@ -143,6 +143,7 @@ stale_feed_s = 60.0
 [paths]
 state_dir = "{tmp_path / 'state'}"
 data_dir = "{tmp_path / 'data'}"
+log_dir = "{tmp_path / 'log'}"
 """)
     jpath = tmp_path / "data" / "journal.sqlite3"
 
@@ -190,7 +191,38 @@ data_dir = "{tmp_path / 'data'}"
     s = doc["sessions"][-1]
     assert s["mode"] == "paper" and s["ended_ns"] is None          # killed: no summary, rows kept
     assert s["fills"] >= len(fake_ids) and s["trades"] >= 1
+    # the rotating JSON log file in [paths] log_dir holds the session's lines (start event included)
+    lines = [json.loads(x) for x in (tmp_path / "log" / "mes-console.jsonl").read_text().splitlines()]
+    assert any(x.get("event") == "start" for x in lines) and all("ts_ns" in x for x in lines)
     for i in fake_ids:   # the journal's fill is the fake's: size, price, side, realised P&L
         f, t = fills[i], fake[i]
         assert (f["qty"], f["price"], f["side"]) == (t["size"], t["price"], 1 if t["side"] == 0 else -1)
         assert f["pnl"] == t["profitAndLoss"]
+
+
+def test_a_failed_journal_write_pauses_entries_and_alerts(tmp_path) -> None:
+    """Loud and safe: the journal is dropped, new entries paused (protection kept), alert sent."""
+    from engine.runtime.session import SessionBase
+
+    class Risk:
+        paused = None
+
+        def pause(self, reason, operator):
+            self.paused = (reason, operator)
+
+    class Alerts:
+        sent: list = []
+
+        def send(self, *a):
+            self.sent.append(a)
+
+    j = Journal(tmp_path / "j.sqlite3")
+    j.open_session(mode="paper", account="A", contract="C", symbol="MES", clock="exchange", started_ns=T1,
+                   started_wall_ns=T1, start_balance=1.0)
+    j.close()                                  # every later write fails
+    s = SessionBase()
+    s._init_common()
+    s.journal, s.risk, s.alerts = j, Risk(), Alerts()
+    s._journal("fill", ts_ns=T1, side=1, qty=1, price=1.0, fees=0.0)
+    assert s.journal is None and s.risk.paused[0].startswith("journal write failed")
+    assert s.alerts.sent and s.alerts.sent[0][:2] == ("critical", "journal")

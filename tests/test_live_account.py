@@ -241,6 +241,10 @@ def test_balance_from_broker_and_outside_change_reaches_tier_and_limits(topstepx
         assert snap.state.name != "ACTIVE"
     finally:
         run.close()
+    # the session report is written by default (reports dir), with the venue fields
+    import json
+    rep = json.loads(run.sess.report_written.read_text())
+    assert rep["warm_bars"] >= 300 and rep["starting_balance"] == 2_500.0 and rep["mode"] == "paper"
 
 
 def test_mll_refuses_an_entry_that_would_cross_the_liquidation_level(topstepx_path, bars_1m, tmp_path) -> None:
