@@ -560,7 +560,17 @@ class LiveSession(SessionBase):
             self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
                                       self.cfg.normal_window_bars, True)
             if adopt:             # protection first: the warm start's history call comes after
-                self._adopt(rep)
+                try:
+                    self._adopt(rep)
+                except Exception as exc:   # never leave it unprotected: close it, then refuse
+                    msg = f"start-up: adopting {rep.broker_qty:+d} failed ({type(exc).__name__}: {exc}); closing it"
+                    log.error(msg)
+                    self.alerts.send("critical", "startup_position", msg)
+                    try:
+                        self.px.flatten("adoption failed")
+                    except Exception as exc2:
+                        self.alerts.send("critical", "startup_position", f"closing it failed too: {exc2}")
+                    raise SessionError(msg) from None
             if s.live.warm_start:
                 self._warm_start(first)
             log.info("%s session started: account %s, contract %s, clock %s, balance $%.2f (broker $%s)",
@@ -805,11 +815,17 @@ class LiveSession(SessionBase):
         atr = float(row.atr) if row is not None else float("nan")
         if not np.isfinite(atr):
             atr = self.settings.stops.fixed_ticks * self.spec.tick_size / max(self.settings.stops.atr_multiplier, 1e-9)
-        stop, target = r.compute_bracket(side, avg, atr, np.fromiter(self._hi, float), np.fromiter(self._lo, float),
-                                         r.eod_phase(now))
         tick = self.spec.tick_size
-        stop_ticks = max(1, int(round(abs(avg - stop) / tick)))
-        target_ticks = max(1, int(round(abs(target - avg) / tick)))
+        st = self.settings.stops
+        try:
+            stop, target = r.compute_bracket(side, avg, atr, np.fromiter(self._hi, float),
+                                             np.fromiter(self._lo, float), r.eod_phase(now))
+            stop_ticks = max(1, int(round(abs(avg - stop) / tick)))
+            target_ticks = max(1, int(round(abs(target - avg) / tick)))
+        except Exception as exc:   # e.g. a structure stop with no bars yet: the fixed-tick rule
+            log.warning("adopt: stop rule failed (%s); fixed %d-tick stop", exc, st.fixed_ticks)
+            stop_ticks = int(st.fixed_ticks)
+            target_ticks = max(1, int(round(stop_ticks * st.reward_risk)))
         last = self.px.last_quote().get("lastPrice") or (self.closes[-1] if self.closes else None)
         beyond = last is not None and side * (float(last) - (avg - side * stop_ticks * tick)) <= 0
         k.book.on_fill(side, abs(qty), avg, 0.0)
