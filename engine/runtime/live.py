@@ -1374,6 +1374,9 @@ class LiveSession(SessionBase):
         rep["adopted"] = self.adopted
         if self.rules is not None:
             rep["venue_rules"] = self._rules_view()
+            rep["venue_rules"]["consistency_best_day_share"] = self.rules.consistency_share(float(self.risk.balance))
+            rep["venue_rules"]["consistency_target"] = self.rules.profile.consistency_share
+            rep["venue_rules"]["eod_high"] = self.rules.eod_high
         return rep
 
 
