@@ -57,6 +57,10 @@ class InstrumentConfig:
 class AccountConfig:
     starting_capital: float = _f(1000.0, lo=0.0, doc="dollars")
     name: str = _f("", doc="broker account name; empty = the only tradable account")
+    rules: str = _f("none", choices=("none", "topstepx-50k", "topstepx-100k", "topstepx-150k"),
+                    doc="venue account-rules profile checked beside the engine's limits (tighter wins)")
+    personal_daily_loss_limit: float = _f(0.0, lo=0.0, doc="dollars, venue profile only; 0 = none")
+    mll_eod_high: float = _f(0.0, lo=0.0, doc="known end-of-day balance high from the venue dashboard; 0 = account size")
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,13 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class LiveStartConfig:
+    on_start_position: str = _f("flatten", choices=("flatten", "adopt"),
+                                doc="a broker position found at start-up: close it, or adopt it with a protective bracket")
+    warm_start: bool = _f(True, doc="warm features and model from History/retrieveBars before streaming")
+
+
+@dataclass(frozen=True)
 class DatabentoConfig:
     dataset: str = _f("GLBX.MDP3", doc="CME Globex")
     symbols: list = _f(["MES.c.0"], doc="continuous front month")
@@ -309,6 +320,7 @@ class Settings:
     paths: PathsConfig = field(default_factory=PathsConfig)
     databento: DatabentoConfig = field(default_factory=DatabentoConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    live: LiveStartConfig = field(default_factory=LiveStartConfig)
     secrets: Secrets = field(default_factory=Secrets, compare=False)
     sources: tuple = field(default=(), compare=False)
 

@@ -146,6 +146,23 @@ def json_handler(stream=None) -> logging.Handler:
     return h
 
 
+def file_handler(log_dir, name: str = "mes-console.jsonl", *, max_bytes: int = 10_000_000,
+                 backups: int = 10) -> logging.Handler:
+    """A rotating file handler writing the same JSON lines as :func:`json_handler` to
+    ``<log_dir>/<name>`` (directory created): rotated at ``max_bytes`` bytes, ``backups`` older
+    files kept (``.1`` … ``.N``), UTF-8, flushed on every record. Raises ``OSError`` when the
+    directory cannot be created or the file opened."""
+    from logging.handlers import RotatingFileHandler
+    from pathlib import Path
+
+    d = Path(log_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    h = RotatingFileHandler(d / name, maxBytes=int(max_bytes), backupCount=int(backups), encoding="utf-8")
+    h.setFormatter(JsonLinesFormatter())
+    h.addFilter(REDACT)
+    return h
+
+
 def reset() -> None:
     """Remove every handler from the ``mes`` logger (tests, re-initialisation). A
     ``NullHandler`` stays, so an embedding program that installs nothing gets no stray output

@@ -11,6 +11,7 @@ console (no credentials, no network, no data files). Sub-commands:
     model      info | bench
     config     show | check
     fake-gateway  a local ProjectX gateway for paper trading and tests
+    journal    trades and P&L by day and by session from the trade journal
 
 Each group lives in ``mes_console/commands/<name>.py``; a group whose module is not present yet
 is simply not listed.
@@ -48,6 +49,7 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("mes_console.commands.model", "model"),
     ("mes_console.commands.config_cmd", "config"),
     ("mes_console.commands.fake_gateway", None),
+    ("mes_console.commands.journal", None),
 ]
 
 

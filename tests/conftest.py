@@ -65,3 +65,22 @@ def esm8_trades_path() -> Path:
 @pytest.fixture(scope="session")
 def dbn_dir() -> Path:
     return _need(DBN_DIR)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_user_dirs(tmp_path_factory):
+    """platformdirs' user data/state/log dirs point into a temporary directory for the whole
+    run (and the subprocesses tests start): a paper session's default journal, report and log
+    files never land in the developer's home."""
+    import os
+
+    base = tmp_path_factory.mktemp("xdg")
+    old = {k: os.environ.get(k) for k in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")}
+    for k in old:
+        os.environ[k] = str(base / k.lower())
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -120,7 +120,9 @@ consecutive_loss_pauses = [[1000, 1]]
 stale_feed_s = 60.0
 [paths]
 state_dir = "{state}"
-""")
+[live]
+warm_start = false
+""")   # books are compared right after each start-up: a warm session may trade on its first bar
     procs: list[Proc] = []
 
     def step(n: int = 1) -> None:

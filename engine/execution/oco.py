@@ -39,6 +39,13 @@ GONE = frozenset({REJECTED, EXPIRED, CANCELLED})  # a stop that no longer protec
 WORKING_LEG = frozenset({SUBMITTED, ACCEPTED, PARTIALLY_FILLED})
 
 
+def _is_margin(reason: str | None) -> bool:
+    """A refusal for margin: ProjectX ``Order/place`` errorCode 3 InsufficientFunds (reference
+    §4), or a venue message saying so."""
+    r = (reason or "").lower()
+    return "insufficientfunds" in r or "insufficient funds" in r or "margin" in r
+
+
 class OcoManager:
     """Tracks one bracketed position on one venue.
 
@@ -66,6 +73,7 @@ class OcoManager:
         self.exits: list[Order] = []
         self.close_reason = ""
         self._seq = 0
+        self._margin_retried = False
         self.native = bool(getattr(venue, "native_oco", False))
 
     # ------------------------------------------------------------------ commands
@@ -100,9 +108,34 @@ class OcoManager:
         self.stop = self.target = None
         self.exits = []
         self.close_reason = ""
+        self._margin_retried = False
         br = Bracket(self.stop_ticks, self.target_ticks) if self.native else None
         self.entry = self._place(side, qty, "market", None, "entry", br)
         return self.entry
+
+    def adopt(self, pos: int, avg: float, stop_ticks: int, target_ticks: int) -> None:
+        """Take over a position found at the broker (start-up, ``[live] on_start_position =
+        "adopt"``): ``pos`` signed contracts at ``avg`` points, protected at once by a stop
+        ``stop_ticks`` and a target ``target_ticks`` from ``avg`` (placed as standalone legs:
+        there is no entry for a native bracket to ride on). From then on the legs behave as any
+        bracket's (one fills, the other is cancelled; a refused stop closes the position).
+        Raises ``RuntimeError`` when the manager already holds a position or live orders and
+        ``ValueError`` for a bad size or bracket."""
+        if self.pos != 0 or (self.entry is not None and self.entry.status in LIVE) or self._closing_live():
+            raise RuntimeError(f"adopt refused: position {self.pos}, entry or exit already live")
+        if pos == 0 or stop_ticks < 1 or target_ticks < 1:
+            raise ValueError(f"bad adoption: pos={pos} stop_ticks={stop_ticks} target_ticks={target_ticks}")
+        sgn = 1 if pos > 0 else -1
+        self.side, self.intended = sgn, abs(int(pos))
+        self.pos, self.avg = int(pos), float(avg)
+        self.stop_ticks, self.target_ticks = int(stop_ticks), int(target_ticks)
+        self.entry = None
+        self.exits = []
+        self.close_reason = ""
+        q = abs(self.pos)
+        grid = lambda x: round(round(x / self.tick) * self.tick, 10)   # noqa: E731 (tick grid)
+        self.stop = self._place(-sgn, q, "stop", grid(self.avg - sgn * self.stop_ticks * self.tick), "stop")
+        self.target = self._place(-sgn, q, "limit", grid(self.avg + sgn * self.target_ticks * self.tick), "target")
 
     def flatten(self, reason: str) -> None:
         """Cancel the legs and the unfilled entry; close the position at market (role "exit").
@@ -192,6 +225,18 @@ class OcoManager:
                 self.flatten("risk")
             elif o.role == "exit" and self.pos != 0:
                 self._alert("exit_rejected", f"exit {o.tag} {ev.status.value}: {ev.reason}; resending the close")
+            elif (o is self.entry and ev.status == REJECTED and _is_margin(ev.reason) and o.qty > 1
+                  and not self._margin_retried and o.filled == 0 and self.pos == 0 and not self.close_reason):
+                # R-LIVE-4: insufficient margin → ONE new entry at half the size (a new order,
+                # new tag; the refused one is never resent)
+                self._margin_retried = True
+                q = max(1, o.qty // 2)
+                self._alert("margin_retry", f"entry {o.tag} of {o.qty} refused for margin ({ev.reason}); "
+                            f"retrying once with {q}")
+                self.intended = q
+                br = Bracket(self.stop_ticks, self.target_ticks) if self.native else None
+                self.entry = self._place(o.side, q, "market", None, "entry", br)
+                return
             self._after_change()
 
     def _on_fill(self, ev: FillEvent) -> FillEvent | None:

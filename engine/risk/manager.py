@@ -171,6 +171,9 @@ class RiskManager:
         self.store = store
         self.cap_to_daily_room = cap_to_daily_room
         self.audit_records: list[dict[str, Any]] = []
+        self.account_rules = None
+        """The venue's :class:`engine.risk.account_rules.AccountRules` (R-RISK-7; None = §0
+        only): :meth:`evaluate_entry` caps or refuses an approved entry by them."""
         self._lock = threading.RLock()
         self._tick = float(spec.tick_size)
         t = calendar.table
@@ -553,8 +556,11 @@ class RiskManager:
         """
         try:
             with self._lock:
-                return self._evaluate(side, confidence, entry_price, atr_points, recent_highs,
-                                      recent_lows, int(now_ns), bool(is_rth))
+                d = self._evaluate(side, confidence, entry_price, atr_points, recent_highs,
+                                   recent_lows, int(now_ns), bool(is_rth))
+                if d.approved and self.account_rules is not None:
+                    d = self._venue_cap(d)
+                return d
         except Exception as exc:  # fail closed: a broken check never approves
             return RiskDecision(False, 0, f"risk check failed: {type(exc).__name__}: {exc}",
                                 math.nan, math.nan, 0.0)
@@ -650,6 +656,21 @@ class RiskManager:
         if dd_room < loss_room:
             return dd_room, "the daily drawdown limit"
         return loss_room, "the daily loss limit"
+
+    def _venue_cap(self, d: RiskDecision) -> RiskDecision:
+        """R-RISK-7: the venue's rules beside §0, the tighter wins: the approved size is capped
+        by :meth:`AccountRules.cap_entry` (position limit, MLL, personal daily loss limit) with
+        the stop-out cost per contract = the sized risk per contract (stop distance, round-trip
+        costs and expected slippage: :meth:`_evaluate`); 0 contracts → refused with the venue's
+        reason."""
+        rpc = d.risk_dollars / d.contracts
+        n, why = self.account_rules.cap_entry(d.contracts, rpc, self.equity, self.balance)
+        if n >= d.contracts:
+            return d
+        if n <= 0:
+            return RiskDecision(False, 0, why, d.stop_price, d.target_price, 0.0, d.steps)
+        return RiskDecision(True, n, d.reason, d.stop_price, d.target_price,
+                            d.risk_dollars / d.contracts * n, d.steps + (("venue", why),))
 
     def next_entry_possible_ns(self, now_ns: int) -> int | None:
         """For a FLAT account (no position, so equity = balance and nothing changes until the
@@ -803,6 +824,25 @@ class RiskManager:
             self._st["balance"] = float(balance)
             self._audit("set_balance", operator, "balance from the venue", now_ns, old=old, new=float(balance))
             self._update_peaks()
+            self._save()
+            self._check_limits(int(now_ns))
+
+    def rebase_balance(self, balance: float, now_ns: int, operator: str = "system") -> None:
+        """Start the account's books at the venue's balance (first session on a broker account
+        whose balance is not the configured starting capital, R-RISK-7): balance, day start,
+        day peak, high-water mark and kill-switch reference all become ``balance`` dollars, so
+        the configured capital leaves no phantom day P&L or drawdown. Audited. Raises
+        ValueError for NaN."""
+        if not _finite(balance):
+            raise ValueError(f"rebase_balance: balance must be finite, got {balance!r}")
+        with self._lock:
+            self._sync(int(now_ns))
+            st = self._st
+            old = st["balance"]
+            b = float(balance)
+            st["balance"] = st["day_start_equity"] = st["day_peak_equity"] = st["hwm"] = st["kill_ref"] = b
+            st["unrealized"] = 0.0
+            self._audit("rebase_balance", operator, "books start at the venue's balance", now_ns, old=old, new=b)
             self._save()
             self._check_limits(int(now_ns))
 

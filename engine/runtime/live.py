@@ -111,7 +111,10 @@ class LiveConfig:
 
     ``mode``: ``paper`` or ``live``; ``clock``: ``exchange`` or ``wall`` (module docstring);
     ``bar_s``: bar length, seconds; ``state_dir``: lock and risk-state root;
-    ``report_path``: JSON session report at shutdown (None = not written);
+    ``report_path``: JSON session report at shutdown (None = written by default to
+    ``<reports dir>/session-<mode>-<UTC start>.json``; ``write_report=False`` turns it off);
+    ``journal_path``: the SQLite trade journal (:mod:`engine.journal`; None = the default
+    ``<data dir>/journal.sqlite3``; ``journal=False`` turns it off);
     ``reconcile_interval_s``: periodic reconciliation, engine-clock seconds (None =
     ``settings.reconcile.interval_s``); ``min_reconcile_wall_s``: its floor in wall seconds;
     ``close_grace_s``: wall mode, a bar closes this long after its end without a newer event;
@@ -146,6 +149,9 @@ class LiveConfig:
     gate_window_s: float = 300.0
     gate_max_jump_s: float = 4 * 86_400.0
     gate_future_s: float = 86_400.0
+    journal: bool = True
+    journal_path: Path | None = None
+    write_report: bool = True
 
 
 class BarAggregator:
@@ -191,6 +197,61 @@ class BarAggregator:
         return closed
 
 
+class DepthBook:
+    """Price → resting size per side from ProjectX ``GatewayDepth`` rows (reference §4 DomType:
+    1 Ask, 2 Bid, 3 BestAsk, 4 BestBid, 6 Reset, 9 NewBestBid, 10 NewBestAsk; other types
+    (trade, fill, high/low) carry no book level). ``currentVolume`` (else ``volume``) is the
+    size resting at the price after the update; 0 removes the level. A malformed row is
+    skipped and counted in :attr:`bad`."""
+
+    _BID = (2, 4, 9)
+    _ASK = (1, 3, 10)
+
+    def __init__(self) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.bad = 0
+
+    def clear(self) -> None:
+        self.bids.clear()
+        self.asks.clear()
+
+    def apply(self, rows) -> None:
+        for r in rows:
+            try:
+                t = int(r.get("type"))
+                if t == 6:
+                    self.clear()
+                    continue
+                side = self.bids if t in self._BID else self.asks if t in self._ASK else None
+                if side is None:
+                    continue
+                px = float(r["price"])
+                size = r.get("currentVolume")
+                size = float(r.get("volume") if size is None else size)
+                if not (np.isfinite(px) and px > 0 and np.isfinite(size) and size >= 0):
+                    raise ValueError("non-finite")
+            except (TypeError, ValueError, KeyError, AttributeError):
+                self.bad += 1
+                continue
+            if size == 0:
+                side.pop(px, None)
+            else:
+                side[px] = size
+            if t in (4, 9):      # a new best bid: no bid above it stands
+                for p in [p for p in self.bids if p > px]:
+                    del self.bids[p]
+            elif t in (3, 10):
+                for p in [p for p in self.asks if p < px]:
+                    del self.asks[p]
+
+    def levels(self, n: int) -> tuple[tuple, tuple]:
+        """The best ``n`` (price, size) levels: bids high → low, asks low → high."""
+        b = tuple(sorted(self.bids.items(), reverse=True)[:n])
+        a = tuple(sorted(self.asks.items())[:n])
+        return b, a
+
+
 class _StampedVenue:
     """The ProjectX venue as the kernel sees it: every call goes to the venue; events are
     collected by :meth:`collect` (the session calls it between bars, so they are translated
@@ -207,6 +268,9 @@ class _StampedVenue:
         self._bar_ns = int(bar_ns)
         self._buf: deque = deque()
         self.fills = 0
+        self.on_fill = None
+        """``(FillEvent, broker meta dict or None)`` called for every fill collected (the
+        session's journal), before the kernel sees it."""
         self.rt: list[dict] = []
         """Broker facts (``ProjectXVenue.polled_fill_meta``) of the fills handed to the kernel
         since its last booked round trip, in delivery order (see :class:`_LiveRisk`)."""
@@ -230,9 +294,12 @@ class _StampedVenue:
                 e = e._replace(ts_ns=now)
             if isinstance(e, FillEvent):
                 self.fills += 1
-                if j < len(meta):
-                    self.rt.append(meta[j])
+                m = meta[j] if j < len(meta) else None
+                if m is not None:
+                    self.rt.append(m)
                 j += 1
+                if self.on_fill is not None:
+                    self.on_fill(e, m)
             self._buf.append(e)
         return len(evs)
 
@@ -272,6 +339,16 @@ class _LiveRisk(_TimedRisk):
     def __init__(self, risk, venue: _StampedVenue) -> None:
         super().__init__(risk)
         object.__setattr__(self, "_venue", venue)
+        object.__setattr__(self, "block_reason", "")
+
+    def evaluate_entry(self, *a, **k):
+        """The manager's decision, unless the session blocks new entries (contract roll day):
+        then refused with :attr:`block_reason`."""
+        if self.block_reason:
+            from engine.risk.manager import RiskDecision
+
+            return RiskDecision(False, 0, self.block_reason, float("nan"), float("nan"), 0.0)
+        return self.__getattr__("evaluate_entry")(*a, **k)
 
     def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None:
         t0 = perf_ns()
@@ -339,6 +416,8 @@ class LiveSession(SessionBase):
         self.ring = ring
         self.model_path = model_path
         self.agg = BarAggregator(self.bar_ns)
+        self.depth = DepthBook()
+        """Market depth of the contract from ``GatewayDepth`` (quote pane: best levels)."""
         self.i = 0
         self.timings: list[BarTiming] = []
         self.equity: list[float] = []
@@ -372,6 +451,22 @@ class LiveSession(SessionBase):
         self.refused: dict[str, int] = {}
         """Market records dropped by the sanity gate, by kind (:meth:`gate_problem`)."""
         self._started = False
+        self.contract = None
+        self._roll_day: int | None = None
+        self._roll_block_day = -1
+        self._roll_exit: str | None = None
+        self.rules = None
+        """The venue's :class:`engine.risk.account_rules.AccountRules` (None: ``rules = "none"``)."""
+        self._acct_seen = 0
+        self._acct_dirty = False
+        self.warm_bars = 0
+        """History bars fed at start-up (warm start)."""
+        self.adopted: dict | None = None
+        self.first_decision_wall_s: float | None = None
+        """Wall seconds from :meth:`startup` to the first live bar decided on warm inputs (the
+        baseline's window full, the model's features past their warm-up)."""
+        self._t_start_wall = 0
+        self.report_written: Path | None = None
         self._venue_started = False
         self._last_bar: BarInput | None = None
         self._init_common()
@@ -385,6 +480,7 @@ class LiveSession(SessionBase):
         from engine.risk.store import AccountLockError, RiskStateError
 
         s = self.settings
+        self._t_start_wall = self.wall.monotonic_ns()
         bars_like = Bars(np.array([0], dtype=np.int64), np.ones(1), np.ones(1), np.ones(1), np.ones(1),
                          np.ones(1), bar_ns=self.bar_ns, symbol=self.spec.symbol)
         try:
@@ -417,6 +513,7 @@ class LiveSession(SessionBase):
             raise SessionError(f"connecting to the ProjectX gateway at {self.px.client.base_url}: "
                                f"{type(exc).__name__}: {exc}") from None
         self._venue_started = True
+        self._reconciled_wall = self.wall.monotonic_ns()
         try:
             self.startup_reconcile = rep
             acct = self.px.account_name
@@ -436,14 +533,19 @@ class LiveSession(SessionBase):
                 self.clock.advance_to(first)
             now = self.clock.now_ns()
             self.cal = calendar_for(now - 7 * DAY_NS, now + 60 * DAY_NS)
+            self._check_contract(now)
+            self._open_journal(acct)
             try:
                 self.risk = RiskManager(s, self.clock, self.cal, self.spec, store)
             except RiskStateError as exc:
                 raise SessionError(str(exc)) from None
+            new_state = self.risk.book_broker_trades()["since_ns"] is None   # no watermark yet: a new state
             self._timed_risk = _LiveRisk(self.risk, self.venue)
             self._book_broker_history("start-up")
             self._note_reconcile(rep)
-            if rep.broker_qty != 0:
+            self._setup_account(store.dir, new_state)
+            adopt = rep.broker_qty != 0 and s.live.on_start_position == "adopt"
+            if rep.broker_qty != 0 and not adopt:
                 msg = (f"start-up: the broker holds {rep.broker_qty:+d} contracts the session did not "
                        "open; closing them and cancelling working orders before trading")
                 self.alerts.send("critical", "startup_position", msg)
@@ -457,6 +559,20 @@ class LiveSession(SessionBase):
                                         starting_balance=self.start_balance)
             self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
                                       self.cfg.normal_window_bars, True, settings=s)
+            if adopt:             # protection first: the warm start's history call comes after
+                try:
+                    self._adopt(rep)
+                except Exception as exc:   # never leave it unprotected: close it, then refuse
+                    msg = f"start-up: adopting {rep.broker_qty:+d} failed ({type(exc).__name__}: {exc}); closing it"
+                    log.error(msg)
+                    self.alerts.send("critical", "startup_position", msg)
+                    try:
+                        self.px.flatten("adoption failed")
+                    except Exception as exc2:
+                        self.alerts.send("critical", "startup_position", f"closing it failed too: {exc2}")
+                    raise SessionError(msg) from None
+            if s.live.warm_start:
+                self._warm_start(first)
             log.info("%s session started: account %s, contract %s, clock %s, balance $%.2f (broker $%s)",
                      self.cfg.mode, acct, self.px.contract_id, self.cfg.clock, self.start_balance,
                      self.px.balance, extra={"event": "start"})
@@ -468,6 +584,270 @@ class LiveSession(SessionBase):
         self._next_reconcile_ns = self.clock.now_ns() + int(self._reconcile_s() * NS_PER_SECOND)
         self.last_data_wall = self.wall.monotonic_ns()
         self._publish()
+
+    def _open_journal(self, acct: str) -> None:
+        """Open the trade journal (``cfg.journal_path`` or :func:`engine.journal.default_journal_path`)
+        and its session row; every fill collected from now on is written as it arrives. Raises
+        :class:`SessionError` when the journal cannot be opened (nothing traded)."""
+        if not self.cfg.journal:
+            return
+        from engine.calendar import day_date
+        from engine.journal import Journal, default_journal_path
+
+        cal = self.cal
+
+        def day_of(ts: int) -> str:
+            d = int(cal.label_one(int(ts))[0])
+            return day_date(d).isoformat() if d >= 0 else ""
+
+        try:
+            path = Path(self.cfg.journal_path) if self.cfg.journal_path else default_journal_path(self.settings)
+            j = Journal(path, day_of=day_of)
+            j.open_session(mode=self.cfg.mode, account=acct, contract=str(self.px.contract_id),
+                           symbol=self.spec.symbol, clock=self.cfg.clock, started_ns=self.clock.now_ns(),
+                           started_wall_ns=self.wall.now_ns(), start_balance=self.px.balance)
+        except Exception as exc:
+            raise SessionError(f"trade journal: {exc}") from None
+        self.journal = j
+        self.venue.on_fill = self._journal_fill
+        log.info("journal: %s (session %d)", path, j.session_id)
+
+    def _journal_fill(self, e: FillEvent, meta: dict | None) -> None:
+        m = meta or {}
+        self._journal("fill", ts_ns=int(e.ts_ns), side=int(e.side), qty=int(e.qty), price=float(e.price),
+                      fees=float(m.get("fees", e.commission)), broker_id=m.get("id"), order_id=str(e.order_id),
+                      tag=str(e.tag), pnl=m.get("pnl"), broker_ts_ns=m.get("ts_ns"))
+
+    # ------------------------------------------------------------------ contract roll
+    def _check_contract(self, now: int) -> None:
+        """Start-up: the contract traded must be the roll calendar's front month
+        (:func:`engine.instruments.front_month`: the next quarter from the roll date, the
+        Thursday 8 days before expiry) on the trading day of ``now``; otherwise refused
+        (:class:`SessionError`) naming the right one."""
+        from engine.calendar import day_date
+        from engine.instruments import InstrumentError, front_month, parse_px_contract_id
+
+        d = int(self.cal.label_one(int(now))[0])
+        day = day_date(d) if d >= 0 else to_datetime(int(now)).date()
+        try:
+            have = parse_px_contract_id(str(self.px.contract_id))
+        except InstrumentError as exc:
+            raise SessionError(f"contract: {exc}") from None
+        want = front_month(self.spec.symbol, day)
+        if (have.year, have.month) != (want.year, want.month):
+            raise SessionError(f"contract {self.px.contract_id} is not the front month on {day.isoformat()}: "
+                               f"trade {want.px_contract_id} ({want.cme_ticker}; {have.cme_ticker} rolls on "
+                               f"{have.roll.isoformat()}); nothing traded")
+        self.contract = have
+
+    def _roll_check(self, day: int) -> None:
+        """Once per trading day (first bar of the day): the venue rules see the balance at the
+        day's roll (end-of-day high of the MLL). On and after the roll date of the
+        contract traded, new entries are refused (protection stays) with a critical alert;
+        from the next trading day on, once flat, the session ends (exit 0, ``exit_reason``
+        naming the next contract) so that a restart trades the new front month."""
+        from engine.calendar import day_date
+
+        if day == self._roll_day or day < 0 or self.contract is None:
+            return
+        first_check = self._roll_day is None
+        self._roll_day = day
+        if self.rules is not None:   # the MLL's end-of-day high: the balance at the day's roll
+            b = self.px.balance if self.px.balance is not None else self.risk.balance
+            self.rules.on_balance(day_date(day).isoformat(), float(b))
+        date = day_date(day)
+        c = self.contract
+        if date < c.roll:
+            return
+        nxt = c.next()
+        if not self._timed_risk.block_reason:
+            why = (f"contract roll: {c.cme_ticker} rolls on {c.roll.isoformat()}; no new positions in it, "
+                   f"the next session trades {nxt.px_contract_id}")
+            object.__setattr__(self._timed_risk, "block_reason", why)
+            self.alerts.send("critical", "contract_roll", why)
+            self._event("alert", why, "warning")
+            self._roll_block_day = day
+            return
+        if day > self._roll_block_day and not first_check:
+            self._roll_exit = nxt.px_contract_id
+
+    # ------------------------------------------------------------------ the broker's account (R-RISK-7)
+    def _setup_account(self, state_dir: Path, new_state: bool) -> None:
+        """The venue's account rules (``[account] rules``; state in ``<risk state
+        dir>/account_rules.json``) and the balance from the broker. A new risk state (first
+        session on this account) is rebased to the broker's balance (day start, peaks and
+        kill-switch reference included); an existing one takes the broker's balance as a
+        correction (audited; the difference counts in the day's P&L). Raises
+        :class:`SessionError` for an unreadable account-rules state."""
+        from engine.risk.account_rules import AccountRulesError, rules_from_settings
+
+        try:
+            self.rules = rules_from_settings(self.settings, self.spec.symbol, Path(state_dir) / "account_rules.json")
+        except AccountRulesError as exc:
+            raise SessionError(str(exc)) from None
+        self.risk.account_rules = self.rules
+        self._acct_seen = self.px.account_events
+        self._sync_balance("start-up", rebase=new_state)
+
+    def _day_iso(self, ts: int) -> str:
+        from engine.calendar import day_date
+
+        d = int(self.cal.label_one(int(ts))[0])
+        return day_date(d).isoformat() if d >= 0 else ""
+
+    def _sync_balance(self, why: str, *, rebase: bool = False) -> None:
+        """Make the risk manager's balance the broker's (one owner: the broker). Called at
+        start-up, and after an account event or a reconciliation once the session is quiet
+        (flat, no unbooked fill, no order in flight: every round trip the broker has booked,
+        the engine has booked too, so a difference is activity outside the engine)."""
+        b = self.px.balance
+        if b is None or not np.isfinite(b):
+            return
+        now = self.clock.now_ns()
+        if self.rules is not None:
+            day = self._day_iso(now)
+            if day:
+                self.rules.on_balance(day, float(b))
+        old = float(self.risk.balance)
+        diff = float(b) - old
+        if abs(diff) < 0.005:
+            return
+        if rebase:
+            self.risk.rebase_balance(float(b), now, "broker")
+            msg = f"{why}: balance from the broker ${b:,.2f} (configured ${old:,.2f}); limits and tier follow it"
+            log.warning(msg)
+            self._event("info", msg)
+            return
+        self.risk.set_balance(float(b), now, "broker")
+        msg = (f"{why}: the broker's balance ${b:,.2f} differs from the engine's ${old:,.2f} by "
+               f"${diff:+,.2f} (activity outside the engine?); the broker's is taken")
+        log.warning(msg)
+        self.alerts.send("warning", "balance_changed", msg)
+        self._event("alert", msg, "warning")
+
+    def _account_tick(self) -> None:
+        """After every loop pass: an account event seen → re-read the balance when quiet."""
+        if self.px.account_events != self._acct_seen:
+            self._acct_seen = self.px.account_events
+            self._acct_dirty = True
+        if not self._acct_dirty or self.kernel is None:
+            return
+        k = self.kernel
+        if k.oco.pos != 0 or self.venue.rt or k.busy_orders() or self.px.pos_qty != 0:
+            return
+        self._acct_dirty = False
+        self._sync_balance("account event")
+
+    def _rules_view(self) -> dict:
+        if self.rules is None or self.risk is None:
+            return {}
+        eq, bal = float(self.risk.equity), float(self.risk.balance)
+        v = self.rules.view(eq, bal)
+        return {"venue_rules": v.profile, "venue_liquidation_usd": v.liquidation_level,
+                "venue_distance_usd": v.distance, "venue_max_contracts": v.max_contracts}
+
+    # ------------------------------------------------------------------ warm start
+    def _warm_start(self, first_ts: int) -> None:
+        """Warm every feature, the model and the market state from ``History/retrieveBars``:
+        the newest ``need`` complete bars that opened before the bar of ``first_ts`` (the
+        first market event), where ``need`` covers the signal source's window (feature
+        warm-up + sequence length, or the baseline's window), a day of bars for the normal ATR
+        and volume averages, and the structure stop's lookback. The bars are validated
+        (sorted, unique, finite, high ≥ low, on the bar grid) before any is used; history that
+        fails is not used, with a warning alert (the session starts cold). The kernel is not
+        stepped on history (nothing is traded on it). One REST call, paced by the client's
+        history bucket (50 / 30 s)."""
+        sig = self.signals
+        if getattr(sig, "is_baseline", False):
+            need = int(getattr(sig, "window", 0))
+        else:
+            p = sig.predictor
+            need = int(p.feature_set.warmup) + int(p.seq_len or 1)
+        day_bars = int(86_400 * NS_PER_SECOND // self.bar_ns)
+        need = min(20_000, max(need, day_bars, self.lookback, self.settings.stops.atr_period * 3) + 5)
+        end = int(first_ts) // self.bar_ns * self.bar_ns - 1          # bars that opened before this bar
+        start = end - 14 * DAY_NS                                     # weekends and holidays fit
+        t0 = self.wall.monotonic_ns()
+        try:
+            bars = self.px.history(start, end, need, unit_number=max(1, self.bar_ns // (60 * NS_PER_SECOND)))
+        except Exception as exc:
+            msg = f"warm start: History/retrieveBars failed ({type(exc).__name__}: {exc}); starting cold"
+            log.warning(msg)
+            self.alerts.send("warning", "warm_start", msg)
+            return
+        bars = [b for b in bars if b.ts_ns + self.bar_ns <= (end + 1)]
+        problem = _history_problem(bars, self.bar_ns)
+        if problem is not None:
+            msg = f"warm start: history refused ({problem}); starting cold"
+            log.warning(msg)
+            self.alerts.send("warning", "warm_start", msg)
+            return
+        for b in bars:
+            sig.update(b.ts_ns, b.open, b.high, b.low, b.close, b.volume)
+            self._warm_row = self.market.update(b.ts_ns, b.high, b.low, b.close, b.volume)
+            self._hi.append(b.high)
+            self._lo.append(b.low)
+            self.closes.append(b.close)
+        self.warm_bars = len(bars)
+        log.info("warm start: %d history bars (%s → %s) in %.2f s", len(bars),
+                 _iso(bars[0].ts_ns) if bars else "-", _iso(bars[-1].ts_ns) if bars else "-",
+                 (self.wall.monotonic_ns() - t0) / 1e9, extra={"event": "warm_start"})
+
+    # ------------------------------------------------------------------ a position found at start-up
+    def _adopt(self, rep) -> None:
+        """``[live] on_start_position = "adopt"``: take the broker's position (size and average
+        price) into the kernel and protect it at once: the broker's working orders on the
+        contract are cancelled, then a stop and a target from the current stop rules
+        (:meth:`RiskManager.compute_bracket` at the average price; it runs before the warm start,
+        so the ATR is the fixed-tick stop's equivalent) are placed as standalone legs. A position already beyond that stop (the stop would trigger at once)
+        is closed instead, with a critical alert. Never trades an unprotected position."""
+        from engine.kernel import _OpenTrade
+
+        qty, avg = int(rep.broker_qty), float(rep.broker_avg)
+        side = 1 if qty > 0 else -1
+        k, r = self.kernel, self.risk
+        now = self.clock.now_ns()
+        try:
+            self.px.cancel_all_working()
+        except Exception as exc:
+            log.error("adopt: cancelling the broker's working orders failed (%s)", exc)
+        row = getattr(self, "_warm_row", None)
+        atr = float(row.atr) if row is not None else float("nan")
+        if not np.isfinite(atr):
+            atr = self.settings.stops.fixed_ticks * self.spec.tick_size / max(self.settings.stops.atr_multiplier, 1e-9)
+        tick = self.spec.tick_size
+        st = self.settings.stops
+        try:
+            stop, target = r.compute_bracket(side, avg, atr, np.fromiter(self._hi, float),
+                                             np.fromiter(self._lo, float), r.eod_phase(now))
+            stop_ticks = max(1, int(round(abs(avg - stop) / tick)))
+            target_ticks = max(1, int(round(abs(target - avg) / tick)))
+        except Exception as exc:   # e.g. a structure stop with no bars yet: the fixed-tick rule
+            log.warning("adopt: stop rule failed (%s); fixed %d-tick stop", exc, st.fixed_ticks)
+            stop_ticks = int(st.fixed_ticks)
+            target_ticks = max(1, int(round(stop_ticks * st.reward_risk)))
+        last = self.px.last_quote().get("lastPrice") or (self.closes[-1] if self.closes else None)
+        beyond = last is not None and side * (float(last) - (avg - side * stop_ticks * tick)) <= 0
+        k.book.on_fill(side, abs(qty), avg, 0.0)
+        t = k._open = _OpenTrade(entry_ts=now, entry_bar=0, direction=side)
+        t.qty_in, t.px_in, t.ref_in = abs(qty), avg * abs(qty), avg * abs(qty)
+        t.stop_ticks, t.confidence = stop_ticks, float("nan")
+        k._best = avg
+        if beyond:
+            msg = (f"start-up: adopted {qty:+d} @ {avg:.2f} is already beyond its stop "
+                   f"({stop_ticks} ticks, last {last}): closing it at once")
+            k.oco.side, k.oco.intended, k.oco.pos, k.oco.avg = side, abs(qty), qty, avg
+            k.oco.flatten("risk")
+            self.alerts.send("critical", "startup_position", msg)
+            self._event("order", msg, "error")
+            return
+        k.oco.adopt(qty, avg, stop_ticks, target_ticks)
+        self.adopted = {"qty": qty, "avg": avg, "stop_ticks": stop_ticks, "target_ticks": target_ticks,
+                        "protected_after_s": (self.wall.monotonic_ns() - self._reconciled_wall) / 1e9}
+        msg = (f"start-up: ADOPTED the broker's {qty:+d} @ {avg:.2f}; protective stop {stop_ticks} ticks, "
+               f"target {target_ticks} ticks placed")
+        self.alerts.send("warning", "startup_position", msg)
+        self._event("order", msg, "warning")
 
     def _book_broker_history(self, why: str) -> None:
         """Crash recovery (R-RISK-6, R-EXE-4): book into the risk manager, exactly once by
@@ -602,6 +982,7 @@ class LiveSession(SessionBase):
         for ev in batch:
             self._on_market(ev)
         self.venue.collect()
+        self._account_tick()
         self._apply_commands()
         self._timers()
         if perf_ns() - self._last_pub >= self.cfg.publish_interval_ns:
@@ -708,7 +1089,11 @@ class LiveSession(SessionBase):
                     self._on_bar(bar)
                 self.last_trade_px = float(px)
                 self.last_data_ts = ts
+        elif k == "depth":
+            self.depth.apply(ev.data or ())
         elif k in ("connected", "reconnected", "disconnected", "stale", "logout", "gap", "error"):
+            if k in ("reconnected", "disconnected", "gap"):
+                self.depth.clear()   # a new snapshot follows the resubscription
             sev = "information" if k in ("connected", "reconnected") else "warning"
             self._event("info", f"market hub {k}", sev)
         self.market_seen += 1
@@ -725,9 +1110,14 @@ class LiveSession(SessionBase):
         t0 = perf_ns()
         close_ts = ts + self.bar_ns
         d, conf, cls, f_ns, inf_ns = self.signals.update(ts, o, h, l, c, v)
+        if self.first_decision_wall_s is None and self._signals_warm():
+            self.first_decision_wall_s = (self.wall.monotonic_ns() - self._t_start_wall) / 1e9
+            log.info("first decision %.1f s after start-up (bar %s, %d warm bars)", self.first_decision_wall_s,
+                     _iso(ts), self.warm_bars, extra={"event": "first_decision"})
         self._last_sig = (d, conf, cls)
         self._last_pred_ns = close_ts
         m = self.market.update(ts, h, l, c, v)
+        self._roll_check(int(m.day))
         self._hi.append(h)
         self._lo.append(l)
         self._timed_risk.elapsed = 0
@@ -747,6 +1137,20 @@ class LiveSession(SessionBase):
         self.i += 1
         self._collect_events()
         self._route_kernel_alerts()
+        k = self.kernel
+        if self._roll_exit and k.oco.pos == 0 and not k.busy_orders() and not self._stop.is_set():
+            self.exit_reason = f"contract roll: restart to trade {self._roll_exit}"
+            log.warning("%s (the session ends flat)", self.exit_reason)
+            self._stop.set()
+
+    def _signals_warm(self) -> bool:
+        """True once the signal source decides on full inputs: the baseline's window is full,
+        or the model's feature stream is past its warm-up."""
+        sig = self.signals
+        if getattr(sig, "is_baseline", False):
+            return int(getattr(sig, "n", 0)) >= int(getattr(sig, "window", 0))
+        stream = getattr(sig, "stream", None)
+        return bool(getattr(stream, "ready", True))
 
     def _route_kernel_alerts(self) -> None:
         al = self.kernel.stats.alerts
@@ -871,12 +1275,37 @@ class LiveSession(SessionBase):
         finally:
             self._close_venue()
             self._publish()
-            if self.cfg.report_path is not None:
+            rep_doc = None
+            path = self.cfg.report_path
+            if path is None and self.cfg.write_report and self._started:
+                from engine.config import resolve_dir
+
                 try:
-                    write_json_atomic(Path(self.cfg.report_path), self.report())
-                    log.info("session report written to %s", self.cfg.report_path)
+                    stamp = to_datetime(self.wall.now_ns()).strftime("%Y%m%dT%H%M%SZ")
+                    path = resolve_dir(self.settings.paths.reports_dir, "reports") / f"session-{self.cfg.mode}-{stamp}.json"
+                except Exception:
+                    log.exception("no reports directory for the session report")
+            if path is not None:
+                try:
+                    rep_doc = self.report()
+                    write_json_atomic(Path(path), rep_doc)
+                    self.report_written = Path(path)
+                    log.info("session report written to %s", path)
                 except Exception:
                     log.exception("writing the session report failed")
+            if self.journal is not None:
+                try:
+                    k = self.kernel
+                    rep_doc = rep_doc or self.report()
+                    self.journal.close_session(
+                        ended_ns=self.clock.now_ns(), end_balance=self.px.balance,
+                        net_pnl=float(sum(t.net_pnl for t in k.trades)) if k is not None else 0.0,
+                        trades=len(k.trades) if k is not None else 0, exit_reason=self.exit_reason,
+                        report=rep_doc)
+                except Exception:
+                    log.exception("writing the session summary to the journal failed")
+                self.journal.close()
+                self.journal = None
             if self._own_alerts:
                 self.alerts.close(2.0)
 
@@ -907,8 +1336,9 @@ class LiveSession(SessionBase):
         age = (now - self.last_data_ts) / 1e6 if self.last_data_ts is not None else None
         idle_s = (self.wall.monotonic_ns() - self.last_data_wall) / NS_PER_SECOND
         stale = bool(self.last_data_wall) and idle_s >= self.settings.projectx.stale_feed_s
+        bids, asks = self.depth.levels(3)
         return QuoteView(bid, ask, None if last is None else float(last), spread,
-                         tuple(float(x) for x in self.closes), age, stale), age
+                         tuple(float(x) for x in self.closes), age, stale, bids, asks), age
 
     def _speed_label(self) -> str:
         return "" if self.cfg.clock == "wall" else "feed"
@@ -939,7 +1369,35 @@ class LiveSession(SessionBase):
             "market_events": self.market_seen,
             "records_refused": dict(self.refused),
         }
+        rep["warm_bars"] = self.warm_bars
+        rep["first_decision_s"] = self.first_decision_wall_s
+        rep["adopted"] = self.adopted
+        if self.rules is not None:
+            rep["venue_rules"] = self._rules_view()
+            rep["venue_rules"]["consistency_best_day_share"] = self.rules.consistency_share(float(self.risk.balance))
+            rep["venue_rules"]["consistency_target"] = self.rules.profile.consistency_share
+            rep["venue_rules"]["eod_high"] = self.rules.eod_high
         return rep
+
+
+def _history_problem(bars, bar_ns: int) -> str | None:
+    """Why history bars cannot warm the session (None when they can): empty, unsorted or
+    duplicated open times, off the bar grid, non-finite or non-positive prices, high < low."""
+    if not bars:
+        return "no bars"
+    prev = None
+    for b in bars:
+        if b.ts_ns % bar_ns:
+            return f"bar {_iso(b.ts_ns)} off the {bar_ns // NS_PER_SECOND} s grid"
+        if prev is not None and b.ts_ns <= prev:
+            return f"bar {_iso(b.ts_ns)} not after {_iso(prev)}"
+        px = (b.open, b.high, b.low, b.close)
+        if not all(np.isfinite(x) and x > 0 for x in px) or not np.isfinite(b.volume):
+            return f"bar {_iso(b.ts_ns)}: non-finite or non-positive values"
+        if b.high < max(b.open, b.close, b.low) or b.low > min(b.open, b.close):
+            return f"bar {_iso(b.ts_ns)}: high/low do not bound open/close"
+        prev = b.ts_ns
+    return None
 
 
 def _iso(ts_ns: int) -> str:

@@ -242,6 +242,8 @@ class SessionBase:
         self._last_pub = 0
         self._last_sig = (0, float("nan"), -1)
         self._ended = ""
+        self.journal = None
+        """An :class:`engine.journal.Journal` with an open session (paper/live), or None."""
 
     # ------------------------------------------------------------------ commands (any thread)
     def snapshot(self) -> SessionSnapshot:
@@ -358,6 +360,29 @@ class SessionBase:
         self._events = self._events[-50:]
         lvl = {"information": 20, "warning": 30, "error": 40}.get(severity, 20)
         log.log(lvl, "%s: %s", kind, message)
+        if kind != "fill":   # round trips are journaled as trades (_collect_events)
+            self._journal("event", self.clock.now_ns(), kind, message, severity)
+
+    def _journal(self, what: str, *args, **kw) -> None:
+        """Write to the journal (``Journal.<what>(*args, **kw)``) when there is one. A failed
+        write is loud and safe: a critical log, the journal is dropped for the rest of the
+        session and new entries are paused (protection stays) until the operator resumes."""
+        j = self.journal
+        if j is None:
+            return
+        try:
+            getattr(j, what)(*args, **kw)
+        except Exception as exc:
+            self.journal = None
+            log.critical("journal write failed (%s): no more journal writes this session; "
+                         "new entries paused", exc)
+            try:
+                self.risk.pause(f"journal write failed: {exc}", "system")
+            except Exception:
+                log.exception("pausing after the journal failure failed")
+            alerts = getattr(self, "alerts", None)
+            if alerts is not None:
+                alerts.send("critical", "journal", f"journal write failed: {exc}; new entries paused")
 
     def _collect_events(self) -> None:
         k = self.kernel
@@ -365,6 +390,7 @@ class SessionBase:
             side = "long" if t.direction > 0 else "short"
             self._event("fill", f"closed {side} {t.contracts} @ {t.exit_price:.2f} ({t.exit_reason}) "
                         f"net ${t.net_pnl:+.2f}", "information" if t.net_pnl >= 0 else "warning")
+            self._journal("trade", t)
         self._ntrades_seen = len(k.trades)
         for a in k.stats.alerts[self._alerts_seen:]:
             self._event("alert", f"{a[1]}: {a[2]}", "error")
@@ -434,7 +460,7 @@ class SessionBase:
         risk = RiskView(state_name, rs.reason, float(rs.daily_loss_used), float(rs.daily_loss_limit),
                         float(rs.day_drawdown), float(rs.daily_drawdown_limit), int(rs.consecutive_losses),
                         float(rs.kill_switch_distance), float(rs.kill_switch_limit),
-                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None)
+                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None, **self._rules_view())
         day, _, _, _, row = self.cal.label_one(now)
         eod_t = self.cal.eod_table(self.settings.eod)  # the [eod] profile in force
         times = tuple((name, int(eod_t[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
@@ -450,6 +476,10 @@ class SessionBase:
                                eq, logs, tuple(self._events[-20:]))
 
     # ------------------------------------------------------------------ hooks (bars-fed default)
+    def _rules_view(self) -> dict:
+        """Extra :class:`RiskView` fields of the venue's account rules (none by default)."""
+        return {}
+
     def _market_view(self, now: int) -> tuple[QuoteView, float | None]:
         """(quote view, data age in ms of the engine clock) from the bars processed so far.
 

@@ -72,6 +72,10 @@ class QuoteView:
     recent: tuple[float, ...]
     quote_age_ms: float | None
     stale: bool = False
+    bid_levels: tuple = ()
+    """Market depth where the feed gives it: the best (price, size) bids, best first."""
+    ask_levels: tuple = ()
+    """The best (price, size) asks, best first."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,12 @@ class RiskView:
     kill_switch_loss_usd: float
     breakers: tuple[str, ...] = ()
     pause_until_ns: int | None = None
+    venue_rules: str = ""
+    """The venue's account-rules profile (R-RISK-7; "" = none): then the liquidation level
+    (MLL, dollars), the equity's distance to it and the venue's position limit (contracts)."""
+    venue_liquidation_usd: float | None = None
+    venue_distance_usd: float | None = None
+    venue_max_contracts: int | None = None
 
 
 @dataclass(frozen=True)

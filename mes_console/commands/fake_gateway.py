@@ -24,7 +24,7 @@ def register(root_app: typer.Typer) -> None:
         port: int = typer.Option(..., "--port", help="TCP port (0 = any free port)."),
         host: str = typer.Option("127.0.0.1", "--host", help="Listen address (loopback by default)."),
         speed: float = typer.Option(60.0, "--speed", help="Replay speed: 60 = one minute bar per second; 0 = frozen."),
-        start: Optional[str] = typer.Option(None, "--start", help="First bar time (ISO, UTC)."),
+        start: Optional[str] = typer.Option(None, "--start", help="First bar replayed (ISO, UTC); the bars before it are served as History/retrieveBars."),
         username: Optional[str] = typer.Option(None, "--username", help="Accepted user (default $PROJECTX_USERNAME)."),
         api_key: Optional[str] = typer.Option(None, "--api-key", help="Accepted API key (default $PROJECTX_API_KEY)."),
         token_ttl_s: float = typer.Option(86_400.0, "--token-ttl", help="Token lifetime, seconds."),
@@ -59,6 +59,7 @@ def register(root_app: typer.Typer) -> None:
         bars = load_bars_checked(data, front_month=front_month, strict=strict, repair=repair,
                                  settings=settings, exit_code=EXIT_UNREADABLE)
         frame = bars.to_frame()
+        history = None
         if start:
             import pandas as pd
 
@@ -67,6 +68,7 @@ def register(root_app: typer.Typer) -> None:
             except ValueError as exc:
                 fail(f"--start {start!r}: {exc}", code=EXIT_USAGE)
             t0 = t0.tz_localize("UTC") if t0.tzinfo is None else t0.tz_convert("UTC")
+            history = frame[frame["ts_event"] < t0].reset_index(drop=True)   # served as History
             frame = frame[frame["ts_event"] >= t0].reset_index(drop=True)
             if len(frame) == 0:
                 fail(f"{data}: no bars left after start={start!r}", code=EXIT_USAGE)
@@ -74,7 +76,7 @@ def register(root_app: typer.Typer) -> None:
         async def serve() -> None:
             gw = FakeGateway(frame, LiveClock(), username=user, api_key=key, token_ttl_s=token_ttl_s,
                              speed=speed, balance=balance, slippage_ticks=slippage_ticks,
-                             max_contracts=max_contracts)
+                             max_contracts=max_contracts, history=history)
             url = await gw.start(host, port)
             doc = {"api_url": url, "user_hub_url": f"{url}/hubs/user", "market_hub_url": f"{url}/hubs/market",
                    "contract_id": gw.exchange.contract_id, "account_id": gw.exchange.account["id"],

@@ -48,7 +48,7 @@ def build_live_session(settings, *, mode: str, model: Optional[Path], json_repor
     alerts = AlertRouter(settings.alerts, wall)
     try:
         venue = ProjectXVenue(settings, wall, base_url=gateway_url, native_oco=True,
-                              on_alert=alerts.send)
+                              on_alert=alerts.send, market_depth=True)
         cfg = LiveConfig(mode=mode, clock="exchange" if gateway_url else "wall",
                          report_path=json_report, state_dir=state_dir, **cfg_overrides)
         session = LiveSession(settings, venue, cfg, model_path=model, wall_clock=wall, alerts=alerts,
@@ -103,6 +103,12 @@ def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_t
     ring = logs.RingHandler(500)
     logs.reset()
     handlers = [logs.json_handler(sys.stdout), ring] if no_tui else [ring]
+    try:   # rotating JSON log files in [paths] log_dir (same lines as the headless stdout)
+        from engine.config import resolve_dir
+
+        handlers.append(logs.file_handler(resolve_dir(settings.paths.log_dir, "log")))
+    except OSError as exc:
+        fail(f"log directory {settings.paths.log_dir or '(platformdirs user log dir)'}: {exc}", code=EXIT_USAGE)
     logs.install(handlers)
     # The broker layer logs under ``engine.broker``: same handlers (JSON lines headless, the
     # console's ring otherwise: nothing may write to the terminal textual draws on).

@@ -183,6 +183,9 @@ def render_quote(q: QuoteView, width: int = 24) -> Text:
     spread = "-" if q.spread_ticks is None else f"{q.spread_ticks:.0f}t"
     t.append(f"Last {price(q.last)} sprd {spread}\n")
     t.append(sparkline(q.recent, width) + "\n")
+    if q.bid_levels or q.ask_levels:
+        bs, as_ = (q.bid_levels[:1] or [(None, 0)])[0][1], (q.ask_levels[:1] or [(None, 0)])[0][1]
+        t.append(f"L2 size {bs:.0f} x {as_:.0f}\n")
     t.append(f"age {fmt_ms(q.quote_age_ms)}")
     if q.stale:
         t.append("  STALE", style="reverse bold")
@@ -286,6 +289,10 @@ def render_risk(r: RiskView, now_ns: int, width: int = 38) -> Text:
     t.append(f"drawdown {meter(r.drawdown_usd, r.drawdown_limit_usd)} "
              f"{r.drawdown_usd:.0f}/{r.drawdown_limit_usd:.0f}\n")
     t.append(f"loss streak {r.consecutive_losses}  kill in ${r.kill_switch_distance_usd:,.0f}\n")
+    if r.venue_rules and r.venue_distance_usd is not None:
+        low = r.venue_distance_usd < 500.0
+        t.append(f"MLL ${r.venue_liquidation_usd:,.0f} in ${r.venue_distance_usd:,.0f} max {r.venue_max_contracts}\n",
+                 style="reverse bold" if low else "")
     if r.pause_until_ns is not None:
         t.append(f"pause {fmt_countdown((r.pause_until_ns - now_ns) / 1e9)} ", style="reverse")
     t.append("breakers: " + (", ".join(r.breakers) if r.breakers else "none"))

@@ -120,12 +120,15 @@ class FakeExchange:
         account_id, account_name: the one practice account.
         max_contracts: the account's size limit (contracts per order and net position; a
             TopstepX 50K account: 5 minis = 50 micros); beyond it ``Order/place`` is refused.
+        history: bars BEFORE the replay start (same columns as ``bars``): served by
+            ``History/retrieveBars`` like the real gateway's history, together with every bar
+            already replayed (never a bar after the replay's current time).
     """
 
     def __init__(self, bars, clock: Clock, faults: Faults, *, balance: float = 50_000.0,
                  slippage_ticks: int = 1, fee_per_contract: float = 0.42,
                  account_id: int = 1001, account_name: str = "PRAC-V2-FAKE-1",
-                 max_contracts: int = 50) -> None:
+                 max_contracts: int = 50, history=None) -> None:
         self.clock = clock
         self.max_contracts = int(max_contracts)
         self.faults = faults
@@ -133,6 +136,14 @@ class FakeExchange:
         vol = bars["volume"].to_numpy(dtype=float) if "volume" in bars.columns else np.full(len(ts), np.nan)
         self.market = Market(ts, bars["open"].to_numpy(float), bars["high"].to_numpy(float),
                              bars["low"].to_numpy(float), bars["close"].to_numpy(float), vol)
+        self.history = None
+        if history is not None and len(history):
+            hts = history["ts_event"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+            keep = hts < ts[0]
+            hv = (history["volume"].to_numpy(dtype=float) if "volume" in history.columns
+                  else np.full(len(hts), np.nan))
+            self.history = (hts[keep], history["open"].to_numpy(float)[keep], history["high"].to_numpy(float)[keep],
+                            history["low"].to_numpy(float)[keep], history["close"].to_numpy(float)[keep], hv[keep])
         from datetime import datetime, timezone
         first_day = datetime.fromtimestamp(int(ts[0]) / 1e9, tz=timezone.utc).date()
         fm = front_month("MES", first_day)
@@ -151,6 +162,11 @@ class FakeExchange:
         lookalike = {"id": "CON.F.US.MESX.Z25", "name": "MESX", "description": "look-alike root",
                      "tickSize": 0.25, "tickValue": 1.25, "activeContract": True, "symbolId": "F.US.MESX"}
         self.contracts = [mes(fm, True), mes(nxt, False), ep, lookalike]
+        self._mes = mes
+        self._extra = [ep, lookalike]
+        self._rolled_from: list[str] = []
+        self._front = fm
+        self._roll_hour = -1
         self.account = {"id": account_id, "name": account_name, "balance": float(balance),
                         "canTrade": True, "isVisible": True, "simulated": True}
         self.slippage_ticks = int(slippage_ticks)
@@ -186,6 +202,7 @@ class FakeExchange:
         if m.i + 1 >= m.n_steps:
             return False
         m.i += 1
+        self._roll(m.step_ts(m.i))
         prev = m.last
         m.last = m.path(m.i)
         if m.sess_open is None:
@@ -196,7 +213,14 @@ class FakeExchange:
         step_vol = 1.0 if not np.isfinite(vol) else max(1.0, float(vol) / 4.0)
         m.volume += step_vol
         ts = format_ts(m.step_ts(m.i))
-        cid = self.contract_id
+        for cid in [self.contract_id] + self._rolled_from:   # the expiring contract trades on
+            self._publish(cid, ts, prev)
+        self._match()
+        return True
+
+    def _publish(self, cid: str, ts: str, prev: float | None) -> None:
+        m = self.market
+        step_vol = 1.0 if not np.isfinite(m.v[m.i // 4]) else max(1.0, float(m.v[m.i // 4]) / 4.0)
         quote = {"symbol": "F.US.MES", "symbolName": "/MES", "lastPrice": m.last, "bestBid": m.bid,
                  "bestAsk": m.ask, "change": m.last - m.sess_open,
                  "changePercent": (m.last - m.sess_open) / m.sess_open * 100.0,
@@ -209,8 +233,37 @@ class FakeExchange:
                                                     "volume": step_vol}]],
                   {"contract": cid, "kind": "trades"})
         self.emit("market", "GatewayDepth", [cid, self.depth_update(ts)], {"contract": cid, "kind": "depth"})
-        self._match()
-        return True
+
+    def adjust_balance(self, delta: float) -> None:
+        """Change the balance outside any order (a manual trade on another platform, a fee, a
+        deposit) and send ``GatewayUserAccount``, as the real gateway does."""
+        self.account["balance"] = round(self.account["balance"] + float(delta), 2)
+        self._emit_user("GatewayUserAccount", dict(self.account), 1)
+
+    def _roll(self, ts_ns: int) -> None:
+        """The roll calendar (:func:`engine.instruments.front_month` of the CME trading day:
+        from 18:00 New York the next day): from the roll date the next quarter is the active
+        contract (``Contract/search``) and the market data is published under its id (and
+        still under the expiring one's, which trades until expiry), once the position in the
+        old one is flat (a replay spanning a roll switches as the real gateway's active
+        contract does)."""
+        hour = ts_ns // 3_600_000_000_000
+        if hour == self._roll_hour:
+            return
+        self._roll_hour = hour
+        from datetime import datetime, timedelta
+        from zoneinfo import ZoneInfo
+
+        t = datetime.fromtimestamp(ts_ns / 1e9, tz=ZoneInfo("America/New_York"))
+        day = (t + timedelta(days=1)).date() if t.hour >= 18 else t.date()
+        fm = front_month("MES", day)
+        if fm == self._front or self.position.get(self.contract_id, {}).get("size", 0) != 0:
+            return
+        log.info("fake gateway: roll from %s to %s on %s", self.contract_id, fm.px_contract_id, day)
+        old, self._front = self._front, fm
+        self._rolled_from.append(self.contract_id)
+        self.contract_id = fm.px_contract_id
+        self.contracts = [self._mes(fm, True), self._mes(fm.next(), False), self._mes(old, False)] + self._extra
 
     def depth_snapshot(self) -> list:
         """Reset + 10 levels a side (+ null padding), reference §9.2."""
@@ -237,19 +290,22 @@ class FakeExchange:
         m = self.market
         done = (m.i + 1) // 4 if m.i >= 0 else 0     # complete minute bars
         upto = done + (1 if partial and m.i % 4 != 3 and m.i >= 0 else 0)
-        ts = m.ts[:upto]
+        cols = (m.ts[:upto], m.o[:upto], m.h[:upto], m.lo[:upto], m.c[:upto], m.v[:upto])
+        if self.history is not None:   # the bars before the replay start, then the replayed ones
+            cols = tuple(np.concatenate([hc, rc]) for hc, rc in zip(self.history, cols))
+        ts, o_, h_, l_, c_, v_ = cols
         sel = np.nonzero((ts >= start_ns) & (ts <= end_ns))[0]
         out: dict[int, dict] = {}
         for j in sel:
             key = int(ts[j]) // period_ns * period_ns
-            v = 0.0 if not np.isfinite(m.v[j]) else float(m.v[j])
+            v = 0.0 if not np.isfinite(v_[j]) else float(v_[j])
             b = out.get(key)
             if b is None:
-                out[key] = {"t": format_ts(key), "o": float(m.o[j]), "h": float(m.h[j]),
-                            "l": float(m.lo[j]), "c": float(m.c[j]), "v": v}
+                out[key] = {"t": format_ts(key), "o": float(o_[j]), "h": float(h_[j]),
+                            "l": float(l_[j]), "c": float(c_[j]), "v": v}
             else:
-                b["h"] = max(b["h"], float(m.h[j])); b["l"] = min(b["l"], float(m.lo[j]))
-                b["c"] = float(m.c[j]); b["v"] += v
+                b["h"] = max(b["h"], float(h_[j])); b["l"] = min(b["l"], float(l_[j]))
+                b["c"] = float(c_[j]); b["v"] += v
         rows = [out[k] for k in sorted(out, reverse=True)]
         return rows[:limit]
 
@@ -278,6 +334,8 @@ class FakeExchange:
             return 2, "Invalid side or size", None
         if size > self.max_contracts:
             return 2, f"Invalid size ({size}): at most {self.max_contracts} contracts per order", None
+        if f.margin_max_contracts is not None and size > f.margin_max_contracts:
+            return 3, f"Insufficient funds: margin covers {f.margin_max_contracts} contracts, not {size}", None
         cur = self.position.get(p.get("contractId"), {}).get("size", 0)
         if abs(cur + (size if side == 0 else -size)) > self.max_contracts:
             return 2, (f"Order exceeds the account's maximum position size ({self.max_contracts}); "

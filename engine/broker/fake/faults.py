@@ -19,6 +19,8 @@ class Faults:
         hold_s: endpoint → seconds to wait AFTER processing, before answering: the request took
             effect but a client with a shorter timeout cannot know (the ambiguous outcome).
         reject_next_place: the next ``Order/place`` is refused with errorCode 2 and this message.
+        margin_max_contracts: an ``Order/place`` of more contracts than this is refused with
+            errorCode 3 (InsufficientFunds), as when the account's margin does not cover it.
     Matching:
         partial_fills: an order of size ≥ 2 fills in two parts on consecutive price steps.
         bracket_race: when one bracket leg fills, its sibling fills too (both legs racing).
@@ -35,6 +37,7 @@ class Faults:
     delay_s: dict = field(default_factory=dict)
     hold_s: dict = field(default_factory=dict)
     reject_next_place: str | None = None
+    margin_max_contracts: int | None = None
     partial_fills: bool = False
     bracket_race: bool = False
     position_brackets: bool = False

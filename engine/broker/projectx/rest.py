@@ -113,7 +113,12 @@ class ProjectXClient:
         self._token_lock = threading.Lock()
         self._auth_lock: asyncio.Lock | None = None
         self.stats = {"requests": 0, "retries": 0, "logins": 0, "validations": 0, "http_429": 0,
-                      "http_401": 0}
+                      "http_401": 0, "auth_failures": 0}
+        self.auth_failures_in_a_row = 0
+        """Authentication failures (a 401 on a call, a refused login or validate) since the last
+        successful login/validate (R-LIVE-4)."""
+        self.on_auth_failures: Callable[[int, str], None] | None = None
+        """Called ``(count, what)`` when the streak reaches 2 (once per streak): the venue alerts."""
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Clock, *, base_url: str | None = None,
@@ -182,17 +187,27 @@ class ProjectXClient:
     async def login(self) -> None:
         """``Auth/loginKey`` with the configured user name and API key. Raises :class:`AuthError`
         (bad credentials: errorCode 3 InvalidCredentials etc.) or :class:`TransportError`."""
-        body = await self._call("Auth/loginKey", {"userName": self._username, "apiKey": self._api_key})
-        self._set_token(body.get("token"))
+        try:
+            body = await self._call("Auth/loginKey", {"userName": self._username, "apiKey": self._api_key})
+            self._set_token(body.get("token"))
+        except (AuthError, UnauthorizedError) as exc:
+            self._auth_failed(f"login refused: {exc}")
+            raise
+        self.auth_failures_in_a_row = 0
         self.stats["logins"] += 1
         log.info("ProjectX login ok (user %s), token valid for %.0f s", self._username,
                  (self._token_expiry_ns - self.clock.now_ns()) / NS_PER_SECOND)
 
     async def validate(self) -> None:
         """``Auth/validate``: swap to ``newToken``. Raises :class:`AuthError` on a dead session."""
-        body = await self._call("Auth/validate", {})
+        try:
+            body = await self._call("Auth/validate", {})
+        except (AuthError, UnauthorizedError) as exc:
+            self._auth_failed(f"validate refused: {exc}")
+            raise
         new = body.get("newToken") or self.current_token()
         self._set_token(new)
+        self.auth_failures_in_a_row = 0
         self.stats["validations"] += 1
         log.info("ProjectX token renewed")
 
@@ -218,6 +233,17 @@ class ProjectXClient:
                     log.warning("token validate failed (%s); logging in again", exc)
                     await self.login()
             return self.current_token()
+
+    def _auth_failed(self, what: str) -> None:
+        """Count one authentication failure; at the second in a row call
+        :attr:`on_auth_failures` (R-LIVE-4: re-authenticate, alert after two failures)."""
+        self.auth_failures_in_a_row += 1
+        self.stats["auth_failures"] += 1
+        if self.auth_failures_in_a_row == 2 and self.on_auth_failures is not None:
+            try:
+                self.on_auth_failures(self.auth_failures_in_a_row, what)
+            except Exception:
+                log.exception("auth-failure callback failed")
 
     async def _relogin(self, stale: str | None) -> None:
         async with self._lock():
@@ -272,6 +298,8 @@ class ProjectXClient:
 
             if status == 401:
                 self.stats["http_401"] += 1
+                if not endpoint.startswith("Auth/"):   # Auth/* failures are counted by login/validate
+                    self._auth_failed(f"{endpoint}: HTTP 401")
                 if endpoint.startswith("Auth/") or reauthed:
                     raise UnauthorizedError("HTTP 401 (token rejected)", endpoint=endpoint, status=401)
                 log.warning("%s: HTTP 401, logging in again and resending once", endpoint)
@@ -298,6 +326,8 @@ class ProjectXClient:
                 raise TransportError(f"HTTP {status} after {attempt} retries", endpoint=endpoint, status=status)
             if status != 200:
                 raise TransportError(f"HTTP {status}", endpoint=endpoint, status=status)
+            if endpoint not in NO_AUTH:
+                self.auth_failures_in_a_row = 0   # the token was accepted: authentication works
             try:
                 body = json.loads(text)
             except ValueError:

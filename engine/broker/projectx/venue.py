@@ -214,6 +214,9 @@ class ProjectXVenue:
         if market_hub_url is None:
             market_hub_url = f"{root}/hubs/market" if base_url else px.market_hub_url
         self.user_hub_url, self.market_hub_url = user_hub_url, market_hub_url
+        self.client.on_auth_failures = lambda n, what: self._alert(
+            "critical", "auth_failures", f"{n} authentication failures in a row at the ProjectX gateway "
+            f"({what}); re-authenticating")
         self.symbol = settings.instrument.symbol
         if self.symbol not in SYMBOL_IDS:
             raise ValueError(f"instrument.symbol {self.symbol!r}: no ProjectX symbol id")
@@ -276,6 +279,9 @@ class ProjectXVenue:
         self.pos_avg = 0.0
         self.balance: float | None = None
         self.can_trade = True
+        self.account_events = 0
+        """``GatewayUserAccount`` events of this account translated so far (the runtime
+        re-reads :attr:`balance` when it changes)."""
         self.since_ns = 0
         self.last_reconcile: ReconcileReport | None = None
         self.stats = {"modify_refused": 0, "hub_events": 0, "fills": 0, "dup_fills": 0, "reconciles": 0,
@@ -740,6 +746,7 @@ class ProjectXVenue:
                 if ev.data.get("id") == self.account_id:
                     self.balance = float(ev.data.get("balance") or 0.0)
                     self.can_trade = bool(ev.data.get("canTrade", True))
+                    self.account_events += 1
             elif k == "gap":
                 self._reconcile_flag.set()
             elif k == "logout":
@@ -871,6 +878,15 @@ class ProjectXVenue:
         if raw_fees is not None:
             return float(raw_fees) + float(t.raw.get("commissions") or 0.0)
         return self.cost_per_side * t.size
+
+    def history(self, start_ns: int, end_ns: int, limit: int, unit_number: int = 1) -> list:
+        """``History/retrieveBars``: complete minute bars (``unit_number`` minutes) of the
+        contract in ``[start_ns, end_ns]`` (UTC ns), oldest first, at most ``limit`` (the
+        newest). The client's history bucket (50 / 30 s) paces the call. Raises
+        ``ProjectXError`` / ``TimeoutError``."""
+        return self._call(self.client.retrieve_bars(self.contract_id, int(start_ns), int(end_ns),
+                                                    unit_number=int(unit_number), limit=int(limit)),
+                          self.submit_timeout_s * 4)
 
     def trades_since(self, since_ns: int) -> list[Trade]:
         """``Trade/search`` of the account from ``since_ns`` (broker clock, UTC ns), oldest id

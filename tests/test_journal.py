@@ -1,0 +1,228 @@
+"""The trade journal (issue 14 item 6): SQLite, schema versioned, written as it happens, safe on
+SIGKILL; ``mes-console journal`` prints trades and P&L by day and by session."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from engine.journal import SCHEMA_VERSION, Journal, JournalError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _trade(exit_ts: int, net: float, direction: int = 1) -> SimpleNamespace:
+    return SimpleNamespace(entry_ts=exit_ts - 60_000_000_000, exit_ts=exit_ts, direction=direction, contracts=1,
+                           entry_price=6000.0, exit_price=6001.0, gross_pnl=net + 1.0, commission=0.74,
+                           slippage=0.26, net_pnl=net, exit_reason="target", confidence=0.7)
+
+
+# 2025-10-07 14:00 UTC = 10:00 New York; 2025-10-07 23:00 UTC = 19:00 New York (next CME day)
+T1 = 1_759_845_600_000_000_000
+T2 = T1 + 9 * 3_600_000_000_000
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mes_console.cli", "journal", *args], cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="400", **(env or {})),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_journal_rows_days_sessions_and_dedup(tmp_path) -> None:
+    p = tmp_path / "j" / "journal.sqlite3"
+    j = Journal(p)
+    sid = j.open_session(mode="paper", account="A1", contract="CON.F.US.MES.Z25", symbol="MES", clock="exchange",
+                         started_ns=T1, started_wall_ns=T1, start_balance=50_000.0)
+    assert j.fill(ts_ns=T1, side=1, qty=1, price=6000.0, fees=0.37, broker_id=11)
+    assert not j.fill(ts_ns=T1, side=1, qty=1, price=6000.0, fees=0.37, broker_id=11)   # replayed: once
+    assert j.fill(ts_ns=T1, side=-1, qty=1, price=6001.0, fees=0.37, broker_id=12, pnl=5.0)
+    j.trade(_trade(T1, 3.0))
+    j.trade(_trade(T2, -2.5, -1))
+    j.event(T1, "state", "HALTED: operator kill switch", "error")
+    # a second process reads while the writer still holds its connection (WAL)
+    r = Journal(p, readonly=True)
+    assert [f["broker_id"] for f in r.fills()] == [11, 12]
+    days = r.by_day()
+    assert [(d["day"], d["trades"], round(d["net_pnl"], 2)) for d in days] == [("2025-10-07", 1, 3.0),
+                                                                                 ("2025-10-08", 1, -2.5)]
+    s = r.by_session()
+    assert s[0]["id"] == sid and s[0]["trades"] == 2 and s[0]["fills"] == 2 and s[0]["ended_ns"] is None
+    assert abs(s[0]["net_pnl"] - 0.5) < 1e-9
+    assert [e["kind"] for e in r.events()] == ["state"]
+    assert len(r.trades("2025-10-08", "2025-10-08")) == 1
+    j.close_session(ended_ns=T2, end_balance=50_000.5, net_pnl=0.5, trades=2, exit_reason="operator quit",
+                    report={"trades_count": 2})
+    assert r.by_session()[0]["exit_reason"] == "operator quit"
+    r.close()
+    j.close()
+    assert sqlite3.connect(p).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert sqlite3.connect(p).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_journal_refuses_newer_schema_foreign_file_and_missing(tmp_path) -> None:
+    newer = tmp_path / "newer.sqlite3"
+    c = sqlite3.connect(newer)
+    c.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    c.close()
+    with pytest.raises(JournalError, match=r"newer.sqlite3: schema version 2 is newer"):
+        Journal(newer)
+    foreign = tmp_path / "other.sqlite3"
+    c = sqlite3.connect(foreign)
+    c.execute("CREATE TABLE prices (x)")
+    c.commit()
+    c.close()
+    with pytest.raises(JournalError, match="not a mes-console journal"):
+        Journal(foreign)
+    with pytest.raises(JournalError, match="no such file"):
+        Journal(tmp_path / "none.sqlite3", readonly=True)
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(JournalError, match="garbage.sqlite3"):
+        Journal(garbage)
+
+
+def test_cli_journal_json_and_table_and_errors(tmp_path) -> None:
+    p = tmp_path / "journal.sqlite3"
+    j = Journal(p)
+    j.open_session(mode="paper", account="A1", contract="C", symbol="MES", clock="exchange", started_ns=T1,
+                   started_wall_ns=T1, start_balance=1000.0)
+    j.fill(ts_ns=T1, side=1, qty=2, price=6000.0, fees=0.74, broker_id=7)
+    j.trade(_trade(T1, 3.0))
+    j.close()
+    r = _cli("--path", str(p), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["schema_version"] == SCHEMA_VERSION
+    assert doc["days"][0]["day"] == "2025-10-07" and doc["days"][0]["net_pnl"] == 3.0
+    assert doc["fills"][0]["broker_id"] == 7 and doc["sessions"][0]["fills"] == 1
+    assert doc["trades"][0]["exit_utc"] == "2025-10-07T14:00:00+00:00"
+    r = _cli("--path", str(p), "--fills", "--events")
+    assert r.returncode == 0 and "P&L by trading day" in r.stdout and "+3.00" in r.stdout
+    r = _cli("--path", str(tmp_path / "missing.sqlite3"))
+    assert r.returncode == 2 and "missing.sqlite3: no such file" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("--path", str(p), "--from", "10/07/2025")
+    assert r.returncode == 3 and "--from" in r.stderr
+    # default path: <[paths] data_dir>/journal.sqlite3
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n')
+    r = _cli("--config", str(cfg), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["path"] == str(p)
+
+
+def test_sigkill_paper_session_journal_holds_every_fill(topstepx_path, tmp_path) -> None:
+    """A real paper session process (signalrcore client) against the fake gateway: after some
+    round trips it is SIGKILLed; the journal holds every fill the fake reported, and
+    ``mes-console journal --json`` prints them after the kill."""
+    from engine.broker.fake import load_bars_frame
+    from tests.px_fixtures import ThreadedGateway
+    from tests.test_px_crash import CAPITAL, KEY, START, USER, Proc, _broker, _wait
+
+    frame = load_bars_frame(topstepx_path, start=START, max_rows=420)
+    gt = ThreadedGateway(frame, username=USER, api_key=KEY, balance=CAPITAL)
+    ex = gt.gw.exchange
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""[account]
+starting_capital = {CAPITAL}
+[risk]
+daily_loss_limit = 40000.0
+daily_drawdown_limit = 45000.0
+kill_switch_loss = 60000.0
+account_drawdown_limit = 50000.0
+min_account_balance = 100.0
+consecutive_loss_pauses = [[1000, 1]]
+[projectx]
+stale_feed_s = 60.0
+[paths]
+state_dir = "{tmp_path / 'state'}"
+data_dir = "{tmp_path / 'data'}"
+log_dir = "{tmp_path / 'log'}"
+""")
+    jpath = tmp_path / "data" / "journal.sqlite3"
+
+    def step(n: int = 1) -> None:
+        for _ in range(n):
+            gt.call(ex.step)
+            time.sleep(0.004)
+
+    def journal_ids() -> set:
+        if not jpath.exists():
+            return set()
+        try:
+            r = Journal(jpath, readonly=True)
+        except JournalError:
+            return set()
+        try:
+            return {f["broker_id"] for f in r.fills()}
+        finally:
+            r.close()
+
+    p = Proc(gt.url, cfg)
+    try:
+        _wait(lambda: p.started() or p.p.poll() is not None, step, 90, "session start")
+        assert p.p.poll() is None, p.text()[-3000:]
+        _wait(lambda: sum(1 for t in _broker(gt)["trades"] if t["profitAndLoss"] is not None) >= 2
+              or p.p.poll() is not None, step, 120, "two round trips at the fake")
+        assert p.p.poll() is None, p.text()[-3000:]
+        step(3)
+        fake = {t["id"]: t for t in _broker(gt)["trades"]}
+        fake_ids = set(fake)
+        assert len(fake_ids) >= 4
+        # written as they happen: no shutdown needed for the rows to be there
+        _wait(lambda: fake_ids <= journal_ids(), lambda: time.sleep(0.05), 10, "fills in the journal")
+        p.kill()
+    finally:
+        if p.p.poll() is None:
+            p.p.kill()
+            p.p.wait(10)
+        gt.close()
+    r = _cli("--config", str(cfg), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    fills = {f["broker_id"]: f for f in doc["fills"]}
+    assert fake_ids <= set(fills)
+    s = doc["sessions"][-1]
+    assert s["mode"] == "paper" and s["ended_ns"] is None          # killed: no summary, rows kept
+    assert s["fills"] >= len(fake_ids) and s["trades"] >= 1
+    # the rotating JSON log file in [paths] log_dir holds the session's lines (start event included)
+    lines = [json.loads(x) for x in (tmp_path / "log" / "mes-console.jsonl").read_text().splitlines()]
+    assert any(x.get("event") == "start" for x in lines) and all("ts_ns" in x for x in lines)
+    for i in fake_ids:   # the journal's fill is the fake's: size, price, side, realised P&L
+        f, t = fills[i], fake[i]
+        assert (f["qty"], f["price"], f["side"]) == (t["size"], t["price"], 1 if t["side"] == 0 else -1)
+        assert f["pnl"] == t["profitAndLoss"]
+
+
+def test_a_failed_journal_write_pauses_entries_and_alerts(tmp_path) -> None:
+    """Loud and safe: the journal is dropped, new entries paused (protection kept), alert sent."""
+    from engine.runtime.session import SessionBase
+
+    class Risk:
+        paused = None
+
+        def pause(self, reason, operator):
+            self.paused = (reason, operator)
+
+    class Alerts:
+        sent: list = []
+
+        def send(self, *a):
+            self.sent.append(a)
+
+    j = Journal(tmp_path / "j.sqlite3")
+    j.open_session(mode="paper", account="A", contract="C", symbol="MES", clock="exchange", started_ns=T1,
+                   started_wall_ns=T1, start_balance=1.0)
+    j.close()                                  # every later write fails
+    s = SessionBase()
+    s._init_common()
+    s.journal, s.risk, s.alerts = j, Risk(), Alerts()
+    s._journal("fill", ts_ns=T1, side=1, qty=1, price=1.0, fees=0.0)
+    assert s.journal is None and s.risk.paused[0].startswith("journal write failed")
+    assert s.alerts.sent and s.alerts.sent[0][:2] == ("critical", "journal")
