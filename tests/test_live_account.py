@@ -38,7 +38,7 @@ T_MID = "2025-09-04T15:00:00+00:00"       # 11:00 New York, mid-RTH
 
 def _settings(state: Path, capital: float = 100_000.0, **live) -> Settings:
     s = Settings()
-    risk = dataclasses.replace(s.risk, daily_loss_limit=1e4, daily_drawdown_limit=1e4, kill_switch_loss=2e4,
+    risk = dataclasses.replace(s.risk, max_risk_per_trade=1e3, daily_loss_limit=1e4, daily_drawdown_limit=1e4, kill_switch_loss=2e4,
                                account_drawdown_limit=2e4, consecutive_loss_pauses=[[1000, 1]])
     return dataclasses.replace(
         s, risk=risk, account=dataclasses.replace(s.account, starting_capital=capital),
