@@ -12,7 +12,7 @@ from datetime import date
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
@@ -59,6 +59,17 @@ class LongWorkProgress(Message):
         return isinstance(message, LongWorkProgress)
 
 
+def _number(text: str, field: str, kind: type):
+    """A form number, or None when empty (= the session's setting); ValueError names the field."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{field}: {text!r} is not a number") from None
+
+
 def parse_day(text: str, field: str) -> date | None:
     """``YYYY-MM-DD`` → date; empty → None. Raises ValueError naming the field."""
     text = text.strip()
@@ -102,6 +113,16 @@ class BacktestScreen(ContainedScreen):
             yield FormInput("2025-03-14", id="end")
             yield Label("Fill")
             yield FormInput(self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS))
+        with Horizontal(classes="form"):
+            yield Label("Max stop t")
+            yield FormInput("", id="stop", placeholder="cfg", tooltip="[stops] max_stop_ticks; empty = settings")
+            yield Label("R:R")
+            yield FormInput("", id="rr", placeholder="cfg", tooltip="[stops] reward_risk 1-3; empty = settings")
+            yield Label("Conf")
+            yield FormInput("", id="conf", placeholder="cfg", tooltip="[signal] min_confidence; empty = settings")
+            yield Label("Research")
+            yield FormInput("off", id="research", suggester=SuggestFromList(("on", "off")),
+                            tooltip="on: record account-level halts and resume at the next RTH open")
         yield ProgressBar(total=1, show_eta=False, id="progress")
         yield Static("ready: enter runs", id="status")
         with Horizontal(id="results"):
@@ -126,12 +147,19 @@ class BacktestScreen(ContainedScreen):
         fill = self.query_one("#fill", Input).value.strip()
         if fill not in FILL_MODELS:
             raise ValueError(f"fill model: {fill!r} is not one of {', '.join(FILL_MODELS)}")
+        research = self.query_one("#research", Input).value.strip().lower() or "off"
+        if research not in ("on", "off"):
+            raise ValueError(f"research: {research!r} is not on or off")
         return BacktestParams(
             data=self.query_one("#data", Input).value.strip() or "demo",
             start=parse_day(self.query_one("#start", Input).value, "from"),
             end=parse_day(self.query_one("#end", Input).value, "to"),
             model=self.query_one("#model", Input).value.strip() or "baseline",
             fill_model=fill,
+            max_stop_ticks=_number(self.query_one("#stop", Input).value, "max stop ticks", int),
+            reward_risk=_number(self.query_one("#rr", Input).value, "R:R", float),
+            min_confidence=_number(self.query_one("#conf", Input).value, "confidence", float),
+            research=research == "on",
         )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -178,6 +206,8 @@ class BacktestScreen(ContainedScreen):
         m.clear()
         for name, value in result.metrics:
             m.add_row(name, value)
+        for line in result.limits:  # halts, blocks, pauses, refusals: what limited the run
+            m.add_row("limits", line.strip())
         plot = self.query_one("#equity", SafePlot)
         plt = plot.plt
         plt.clear_data()
@@ -197,6 +227,9 @@ class BacktestScreen(ContainedScreen):
         if len(path) > 52:  # one status line at 80 columns: keep the file name end
             path = "…" + path[-51:]
         where = f" saved {path}" if path else " (report not saved)"
+        halted = next((x for x in result.limits if x.startswith("halted ")), "")
+        if halted and "no trades after" in halted:  # the run stopped early: say so where it is seen
+            where = f" · {halted.split(': ', 1)[0]}, no trades after (see limits)"
         self.query_one("#status", Static).update(f"done: {len(result.trades)} trades{where}")
 
     def action_back(self) -> None:

@@ -139,7 +139,7 @@ async def _backtest_while_halting(app, rt, gate):
         await screen.workers.wait_for_complete()
         await pilot.pause()
         assert screen.result is not None and len(screen.result.trades) > 0
-        assert screen.query_one("#metrics").row_count == len(screen.result.metrics)
+        assert screen.query_one("#metrics").row_count == len(screen.result.metrics) + len(screen.result.limits)
         assert screen.query_one("#trades").row_count == len(screen.result.trades)
         await pilot.press("escape")
         assert not isinstance(app.screen, BacktestScreen)
@@ -164,6 +164,41 @@ async def test_backtest_bad_input_is_refused_not_crashing():
         screen.query_one("#start").focus()
         await pilot.press("enter")
         assert screen.result is None
+
+
+async def test_backtest_screen_parameters_and_halts_on_real_bars(es_1m_path):
+    """Real ES bars, December 2024: with the shipped limits the baseline halts on the account
+    drawdown and the screen says when and why; research on records it and goes on; the
+    parameter fields reach the run and a bad one is refused naming the field."""
+    rt = make_runtime()
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("b")
+        screen = app.screen
+        for k, v in (("data", str(es_1m_path)), ("start", "2024-12-03"), ("end", "2024-12-31")):
+            screen.query_one(f"#{k}").value = v
+        screen.query_one("#data").focus()
+        await pilot.press("enter")
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        halted = [x for x in screen.result.limits if x.startswith("halted ")]
+        assert halted and "account drawdown" in halted[0] and "no trades after" in halted[0]
+        status = str(screen.query_one("#status").render())
+        assert "halted 2024-12-" in status and "no trades after" in status
+        first = screen.result
+        screen.query_one("#research").value = "on"
+        screen.query_one("#stop").value = "6"
+        screen.query_one("#data").focus()
+        await pilot.press("enter")
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.result is not first and screen.result.limits[0].startswith("research mode ON")
+        assert len(screen.result.trades) > len(first.trades)
+        screen.query_one("#rr").value = "x"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert screen.result.limits[0].startswith("research mode ON")  # the bad field ran nothing
+        assert app.is_running
 
 
 async def test_training_screen_runs_and_shows_checkpoint_row():

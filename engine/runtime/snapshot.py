@@ -227,7 +227,11 @@ class BacktestParams:
     """A backtest request from the console. ``data``: a bars file path, or ``"demo"`` for the
     embedded generated market; ``start``/``end``: CME trading days (inclusive, None = the
     file's span); ``model``: a checkpoint path or ``"baseline"``; ``fill_model``: one of
-    ``conservative``/``optimistic``/``realistic`` (R-BT-1); ``seed`` for generated data."""
+    ``conservative``/``optimistic``/``realistic`` (R-BT-1); ``seed`` for generated data.
+    Parameters (None = the session's settings): ``max_stop_ticks`` (``[stops]``, ticks),
+    ``reward_risk`` (``[stops]``, target/stop), ``min_confidence`` (``[signal]``, 0-1);
+    ``research``: record account-level halts and resume at the next RTH open
+    (``[backtest] research``, :func:`engine.backtest.runner.run_backtest`)."""
 
     data: str = "demo"
     start: date | None = None
@@ -235,6 +239,10 @@ class BacktestParams:
     model: str = "baseline"
     fill_model: str = "conservative"
     seed: int = 0
+    max_stop_ticks: int | None = None
+    reward_risk: float | None = None
+    min_confidence: float | None = None
+    research: bool = False
 
 
 @dataclass(frozen=True)
@@ -270,12 +278,15 @@ class TradeRow:
 class BacktestResult:
     """``metrics``: (name, formatted value) rows in display order; ``equity``: account equity in
     dollars after each trade (first = starting capital); ``trades``; ``report_path``: where the
-    report was saved ("" = not saved)."""
+    report was saved ("" = not saved); ``limits``: what stopped or limited trading, one fact a
+    line (:func:`engine.backtest.report.summary_text`: halts with time and reason, blocks,
+    pauses, refusal counts)."""
 
     metrics: tuple[tuple[str, str], ...]
     equity: tuple[float, ...]
     trades: tuple[TradeRow, ...]
     report_path: str = ""
+    limits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

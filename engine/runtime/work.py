@@ -50,11 +50,12 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     """Backtest with the kernel over the requested bars; report saved under the reports dir.
     Raises the engine's errors (bad file, empty range, checkpoint mismatch) unchanged."""
     from engine.backtest.metrics import compute_metrics
-    from engine.backtest.report import write_report
+    from engine.backtest.report import summary_text, write_report
     from engine.backtest.runner import run_backtest
     from engine.strategy.baseline import BreakoutBaseline
     from engine.strategy.model import ModelStrategy
 
+    settings = _with_params(settings, params)
     on_progress(Progress(0, 1, "loading bars"))
     bars = _bars_for(settings, params.data, params.start, params.end, params.seed)
     strat = (BreakoutBaseline(lookback=settings.backtest.baseline_lookback) if params.model in ("", "baseline")
@@ -62,7 +63,8 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     on_progress(Progress(0, len(bars), f"signals: {strat.name}"))
     sig = strat.signals(bars)
     res = run_backtest(bars, sig, settings, fill_model=params.fill_model, strategy_name=strat.name,
-                       progress=lambda done, total: on_progress(Progress(done, total, "backtest")))
+                       progress=lambda done, total: on_progress(Progress(done, total, "backtest")),
+                       research=params.research)
     m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
     stamp = f"{strat.name}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}"
     out = resolve_dir(settings.paths.reports_dir, "reports") / stamp
@@ -76,7 +78,29 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     rows = tuple(TradeRow(t.entry_ts, t.exit_ts, "LONG" if t.direction > 0 else "SHORT", t.contracts,
                           t.entry_price, t.exit_price, t.net_pnl, t.exit_reason) for t in res.records)
     on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net ${m.get('net_pnl', 0.0):,.2f}"))
-    return BacktestResult(metrics, tuple(eq), rows, str(out))
+    return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(summary_text(res).splitlines()))
+
+
+def _with_params(settings: Settings, params: BacktestParams) -> Settings:
+    """The settings with the backtest screen's parameters applied (None keeps the setting).
+    Raises ValueError naming a parameter out of range."""
+    import dataclasses
+
+    stops, signal = settings.stops, settings.signal
+    if params.max_stop_ticks is not None:
+        if not 1 <= params.max_stop_ticks <= 400:
+            raise ValueError(f"max stop: {params.max_stop_ticks} ticks is not within 1..400")
+        stops = dataclasses.replace(stops, max_stop_ticks=int(params.max_stop_ticks),
+                                    min_stop_ticks=min(stops.min_stop_ticks, int(params.max_stop_ticks)))
+    if params.reward_risk is not None:
+        if not 1.0 <= params.reward_risk <= 3.0:
+            raise ValueError(f"reward:risk {params.reward_risk:g} is not within 1..3 (R-RISK-3)")
+        stops = dataclasses.replace(stops, reward_risk=float(params.reward_risk))
+    if params.min_confidence is not None:
+        if not 0.0 <= params.min_confidence <= 1.0:
+            raise ValueError(f"min confidence {params.min_confidence:g} is not within 0..1")
+        signal = dataclasses.replace(signal, min_confidence=float(params.min_confidence))
+    return dataclasses.replace(settings, stops=stops, signal=signal)
 
 
 class TrainingFailed(RuntimeError):
