@@ -226,3 +226,35 @@ def test_a_failed_journal_write_pauses_entries_and_alerts(tmp_path) -> None:
     s._journal("fill", ts_ns=T1, side=1, qty=1, price=1.0, fees=0.0)
     assert s.journal is None and s.risk.paused[0].startswith("journal write failed")
     assert s.alerts.sent and s.alerts.sent[0][:2] == ("critical", "journal")
+
+
+def test_console_shows_todays_trades_from_the_journal(tmp_path) -> None:
+    """The broker pane's journal line is read back from the journal: a trade written by an
+    earlier session of the same trading day counts, and each new round trip updates it."""
+    from engine.calendar import day_date
+    from mes_console.widgets.render import render_broker
+    from tests.ui_support import make_session, open_position
+
+    sess = make_session()
+    day = day_date(int(sess.cal.label_one(sess.clock.now_ns())[0])).isoformat()
+    j = Journal(tmp_path / "j.sqlite3", day_of=lambda ts: day_date(int(sess.cal.label_one(int(ts))[0])).isoformat())
+    j.open_session(mode="paper", account="A", contract="C", symbol="MES", clock="exchange",
+                   started_ns=sess.clock.now_ns(), started_wall_ns=T1, start_balance=1000.0)
+    earlier = sess.kernel.trades[-1]   # a round trip "of an earlier session" today
+    assert day_date(int(sess.cal.label_one(earlier.exit_ts)[0])).isoformat() == day
+    j.trade(earlier)
+    sess.journal = j
+    sess._refresh_journal_today()
+    sess._publish()
+    assert sess.snapshot().broker.journal == f"journal {day}: 1 trades, net ${earlier.net_pnl:+,.2f}"
+    n = len(sess.kernel.trades)
+    open_position(sess)
+    while len(sess.kernel.trades) == n:
+        assert sess.step(), "data ended before the position closed"
+    sess._publish()
+    view = sess.snapshot().broker
+    today = day_date(int(sess.cal.label_one(sess.clock.now_ns())[0])).isoformat()
+    rows = j.by_day(today, today)
+    assert sum(r["trades"] for r in j.by_day()) == 1 + len(sess.kernel.trades) - n
+    assert view.journal == f"journal {today}: {rows[0]['trades']} trades, net ${rows[0]['net_pnl']:+,.2f}"
+    assert view.journal in str(render_broker(view, sess.clock.now_ns()))

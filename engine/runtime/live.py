@@ -610,6 +610,7 @@ class LiveSession(SessionBase):
             raise SessionError(f"trade journal: {exc}") from None
         self.journal = j
         self.venue.on_fill = self._journal_fill
+        self._refresh_journal_today()   # trades of an earlier session today show in the console
         log.info("journal: %s (session %d)", path, j.session_id)
 
     def _journal_fill(self, e: FillEvent, meta: dict | None) -> None:

@@ -31,9 +31,9 @@ import json
 import os
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -242,6 +242,7 @@ class SessionBase:
         self._last_pub = 0
         self._last_sig = (0, float("nan"), -1)
         self._ended = ""
+        self._journal_today = ""
         self.journal = None
         """An :class:`engine.journal.Journal` with an open session (paper/live), or None."""
 
@@ -363,6 +364,23 @@ class SessionBase:
         if kind != "fill":   # round trips are journaled as trades (_collect_events)
             self._journal("event", self.clock.now_ns(), kind, message, severity)
 
+    def _refresh_journal_today(self) -> None:
+        """Re-read today's round trips and net P&L from the journal (after a trade is written and
+        when the journal opens), for the console's broker pane; a read failure is logged."""
+        j = self.journal
+        if j is None:
+            self._journal_today = ""
+            return
+        try:
+            day = day_date(int(self.cal.label_one(self.clock.now_ns())[0])).isoformat()
+            rows = j.by_day(day, day)
+        except Exception:
+            log.exception("journal read for the console failed")
+            return
+        n = int(rows[0]["trades"]) if rows else 0
+        net = float(rows[0]["net_pnl"] or 0.0) if rows else 0.0
+        self._journal_today = f"journal {day}: {n} trades, net ${net:+,.2f}"
+
     def _journal(self, what: str, *args, **kw) -> None:
         """Write to the journal (``Journal.<what>(*args, **kw)``) when there is one. A failed
         write is loud and safe: a critical log, the journal is dropped for the rest of the
@@ -391,6 +409,8 @@ class SessionBase:
             self._event("fill", f"closed {side} {t.contracts} @ {t.exit_price:.2f} ({t.exit_reason}) "
                         f"net ${t.net_pnl:+.2f}", "information" if t.net_pnl >= 0 else "warning")
             self._journal("trade", t)
+        if len(k.trades) > self._ntrades_seen:
+            self._refresh_journal_today()
         self._ntrades_seen = len(k.trades)
         for a in k.stats.alerts[self._alerts_seen:]:
             self._event("alert", f"{a[1]}: {a[2]}", "error")
@@ -466,6 +486,8 @@ class SessionBase:
         times = tuple((name, int(eod_t[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
         eod = EodView(rs.eod_phase, times, day_date(day).isoformat())
         broker = self._broker_view(now)
+        if self._journal_today:
+            broker = replace(broker, journal=self._journal_today)
         logs = tuple(LogLine(*r) for r in self.ring.tail(30)) if self.ring is not None else ()
         n_eq = len(self.equity)
         if n_eq <= 300:

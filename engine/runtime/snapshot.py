@@ -170,11 +170,14 @@ class EodView:
 class BrokerView:
     """Does the broker agree with us? ``last_reconcile_ns``: engine clock of the last
     reconciliation (None = never); ``result``: ``agree``, ``mismatch`` or ``never``;
-    ``detail``: a short explanation of a mismatch."""
+    ``detail``: a short explanation of a mismatch; ``journal``: today's round trips and net
+    P&L read back from the trade journal (paper/live; "" without a journal), so trades of an
+    earlier session of the same trading day count too."""
 
     last_reconcile_ns: int | None
     result: str
     detail: str = ""
+    journal: str = ""
 
 
 @dataclass(frozen=True)

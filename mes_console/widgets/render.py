@@ -308,8 +308,11 @@ def render_broker(b: BrokerView, now_ns: int) -> Text:
     style = "" if b.result == "agree" else "reverse bold"
     t.append(f"broker {b.result.upper()}", style=style)
     t.append(f" {fmt_ms(age)} ago")
-    if b.detail:
-        t.append(f"\n{b.detail}")
+    # in agreement the journal's day matters more than the detail; in a mismatch, the detail
+    extra = [b.journal, b.detail] if b.result == "agree" else [b.detail, b.journal]
+    for line in extra:
+        if line:
+            t.append(f"\n{line}")
     return t
 
 
