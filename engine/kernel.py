@@ -35,6 +35,20 @@ PHASE_CODES = {"normal": 0, "reduce": 1, "no_new": 2, "exit": 3, "flat": 4, "clo
 P_NO_NEW, P_EXIT = 2, 3
 
 
+def entry_window(trade_session: str, phase, is_rth, in_session):
+    """The kernel's entry gate on the bar's clock: EOD phase before ``no_new`` and the session
+    allowed by ``SessionConfig.trade_session`` (``rth``: RTH only; ``eth``: in session outside
+    RTH; anything else: in session). Works on scalars (one bar, the kernel) and on numpy arrays
+    (int8 phase codes, bool (n,); the backtest's skip-ahead), so the rule exists once."""
+    if trade_session == "rth":
+        ok = is_rth
+    elif trade_session == "eth":
+        ok = in_session & (is_rth == False)  # noqa: E712 - elementwise on arrays
+    else:
+        ok = in_session
+    return (phase < P_NO_NEW) & ok
+
+
 @dataclass(slots=True)
 class BarInput:
     """What the kernel sees at one bar close (points; UTC ns; ``phase`` from PHASE_CODES)."""
@@ -133,9 +147,9 @@ class TradingKernel:
         self.tick = spec.tick_size
         self.pv = spec.point_value
         self.signals = SignalGenerator(settings.signal, bar_ns)
-        self.book = PositionManager(spec.point_value)
+        self.book = PositionManager(spec.point_value)  # the one owner of the position
         self.stats = KernelStats()
-        self.oco = OcoManager(venue, spec.tick_size, self._alert)
+        self.oco = OcoManager(venue, spec.tick_size, self._alert, book=self.book)
         self.trades: list[TradeRecord] = []
         self.cash = float(starting_balance)
         self.trade_session = settings.session.trade_session
@@ -157,6 +171,12 @@ class TradingKernel:
     def position(self) -> int:
         return self.oco.pos
 
+    @property
+    def best_price(self) -> float:
+        """Best price since the entry (points): the high for a long, the low for a short; the
+        trailing rule's input."""
+        return self._best
+
     def busy(self) -> bool:
         """True when the next bar must be stepped: events queued, an entry/exit order live, a
         pending reversal, or anything but the two bracket legs working."""
@@ -165,7 +185,7 @@ class TradingKernel:
             return True
         if o.entry is not None and o.entry.is_working:
             return True
-        if o._closing_live():
+        if o.closing_live():
             return True
         if o.pos != 0 and not o.protected():
             return True
@@ -259,18 +279,11 @@ class TradingKernel:
         return k * self.tick
 
     def busy_orders(self) -> bool:
-        o = self.oco
-        return (o.entry is not None and o.entry.is_working) or o._closing_live()
-
-    def _session_ok(self, b: BarInput) -> bool:
-        if self.trade_session == "rth":
-            return b.is_rth
-        if self.trade_session == "eth":
-            return b.in_session and not b.is_rth
-        return b.in_session
+        """True while the entry works or an exit may still fill (no new entry then)."""
+        return self.oco.entry_or_exit_live()
 
     def _try_entry(self, b: BarInput, side: int, conf: float, cls: int) -> None:
-        if b.phase >= P_NO_NEW or not self._session_ok(b):
+        if not entry_window(self.trade_session, b.phase, b.is_rth, b.in_session):
             self._refuse("session/eod")
             return
         d = self.risk.evaluate_entry(side, conf, b.close, b.atr, b.highs, b.lows, b.close_ts, b.is_rth)
@@ -299,8 +312,8 @@ class TradingKernel:
     def _on_fill(self, f: FillEvent, b: BarInput) -> None:
         order = self.oco.orders.get(f.order_id)
         role = order.role if order is not None else "exit"
-        before = self.book.qty
-        pnl = self.book.on_fill(f.side, f.qty, f.price, f.commission)
+        before = self.oco.last_fill_before  # the OCO manager booked the fill in self.book
+        pnl = self.oco.last_fill_pnl
         self.cash += pnl - f.commission
         t = self._open
         if before == 0:

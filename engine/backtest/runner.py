@@ -4,7 +4,8 @@ Per stepped bar ``i``: the clock moves to the bar's close (open + bar length), t
 processes bar ``i`` (market orders at its open, then stops, then limits), and the kernel takes
 one step (:meth:`engine.kernel.TradingKernel.step`). ``fast=True`` steps only the bars where
 something can happen (see :mod:`engine.backtest.fast`); ``fast=False`` steps every bar. Both give
-the same trades (tested on real data, ``tests/test_backtest_parity.py``).
+the same trades (tested on real data, ``tests/test_backtest_real.py`` and
+``tests/test_backtest_skip_latch.py``).
 
 EOD: the EOD phase of each bar's close comes from the CME calendar and the ``[eod]`` profile
 (:func:`engine.calendar.eod_schedule`; DST and early closes): entries need a phase before
@@ -28,7 +29,7 @@ from engine.clock import SimClock, perf_ns
 from engine.execution.orders import OrderStatus
 from engine.instruments import spec as instrument_spec
 from engine.market.spread import spread_ticks
-from engine.kernel import P_NO_NEW, BarInput, TradeRecord, TradingKernel
+from engine.kernel import BarInput, TradeRecord, TradingKernel, entry_window
 from engine.strategy.base import StrategySignals
 from engine.venue.sim import SimVenue, slippage_ticks
 
@@ -164,19 +165,16 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     d = np.ascontiguousarray(signals.direction, dtype=np.int8)
     conf = np.asarray(signals.confidence, dtype=np.float64)
     cls = np.asarray(signals.pred_class)
-    min_conf = settings.signal.min_confidence
-    actionable = (d != 0) & (conf >= min_conf)  # a NaN confidence compares False
-    ts_mode = settings.session.trade_session
-    sess_ok = mk.is_rth if ts_mode == "rth" else (mk.in_session & ~mk.is_rth if ts_mode == "eth" else mk.in_session)
-    flat_idx = np.flatnonzero(actionable & (mk.phase < P_NO_NEW) & sess_ok)
+    # the bars where a flat kernel could enter: the signal rules' confidence gate and the
+    # kernel's entry window (EOD phase, session), asked of their owners over whole arrays
+    actionable = k.signals.actionable(d, conf)
+    flat_idx = np.flatnonzero(actionable & entry_window(k.trade_session, mk.phase, mk.is_rth, mk.in_session))
     # plain lists: the skip-ahead bisects them a few thousand times (numpy's per-call overhead
     # on a scalar search costs more than the search)
     flat_targets, flat_close = flat_idx.tolist(), mk.close_ts[flat_idx].tolist()
     n_targets = len(flat_targets)
-    cooldown_ns = int(settings.signal.exit_cooldown_s * 1e9)
     st = settings.stops
     trail_on = st.breakeven_after_ticks > 0 or st.trailing_ticks > 0
-    r = settings.risk
     lookback = int(st.structure_lookback)
     swing = st.method == "structure"  # only the structure stop reads the recent highs/lows
     H, L, C, O, V = bars.high, bars.low, bars.close, bars.open, bars.volume
@@ -220,20 +218,19 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
                 if t_min is None:
                     i = n
                     continue
-                if k.signals.last_exit_ns is not None:
-                    t_min = max(t_min, k.signals.last_exit_ns + cooldown_ns)
+                t_sig = k.signals.next_entry_ns()
+                if t_sig is not None:
+                    t_min = max(t_min, t_sig)
                 j = max(bisect_left(flat_targets, i + 1), bisect_left(flat_close, t_min))
                 i = flat_targets[j] if j < n_targets else n
                 continue
-            s = k.risk.state_dict()
+            # with a position: the next bar where a bracket leg, the trailing rule, the EOD
+            # phase, an opposite signal or the risk manager's equity band can act
+            eq_lo, eq_hi = k.risk.quiet_equity_band()
             sp, tp = k.stop_target()
-            eq_hi = float(s["day_peak_equity"])
-            eq_lo = max(s["day_start_equity"] - r.daily_loss_limit, s["day_peak_equity"] - r.daily_drawdown_limit,
-                        s["hwm"] - r.account_drawdown_limit, s["kill_ref"] - r.kill_switch_loss,
-                        r.min_account_balance - getattr(k.risk, "_min_bal_shift", 0.0)) + 1e-6
             side = 1 if pos > 0 else -1
-            i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k._best, trail_on, H, L, C, phase, d, actionable,
-                                  k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
+            i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k.best_price, trail_on, H, L, C, phase, d,
+                                  actionable, k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
         if progress is not None:
             progress(n, n)
         elapsed = (perf_ns() - t0) / 1e9

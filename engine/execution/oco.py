@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from engine.execution.position import PositionManager
 from engine.execution.orders import (ACCEPTED, CANCELLED, EXPIRED, FILLED, PARTIALLY_FILLED,
                                      PENDING_CANCEL, REJECTED, SUBMITTED, UNKNOWN, Order)
 from engine.venue.base import Bracket, FillEvent, OrderUpdate, PositionUpdate, SubmissionTimeout
@@ -46,16 +47,22 @@ class OcoManager:
         venue: a :class:`engine.venue.base.Venue`.
         tick_size: points per tick.
         on_alert: callback ``(kind: str, message: str)`` for alert events.
+        book: the :class:`engine.execution.position.PositionManager` that owns the position
+            (signed contracts, average price, realized P&L). The manager books every fill of its
+            own orders there; :attr:`pos` and :attr:`avg` read it (one owner of the position: the
+            kernel passes its book). Default: a book of its own (point value 1).
     """
 
-    def __init__(self, venue, tick_size: float, on_alert: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, venue, tick_size: float, on_alert: Callable[[str, str], None] | None = None,
+                 book: PositionManager | None = None) -> None:
         self.venue = venue
         self.tick = float(tick_size)
         self.on_alert = on_alert or (lambda kind, msg: None)
         self.orders: dict[str, Order] = {}
         self.alerts: list[tuple[str, str]] = []
-        self.pos = 0
-        self.avg = 0.0
+        self.book = book if book is not None else PositionManager(1.0)
+        self.last_fill_before = 0  # signed position before the last booked fill
+        self.last_fill_pnl = 0.0   # realized P&L of the last booked fill (dollars, before costs)
         self.side = 0
         self.intended = 0
         self.stop_ticks = 0
@@ -67,6 +74,16 @@ class OcoManager:
         self.close_reason = ""
         self._seq = 0
         self.native = bool(getattr(venue, "native_oco", False))
+
+    @property
+    def pos(self) -> int:
+        """Signed contracts (the book's)."""
+        return self.book.qty
+
+    @property
+    def avg(self) -> float:
+        """Average entry price of the open position, points (the book's; 0.0 when flat)."""
+        return self.book.avg_price
 
     # ------------------------------------------------------------------ commands
     def _tag(self, role: str) -> str:
@@ -140,6 +157,14 @@ class OcoManager:
             o.transition(PENDING_CANCEL, event="cancel request")
             self.venue.cancel(o.order_id)
 
+    def closing_live(self) -> bool:
+        """True while an exit order may still fill."""
+        return self._closing_live()
+
+    def entry_or_exit_live(self) -> bool:
+        """True while the entry order works or an exit order may still fill (no new entry then)."""
+        return (self.entry is not None and self.entry.is_working) or self._closing_live()
+
     def _closing_live(self) -> bool:
         return bool(self.exits) and any(o.status in IN_FLIGHT for o in self.exits)
 
@@ -199,16 +224,8 @@ class OcoManager:
         if o is None:
             return None
         o.apply_fill(ev.qty, ev.price, ev.ts_ns)
-        before = self.pos
-        dq = ev.side * ev.qty
-        new = before + dq
-        if before == 0 or (dq > 0) == (before > 0):
-            self.avg = (self.avg * abs(before) + ev.price * ev.qty) / abs(new)
-        elif new != 0 and (new > 0) != (before > 0):
-            self.avg = ev.price
-        elif new == 0:
-            self.avg = 0.0
-        self.pos = new
+        self.last_fill_before = self.book.qty
+        self.last_fill_pnl = self.book.on_fill(ev.side, ev.qty, ev.price, ev.commission)
         self._after_change()
         return ev
 

@@ -66,6 +66,17 @@ class SignalGenerator:
             return REVERSE_TO_LONG if direction > 0 else REVERSE_TO_SHORT
         return EXIT_SHORT if position < 0 else EXIT_LONG
 
+    def actionable(self, direction, confidence):
+        """The confidence gate of :meth:`decide` over whole arrays: ``direction != 0`` and
+        ``confidence >= min_confidence`` (a NaN confidence fails). ``direction`` int8 (n,),
+        ``confidence`` float64 (n,) → bool (n,); scalars give a bool."""
+        return (direction != 0) & (confidence >= self.min_conf)
+
+    def next_entry_ns(self) -> int | None:
+        """UTC ns from which :meth:`decide` may give an entry again (the exit cooldown's end);
+        None when no exit happened yet."""
+        return None if self.last_exit_ns is None else self.last_exit_ns + self.exit_cooldown_ns
+
     def can_enter(self, now_ns: int) -> bool:
         """False while the exit cooldown runs."""
         return self.last_exit_ns is None or now_ns - self.last_exit_ns >= self.exit_cooldown_ns
