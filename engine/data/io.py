@@ -28,6 +28,7 @@ import numpy as np
 
 from engine.data.bars import NS, Bars
 from engine.data.errors import DataError
+from engine.data.validate import require_clean_rows  # noqa: F401 - re-exported (engine.data)
 
 Progress = Callable[[int, int], None]
 """``progress(rows_done, rows_total)``; called while loading (the CLI draws a bar from it)."""
@@ -522,17 +523,6 @@ def save_bars(bars: Bars, path: str | os.PathLike) -> Path:
     return p
 
 
-def require_clean_rows(bars: Bars, what: str = "bars") -> None:
-    """Raise :class:`DataError` (naming source file, row and column) at the first non-finite
-    price or non-ascending timestamp: the rows that resample/save/target cannot work on."""
-    from engine.data.validate import first_bad_row
-
-    row, column, why = first_bad_row(bars)
-    if row >= 0:
-        raise DataError(f"{why}; refusing to use these {what} (run `mes-console data validate`)",
-                        path=bars.source or None, row=row, column=column)
-
-
 # --------------------------------------------------------------------------- ticks
 def load_ticks(path: str | os.PathLike, *, tz: str | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -615,7 +605,7 @@ def ticks_to_bars(ts: np.ndarray, price: np.ndarray, size: np.ndarray | None,
     bad = np.flatnonzero(~np.isfinite(price))
     if bad.size:
         raise DataError("non-finite tick price", row=int(bad[0]), column="price")
-    from engine.data.resample import _ticks_agg
+    from engine.data.resample import ticks_agg
 
-    o, h, l_, c, v, t = _ticks_agg(ts, price, size, np.int64(bar_ns))
+    o, h, l_, c, v, t = ticks_agg(ts, price, size, np.int64(bar_ns))
     return Bars(t, o, h, l_, c, v, symbol=symbol, bar_ns=int(bar_ns), source="ticks")

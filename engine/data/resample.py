@@ -67,7 +67,7 @@ def resample(bars: Bars, bar_ns: int | str) -> Bars:
             the source; source of unknown size (ticks: use ``ticks_to_bars``); unsorted or
             duplicate timestamps or non-finite prices (naming file, row and column).
     """
-    from engine.data.io import require_clean_rows
+    from engine.data.validate import require_clean_rows
     from engine.data.sessions import session_labels
 
     target = parse_bar_size(bar_ns)
@@ -130,7 +130,7 @@ def _resample(ts, o, h, l, c, v, key, bar_ns):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _ticks_agg(ts, price, size, bar_ns):  # pragma: no cover - compiled
+def ticks_agg(ts, price, size, bar_ns):  # pragma: no cover - compiled
     n = ts.shape[0]
     oo = np.empty(n, np.float64)
     hh = np.empty(n, np.float64)

@@ -60,7 +60,7 @@ def make_target(bars: Bars, *, lookahead_bars: int, threshold_ticks: int, tick_s
         DataError: bad arguments, unknown bar size, unsorted/duplicate timestamps or
             non-finite prices (naming the row).
     """
-    from engine.data.io import require_clean_rows
+    from engine.data.validate import require_clean_rows
     from engine.data.sessions import session_labels
 
     if lookahead_bars < 1 or threshold_ticks < 1 or not tick_size > 0:

@@ -37,9 +37,11 @@ from collections import deque
 import numba
 import numpy as np
 
-from engine.execution.orders import ACCEPTED, CANCELLED, FILLED, PARTIALLY_FILLED, REJECTED
-from engine.venue.base import (AccountInfo, Bracket, FillEvent, OrderUpdate, PositionUpdate,
+from engine.venue.base import (AccountInfo, Bracket, FillEvent, OrderStatus, OrderUpdate, PositionUpdate,
                                VenueError, VenueOrder, VenuePosition)
+
+ACCEPTED, CANCELLED, FILLED = OrderStatus.ACCEPTED, OrderStatus.CANCELLED, OrderStatus.FILLED
+PARTIALLY_FILLED, REJECTED = OrderStatus.PARTIALLY_FILLED, OrderStatus.REJECTED
 
 FILL_MODELS = ("conservative", "optimistic", "realistic")
 _LIVE = frozenset({ACCEPTED, PARTIALLY_FILLED})  # working at the simulated venue
