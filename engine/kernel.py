@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from engine.execution.oco import OcoManager
 from engine.execution.position import PositionManager
 from engine.execution.signals import ENTRIES, EXITS, HOLD, LONG_ENTRY, REVERSALS, Signal, SignalGenerator
-from engine.venue.base import FillEvent
+from engine.venue.base import FillEvent, Venue
 
 PHASE_CODES = {"normal": 0, "reduce": 1, "no_new": 2, "exit": 3, "flat": 4, "closed": 5}
 """EOD phase → integer code (ordered): entries need < no_new; positions close at ≥ exit."""
@@ -47,6 +48,27 @@ def entry_window(trade_session: str, phase, is_rth, in_session):
     else:
         ok = in_session
     return (phase < P_NO_NEW) & ok
+
+
+class KernelRisk(Protocol):
+    """What the kernel asks of its risk collaborator (:class:`engine.risk.RiskManager` is the
+    implementation; tests pass stubs). Money in dollars, times UTC ns, prices in points."""
+
+    def on_mark(self, equity: float, now_ns: int) -> None: ...
+
+    def on_market(self, now_ns: int, spread_ticks: float | None, atr_points: float | None,
+                  normal_atr_points: float | None, volume: float | None,
+                  avg_volume: float | None) -> None: ...
+
+    def flatten_reason(self, now_ns: int) -> str | None: ...
+
+    def update_trailing(self, side: int, entry: float, stop: float, best_price: float, now_ns: int,
+                        initial_stop: float | None = None) -> float | None: ...
+
+    def evaluate_entry(self, side: int, confidence: float, entry_price: float, atr_points: float,
+                       recent_highs: Any, recent_lows: Any, now_ns: int, is_rth: bool) -> Any: ...
+
+    def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -133,13 +155,16 @@ class TradingKernel:
 
     Args:
         settings: :class:`engine.config.Settings`.
-        venue: a :class:`engine.venue.base.Venue`.
-        risk: the risk manager (``engine.risk.RiskManager`` API).
+        venue: a :class:`engine.venue.base.Venue` (Protocol).
+        risk: a :class:`KernelRisk` (``engine.risk.RiskManager``); optional extras it may
+            offer: ``day_floor_equity`` (the stop floor), and for the backtest's skip-ahead
+            ``next_entry_possible_ns`` and ``quiet_equity_band``.
         spec: :class:`engine.instruments.InstrumentSpec`.
         bar_ns: bar length, ns. starting_balance: dollars.
     """
 
-    def __init__(self, settings, venue, risk, spec, *, bar_ns: int, starting_balance: float) -> None:
+    def __init__(self, settings, venue: Venue, risk: KernelRisk, spec, *, bar_ns: int,
+                 starting_balance: float) -> None:
         self.settings = settings
         self.venue = venue
         self.risk = risk

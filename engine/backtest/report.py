@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import atomic_path
 from engine.backtest.metrics import compute_metrics, drawdown
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    """``write(tmp_path)`` then the temporary file replaces ``path`` (:func:`engine.atomic.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def _clean(v):

@@ -20,12 +20,12 @@ cannot work on bad rows (resample, save, target) refuse them with :class:`DataEr
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from engine.atomic import atomic_path
 from engine.data.bars import NS, Bars
 from engine.data.errors import DataError
 from engine.data.validate import require_clean_rows  # noqa: F401 - re-exported (engine.data)
@@ -511,15 +511,8 @@ def save_bars(bars: Bars, path: str | os.PathLike) -> Path:
         "symbol": pa.DictionaryArray.from_arrays(np.zeros(len(bars), np.int32), [bars.symbol]),
     }).replace_schema_metadata({"mes_console.bar_ns": str(bars.bar_ns)})
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_path(p) as tmp:
         pq.write_table(tbl, tmp, row_group_size=1_000_000)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return p
 
 

@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from mes_console.commands.common import EXIT_USAGE, err_console, fail, settings_from
+from mes_console.commands.common import EXIT_USAGE, fail, settings_from
 from mes_console.commands.drive import run_headless, run_tui
 from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
 
