@@ -71,6 +71,15 @@ class KernelRisk(Protocol):
     def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None: ...
 
 
+class SkipAheadRisk(KernelRisk, Protocol):
+    """A :class:`KernelRisk` that also tells the backtest's skip-ahead when nothing can change
+    (:meth:`engine.risk.RiskManager.next_entry_possible_ns`, ``quiet_equity_band``)."""
+
+    def next_entry_possible_ns(self, now_ns: int) -> int | None: ...
+
+    def quiet_equity_band(self) -> tuple[float, float]: ...
+
+
 @dataclass(slots=True)
 class BarInput:
     """What the kernel sees at one bar close (points; UTC ns; ``phase`` from PHASE_CODES)."""
@@ -182,7 +191,7 @@ class TradingKernel:
         self._pending_entry: tuple | None = None
         self._pending_reverse: tuple | None = None
         self._best = 0.0
-        self._initial_stop = None
+        self._initial_stop: float | None = None
         self._i = -1
         self._trail_key: tuple = ()
         self._last_phase = 0
@@ -223,7 +232,7 @@ class TradingKernel:
         s, t = self.oco.stop, self.oco.target
         sp = s.price if s is not None and s.is_working else float("nan")
         tp = t.price if t is not None and t.is_working else float("nan")
-        return sp, tp
+        return sp, tp  # type: ignore[return-value]  # a working stop/limit always has a price
 
     # ------------------------------------------------------------------ step
     def step(self, b: BarInput) -> Signal:
@@ -346,6 +355,7 @@ class TradingKernel:
             conf, cls, risk_d, st = self._pending_entry or (float("nan"), 0, float("nan"), 0)
             t.confidence, t.pred_class, t.risk_dollars, t.stop_ticks = conf, cls, risk_d, st
             self._best = f.price
+        assert t is not None, "a fill that does not open a position belongs to the open trade"
         t.commission += f.commission
         if f.side == t.direction:
             t.px_in += f.price * f.qty
@@ -361,6 +371,7 @@ class TradingKernel:
 
     def _close_trade(self, f: FillEvent, b: BarInput) -> None:
         t = self._open
+        assert t is not None, "a trade closes only when one is open"
         self._open = None
         d = t.direction
         pv = self.pv

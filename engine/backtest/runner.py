@@ -19,6 +19,7 @@ import gc
 import operator
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from engine.clock import SimClock, perf_ns
 from engine.execution.orders import OrderStatus
 from engine.instruments import spec as instrument_spec
 from engine.market.spread import spread_ticks
-from engine.kernel import BarInput, TradeRecord, TradingKernel, entry_window
+from engine.kernel import BarInput, SkipAheadRisk, TradeRecord, TradingKernel, entry_window
 from engine.strategy.base import StrategySignals
 from engine.venue.sim import SimVenue, slippage_ticks
 
@@ -57,7 +58,7 @@ class Market:
     atr_normal: np.ndarray   # float64 points: mean ATR at this time of day, last 20 trading days
     avg_volume: np.ndarray   # float64; all NaN (a read-only view) when the bars carry no volume
     slip: np.ndarray         # float64 ticks
-    spread: np.ndarray = None  # float64 ticks: modelled spread (engine.market.spread), as the breaker sees it
+    spread: np.ndarray | None = None  # float64 ticks: modelled spread (engine.market.spread), as the breaker sees it
 
 
 def prepare_market(bars, settings, fill_model: str) -> Market:
@@ -94,7 +95,7 @@ class BacktestResult:
     """Output of :func:`run_backtest`. ``trades``: pandas DataFrame (:data:`TRADE_COLUMNS`);
     ``equity``: float64 (n,) dollars at each bar close; ``ts``: int64 bar open times."""
 
-    trades: object
+    trades: Any  # pandas DataFrame
     records: list
     equity: np.ndarray
     ts: np.ndarray
@@ -123,7 +124,7 @@ def _default_risk(settings, clock, cal, spec, research: bool = False):
 
 
 def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | None = None,
-                 fast: bool = True, strategy_name: str = "", risk=None, progress=None,
+                 fast: bool = True, strategy_name: str = "", risk: SkipAheadRisk | None = None, progress=None,
                  native_oco: bool = True, market: Market | None = None,
                  research: bool | None = None) -> BacktestResult:
     """Run the kernel over ``bars`` with precomputed ``signals``.
@@ -161,6 +162,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     if risk is None:
         risk = _default_risk(settings, clock, cal, spec, research)
     k = TradingKernel(settings, venue, risk, spec, bar_ns=bars.bar_ns, starting_balance=start_bal)
+    rk: SkipAheadRisk = risk  # the skip-ahead's questions go to the same object
 
     d = np.ascontiguousarray(signals.direction, dtype=np.int8)
     conf = np.asarray(signals.confidence, dtype=np.float64)
@@ -214,7 +216,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
                 # pause / daily block, and the day roll when the daily-loss room is below the
                 # smallest possible risk per contract (refusals change nothing while flat); none
                 # when halted, manually paused or below the minimum balance
-                t_min = k.risk.next_entry_possible_ns(now)
+                t_min = rk.next_entry_possible_ns(now)
                 if t_min is None:
                     i = n
                     continue
@@ -226,7 +228,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
                 continue
             # with a position: the next bar where a bracket leg, the trailing rule, the EOD
             # phase, an opposite signal or the risk manager's equity band can act
-            eq_lo, eq_hi = k.risk.quiet_equity_band()
+            eq_lo, eq_hi = rk.quiet_equity_band()
             sp, tp = k.stop_target()
             side = 1 if pos > 0 else -1
             i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k.best_price, trail_on, H, L, C, phase, d,

@@ -278,7 +278,7 @@ def _bar_columns(names: list[str], p: Path) -> tuple[str, dict[str, str], str | 
         raise DataError(f"missing OHLC column(s) {missing}; columns are {names}", path=p)
     if tcol is None:
         raise DataError(f"no time column (one of {TIME_COLUMNS}); columns are {names}", path=p)
-    return tcol, prices, _find(low, VOLUME_ALIASES), _find(low, ("symbol",))
+    return tcol, {k: v for k, v in prices.items() if v is not None}, _find(low, VOLUME_ALIASES), _find(low, ("symbol",))
 
 
 def _load_parquet(p: Path, progress, tz):
@@ -310,7 +310,7 @@ def _load_parquet(p: Path, progress, tz):
             cols[k][pos:pos + m] = _float_col(tbl.column(c).combine_chunks(), p, c, pos)
         if vcol:
             cols["volume"][pos:pos + m] = _float_col(tbl.column(vcol).combine_chunks(), p, vcol, pos)
-        if sym_codes is not None:
+        if sym_codes is not None and sym_values is not None:
             import pyarrow.compute as pc
 
             enc = pc.dictionary_encode(tbl.column(scol).combine_chunks())
