@@ -8,7 +8,8 @@ One step, at the CLOSE of a bar (``BarInput.close_ts`` = bar open + bar length, 
 1. drain venue events → order table / OCO manager / position book; a position that returns to
    flat becomes a :class:`TradeRecord` and is reported to the risk manager
    (``on_trade_closed(net_pnl, exit_ts)``) and the signal generator (exit cooldown);
-2. mark equity (cash + open P&L at the close) to the risk manager (``on_mark``);
+2. mark equity (cash + open P&L at the close) to the risk manager (``on_mark``); the cash is
+   the risk manager's balance (its one owner) plus what the open trade's fills realized so far;
 3. with a position: EOD phase ``exit``/``flat`` (16:00 / 16:05 NY under the topstepx profile, calendar-driven), the risk
    manager's ``must_flatten`` or a HALTED state → flatten (reason ``eod_flatten`` / ``risk``);
    otherwise the stop follows ``risk.update_trailing`` (breakeven / trailing / EOD tightening)
@@ -69,6 +70,9 @@ class KernelRisk(Protocol):
                        recent_highs: Any, recent_lows: Any, now_ns: int, is_rth: bool) -> Any: ...
 
     def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None: ...
+
+    @property
+    def balance(self) -> float: ...
 
 
 class SkipAheadRisk(KernelRisk, Protocol):
@@ -169,7 +173,7 @@ class TradingKernel:
             offer: ``day_floor_equity`` (the stop floor), and for the backtest's skip-ahead
             ``next_entry_possible_ns`` and ``quiet_equity_band``.
         spec: :class:`engine.instruments.InstrumentSpec`.
-        bar_ns: bar length, ns. starting_balance: dollars.
+        bar_ns: bar length, ns. starting_balance: dollars, the equity reported before the first step (:attr:`last_equity`); the cash itself is the risk manager's balance (:attr:`cash`).
     """
 
     def __init__(self, settings, venue: Venue, risk: KernelRisk, spec, *, bar_ns: int,
@@ -185,7 +189,7 @@ class TradingKernel:
         self.stats = KernelStats()
         self.oco = OcoManager(venue, spec.tick_size, self._alert, book=self.book)
         self.trades: list[TradeRecord] = []
-        self.cash = float(starting_balance)
+        self._open_cash = 0.0  # dollars the open trade's fills moved (P&L − costs), not yet booked by the risk manager
         self.trade_session = settings.session.trade_session
         self._open: _OpenTrade | None = None
         self._pending_entry: tuple | None = None
@@ -204,6 +208,13 @@ class TradingKernel:
     @property
     def position(self) -> int:
         return self.oco.pos
+
+    @property
+    def cash(self) -> float:
+        """Account cash, dollars: the risk manager's realized balance (the one owner of cash:
+        starting capital, every closed trade's net P&L, the venue's balance on reconcile) plus
+        what the open trade's fills have realized so far (partial exits, less their costs)."""
+        return self.risk.balance + self._open_cash
 
     @property
     def best_price(self) -> float:
@@ -348,7 +359,7 @@ class TradingKernel:
         role = order.role if order is not None else "exit"
         before = self.oco.last_fill_before  # the OCO manager booked the fill in self.book
         pnl = self.oco.last_fill_pnl
-        self.cash += pnl - f.commission
+        self._open_cash += pnl - f.commission
         t = self._open
         if before == 0:
             t = self._open = _OpenTrade(entry_ts=f.ts_ns, entry_bar=b.i, direction=f.side)
@@ -393,3 +404,4 @@ class TradingKernel:
         self._initial_stop = None
         self.signals.on_exit(f.ts_ns)
         self.risk.on_trade_closed(net, f.ts_ns)
+        self._open_cash = 0.0  # now in the risk manager's balance
