@@ -7,7 +7,13 @@ Runs (``python -m mes_console.cli backtest ... --out DIR``; the file
 - ``--strategy baseline`` and ``--strategy random`` (seed 7), each with ``--fill conservative``
   and ``--fill realistic``, each with and without ``--research``, skip-ahead (the default);
 - the baseline once ``--bar-by-bar`` (conservative), which must equal its skip-ahead twin;
-- ``--walk-forward --epochs 1`` on the 5-minute year file (conservative) unless ``--no-wf``.
+- ``--walk-forward --epochs 1`` on the 5-minute year file (conservative) unless ``--no-wf``, once
+  with the default settings and once with ``[signal] min_confidence = 0.34``, ``[risk]
+  confidence_multipliers = [[0.34, 1.0]]`` and ``--research`` (so that the fold models
+  trade all year);
+- ``run --mode replay --speed max --no-tui`` (the Session path, baseline signals) over
+  2025-03-01..2025-05-31 of the 1-minute file: its report's trades become ``trades.csv`` and its
+  ending equity ``equity.csv``.
 
 Every run writes ``trades.csv`` and ``equity.csv``; ``compare`` reads both of each run and says
 per run: identical (byte for byte), equal to the cent (every number within $0.005 / 0.005 points,
@@ -47,16 +53,42 @@ def runs(data: Path, wf_data: Path, with_wf: bool) -> dict[str, list[str]]:
                                              "conservative", "--no-research", "--bar-by-bar"]
     if with_wf:
         out["walkforward"] = ["--data", str(wf_data), "--walk-forward", "--epochs", "1", "--fill", "conservative"]
+        out["walkforward-anyconf"] = out["walkforward"] + ["--config", "{anyconf}", "--research"]
+    out["replay"] = ["run", "--mode", "replay", "--data", str(data), "--start", "2025-03-01", "--end", "2025-05-31",
+                     "--speed", "max", "--no-tui", "--json-report", "{out}/report.json"]
     return out
 
 
-def record(dest: Path, data: Path, wf_data: Path, with_wf: bool) -> None:
+def _replay_tables(d: Path) -> None:
+    """trades.csv and equity.csv from a replay session's JSON report."""
+    import json
+
+    import pandas as pd
+
+    rep = json.loads((d / "report.json").read_text())
+    pd.DataFrame(rep["trades"]).to_csv(d / "trades.csv", index=False)
+    pd.DataFrame({"ending_equity": [rep["ending_equity"]], "net_pnl": [rep["net_pnl"]]}).to_csv(
+        d / "equity.csv", index=False)
+
+
+def record(dest: Path, data: Path, wf_data: Path, with_wf: bool, only: str | None = None) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    dest.mkdir(parents=True, exist_ok=True)
+    anyconf = dest / "anyconf.toml"
+    anyconf.write_text("[signal]\nmin_confidence = 0.34\n\n[risk]\nconfidence_multipliers = [[0.34, 1.0]]\n")
     for name, args in runs(data, wf_data, with_wf).items():
+        if only and name != only:
+            continue
         d = dest / name
         d.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "mes_console.cli", "backtest", *args, "--out", str(d)]
+        args = [a.format(out=d, anyconf=anyconf) for a in args]
+        if args[0] == "run":
+            cmd = [sys.executable, "-m", "mes_console.cli", *args]
+        else:
+            cmd = [sys.executable, "-m", "mes_console.cli", "backtest", *args, "--out", str(d)]
         p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        if p.returncode == 0 and args[0] == "run":
+            _replay_tables(d)
         (d / "stdout.txt").write_text(p.stdout + p.stderr)
         print(f"{name}: exit {p.returncode}", flush=True)
         if p.returncode != 0:
@@ -113,14 +145,15 @@ def main() -> int:
     ap.add_argument("dirs", nargs="+", type=Path)
     ap.add_argument("--data", type=Path, default=YEAR_1M)
     ap.add_argument("--wf-data", type=Path, default=YEAR_5M)
-    ap.add_argument("--no-wf", action="store_true", help="skip the walk-forward run")
+    ap.add_argument("--no-wf", action="store_true", help="skip the walk-forward runs")
+    ap.add_argument("--only", help="record only this run (by name)")
     a = ap.parse_args()
     if a.action == "record":
-        record(a.dirs[0], a.data, a.wf_data, not a.no_wf)
+        record(a.dirs[0], a.data, a.wf_data, not a.no_wf, a.only)
         return 0
     if len(a.dirs) != 2:
         ap.error("compare BEFORE AFTER")
-    record(a.dirs[1], a.data, a.wf_data, not a.no_wf)
+    record(a.dirs[1], a.data, a.wf_data, not a.no_wf, a.only)
     return compare(a.dirs[0], a.dirs[1])
 
 
