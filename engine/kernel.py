@@ -27,14 +27,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.calendar import P_EXIT, P_NO_NEW, PHASE_CODES  # noqa: F401 - PHASE_CODES re-exported
 from engine.execution.oco import OcoManager
 from engine.execution.position import PositionManager
 from engine.execution.signals import ENTRIES, EXITS, HOLD, LONG_ENTRY, REVERSALS, Signal, SignalGenerator
 from engine.venue.base import FillEvent, Venue
 
-PHASE_CODES = {"normal": 0, "reduce": 1, "no_new": 2, "exit": 3, "flat": 4, "closed": 5}
-"""EOD phase → integer code (ordered): entries need < no_new; positions close at ≥ exit."""
-P_NO_NEW, P_EXIT = 2, 3
 
 
 def entry_window(trade_session: str, phase, is_rth, in_session):

@@ -93,7 +93,7 @@ def _rolling_mean(x, window):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def eod_phase_codes(close_ts, row, eod, sclose):  # pragma: no cover - compiled
-    """EOD phase code (engine.kernel.PHASE_CODES) at each bar's close: 0-4 from the session's
+    """EOD phase code (engine.calendar.PHASE_CODES) at each bar's close: 0-4 from the session's
     reduce/no_new/exit/flat times, 5 when the bar is outside a session or closes after it."""
     n = close_ts.shape[0]
     out = np.empty(n, np.int8)

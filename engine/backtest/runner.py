@@ -50,7 +50,7 @@ class Market:
     """Per-bar arrays the runner precomputes once (n = bars)."""
 
     close_ts: np.ndarray     # int64 UTC ns: bar open + bar_ns
-    phase: np.ndarray        # int8 EOD phase code at the close (engine.kernel.PHASE_CODES)
+    phase: np.ndarray        # int8 EOD phase code at the close (engine.calendar.PHASE_CODES)
     is_rth: np.ndarray
     in_session: np.ndarray
     day: np.ndarray          # int32 trading day

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from engine.clock import NS  # nanoseconds per second: one definition
+
 
 class Signal(str, Enum):
     LONG_ENTRY = "long_entry"
@@ -26,9 +28,6 @@ class Signal(str, Enum):
     REVERSE_TO_SHORT = "reverse_to_short"
     FLATTEN = "flatten"
     HOLD = "hold"
-
-
-NS = 1_000_000_000
 
 
 (LONG_ENTRY, SHORT_ENTRY, EXIT_LONG, EXIT_SHORT, REVERSE_TO_LONG, REVERSE_TO_SHORT, FLATTEN,

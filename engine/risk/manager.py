@@ -21,14 +21,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine.calendar import CmeCalendar, day_date, ny_datetime, ny_to_ns, SESSION_START_NY
+from engine.calendar import P_NO_NEW, PHASE_NAMES, SESSION_START_NY, CmeCalendar, day_date, ny_datetime, ny_to_ns
 from engine.clock import Clock, to_datetime
 from engine.config import Settings
 from engine.instruments import InstrumentSpec
 from engine.risk import sizing, stops as stops_mod
 from engine.risk.store import RiskStateError, RiskStateStore
+from engine.clock import NS  # nanoseconds per second: one definition
 
-NS = 1_000_000_000
 EPS = 1e-9
 BAND_MARGIN = 1e-6
 """Dollars added to the low edge of :meth:`RiskManager.quiet_equity_band`: a caller that
@@ -37,12 +37,12 @@ differ by a few ulps from the kernel's mark; stopping a hair early only steps on
 RESET_WORD = "RESET"
 """The word an operator must type to reset a halt."""
 
-PHASE_ORDER = ("normal", "reduce", "no_new", "exit", "flat")
+PHASE_ORDER = PHASE_NAMES[:5]  # the phases of a session's day (engine.calendar.PHASE_NAMES)
 HALT_KINDS = ("account_drawdown", "kill_switch", "min_balance", "daily_loss", "daily_drawdown", "pause")
 """Kinds of :attr:`RiskManager.halt_log` entries; the first three are account-level (they need
 an operator's review; research mode lifts them at the next RTH open)."""
 ACCOUNT_HALT_KINDS = HALT_KINDS[:3]
-NO_ENTRY_PHASES = ("no_new", "exit", "flat", "closed")
+NO_ENTRY_PHASES = PHASE_NAMES[P_NO_NEW:]  # no_new, exit, flat, closed
 
 
 class TradingState(str, Enum):
