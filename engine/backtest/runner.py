@@ -46,8 +46,9 @@ class BacktestError(ValueError):
 
 
 @dataclass
-class Market:
-    """Per-bar arrays the runner precomputes once (n = bars)."""
+class MarketInputs:
+    """The kernel's per-bar market inputs, precomputed once by :func:`prepare_market` (n = bars);
+    the streaming twin is :mod:`engine.runtime.market_state`."""
 
     close_ts: np.ndarray     # int64 UTC ns: bar open + bar_ns
     phase: np.ndarray        # int8 EOD phase code at the close (engine.calendar.PHASE_CODES)
@@ -61,7 +62,7 @@ class Market:
     spread: np.ndarray | None = None  # float64 ticks: modelled spread (engine.market.spread), as the breaker sees it
 
 
-def prepare_market(bars, settings, fill_model: str) -> Market:
+def prepare_market(bars, settings, fill_model: str) -> MarketInputs:
     """Labels, EOD phases (the ``[eod]`` profile), ATR (Wilder, ``stops.atr_period``), normal ATR
     (:func:`engine.backtest.fast.time_of_day_mean`: the mean ATR of the same time of day over the
     last 20 trading days, NaN = normal until then), the slippage ticks per bar and the modelled
@@ -86,7 +87,7 @@ def prepare_market(bars, settings, fill_model: str) -> Market:
     r = settings.risk
     spread = spread_ticks(lab.is_rth, atr, atr_norm, settings.slippage.high_vol_atr_ratio, r.volatility_breaker_ratio)
     spread = spread_hysteresis(spread, float(r.spread_pause_ticks), float(r.spread_resume_ticks))
-    return Market(close_ts, phase, lab.is_rth, lab.in_session, lab.trading_day, atr, atr_norm,
+    return MarketInputs(close_ts, phase, lab.is_rth, lab.in_session, lab.trading_day, atr, atr_norm,
                   avg_vol, slip, spread)
 
 
@@ -125,7 +126,7 @@ def _default_risk(settings, clock, cal, spec, research: bool = False):
 
 def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | None = None,
                  fast: bool = True, strategy_name: str = "", risk: SkipAheadRisk | None = None, progress=None,
-                 native_oco: bool = True, market: Market | None = None,
+                 native_oco: bool = True, market: MarketInputs | None = None,
                  research: bool | None = None) -> BacktestResult:
     """Run the kernel over ``bars`` with precomputed ``signals``.
 

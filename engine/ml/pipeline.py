@@ -32,7 +32,7 @@ from engine import __version__
 from engine.ml.checkpoint import bars_content_hash, save_checkpoint
 from engine.ml.models import is_sequence, resolve_hparams
 from engine.ml.splits import plan_walk_forward
-from engine.ml.training import (ProgressCallback, TrainParams, WalkForwardResult, pick_device,
+from engine.ml.training import (ProgressCallback, TrainParams, WalkForwardTraining, pick_device,
                                 run_walk_forward, valid_sequence_ends)
 
 
@@ -168,7 +168,7 @@ class TrainReport:
 
     checkpoint: Path
     summary: dict
-    result: WalkForwardResult
+    result: WalkForwardTraining
 
 
 def train_from_bars(bars: Any, *, out_dir: str | Path, arch: str, walk_forward: bool,
