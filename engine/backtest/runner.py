@@ -23,16 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from engine.backtest.fast import (equity_pass, eod_phase_codes, rolling_mean, scan_position, spread_hysteresis,
-                                  time_of_day_mean, time_of_day_slots, wilder_atr)
+from engine.backtest.fast import equity_pass, scan_position
 from engine.calendar import calendar_for
 from engine.clock import SimClock, perf_ns
 from engine.execution.orders import OrderStatus
 from engine.instruments import spec as instrument_spec
-from engine.market.spread import spread_ticks
+from engine.market.inputs import MarketInputError, MarketInputs, prepare_market
 from engine.kernel import BarInput, SkipAheadRisk, TradeRecord, TradingKernel, entry_window
 from engine.strategy.base import StrategySignals
-from engine.venue.sim import SimVenue, slippage_ticks
+from engine.venue.sim import SimVenue
 
 TRADE_COLUMNS = [
     "entry_time", "exit_time", "direction", "entry_price", "exit_price", "contracts",
@@ -41,54 +40,8 @@ TRADE_COLUMNS = [
 ]
 
 
-class BacktestError(ValueError):
+class BacktestError(MarketInputError):
     """Impossible backtest input (empty range, unknown fill model, mismatched signals)."""
-
-
-@dataclass
-class MarketInputs:
-    """The kernel's per-bar market inputs, precomputed once by :func:`prepare_market` (n = bars);
-    the streaming twin is :mod:`engine.runtime.market_state`."""
-
-    close_ts: np.ndarray     # int64 UTC ns: bar open + bar_ns
-    phase: np.ndarray        # int8 EOD phase code at the close (engine.calendar.PHASE_CODES)
-    is_rth: np.ndarray
-    in_session: np.ndarray
-    day: np.ndarray          # int32 trading day
-    atr: np.ndarray          # float64 points
-    atr_normal: np.ndarray   # float64 points: mean ATR at this time of day, last 20 trading days
-    avg_volume: np.ndarray   # float64; all NaN (a read-only view) when the bars carry no volume
-    slip: np.ndarray         # float64 ticks
-    spread: np.ndarray | None = None  # float64 ticks: modelled spread (engine.market.spread), as the breaker sees it
-
-
-def prepare_market(bars, settings, fill_model: str) -> MarketInputs:
-    """Labels, EOD phases (the ``[eod]`` profile), ATR (Wilder, ``stops.atr_period``), normal ATR
-    (:func:`engine.backtest.fast.time_of_day_mean`: the mean ATR of the same time of day over the
-    last 20 trading days, NaN = normal until then), the slippage ticks per bar and the modelled
-    spread (:func:`engine.market.spread.spread_ticks`) fed to the spread breaker, carried through
-    the bars that do not decide it (:func:`engine.backtest.fast.spread_hysteresis`) so that the
-    skip-ahead sees the state of stepping every bar."""
-    n = len(bars)
-    if n == 0:
-        raise BacktestError("no bars to backtest")
-    cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
-    lab = cal.label(bars.ts)
-    close_ts = bars.ts + np.int64(bars.bar_ns)
-    row = lab.session
-    phase = eod_phase_codes(close_ts, row, cal.eod_table(settings.eod), cal.table.close)
-    atr = wilder_atr(bars.high, bars.low, bars.close, int(settings.stops.atr_period))
-    win = max(20, int(86_400_000_000_000 // max(bars.bar_ns, 1)))
-    win = min(win, max(20, n // 4))
-    atr_norm = time_of_day_mean(atr, time_of_day_slots(lab.ny_seconds, bars.bar_ns))
-    # without volume: a read-only all-NaN view (no array of n NaNs is written)
-    avg_vol = rolling_mean(bars.volume, win) if bars.has_volume else np.broadcast_to(np.float64(np.nan), (n,))
-    slip = slippage_ticks(lab.is_rth, atr, atr_norm, settings.slippage, fill_model)
-    r = settings.risk
-    spread = spread_ticks(lab.is_rth, atr, atr_norm, settings.slippage.high_vol_atr_ratio, r.volatility_breaker_ratio)
-    spread = spread_hysteresis(spread, float(r.spread_pause_ticks), float(r.spread_resume_ticks))
-    return MarketInputs(close_ts, phase, lab.is_rth, lab.in_session, lab.trading_day, atr, atr_norm,
-                  avg_vol, slip, spread)
 
 
 @dataclass
@@ -148,6 +101,8 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     n = len(bars)
     if len(signals.direction) != n:
         raise BacktestError(f"signals have {len(signals.direction)} rows, bars {n}")
+    if n == 0:
+        raise BacktestError("no bars to backtest")
     t0 = perf_ns()
     mk = market or prepare_market(bars, settings, fill_model)
     spec = instrument_spec(settings.instrument.symbol)
@@ -313,5 +268,5 @@ def slice_dates(bars, start: str | None, end: str | None):
     return bars.slice(lo, hi)
 
 
-__all__ = ["run_backtest", "prepare_market", "BacktestResult", "BacktestError", "equity_curve",
+__all__ = ["run_backtest", "prepare_market", "MarketInputs", "MarketInputError", "BacktestResult", "BacktestError", "equity_curve",
            "trades_frame", "slice_dates", "TRADE_COLUMNS", "OrderStatus"]

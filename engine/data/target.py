@@ -176,11 +176,11 @@ def bracket_outcomes(bars: Bars, settings, *, horizon_bars: int, fill_model: str
     Args:
         bars: :class:`Bars` with a known bar size. settings: :class:`engine.config.Settings`.
         horizon_bars: time limit ≥ 1 bar. fill_model: default ``backtest.fill_model``.
-        market: a :class:`engine.backtest.runner.MarketInputs` of ``bars`` (computed when not given).
+        market: a :class:`engine.market.inputs.MarketInputs` of ``bars`` (computed when not given).
     Raises:
         DataError: bad horizon or bar size.
     """
-    from engine.backtest.runner import prepare_market
+    from engine.market.inputs import prepare_market
     from engine.instruments import spec as instrument_spec
 
     if horizon_bars < 1:
