@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from engine.calendar import calendar_for
+from engine.calendar import DAY_NS, calendar_for
 from engine.market.spread import spread_ticks
 from engine.venue.sim import slippage_ticks
 
@@ -193,6 +193,17 @@ def spread_hysteresis(spread, pause, resume):  # pragma: no cover - compiled
     return out
 
 
+def normal_window(bar_ns: int, n_bars: int | None) -> int:
+    """Bars in the average-volume window: one day of bars (at least 20), and for a finite series
+    of ``n_bars`` at most a quarter of it (at least 20). ``None`` = an open-ended live session.
+    The batch (:func:`prepare_market`) and the streaming path
+    (:class:`engine.runtime.market_state.MarketState`) both use it."""
+    win = max(20, int(DAY_NS // max(bar_ns, 1)))
+    if n_bars is not None:
+        win = min(win, max(20, n_bars // 4))
+    return win
+
+
 @dataclass
 class MarketInputs:
     """The kernel's per-bar market inputs, precomputed once by :func:`prepare_market` (n = bars);
@@ -226,8 +237,7 @@ def prepare_market(bars, settings, fill_model: str) -> MarketInputs:
     row = lab.session
     phase = eod_phase_codes(close_ts, row, cal.eod_table(settings.eod), cal.table.close)
     atr = wilder_atr(bars.high, bars.low, bars.close, int(settings.stops.atr_period))
-    win = max(20, int(86_400_000_000_000 // max(bars.bar_ns, 1)))
-    win = min(win, max(20, n // 4))
+    win = normal_window(bars.bar_ns, n)
     atr_norm = time_of_day_mean(atr, time_of_day_slots(lab.ny_seconds, bars.bar_ns))
     # without volume: a read-only all-NaN view (no array of n NaNs is written)
     avg_vol = rolling_mean(bars.volume, win) if bars.has_volume else np.broadcast_to(np.float64(np.nan), (n,))

@@ -14,18 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.calendar import CmeCalendar
-
-DAY_NS = 86_400_000_000_000
-
-
-def normal_window(bar_ns: int, n_bars: int | None) -> int:
-    """Bars in the "normal ATR" / average-volume window: one day of bars (at least 20), and for a
-    finite series of ``n_bars`` at most a quarter of it (at least 20) — the rule of
-    :func:`engine.market.inputs.prepare_market`. ``None`` = an open-ended live session."""
-    win = max(20, int(DAY_NS // max(bar_ns, 1)))
-    if n_bars is not None:
-        win = min(win, max(20, n_bars // 4))
-    return win
+from engine.market.inputs import normal_window  # the batch's rule, one definition
 
 
 class _TrailingMean:
