@@ -10,6 +10,7 @@ order; tests/test_runtime_session.py proves them equal on real bars).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba
@@ -24,34 +25,50 @@ class MarketInputError(ValueError):
     """Market inputs cannot be computed (no bars)."""
 
 
+def wilder_update(i: int, period: int, high: float, low: float, prev_close: float, acc: float,
+                  atr: float) -> tuple[float, float, float]:
+    """One bar of Wilder's ATR (points), the one definition: bar ``i`` (0-based) with its high,
+    low and the previous bar's close (unused at ``i == 0``); ``acc`` the sum of the first
+    ``period`` true ranges, ``atr`` the running ATR. Returns ``(acc, atr, value)`` with ``value``
+    NaN until ``period`` bars have passed, then the mean of the first ``period`` true ranges,
+    then ``(atr × (period − 1) + tr) / period``. Runs as written in the streaming path
+    (:class:`engine.runtime.market_state.MarketState`) and compiled in :func:`wilder_atr`: the
+    same operations in the same order, so both give bit-identical numbers."""
+    tr = high - low
+    if i > 0:
+        a = abs(high - prev_close)
+        b = abs(low - prev_close)
+        if a > tr:
+            tr = a
+        if b > tr:
+            tr = b
+    value = math.nan
+    if i < period:
+        acc += tr
+        if i == period - 1:
+            atr = acc / period
+            value = atr
+    else:
+        atr = (atr * (period - 1) + tr) / period
+        value = atr
+    return acc, atr, value
+
+
+_wilder_update = numba.njit(cache=True)(wilder_update)
+
+
 @numba.njit(cache=True)
 def wilder_atr(high, low, close, period):  # pragma: no cover - compiled
-    """Wilder ATR in points, float64 (n,); NaN for the first ``period - 1`` bars."""
+    """Wilder ATR in points, float64 (n,); NaN for the first ``period - 1`` bars
+    (:func:`wilder_update` over the bars)."""
     n = high.shape[0]
     out = np.full(n, np.nan)
-    if n == 0:
-        return out
     acc = 0.0
-    prev = close[0]
     atr = 0.0
+    prev = close[0] if n else 0.0
     for i in range(n):
-        tr = high[i] - low[i]
-        if i > 0:
-            a = abs(high[i] - prev)
-            b = abs(low[i] - prev)
-            if a > tr:
-                tr = a
-            if b > tr:
-                tr = b
+        acc, atr, out[i] = _wilder_update(i, period, high[i], low[i], prev, acc, atr)
         prev = close[i]
-        if i < period:
-            acc += tr
-            if i == period - 1:
-                atr = acc / period
-                out[i] = atr
-        else:
-            atr = (atr * (period - 1) + tr) / period
-            out[i] = atr
     return out
 
 

@@ -2,7 +2,8 @@
 ATR and average volume, one bar at a time.
 
 These are the kernel inputs that :func:`engine.market.inputs.prepare_market` computes in batch.
-The arithmetic here is the same, operation for operation (Wilder recursion; trailing means as
+The arithmetic here is the same, operation for operation (Wilder recursion: the same
+:func:`engine.market.inputs.wilder_update`; trailing means as
 differences of running sums, like ``numpy.cumsum``), so a replay feeds the kernel bit-identical
 numbers to a backtest over the same bars (``tests/test_runtime_session.py``).
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.calendar import CmeCalendar
-from engine.market.inputs import normal_window  # the batch's rule, one definition
+from engine.market.inputs import normal_window, wilder_update  # the batch's rules, one definition each
 
 
 class _TrailingMean:
@@ -94,26 +95,8 @@ class MarketState:
 
     def update(self, ts: int, high: float, low: float, close: float, volume: float) -> MarketRow:
         """One closed bar (open time ``ts`` UTC ns) → its :class:`MarketRow`."""
-        i = self._i
-        tr = high - low
-        if i > 0:
-            a = abs(high - self._prev)
-            b = abs(low - self._prev)
-            if a > tr:
-                tr = a
-            if b > tr:
-                tr = b
+        self._acc, self._atr, atr = wilder_update(self._i, self.period, high, low, self._prev, self._acc, self._atr)
         self._prev = close
-        p = self.period
-        atr = float("nan")
-        if i < p:
-            self._acc += tr
-            if i == p - 1:
-                self._atr = self._acc / p
-                atr = self._atr
-        else:
-            self._atr = (self._atr * (p - 1) + tr) / p
-            atr = self._atr
         self._i += 1
         avg_vol = self._vol_mean.update(volume) if self._vol_mean is not None else float("nan")
 
