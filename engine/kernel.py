@@ -205,7 +205,7 @@ class TradingKernel:
 
     @property
     def position(self) -> int:
-        return self.oco.pos
+        return self.book.qty
 
     @property
     def cash(self) -> float:
@@ -223,16 +223,16 @@ class TradingKernel:
     def busy(self) -> bool:
         """True when the next bar must be stepped: events queued, an entry/exit order live, a
         pending reversal, or anything but the two bracket legs working."""
-        o = self.oco
+        o, bk = self.oco, self.book
         if self._pending_reverse is not None or self.venue.has_events():
             return True
         if o.entry is not None and o.entry.is_working:
             return True
         if o.closing_live():
             return True
-        if o.pos != 0 and not o.protected():
+        if bk.qty != 0 and not o.protected():
             return True
-        if o.pos != 0 and (self.stop_target()[0], self._best, self._last_phase) != self._trail_key:
+        if bk.qty != 0 and (self.stop_target()[0], self._best, self._last_phase) != self._trail_key:
             return True  # the stop rule has not yet seen the current stop / best price / phase
         return False
 
@@ -255,23 +255,23 @@ class TradingKernel:
         self.last_equity = eq
         self.risk.on_mark(eq, now)
         self.risk.on_market(now, b.spread, b.atr, b.atr_normal, b.volume, b.avg_volume)
-        o = self.oco
-        if o.pos != 0 and self._initial_stop is None and o.stop is not None:
+        o, bk = self.oco, self.book
+        if bk.qty != 0 and self._initial_stop is None and o.stop is not None:
             self._initial_stop = o.stop.price
-        if o.pos != 0 or (o.entry is not None and o.entry.is_working):
+        if bk.qty != 0 or (o.entry is not None and o.entry.is_working):
             why = self.risk.flatten_reason(now)
             if why is not None or b.phase >= P_EXIT:
                 o.flatten("risk" if why is not None and why.startswith("HALTED") else "eod_flatten")
-            elif o.pos != 0 and not o.close_reason:
-                side = 1 if o.pos > 0 else -1
+            elif bk.qty != 0 and not o.close_reason:
+                side = 1 if bk.qty > 0 else -1
                 self._best = max(self._best, b.high) if side > 0 else min(self._best, b.low)
                 sp, _ = self.stop_target()
                 if sp == sp:
-                    new = self.risk.update_trailing(side, o.avg, sp, self._best, now,
+                    new = self.risk.update_trailing(side, bk.avg_price, sp, self._best, now,
                                                     initial_stop=self._initial_stop)
                     self._trail_key = (sp, self._best, b.phase)
                     cur = sp if new is None else new
-                    floor_px = self._day_floor_stop(side, o.avg, abs(o.pos))
+                    floor_px = self._day_floor_stop(side, bk.avg_price, abs(bk.qty))
                     reason = "stop"
                     if floor_px is not None and side * (floor_px - cur) > 1e-9:
                         new, reason = floor_px, "risk"
@@ -281,12 +281,12 @@ class TradingKernel:
                         else:
                             o.modify_stop(new)
         sig = HOLD
-        if self._pending_reverse is not None and o.pos == 0 and not self.busy_orders():
+        if self._pending_reverse is not None and bk.qty == 0 and not self.busy_orders():
             d, c, k = self._pending_reverse
             self._pending_reverse = None
             self._try_entry(b, d, c, k)
         elif b.direction != 0:
-            sig = self.signals.decide(b.direction, b.confidence, o.pos, now)
+            sig = self.signals.decide(b.direction, b.confidence, bk.qty, now)
             if sig in ENTRIES:
                 if not self.busy_orders():
                     self._try_entry(b, 1 if sig is LONG_ENTRY else -1, b.confidence, b.pred_class)

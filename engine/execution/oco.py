@@ -108,8 +108,8 @@ class OcoManager:
         """Enter ``qty`` contracts on ``side`` (+1/-1) with a bracket; raises ``RuntimeError``
         when a position, an entry or an exit is already live (no duplicate entries) and
         ``ValueError`` for a bad size or bracket."""
-        if self.pos != 0 or (self.entry is not None and self.entry.status in LIVE) or self._closing_live():
-            raise RuntimeError(f"open refused: position {self.pos}, entry or exit already live")
+        if self.book.qty != 0 or (self.entry is not None and self.entry.status in LIVE) or self._closing_live():
+            raise RuntimeError(f"open refused: position {self.book.qty}, entry or exit already live")
         if stop_ticks < 1 or target_ticks < 1 or qty < 1:
             raise ValueError(f"bad bracket: qty={qty} stop_ticks={stop_ticks} target_ticks={target_ticks}")
         self.side, self.intended = side, qty
@@ -132,7 +132,7 @@ class OcoManager:
     def _send_exit(self, target_pos: int) -> None:
         """Send a market order for whatever moves the position to ``target_pos`` beyond what the
         live exit orders already cover."""
-        need = target_pos - self.pos - self._exit_in_flight()
+        need = target_pos - self.book.qty - self._exit_in_flight()
         if need != 0:
             self.exits.append(self._place(1 if need > 0 else -1, abs(need), "market", None, "exit"))
 
@@ -212,10 +212,10 @@ class OcoManager:
             if o.status == ev.status:
                 return
             o.transition(ev.status, ev.ts_ns, ev.reason)
-            if o.role == "stop" and self.pos != 0:
+            if o.role == "stop" and self.book.qty != 0:
                 self._alert("stop_rejected", f"stop {o.tag} {ev.status.value}: {ev.reason}; closing at once")
                 self.flatten("risk")
-            elif o.role == "exit" and self.pos != 0:
+            elif o.role == "exit" and self.book.qty != 0:
                 self._alert("exit_rejected", f"exit {o.tag} {ev.status.value}: {ev.reason}; resending the close")
             self._after_change()
 
@@ -232,13 +232,13 @@ class OcoManager:
     def _after_change(self) -> None:
         """Restore the invariants after any event: excess → exit at once (+ alert); a close
         requested → exits cover the whole position; flat → legs cancelled; else legs sized."""
-        wrong_side = self.pos != 0 and self.side != 0 and (self.pos > 0) != (self.side > 0)
-        over = abs(self.pos) > self.intended
+        wrong_side = self.book.qty != 0 and self.side != 0 and (self.book.qty > 0) != (self.side > 0)
+        over = abs(self.book.qty) > self.intended
         if wrong_side or over:
             target = 0 if (wrong_side or self.close_reason) else self.side * self.intended
-            if target - self.pos - self._exit_in_flight() != 0:
+            if target - self.book.qty - self._exit_in_flight() != 0:
                 self._alert("oco_excess",
-                            f"position {self.pos} beyond intended {self.side * self.intended}: "
+                            f"position {self.book.qty} beyond intended {self.side * self.intended}: "
                             f"flattening the excess at once")
             if wrong_side:
                 self.close_reason = self.close_reason or "risk"
@@ -251,10 +251,10 @@ class OcoManager:
         if self.close_reason:
             for o in (self.entry, self.stop, self.target):
                 self._cancel(o)
-            if self.pos != 0:
+            if self.book.qty != 0:
                 self._send_exit(0)
             return
-        if self.pos == 0:
+        if self.book.qty == 0:
             entry_live = self.entry is not None and self.entry.status in LIVE
             if not entry_live:
                 for o in (self.stop, self.target):
@@ -265,20 +265,20 @@ class OcoManager:
     def _size_legs(self) -> None:
         """Make both legs cover exactly the position (managed OCO places/modifies; a native
         venue does it itself). A position without a stop that can still be placed → close."""
-        q = min(abs(self.pos), self.intended)
+        q = min(abs(self.book.qty), self.intended)
         if q == 0:
             return
         if self.native:
             if self.stop is not None and self.stop.status in GONE:
-                self._alert("no_stop", f"position {self.pos} without a working stop: closing at once")
+                self._alert("no_stop", f"position {self.book.qty} without a working stop: closing at once")
                 self.flatten("risk")
             return
-        sgn = 1 if self.pos > 0 else -1
+        sgn = 1 if self.book.qty > 0 else -1
         for role in ("stop", "target"):
             leg = self.stop if role == "stop" else self.target
             if leg is None or leg.status in DONE:
                 if role == "stop" and leg is not None and leg.status in REFUSED:
-                    self._alert("no_stop", f"position {self.pos} without a working stop: closing at once")
+                    self._alert("no_stop", f"position {self.book.qty} without a working stop: closing at once")
                     self.flatten("risk")
                     return
                 price = (self.avg - sgn * self.stop_ticks * self.tick if role == "stop"
@@ -295,17 +295,17 @@ class OcoManager:
     # ------------------------------------------------------------------ queries
     def protected(self) -> bool:
         """True when the position is flat, or a stop covers it, or a close is in flight."""
-        if self.pos == 0:
+        if self.book.qty == 0:
             return True
-        if self._closing_live() and -self._exit_in_flight() * (1 if self.pos > 0 else -1) >= abs(self.pos):
+        if self._closing_live() and -self._exit_in_flight() * (1 if self.book.qty > 0 else -1) >= abs(self.book.qty):
             return True
         s = self.stop
-        return s is not None and s.status in LIVE and s.remaining >= abs(self.pos)
+        return s is not None and s.status in LIVE and s.remaining >= abs(self.book.qty)
 
     def excess(self) -> int:
         """Contracts beyond the intended position (0 when within)."""
-        if self.pos == 0:
+        if self.book.qty == 0:
             return 0
-        if self.side and (self.pos > 0) != (self.side > 0):
-            return abs(self.pos)
-        return max(0, abs(self.pos) - self.intended)
+        if self.side and (self.book.qty > 0) != (self.side > 0):
+            return abs(self.book.qty)
+        return max(0, abs(self.book.qty) - self.intended)
