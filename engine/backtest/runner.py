@@ -106,12 +106,8 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     t0 = perf_ns()
     mk = market or prepare_market(bars, settings, fill_model)
     spec = instrument_spec(settings.instrument.symbol)
-    cost = settings.costs.commission_per_side + settings.costs.exchange_fee_per_side
     start_bal = float(settings.account.starting_capital)
-    venue = SimVenue(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns,
-                     tick_size=spec.tick_size, point_value=spec.point_value, cost_per_side=cost,
-                     slip_ticks=mk.slip, fill_model=fill_model, starting_balance=start_bal,
-                     native_oco=native_oco, symbol=spec.symbol)
+    venue = SimVenue.for_bars(bars, settings, spec, mk.slip, fill_model, native_oco=native_oco)
     clock = SimClock(int(bars.ts[0]))
     cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
     research = bool(settings.backtest.research if research is None else research)
