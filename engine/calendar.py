@@ -41,10 +41,11 @@ from zoneinfo import ZoneInfo
 import numba
 import numpy as np
 
+from engine.clock import NS  # nanoseconds per second: one definition
+
 NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
 
-NS = 1_000_000_000
 MINUTE_NS = 60 * NS
 HOUR_NS = 3600 * NS
 DAY_NS = 86_400 * NS
@@ -55,6 +56,13 @@ SESSION_START_NY = time(18, 0)
 RTH_OPEN_NY = time(9, 30)
 RTH_CLOSE_NY = time(16, 0)
 
+PHASE_NAMES: tuple[str, ...] = ("normal", "reduce", "no_new", "exit", "flat", "closed")
+"""The EOD phases in order, the one table: the risk manager and the stop rules use the names,
+the kernel and the backtest the integer codes (:data:`PHASE_CODES`, the index here); entries need
+a phase before ``no_new``, positions are closed from ``exit``."""
+PHASE_CODES: dict[str, int] = {name: i for i, name in enumerate(PHASE_NAMES)}
+P_NO_NEW, P_EXIT = PHASE_CODES["no_new"], PHASE_CODES["exit"]
+
 EOD_PHASES: tuple[tuple[str, time], ...] = (
     ("reduce", time(16, 0)),
     ("no_new", time(16, 15)),
@@ -63,6 +71,7 @@ EOD_PHASES: tuple[tuple[str, time], ...] = (
 )
 """EOD phase names (in order) and their New York times in the ``fixed_ny`` profile; the times
 in force come from :func:`eod_schedule`."""
+assert tuple(n for n, _ in EOD_PHASES) == PHASE_NAMES[1:5], "EOD_PHASES must follow PHASE_NAMES"
 
 _NORMAL_GLOBEX_CLOSE_NY = time(17, 0)
 

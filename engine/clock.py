@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Callable, Protocol
 
 NS_PER_SECOND = 1_000_000_000
+NS = NS_PER_SECOND  # the short name the engine's modules import (one definition)
 
 TimerCallback = Callable[[int], None]
 

@@ -8,7 +8,8 @@ One step, at the CLOSE of a bar (``BarInput.close_ts`` = bar open + bar length, 
 1. drain venue events → order table / OCO manager / position book; a position that returns to
    flat becomes a :class:`TradeRecord` and is reported to the risk manager
    (``on_trade_closed(net_pnl, exit_ts)``) and the signal generator (exit cooldown);
-2. mark equity (cash + open P&L at the close) to the risk manager (``on_mark``);
+2. mark equity (cash + open P&L at the close) to the risk manager (``on_mark``); the cash is
+   the risk manager's balance (its one owner) plus what the open trade's fills realized so far;
 3. with a position: EOD phase ``exit``/``flat`` (16:00 / 16:05 NY under the topstepx profile, calendar-driven), the risk
    manager's ``must_flatten`` or a HALTED state → flatten (reason ``eod_flatten`` / ``risk``);
    otherwise the stop follows ``risk.update_trailing`` (breakeven / trailing / EOD tightening)
@@ -24,15 +25,61 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from engine.calendar import P_EXIT, P_NO_NEW, PHASE_CODES  # noqa: F401 - PHASE_CODES re-exported
 from engine.execution.oco import OcoManager
 from engine.execution.position import PositionManager
 from engine.execution.signals import ENTRIES, EXITS, HOLD, LONG_ENTRY, REVERSALS, Signal, SignalGenerator
-from engine.venue.base import FillEvent
+from engine.venue.base import FillEvent, Venue
 
-PHASE_CODES = {"normal": 0, "reduce": 1, "no_new": 2, "exit": 3, "flat": 4, "closed": 5}
-"""EOD phase → integer code (ordered): entries need < no_new; positions close at ≥ exit."""
-P_NO_NEW, P_EXIT = 2, 3
+
+
+def entry_window(trade_session: str, phase, is_rth, in_session):
+    """The kernel's entry gate on the bar's clock: EOD phase before ``no_new`` and the session
+    allowed by ``SessionConfig.trade_session`` (``rth``: RTH only; ``eth``: in session outside
+    RTH; anything else: in session). Works on scalars (one bar, the kernel) and on numpy arrays
+    (int8 phase codes, bool (n,); the backtest's skip-ahead), so the rule exists once."""
+    if trade_session == "rth":
+        ok = is_rth
+    elif trade_session == "eth":
+        ok = in_session & (is_rth == False)  # noqa: E712 - elementwise on arrays
+    else:
+        ok = in_session
+    return (phase < P_NO_NEW) & ok
+
+
+class KernelRisk(Protocol):
+    """What the kernel asks of its risk collaborator (:class:`engine.risk.RiskManager` is the
+    implementation; tests pass stubs). Money in dollars, times UTC ns, prices in points."""
+
+    def on_mark(self, equity: float, now_ns: int) -> None: ...
+
+    def on_market(self, now_ns: int, spread_ticks: float | None, atr_points: float | None,
+                  normal_atr_points: float | None, volume: float | None,
+                  avg_volume: float | None) -> None: ...
+
+    def flatten_reason(self, now_ns: int) -> str | None: ...
+
+    def update_trailing(self, side: int, entry: float, stop: float, best_price: float, now_ns: int,
+                        initial_stop: float | None = None) -> float | None: ...
+
+    def evaluate_entry(self, side: int, confidence: float, entry_price: float, atr_points: float,
+                       recent_highs: Any, recent_lows: Any, now_ns: int, is_rth: bool) -> Any: ...
+
+    def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None: ...
+
+    @property
+    def balance(self) -> float: ...
+
+
+class SkipAheadRisk(KernelRisk, Protocol):
+    """A :class:`KernelRisk` that also tells the backtest's skip-ahead when nothing can change
+    (:meth:`engine.risk.RiskManager.next_entry_possible_ns`, ``quiet_equity_band``)."""
+
+    def next_entry_possible_ns(self, now_ns: int) -> int | None: ...
+
+    def quiet_equity_band(self) -> tuple[float, float]: ...
 
 
 @dataclass(slots=True)
@@ -119,13 +166,16 @@ class TradingKernel:
 
     Args:
         settings: :class:`engine.config.Settings`.
-        venue: a :class:`engine.venue.base.Venue`.
-        risk: the risk manager (``engine.risk.RiskManager`` API).
+        venue: a :class:`engine.venue.base.Venue` (Protocol).
+        risk: a :class:`KernelRisk` (``engine.risk.RiskManager``); optional extras it may
+            offer: ``day_floor_equity`` (the stop floor), and for the backtest's skip-ahead
+            ``next_entry_possible_ns`` and ``quiet_equity_band``.
         spec: :class:`engine.instruments.InstrumentSpec`.
-        bar_ns: bar length, ns. starting_balance: dollars.
+        bar_ns: bar length, ns. starting_balance: dollars, the equity reported before the first step (:attr:`last_equity`); the cash itself is the risk manager's balance (:attr:`cash`).
     """
 
-    def __init__(self, settings, venue, risk, spec, *, bar_ns: int, starting_balance: float) -> None:
+    def __init__(self, settings, venue: Venue, risk: KernelRisk, spec, *, bar_ns: int,
+                 starting_balance: float) -> None:
         self.settings = settings
         self.venue = venue
         self.risk = risk
@@ -133,17 +183,17 @@ class TradingKernel:
         self.tick = spec.tick_size
         self.pv = spec.point_value
         self.signals = SignalGenerator(settings.signal, bar_ns)
-        self.book = PositionManager(spec.point_value)
+        self.book = PositionManager(spec.point_value)  # the one owner of the position
         self.stats = KernelStats()
-        self.oco = OcoManager(venue, spec.tick_size, self._alert)
+        self.oco = OcoManager(venue, spec.tick_size, self._alert, book=self.book)
         self.trades: list[TradeRecord] = []
-        self.cash = float(starting_balance)
+        self._open_cash = 0.0  # dollars the open trade's fills moved (P&L − costs), not yet booked by the risk manager
         self.trade_session = settings.session.trade_session
         self._open: _OpenTrade | None = None
         self._pending_entry: tuple | None = None
         self._pending_reverse: tuple | None = None
         self._best = 0.0
-        self._initial_stop = None
+        self._initial_stop: float | None = None
         self._i = -1
         self._trail_key: tuple = ()
         self._last_phase = 0
@@ -155,21 +205,34 @@ class TradingKernel:
 
     @property
     def position(self) -> int:
-        return self.oco.pos
+        return self.book.qty
+
+    @property
+    def cash(self) -> float:
+        """Account cash, dollars: the risk manager's realized balance (the one owner of cash:
+        starting capital, every closed trade's net P&L, the venue's balance on reconcile) plus
+        what the open trade's fills have realized so far (partial exits, less their costs)."""
+        return self.risk.balance + self._open_cash
+
+    @property
+    def best_price(self) -> float:
+        """Best price since the entry (points): the high for a long, the low for a short; the
+        trailing rule's input."""
+        return self._best
 
     def busy(self) -> bool:
         """True when the next bar must be stepped: events queued, an entry/exit order live, a
         pending reversal, or anything but the two bracket legs working."""
-        o = self.oco
+        o, bk = self.oco, self.book
         if self._pending_reverse is not None or self.venue.has_events():
             return True
         if o.entry is not None and o.entry.is_working:
             return True
-        if o._closing_live():
+        if o.closing_live():
             return True
-        if o.pos != 0 and not o.protected():
+        if bk.qty != 0 and not o.protected():
             return True
-        if o.pos != 0 and (self.stop_target()[0], self._best, self._last_phase) != self._trail_key:
+        if bk.qty != 0 and (self.stop_target()[0], self._best, self._last_phase) != self._trail_key:
             return True  # the stop rule has not yet seen the current stop / best price / phase
         return False
 
@@ -178,7 +241,7 @@ class TradingKernel:
         s, t = self.oco.stop, self.oco.target
         sp = s.price if s is not None and s.is_working else float("nan")
         tp = t.price if t is not None and t.is_working else float("nan")
-        return sp, tp
+        return sp, tp  # type: ignore[return-value]  # a working stop/limit always has a price
 
     # ------------------------------------------------------------------ step
     def step(self, b: BarInput) -> Signal:
@@ -192,23 +255,23 @@ class TradingKernel:
         self.last_equity = eq
         self.risk.on_mark(eq, now)
         self.risk.on_market(now, b.spread, b.atr, b.atr_normal, b.volume, b.avg_volume)
-        o = self.oco
-        if o.pos != 0 and self._initial_stop is None and o.stop is not None:
+        o, bk = self.oco, self.book
+        if bk.qty != 0 and self._initial_stop is None and o.stop is not None:
             self._initial_stop = o.stop.price
-        if o.pos != 0 or (o.entry is not None and o.entry.is_working):
+        if bk.qty != 0 or (o.entry is not None and o.entry.is_working):
             why = self.risk.flatten_reason(now)
             if why is not None or b.phase >= P_EXIT:
                 o.flatten("risk" if why is not None and why.startswith("HALTED") else "eod_flatten")
-            elif o.pos != 0 and not o.close_reason:
-                side = 1 if o.pos > 0 else -1
+            elif bk.qty != 0 and not o.close_reason:
+                side = 1 if bk.qty > 0 else -1
                 self._best = max(self._best, b.high) if side > 0 else min(self._best, b.low)
                 sp, _ = self.stop_target()
                 if sp == sp:
-                    new = self.risk.update_trailing(side, o.avg, sp, self._best, now,
+                    new = self.risk.update_trailing(side, bk.avg_price, sp, self._best, now,
                                                     initial_stop=self._initial_stop)
                     self._trail_key = (sp, self._best, b.phase)
                     cur = sp if new is None else new
-                    floor_px = self._day_floor_stop(side, o.avg, abs(o.pos))
+                    floor_px = self._day_floor_stop(side, bk.avg_price, abs(bk.qty))
                     reason = "stop"
                     if floor_px is not None and side * (floor_px - cur) > 1e-9:
                         new, reason = floor_px, "risk"
@@ -218,12 +281,12 @@ class TradingKernel:
                         else:
                             o.modify_stop(new)
         sig = HOLD
-        if self._pending_reverse is not None and o.pos == 0 and not self.busy_orders():
+        if self._pending_reverse is not None and bk.qty == 0 and not self.busy_orders():
             d, c, k = self._pending_reverse
             self._pending_reverse = None
             self._try_entry(b, d, c, k)
         elif b.direction != 0:
-            sig = self.signals.decide(b.direction, b.confidence, o.pos, now)
+            sig = self.signals.decide(b.direction, b.confidence, bk.qty, now)
             if sig in ENTRIES:
                 if not self.busy_orders():
                     self._try_entry(b, 1 if sig is LONG_ENTRY else -1, b.confidence, b.pred_class)
@@ -259,18 +322,11 @@ class TradingKernel:
         return k * self.tick
 
     def busy_orders(self) -> bool:
-        o = self.oco
-        return (o.entry is not None and o.entry.is_working) or o._closing_live()
-
-    def _session_ok(self, b: BarInput) -> bool:
-        if self.trade_session == "rth":
-            return b.is_rth
-        if self.trade_session == "eth":
-            return b.in_session and not b.is_rth
-        return b.in_session
+        """True while the entry works or an exit may still fill (no new entry then)."""
+        return self.oco.entry_or_exit_live()
 
     def _try_entry(self, b: BarInput, side: int, conf: float, cls: int) -> None:
-        if b.phase >= P_NO_NEW or not self._session_ok(b):
+        if not entry_window(self.trade_session, b.phase, b.is_rth, b.in_session):
             self._refuse("session/eod")
             return
         d = self.risk.evaluate_entry(side, conf, b.close, b.atr, b.highs, b.lows, b.close_ts, b.is_rth)
@@ -299,15 +355,16 @@ class TradingKernel:
     def _on_fill(self, f: FillEvent, b: BarInput) -> None:
         order = self.oco.orders.get(f.order_id)
         role = order.role if order is not None else "exit"
-        before = self.book.qty
-        pnl = self.book.on_fill(f.side, f.qty, f.price, f.commission)
-        self.cash += pnl - f.commission
+        before = self.oco.last_fill_before  # the OCO manager booked the fill in self.book
+        pnl = self.oco.last_fill_pnl
+        self._open_cash += pnl - f.commission
         t = self._open
         if before == 0:
             t = self._open = _OpenTrade(entry_ts=f.ts_ns, entry_bar=b.i, direction=f.side)
             conf, cls, risk_d, st = self._pending_entry or (float("nan"), 0, float("nan"), 0)
             t.confidence, t.pred_class, t.risk_dollars, t.stop_ticks = conf, cls, risk_d, st
             self._best = f.price
+        assert t is not None, "a fill that does not open a position belongs to the open trade"
         t.commission += f.commission
         if f.side == t.direction:
             t.px_in += f.price * f.qty
@@ -323,6 +380,7 @@ class TradingKernel:
 
     def _close_trade(self, f: FillEvent, b: BarInput) -> None:
         t = self._open
+        assert t is not None, "a trade closes only when one is open"
         self._open = None
         d = t.direction
         pv = self.pv
@@ -344,3 +402,4 @@ class TradingKernel:
         self._initial_stop = None
         self.signals.on_exit(f.ts_ns)
         self.risk.on_trade_closed(net, f.ts_ns)
+        self._open_cash = 0.0  # now in the risk manager's balance

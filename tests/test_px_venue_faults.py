@@ -23,6 +23,8 @@ class _ApproveAll:
     def __init__(self):
         self.closed = []
 
+    balance = 5000.0  # KernelRisk: the cash the kernel marks from (no trade is booked here)
+
     def on_mark(self, equity, now):
         pass
 

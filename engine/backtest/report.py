@@ -13,20 +13,30 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import atomic_path
 from engine.backtest.metrics import compute_metrics, drawdown
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    """``write(tmp_path)`` then the temporary file replaces ``path`` (:func:`engine.atomic.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
+def _save_png(fig, path: Path) -> Path:
+    """Lay out, write ``fig`` as a 90-dpi PNG atomically, close it; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+    return path
 
 
 def _clean(v):
@@ -146,21 +156,13 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
     a1.set_title(f"{result.strategy} · fill {result.fill_model} · net ${m['net_pnl']:,.2f}")
     a2.fill_between(t[::step], dd["series"][::step], 0, color="tab:red", alpha=0.5)
     a2.set_ylabel("drawdown ($)")
-    fig.tight_layout()
-    p = out / "equity.png"
-    _atomic(p, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
-    plt.close(fig)
-    paths["equity_png"] = p
+    paths["equity_png"] = _save_png(fig, out / "equity.png")
     fig, ax = plt.subplots(figsize=(8, 3))
     hrs = m["pnl_by_hour_ny"]
     ax.bar(list(hrs.keys()), list(hrs.values()), color=["tab:green" if v >= 0 else "tab:red" for v in hrs.values()])
     ax.set_xlabel("exit hour (New York)")
     ax.set_ylabel("net P&L ($)")
-    fig.tight_layout()
-    p = out / "pnl_by_hour.png"
-    _atomic(p, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
-    plt.close(fig)
-    paths["pnl_by_hour_png"] = p
+    paths["pnl_by_hour_png"] = _save_png(fig, out / "pnl_by_hour.png")
     lines = [f"# Backtest report: {result.strategy}", "",
              f"fill model {result.fill_model}; {result.bars:,} bars; {result.steps:,} kernel steps; "
              f"{result.elapsed_s:.2f} s", "", "## Halts, blocks and refusals", "", "```",

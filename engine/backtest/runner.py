@@ -4,7 +4,8 @@ Per stepped bar ``i``: the clock moves to the bar's close (open + bar length), t
 processes bar ``i`` (market orders at its open, then stops, then limits), and the kernel takes
 one step (:meth:`engine.kernel.TradingKernel.step`). ``fast=True`` steps only the bars where
 something can happen (see :mod:`engine.backtest.fast`); ``fast=False`` steps every bar. Both give
-the same trades (tested on real data, ``tests/test_backtest_parity.py``).
+the same trades (tested on real data, ``tests/test_backtest_real.py`` and
+``tests/test_backtest_skip_latch.py``).
 
 EOD: the EOD phase of each bar's close comes from the CME calendar and the ``[eod]`` profile
 (:func:`engine.calendar.eod_schedule`; DST and early closes): entries need a phase before
@@ -18,19 +19,19 @@ import gc
 import operator
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from engine.backtest.fast import (equity_pass, eod_phase_codes, rolling_mean, scan_position, spread_hysteresis,
-                                  time_of_day_mean, time_of_day_slots, wilder_atr)
+from engine.backtest.fast import equity_pass, scan_position
 from engine.calendar import calendar_for
 from engine.clock import SimClock, perf_ns
 from engine.execution.orders import OrderStatus
 from engine.instruments import spec as instrument_spec
-from engine.market.spread import spread_ticks
-from engine.kernel import P_NO_NEW, BarInput, TradeRecord, TradingKernel
+from engine.market.inputs import MarketInputError, MarketInputs, prepare_market
+from engine.kernel import BarInput, SkipAheadRisk, TradeRecord, TradingKernel, entry_window
 from engine.strategy.base import StrategySignals
-from engine.venue.sim import SimVenue, slippage_ticks
+from engine.venue.sim import SimVenue
 
 TRADE_COLUMNS = [
     "entry_time", "exit_time", "direction", "entry_price", "exit_price", "contracts",
@@ -39,53 +40,8 @@ TRADE_COLUMNS = [
 ]
 
 
-class BacktestError(ValueError):
+class BacktestError(MarketInputError):
     """Impossible backtest input (empty range, unknown fill model, mismatched signals)."""
-
-
-@dataclass
-class Market:
-    """Per-bar arrays the runner precomputes once (n = bars)."""
-
-    close_ts: np.ndarray     # int64 UTC ns: bar open + bar_ns
-    phase: np.ndarray        # int8 EOD phase code at the close (engine.kernel.PHASE_CODES)
-    is_rth: np.ndarray
-    in_session: np.ndarray
-    day: np.ndarray          # int32 trading day
-    atr: np.ndarray          # float64 points
-    atr_normal: np.ndarray   # float64 points: mean ATR at this time of day, last 20 trading days
-    avg_volume: np.ndarray   # float64; all NaN (a read-only view) when the bars carry no volume
-    slip: np.ndarray         # float64 ticks
-    spread: np.ndarray = None  # float64 ticks: modelled spread (engine.market.spread), as the breaker sees it
-
-
-def prepare_market(bars, settings, fill_model: str) -> Market:
-    """Labels, EOD phases (the ``[eod]`` profile), ATR (Wilder, ``stops.atr_period``), normal ATR
-    (:func:`engine.backtest.fast.time_of_day_mean`: the mean ATR of the same time of day over the
-    last 20 trading days, NaN = normal until then), the slippage ticks per bar and the modelled
-    spread (:func:`engine.market.spread.spread_ticks`) fed to the spread breaker, carried through
-    the bars that do not decide it (:func:`engine.backtest.fast.spread_hysteresis`) so that the
-    skip-ahead sees the state of stepping every bar."""
-    n = len(bars)
-    if n == 0:
-        raise BacktestError("no bars to backtest")
-    cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
-    lab = cal.label(bars.ts)
-    close_ts = bars.ts + np.int64(bars.bar_ns)
-    row = lab.session
-    phase = eod_phase_codes(close_ts, row, cal.eod_table(settings.eod), cal.table.close)
-    atr = wilder_atr(bars.high, bars.low, bars.close, int(settings.stops.atr_period))
-    win = max(20, int(86_400_000_000_000 // max(bars.bar_ns, 1)))
-    win = min(win, max(20, n // 4))
-    atr_norm = time_of_day_mean(atr, time_of_day_slots(lab.ny_seconds, bars.bar_ns))
-    # without volume: a read-only all-NaN view (no array of n NaNs is written)
-    avg_vol = rolling_mean(bars.volume, win) if bars.has_volume else np.broadcast_to(np.float64(np.nan), (n,))
-    slip = slippage_ticks(lab.is_rth, atr, atr_norm, settings.slippage, fill_model)
-    r = settings.risk
-    spread = spread_ticks(lab.is_rth, atr, atr_norm, settings.slippage.high_vol_atr_ratio, r.volatility_breaker_ratio)
-    spread = spread_hysteresis(spread, float(r.spread_pause_ticks), float(r.spread_resume_ticks))
-    return Market(close_ts, phase, lab.is_rth, lab.in_session, lab.trading_day, atr, atr_norm,
-                  avg_vol, slip, spread)
 
 
 @dataclass
@@ -93,7 +49,7 @@ class BacktestResult:
     """Output of :func:`run_backtest`. ``trades``: pandas DataFrame (:data:`TRADE_COLUMNS`);
     ``equity``: float64 (n,) dollars at each bar close; ``ts``: int64 bar open times."""
 
-    trades: object
+    trades: Any  # pandas DataFrame
     records: list
     equity: np.ndarray
     ts: np.ndarray
@@ -122,8 +78,8 @@ def _default_risk(settings, clock, cal, spec, research: bool = False):
 
 
 def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | None = None,
-                 fast: bool = True, strategy_name: str = "", risk=None, progress=None,
-                 native_oco: bool = True, market: Market | None = None,
+                 fast: bool = True, strategy_name: str = "", risk: SkipAheadRisk | None = None, progress=None,
+                 native_oco: bool = True, market: MarketInputs | None = None,
                  research: bool | None = None) -> BacktestResult:
     """Run the kernel over ``bars`` with precomputed ``signals``.
 
@@ -145,38 +101,34 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     n = len(bars)
     if len(signals.direction) != n:
         raise BacktestError(f"signals have {len(signals.direction)} rows, bars {n}")
+    if n == 0:
+        raise BacktestError("no bars to backtest")
     t0 = perf_ns()
     mk = market or prepare_market(bars, settings, fill_model)
     spec = instrument_spec(settings.instrument.symbol)
-    cost = settings.costs.commission_per_side + settings.costs.exchange_fee_per_side
     start_bal = float(settings.account.starting_capital)
-    venue = SimVenue(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns,
-                     tick_size=spec.tick_size, point_value=spec.point_value, cost_per_side=cost,
-                     slip_ticks=mk.slip, fill_model=fill_model, starting_balance=start_bal,
-                     native_oco=native_oco, symbol=spec.symbol)
+    venue = SimVenue.for_bars(bars, settings, spec, mk.slip, fill_model, native_oco=native_oco)
     clock = SimClock(int(bars.ts[0]))
     cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
     research = bool(settings.backtest.research if research is None else research)
     if risk is None:
         risk = _default_risk(settings, clock, cal, spec, research)
     k = TradingKernel(settings, venue, risk, spec, bar_ns=bars.bar_ns, starting_balance=start_bal)
+    rk: SkipAheadRisk = risk  # the skip-ahead's questions go to the same object
 
     d = np.ascontiguousarray(signals.direction, dtype=np.int8)
     conf = np.asarray(signals.confidence, dtype=np.float64)
     cls = np.asarray(signals.pred_class)
-    min_conf = settings.signal.min_confidence
-    actionable = (d != 0) & (conf >= min_conf)  # a NaN confidence compares False
-    ts_mode = settings.session.trade_session
-    sess_ok = mk.is_rth if ts_mode == "rth" else (mk.in_session & ~mk.is_rth if ts_mode == "eth" else mk.in_session)
-    flat_idx = np.flatnonzero(actionable & (mk.phase < P_NO_NEW) & sess_ok)
+    # the bars where a flat kernel could enter: the signal rules' confidence gate and the
+    # kernel's entry window (EOD phase, session), asked of their owners over whole arrays
+    actionable = k.signals.actionable(d, conf)
+    flat_idx = np.flatnonzero(actionable & entry_window(k.trade_session, mk.phase, mk.is_rth, mk.in_session))
     # plain lists: the skip-ahead bisects them a few thousand times (numpy's per-call overhead
     # on a scalar search costs more than the search)
     flat_targets, flat_close = flat_idx.tolist(), mk.close_ts[flat_idx].tolist()
     n_targets = len(flat_targets)
-    cooldown_ns = int(settings.signal.exit_cooldown_s * 1e9)
     st = settings.stops
     trail_on = st.breakeven_after_ticks > 0 or st.trailing_ticks > 0
-    r = settings.risk
     lookback = int(st.structure_lookback)
     swing = st.method == "structure"  # only the structure stop reads the recent highs/lows
     H, L, C, O, V = bars.high, bars.low, bars.close, bars.open, bars.volume
@@ -216,24 +168,23 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
                 # pause / daily block, and the day roll when the daily-loss room is below the
                 # smallest possible risk per contract (refusals change nothing while flat); none
                 # when halted, manually paused or below the minimum balance
-                t_min = k.risk.next_entry_possible_ns(now)
+                t_min = rk.next_entry_possible_ns(now)
                 if t_min is None:
                     i = n
                     continue
-                if k.signals.last_exit_ns is not None:
-                    t_min = max(t_min, k.signals.last_exit_ns + cooldown_ns)
+                t_sig = k.signals.next_entry_ns()
+                if t_sig is not None:
+                    t_min = max(t_min, t_sig)
                 j = max(bisect_left(flat_targets, i + 1), bisect_left(flat_close, t_min))
                 i = flat_targets[j] if j < n_targets else n
                 continue
-            s = k.risk.state_dict()
+            # with a position: the next bar where a bracket leg, the trailing rule, the EOD
+            # phase, an opposite signal or the risk manager's equity band can act
+            eq_lo, eq_hi = rk.quiet_equity_band()
             sp, tp = k.stop_target()
-            eq_hi = float(s["day_peak_equity"])
-            eq_lo = max(s["day_start_equity"] - r.daily_loss_limit, s["day_peak_equity"] - r.daily_drawdown_limit,
-                        s["hwm"] - r.account_drawdown_limit, s["kill_ref"] - r.kill_switch_loss,
-                        r.min_account_balance - getattr(k.risk, "_min_bal_shift", 0.0)) + 1e-6
             side = 1 if pos > 0 else -1
-            i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k._best, trail_on, H, L, C, phase, d, actionable,
-                                  k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
+            i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k.best_price, trail_on, H, L, C, phase, d,
+                                  actionable, k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
         if progress is not None:
             progress(n, n)
         elapsed = (perf_ns() - t0) / 1e9
@@ -313,5 +264,5 @@ def slice_dates(bars, start: str | None, end: str | None):
     return bars.slice(lo, hi)
 
 
-__all__ = ["run_backtest", "prepare_market", "BacktestResult", "BacktestError", "equity_curve",
+__all__ = ["run_backtest", "prepare_market", "MarketInputs", "MarketInputError", "BacktestResult", "BacktestError", "equity_curve",
            "trades_frame", "slice_dates", "TRADE_COLUMNS", "OrderStatus"]

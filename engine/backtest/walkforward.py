@@ -38,7 +38,7 @@ RISK_LIMITS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class WalkForwardResult:
+class WalkForwardBacktest:
     folds: list          # list[BacktestResult], one per fold
     fold_metrics: list   # list[dict]
     equity: np.ndarray   # stitched out-of-sample equity, dollars, per test bar
@@ -49,7 +49,7 @@ class WalkForwardResult:
 
 
 def walk_forward_backtest(bars, folds, signals_for_fold, settings, *, fill_model: str | None = None,
-                          progress=None) -> WalkForwardResult:
+                          progress=None) -> WalkForwardBacktest:
     """Run each fold's test window.
 
     Args:
@@ -86,7 +86,7 @@ def walk_forward_backtest(bars, folds, signals_for_fold, settings, *, fill_model
     trades = pd.concat(trade_parts, ignore_index=True) if trade_parts else pd.DataFrame()
     start = float(settings.account.starting_capital)
     total = compute_metrics(trades, equity, day, start, ts) if len(equity) else {}
-    return WalkForwardResult(results, metrics, equity, ts, day, total, trades)
+    return WalkForwardBacktest(results, metrics, equity, ts, day, total, trades)
 
 
 def limits_exercised(results: list[BacktestResult]) -> dict[str, bool]:
@@ -103,7 +103,7 @@ def limits_exercised(results: list[BacktestResult]) -> dict[str, bool]:
     return {name: any(p in blob for p in phrases) for name, phrases in RISK_LIMITS.items()}
 
 
-def go_live_check(wf: WalkForwardResult, oos_accuracy: float, go_live_cfg,
+def go_live_check(wf: WalkForwardBacktest, oos_accuracy: float, go_live_cfg,
                   exercised: dict[str, bool] | None = None) -> dict:
     """The R-BT-4 gate. Returns {"pass": bool, "checks": {name: {"value", "threshold", "pass"}}}.
     ``oos_accuracy``: out-of-sample 3-class accuracy of the models (0..1); ``exercised``: from
@@ -128,10 +128,10 @@ def go_live_check(wf: WalkForwardResult, oos_accuracy: float, go_live_cfg,
 @dataclass
 class ModelWalkForward:
     """What :func:`model_walk_forward` did: the backtest (``wf``), the training record
-    (``training``: :class:`engine.ml.training.WalkForwardResult`, one model per fold), the go-live
+    (``training``: :class:`engine.ml.training.WalkForwardTraining`, one model per fold), the go-live
     gate (``go_live``) and the out-of-sample 3-class accuracy it used."""
 
-    wf: WalkForwardResult
+    wf: WalkForwardBacktest
     training: object
     go_live: dict
     oos_accuracy: float

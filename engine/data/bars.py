@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-NS = 1_000_000_000
+from engine.clock import NS  # nanoseconds per second: one definition
+
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
 

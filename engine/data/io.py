@@ -20,14 +20,15 @@ cannot work on bad rows (resample, save, target) refuse them with :class:`DataEr
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from engine.atomic import atomic_path
 from engine.data.bars import NS, Bars
 from engine.data.errors import DataError
+from engine.data.validate import require_clean_rows  # noqa: F401 - re-exported (engine.data)
 
 Progress = Callable[[int, int], None]
 """``progress(rows_done, rows_total)``; called while loading (the CLI draws a bar from it)."""
@@ -277,7 +278,7 @@ def _bar_columns(names: list[str], p: Path) -> tuple[str, dict[str, str], str | 
         raise DataError(f"missing OHLC column(s) {missing}; columns are {names}", path=p)
     if tcol is None:
         raise DataError(f"no time column (one of {TIME_COLUMNS}); columns are {names}", path=p)
-    return tcol, prices, _find(low, VOLUME_ALIASES), _find(low, ("symbol",))
+    return tcol, {k: v for k, v in prices.items() if v is not None}, _find(low, VOLUME_ALIASES), _find(low, ("symbol",))
 
 
 def _load_parquet(p: Path, progress, tz):
@@ -309,7 +310,7 @@ def _load_parquet(p: Path, progress, tz):
             cols[k][pos:pos + m] = _float_col(tbl.column(c).combine_chunks(), p, c, pos)
         if vcol:
             cols["volume"][pos:pos + m] = _float_col(tbl.column(vcol).combine_chunks(), p, vcol, pos)
-        if sym_codes is not None:
+        if sym_codes is not None and sym_values is not None:
             import pyarrow.compute as pc
 
             enc = pc.dictionary_encode(tbl.column(scol).combine_chunks())
@@ -510,27 +511,9 @@ def save_bars(bars: Bars, path: str | os.PathLike) -> Path:
         "symbol": pa.DictionaryArray.from_arrays(np.zeros(len(bars), np.int32), [bars.symbol]),
     }).replace_schema_metadata({"mes_console.bar_ns": str(bars.bar_ns)})
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_path(p) as tmp:
         pq.write_table(tbl, tmp, row_group_size=1_000_000)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return p
-
-
-def require_clean_rows(bars: Bars, what: str = "bars") -> None:
-    """Raise :class:`DataError` (naming source file, row and column) at the first non-finite
-    price or non-ascending timestamp: the rows that resample/save/target cannot work on."""
-    from engine.data.validate import first_bad_row
-
-    row, column, why = first_bad_row(bars)
-    if row >= 0:
-        raise DataError(f"{why}; refusing to use these {what} (run `mes-console data validate`)",
-                        path=bars.source or None, row=row, column=column)
 
 
 # --------------------------------------------------------------------------- ticks
@@ -615,7 +598,7 @@ def ticks_to_bars(ts: np.ndarray, price: np.ndarray, size: np.ndarray | None,
     bad = np.flatnonzero(~np.isfinite(price))
     if bad.size:
         raise DataError("non-finite tick price", row=int(bad[0]), column="price")
-    from engine.data.resample import _ticks_agg
+    from engine.data.resample import ticks_agg
 
-    o, h, l_, c, v, t = _ticks_agg(ts, price, size, np.int64(bar_ns))
+    o, h, l_, c, v, t = ticks_agg(ts, price, size, np.int64(bar_ns))
     return Bars(t, o, h, l_, c, v, symbol=symbol, bar_ns=int(bar_ns), source="ticks")

@@ -67,7 +67,7 @@ def resample(bars: Bars, bar_ns: int | str) -> Bars:
             the source; source of unknown size (ticks: use ``ticks_to_bars``); unsorted or
             duplicate timestamps or non-finite prices (naming file, row and column).
     """
-    from engine.data.io import require_clean_rows
+    from engine.data.validate import require_clean_rows
     from engine.data.sessions import session_labels
 
     target = parse_bar_size(bar_ns)
@@ -129,39 +129,11 @@ def _resample(ts, o, h, l, c, v, key, bar_ns):  # pragma: no cover - compiled
     return oo[:m].copy(), hh[:m].copy(), ll[:m].copy(), cc[:m].copy(), vv[:m].copy(), tt[:m].copy()
 
 
-@numba.njit(cache=True, nogil=True)
-def _ticks_agg(ts, price, size, bar_ns):  # pragma: no cover - compiled
-    n = ts.shape[0]
-    oo = np.empty(n, np.float64)
-    hh = np.empty(n, np.float64)
-    ll = np.empty(n, np.float64)
-    cc = np.empty(n, np.float64)
-    vv = np.empty(n, np.float64)
-    tt = np.empty(n, np.int64)
-    g = -1
-    cur = np.int64(-1)
-    for i in range(n):
-        b = (ts[i] // bar_ns) * bar_ns
-        p = price[i]
-        if g < 0 or b != cur:
-            g += 1
-            cur = b
-            tt[g] = b
-            oo[g] = p
-            hh[g] = p
-            ll[g] = p
-            cc[g] = p
-            vv[g] = size[i]
-        else:
-            if p > hh[g]:
-                hh[g] = p
-            if p < ll[g]:
-                ll[g] = p
-            cc[g] = p
-            if not np.isnan(size[i]):
-                if np.isnan(vv[g]):
-                    vv[g] = size[i]
-                else:
-                    vv[g] += size[i]
-    m = g + 1
-    return oo[:m].copy(), hh[:m].copy(), ll[:m].copy(), cc[:m].copy(), vv[:m].copy(), tt[:m].copy()
+def ticks_agg(ts: np.ndarray, price: np.ndarray, size: np.ndarray, bar_ns) -> tuple:
+    """Trade prints → OHLCV bars on the ``bar_ns`` grid: the bar aggregator :func:`_resample`
+    with every print as a one-price bar (open = high = low = close = price) and one group key,
+    so there is one aggregation loop. ``ts`` int64 UTC ns (non-decreasing), ``price`` float64
+    points, ``size`` float64 contracts (NaN = unknown) → ``(open, high, low, close, volume,
+    bar open ts)``."""
+    key = np.zeros(ts.shape[0], np.int64)
+    return _resample(ts, price, price, price, price, size, key, np.int64(bar_ns))

@@ -60,7 +60,7 @@ def make_target(bars: Bars, *, lookahead_bars: int, threshold_ticks: int, tick_s
         DataError: bad arguments, unknown bar size, unsorted/duplicate timestamps or
             non-finite prices (naming the row).
     """
-    from engine.data.io import require_clean_rows
+    from engine.data.validate import require_clean_rows
     from engine.data.sessions import session_labels
 
     if lookahead_bars < 1 or threshold_ticks < 1 or not tick_size > 0:
@@ -176,11 +176,11 @@ def bracket_outcomes(bars: Bars, settings, *, horizon_bars: int, fill_model: str
     Args:
         bars: :class:`Bars` with a known bar size. settings: :class:`engine.config.Settings`.
         horizon_bars: time limit ≥ 1 bar. fill_model: default ``backtest.fill_model``.
-        market: a :class:`engine.backtest.runner.Market` of ``bars`` (computed when not given).
+        market: a :class:`engine.market.inputs.MarketInputs` of ``bars`` (computed when not given).
     Raises:
         DataError: bad horizon or bar size.
     """
-    from engine.backtest.runner import prepare_market
+    from engine.market.inputs import prepare_market
     from engine.instruments import spec as instrument_spec
 
     if horizon_bars < 1:

@@ -527,3 +527,12 @@ def _jumps(ts, o, h, l, c, session, bar_ns, mult, min_frac, limit_frac, alpha, w
             atr = tr if seen == 0 else atr + alpha * (tr - atr)
             seen += 1
     return rows[:m].copy(), ratios[:m].copy()
+
+
+def require_clean_rows(bars: Bars, what: str = "bars") -> None:
+    """Raise :class:`DataError` (naming source file, row and column) at the first non-finite
+    price or non-ascending timestamp: the rows that resample/save/target cannot work on."""
+    row, column, why = first_bad_row(bars)
+    if row >= 0:
+        raise DataError(f"{why}; refusing to use these {what} (run `mes-console data validate`)",
+                        path=bars.source or None, row=row, column=column)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from engine.execution.position import PositionManager
 from engine.execution.orders import (ACCEPTED, CANCELLED, EXPIRED, FILLED, PARTIALLY_FILLED,
                                      PENDING_CANCEL, REJECTED, SUBMITTED, UNKNOWN, Order)
 from engine.venue.base import Bracket, FillEvent, OrderUpdate, PositionUpdate, SubmissionTimeout
@@ -53,16 +54,22 @@ class OcoManager:
         venue: a :class:`engine.venue.base.Venue`.
         tick_size: points per tick.
         on_alert: callback ``(kind: str, message: str)`` for alert events.
+        book: the :class:`engine.execution.position.PositionManager` that owns the position
+            (signed contracts, average price, realized P&L). The manager books every fill of its
+            own orders there; :attr:`pos` and :attr:`avg` read it (one owner of the position: the
+            kernel passes its book). Default: a book of its own (point value 1).
     """
 
-    def __init__(self, venue, tick_size: float, on_alert: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, venue, tick_size: float, on_alert: Callable[[str, str], None] | None = None,
+                 book: PositionManager | None = None) -> None:
         self.venue = venue
         self.tick = float(tick_size)
         self.on_alert = on_alert or (lambda kind, msg: None)
         self.orders: dict[str, Order] = {}
         self.alerts: list[tuple[str, str]] = []
-        self.pos = 0
-        self.avg = 0.0
+        self.book = book if book is not None else PositionManager(1.0)
+        self.last_fill_before = 0  # signed position before the last booked fill
+        self.last_fill_pnl = 0.0   # realized P&L of the last booked fill (dollars, before costs)
         self.side = 0
         self.intended = 0
         self.stop_ticks = 0
@@ -75,6 +82,16 @@ class OcoManager:
         self._seq = 0
         self._margin_retried = False
         self.native = bool(getattr(venue, "native_oco", False))
+
+    @property
+    def pos(self) -> int:
+        """Signed contracts (the book's)."""
+        return self.book.qty
+
+    @property
+    def avg(self) -> float:
+        """Average entry price of the open position, points (the book's; 0.0 when flat)."""
+        return self.book.avg_price
 
     # ------------------------------------------------------------------ commands
     def _tag(self, role: str) -> str:
@@ -99,8 +116,8 @@ class OcoManager:
         """Enter ``qty`` contracts on ``side`` (+1/-1) with a bracket; raises ``RuntimeError``
         when a position, an entry or an exit is already live (no duplicate entries) and
         ``ValueError`` for a bad size or bracket."""
-        if self.pos != 0 or (self.entry is not None and self.entry.status in LIVE) or self._closing_live():
-            raise RuntimeError(f"open refused: position {self.pos}, entry or exit already live")
+        if self.book.qty != 0 or (self.entry is not None and self.entry.status in LIVE) or self._closing_live():
+            raise RuntimeError(f"open refused: position {self.book.qty}, entry or exit already live")
         if stop_ticks < 1 or target_ticks < 1 or qty < 1:
             raise ValueError(f"bad bracket: qty={qty} stop_ticks={stop_ticks} target_ticks={target_ticks}")
         self.side, self.intended = side, qty
@@ -148,7 +165,7 @@ class OcoManager:
     def _send_exit(self, target_pos: int) -> None:
         """Send a market order for whatever moves the position to ``target_pos`` beyond what the
         live exit orders already cover."""
-        need = target_pos - self.pos - self._exit_in_flight()
+        need = target_pos - self.book.qty - self._exit_in_flight()
         if need != 0:
             self.exits.append(self._place(1 if need > 0 else -1, abs(need), "market", None, "exit"))
 
@@ -172,6 +189,14 @@ class OcoManager:
         if o is not None and o.status in CANCELLABLE:
             o.transition(PENDING_CANCEL, event="cancel request")
             self.venue.cancel(o.order_id)
+
+    def closing_live(self) -> bool:
+        """True while an exit order may still fill."""
+        return self._closing_live()
+
+    def entry_or_exit_live(self) -> bool:
+        """True while the entry order works or an exit order may still fill (no new entry then)."""
+        return (self.entry is not None and self.entry.is_working) or self._closing_live()
 
     def _closing_live(self) -> bool:
         return bool(self.exits) and any(o.status in IN_FLIGHT for o in self.exits)
@@ -220,10 +245,10 @@ class OcoManager:
             if o.status == ev.status:
                 return
             o.transition(ev.status, ev.ts_ns, ev.reason)
-            if o.role == "stop" and self.pos != 0:
+            if o.role == "stop" and self.book.qty != 0:
                 self._alert("stop_rejected", f"stop {o.tag} {ev.status.value}: {ev.reason}; closing at once")
                 self.flatten("risk")
-            elif o.role == "exit" and self.pos != 0:
+            elif o.role == "exit" and self.book.qty != 0:
                 self._alert("exit_rejected", f"exit {o.tag} {ev.status.value}: {ev.reason}; resending the close")
             elif (o is self.entry and ev.status == REJECTED and _is_margin(ev.reason) and o.qty > 1
                   and not self._margin_retried and o.filled == 0 and self.pos == 0 and not self.close_reason):
@@ -244,29 +269,21 @@ class OcoManager:
         if o is None:
             return None
         o.apply_fill(ev.qty, ev.price, ev.ts_ns)
-        before = self.pos
-        dq = ev.side * ev.qty
-        new = before + dq
-        if before == 0 or (dq > 0) == (before > 0):
-            self.avg = (self.avg * abs(before) + ev.price * ev.qty) / abs(new)
-        elif new != 0 and (new > 0) != (before > 0):
-            self.avg = ev.price
-        elif new == 0:
-            self.avg = 0.0
-        self.pos = new
+        self.last_fill_before = self.book.qty
+        self.last_fill_pnl = self.book.on_fill(ev.side, ev.qty, ev.price, ev.commission)
         self._after_change()
         return ev
 
     def _after_change(self) -> None:
         """Restore the invariants after any event: excess → exit at once (+ alert); a close
         requested → exits cover the whole position; flat → legs cancelled; else legs sized."""
-        wrong_side = self.pos != 0 and self.side != 0 and (self.pos > 0) != (self.side > 0)
-        over = abs(self.pos) > self.intended
+        wrong_side = self.book.qty != 0 and self.side != 0 and (self.book.qty > 0) != (self.side > 0)
+        over = abs(self.book.qty) > self.intended
         if wrong_side or over:
             target = 0 if (wrong_side or self.close_reason) else self.side * self.intended
-            if target - self.pos - self._exit_in_flight() != 0:
+            if target - self.book.qty - self._exit_in_flight() != 0:
                 self._alert("oco_excess",
-                            f"position {self.pos} beyond intended {self.side * self.intended}: "
+                            f"position {self.book.qty} beyond intended {self.side * self.intended}: "
                             f"flattening the excess at once")
             if wrong_side:
                 self.close_reason = self.close_reason or "risk"
@@ -279,10 +296,10 @@ class OcoManager:
         if self.close_reason:
             for o in (self.entry, self.stop, self.target):
                 self._cancel(o)
-            if self.pos != 0:
+            if self.book.qty != 0:
                 self._send_exit(0)
             return
-        if self.pos == 0:
+        if self.book.qty == 0:
             entry_live = self.entry is not None and self.entry.status in LIVE
             if not entry_live:
                 for o in (self.stop, self.target):
@@ -293,20 +310,20 @@ class OcoManager:
     def _size_legs(self) -> None:
         """Make both legs cover exactly the position (managed OCO places/modifies; a native
         venue does it itself). A position without a stop that can still be placed → close."""
-        q = min(abs(self.pos), self.intended)
+        q = min(abs(self.book.qty), self.intended)
         if q == 0:
             return
         if self.native:
             if self.stop is not None and self.stop.status in GONE:
-                self._alert("no_stop", f"position {self.pos} without a working stop: closing at once")
+                self._alert("no_stop", f"position {self.book.qty} without a working stop: closing at once")
                 self.flatten("risk")
             return
-        sgn = 1 if self.pos > 0 else -1
+        sgn = 1 if self.book.qty > 0 else -1
         for role in ("stop", "target"):
             leg = self.stop if role == "stop" else self.target
             if leg is None or leg.status in DONE:
                 if role == "stop" and leg is not None and leg.status in REFUSED:
-                    self._alert("no_stop", f"position {self.pos} without a working stop: closing at once")
+                    self._alert("no_stop", f"position {self.book.qty} without a working stop: closing at once")
                     self.flatten("risk")
                     return
                 price = (self.avg - sgn * self.stop_ticks * self.tick if role == "stop"
@@ -323,17 +340,17 @@ class OcoManager:
     # ------------------------------------------------------------------ queries
     def protected(self) -> bool:
         """True when the position is flat, or a stop covers it, or a close is in flight."""
-        if self.pos == 0:
+        if self.book.qty == 0:
             return True
-        if self._closing_live() and -self._exit_in_flight() * (1 if self.pos > 0 else -1) >= abs(self.pos):
+        if self._closing_live() and -self._exit_in_flight() * (1 if self.book.qty > 0 else -1) >= abs(self.book.qty):
             return True
         s = self.stop
-        return s is not None and s.status in LIVE and s.remaining >= abs(self.pos)
+        return s is not None and s.status in LIVE and s.remaining >= abs(self.book.qty)
 
     def excess(self) -> int:
         """Contracts beyond the intended position (0 when within)."""
-        if self.pos == 0:
+        if self.book.qty == 0:
             return 0
-        if self.side and (self.pos > 0) != (self.side > 0):
-            return abs(self.pos)
-        return max(0, abs(self.pos) - self.intended)
+        if self.side and (self.book.qty > 0) != (self.side > 0):
+            return abs(self.book.qty)
+        return max(0, abs(self.book.qty) - self.intended)

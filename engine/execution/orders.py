@@ -14,19 +14,8 @@ CANCELLED → FILLED / PARTIALLY_FILLED are legal. Anything not in the table rai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
-
-class OrderStatus(str, Enum):
-    SUBMITTED = "submitted"
-    ACCEPTED = "accepted"
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    PENDING_CANCEL = "pending_cancel"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    UNKNOWN = "unknown"
+from engine.venue.base import OrderStatus  # the venue's status words (execution → venue, one way)
 
 
 S = OrderStatus

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from engine.clock import NS  # nanoseconds per second: one definition
+
 
 class Signal(str, Enum):
     LONG_ENTRY = "long_entry"
@@ -26,9 +28,6 @@ class Signal(str, Enum):
     REVERSE_TO_SHORT = "reverse_to_short"
     FLATTEN = "flatten"
     HOLD = "hold"
-
-
-NS = 1_000_000_000
 
 
 (LONG_ENTRY, SHORT_ENTRY, EXIT_LONG, EXIT_SHORT, REVERSE_TO_LONG, REVERSE_TO_SHORT, FLATTEN,
@@ -65,6 +64,17 @@ class SignalGenerator:
         if self.reversal_allowed(now_ns):
             return REVERSE_TO_LONG if direction > 0 else REVERSE_TO_SHORT
         return EXIT_SHORT if position < 0 else EXIT_LONG
+
+    def actionable(self, direction, confidence):
+        """The confidence gate of :meth:`decide` over whole arrays: ``direction != 0`` and
+        ``confidence >= min_confidence`` (a NaN confidence fails). ``direction`` int8 (n,),
+        ``confidence`` float64 (n,) → bool (n,); scalars give a bool."""
+        return (direction != 0) & (confidence >= self.min_conf)
+
+    def next_entry_ns(self) -> int | None:
+        """UTC ns from which :meth:`decide` may give an entry again (the exit cooldown's end);
+        None when no exit happened yet."""
+        return None if self.last_exit_ns is None else self.last_exit_ns + self.exit_cooldown_ns
 
     def can_enter(self, now_ns: int) -> bool:
         """False while the exit cooldown runs."""

@@ -28,11 +28,11 @@ import numpy as np
 from engine.calendar import CalendarError, CmeCalendar, calendar_for
 from engine.data.bars import Bars
 from engine.features import _kernel as K
+from engine.clock import NS  # nanoseconds per second: one definition
 
 FEATURES_VERSION = "features-v1"
 """Bumped whenever any formula, parameter or name changes; stored in model manifests."""
 
-NS = 1_000_000_000
 
 HTF_LADDER_NS: tuple[int, ...] = tuple(
     s * NS for s in (60, 300, 600, 900, 1800, 3600, 7200, 14400)

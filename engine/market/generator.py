@@ -32,8 +32,8 @@ import numpy as np
 
 from engine.calendar import calendar_for, day_number, ny_to_ns
 from engine.data.bars import Bars
+from engine.clock import NS  # nanoseconds per second: one definition
 
-NS = 1_000_000_000
 TICK = 0.25
 """MES tick size, index points."""
 

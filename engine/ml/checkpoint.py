@@ -9,7 +9,8 @@ hash, the metrics and the package version. ``body_sha256`` is the SHA-256 of the
 detected. Weights are loaded with ``safetensors`` (no pickle, no code execution).
 
 Writing is atomic: a temporary sibling directory is filled, fsynced and renamed over the target
-with ``os.replace`` (an existing checkpoint at the target is replaced as a whole).
+with ``os.replace`` (an existing checkpoint at the target is replaced as a whole;
+:func:`engine.atomic.atomic_directory`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from engine import __version__
+from engine.atomic import atomic_directory
 from engine.ml.models import build_model
 from engine.ml.scaler import StandardScaler
 
@@ -104,9 +104,7 @@ def save_checkpoint(path: str | Path, *, arch: str, hparams: dict, model: nn.Mod
         "training": training, "metrics": metrics, "package_version": __version__,
         **({"extra": extra} if extra else {}),
     })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT, "arch": arch})
         doc = {"format": FORMAT, "body": body,
@@ -116,16 +114,6 @@ def save_checkpoint(path: str | Path, *, arch: str, hparams: dict, model: nn.Mod
             json.dump(doc, fh, indent=2, sort_keys=True, allow_nan=False)
             fh.flush()
             os.fsync(fh.fileno())
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

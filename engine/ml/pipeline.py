@@ -32,7 +32,7 @@ from engine import __version__
 from engine.ml.checkpoint import bars_content_hash, save_checkpoint
 from engine.ml.models import is_sequence, resolve_hparams
 from engine.ml.splits import plan_walk_forward
-from engine.ml.training import (ProgressCallback, TrainParams, WalkForwardResult, pick_device,
+from engine.ml.training import (ProgressCallback, TrainParams, WalkForwardTraining, pick_device,
                                 run_walk_forward, valid_sequence_ends)
 
 
@@ -81,12 +81,12 @@ def build_dataset(bars: Any, *, target_cfg: Any, tick_size: float, feature_set: 
     outcome: it needs the bracket target)."""
     import dataclasses
 
-    from engine.backtest.runner import prepare_market
+    from engine.market.inputs import prepare_market
     from engine.config import Settings
     from engine.data import make_target, target_lookahead_bars
     from engine.data.target import bracket_outcomes, make_bracket_target
     from engine.features import feature_set_for
-    from engine.kernel import P_NO_NEW
+    from engine.calendar import P_NO_NEW
 
     s = settings if settings is not None else Settings()
     s = dataclasses.replace(s, target=target_cfg)
@@ -168,7 +168,7 @@ class TrainReport:
 
     checkpoint: Path
     summary: dict
-    result: WalkForwardResult
+    result: WalkForwardTraining
 
 
 def train_from_bars(bars: Any, *, out_dir: str | Path, arch: str, walk_forward: bool,

@@ -18,7 +18,8 @@ Prediction fields (R-ML-2):
                         scaling and inference), from ``engine.clock.perf_ns``
 
 The feed-forward model runs as a pure-numpy float32 forward pass (no per-call allocations for one
-row); ``tests/test_ml_predictor.py`` proves it equal to the torch module. Sequence models run in
+row); ``tests/test_ml_checkpoint.py`` (test_numpy_mlp_equals_torch_and_stream_equals_batch) proves it
+equal to the torch module. Sequence models run in
 torch under ``inference_mode``.
 """
 

@@ -285,7 +285,7 @@ class FoldResult:
 
 
 @dataclass
-class WalkForwardResult:
+class WalkForwardTraining:
     """Per-fold and combined out-of-sample results; ``final`` is the most recent fold's model."""
 
     plan: WalkForwardPlan
@@ -318,7 +318,7 @@ def run_walk_forward(X: np.ndarray, y: np.ndarray, moves: np.ndarray, ts: np.nda
                      plan: WalkForwardPlan, *, lookahead_ns: int, arch: str = "mlp",
                      hparams: dict | None = None, params: TrainParams = TrainParams(),
                      on_progress: ProgressCallback | None = None,
-                     score: Callable[[np.ndarray, np.ndarray], dict] | None = None) -> WalkForwardResult:
+                     score: Callable[[np.ndarray, np.ndarray], dict] | None = None) -> WalkForwardTraining:
     """Train and test every fold of ``plan``; emits ``{"event": "fold_start"|"fold_done", ...}``
     besides the per-epoch events. The combined record scores every test row once (the earliest
     fold that tests it) against the baselines of the same folds. ``score(test_rows, probs)``,
@@ -363,4 +363,4 @@ def run_walk_forward(X: np.ndarray, y: np.ndarray, moves: np.ndarray, ts: np.nda
                 "prior_log_loss": log_loss(yt, np.concatenate(prior_all))}
     if score is not None:
         combined["trading"] = score(np.concatenate(rows_all), pr)
-    return WalkForwardResult(plan, results, combined)
+    return WalkForwardTraining(plan, results, combined)

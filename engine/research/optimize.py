@@ -201,7 +201,7 @@ class TrialRunner:
     """
 
     def __init__(self, bars: Any, settings: Any, model: str | Path | None = None) -> None:
-        from engine.backtest.runner import prepare_market
+        from engine.market.inputs import prepare_market
 
         self.bars = bars
         self.settings = settings

@@ -21,24 +21,28 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine.calendar import CmeCalendar, day_date, ny_datetime, ny_to_ns, SESSION_START_NY
+from engine.calendar import P_NO_NEW, PHASE_NAMES, SESSION_START_NY, CmeCalendar, day_date, ny_datetime, ny_to_ns
 from engine.clock import Clock, to_datetime
 from engine.config import Settings
 from engine.instruments import InstrumentSpec
 from engine.risk import sizing, stops as stops_mod
 from engine.risk.store import RiskStateError, RiskStateStore
+from engine.clock import NS  # nanoseconds per second: one definition
 
-NS = 1_000_000_000
 EPS = 1e-9
+BAND_MARGIN = 1e-6
+"""Dollars added to the low edge of :meth:`RiskManager.quiet_equity_band`: a caller that
+recomputes the equity in another order of float operations (the backtest's compiled scan) may
+differ by a few ulps from the kernel's mark; stopping a hair early only steps one more bar."""
 RESET_WORD = "RESET"
 """The word an operator must type to reset a halt."""
 
-PHASE_ORDER = ("normal", "reduce", "no_new", "exit", "flat")
+PHASE_ORDER = PHASE_NAMES[:5]  # the phases of a session's day (engine.calendar.PHASE_NAMES)
 HALT_KINDS = ("account_drawdown", "kill_switch", "min_balance", "daily_loss", "daily_drawdown", "pause")
 """Kinds of :attr:`RiskManager.halt_log` entries; the first three are account-level (they need
 an operator's review; research mode lifts them at the next RTH open)."""
 ACCOUNT_HALT_KINDS = HALT_KINDS[:3]
-NO_ENTRY_PHASES = ("no_new", "exit", "flat", "closed")
+NO_ENTRY_PHASES = PHASE_NAMES[P_NO_NEW:]  # no_new, exit, flat, closed
 
 
 class TradingState(str, Enum):
@@ -709,6 +713,26 @@ class RiskManager:
                 if int(math.floor(max(room, 0.0) / per_min + sizing.EPS)) == 0:
                     t = max(t, self._day_hi)
             return t
+
+    def quiet_equity_band(self) -> tuple[float, float]:
+        """``(lo, hi)`` dollars: while a position is open and no trade closes, a mark
+        (:meth:`on_mark`) with ``lo < equity <= hi`` trips no latch and moves no peak, so the
+        risk state cannot change. ``hi`` is the day's peak equity (a higher mark lifts the peaks
+        and with them the drawdown floors); ``lo`` is the highest equity at which a latch can
+        trip: the daily loss limit below the day's start, the daily drawdown limit below the
+        day's peak, the account drawdown limit below the high-water mark, the kill-switch loss
+        below its reference and the minimum balance (research mode: as lowered), plus
+        :data:`BAND_MARGIN` for the caller's own rounding of the equity. The backtest's
+        skip-ahead scans bars until the equity leaves this band; a subclass that adds an equity
+        latch extends ``lo`` / lowers ``hi`` here (tests/test_backtest_skip_latch.py)."""
+        r = self.settings.risk
+        with self._lock:
+            st = self._st
+            hi = float(st["day_peak_equity"])
+            lo = max(st["day_start_equity"] - r.daily_loss_limit, st["day_peak_equity"] - r.daily_drawdown_limit,
+                     st["hwm"] - r.account_drawdown_limit, st["kill_ref"] - r.kill_switch_loss,
+                     r.min_account_balance - self._min_bal_shift) + BAND_MARGIN
+        return lo, hi
 
     # ================================================================== event inputs
     def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None:

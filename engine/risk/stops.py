@@ -21,10 +21,11 @@ import math
 
 import numpy as np
 
+from engine.calendar import P_EXIT, P_NO_NEW, PHASE_NAMES
 from engine.config import EodConfig, StopsConfig
 
 EPS = 1e-9
-TIGHTEN_PHASES = ("no_new", "exit", "flat")
+TIGHTEN_PHASES = PHASE_NAMES[P_NO_NEW:P_EXIT + 2]  # no_new, exit, flat (engine.calendar.PHASE_NAMES)
 """EOD phases in which stop distances are multiplied by ``EodConfig.eod_stop_tighten``."""
 
 

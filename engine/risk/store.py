@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_write_text  # noqa: F401 - re-exported (one mechanism: engine.atomic)
+
 STATE_FILE = "risk_state.json"
 AUDIT_FILE = "audit.jsonl"
 STATE_VERSION = 1
@@ -32,37 +34,6 @@ class RiskStateError(RuntimeError):
 
 class AccountLockError(RuntimeError):
     """Another process holds the account lock; the message names its pid and the lock file."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: temp file in the same directory, fsync,
-    ``os.replace``, then fsync the directory. Either the old or the new content survives a crash."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        try:
-            data = text.encode("utf-8")
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        # the old file is untouched; drop the partial temp file and re-raise
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 class AuditLog:

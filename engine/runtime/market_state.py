@@ -1,8 +1,9 @@
 """Per-bar market state for a streaming session: session labels, EOD phase, Wilder ATR, normal
 ATR and average volume, one bar at a time.
 
-These are the kernel inputs that :func:`engine.backtest.runner.prepare_market` computes in batch.
-The arithmetic here is the same, operation for operation (Wilder recursion; trailing means as
+These are the kernel inputs that :func:`engine.market.inputs.prepare_market` computes in batch.
+The arithmetic here is the same, operation for operation (Wilder recursion: the same
+:func:`engine.market.inputs.wilder_update`; trailing means as
 differences of running sums, like ``numpy.cumsum``), so a replay feeds the kernel bit-identical
 numbers to a backtest over the same bars (``tests/test_runtime_session.py``).
 """
@@ -14,18 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.calendar import CmeCalendar
-
-DAY_NS = 86_400_000_000_000
-
-
-def normal_window(bar_ns: int, n_bars: int | None) -> int:
-    """Bars in the "normal ATR" / average-volume window: one day of bars (at least 20), and for a
-    finite series of ``n_bars`` at most a quarter of it (at least 20) — the rule of
-    :func:`engine.backtest.runner.prepare_market`. ``None`` = an open-ended live session."""
-    win = max(20, int(DAY_NS // max(bar_ns, 1)))
-    if n_bars is not None:
-        win = min(win, max(20, n_bars // 4))
-    return win
+from engine.market.inputs import normal_window, wilder_update  # the batch's rules, one definition each
 
 
 class _TrailingMean:
@@ -105,36 +95,18 @@ class MarketState:
 
     def update(self, ts: int, high: float, low: float, close: float, volume: float) -> MarketRow:
         """One closed bar (open time ``ts`` UTC ns) → its :class:`MarketRow`."""
-        i = self._i
-        tr = high - low
-        if i > 0:
-            a = abs(high - self._prev)
-            b = abs(low - self._prev)
-            if a > tr:
-                tr = a
-            if b > tr:
-                tr = b
+        self._acc, self._atr, atr = wilder_update(self._i, self.period, high, low, self._prev, self._acc, self._atr)
         self._prev = close
-        p = self.period
-        atr = float("nan")
-        if i < p:
-            self._acc += tr
-            if i == p - 1:
-                self._atr = self._acc / p
-                atr = self._atr
-        else:
-            self._atr = (self._atr * (p - 1) + tr) / p
-            atr = self._atr
         self._i += 1
         avg_vol = self._vol_mean.update(volume) if self._vol_mean is not None else float("nan")
 
         day, ny_sec, in_session, is_rth, row = self.cal.label_one(ts)
         # normal ATR: the mean ATR of this time of day over the last 20 trading days
-        # (engine.backtest.fast.time_of_day_mean, operation for operation)
+        # (engine.market.inputs.time_of_day_mean, operation for operation)
         slot = int(ny_sec) // self._bar_s
         tm = self._atr_tod.get(slot)
         if tm is None:
-            from engine.backtest.fast import NORMAL_ATR_DAYS
+            from engine.market.inputs import NORMAL_ATR_DAYS
 
             tm = self._atr_tod[slot] = _TrailingMean(NORMAL_ATR_DAYS)
         atr_norm = tm.update(atr)

@@ -15,9 +15,24 @@ reconciled by its tag, never resent (R-EXE-4; projectx-api.md §10).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import NamedTuple, Protocol, Union
 
-from engine.execution.orders import OrderStatus
+
+class OrderStatus(str, Enum):
+    """An order's status as venues report it and :mod:`engine.execution.orders` tracks it
+    (that module holds the transition table). Defined here, at the venue layer, so that the
+    execution layer imports the venue interface and never the other way round."""
+
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    PENDING_CANCEL = "pending_cancel"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
 
 BUY = 1
 SELL = -1

@@ -37,9 +37,11 @@ from collections import deque
 import numba
 import numpy as np
 
-from engine.execution.orders import ACCEPTED, CANCELLED, FILLED, PARTIALLY_FILLED, REJECTED
-from engine.venue.base import (AccountInfo, Bracket, FillEvent, OrderUpdate, PositionUpdate,
+from engine.venue.base import (AccountInfo, Bracket, FillEvent, OrderStatus, OrderUpdate, PositionUpdate,
                                VenueError, VenueOrder, VenuePosition)
+
+ACCEPTED, CANCELLED, FILLED = OrderStatus.ACCEPTED, OrderStatus.CANCELLED, OrderStatus.FILLED
+PARTIALLY_FILLED, REJECTED = OrderStatus.PARTIALLY_FILLED, OrderStatus.REJECTED
 
 FILL_MODELS = ("conservative", "optimistic", "realistic")
 _LIVE = frozenset({ACCEPTED, PARTIALLY_FILLED})  # working at the simulated venue
@@ -116,6 +118,21 @@ class SimVenue:
 
     Raises ``ValueError`` for an unknown fill model.
     """
+
+    @classmethod
+    def for_bars(cls, bars, settings, spec, slip_ticks: np.ndarray, fill_model: str, *,
+                 native_oco: bool = True) -> "SimVenue":
+        """The simulated venue over ``bars`` (:class:`engine.data.bars.Bars`) as every driver
+        builds it: tick size, point value and symbol from ``spec``, commission + exchange fee per
+        side from ``settings.costs``, starting balance ``settings.account.starting_capital``,
+        ``slip_ticks`` float64 (n,) (``MarketInputs.slip``). Raises ``ValueError`` for an unknown
+        fill model."""
+        c = settings.costs
+        return cls(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns,
+                   tick_size=spec.tick_size, point_value=spec.point_value,
+                   cost_per_side=c.commission_per_side + c.exchange_fee_per_side, slip_ticks=slip_ticks,
+                   fill_model=fill_model, starting_balance=float(settings.account.starting_capital),
+                   native_oco=native_oco, symbol=spec.symbol)
 
     def __init__(self, ts, open_, high, low, close, *, bar_ns: int, tick_size: float,
                  point_value: float, cost_per_side: float, slip_ticks: np.ndarray,

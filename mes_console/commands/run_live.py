@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from mes_console.commands.common import EXIT_USAGE, err_console, fail
-from mes_console.commands.run import run_headless, run_tui
+from mes_console.commands.drive import run_headless, run_tui
 
 LIVE_REFUSED = ("--mode live trades real money: headless it needs the explicit flag "
                 "--i-understand-this-trades-real-money")
