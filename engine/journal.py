@@ -164,6 +164,8 @@ class Journal:
                          "started_wall_ns, start_balance) VALUES (?,?,?,?,?,?,?,?)",
                          (mode, account, contract, symbol, clock, int(started_ns), int(started_wall_ns),
                           None if start_balance is None else float(start_balance)))
+        if cur.lastrowid is None:
+            raise JournalError(f"journal {self.path}: the session row was not written")
         self.session_id = int(cur.lastrowid)
         return self.session_id
 
@@ -223,7 +225,8 @@ class Journal:
 
     @staticmethod
     def _where(day_from: str | None, day_to: str | None, session: int | None) -> tuple[str, list]:
-        cond, args = [], []
+        cond: list[str] = []
+        args: list[str | int] = []
         if day_from:
             cond.append("day >= ?")
             args.append(day_from)

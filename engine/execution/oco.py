@@ -130,26 +130,30 @@ class OcoManager:
         self.entry = self._place(side, qty, "market", None, "entry", br)
         return self.entry
 
-    def adopt(self, pos: int, avg: float, stop_ticks: int, target_ticks: int) -> None:
+    def adopt(self, pos: int, avg: float, stop_ticks: int, target_ticks: int, *, protect: bool = True) -> None:
         """Take over a position found at the broker (start-up, ``[live] on_start_position =
-        "adopt"``): ``pos`` signed contracts at ``avg`` points, protected at once by a stop
-        ``stop_ticks`` and a target ``target_ticks`` from ``avg`` (placed as standalone legs:
-        there is no entry for a native bracket to ride on). From then on the legs behave as any
-        bracket's (one fills, the other is cancelled; a refused stop closes the position).
-        Raises ``RuntimeError`` when the manager already holds a position or live orders and
-        ``ValueError`` for a bad size or bracket."""
-        if self.pos != 0 or (self.entry is not None and self.entry.status in LIVE) or self._closing_live():
-            raise RuntimeError(f"adopt refused: position {self.pos}, entry or exit already live")
+        "adopt"``): ``pos`` signed contracts at ``avg`` points are booked into the position book
+        (its one owner) and, with ``protect``, protected at once by a stop ``stop_ticks`` and a
+        target ``target_ticks`` from ``avg`` (placed as standalone legs: there is no entry for a
+        native bracket to ride on). From then on the legs behave as any bracket's (one fills,
+        the other is cancelled; a refused stop closes the position). ``protect=False`` is for a
+        position the caller closes at once (:meth:`flatten`). Raises ``RuntimeError`` when the
+        manager already holds a position or live orders and ``ValueError`` for a bad size or
+        bracket."""
+        if self.book.qty != 0 or (self.entry is not None and self.entry.status in LIVE) or self._closing_live():
+            raise RuntimeError(f"adopt refused: position {self.book.qty}, entry or exit already live")
         if pos == 0 or stop_ticks < 1 or target_ticks < 1:
             raise ValueError(f"bad adoption: pos={pos} stop_ticks={stop_ticks} target_ticks={target_ticks}")
         sgn = 1 if pos > 0 else -1
+        self.book.on_fill(sgn, abs(int(pos)), float(avg), 0.0)
         self.side, self.intended = sgn, abs(int(pos))
-        self.pos, self.avg = int(pos), float(avg)
         self.stop_ticks, self.target_ticks = int(stop_ticks), int(target_ticks)
         self.entry = None
         self.exits = []
         self.close_reason = ""
-        q = abs(self.pos)
+        if not protect:
+            return
+        q = abs(self.book.qty)
         grid = lambda x: round(round(x / self.tick) * self.tick, 10)   # noqa: E731 (tick grid)
         self.stop = self._place(-sgn, q, "stop", grid(self.avg - sgn * self.stop_ticks * self.tick), "stop")
         self.target = self._place(-sgn, q, "limit", grid(self.avg + sgn * self.target_ticks * self.tick), "target")

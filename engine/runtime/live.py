@@ -829,7 +829,7 @@ class LiveSession(SessionBase):
             target_ticks = max(1, int(round(stop_ticks * st.reward_risk)))
         last = self.px.last_quote().get("lastPrice") or (self.closes[-1] if self.closes else None)
         beyond = last is not None and side * (float(last) - (avg - side * stop_ticks * tick)) <= 0
-        k.book.on_fill(side, abs(qty), avg, 0.0)
+        k.oco.adopt(qty, avg, stop_ticks, target_ticks, protect=not beyond)   # books it: one owner
         t = k._open = _OpenTrade(entry_ts=now, entry_bar=0, direction=side)
         t.qty_in, t.px_in, t.ref_in = abs(qty), avg * abs(qty), avg * abs(qty)
         t.stop_ticks, t.confidence = stop_ticks, float("nan")
@@ -837,12 +837,10 @@ class LiveSession(SessionBase):
         if beyond:
             msg = (f"start-up: adopted {qty:+d} @ {avg:.2f} is already beyond its stop "
                    f"({stop_ticks} ticks, last {last}): closing it at once")
-            k.oco.side, k.oco.intended, k.oco.pos, k.oco.avg = side, abs(qty), qty, avg
             k.oco.flatten("risk")
             self.alerts.send("critical", "startup_position", msg)
             self._event("order", msg, "error")
             return
-        k.oco.adopt(qty, avg, stop_ticks, target_ticks)
         self.adopted = {"qty": qty, "avg": avg, "stop_ticks": stop_ticks, "target_ticks": target_ticks,
                         "protected_after_s": (self.wall.monotonic_ns() - self._reconciled_wall) / 1e9}
         msg = (f"start-up: ADOPTED the broker's {qty:+d} @ {avg:.2f}; protective stop {stop_ticks} ticks, "
