@@ -28,7 +28,6 @@ left with its bracket working at the broker), risk state saved, and a JSON sessi
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 from dataclasses import dataclass, replace
@@ -592,7 +591,7 @@ class Session(SessionBase):
 
     def __init__(self, settings: Settings, bars: Bars, signal_source, cfg: SessionConfig | None = None,
                  *, risk=None, ring: RingHandler | None = None) -> None:
-        from engine.backtest.runner import prepare_market
+        from engine.market.inputs import prepare_market
         from engine.venue.sim import SimVenue
 
         if len(bars) == 0:
@@ -608,13 +607,8 @@ class Session(SessionBase):
         # The simulated venue needs the whole series (it fills at the next bar's open) and its
         # slippage per bar; both are the venue's, not the kernel's.
         mk = prepare_market(bars, settings, fill_model)
-        cost = settings.costs.commission_per_side + settings.costs.exchange_fee_per_side
         self.start_balance = float(settings.account.starting_capital)
-        self.venue = SimVenue(bars.ts, bars.open, bars.high, bars.low, bars.close, bar_ns=bars.bar_ns,
-                              tick_size=self.spec.tick_size, point_value=self.spec.point_value,
-                              cost_per_side=cost, slip_ticks=mk.slip, fill_model=fill_model,
-                              starting_balance=self.start_balance, native_oco=True,
-                              symbol=self.spec.symbol)
+        self.venue = SimVenue.for_bars(bars, settings, self.spec, mk.slip, fill_model)
         if risk is None:
             from engine.risk import RiskManager
 
@@ -767,11 +761,9 @@ def _plain(d: Any) -> Any:
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
-    """Write JSON to ``path`` atomically (temp file in the same directory, fsync, os.replace)."""
+    """Write JSON to ``path`` atomically (:func:`engine.atomic.atomic_write_text`: a temp file in
+    the same directory, fsync, os.replace; the parent directory is created)."""
+    from engine.atomic import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(doc, fh, indent=2, default=str, allow_nan=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=2, default=str, allow_nan=True), mode=0o644)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Callable, Literal, Protocol, runtime_checkable
 
+from engine.risk.manager import RESET_WORD
+
 TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
 """ACTIVE: entries allowed; REDUCING: only exposure-reducing orders; HALTED: no submits, cancels
 pass, protection kept until flat (architecture §5)."""
@@ -36,8 +38,8 @@ DisconnectPolicy = Literal["protect", "flatten"]
 """``settings.ui.on_disconnect``: what happens when the console dies (crash, lost terminal)."""
 
 TRADING_STATES: tuple[str, ...] = ("ACTIVE", "REDUCING", "HALTED")
-RESET_PHRASE = "RESET"
-"""The word the operator types to reset a halt (type-to-confirm)."""
+RESET_PHRASE = RESET_WORD
+"""The word the operator types to reset a halt (type-to-confirm): the risk manager's."""
 
 
 @dataclass(frozen=True)
