@@ -9,6 +9,7 @@ so every UI test builds its own fresh session.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 import threading
 from datetime import datetime
@@ -24,8 +25,10 @@ from mes_console.commands.run import build_replay_session
 FIXED_NY = datetime(2025, 3, 4, 15, 47, 30, tzinfo=ZoneInfo("America/New_York"))
 """Engine time of every UI test (a Tuesday afternoon, before the EOD phases)."""
 
-_TMP = Path(tempfile.gettempdir()) / "mes-ui-tests"
-"""A fixed directory (not mkdtemp): report and checkpoint paths shown in snapshots stay stable."""
+_TMP = Path(tempfile.gettempdir()) / os.environ.get("PYTEST_XDIST_WORKER", "main") / "mes-ui-tests"
+"""A fixed directory per test worker (not mkdtemp): report and checkpoint paths shown in snapshots
+stay stable (their visible tail is the same in every worker), and two xdist workers never write
+the same report."""
 
 
 def ui_settings(**ui) -> Settings:
