@@ -84,3 +84,17 @@ def _isolated_user_dirs(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``-n 2 --dist loadgroup``): the console tests share one fixed output
+    directory (``tests/ui_support._TMP``, whose paths appear in snapshots), so every test module
+    that imports ``tests.ui_support`` runs on the same worker, one test after another."""
+    uses_ui: dict[str, bool] = {}
+    for item in items:
+        path = str(item.path)
+        if path not in uses_ui:
+            uses_ui[path] = "tests.ui_support" in Path(path).read_text(encoding="utf-8")
+        if uses_ui[path]:
+            item.add_marker(pytest.mark.xdist_group("ui"))

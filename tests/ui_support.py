@@ -9,7 +9,6 @@ so every UI test builds its own fresh session.
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 import threading
 from datetime import datetime
@@ -25,10 +24,10 @@ from mes_console.commands.run import build_replay_session
 FIXED_NY = datetime(2025, 3, 4, 15, 47, 30, tzinfo=ZoneInfo("America/New_York"))
 """Engine time of every UI test (a Tuesday afternoon, before the EOD phases)."""
 
-_TMP = Path(tempfile.gettempdir()) / os.environ.get("PYTEST_XDIST_WORKER", "main") / "mes-ui-tests"
-"""A fixed directory per test worker (not mkdtemp): report and checkpoint paths shown in snapshots
-stay stable (their visible tail is the same in every worker), and two xdist workers never write
-the same report."""
+_TMP = Path(tempfile.gettempdir()) / "mes-ui-tests"
+"""A fixed directory (not mkdtemp): report and checkpoint paths shown in snapshots stay stable.
+Every test module that uses it runs on one xdist worker (``tests/conftest.py``: group ``ui``), so
+two workers never write the same report or checkpoint."""
 
 
 def ui_settings(**ui) -> Settings:
