@@ -79,14 +79,11 @@ def load_bars_checked(path: Path | str, *, start: Optional[str] = None, end: Opt
 
     if strict is None:
         strict = bool(getattr(getattr(settings, "data", None), "strict", False))
-    tick = 0.25
+    tick = 0.25  # MES/ES/MNQ/NQ all quote in 0.25 points; settings name the instrument
     if settings is not None:
-        try:
-            from engine.instruments import spec
+        from engine.instruments import spec
 
-            tick = float(spec(settings.instrument.symbol).tick_size)
-        except Exception:  # unknown symbol: config validation reports it elsewhere
-            tick = 0.25
+        tick = float(spec(settings.instrument.symbol).tick_size)  # the symbol is validated by config
     try:
         bars = load_bars(Path(path), multi_contract="front-month" if front_month else "refuse",
                          tz=tz)
