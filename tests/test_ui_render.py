@@ -113,3 +113,24 @@ def test_semantic_colour_keeps_its_words_without_colour():
     plain = out.export_text()
     assert "SHORT 1 @ 6000.00" in plain and "-$12.50" in plain and "+$20.00" in plain
     assert "UNPROTECTED CONTRACTS" in plain
+
+
+def test_a_halt_shows_the_position_closing_not_protected():
+    """Kill switch with an open position on the real session: the legs are being cancelled and
+    a market exit is in flight; the pane says so instead of ALL PROTECTED, until flat."""
+    from tests.ui_support import advance, make_session, open_position
+
+    sess = make_session()
+    open_position(sess)
+    sess._publish()
+    before = sess.snapshot().position
+    assert not before.exiting and "ALL PROTECTED" in render.render_position(before).plain
+    sess.halt("test kill switch")
+    sess._apply_commands()
+    sess._publish()
+    p = sess.snapshot().position
+    assert p.side != "FLAT" and p.exiting and p.all_protected
+    text = render.render_position(p).plain
+    assert "CLOSING at market" in text and "ALL PROTECTED" not in text
+    advance(sess, 120)  # the exit fills at the next bar's open
+    assert sess.snapshot().position.side == "FLAT" and not sess.snapshot().position.exiting

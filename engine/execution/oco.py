@@ -342,11 +342,17 @@ class OcoManager:
                 leg.qty = leg.filled + q
 
     # ------------------------------------------------------------------ queries
+    def exiting(self) -> bool:
+        """True when the position is open and market exits in flight cover all of it (a flatten
+        or an EOD/risk close under way): protected by the exit, not by a stop."""
+        q = self.book.qty
+        return q != 0 and self._closing_live() and -self._exit_in_flight() * (1 if q > 0 else -1) >= abs(q)
+
     def protected(self) -> bool:
         """True when the position is flat, or a stop covers it, or a close is in flight."""
         if self.book.qty == 0:
             return True
-        if self._closing_live() and -self._exit_in_flight() * (1 if self.book.qty > 0 else -1) >= abs(self.book.qty):
+        if self.exiting():
             return True
         s = self.stop
         return s is not None and s.status in LIVE and s.remaining >= abs(self.book.qty)

@@ -475,7 +475,7 @@ class SessionBase:
 
         position = PositionView(side, abs(o.pos), o.avg if o.pos != 0 else None, float(unreal),
                                 float(rs.daily_realized_pnl), leg(o.stop, "stop"), leg(o.target, "target"),
-                                bool(o.pos == 0 or o.protected()))
+                                bool(o.pos == 0 or o.protected()), bool(o.exiting()))
         risk = RiskView(state_name, rs.reason, float(rs.daily_loss_used), float(rs.daily_loss_limit),
                         float(rs.day_drawdown), float(rs.daily_drawdown_limit), int(rs.consecutive_losses),
                         float(rs.kill_switch_distance), float(rs.kill_switch_limit),

@@ -118,7 +118,8 @@ class PositionView:
     """The position and its protection. ``side``: ``FLAT``/``LONG``/``SHORT``; ``size``
     contracts (≥ 0); ``avg_price`` points; ``unrealized_usd``/``realized_usd`` dollars (realized
     since the trading day began, after costs); ``all_protected``: every open contract is covered
-    by a working stop (True when flat)."""
+    by a working stop or by a market exit in flight (True when flat); ``exiting``: the position
+    is being closed at market (flatten, halt, EOD or risk exit in flight)."""
 
     side: str
     size: int
@@ -128,6 +129,7 @@ class PositionView:
     stop: OrderLegView | None
     target: OrderLegView | None
     all_protected: bool
+    exiting: bool = False
 
 
 @dataclass(frozen=True)

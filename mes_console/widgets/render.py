@@ -268,7 +268,9 @@ def render_position(p: PositionView) -> Text:
         t.append(f"{leg.kind:<6} {leg.price:9.2f} {dist:>5} {leg.state}\n")
     if p.side != "FLAT" and p.stop is None:
         t.append("stop   MISSING\n", style="reverse bold")
-    if p.all_protected:
+    if p.side != "FLAT" and p.exiting:
+        t.append("CLOSING at market (exit in flight)", style="bold yellow")
+    elif p.all_protected:
         t.append("ALL PROTECTED" if p.side != "FLAT" else "flat: nothing at risk", style="bold")
     else:
         t.append(" UNPROTECTED CONTRACTS ", style="reverse bold blink")
