@@ -112,3 +112,27 @@ def test_no_trial_with_enough_trades_leaves_dsr_and_pbo_undefined(data, tmp_path
     r = runner.invoke(app, [a for a in _opt(data, tmp_path, "--trials", "2", "--sampler", "random",
                                             "--config", str(cfg)) if a != "--json"])
     assert r.exit_code == 0 and "no trial reached" in r.stdout
+
+
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_on_resume(tmp_path, monkeypatch):
+    """Optuna's fail_stale_trials skips RUNNING trials with no heartbeat row (a worker killed
+    between creating its trial and the first heartbeat); the resume marks them FAIL once they
+    are older than the grace period, and leaves a trial with a live heartbeat alone."""
+    import time
+
+    import optuna
+
+    from engine.research import optimize as opt
+
+    storage = opt.make_storage(f"sqlite:///{tmp_path / 'o.db'}")
+    study = optuna.create_study(study_name="s", storage=storage)
+    orphan = storage.create_new_trial(study._study_id)
+    alive = storage.create_new_trial(study._study_id)
+    storage.record_heartbeat(alive)
+    assert opt.fail_orphaned_trials(storage, study) == 0          # younger than the grace period
+    time.sleep(1.1)
+    monkeypatch.setattr(opt, "GRACE_S", 1)
+    assert opt.fail_orphaned_trials(storage, study) == 1
+    states = {t._trial_id: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[orphan] == optuna.trial.TrialState.FAIL
+    assert states[alive] == optuna.trial.TrialState.RUNNING

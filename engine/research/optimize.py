@@ -288,6 +288,36 @@ def make_storage(url: str):
         raise OptimizeError(f"optuna storage {_redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
+def fail_orphaned_trials(storage, study) -> int:
+    """Mark FAIL the RUNNING trials of ``study`` that have no heartbeat at all and started more
+    than ``GRACE_S`` seconds ago: a worker killed between creating its trial and recording the
+    first heartbeat. Optuna's ``fail_stale_trials`` skips trials without a heartbeat row
+    (optuna ``storages/_rdb/storage.py`` ``_get_stale_trial_ids``), so such a trial would stay
+    RUNNING for ever. A live worker records its first heartbeat right after creating a trial,
+    far inside the grace period. Reads Optuna's RDB schema (tables ``trials`` and
+    ``trial_heartbeats``); the state change goes through the storage API. Returns the count."""
+    import datetime as _dt
+
+    import optuna
+    import sqlalchemy
+
+    cutoff = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None) - _dt.timedelta(seconds=GRACE_S)
+    q = sqlalchemy.text(
+        "SELECT t.trial_id FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+        "WHERE t.study_id = :sid AND t.state = 'RUNNING' AND h.trial_id IS NULL "
+        "AND t.datetime_start < :cutoff")
+    with storage.engine.connect() as conn:
+        ids = [int(r[0]) for r in conn.execute(q, {"sid": study._study_id, "cutoff": cutoff})]
+    n = 0
+    for tid in ids:
+        try:
+            if storage.set_trial_state_values(tid, optuna.trial.TrialState.FAIL):
+                n += 1
+        except RuntimeError:  # finished meanwhile (the storage refuses a change of a finished trial)
+            pass
+    return n
+
+
 def _redact(url: str) -> str:
     import re
 
@@ -414,6 +444,7 @@ def run_workers(plan: StudyPlan, runner: TrialRunner, workers: int, *,
     storage = make_storage(plan.storage)
     study = open_study(plan, storage)
     optuna.storages.fail_stale_trials(study)
+    fail_orphaned_trials(storage, study)
     before = len(complete_trials(study))
     t0 = perf_ns() / 1e9
     seen = {t.number for t in complete_trials(study)}
