@@ -291,7 +291,7 @@ def make_storage(url: str):
 def fail_orphaned_trials(storage, study) -> int:
     """Mark FAIL the RUNNING trials of ``study`` that have no heartbeat at all and started more
     than ``GRACE_S`` seconds ago: a worker killed between creating its trial and recording the
-    first heartbeat. Optuna's ``fail_stale_trials`` skips trials without a heartbeat row
+    first heartbeat (both times on the database's clock). Optuna's ``fail_stale_trials`` skips trials without a heartbeat row
     (optuna ``storages/_rdb/storage.py`` ``_get_stale_trial_ids``), so such a trial would stay
     RUNNING for ever. A live worker records its first heartbeat right after creating a trial,
     far inside the grace period. Reads Optuna's RDB schema (tables ``trials`` and
@@ -301,12 +301,16 @@ def fail_orphaned_trials(storage, study) -> int:
     import optuna
     import sqlalchemy
 
-    cutoff = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None) - _dt.timedelta(seconds=GRACE_S)
     q = sqlalchemy.text(
         "SELECT t.trial_id FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
         "WHERE t.study_id = :sid AND t.state = 'RUNNING' AND h.trial_id IS NULL "
         "AND t.datetime_start < :cutoff")
     with storage.engine.connect() as conn:
+        # the database's clock, as Optuna's own stale check uses (trial times are naive UTC)
+        db_now = conn.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+        if isinstance(db_now, str):  # SQLite answers CURRENT_TIMESTAMP as text
+            db_now = _dt.datetime.fromisoformat(db_now)
+        cutoff = db_now.replace(tzinfo=None) - _dt.timedelta(seconds=GRACE_S)
         ids = [int(r[0]) for r in conn.execute(q, {"sid": study._study_id, "cutoff": cutoff})]
     n = 0
     for tid in ids:
