@@ -89,6 +89,7 @@ class BacktestScreen(ContainedScreen):
     BacktestScreen #metrics { width: 30; height: 100%; }
     BacktestScreen #equity { width: 1fr; height: 100%; }
     BacktestScreen #trades { height: 1fr; }
+    BacktestScreen #limits { height: auto; max-height: 3; text-wrap: nowrap; text-overflow: ellipsis; }
     """
     BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+g", "run", "Run")]
 
@@ -125,6 +126,7 @@ class BacktestScreen(ContainedScreen):
                             tooltip="on: record account-level halts and resume at the next RTH open")
         yield ProgressBar(total=1, show_eta=False, id="progress")
         yield Static("ready: enter runs", id="status")
+        yield Static("", id="limits")
         with Horizontal(id="results"):
             yield DataTable(id="metrics", show_cursor=False)
             yield SafePlot(id="equity")
@@ -140,6 +142,7 @@ class BacktestScreen(ContainedScreen):
         plt = self.query_one("#equity", SafePlot).plt
         plt.title("equity $ by exit date")
         self.query_one("#progress", ProgressBar).display = False  # no animated "--%" before a run
+        self.query_one("#limits", Static).display = False
         self.query_one("#data", Input).focus()
 
     def params(self) -> BacktestParams:
@@ -206,8 +209,7 @@ class BacktestScreen(ContainedScreen):
         m.clear()
         for name, value in result.metrics:
             m.add_row(name, value)
-        for line in result.limits:  # halts, blocks, pauses, refusals: what limited the run
-            m.add_row("limits", line.strip())
+        self.show_limits(result.limits)
         plot = self.query_one("#equity", SafePlot)
         plt = plot.plt
         plt.clear_data()
@@ -229,8 +231,26 @@ class BacktestScreen(ContainedScreen):
         where = f" saved {path}" if path else " (report not saved)"
         halted = next((x for x in result.limits if x.startswith("halted ")), "")
         if halted and "no trades after" in halted:  # the run stopped early: say so where it is seen
-            where = f" · {halted.split(': ', 1)[0]}, no trades after (see limits)"
+            where = f" · {halted.split(': ', 1)[0]}, no trades after"
         self.query_one("#status", Static).update(f"done: {len(result.trades)} trades{where}")
+
+    def show_limits(self, lines: tuple[str, ...]) -> None:
+        """What limited the run, at most three lines of the screen's width (each ends in an
+        ellipsis when cut; the whole text is in the report): the account-level halts (the first,
+        and how many), the blocks and pauses, the refused entries."""
+        from rich.text import Text
+
+        halts = [x for x in lines if x.startswith("halted ")]
+        keep = []
+        if halts:
+            more = f" (+{len(halts) - 1} more)" if len(halts) > 1 else ""
+            keep.append(halts[0] + more)
+        keep += [x for x in lines if x.startswith(("research mode", "no account-level", "daily loss blocks",
+                                                   "entries refused"))]
+        text = Text("\n".join(keep[:3]), no_wrap=True, overflow="ellipsis")
+        widget = self.query_one("#limits", Static)
+        widget.update(text)
+        widget.display = bool(keep)
 
     def action_back(self) -> None:
         self.app.pop_screen()

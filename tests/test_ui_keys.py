@@ -139,7 +139,8 @@ async def _backtest_while_halting(app, rt, gate):
         await screen.workers.wait_for_complete()
         await pilot.pause()
         assert screen.result is not None and len(screen.result.trades) > 0
-        assert screen.query_one("#metrics").row_count == len(screen.result.metrics) + len(screen.result.limits)
+        assert screen.query_one("#metrics").row_count == len(screen.result.metrics)
+        assert "entries refused" in str(screen.query_one("#limits").render())
         assert screen.query_one("#trades").row_count == len(screen.result.trades)
         await pilot.press("escape")
         assert not isinstance(app.screen, BacktestScreen)
@@ -185,6 +186,7 @@ async def test_backtest_screen_parameters_and_halts_on_real_bars(es_1m_path):
         assert halted and "account drawdown" in halted[0] and "no trades after" in halted[0]
         status = str(screen.query_one("#status").render())
         assert "halted 2024-12-" in status and "no trades after" in status
+        assert str(screen.query_one("#limits").render()).startswith("halted 2024-12-")
         first = screen.result
         screen.query_one("#research").value = "on"
         screen.query_one("#stop").value = "6"
