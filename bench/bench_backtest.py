@@ -210,58 +210,6 @@ def run_vectorbt_fed(bars: Bars, act: np.ndarray, exit_now: np.ndarray, stop_pts
     return times, trades
 
 
-def run_backtesting_py(bars: Bars, direction: np.ndarray, repeats: int = 5) -> tuple[list[float], int]:
-    """Wall times (s) of ``repeats`` warm ``Backtest.run()`` calls and the trade count.
-
-    Treated like our kernel: imported and run once on a small slice first (import, first-run
-    and cache overhead excluded), the DataFrame is built outside the timing (our Bars exist
-    before ``run_backtest`` too), the cyclic GC is off during each timed run (our runner turns
-    it off for its loop), and the best of ``repeats`` runs counts (the caller takes it)."""
-    import pandas as pd
-    from backtesting import Backtest, Strategy
-
-    sig_all = direction.astype(np.float64)
-
-    def make(b: Bars, sig: np.ndarray):
-        df = pd.DataFrame({"Open": b.open, "High": b.high, "Low": b.low, "Close": b.close,
-                           "Volume": np.ones(len(b))}, index=pd.to_datetime(b.ts, utc=True).tz_localize(None))
-
-        class Bracket(Strategy):
-            def init(self):
-                self.sig = self.I(lambda: sig, name="sig", plot=False)
-
-            def next(self):
-                if self.position:
-                    return
-                d = self.sig[-1]
-                c = self.data.Close[-1]
-                if d > 0:
-                    self.buy(size=1, sl=c - 2.0, tp=c + 3.0)
-                elif d < 0:
-                    self.sell(size=1, sl=c + 2.0, tp=c - 3.0)
-
-        return Backtest(df, Bracket, cash=10_000_000, commission=0.0, margin=1.0, trade_on_close=False,
-                        exclusive_orders=False, finalize_trades=True)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        make(bars.slice(0, 20_000), sig_all[:20_000]).run()  # warm: imports, first run
-        times, trades = [], 0
-        for _ in range(repeats):
-            bt = make(bars, sig_all)
-            gc.collect()  # as for our runs: no collector debt from the previous run
-            gc.disable()
-            try:
-                t0 = perf_ns()
-                stats = bt.run()
-                dt = (perf_ns() - t0) / 1e9
-            finally:
-                gc.enable()
-            times.append(dt)
-            trades = int(stats["# Trades"])
-    return times, trades
-
-
 def _load() -> str:
     a, b, c = os.getloadavg()
     return f"{a:.2f} {b:.2f} {c:.2f}"
