@@ -5,7 +5,6 @@ or a state file."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -19,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.broker.fake import FakeGateway, load_bars_frame
+from engine.broker.fake import load_bars_frame
 from engine.broker.projectx.rest import ProjectXClient
 from engine.broker.projectx.venue import ProjectXVenue
 from engine.clock import LiveClock
 from engine.config import Secrets, Settings
 from engine.data import load_bars
-from engine.logs import RingHandler, get_logger, install, json_handler, reset
+from engine.logs import RingHandler, install, json_handler, reset
 from engine.runtime.live import BarAggregator, LiveConfig, LiveSession
 from engine.runtime.session import Session, SessionConfig, make_signal_source
 
@@ -37,35 +36,11 @@ N_BARS = 540                          # to 21:00 UTC (17:00 New York)
 TICK = 0.25
 
 
-class Gateway:
+def Gateway(frame, speed: float = 0.0):
     """The fake gateway on its own thread/loop (speed 0: ``step()`` advances the market)."""
+    from tests.px_fixtures import ThreadedGateway
 
-    def __init__(self, frame, speed: float = 0.0) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-gw", daemon=True)
-        self.thread.start()
-
-        async def make():
-            gw = FakeGateway(frame, LiveClock(), username=USER, api_key=KEY, speed=speed)
-            await gw.start()
-            return gw
-        self.gw = self.run(make())
-        self.url = self.gw.base_url
-
-    def run(self, coro, timeout: float = 15.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn):
-        async def f():
-            return fn()
-        return self.run(f())
-
-    def close(self) -> None:
-        try:
-            self.run(self.gw.stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
+    return ThreadedGateway(frame, speed, username=USER, api_key=KEY)
 
 
 def _compare_settings() -> Settings:
