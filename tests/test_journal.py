@@ -123,24 +123,12 @@ def test_sigkill_paper_session_journal_holds_every_fill(topstepx_path, tmp_path)
     ``mes-console journal --json`` prints them after the kill."""
     from engine.broker.fake import load_bars_frame
     from tests.px_fixtures import ThreadedGateway
-    from tests.test_px_crash import CAPITAL, KEY, START, USER, Proc, _broker, _wait
+    from tests.test_px_crash import CAPITAL, KEY, START, USER, Proc, _broker, _wait, paper_config
 
     frame = load_bars_frame(topstepx_path, start=START, max_rows=420)
     gt = ThreadedGateway(frame, username=USER, api_key=KEY, balance=CAPITAL)
     ex = gt.gw.exchange
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f"""[account]
-starting_capital = {CAPITAL}
-[risk]
-daily_loss_limit = 40000.0
-daily_drawdown_limit = 45000.0
-kill_switch_loss = 60000.0
-account_drawdown_limit = 50000.0
-min_account_balance = 100.0
-consecutive_loss_pauses = [[1000, 1]]
-[projectx]
-stale_feed_s = 60.0
-[paths]
+    cfg = paper_config(tmp_path / "c.toml", f"""[paths]
 state_dir = "{tmp_path / 'state'}"
 data_dir = "{tmp_path / 'data'}"
 log_dir = "{tmp_path / 'log'}"

@@ -101,13 +101,10 @@ def _wait(pred, steps, timeout: float, why: str) -> None:
         steps()
 
 
-def test_sigkill_with_position_and_after_exit_books_broker_pnl_once(topstepx_path, tmp_path) -> None:
-    frame = load_bars_frame(topstepx_path, start=START, max_rows=420)
-    gt = ThreadedGateway(frame, username=USER, api_key=KEY, balance=CAPITAL)
-    ex = gt.gw.exchange
-    state = tmp_path / "state"
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f"""[account]
+def paper_config(path: Path, extra: str) -> Path:
+    """A settings file for a CLI paper session on the ``CAPITAL`` fake account: limits far away
+    (the tests compare books, not limits), a patient feed, plus ``extra`` TOML."""
+    path.write_text(f"""[account]
 starting_capital = {CAPITAL}
 [risk]
 daily_loss_limit = 40000.0
@@ -118,11 +115,17 @@ min_account_balance = 100.0
 consecutive_loss_pauses = [[1000, 1]]
 [projectx]
 stale_feed_s = 60.0
-[paths]
-state_dir = "{state}"
-[live]
-warm_start = false
-""")   # books are compared right after each start-up: a warm session may trade on its first bar
+""" + extra)
+    return path
+
+
+def test_sigkill_with_position_and_after_exit_books_broker_pnl_once(topstepx_path, tmp_path) -> None:
+    frame = load_bars_frame(topstepx_path, start=START, max_rows=420)
+    gt = ThreadedGateway(frame, username=USER, api_key=KEY, balance=CAPITAL)
+    ex = gt.gw.exchange
+    state = tmp_path / "state"
+    # books are compared right after each start-up: a warm session may trade on its first bar
+    cfg = paper_config(tmp_path / "c.toml", f'[paths]\nstate_dir = "{state}"\n[live]\nwarm_start = false\n')
     procs: list[Proc] = []
 
     def step(n: int = 1) -> None:
