@@ -36,22 +36,24 @@ LIVE_REFUSED = ("--mode live trades real money: headless it needs the explicit f
 def build_live_session(settings, *, mode: str, model: Optional[Path], json_report: Optional[Path],
                        gateway_url: Optional[str], ring=None, state_dir: Optional[Path] = None,
                        **cfg_overrides):
-    """The :class:`LiveSession` and its (unstarted) :class:`ProjectXVenue` for ``mode``.
-    ``gateway_url`` → exchange clock; otherwise the configured API on the wall clock. Raises
+    """The :class:`LiveSession` for ``mode`` on its (unconnected) broker connection: the
+    ProjectX adapter (:class:`engine.broker.projectx.connection.ProjectXConnection`, the only
+    adapter so far; chosen here, not in the session). ``gateway_url`` → exchange clock;
+    otherwise the configured API on the wall clock. Raises
     :class:`engine.runtime.session.SessionError` / ``ValueError`` naming the problem."""
     from engine.alerts import AlertRouter
-    from engine.broker.projectx.venue import ProjectXVenue
+    from engine.broker.projectx.connection import ProjectXConnection
     from engine.clock import LiveClock
     from engine.runtime.live import LiveConfig, LiveSession
 
     wall = LiveClock()
     alerts = AlertRouter(settings.alerts, wall)
     try:
-        venue = ProjectXVenue(settings, wall, base_url=gateway_url, native_oco=True,
-                              on_alert=alerts.send, market_depth=True)
+        broker = ProjectXConnection.from_settings(settings, wall, base_url=gateway_url, native_oco=True,
+                                                  on_alert=alerts.send, market_depth=True)
         cfg = LiveConfig(mode=mode, clock="exchange" if gateway_url else "wall",
                          report_path=json_report, state_dir=state_dir, **cfg_overrides)
-        session = LiveSession(settings, venue, cfg, model_path=model, wall_clock=wall, alerts=alerts,
+        session = LiveSession(settings, broker, cfg, model_path=model, wall_clock=wall, alerts=alerts,
                               ring=ring)
     except BaseException:
         alerts.close(1.0)

@@ -66,9 +66,9 @@ import logging
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from engine.broker.base import FillMeta, ReconcileReport
 from engine.broker.projectx.enums import OrderSide, OrderType
 from engine.broker.projectx.errors import (
     ApiError, NotFoundError, OutcomeUnknown, ProjectXError, RateLimitedError, install_redaction,
@@ -97,45 +97,6 @@ WORKING = frozenset({1, 6, 7, 8})
 TERMINAL = frozenset({2, 3, 4, 5})
 TERMINAL_MAP = {3: S.CANCELLED, 4: S.EXPIRED, 5: S.REJECTED}
 SYMBOL_IDS = {"MES": "F.US.MES", "ES": "F.US.EP", "MNQ": "F.US.MNQ", "NQ": "F.US.ENQ"}
-
-
-@dataclass
-class ReconcileReport:
-    """Result of :meth:`ProjectXVenue.reconcile` (broker wins).
-
-    Attributes:
-        ts_ns: clock time of the reconciliation (UTC ns).
-        reason: why it ran ("startup", "periodic", "hub reconnect", "gap", "submission timeout"...).
-        ok: True when nothing had to be corrected.
-        local_qty, local_avg: the venue's position (signed contracts, points) BEFORE the check.
-        broker_qty, broker_avg: the broker's (after the check the venue holds these).
-        working_orders: broker working orders on the contract (statuses 1, 6, 7, 8).
-        missing_fills: trade ids found by REST that the hub had not delivered (now emitted).
-        order_updates: order state changes found by REST (now emitted).
-        resolved_unknown: kernel tags of timed-out placements found at the broker.
-        unresolved_unknown: tags still unknown. rejected_unknown: tags declared not placed.
-        orphans_cancelled: broker ids of bracket legs cancelled because the broker is flat.
-        mismatches: human-readable lines for every correction.
-    """
-
-    ts_ns: int
-    reason: str
-    ok: bool = True
-    local_qty: int = 0
-    local_avg: float = 0.0
-    broker_qty: int = 0
-    broker_avg: float = 0.0
-    working_orders: int = 0
-    missing_fills: list = field(default_factory=list)
-    order_updates: int = 0
-    resolved_unknown: list = field(default_factory=list)
-    unresolved_unknown: list = field(default_factory=list)
-    rejected_unknown: list = field(default_factory=list)
-    orphans_cancelled: list = field(default_factory=list)
-    mismatches: list = field(default_factory=list)
-    unexplained: list = field(default_factory=list)
-    """The corrections nothing on the wire explains (a broker position that the missed fills do
-    not account for): what ``[reconcile] mode`` acts on (R-EXE-4; :class:`LiveSession`)."""
 
 
 class _Track:
@@ -263,7 +224,7 @@ class ProjectXVenue:
         # kernel-thread state
         self._out: deque = deque()
         self._out_meta: deque = deque()                  # one entry per FillEvent in _out, same order
-        self.polled_fill_meta: list[dict] = []
+        self.polled_fill_meta: list[FillMeta] = []
         """Broker facts of the FillEvents the last :meth:`poll_events` returned, in their order:
         ``{"id": trade id, "signed": ±contracts, "fees": $, "pnl": $ or None, "ts_ns": broker
         time}``; the runtime books round trips into the risk manager by these ids."""
