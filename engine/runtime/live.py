@@ -77,7 +77,7 @@ import dataclasses
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -100,6 +100,12 @@ from engine.runtime.session import (
 )
 from engine.runtime.snapshot import BrokerView, QuoteView
 from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate
+
+if TYPE_CHECKING:
+    from engine.calendar import CmeCalendar
+    from engine.instruments import Contract
+    from engine.risk import AccountLock, RiskManager
+    from engine.risk.account_rules import AccountRules
 
 log = get_logger("live")
 
@@ -227,8 +233,8 @@ class _StampedVenue:
         self._bar_ns = int(bar_ns)
         self._buf: deque = deque()
         self.fills = 0
-        self.on_fill = None
-        """``(FillEvent, broker meta dict or None)`` called for every fill collected (the
+        self.on_fill: Callable[[FillEvent, FillMeta | None], None] | None = None
+        """``(FillEvent, broker facts or None)`` called for every fill collected (the
         session's journal), before the kernel sees it."""
         self.rt: list[FillMeta] = []
         """Broker facts (:attr:`BrokerVenue.polled_fill_meta`) of the fills handed to the kernel
@@ -293,7 +299,10 @@ class _LiveRisk(_TimedRisk):
     """The timed risk proxy of a live session: the kernel's ``on_trade_closed`` goes through
     :meth:`RiskManager.book_broker_trades` with the broker trade ids of the round trip, so the
     booking and the ids reach ``risk_state.json`` in one atomic write (exactly once across a
-    crash; a restart books what is missing from ``Trade/search``)."""
+    crash; a restart books what is missing from the broker's fill history)."""
+
+    elapsed: int
+    block_reason: str
 
     def __init__(self, risk, venue: _StampedVenue) -> None:
         super().__init__(risk)
@@ -389,14 +398,17 @@ class LiveSession(SessionBase):
         self.last_data_ts: int | None = None
         self.last_trade_px: float | None = None
         self.start_balance = float(settings.account.starting_capital)
-        self.signals = None
-        self.kernel = None
-        self.risk = None
-        self.cal = None
-        self.lock = None
-        self.startup_reconcile = None
+        self.signals: Any = None
+        """The signal source (:func:`make_signal_source`: the rule-based baseline or a model;
+        duck-typed: ``update``, ``label``, ``window`` / ``predictor``)."""
+        self.kernel: TradingKernel | None = None
+        self.risk: RiskManager | None = None
+        self.cal: CmeCalendar | None = None
+        self.lock: AccountLock | None = None
+        self._lock2: AccountLock | None = None
+        self.startup_reconcile: ReconcileReport | None = None
         self.reconciles: list[dict] = []
-        self._reconcile_seen = None
+        self._reconcile_seen: ReconcileReport | None = None
         self._broker = BrokerView(None, "never", "not reconciled yet")
         self._next_reconcile_ns = 0
         self._next_reconcile_wall = 0
@@ -405,11 +417,11 @@ class LiveSession(SessionBase):
         self.refused: dict[str, int] = {}
         """Market records dropped by the sanity gate, by kind (:meth:`gate_problem`)."""
         self._started = False
-        self.contract = None
+        self.contract: Contract | None = None
         self._roll_day: int | None = None
         self._roll_block_day = -1
         self._roll_exit: str | None = None
-        self.rules = None
+        self.rules: AccountRules | None = None
         """The venue's :class:`engine.risk.account_rules.AccountRules` (None: ``rules = "none"``)."""
         self._acct_seen = 0
         self._acct_dirty = False
@@ -425,6 +437,25 @@ class LiveSession(SessionBase):
         self._last_bar: BarInput | None = None
         self._init_common()
         self._quit_policy = "flatten"
+
+    # ------------------------------------------------------------------ parts built at start-up
+    def _kernel(self) -> TradingKernel:
+        """The kernel (built by :meth:`startup`); :class:`SessionError` before it exists."""
+        if self.kernel is None:
+            raise SessionError("the session is not started (no kernel yet)")
+        return self.kernel
+
+    def _risk(self) -> RiskManager:
+        """The risk manager (built by :meth:`startup`); :class:`SessionError` before it exists."""
+        if self.risk is None:
+            raise SessionError("the session is not started (no risk manager yet)")
+        return self.risk
+
+    def _calendar(self) -> CmeCalendar:
+        """The trading calendar (built by :meth:`startup`); :class:`SessionError` before it exists."""
+        if self.cal is None:
+            raise SessionError("the session is not started (no calendar yet)")
+        return self.cal
 
     # ------------------------------------------------------------------ start-up (R-LIVE-1)
     def startup(self) -> None:
@@ -486,15 +517,15 @@ class LiveSession(SessionBase):
             if isinstance(self.clock, ExchangeClock):
                 self.clock.advance_to(first)
             now = self.clock.now_ns()
-            self.cal = calendar_for(now - 7 * DAY_NS, now + 60 * DAY_NS)
+            self.cal = cal = calendar_for(now - 7 * DAY_NS, now + 60 * DAY_NS)
             self._check_contract(now)
             self._open_journal(acct)
             try:
-                self.risk = RiskManager(s, self.clock, self.cal, self.spec, store)
+                self.risk = risk = RiskManager(s, self.clock, cal, self.spec, store)
             except RiskStateError as exc:
                 raise SessionError(str(exc)) from None
-            new_state = self.risk.book_broker_trades()["since_ns"] is None   # no watermark yet: a new state
-            self._timed_risk = _LiveRisk(self.risk, self.venue)
+            new_state = risk.book_broker_trades()["since_ns"] is None   # no watermark yet: a new state
+            self._timed_risk = _LiveRisk(risk, self.venue)
             self._book_broker_history("start-up")
             self._note_reconcile(rep)
             self._setup_account(store.dir, new_state)
@@ -508,10 +539,10 @@ class LiveSession(SessionBase):
                 self.venue.poll_events()   # the kernel never held that position
                 self._book_broker_history("start-up flatten")
             self.venue.rt.clear()          # fills before trading are booked above, not by the kernel
-            self.start_balance = float(self.risk.balance)
+            self.start_balance = float(risk.balance)
             self.kernel = TradingKernel(s, self.venue, self._timed_risk, self.spec, bar_ns=self.bar_ns,
                                         starting_balance=self.start_balance)
-            self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
+            self.market = MarketState(cal, self.bar_ns, s.stops.atr_period,
                                       self.cfg.normal_window_bars, True, settings=s)
             if adopt:             # protection first: the warm start's history call comes after
                 try:
@@ -548,7 +579,7 @@ class LiveSession(SessionBase):
         from engine.calendar import day_date
         from engine.journal import Journal, default_journal_path
 
-        cal = self.cal
+        cal = self._calendar()
 
         def day_of(ts: int) -> str:
             d = int(cal.label_one(int(ts))[0])
@@ -567,11 +598,12 @@ class LiveSession(SessionBase):
         self._refresh_journal_today()   # trades of an earlier session today show in the console
         log.info("journal: %s (session %d)", path, j.session_id)
 
-    def _journal_fill(self, e: FillEvent, meta: dict | None) -> None:
-        m = meta or {}
+    def _journal_fill(self, e: FillEvent, meta: FillMeta | None) -> None:
         self._journal("fill", ts_ns=int(e.ts_ns), side=int(e.side), qty=int(e.qty), price=float(e.price),
-                      fees=float(m.get("fees", e.commission)), broker_id=m.get("id"), order_id=str(e.order_id),
-                      tag=str(e.tag), pnl=m.get("pnl"), broker_ts_ns=m.get("ts_ns"))
+                      fees=float(e.commission if meta is None else meta["fees"]),
+                      broker_id=None if meta is None else meta["id"], order_id=str(e.order_id),
+                      tag=str(e.tag), pnl=None if meta is None else meta["pnl"],
+                      broker_ts_ns=None if meta is None else meta["ts_ns"])
 
     # ------------------------------------------------------------------ contract roll
     def _check_contract(self, now: int) -> None:
@@ -582,7 +614,7 @@ class LiveSession(SessionBase):
         from engine.calendar import day_date
         from engine.instruments import InstrumentError, front_month, parse_px_contract_id
 
-        d = int(self.cal.label_one(int(now))[0])
+        d = int(self._calendar().label_one(int(now))[0])
         day = day_date(d) if d >= 0 else to_datetime(int(now)).date()
         try:
             have = parse_px_contract_id(str(self.broker.contract_id))
@@ -608,7 +640,7 @@ class LiveSession(SessionBase):
         first_check = self._roll_day is None
         self._roll_day = day
         if self.rules is not None:   # the MLL's end-of-day high: the balance at the day's roll
-            b = self.broker.balance if self.broker.balance is not None else self.risk.balance
+            b = self.broker.balance if self.broker.balance is not None else self._risk().balance
             self.rules.on_balance(day_date(day).isoformat(), float(b))
         date = day_date(day)
         c = self.contract
@@ -640,14 +672,14 @@ class LiveSession(SessionBase):
             self.rules = rules_from_settings(self.settings, self.spec.symbol, Path(state_dir) / "account_rules.json")
         except AccountRulesError as exc:
             raise SessionError(str(exc)) from None
-        self.risk.account_rules = self.rules
+        self._risk().account_rules = self.rules
         self._acct_seen = self.broker.account_events
         self._sync_balance("start-up", rebase=new_state)
 
     def _day_iso(self, ts: int) -> str:
         from engine.calendar import day_date
 
-        d = int(self.cal.label_one(int(ts))[0])
+        d = int(self._calendar().label_one(int(ts))[0])
         return day_date(d).isoformat() if d >= 0 else ""
 
     def _sync_balance(self, why: str, *, rebase: bool = False) -> None:
@@ -663,17 +695,18 @@ class LiveSession(SessionBase):
             day = self._day_iso(now)
             if day:
                 self.rules.on_balance(day, float(b))
-        old = float(self.risk.balance)
+        risk = self._risk()
+        old = float(risk.balance)
         diff = float(b) - old
         if abs(diff) < 0.005:
             return
         if rebase:
-            self.risk.rebase_balance(float(b), now, "broker")
+            risk.rebase_balance(float(b), now, "broker")
             msg = f"{why}: balance from the broker ${b:,.2f} (configured ${old:,.2f}); limits and tier follow it"
             log.warning(msg)
             self._event("info", msg)
             return
-        self.risk.set_balance(float(b), now, "broker")
+        risk.set_balance(float(b), now, "broker")
         msg = (f"{why}: the broker's balance ${b:,.2f} differs from the engine's ${old:,.2f} by "
                f"${diff:+,.2f} (activity outside the engine?); the broker's is taken")
         log.warning(msg)
@@ -724,13 +757,13 @@ class LiveSession(SessionBase):
         start = end - 14 * DAY_NS                                     # weekends and holidays fit
         t0 = self.wall.monotonic_ns()
         try:
-            bars = self.broker.history(start, end, need, int(self.cfg.bar_s))
+            got = self.broker.history(start, end, need, int(self.cfg.bar_s))
         except Exception as exc:
             msg = f"warm start: History/retrieveBars failed ({type(exc).__name__}: {exc}); starting cold"
             log.warning(msg)
             self.alerts.send("warning", "warm_start", msg)
             return
-        bars: list[HistoryBar] = [b for b in bars if b.ts_ns + self.bar_ns <= (end + 1)]
+        bars: list[HistoryBar] = [b for b in got if b.ts_ns + self.bar_ns <= (end + 1)]
         problem = _history_problem(bars, self.bar_ns)
         if problem is not None:
             msg = f"warm start: history refused ({problem}); starting cold"
@@ -760,7 +793,7 @@ class LiveSession(SessionBase):
 
         qty, avg = int(rep.broker_qty), float(rep.broker_avg)
         side = 1 if qty > 0 else -1
-        k, r = self.kernel, self.risk
+        k, r = self._kernel(), self._risk()
         now = self.clock.now_ns()
         try:
             self.broker.cancel_all_working()
@@ -815,7 +848,7 @@ class LiveSession(SessionBase):
         new state) the broker's existing trades are recorded as not this state's. Raises
         :class:`SessionError` when the broker cannot be read: trading never starts on a state
         that may lack P&L."""
-        risk, broker = self.risk, self.broker
+        risk, broker = self._risk(), self.broker
         info = risk.book_broker_trades()
         since, booked = info["since_ns"], info["ids"]
         now_wall = self.wall.now_ns()
@@ -1056,11 +1089,12 @@ class LiveSession(SessionBase):
         b = BarInput(self.i, close_ts, o, h, l, c, m.atr, m.is_rth, m.in_session, m.phase, m.day,
                      d, conf, cls, m.atr_normal, v, m.avg_volume, np.fromiter(self._hi, float),
                      np.fromiter(self._lo, float))
-        self.kernel.step(b)
+        kernel = self._kernel()
+        kernel.step(b)
         k_ns = perf_ns() - t_k
         r_ns = self._timed_risk.elapsed
         self.timings.append(BarTiming(f_ns, inf_ns, r_ns, max(k_ns - r_ns, 0), perf_ns() - t0))
-        self.equity.append(self.kernel.last_equity)
+        self.equity.append(kernel.last_equity)
         self._last_bar = b
         self.first_bar_ts = ts if self.first_bar_ts is None else self.first_bar_ts
         self.last_bar_ts = ts
@@ -1068,7 +1102,7 @@ class LiveSession(SessionBase):
         self.i += 1
         self._collect_events()
         self._route_kernel_alerts()
-        k = self.kernel
+        k = kernel
         if self._roll_exit and k.oco.pos == 0 and not k.busy_orders() and not self._stop.is_set():
             self.exit_reason = f"contract roll: restart to trade {self._roll_exit}"
             log.warning("%s (the session ends flat)", self.exit_reason)
@@ -1084,7 +1118,7 @@ class LiveSession(SessionBase):
         return bool(getattr(stream, "ready", True))
 
     def _route_kernel_alerts(self) -> None:
-        al = self.kernel.stats.alerts
+        al = self._kernel().stats.alerts
         seen = getattr(self, "_alerts_routed", 0)
         for a in al[seen:]:
             self.alerts.send("warning", str(a[1]), str(a[2]))
@@ -1161,7 +1195,7 @@ class LiveSession(SessionBase):
             self.venue.poll_events()
             return
         now = max(self.clock.now_ns(), b.close_ts)
-        self.kernel.step(dataclasses.replace(b, close_ts=now, phase=4, direction=0,
+        self._kernel().step(dataclasses.replace(b, close_ts=now, phase=4, direction=0,
                                              confidence=float("nan"), pred_class=-1))
 
     def shutdown(self, policy: str = "flatten") -> None:
@@ -1198,7 +1232,7 @@ class LiveSession(SessionBase):
                 else:
                     log.warning("shutdown: keeping %+d contracts with their bracket working", o.pos)
                     self.venue.collect()
-                self.risk.save()
+                self._risk().save()
                 self._collect_events()
         except Exception:
             log.exception("shutdown failed part-way")
@@ -1249,7 +1283,7 @@ class LiveSession(SessionBase):
             self._venue_started = False
         if self.lock is not None:
             self.lock.release()
-        if getattr(self, "_lock2", None) is not None:
+        if self._lock2 is not None:
             self._lock2.release()
 
     # ------------------------------------------------------------------ snapshot hooks
@@ -1305,7 +1339,7 @@ class LiveSession(SessionBase):
         rep["adopted"] = self.adopted
         if self.rules is not None:
             rep["venue_rules"] = self._rules_view()
-            rep["venue_rules"]["consistency_best_day_share"] = self.rules.consistency_share(float(self.risk.balance))
+            rep["venue_rules"]["consistency_best_day_share"] = self.rules.consistency_share(float(self._risk().balance))
             rep["venue_rules"]["consistency_target"] = self.rules.profile.consistency_share
             rep["venue_rules"]["eod_high"] = self.rules.eod_high
         return rep

@@ -230,16 +230,17 @@ def _print(row: Any) -> TradePrint | Refused:
     if ts is None:
         return Refused("trade time: missing")
     px = row.get("price")
-    if not _is_num(px):
+    price = _num(px)
+    if price is None:
         return Refused(f"trade price: {px!r} is not a finite price > 0")
     vol = row.get("volume")
-    if vol is not None and (not _is_num(vol) or not math.isfinite(vol) or vol < 0):
+    volume = math.nan if vol is None else _num(vol)
+    if volume is None or (vol is not None and not (math.isfinite(volume) and volume >= 0)):
         return Refused(f"trade volume: {vol!r} is not a finite number ≥ 0")
     t = row.get("type")
     if t not in (None, 0, 1):
         return Refused(f"trade type: {t!r} is not 0 (buy) / 1 (sell)")
-    return TradePrint(int(ts), float(px), math.nan if vol is None else float(vol),
-                      0 if t is None else (1 if t == 0 else -1))
+    return TradePrint(int(ts), price, volume, 0 if t is None else (1 if t == 0 else -1))
 
 
 def depth_update(rows: Any) -> DepthUpdate:
@@ -258,8 +259,8 @@ def depth_update(rows: Any) -> DepthUpdate:
             if side == 0:
                 continue
             px = float(r["price"])
-            size = r.get("currentVolume")
-            size = float(r.get("volume") if size is None else size)
+            raw = r.get("currentVolume")
+            size = float(r.get("volume") if raw is None else raw)
             if not (math.isfinite(px) and px > 0 and math.isfinite(size) and size >= 0):
                 raise ValueError("non-finite")
         except (TypeError, ValueError, KeyError, AttributeError):

@@ -212,7 +212,10 @@ class Bar:
 
     @classmethod
     def from_json(cls, d: dict) -> "Bar":
-        return cls(parse_ts(_need(d, "t", "Bar")), float(d["o"]), float(d["h"]), float(d["l"]),
+        ts = parse_ts(_need(d, "t", "Bar"))
+        if ts is None:
+            raise ValueError("Bar: field 't' is empty")
+        return cls(ts, float(d["o"]), float(d["h"]), float(d["l"]),
                    float(d["c"]), float(d.get("v") or 0.0))
 
 

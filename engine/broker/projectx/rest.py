@@ -167,7 +167,7 @@ class ProjectXClient:
         """UTC ns at which the current token expires (0 before login)."""
         return self._token_expiry_ns
 
-    def _set_token(self, token: str) -> None:
+    def _set_token(self, token: Any) -> None:
         if not isinstance(token, str) or not token:
             raise AuthError("Auth/loginKey", 8, "gateway returned an empty token")
         register_secret(token)
