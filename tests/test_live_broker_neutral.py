@@ -204,10 +204,24 @@ class StubBroker:
         return []
 
 
-def test_stub_broker_satisfies_the_protocol_statically() -> None:
-    """mypy checks this assignment (engine/ only, but the Protocol is structural)."""
-    b: BrokerConnection = StubBroker.__new__(StubBroker)
-    assert isinstance(b, StubBroker)
+def _protocol_members(proto) -> set[str]:
+    names = set(getattr(proto, "__annotations__", {}))
+    names |= {k for k, v in vars(proto).items() if not k.startswith("_") and (callable(v) or isinstance(v, property))}
+    return names
+
+
+def test_both_brokers_supply_every_member_of_the_interface(topstepx_path) -> None:
+    """Every attribute and method :class:`BrokerConnection` names exists on the ProjectX adapter
+    (class level: properties and methods; instance attributes set in ``__init__``) and on the stub."""
+    from engine.broker.projectx.connection import ProjectXConnection
+
+    want = _protocol_members(BrokerConnection)
+    assert {"connect", "close", "market_events", "reconcile", "flatten", "venue", "endpoint", "account_name"} <= want
+    px_init = {"endpoint", "endpoint_url", "stale_feed_s"}          # set per instance in __init__
+    missing = sorted(n for n in want if not hasattr(ProjectXConnection, n) and n not in px_init)
+    assert not missing, missing
+    stub = StubBroker(load_bars_frame(topstepx_path, start=START, max_rows=3), Settings())
+    assert not sorted(n for n in want if not hasattr(stub, n))
 
 
 def test_a_session_runs_on_a_broker_that_is_not_projectx(topstepx_path, tmp_path) -> None:
