@@ -293,3 +293,16 @@ def test_the_session_names_no_projectx_wire() -> None:
     for word in ("px.market_events", "px.client", "base_url", "settings.projectx", "bestBid", "lastPrice",
                  "currentVolume", "GatewayDepth", "engine.broker.projectx"):
         assert word not in src.replace("engine.broker.projectx.connection.ProjectXConnection", ""), word
+
+
+def test_a_bare_projectx_venue_is_refused_with_the_fix_named(tmp_path) -> None:
+    from engine.broker.projectx.venue import ProjectXVenue
+    from engine.clock import SimClock
+    from engine.runtime.session import SessionError
+
+    from engine.config import Secrets
+
+    s = dataclasses.replace(Settings(), secrets=Secrets(projectx_username="u", projectx_api_key="k-0123456789"))
+    v = ProjectXVenue(s, SimClock(1_757_000_000_000_000_000), base_url="http://127.0.0.1:9")
+    with pytest.raises(SessionError, match="not a BrokerConnection.*ProjectXConnection"):
+        LiveSession(s, v, LiveConfig(state_dir=tmp_path))  # type: ignore[arg-type]

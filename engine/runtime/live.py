@@ -349,7 +349,8 @@ class LiveSession(SessionBase):
             the wall clock, closed at shutdown); the venue's ``on_alert`` should point at it.
         ring: the console's log ring (None headless).
 
-    Raises :class:`SessionError` for a bad mode or clock.
+    Raises :class:`SessionError` for a bad mode or clock, or a ``broker`` that is no
+    :class:`~engine.broker.base.BrokerConnection`.
     """
 
     def __init__(self, settings: Settings, broker: BrokerConnection, cfg: LiveConfig, *, model_path=None,
@@ -358,6 +359,9 @@ class LiveSession(SessionBase):
             raise SessionError(f"mode {cfg.mode!r}: a live session is paper or live")
         if cfg.clock not in ("exchange", "wall"):
             raise SessionError(f"clock {cfg.clock!r}: choose exchange or wall")
+        if not (callable(getattr(broker, "connect", None)) and callable(getattr(broker, "market_events", None))):
+            raise SessionError(f"{type(broker).__name__} is not a BrokerConnection (engine.broker.base); "
+                               "wrap a ProjectXVenue in engine.broker.projectx.connection.ProjectXConnection")
         self.settings = settings
         self.cfg = cfg
         self.wall = wall_clock or LiveClock()
