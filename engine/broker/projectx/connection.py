@@ -173,8 +173,7 @@ class ProjectXConnection:
         """``History/retrieveBars`` in minute units (``bar_s`` rounded down to whole minutes, at
         least 1); paced by the client's history bucket (50 / 30 s)."""
         unit = max(1, int(bar_s) // 60)
-        return [HistoryBar(int(b.ts_ns), float(b.open), float(b.high), float(b.low), float(b.close), float(b.volume))
-                for b in self._v.history(int(start_ns), int(end_ns), int(limit), unit_number=unit)]
+        return self._v.history(int(start_ns), int(end_ns), int(limit), unit_number=unit)
 
     def fills_since(self, since_ns: int) -> list[BrokerFill]:
         """``Trade/search`` from ``since_ns``, the session's contract only, id order; ``fees`` as

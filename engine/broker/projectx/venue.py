@@ -68,7 +68,7 @@ import threading
 from collections import deque
 from typing import Any, Callable
 
-from engine.broker.base import FillMeta, ReconcileReport
+from engine.broker.base import FillMeta, HistoryBar, ReconcileReport
 from engine.broker.projectx.enums import OrderSide, OrderType
 from engine.broker.projectx.errors import (
     ApiError, NotFoundError, OutcomeUnknown, ProjectXError, RateLimitedError, install_redaction,
@@ -854,7 +854,7 @@ class ProjectXVenue:
             return float(raw_fees) + float(t.raw.get("commissions") or 0.0)
         return self.cost_per_side * t.size
 
-    def history(self, start_ns: int, end_ns: int, limit: int, unit_number: int = 1) -> list:
+    def history(self, start_ns: int, end_ns: int, limit: int, unit_number: int = 1) -> list[HistoryBar]:
         """``History/retrieveBars``: complete minute bars (``unit_number`` minutes) of the
         contract in ``[start_ns, end_ns]`` (UTC ns), oldest first, at most ``limit`` (the
         newest). The client's history bucket (50 / 30 s) paces the call. Raises
