@@ -1,8 +1,10 @@
 """Backtest runner: the trading kernel driven by a SimClock and a SimVenue over bars (R-BT-1).
 
-Per stepped bar ``i``: the clock moves to the bar's close (open + bar length), the venue
-processes bar ``i`` (market orders at its open, then stops, then limits), and the kernel takes
-one step (:meth:`engine.kernel.TradingKernel.step`). ``fast=True`` steps only the bars where
+Per stepped bar ``i``: :func:`engine.step.step_bar`, the one per-bar step of every mode (the
+clock moves to the bar's close, open + bar length; the venue processes bar ``i``: market orders
+at its open, then stops, then limits; the kernel takes one step,
+:meth:`engine.kernel.TradingKernel.step`), on the batch market inputs of
+:func:`engine.market.inputs.prepare_market`. ``fast=True`` steps only the bars where
 something can happen (see :mod:`engine.backtest.fast`); ``fast=False`` steps every bar. Both give
 the same trades (tested on real data, ``tests/test_backtest_real.py`` and
 ``tests/test_backtest_skip_latch.py``).
@@ -24,14 +26,13 @@ from typing import Any
 import numpy as np
 
 from engine.backtest.fast import equity_pass, scan_position
-from engine.calendar import calendar_for
-from engine.clock import SimClock, perf_ns
+from engine.clock import perf_ns
 from engine.execution.orders import OrderStatus
-from engine.instruments import spec as instrument_spec
+from engine.kernel import BarInput, SkipAheadRisk, TradeRecord, entry_window
 from engine.market.inputs import MarketInputError, MarketInputs, prepare_market
-from engine.kernel import BarInput, SkipAheadRisk, TradeRecord, TradingKernel, entry_window
+from engine.parts import sim_parts
+from engine.step import step_bar
 from engine.strategy.base import StrategySignals
-from engine.venue.sim import SimVenue
 
 TRADE_COLUMNS = [
     "entry_time", "exit_time", "direction", "entry_price", "exit_price", "contracts",
@@ -71,12 +72,6 @@ class BacktestResult:
         return self.bars / self.elapsed_s if self.elapsed_s > 0 else float("inf")
 
 
-def _default_risk(settings, clock, cal, spec, research: bool = False):
-    from engine.risk import RiskManager
-
-    return RiskManager(settings, clock, cal, spec, None, research=research)
-
-
 def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | None = None,
                  fast: bool = True, strategy_name: str = "", risk: SkipAheadRisk | None = None, progress=None,
                  native_oco: bool = True, market: MarketInputs | None = None,
@@ -104,16 +99,11 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     if n == 0:
         raise BacktestError("no bars to backtest")
     t0 = perf_ns()
-    mk = market or prepare_market(bars, settings, fill_model)
-    spec = instrument_spec(settings.instrument.symbol)
-    start_bal = float(settings.account.starting_capital)
-    venue = SimVenue.for_bars(bars, settings, spec, mk.slip, fill_model, native_oco=native_oco)
-    clock = SimClock(int(bars.ts[0]))
-    cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
     research = bool(settings.backtest.research if research is None else research)
-    if risk is None:
-        risk = _default_risk(settings, clock, cal, spec, research)
-    k = TradingKernel(settings, venue, risk, spec, bar_ns=bars.bar_ns, starting_balance=start_bal)
+    parts = sim_parts(bars, settings, fill_model, market=market, native_oco=native_oco, risk=risk,
+                      research=research)
+    mk, spec, start_bal, venue, clock, k = parts.market, parts.spec, parts.start_balance, parts.venue, parts.clock, parts.kernel
+    risk = parts.risk
     rk: SkipAheadRisk = risk  # the skip-ahead's questions go to the same object
 
     d = np.ascontiguousarray(signals.direction, dtype=np.int8)
@@ -152,13 +142,11 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
                 progress(i, n)
                 next_report = i + report_every
             now = close_ts.item(i)
-            clock.advance_to(now)
-            venue.process_bar(i)
             lo = max(0, i - lookback + 1)
-            k.step(BarInput(i, now, O.item(i), H.item(i), L.item(i), C.item(i), atr_a.item(i),
-                            rth_a.item(i), ins_a.item(i), phase.item(i), day_a.item(i), d.item(i),
-                            conf.item(i), cls.item(i), atrn_a.item(i), V.item(i), avgv_a.item(i),
-                            H[lo:i + 1] if swing else None, L[lo:i + 1] if swing else None, spr_a.item(i)))
+            step_bar(clock, venue, k, BarInput(
+                i, now, O.item(i), H.item(i), L.item(i), C.item(i), atr_a.item(i), rth_a.item(i), ins_a.item(i),
+                phase.item(i), day_a.item(i), d.item(i), conf.item(i), cls.item(i), atrn_a.item(i), V.item(i),
+                avgv_a.item(i), H[lo:i + 1] if swing else None, L[lo:i + 1] if swing else None, spr_a.item(i)))
             if not fast or k.busy():
                 i += 1
                 continue

@@ -12,10 +12,12 @@ loop.
 Per bar (R-LIVE-2), every step timed (``BarTiming``): features, inference, risk, order.
 1. commands queued by the console/signal handlers are applied (pause, resume, flatten, halt,
    reset, quit);
-2. the clock advances to the bar close; the venue processes the bar (fills);
-3. features → prediction → (direction, confidence, class);
-4. market state → :class:`engine.kernel.BarInput` → ``kernel.step``;
-5. a new immutable :class:`SessionSnapshot` is published for the console.
+2. :class:`engine.step.StreamingBarPath` (the streaming bar path, shared with paper/live):
+   features → prediction → (direction, confidence, class); market state →
+   :class:`engine.kernel.BarInput`; then :func:`engine.step.step_bar`, the per-bar step of every
+   mode: the clock advances to the bar close, the venue processes the bar (fills),
+   ``kernel.step``;
+3. a new immutable :class:`SessionSnapshot` is published for the console.
 
 The console never calls into the engine except through the thread-safe command methods
 (:class:`engine.runtime.snapshot.RuntimeCommands`); the engine never calls into the console.
@@ -36,14 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.calendar import EOD_PHASES, calendar_for, day_date
-from engine.clock import NS_PER_SECOND, SimClock, perf_ns
+from engine.calendar import EOD_PHASES, day_date
+from engine.clock import NS_PER_SECOND, perf_ns
 from engine.config import Settings
 from engine.data.bars import Bars
-from engine.instruments import spec as instrument_spec
-from engine.kernel import BarInput, TradingKernel
 from engine.logs import RingHandler, get_logger
 from engine.runtime.market_state import MarketState
+from engine.step import BarTiming, StreamingBarPath
 from engine.runtime.snapshot import (
     RESET_PHRASE, BacktestParams, BacktestResult, BrokerView, EodView, HeaderView, LogLine,
     ModelView, OrderLegView, PositionView, ProgressCallback, QuoteView, RiskView,
@@ -117,7 +118,7 @@ class WindowSignals:
         self.n = 0
         self.label = label
         self.is_baseline = True
-        self.last = None
+        self.last: tuple[int, float, int] | None = None
 
     def update(self, ts, o, h, l, c, v) -> tuple[int, float, int, int, int]:
         t0 = perf_ns()
@@ -157,18 +158,6 @@ def make_signal_source(settings: Settings, bars_like: Bars, model_path: str | Pa
 
 
 # ----------------------------------------------------------------------------- timings
-@dataclass
-class BarTiming:
-    """Per-bar latencies in ns (wall time): features, inference, risk (risk-manager calls inside
-    the kernel step), order (the rest of the kernel step: signals, OCO, venue calls), total."""
-
-    features: int = 0
-    inference: int = 0
-    risk: int = 0
-    order: int = 0
-    total: int = 0
-
-
 class _TimedRisk:
     """Transparent proxy that sums the wall time spent in risk-manager calls."""
 
@@ -221,6 +210,26 @@ class SessionBase:
     processed), then calls :meth:`_init_common`; it overrides the ``_market_view``,
     ``_broker_view``, ``_speed_label`` and ``_bar_span`` hooks when it is not fed by ``bars``.
     """
+
+    # set by the subclass before _init_common (declared here for the type checker)
+    settings: Settings
+    cfg: Any                 # SessionConfig (replay) or engine.runtime.live.LiveConfig
+    spec: Any                # engine.instruments.InstrumentSpec
+    cal: Any                 # engine.calendar.CmeCalendar
+    clock: Any               # SimClock (replay), ExchangeClock / LiveClock (paper, live)
+    risk: Any                # engine.risk.RiskManager
+    kernel: Any              # TradingKernel (a live session builds it at start-up)
+    signals: Any             # ModelSignals / WindowSignals
+    timings: list[BarTiming]
+    equity: list[float]
+    ring: RingHandler | None
+    start_balance: float
+    i: int
+    bars: Bars               # the bars-fed hooks only (replay)
+
+    def run(self) -> int:
+        """Run the session loop on the calling thread; returns the exit code (the subclass's)."""
+        raise NotImplementedError
 
     def _init_common(self) -> None:
         self._cmd: queue.Queue = queue.Queue()
@@ -594,8 +603,7 @@ class Session(SessionBase):
 
     def __init__(self, settings: Settings, bars: Bars, signal_source, cfg: SessionConfig | None = None,
                  *, risk=None, ring: RingHandler | None = None) -> None:
-        from engine.market.inputs import prepare_market
-        from engine.venue.sim import SimVenue
+        from engine.parts import sim_parts
 
         if len(bars) == 0:
             raise SessionError("no bars to replay")
@@ -603,29 +611,23 @@ class Session(SessionBase):
         self.cfg = cfg or SessionConfig()
         self.bars = bars
         self.signals = signal_source
-        self.spec = instrument_spec(settings.instrument.symbol)
-        self.cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
-        self.clock = SimClock(int(bars.ts[0]))
-        fill_model = settings.backtest.fill_model
-        # The simulated venue needs the whole series (it fills at the next bar's open) and its
-        # slippage per bar; both are the venue's, not the kernel's.
-        mk = prepare_market(bars, settings, fill_model)
-        self.start_balance = float(settings.account.starting_capital)
-        self.venue = SimVenue.for_bars(bars, settings, self.spec, mk.slip, fill_model)
-        if risk is None:
-            from engine.risk import RiskManager
-
-            risk = RiskManager(settings, self.clock, self.cal, self.spec, None)
-        self.risk = risk
-        self._timed_risk = _TimedRisk(risk)
-        self.kernel = TradingKernel(settings, self.venue, self._timed_risk, self.spec,
-                                    bar_ns=bars.bar_ns, starting_balance=self.start_balance)
+        # The simulated mode's pieces, built as the backtest builds them (engine.parts): the
+        # venue needs the whole series (it fills at the next bar's open) and its slippage per
+        # bar (the batch market inputs); the kernel's own inputs stream (MarketState below).
+        parts = sim_parts(bars, settings, settings.backtest.fill_model, risk=risk, wrap_risk=_TimedRisk)
+        self.spec, self.cal, self.clock, self.venue = parts.spec, parts.cal, parts.clock, parts.venue
+        self.start_balance = parts.start_balance
+        self.risk = parts.risk
+        self.kernel = parts.kernel
+        self._timed_risk = parts.kernel.risk
         self.market = MarketState(self.cal, bars.bar_ns, settings.stops.atr_period, len(bars),
                                   bars.has_volume, settings=settings)
         self.lookback = int(settings.stops.structure_lookback)
+        self.path = StreamingBarPath(self.clock, self.venue, self.kernel, signal_source, self.market,
+                                     self._timed_risk, bars.bar_ns)
         self.i = 0
-        self.timings: list[BarTiming] = []
-        self.equity: list[float] = []
+        self.timings: list[BarTiming] = self.path.timings
+        self.equity: list[float] = self.path.equity
         self.ring = ring
         self._init_common()
         self._publish()
@@ -638,27 +640,13 @@ class Session(SessionBase):
         if i >= len(b):
             return False
         self._apply_commands()
-        t0 = perf_ns()
-        ts = int(b.ts[i])
-        o, h, l, c, v = float(b.open[i]), float(b.high[i]), float(b.low[i]), float(b.close[i]), float(b.volume[i])
-        close_ts = ts + b.bar_ns
-        self.clock.advance_to(close_ts)
-        self.venue.process_bar(i)
-        d, conf, cls, f_ns, inf_ns = self.signals.update(ts, o, h, l, c, v)
-        self._last_sig = (d, conf, cls)
-        self._last_pred_ns = close_ts
-        m = self.market.update(ts, h, l, c, v)
-        self._last_row = m
         lo = max(0, i - self.lookback + 1)
-        self._timed_risk.elapsed = 0
-        t_k = perf_ns()
-        self.kernel.step(BarInput(i, close_ts, o, h, l, c, m.atr, m.is_rth, m.in_session, m.phase,
-                                  m.day, d, conf, cls, m.atr_normal, v, m.avg_volume,
-                                  b.high[lo:i + 1], b.low[lo:i + 1], m.spread))
-        k_ns = perf_ns() - t_k
-        r_ns = self._timed_risk.elapsed
-        self.timings.append(BarTiming(f_ns, inf_ns, r_ns, max(k_ns - r_ns, 0), perf_ns() - t0))
-        self.equity.append(self.kernel.last_equity)
+        p = self.path
+        bar = p.step(i, int(b.ts[i]), float(b.open[i]), float(b.high[i]), float(b.low[i]), float(b.close[i]),
+                     float(b.volume[i]), b.high[lo:i + 1], b.low[lo:i + 1])
+        self._last_sig = p.last_signal
+        self._last_pred_ns = bar.close_ts
+        self._last_row = p.last_row
         self.i = i + 1
         self._collect_events()
         if self._thread is None or self.i == len(b):
