@@ -45,9 +45,11 @@ Per bar (R-LIVE-2): the broker's prints are aggregated into bars of ``bar_s`` (6
 bucketed by exchange time (bar open = floor(ts / bar) × bar). A bar closes when an event
 (quote or trade) of a later bucket arrives; in wall mode also when the wall clock passes the
 bar's end + ``close_grace_s`` (an empty bucket makes no bar; a print older than the open bar
-is counted as late and dropped). A closed bar goes through exactly the replay path: signals
-(features + inference, or the baseline) → :class:`MarketState` → :class:`BarInput` →
-``kernel.step``, every step timed (:class:`BarTiming`). Between bars the session applies
+is counted as late and dropped). A closed bar goes through exactly the replay path, the same
+object: :class:`engine.step.StreamingBarPath` (signals (features + inference, or the baseline) →
+:class:`MarketState` → :class:`BarInput` → :func:`engine.step.step_bar`: clock, venue, kernel
+step), every step timed (:class:`BarTiming`); the contract-roll check runs between the inputs
+and the step. Between bars the session applies
 operator commands at once, translates venue events (kept for the kernel's next step, as the
 simulated venue's fills are) and publishes snapshots.
 
@@ -99,6 +101,7 @@ from engine.runtime.session import (
     make_signal_source, write_json_atomic,
 )
 from engine.runtime.snapshot import BrokerView, QuoteView
+from engine.step import FollowClock, NoBarVenue, StreamingBarPath
 from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate
 
 if TYPE_CHECKING:
@@ -439,6 +442,8 @@ class LiveSession(SessionBase):
         self.report_written: Path | None = None
         self._venue_started = False
         self._last_bar: BarInput | None = None
+        self._path: StreamingBarPath | None = None
+        self._bar_ts = 0
         self._init_common()
         self._quit_policy = "flatten"
 
@@ -1072,33 +1077,21 @@ class LiveSession(SessionBase):
         if isinstance(self.clock, ExchangeClock):
             self.clock.observe(ts)
 
-    def _on_bar(self, bar) -> None:
+    def _on_bar(self, bar: tuple) -> None:
+        """One closed bar ``(open ts UTC ns, open, high, low, close, volume)`` through the per-bar
+        path every streaming mode shares (:class:`engine.step.StreamingBarPath`: signals →
+        :class:`MarketState` → :class:`BarInput` → :func:`engine.step.step_bar`, timed); the
+        contract-roll check and the first-decision time run between the inputs and the step."""
         ts, o, h, l, c, v = bar
         self._apply_commands()
-        t0 = perf_ns()
-        close_ts = ts + self.bar_ns
-        d, conf, cls, f_ns, inf_ns = self.signals.update(ts, o, h, l, c, v)
-        if self.first_decision_wall_s is None and self._signals_warm():
-            self.first_decision_wall_s = (self.wall.monotonic_ns() - self._t_start_wall) / 1e9
-            log.info("first decision %.1f s after start-up (bar %s, %d warm bars)", self.first_decision_wall_s,
-                     _iso(ts), self.warm_bars, extra={"event": "first_decision"})
-        self._last_sig = (d, conf, cls)
-        self._last_pred_ns = close_ts
-        m = self.market.update(ts, h, l, c, v)
-        self._roll_check(int(m.day))
         self._hi.append(h)
         self._lo.append(l)
-        self._timed_risk.elapsed = 0
-        t_k = perf_ns()
-        b = BarInput(self.i, close_ts, o, h, l, c, m.atr, m.is_rth, m.in_session, m.phase, m.day,
-                     d, conf, cls, m.atr_normal, v, m.avg_volume, np.fromiter(self._hi, float),
-                     np.fromiter(self._lo, float))
+        path = self._bar_path()
+        self._bar_ts = ts
+        b = path.step(self.i, ts, o, h, l, c, v, np.fromiter(self._hi, float), np.fromiter(self._lo, float))
+        self._last_sig = path.last_signal
+        self._last_pred_ns = b.close_ts
         kernel = self._kernel()
-        kernel.step(b)
-        k_ns = perf_ns() - t_k
-        r_ns = self._timed_risk.elapsed
-        self.timings.append(BarTiming(f_ns, inf_ns, r_ns, max(k_ns - r_ns, 0), perf_ns() - t0))
-        self.equity.append(kernel.last_equity)
         self._last_bar = b
         self.first_bar_ts = ts if self.first_bar_ts is None else self.first_bar_ts
         self.last_bar_ts = ts
@@ -1111,6 +1104,27 @@ class LiveSession(SessionBase):
             self.exit_reason = f"contract roll: restart to trade {self._roll_exit}"
             log.warning("%s (the session ends flat)", self.exit_reason)
             self._stop.set()
+
+    def _bar_path(self) -> StreamingBarPath:
+        """The session's :class:`StreamingBarPath` (built once the kernel exists): the engine
+        clock through :class:`FollowClock` (an exchange clock only moves forward; the wall clock
+        moves by itself), the broker's venue through :class:`NoBarVenue` (its fills arrive as
+        events), the spread unknown to the kernel (NaN), as before the shared path existed."""
+        if self._path is None:
+            self._path = StreamingBarPath(FollowClock(self.clock), NoBarVenue(self.venue), self._kernel(),
+                                          self.signals, self.market, self._timed_risk, self.bar_ns,
+                                          modelled_spread=False, before_step=self._before_step)
+            self._path.timings, self._path.equity = self.timings, self.equity
+        return self._path
+
+    def _before_step(self, m: Any) -> None:
+        """Between the bar's inputs and its kernel step: the first-decision time (once the signal
+        source is warm) and the contract-roll check of the bar's trading day."""
+        if self.first_decision_wall_s is None and self._signals_warm():
+            self.first_decision_wall_s = (self.wall.monotonic_ns() - self._t_start_wall) / 1e9
+            log.info("first decision %.1f s after start-up (bar %s, %d warm bars)", self.first_decision_wall_s,
+                     _iso(self._bar_ts), self.warm_bars, extra={"event": "first_decision"})
+        self._roll_check(int(m.day))
 
     def _signals_warm(self) -> bool:
         """True once the signal source decides on full inputs: the baseline's window is full,
