@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from engine.broker.fake import FakeGateway, load_bars_frame  # noqa: E402
 from engine.broker.projectx.rest import ProjectXClient  # noqa: E402
 from engine.broker.projectx.venue import ProjectXVenue  # noqa: E402
+from engine.broker.projectx.connection import ProjectXConnection  # noqa: E402
 from engine.clock import LiveClock  # noqa: E402
 from engine.config import Secrets, Settings  # noqa: E402
 from engine.runtime.live import LiveConfig, LiveSession  # noqa: E402
@@ -68,7 +69,7 @@ def one_run(frame, delay_s: float, state: Path) -> float:
     wall = LiveClock()
     client = ProjectXClient(gw.base_url, USER, KEY, wall, request_timeout_s=10.0)
     venue = ProjectXVenue(s, wall, base_url=gw.base_url, client=client, native_oco=True)
-    sess = LiveSession(s, venue, LiveConfig(mode="paper", clock="exchange", state_dir=state,
+    sess = LiveSession(s, ProjectXConnection(venue), LiveConfig(mode="paper", clock="exchange", state_dir=state,
                                             feed_end_s=30.0))
     try:
         sess.start()

@@ -85,18 +85,20 @@ def replay(settings: Settings, bars, *, model: str | Path | None = None, speed: 
 
 # ----------------------------------------------------------------------------- paper / live
 BrokerFactory = Callable[..., Any]
-"""``factory(settings, wall_clock, alerts, gateway_url) → broker connection`` (unconnected; the
+"""``factory(settings, wall_clock, alerts, gateway_url) →`` :class:`engine.broker.base.BrokerConnection` (unconnected; the
 session connects at start-up): the broker venue the kernel trades through, its market feed and
 its reconcile. ``gateway_url`` None = the configured API."""
 
 
 def projectx_connection(settings: Settings, wall, alerts, gateway_url: str | None):
-    """The ProjectX adapter, the first :data:`BrokerFactory`: the gateway's venue (native OCO
-    brackets, market depth) at ``gateway_url`` or ``[projectx] api_url``."""
-    from engine.broker.projectx.venue import ProjectXVenue
+    """The ProjectX adapter, the first :data:`BrokerFactory`: a
+    :class:`engine.broker.projectx.connection.ProjectXConnection` (an
+    :class:`engine.broker.base.BrokerConnection`: native OCO brackets, market depth) at
+    ``gateway_url`` or ``[projectx] api_url``."""
+    from engine.broker.projectx.connection import ProjectXConnection
 
-    return ProjectXVenue(settings, wall, base_url=gateway_url, native_oco=True, on_alert=alerts.send,
-                         market_depth=True)
+    return ProjectXConnection.from_settings(settings, wall, base_url=gateway_url, native_oco=True,
+                                            on_alert=alerts.send, market_depth=True)
 
 
 def live_session(settings: Settings, *, mode: str, model: Path | None, json_report: Path | None,

@@ -24,6 +24,7 @@ import pytest
 from engine.broker.fake import load_bars_frame
 from engine.broker.projectx.rest import ProjectXClient
 from engine.broker.projectx.venue import ProjectXVenue
+from engine.broker.projectx.connection import ProjectXConnection
 from engine.clock import LiveClock
 from engine.config import Secrets, Settings
 from engine.data import load_bars
@@ -77,7 +78,7 @@ class Run:
         cfg = LiveConfig(mode="paper", clock="exchange", state_dir=state, reconcile_interval_s=1800.0,
                          min_reconcile_wall_s=0.5, feed_end_s=30.0, normal_window_bars=len(frame),
                          shutdown_wait_s=1.0)   # the fake is stepped by hand: venue.flatten closes at once
-        self.sess = LiveSession(settings, self.venue, cfg)
+        self.sess = LiveSession(settings, ProjectXConnection(self.venue), cfg)
 
     def start(self) -> None:
         self.sess.start()
@@ -376,13 +377,20 @@ def test_session_across_the_roll_date_stops_entries_then_ends_and_restarts_on_th
 
 
 def test_depth_book_rows() -> None:
+    """ProjectX GatewayDepth rows → engine DepthUpdate (the adapter) → DepthBook (the session)."""
+    from engine.broker.base import DepthRow, DepthUpdate
+    from engine.broker.projectx.connection import depth_update
     from engine.runtime.live import DepthBook
 
     d = DepthBook()
-    d.apply([{"type": 6}, {"type": 2, "price": 100.0, "currentVolume": 5}, {"type": 2, "price": 99.75, "volume": 7},
-             {"type": 1, "price": 100.25, "currentVolume": 3}, None, {"type": 1, "price": "x"}])
+    d.apply(depth_update([{"type": 2, "price": 90.0, "currentVolume": 1}, {"type": 6},
+                          {"type": 2, "price": 100.0, "currentVolume": 5}, {"type": 2, "price": 99.75, "volume": 7},
+                          {"type": 1, "price": 100.25, "currentVolume": 3}, None, {"type": 1, "price": "x"}]))
     assert d.levels(2) == (((100.0, 5.0), (99.75, 7.0)), ((100.25, 3.0),)) and d.bad == 2
-    d.apply([{"type": 9, "price": 99.75, "currentVolume": 4}, {"type": 1, "price": 100.25, "currentVolume": 0}])
+    d.apply(depth_update([{"type": 9, "price": 99.75, "currentVolume": 4}, {"type": 1, "price": 100.25, "currentVolume": 0}]))
     assert d.levels(3) == (((99.75, 4.0),), ())       # new best bid below 100: that level is gone
-    d.apply([{"type": 6}])
+    d.apply(depth_update([{"type": 6}]))
     assert d.levels(1) == ((), ())
+    # the engine side refuses what no adapter should send: a non-finite price, a negative size
+    d.apply(DepthUpdate((DepthRow(1, float("nan"), 1.0), DepthRow(-1, 100.0, -1.0), DepthRow(1, 99.5, 2.0))))
+    assert d.levels(1) == (((99.5, 2.0),), ()) and d.bad == 4

@@ -21,6 +21,7 @@ import pytest
 from engine.broker.fake import load_bars_frame
 from engine.broker.projectx.rest import ProjectXClient
 from engine.broker.projectx.venue import ProjectXVenue
+from engine.broker.projectx.connection import ProjectXConnection
 from engine.clock import LiveClock
 from engine.config import Secrets, Settings
 from engine.data import load_bars
@@ -105,7 +106,7 @@ def paper_run(frame, tmp_path_factory):
     cfg = LiveConfig(mode="paper", clock="exchange", state_dir=state, report_path=state / "report.json",
                      reconcile_interval_s=1800.0, min_reconcile_wall_s=0.5, feed_end_s=1.0,
                      normal_window_bars=N_BARS - 1)
-    sess = LiveSession(settings, venue, cfg, ring=ring)
+    sess = LiveSession(settings, ProjectXConnection(venue), cfg, ring=ring)
     ex = gt.gw.exchange
     try:
         sess.start()                          # start-up on the engine thread: waits for data
@@ -216,7 +217,7 @@ def test_paper_session_matches_replay_and_ends_flat(paper_run, topstepx_path) ->
 
 def test_no_secret_in_logs_or_state(paper_run) -> None:
     sess, _, state, logfile = paper_run
-    token = sess.px.client.current_token() or ""
+    token = sess.broker.venue.client.current_token() or ""
     assert len(token) > 20
     texts = [logfile.read_text()]
     assert len(texts[0].splitlines()) > 60

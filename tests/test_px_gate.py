@@ -16,6 +16,7 @@ from engine.broker.projectx.hubs import MarketHub
 from engine.broker.projectx.models import format_ts
 from engine.broker.projectx.rest import ProjectXClient
 from engine.broker.projectx.venue import ProjectXVenue
+from engine.broker.projectx.connection import ProjectXConnection
 from engine.clock import LiveClock, SimClock
 from engine.config import Secrets, Settings
 from engine.runtime.live import LiveConfig, LiveSession
@@ -68,7 +69,7 @@ def test_hostile_market_records_are_dropped_and_the_session_goes_on(topstepx_pat
     venue = ProjectXVenue(settings, wall, base_url=gt.url, client=client, native_oco=True)
     cfg = LiveConfig(mode="paper", clock="exchange", state_dir=tmp_path, report_path=tmp_path / "r.json",
                      feed_end_s=1.0, min_reconcile_wall_s=0.5, normal_window_bars=N)
-    sess = LiveSession(settings, venue, cfg)
+    sess = LiveSession(settings, ProjectXConnection(venue), cfg)
     cid = ex.contract_id
     key_q = {"contract": cid, "kind": "quotes"}
     key_t = {"contract": cid, "kind": "trades"}
@@ -124,7 +125,7 @@ def test_gate_rules(tmp_path, clock) -> None:
     settings = _settings(tmp_path)
     wall = SimClock(1_757_000_000_000_000_000)
     venue = ProjectXVenue(settings, wall, base_url="http://127.0.0.1:9", native_oco=True)
-    sess = LiveSession(settings, venue, LiveConfig(clock=clock), wall_clock=wall)
+    sess = LiveSession(settings, ProjectXConnection(venue), LiveConfig(clock=clock), wall_clock=wall)
     now = wall.now_ns()
     if clock == "exchange":
         base = now - 6 * 86_400 * 10**9

@@ -9,6 +9,7 @@ import pytest
 
 from engine.broker.fake import load_bars_frame
 from engine.broker.projectx.venue import ProjectXVenue
+from engine.broker.projectx.connection import ProjectXConnection
 from engine.clock import LiveClock
 from engine.config import Secrets, Settings
 from engine.risk import AccountLock
@@ -26,7 +27,7 @@ def test_second_instance_refused_before_any_network_call(topstepx_path, tmp_path
         held = AccountLock(tmp_path, f"{api_host(gt.url)}-default").acquire()   # the first instance
         wall = LiveClock()
         venue = ProjectXVenue(s, wall, base_url=gt.url, native_oco=True)
-        sess = LiveSession(s, venue, LiveConfig(mode="paper", state_dir=tmp_path), wall_clock=wall)
+        sess = LiveSession(s, ProjectXConnection(venue), LiveConfig(mode="paper", state_dir=tmp_path), wall_clock=wall)
         with pytest.raises(SessionError, match="already being traded"):
             sess.startup()
         assert gt.gw.calls == {} and gt.gw.connects == {"user": 0, "market": 0}
@@ -46,7 +47,7 @@ def test_second_instance_under_another_account_name_refused_after_login(topstepx
         held = AccountLock(tmp_path, f"{api_host(gt.url)}-PRAC-V2-FAKE-1").acquire()
         wall = LiveClock()
         venue = ProjectXVenue(s, wall, base_url=gt.url, native_oco=True)
-        sess = LiveSession(s, venue, LiveConfig(mode="paper", state_dir=tmp_path), wall_clock=wall)
+        sess = LiveSession(s, ProjectXConnection(venue), LiveConfig(mode="paper", state_dir=tmp_path), wall_clock=wall)
         with pytest.raises(SessionError, match="already being traded"):
             sess.startup()
         sess.shutdown()

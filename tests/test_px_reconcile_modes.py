@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from engine.broker.projectx.venue import ReconcileReport
+from engine.broker.base import ReconcileReport
 from engine.calendar import calendar_for
 from engine.clock import SimClock
 from engine.config import ReconcileConfig, Secrets, Settings
@@ -68,11 +68,12 @@ def test_bad_mode_refused():
 
 @pytest.mark.parametrize("mode, halted", [("strict", True), ("warn", False), ("auto-sync", False)])
 def test_session_halts_only_in_strict_mode(tmp_path, mode, halted):
+    from engine.broker.projectx.connection import ProjectXConnection
     from engine.broker.projectx.venue import ProjectXVenue
 
     s = _settings(mode)
     wall = SimClock(NOW)
-    sess = LiveSession(s, ProjectXVenue(s, wall, base_url="http://127.0.0.1:9"), LiveConfig(clock="wall"),
+    sess = LiveSession(s, ProjectXConnection(ProjectXVenue(s, wall, base_url="http://127.0.0.1:9")), LiveConfig(clock="wall"),
                        wall_clock=wall)
     sess.risk = RiskManager(s, wall, calendar_for(NOW - 7 * 86_400 * 10**9, NOW + 30 * 86_400 * 10**9),
                             instrument_spec("MES"))
@@ -86,7 +87,7 @@ def test_session_halts_only_in_strict_mode(tmp_path, mode, halted):
         assert "reconcile mismatch (strict mode)" in st["halt"]["reason"]
         assert not sess.risk.allow_order(False, NOW)[0]
     # an explained correction (missed fills found by REST) never halts
-    s2 = LiveSession(s, ProjectXVenue(s, wall, base_url="http://127.0.0.1:9"), LiveConfig(clock="wall"),
+    s2 = LiveSession(s, ProjectXConnection(ProjectXVenue(s, wall, base_url="http://127.0.0.1:9")), LiveConfig(clock="wall"),
                      wall_clock=wall)
     s2.risk = RiskManager(s, wall, sess.risk.calendar, instrument_spec("MES"))
     s2._note_reconcile(dataclasses.replace(rep, unexplained=[]))

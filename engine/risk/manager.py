@@ -17,7 +17,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from engine.instruments import InstrumentSpec
 from engine.risk import sizing, stops as stops_mod
 from engine.risk.store import RiskStateError, RiskStateStore
 from engine.clock import NS  # nanoseconds per second: one definition
+
+if TYPE_CHECKING:
+    from engine.risk.account_rules import AccountRules
 
 EPS = 1e-9
 BAND_MARGIN = 1e-6
@@ -175,7 +178,7 @@ class RiskManager:
         self.store = store
         self.cap_to_daily_room = cap_to_daily_room
         self.audit_records: list[dict[str, Any]] = []
-        self.account_rules = None
+        self.account_rules: AccountRules | None = None
         """The venue's :class:`engine.risk.account_rules.AccountRules` (R-RISK-7; None = §0
         only): :meth:`evaluate_entry` caps or refuses an approved entry by them."""
         self._lock = threading.RLock()

@@ -1,25 +1,34 @@
-"""Paper and live sessions (R-LIVE-1 … 6) through the ProjectX venue: the same kernel, commands,
-snapshot and report as the replay :class:`engine.runtime.session.Session`, fed by the broker's
-market hub instead of a bars file.
+"""Paper and live sessions (R-LIVE-1 … 6) through a broker: the same kernel, commands, snapshot
+and report as the replay :class:`engine.runtime.session.Session`, fed by the broker's market
+data instead of a bars file.
+
+The session is broker-neutral: it talks only to a :class:`engine.broker.base.BrokerConnection`
+(market events, account, reconcile report, flatten, the kernel's venue, all in the engine's
+own types). The adapter (ProjectX today:
+:class:`engine.broker.projectx.connection.ProjectXConnection`) is built from settings by the
+caller (``mes_console/commands/run_live.py``) and checks the broker's credentials itself.
 
 Start-up (:meth:`LiveSession.startup`, R-LIVE-1), in this order:
-1. settings + environment secrets (``PROJECTX_USERNAME`` / ``PROJECTX_API_KEY``; missing → refused);
+1. settings (the broker's credentials were checked when the adapter was built);
 2. the signal source: a model checkpoint loaded and verified (``Predictor.load``) or the
    documented rule-based baseline;
-3. connect, authenticate, pick the account and contract, subscribe both hubs and run the
-   start-up reconciliation (:meth:`ProjectXVenue.start`);
-4. the per-account lock (:class:`engine.risk.AccountLock`, ``<state>/<host>-<account>.lock``): a
-   second instance on the same account is refused before it can trade;
+3. connect, authenticate, pick the account and contract, open the order and market streams
+   and run the start-up reconciliation (:meth:`BrokerConnection.connect`);
+4. the per-account lock (:class:`engine.risk.AccountLock`, ``<state>/<endpoint>-<account>.lock``,
+   ``endpoint`` = :attr:`BrokerConnection.endpoint`; taken BEFORE step 3 for the configured
+   account name, and again for the broker's account name after it): a second instance on the
+   same account is refused before it can trade;
 5. restore the risk state (:class:`engine.risk.RiskStateStore` in
-   ``<state>/risk/<mode>-<host>-<account>/``; unreadable → refused, never reset);
+   ``<state>/risk/<mode>-<endpoint>-<account>/``; unreadable → refused, never reset);
 6. the engine clock starts (see *Clocks*), then the calendar, risk manager and kernel are built;
 7. a position found at the broker at start-up is not the session's: it is closed
-   (``venue.flatten``) with a critical alert before trading starts;
+   (``broker.flatten``) with a critical alert before trading starts (or adopted, ``[live]
+   on_start_position = "adopt"``);
 8. trade.
 
 Clocks. Two clocks are used:
 - the *engine clock* (kernel, risk manager, snapshot, logs): in ``clock="exchange"`` mode an
-  :class:`ExchangeClock`, a :class:`SimClock` advanced to the timestamp of every market-hub
+  :class:`ExchangeClock`, a :class:`SimClock` advanced to the timestamp of every market
   event (quotes and trades carry the exchange time), so a gateway that replays history (the
   fake) gives the kernel the replayed bar times, exactly as a replay does (EOD phases, risk
   days). It starts at the first market event. In ``clock="wall"`` mode (a real account) it is
@@ -32,31 +41,34 @@ clock, so every venue event is re-stamped with the open time (engine clock) of t
 the session receives it (``_StampedVenue``; the simulated venue's convention). ``execute_live`` picks ``exchange`` for ``--gateway-url`` (a
 local fake) and ``wall`` for the configured API.
 
-Per bar (R-LIVE-2): market-hub trades are aggregated into bars of ``bar_s`` (60 s default),
+Per bar (R-LIVE-2): the broker's prints are aggregated into bars of ``bar_s`` (60 s default),
 bucketed by exchange time (bar open = floor(ts / bar) × bar). A bar closes when an event
 (quote or trade) of a later bucket arrives; in wall mode also when the wall clock passes the
 bar's end + ``close_grace_s`` (an empty bucket makes no bar; a print older than the open bar
-is counted as late and dropped). A closed bar goes through exactly the replay path: signals
-(features + inference, or the baseline) → :class:`MarketState` → :class:`BarInput` →
-``kernel.step``, every step timed (:class:`BarTiming`). Between bars the session applies
+is counted as late and dropped). A closed bar goes through exactly the replay path, the same
+object: :class:`engine.step.StreamingBarPath` (signals (features + inference, or the baseline) →
+:class:`MarketState` → :class:`BarInput` → :func:`engine.step.step_bar`: clock, venue, kernel
+step), every step timed (:class:`BarTiming`); the contract-roll check runs between the inputs
+and the step. Between bars the session applies
 operator commands at once, translates venue events (kept for the kernel's next step, as the
 simulated venue's fills are) and publishes snapshots.
 
 Reconciliation: every ``reconcile_interval_s`` of engine time (at least ``min_reconcile_wall_s``
-of wall time apart, to respect the REST rate limits), plus the venue's own after each hub
-reconnect, gap or unknown placement; the snapshot's :class:`BrokerView` shows the engine-clock
+of wall time apart, to respect the broker's rate limits), plus the adapter's own after each
+stream reconnect, gap or unknown placement; the snapshot's :class:`BrokerView` shows the engine-clock
 time and result of the last one (``agree`` / ``mismatch`` with the corrections). Broker wins.
 
 Shutdown (R-LIVE-3, :meth:`LiveSession.shutdown`): the kernel closes its position and cancels
 its legs (``flatten`` policy; ``keep_protected`` leaves the position with its bracket working),
-the fills are booked while waiting up to ``shutdown_wait_s``; then ``venue.flatten`` closes
+the fills are booked while waiting up to ``shutdown_wait_s``; then ``broker.flatten`` closes
 anything left at the broker and cancels every working order on the contract; the risk state
-is saved, the venue disconnected, the lock released and the report written.
+is saved, the broker connection closed, the lock released and the report written.
 
-Recovery (R-LIVE-4): hub reconnects and reconciliation are the venue's (broker wins, logged,
+Recovery (R-LIVE-4): stream reconnects and reconciliation are the adapter's (broker wins, logged,
 alert on an unexplained mismatch); an unhandled exception in the loop → halt, flatten, critical
 alert, exit code 1. A silent feed: in wall mode a warning alert (and the snapshot's stale
-flag) after ``settings.projectx.stale_feed_s``; in exchange mode a feed silent for
+flag) after ``stale_feed_s`` (``LiveConfig.stale_feed_s``, else the broker's
+:attr:`BrokerConnection.stale_feed_s`); in exchange mode a feed silent for
 ``feed_end_s`` (wall) after data had flowed means the replay ended: the session shuts down
 with exit code 0 (``exit_reason = "market feed ended"``).
 """
@@ -64,30 +76,39 @@ with exit code 0 (``exit_reason = "market feed ended"``).
 from __future__ import annotations
 
 import dataclasses
-import queue
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from engine.broker.projectx.models import parse_ts
+from engine.broker.base import (
+    BrokerConnection, DepthBook, DepthUpdate, FeedStatus, FillMeta, HistoryBar, MarketEvent, Prints, Quote,
+    ReconcileReport, Refused,
+    api_host,  # noqa: F401  (re-exported: lock names in tests and tools)
+)
 from engine.calendar import calendar_for
 from engine.clock import NS_PER_SECOND, Clock, LiveClock, SimClock, perf_ns, to_datetime
 from engine.config import Settings
 from engine.data.bars import Bars
 from engine.instruments import spec as instrument_spec
 from engine.kernel import BarInput, TradingKernel
-from engine.logs import REDACT, RingHandler, get_logger
+from engine.logs import RingHandler, get_logger
 from engine.runtime.market_state import MarketState
 from engine.runtime.session import (
     EXIT_ERROR, EXIT_OK, EXIT_SIGNAL, BarTiming, SessionBase, SessionError, _TimedRisk,
     make_signal_source, write_json_atomic,
 )
 from engine.runtime.snapshot import BrokerView, QuoteView
+from engine.step import FollowClock, NoBarVenue, StreamingBarPath
 from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate
+
+if TYPE_CHECKING:
+    from engine.calendar import CmeCalendar
+    from engine.instruments import Contract
+    from engine.risk import AccountLock, RiskManager
+    from engine.risk.account_rules import AccountRules
 
 log = get_logger("live")
 
@@ -119,7 +140,8 @@ class LiveConfig:
     ``settings.reconcile.interval_s``); ``min_reconcile_wall_s``: its floor in wall seconds;
     ``close_grace_s``: wall mode, a bar closes this long after its end without a newer event;
     ``feed_end_s``: exchange mode, wall seconds of silence that end the session (None =
-    2 × ``settings.projectx.stale_feed_s``); ``normal_window_bars``: the series length handed
+    2 × the stale-feed time); ``stale_feed_s``: seconds of market silence after which the
+    feed is stale (None = the broker's :attr:`BrokerConnection.stale_feed_s`); ``normal_window_bars``: the series length handed
     to :class:`MarketState` for its normal-ATR window (None = an open-ended live session: one
     day; a paper comparison with a replay over N bars passes N); ``startup_timeout_s``: wait
     for the connection and the first market event; ``shutdown_wait_s``: wait for the closing
@@ -140,6 +162,7 @@ class LiveConfig:
     min_reconcile_wall_s: float = 2.0
     close_grace_s: float = 2.0
     feed_end_s: float | None = None
+    stale_feed_s: float | None = None
     normal_window_bars: int | None = None
     startup_timeout_s: float = 30.0
     shutdown_wait_s: float = 10.0
@@ -197,63 +220,8 @@ class BarAggregator:
         return closed
 
 
-class DepthBook:
-    """Price → resting size per side from ProjectX ``GatewayDepth`` rows (reference §4 DomType:
-    1 Ask, 2 Bid, 3 BestAsk, 4 BestBid, 6 Reset, 9 NewBestBid, 10 NewBestAsk; other types
-    (trade, fill, high/low) carry no book level). ``currentVolume`` (else ``volume``) is the
-    size resting at the price after the update; 0 removes the level. A malformed row is
-    skipped and counted in :attr:`bad`."""
-
-    _BID = (2, 4, 9)
-    _ASK = (1, 3, 10)
-
-    def __init__(self) -> None:
-        self.bids: dict[float, float] = {}
-        self.asks: dict[float, float] = {}
-        self.bad = 0
-
-    def clear(self) -> None:
-        self.bids.clear()
-        self.asks.clear()
-
-    def apply(self, rows) -> None:
-        for r in rows:
-            try:
-                t = int(r.get("type"))
-                if t == 6:
-                    self.clear()
-                    continue
-                side = self.bids if t in self._BID else self.asks if t in self._ASK else None
-                if side is None:
-                    continue
-                px = float(r["price"])
-                size = r.get("currentVolume")
-                size = float(r.get("volume") if size is None else size)
-                if not (np.isfinite(px) and px > 0 and np.isfinite(size) and size >= 0):
-                    raise ValueError("non-finite")
-            except (TypeError, ValueError, KeyError, AttributeError):
-                self.bad += 1
-                continue
-            if size == 0:
-                side.pop(px, None)
-            else:
-                side[px] = size
-            if t in (4, 9):      # a new best bid: no bid above it stands
-                for p in [p for p in self.bids if p > px]:
-                    del self.bids[p]
-            elif t in (3, 10):
-                for p in [p for p in self.asks if p < px]:
-                    del self.asks[p]
-
-    def levels(self, n: int) -> tuple[tuple, tuple]:
-        """The best ``n`` (price, size) levels: bids high → low, asks low → high."""
-        b = tuple(sorted(self.bids.items(), reverse=True)[:n])
-        a = tuple(sorted(self.asks.items())[:n])
-        return b, a
-
-
 class _StampedVenue:
-    """The ProjectX venue as the kernel sees it: every call goes to the venue; events are
+    """The broker's venue as the kernel sees it: every call goes to the venue; events are
     collected by :meth:`collect` (the session calls it between bars, so they are translated
     promptly) and, in exchange-clock mode, re-stamped with the OPEN time of the bar being built
     when they are received (the broker's entity times are on its own wall clock, and a replayed
@@ -268,11 +236,11 @@ class _StampedVenue:
         self._bar_ns = int(bar_ns)
         self._buf: deque = deque()
         self.fills = 0
-        self.on_fill = None
-        """``(FillEvent, broker meta dict or None)`` called for every fill collected (the
+        self.on_fill: Callable[[FillEvent, FillMeta | None], None] | None = None
+        """``(FillEvent, broker facts or None)`` called for every fill collected (the
         session's journal), before the kernel sees it."""
-        self.rt: list[dict] = []
-        """Broker facts (``ProjectXVenue.polled_fill_meta``) of the fills handed to the kernel
+        self.rt: list[FillMeta] = []
+        """Broker facts (:attr:`BrokerVenue.polled_fill_meta`) of the fills handed to the kernel
         since its last booked round trip, in delivery order (see :class:`_LiveRisk`)."""
 
     def __getattr__(self, name):
@@ -334,7 +302,10 @@ class _LiveRisk(_TimedRisk):
     """The timed risk proxy of a live session: the kernel's ``on_trade_closed`` goes through
     :meth:`RiskManager.book_broker_trades` with the broker trade ids of the round trip, so the
     booking and the ids reach ``risk_state.json`` in one atomic write (exactly once across a
-    crash; a restart books what is missing from ``Trade/search``)."""
+    crash; a restart books what is missing from the broker's fill history)."""
+
+    elapsed: int
+    block_reason: str
 
     def __init__(self, risk, venue: _StampedVenue) -> None:
         super().__init__(risk)
@@ -364,19 +335,16 @@ class _LiveRisk(_TimedRisk):
             object.__setattr__(self, "elapsed", self.elapsed + perf_ns() - t0)
 
 
-def api_host(url: str) -> str:
-    """``http://127.0.0.1:8765`` → ``127.0.0.1_8765`` (lock and state names)."""
-    p = urlparse(url)
-    return (p.hostname or "host") + (f"_{p.port}" if p.port else "")
-
-
 class LiveSession(SessionBase):
-    """A paper or live session over a started-on-demand :class:`ProjectXVenue` (module docstring).
+    """A paper or live session over a :class:`~engine.broker.base.BrokerConnection` connected on
+    demand (module docstring).
 
     Args:
-        settings: :class:`engine.config.Settings` with the ProjectX secrets.
-        venue: an unstarted ``ProjectXVenue`` built on ``wall_clock`` (``native_oco`` as the
-            account is configured).
+        settings: :class:`engine.config.Settings` (strategy, risk, account, alerts, paths; the
+            broker's own settings are the adapter's, read by whoever built it).
+        broker: an unconnected :class:`~engine.broker.base.BrokerConnection` built on
+            ``wall_clock`` (e.g. :class:`engine.broker.projectx.connection.ProjectXConnection`,
+            ``native_oco`` as the account is configured).
         cfg: :class:`LiveConfig`.
         model_path: checkpoint directory, or None for the rule-based baseline.
         wall_clock: the real clock (default :class:`LiveClock`).
@@ -384,27 +352,29 @@ class LiveSession(SessionBase):
             the wall clock, closed at shutdown); the venue's ``on_alert`` should point at it.
         ring: the console's log ring (None headless).
 
-    Raises :class:`SessionError` for a bad mode/clock or missing credentials.
+    Raises :class:`SessionError` for a bad mode or clock, or a ``broker`` that is no
+    :class:`~engine.broker.base.BrokerConnection`.
     """
 
-    def __init__(self, settings: Settings, venue, cfg: LiveConfig, *, model_path=None,
+    def __init__(self, settings: Settings, broker: BrokerConnection, cfg: LiveConfig, *, model_path=None,
                  wall_clock: Clock | None = None, alerts=None, ring: RingHandler | None = None) -> None:
         if cfg.mode not in ("paper", "live"):
             raise SessionError(f"mode {cfg.mode!r}: a live session is paper or live")
         if cfg.clock not in ("exchange", "wall"):
             raise SessionError(f"clock {cfg.clock!r}: choose exchange or wall")
-        sec = settings.secrets
-        if not sec.projectx_username or not sec.projectx_api_key:
-            raise SessionError("ProjectX credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY")
-        REDACT.add(sec.projectx_api_key)
+        if not (callable(getattr(broker, "connect", None)) and callable(getattr(broker, "market_events", None))):
+            raise SessionError(f"{type(broker).__name__} is not a BrokerConnection (engine.broker.base); "
+                               "wrap a ProjectXVenue in engine.broker.projectx.connection.ProjectXConnection")
         self.settings = settings
         self.cfg = cfg
         self.wall = wall_clock or LiveClock()
-        self.px = venue
+        self.broker = broker
+        self.stale_feed_s = float(broker.stale_feed_s if cfg.stale_feed_s is None else cfg.stale_feed_s)
+        """Seconds of market silence after which the feed is stale (``cfg`` else the broker's)."""
         self.spec = instrument_spec(settings.instrument.symbol)
         self.bar_ns = int(cfg.bar_s) * NS_PER_SECOND
         self.clock: Clock = ExchangeClock(0) if cfg.clock == "exchange" else self.wall
-        self.venue = _StampedVenue(venue, self.clock, cfg.clock == "exchange", self.bar_ns)
+        self.venue = _StampedVenue(broker.venue, self.clock, cfg.clock == "exchange", self.bar_ns)
         if alerts is None:
             from engine.alerts import AlertRouter
 
@@ -417,7 +387,7 @@ class LiveSession(SessionBase):
         self.model_path = model_path
         self.agg = BarAggregator(self.bar_ns)
         self.depth = DepthBook()
-        """Market depth of the contract from ``GatewayDepth`` (quote pane: best levels)."""
+        """Market depth of the contract from the broker's depth updates (quote pane: best levels)."""
         self.i = 0
         self.timings: list[BarTiming] = []
         self.equity: list[float] = []
@@ -435,14 +405,17 @@ class LiveSession(SessionBase):
         self.last_data_ts: int | None = None
         self.last_trade_px: float | None = None
         self.start_balance = float(settings.account.starting_capital)
-        self.signals = None
-        self.kernel = None
-        self.risk = None
-        self.cal = None
-        self.lock = None
-        self.startup_reconcile = None
+        self.signals: Any = None
+        """The signal source (:func:`make_signal_source`: the rule-based baseline or a model;
+        duck-typed: ``update``, ``label``, ``window`` / ``predictor``)."""
+        self.kernel: TradingKernel | None = None
+        self.risk: RiskManager | None = None
+        self.cal: CmeCalendar | None = None
+        self.lock: AccountLock | None = None
+        self._lock2: AccountLock | None = None
+        self.startup_reconcile: ReconcileReport | None = None
         self.reconciles: list[dict] = []
-        self._reconcile_seen = None
+        self._reconcile_seen: ReconcileReport | None = None
         self._broker = BrokerView(None, "never", "not reconciled yet")
         self._next_reconcile_ns = 0
         self._next_reconcile_wall = 0
@@ -451,11 +424,11 @@ class LiveSession(SessionBase):
         self.refused: dict[str, int] = {}
         """Market records dropped by the sanity gate, by kind (:meth:`gate_problem`)."""
         self._started = False
-        self.contract = None
+        self.contract: Contract | None = None
         self._roll_day: int | None = None
         self._roll_block_day = -1
         self._roll_exit: str | None = None
-        self.rules = None
+        self.rules: AccountRules | None = None
         """The venue's :class:`engine.risk.account_rules.AccountRules` (None: ``rules = "none"``)."""
         self._acct_seen = 0
         self._acct_dirty = False
@@ -469,8 +442,29 @@ class LiveSession(SessionBase):
         self.report_written: Path | None = None
         self._venue_started = False
         self._last_bar: BarInput | None = None
+        self._path: StreamingBarPath | None = None
+        self._bar_ts = 0
         self._init_common()
         self._quit_policy = "flatten"
+
+    # ------------------------------------------------------------------ parts built at start-up
+    def _kernel(self) -> TradingKernel:
+        """The kernel (built by :meth:`startup`); :class:`SessionError` before it exists."""
+        if self.kernel is None:
+            raise SessionError("the session is not started (no kernel yet)")
+        return self.kernel
+
+    def _risk(self) -> RiskManager:
+        """The risk manager (built by :meth:`startup`); :class:`SessionError` before it exists."""
+        if self.risk is None:
+            raise SessionError("the session is not started (no risk manager yet)")
+        return self.risk
+
+    def _calendar(self) -> CmeCalendar:
+        """The trading calendar (built by :meth:`startup`); :class:`SessionError` before it exists."""
+        if self.cal is None:
+            raise SessionError("the session is not started (no calendar yet)")
+        return self.cal
 
     # ------------------------------------------------------------------ start-up (R-LIVE-1)
     def startup(self) -> None:
@@ -496,9 +490,9 @@ class LiveSession(SessionBase):
                                symbol=self.spec.symbol))
         log.info("signals: %s", self.signals.label)
         # the account lock BEFORE any network call: a refused second instance never logs in,
-        # opens a hub or reconciles. Named by the API host and the configured account (the
-        # broker's account name is not known before the login).
-        host = api_host(self.px.client.base_url)
+        # opens a stream or reconciles. Named by the broker endpoint and the configured account
+        # (the broker's account name is not known before the login).
+        host = self.broker.endpoint
         state_root = Path(self.cfg.state_dir) if self.cfg.state_dir else _default_state_dir(s)
         want = self.cfg.account or s.account.name or "default"
         try:
@@ -507,16 +501,16 @@ class LiveSession(SessionBase):
             self.lock = None
             raise SessionError(str(exc)) from None
         try:
-            rep = self.px.start(self.cfg.startup_timeout_s)
+            rep = self.broker.connect(self.cfg.startup_timeout_s)
         except Exception as exc:
             self._close_venue()
-            raise SessionError(f"connecting to the ProjectX gateway at {self.px.client.base_url}: "
+            raise SessionError(f"connecting to the {self.broker.broker} broker at {self.broker.endpoint_url}: "
                                f"{type(exc).__name__}: {exc}") from None
         self._venue_started = True
         self._reconciled_wall = self.wall.monotonic_ns()
         try:
             self.startup_reconcile = rep
-            acct = self.px.account_name
+            acct = self.broker.account_name
             if acct and acct != want:   # also the broker account's own lock (another config may name it)
                 try:
                     self._lock2 = AccountLock(state_root, f"{host}-{acct}").acquire()
@@ -532,15 +526,15 @@ class LiveSession(SessionBase):
             if isinstance(self.clock, ExchangeClock):
                 self.clock.advance_to(first)
             now = self.clock.now_ns()
-            self.cal = calendar_for(now - 7 * DAY_NS, now + 60 * DAY_NS)
+            self.cal = cal = calendar_for(now - 7 * DAY_NS, now + 60 * DAY_NS)
             self._check_contract(now)
             self._open_journal(acct)
             try:
-                self.risk = RiskManager(s, self.clock, self.cal, self.spec, store)
+                self.risk = risk = RiskManager(s, self.clock, cal, self.spec, store)
             except RiskStateError as exc:
                 raise SessionError(str(exc)) from None
-            new_state = self.risk.book_broker_trades()["since_ns"] is None   # no watermark yet: a new state
-            self._timed_risk = _LiveRisk(self.risk, self.venue)
+            new_state = risk.book_broker_trades()["since_ns"] is None   # no watermark yet: a new state
+            self._timed_risk = _LiveRisk(risk, self.venue)
             self._book_broker_history("start-up")
             self._note_reconcile(rep)
             self._setup_account(store.dir, new_state)
@@ -549,15 +543,15 @@ class LiveSession(SessionBase):
                 msg = (f"start-up: the broker holds {rep.broker_qty:+d} contracts the session did not "
                        "open; closing them and cancelling working orders before trading")
                 self.alerts.send("critical", "startup_position", msg)
-                self.px.flatten("start-up position not ours")
-                self._note_reconcile(self.px.reconcile("after start-up flatten"))
+                self.broker.flatten("start-up position not ours")
+                self._note_reconcile(self.broker.reconcile("after start-up flatten"))
                 self.venue.poll_events()   # the kernel never held that position
                 self._book_broker_history("start-up flatten")
             self.venue.rt.clear()          # fills before trading are booked above, not by the kernel
-            self.start_balance = float(self.risk.balance)
+            self.start_balance = float(risk.balance)
             self.kernel = TradingKernel(s, self.venue, self._timed_risk, self.spec, bar_ns=self.bar_ns,
                                         starting_balance=self.start_balance)
-            self.market = MarketState(self.cal, self.bar_ns, s.stops.atr_period,
+            self.market = MarketState(cal, self.bar_ns, s.stops.atr_period,
                                       self.cfg.normal_window_bars, True, settings=s)
             if adopt:             # protection first: the warm start's history call comes after
                 try:
@@ -567,15 +561,15 @@ class LiveSession(SessionBase):
                     log.error(msg)
                     self.alerts.send("critical", "startup_position", msg)
                     try:
-                        self.px.flatten("adoption failed")
+                        self.broker.flatten("adoption failed")
                     except Exception as exc2:
                         self.alerts.send("critical", "startup_position", f"closing it failed too: {exc2}")
                     raise SessionError(msg) from None
             if s.live.warm_start:
                 self._warm_start(first)
             log.info("%s session started: account %s, contract %s, clock %s, balance $%.2f (broker $%s)",
-                     self.cfg.mode, acct, self.px.contract_id, self.cfg.clock, self.start_balance,
-                     self.px.balance, extra={"event": "start"})
+                     self.cfg.mode, acct, self.broker.contract_id, self.cfg.clock, self.start_balance,
+                     self.broker.balance, extra={"event": "start"})
         except BaseException:
             self._close_venue()
             raise
@@ -594,7 +588,7 @@ class LiveSession(SessionBase):
         from engine.calendar import day_date
         from engine.journal import Journal, default_journal_path
 
-        cal = self.cal
+        cal = self._calendar()
 
         def day_of(ts: int) -> str:
             d = int(cal.label_one(int(ts))[0])
@@ -603,9 +597,9 @@ class LiveSession(SessionBase):
         try:
             path = Path(self.cfg.journal_path) if self.cfg.journal_path else default_journal_path(self.settings)
             j = Journal(path, day_of=day_of)
-            j.open_session(mode=self.cfg.mode, account=acct, contract=str(self.px.contract_id),
+            j.open_session(mode=self.cfg.mode, account=acct, contract=str(self.broker.contract_id),
                            symbol=self.spec.symbol, clock=self.cfg.clock, started_ns=self.clock.now_ns(),
-                           started_wall_ns=self.wall.now_ns(), start_balance=self.px.balance)
+                           started_wall_ns=self.wall.now_ns(), start_balance=self.broker.balance)
         except Exception as exc:
             raise SessionError(f"trade journal: {exc}") from None
         self.journal = j
@@ -613,11 +607,12 @@ class LiveSession(SessionBase):
         self._refresh_journal_today()   # trades of an earlier session today show in the console
         log.info("journal: %s (session %d)", path, j.session_id)
 
-    def _journal_fill(self, e: FillEvent, meta: dict | None) -> None:
-        m = meta or {}
+    def _journal_fill(self, e: FillEvent, meta: FillMeta | None) -> None:
         self._journal("fill", ts_ns=int(e.ts_ns), side=int(e.side), qty=int(e.qty), price=float(e.price),
-                      fees=float(m.get("fees", e.commission)), broker_id=m.get("id"), order_id=str(e.order_id),
-                      tag=str(e.tag), pnl=m.get("pnl"), broker_ts_ns=m.get("ts_ns"))
+                      fees=float(e.commission if meta is None else meta["fees"]),
+                      broker_id=None if meta is None else meta["id"], order_id=str(e.order_id),
+                      tag=str(e.tag), pnl=None if meta is None else meta["pnl"],
+                      broker_ts_ns=None if meta is None else meta["ts_ns"])
 
     # ------------------------------------------------------------------ contract roll
     def _check_contract(self, now: int) -> None:
@@ -628,15 +623,15 @@ class LiveSession(SessionBase):
         from engine.calendar import day_date
         from engine.instruments import InstrumentError, front_month, parse_px_contract_id
 
-        d = int(self.cal.label_one(int(now))[0])
+        d = int(self._calendar().label_one(int(now))[0])
         day = day_date(d) if d >= 0 else to_datetime(int(now)).date()
         try:
-            have = parse_px_contract_id(str(self.px.contract_id))
+            have = parse_px_contract_id(str(self.broker.contract_id))
         except InstrumentError as exc:
             raise SessionError(f"contract: {exc}") from None
         want = front_month(self.spec.symbol, day)
         if (have.year, have.month) != (want.year, want.month):
-            raise SessionError(f"contract {self.px.contract_id} is not the front month on {day.isoformat()}: "
+            raise SessionError(f"contract {self.broker.contract_id} is not the front month on {day.isoformat()}: "
                                f"trade {want.px_contract_id} ({want.cme_ticker}; {have.cme_ticker} rolls on "
                                f"{have.roll.isoformat()}); nothing traded")
         self.contract = have
@@ -654,7 +649,7 @@ class LiveSession(SessionBase):
         first_check = self._roll_day is None
         self._roll_day = day
         if self.rules is not None:   # the MLL's end-of-day high: the balance at the day's roll
-            b = self.px.balance if self.px.balance is not None else self.risk.balance
+            b = self.broker.balance if self.broker.balance is not None else self._risk().balance
             self.rules.on_balance(day_date(day).isoformat(), float(b))
         date = day_date(day)
         c = self.contract
@@ -686,14 +681,14 @@ class LiveSession(SessionBase):
             self.rules = rules_from_settings(self.settings, self.spec.symbol, Path(state_dir) / "account_rules.json")
         except AccountRulesError as exc:
             raise SessionError(str(exc)) from None
-        self.risk.account_rules = self.rules
-        self._acct_seen = self.px.account_events
+        self._risk().account_rules = self.rules
+        self._acct_seen = self.broker.account_events
         self._sync_balance("start-up", rebase=new_state)
 
     def _day_iso(self, ts: int) -> str:
         from engine.calendar import day_date
 
-        d = int(self.cal.label_one(int(ts))[0])
+        d = int(self._calendar().label_one(int(ts))[0])
         return day_date(d).isoformat() if d >= 0 else ""
 
     def _sync_balance(self, why: str, *, rebase: bool = False) -> None:
@@ -701,7 +696,7 @@ class LiveSession(SessionBase):
         start-up, and after an account event or a reconciliation once the session is quiet
         (flat, no unbooked fill, no order in flight: every round trip the broker has booked,
         the engine has booked too, so a difference is activity outside the engine)."""
-        b = self.px.balance
+        b = self.broker.balance
         if b is None or not np.isfinite(b):
             return
         now = self.clock.now_ns()
@@ -709,17 +704,18 @@ class LiveSession(SessionBase):
             day = self._day_iso(now)
             if day:
                 self.rules.on_balance(day, float(b))
-        old = float(self.risk.balance)
+        risk = self._risk()
+        old = float(risk.balance)
         diff = float(b) - old
         if abs(diff) < 0.005:
             return
         if rebase:
-            self.risk.rebase_balance(float(b), now, "broker")
+            risk.rebase_balance(float(b), now, "broker")
             msg = f"{why}: balance from the broker ${b:,.2f} (configured ${old:,.2f}); limits and tier follow it"
             log.warning(msg)
             self._event("info", msg)
             return
-        self.risk.set_balance(float(b), now, "broker")
+        risk.set_balance(float(b), now, "broker")
         msg = (f"{why}: the broker's balance ${b:,.2f} differs from the engine's ${old:,.2f} by "
                f"${diff:+,.2f} (activity outside the engine?); the broker's is taken")
         log.warning(msg)
@@ -728,13 +724,13 @@ class LiveSession(SessionBase):
 
     def _account_tick(self) -> None:
         """After every loop pass: an account event seen → re-read the balance when quiet."""
-        if self.px.account_events != self._acct_seen:
-            self._acct_seen = self.px.account_events
+        if self.broker.account_events != self._acct_seen:
+            self._acct_seen = self.broker.account_events
             self._acct_dirty = True
         if not self._acct_dirty or self.kernel is None:
             return
         k = self.kernel
-        if k.oco.pos != 0 or self.venue.rt or k.busy_orders() or self.px.pos_qty != 0:
+        if k.oco.pos != 0 or self.venue.rt or k.busy_orders() or self.broker.position_qty != 0:
             return
         self._acct_dirty = False
         self._sync_balance("account event")
@@ -770,13 +766,13 @@ class LiveSession(SessionBase):
         start = end - 14 * DAY_NS                                     # weekends and holidays fit
         t0 = self.wall.monotonic_ns()
         try:
-            bars = self.px.history(start, end, need, unit_number=max(1, self.bar_ns // (60 * NS_PER_SECOND)))
+            got = self.broker.history(start, end, need, int(self.cfg.bar_s))
         except Exception as exc:
             msg = f"warm start: History/retrieveBars failed ({type(exc).__name__}: {exc}); starting cold"
             log.warning(msg)
             self.alerts.send("warning", "warm_start", msg)
             return
-        bars = [b for b in bars if b.ts_ns + self.bar_ns <= (end + 1)]
+        bars: list[HistoryBar] = [b for b in got if b.ts_ns + self.bar_ns <= (end + 1)]
         problem = _history_problem(bars, self.bar_ns)
         if problem is not None:
             msg = f"warm start: history refused ({problem}); starting cold"
@@ -795,7 +791,7 @@ class LiveSession(SessionBase):
                  (self.wall.monotonic_ns() - t0) / 1e9, extra={"event": "warm_start"})
 
     # ------------------------------------------------------------------ a position found at start-up
-    def _adopt(self, rep) -> None:
+    def _adopt(self, rep: ReconcileReport) -> None:
         """``[live] on_start_position = "adopt"``: take the broker's position (size and average
         price) into the kernel and protect it at once: the broker's working orders on the
         contract are cancelled, then a stop and a target from the current stop rules
@@ -806,10 +802,10 @@ class LiveSession(SessionBase):
 
         qty, avg = int(rep.broker_qty), float(rep.broker_avg)
         side = 1 if qty > 0 else -1
-        k, r = self.kernel, self.risk
+        k, r = self._kernel(), self._risk()
         now = self.clock.now_ns()
         try:
-            self.px.cancel_all_working()
+            self.broker.cancel_all_working()
         except Exception as exc:
             log.error("adopt: cancelling the broker's working orders failed (%s)", exc)
         row = getattr(self, "_warm_row", None)
@@ -827,7 +823,8 @@ class LiveSession(SessionBase):
             log.warning("adopt: stop rule failed (%s); fixed %d-tick stop", exc, st.fixed_ticks)
             stop_ticks = int(st.fixed_ticks)
             target_ticks = max(1, int(round(stop_ticks * st.reward_risk)))
-        last = self.px.last_quote().get("lastPrice") or (self.closes[-1] if self.closes else None)
+        q = self.broker.last_quote()
+        last = (q.last if q is not None else None) or (self.closes[-1] if self.closes else None)
         beyond = last is not None and side * (float(last) - (avg - side * stop_ticks * tick)) <= 0
         k.oco.adopt(qty, avg, stop_ticks, target_ticks, protect=not beyond)   # books it: one owner
         t = k._open = _OpenTrade(entry_ts=now, entry_bar=0, direction=side)
@@ -860,17 +857,17 @@ class LiveSession(SessionBase):
         new state) the broker's existing trades are recorded as not this state's. Raises
         :class:`SessionError` when the broker cannot be read: trading never starts on a state
         that may lack P&L."""
-        risk, px = self.risk, self.px
+        risk, broker = self._risk(), self.broker
         info = risk.book_broker_trades()
         since, booked = info["since_ns"], info["ids"]
         now_wall = self.wall.now_ns()
         try:
-            trades = px.trades_since(now_wall - 3600 * NS_PER_SECOND if since is None else since)
+            fills = broker.fills_since(now_wall - 3600 * NS_PER_SECOND if since is None else since)
         except Exception as exc:
-            raise SessionError(f"{why}: reading the broker's trades (Trade/search) failed: "
+            raise SessionError(f"{why}: reading the broker's trades failed: "
                                f"{type(exc).__name__}: {exc}; not trading on a risk state that may "
                                "miss P&L") from None
-        trades = [t for t in trades if t.contract_id == px.contract_id and t.id not in booked]
+        trades = [t for t in fills if t.id not in booked]
         if since is None:
             risk.book_broker_trades([t.id for t in trades], None, since_ns=now_wall - 60 * NS_PER_SECOND)
             if trades:
@@ -885,15 +882,15 @@ class LiveSession(SessionBase):
                 risk.book_broker_trades([t.id], None)
                 continue
             pend.append(t.id)
-            fees += px.trade_cost(t)
-            if t.profit_and_loss is None:
+            fees += t.fees
+            if t.pnl is None:
                 continue
-            net = float(t.profit_and_loss) - fees
-            if self.cfg.clock == "exchange" or not t.creation_ns:
+            net = float(t.pnl) - fees
+            if self.cfg.clock == "exchange" or not t.ts_ns:
                 ts = self.clock.now_ns()
             else:
-                ts = min(int(t.creation_ns), self.clock.now_ns())
-            mark = (t.creation_ns or now_wall) - 60 * NS_PER_SECOND
+                ts = min(int(t.ts_ns), self.clock.now_ns())
+            mark = (t.ts_ns or now_wall) - 60 * NS_PER_SECOND
             if risk.book_broker_trades(pend, net, ts, since_ns=mark)["booked"]:
                 n += 1
                 total += net
@@ -914,19 +911,16 @@ class LiveSession(SessionBase):
         wall mode: the wall clock."""
         if self.cfg.clock == "wall":
             return self.wall.now_ns()
-        q = self.px.market_events
         deadline = self.wall.monotonic_ns() + int(self.cfg.startup_timeout_s * NS_PER_SECOND)
         while self.wall.monotonic_ns() < deadline:
-            try:
-                ev = q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            self._pending.append(ev)
-            ts = _event_ts(ev)
-            if ts is not None and self.gate_problem(ts, what="first market record") is not None:
-                continue   # the loop refuses and counts it
-            if ts is not None:
-                return ts
+            evs = self.broker.market_events(0.1)
+            self._pending.extend(evs)        # all of them go through the loop
+            for ev in evs:
+                ts = _event_ts(ev)
+                if ts is not None and self.gate_problem(ts, what="first market record") is not None:
+                    continue   # the loop refuses and counts it
+                if ts is not None:
+                    return ts
         raise SessionError(f"no market data from the gateway within {self.cfg.startup_timeout_s:.0f} s "
                            "(is the fake gateway replaying? --speed > 0)")
 
@@ -965,19 +959,9 @@ class LiveSession(SessionBase):
         return code
 
     def _loop_once(self) -> None:
-        q = self.px.market_events
         batch = list(self._pending)
         self._pending.clear()
-        if not batch:
-            try:
-                batch.append(q.get(timeout=self.cfg.poll_s))
-            except queue.Empty:
-                pass
-        while True:
-            try:
-                batch.append(q.get_nowait())
-            except queue.Empty:
-                break
+        batch.extend(self.broker.market_events(0.0 if batch else self.cfg.poll_s))
         for ev in batch:
             self._on_market(ev)
         self.venue.collect()
@@ -998,7 +982,7 @@ class LiveSession(SessionBase):
         if price is not None or what == "trade":
             if isinstance(price, bool) or not isinstance(price, (int, float)) or not np.isfinite(price) or price <= 0:
                 return f"{what} price: {price!r} is not a finite price > 0"
-            tick = float(getattr(self.px, "tick", 0) or self.spec.tick_size)
+            tick = float(self.broker.tick or self.spec.tick_size)
             if abs(price / tick - round(price / tick)) > 1e-6:
                 return f"{what} price: {price!r} is off the {tick} tick grid"
         if ts is None:
@@ -1036,19 +1020,22 @@ class LiveSession(SessionBase):
             self.kernel._drain(self._last_bar)
         super()._apply_commands()
 
-    def _on_market(self, ev) -> None:
-        k = ev.kind
-        if k == "refused":
-            self._refuse(str((ev.data or {}).get("reason", "quote refused by the hub")))
+    def _on_market(self, ev: MarketEvent) -> None:
+        """One market event (engine types, :mod:`engine.broker.base`): quotes and prints pass the
+        sanity gate (:meth:`gate_problem`), move the engine clock and close/make bars; depth
+        updates feed :attr:`depth`; refusals are counted; feed status changes are logged."""
+        if isinstance(ev, Refused):
+            self._refuse(ev.reason)
             self.market_seen += 1
             return
-        if k in ("quote", "trade"):
+        data = isinstance(ev, (Quote, Prints))
+        if data:
             self.last_data_wall = self.wall.monotonic_ns()
             if self._stale_alerted:
                 self._stale_alerted = False
                 self._event("info", "market feed back")
-        if k == "quote":
-            ts = _event_ts(ev)
+        if isinstance(ev, Quote):
+            ts = ev.ts_ns
             why = self.gate_problem(ts, what="quote")
             if why is not None:
                 self._refuse(why)
@@ -1058,77 +1045,53 @@ class LiveSession(SessionBase):
                 if bar is not None:
                     self._on_bar(bar)
                 self.last_data_ts = ts
-        elif k == "trade":
-            for row in ev.data or ():
-                if not isinstance(row, dict):
-                    self._refuse(f"trade record: {str(row)[:60]!r} is not an object")
+        elif isinstance(ev, Prints):
+            for p in ev.items:
+                if isinstance(p, Refused):
+                    self._refuse(p.reason)
                     continue
-                try:
-                    ts = parse_ts(row.get("timestamp"))
-                except (ValueError, TypeError) as exc:
-                    self._refuse(f"trade timestamp: {exc}")
-                    continue
-                px = row.get("price")
-                if ts is None:
-                    self._refuse("trade time: missing")
-                    continue
+                ts, px, vol = p.ts_ns, p.price, p.volume
                 why = self.gate_problem(ts, px, what="trade")
-                vol = row.get("volume")
-                if why is None and vol is not None and (isinstance(vol, bool) or not isinstance(vol, (int, float))
-                                                        or not np.isfinite(vol) or vol < 0):
-                    why = f"trade volume: {vol!r} is not a finite number ≥ 0"
-                if why is None and row.get("type") not in (None, 0, 1):
-                    why = f"trade type: {row.get('type')!r} is not 0 (buy) / 1 (sell)"
                 if why is not None:
                     self._refuse(why)
                     continue
                 self._advance(ts)
-                bar = self.agg.on_trade(ts, float(px), float(vol) if vol is not None else float("nan"))
+                bar = self.agg.on_trade(ts, float(px), float(vol))
                 if bar is not None:
                     self._on_bar(bar)
                 self.last_trade_px = float(px)
                 self.last_data_ts = ts
-        elif k == "depth":
-            self.depth.apply(ev.data or ())
-        elif k in ("connected", "reconnected", "disconnected", "stale", "logout", "gap", "error"):
+        elif isinstance(ev, DepthUpdate):
+            self.depth.apply(ev)
+        elif isinstance(ev, FeedStatus):
+            k = ev.kind
             if k in ("reconnected", "disconnected", "gap"):
                 self.depth.clear()   # a new snapshot follows the resubscription
             sev = "information" if k in ("connected", "reconnected") else "warning"
             self._event("info", f"market hub {k}", sev)
         self.market_seen += 1
-        if k in ("quote", "trade"):
+        if data:
             self.data_seen += 1
 
     def _advance(self, ts: int) -> None:
         if isinstance(self.clock, ExchangeClock):
             self.clock.observe(ts)
 
-    def _on_bar(self, bar) -> None:
+    def _on_bar(self, bar: tuple) -> None:
+        """One closed bar ``(open ts UTC ns, open, high, low, close, volume)`` through the per-bar
+        path every streaming mode shares (:class:`engine.step.StreamingBarPath`: signals →
+        :class:`MarketState` → :class:`BarInput` → :func:`engine.step.step_bar`, timed); the
+        contract-roll check and the first-decision time run between the inputs and the step."""
         ts, o, h, l, c, v = bar
         self._apply_commands()
-        t0 = perf_ns()
-        close_ts = ts + self.bar_ns
-        d, conf, cls, f_ns, inf_ns = self.signals.update(ts, o, h, l, c, v)
-        if self.first_decision_wall_s is None and self._signals_warm():
-            self.first_decision_wall_s = (self.wall.monotonic_ns() - self._t_start_wall) / 1e9
-            log.info("first decision %.1f s after start-up (bar %s, %d warm bars)", self.first_decision_wall_s,
-                     _iso(ts), self.warm_bars, extra={"event": "first_decision"})
-        self._last_sig = (d, conf, cls)
-        self._last_pred_ns = close_ts
-        m = self.market.update(ts, h, l, c, v)
-        self._roll_check(int(m.day))
         self._hi.append(h)
         self._lo.append(l)
-        self._timed_risk.elapsed = 0
-        t_k = perf_ns()
-        b = BarInput(self.i, close_ts, o, h, l, c, m.atr, m.is_rth, m.in_session, m.phase, m.day,
-                     d, conf, cls, m.atr_normal, v, m.avg_volume, np.fromiter(self._hi, float),
-                     np.fromiter(self._lo, float))
-        self.kernel.step(b)
-        k_ns = perf_ns() - t_k
-        r_ns = self._timed_risk.elapsed
-        self.timings.append(BarTiming(f_ns, inf_ns, r_ns, max(k_ns - r_ns, 0), perf_ns() - t0))
-        self.equity.append(self.kernel.last_equity)
+        path = self._bar_path()
+        self._bar_ts = ts
+        b = path.step(self.i, ts, o, h, l, c, v, np.fromiter(self._hi, float), np.fromiter(self._lo, float))
+        self._last_sig = path.last_signal
+        self._last_pred_ns = b.close_ts
+        kernel = self._kernel()
         self._last_bar = b
         self.first_bar_ts = ts if self.first_bar_ts is None else self.first_bar_ts
         self.last_bar_ts = ts
@@ -1136,11 +1099,32 @@ class LiveSession(SessionBase):
         self.i += 1
         self._collect_events()
         self._route_kernel_alerts()
-        k = self.kernel
+        k = kernel
         if self._roll_exit and k.oco.pos == 0 and not k.busy_orders() and not self._stop.is_set():
             self.exit_reason = f"contract roll: restart to trade {self._roll_exit}"
             log.warning("%s (the session ends flat)", self.exit_reason)
             self._stop.set()
+
+    def _bar_path(self) -> StreamingBarPath:
+        """The session's :class:`StreamingBarPath` (built once the kernel exists): the engine
+        clock through :class:`FollowClock` (an exchange clock only moves forward; the wall clock
+        moves by itself), the broker's venue through :class:`NoBarVenue` (its fills arrive as
+        events), the spread unknown to the kernel (NaN), as before the shared path existed."""
+        if self._path is None:
+            self._path = StreamingBarPath(FollowClock(self.clock), NoBarVenue(self.venue), self._kernel(),
+                                          self.signals, self.market, self._timed_risk, self.bar_ns,
+                                          modelled_spread=False, before_step=self._before_step)
+            self._path.timings, self._path.equity = self.timings, self.equity
+        return self._path
+
+    def _before_step(self, m: Any) -> None:
+        """Between the bar's inputs and its kernel step: the first-decision time (once the signal
+        source is warm) and the contract-roll check of the bar's trading day."""
+        if self.first_decision_wall_s is None and self._signals_warm():
+            self.first_decision_wall_s = (self.wall.monotonic_ns() - self._t_start_wall) / 1e9
+            log.info("first decision %.1f s after start-up (bar %s, %d warm bars)", self.first_decision_wall_s,
+                     _iso(self._bar_ts), self.warm_bars, extra={"event": "first_decision"})
+        self._roll_check(int(m.day))
 
     def _signals_warm(self) -> bool:
         """True once the signal source decides on full inputs: the baseline's window is full,
@@ -1152,7 +1136,7 @@ class LiveSession(SessionBase):
         return bool(getattr(stream, "ready", True))
 
     def _route_kernel_alerts(self) -> None:
-        al = self.kernel.stats.alerts
+        al = self._kernel().stats.alerts
         seen = getattr(self, "_alerts_routed", 0)
         for a in al[seen:]:
             self.alerts.send("warning", str(a[1]), str(a[2]))
@@ -1166,29 +1150,29 @@ class LiveSession(SessionBase):
                 self._on_bar(bar)
         idle_s = (wall - self.last_data_wall) / NS_PER_SECOND
         if self.cfg.clock == "exchange" and self.market_seen and self.i > 0:
-            end_s = self.cfg.feed_end_s if self.cfg.feed_end_s is not None else 2 * self.settings.projectx.stale_feed_s
+            end_s = self.cfg.feed_end_s if self.cfg.feed_end_s is not None else 2 * self.stale_feed_s
             if idle_s >= end_s:
                 self.exit_reason = self.exit_reason or "market feed ended"
                 log.info("no market data for %.1f s: the replayed feed ended", idle_s)
                 self._stop.set()
                 return
-        elif idle_s >= self.settings.projectx.stale_feed_s and not self._stale_alerted:
+        elif idle_s >= self.stale_feed_s and not self._stale_alerted:
             self._stale_alerted = True
             self.alerts.send("warning", "stale_feed", f"no market data for {idle_s:.0f} s")
             self._event("alert", f"market feed stale ({idle_s:.0f} s)", "warning")
-        if self.px.last_reconcile is not self._reconcile_seen and self.px.last_reconcile is not None:
-            self._note_reconcile(self.px.last_reconcile)
+        if self.broker.last_reconcile is not self._reconcile_seen and self.broker.last_reconcile is not None:
+            self._note_reconcile(self.broker.last_reconcile)
         if self.clock.now_ns() >= self._next_reconcile_ns and wall >= self._next_reconcile_wall:
             self._next_reconcile_ns = self.clock.now_ns() + int(self._reconcile_s() * NS_PER_SECOND)
             self._next_reconcile_wall = wall + int(self.cfg.min_reconcile_wall_s * NS_PER_SECOND)
             try:
-                self._note_reconcile(self.px.reconcile("periodic"))
+                self._note_reconcile(self.broker.reconcile("periodic"))
             except Exception as exc:
                 log.warning("periodic reconcile failed: %s (next one retries)", exc)
                 self._broker = BrokerView(self._broker.last_reconcile_ns, "mismatch",
                                           f"reconcile failed: {exc}"[:200])
 
-    def _note_reconcile(self, rep) -> None:
+    def _note_reconcile(self, rep: ReconcileReport) -> None:
         self._reconcile_seen = rep
         now = self.clock.now_ns()
         if rep.ok:
@@ -1203,7 +1187,7 @@ class LiveSession(SessionBase):
                                 "broker_qty": rep.broker_qty, "mismatches": list(rep.mismatches)})
         self.reconciles = self.reconciles[-200:]
 
-    def _reconcile_policy(self, rep) -> None:
+    def _reconcile_policy(self, rep: ReconcileReport) -> None:
         """``[reconcile] mode`` (R-EXE-4) on an UNEXPLAINED mismatch (``rep.unexplained``: the
         broker's position differs and no missed fill accounts for it). The broker always wins
         (the venue already holds the broker's position); then ``auto-sync`` trades on,
@@ -1229,7 +1213,7 @@ class LiveSession(SessionBase):
             self.venue.poll_events()
             return
         now = max(self.clock.now_ns(), b.close_ts)
-        self.kernel.step(dataclasses.replace(b, close_ts=now, phase=4, direction=0,
+        self._kernel().step(dataclasses.replace(b, close_ts=now, phase=4, direction=0,
                                              confidence=float("nan"), pred_class=-1))
 
     def shutdown(self, policy: str = "flatten") -> None:
@@ -1251,12 +1235,12 @@ class LiveSession(SessionBase):
                             break
                         self._stop.wait(0.05)
                     try:
-                        self.px.flatten("shutdown")
+                        self.broker.flatten("shutdown")
                     except Exception as exc:
                         self.alerts.send("critical", "shutdown_flatten", f"shutdown flatten failed: {exc}")
                     self._kernel_drain_step()
                     try:
-                        rep = self.px.reconcile("shutdown")
+                        rep = self.broker.reconcile("shutdown")
                         self._note_reconcile(rep)
                         if rep.broker_qty != 0:
                             self.alerts.send("critical", "shutdown_position",
@@ -1266,7 +1250,7 @@ class LiveSession(SessionBase):
                 else:
                     log.warning("shutdown: keeping %+d contracts with their bracket working", o.pos)
                     self.venue.collect()
-                self.risk.save()
+                self._risk().save()
                 self._collect_events()
         except Exception:
             log.exception("shutdown failed part-way")
@@ -1297,7 +1281,7 @@ class LiveSession(SessionBase):
                     k = self.kernel
                     rep_doc = rep_doc or self.report()
                     self.journal.close_session(
-                        ended_ns=self.clock.now_ns(), end_balance=self.px.balance,
+                        ended_ns=self.clock.now_ns(), end_balance=self.broker.balance,
                         net_pnl=float(sum(t.net_pnl for t in k.trades)) if k is not None else 0.0,
                         trades=len(k.trades) if k is not None else 0, exit_reason=self.exit_reason,
                         report=rep_doc)
@@ -1311,14 +1295,13 @@ class LiveSession(SessionBase):
     def _close_venue(self) -> None:
         if self._venue_started:
             try:
-                self.px.wait_sent(2.0)      # cancels still on their way are answered first
-                self.px.stop()
+                self.broker.close()         # cancels still on their way are answered first
             except Exception as exc:
                 log.warning("venue stop: %s", exc)
             self._venue_started = False
         if self.lock is not None:
             self.lock.release()
-        if getattr(self, "_lock2", None) is not None:
+        if self._lock2 is not None:
             self._lock2.release()
 
     # ------------------------------------------------------------------ snapshot hooks
@@ -1328,13 +1311,13 @@ class LiveSession(SessionBase):
         super()._publish()
 
     def _market_view(self, now: int) -> tuple[QuoteView, float | None]:
-        q = self.px.last_quote() if self._venue_started else {}
-        bid, ask = q.get("bestBid"), q.get("bestAsk")
-        last = self.last_trade_px if self.last_trade_px is not None else q.get("lastPrice")
+        q = self.broker.last_quote() if self._venue_started else None
+        bid, ask = (q.bid, q.ask) if q is not None else (None, None)
+        last = self.last_trade_px if self.last_trade_px is not None else (q.last if q is not None else None)
         spread = (ask - bid) / self.spec.tick_size if bid is not None and ask is not None else None
         age = (now - self.last_data_ts) / 1e6 if self.last_data_ts is not None else None
         idle_s = (self.wall.monotonic_ns() - self.last_data_wall) / NS_PER_SECOND
-        stale = bool(self.last_data_wall) and idle_s >= self.settings.projectx.stale_feed_s
+        stale = bool(self.last_data_wall) and idle_s >= self.stale_feed_s
         bids, asks = self.depth.levels(3)
         return QuoteView(bid, ask, None if last is None else float(last), spread,
                          tuple(float(x) for x in self.closes), age, stale, bids, asks), age
@@ -1355,16 +1338,17 @@ class LiveSession(SessionBase):
             return {"mode": self.cfg.mode, "exit_reason": self.exit_reason, "trades": [], "trades_count": 0}
         rep = super().report()
         rep["broker"] = {
-            "api": api_host(self.px.client.base_url),
-            "account": self.px.account_name,
-            "contract": self.px.contract_id,
+            "api": self.broker.endpoint,
+            "broker": self.broker.broker,
+            "account": self.broker.account_name,
+            "contract": self.broker.contract_id,
             "clock": self.cfg.clock,
             "reconciliations": len(self.reconciles),
             "mismatches": [r for r in self.reconciles if not r["ok"]][-20:],
             "last_reconcile": self.reconciles[-1] if self.reconciles else None,
-            "venue_stats": dict(self.px.stats),
+            "venue_stats": dict(self.broker.stats),
             "late_prints": self.agg.late,
-            "modify_refused": self.px.stats["modify_refused"],
+            "modify_refused": self.broker.stats["modify_refused"],
             "market_events": self.market_seen,
             "records_refused": dict(self.refused),
         }
@@ -1373,7 +1357,7 @@ class LiveSession(SessionBase):
         rep["adopted"] = self.adopted
         if self.rules is not None:
             rep["venue_rules"] = self._rules_view()
-            rep["venue_rules"]["consistency_best_day_share"] = self.rules.consistency_share(float(self.risk.balance))
+            rep["venue_rules"]["consistency_best_day_share"] = self.rules.consistency_share(float(self._risk().balance))
             rep["venue_rules"]["consistency_target"] = self.rules.profile.consistency_share
             rep["venue_rules"]["eod_high"] = self.rules.eod_high
         return rep
@@ -1406,18 +1390,14 @@ def _iso(ts_ns: int) -> str:
         return f"{ts_ns} ns"
 
 
-def _event_ts(ev) -> int | None:
-    """Exchange time (UTC ns) of a market-hub event: a quote's ``timestamp``/``lastUpdated``,
-    the last print of a trade list; None for lifecycle events."""
-    try:
-        if ev.kind == "quote" and isinstance(ev.data, dict):
-            return parse_ts(ev.data.get("timestamp") or ev.data.get("lastUpdated"))
-        if ev.kind == "trade" and ev.data:
-            ts = [parse_ts(r.get("timestamp")) for r in ev.data if isinstance(r, dict)]
-            ts = [t for t in ts if t is not None]
-            return max(ts) if ts else None
-    except ValueError as exc:
-        log.error("market %s with a bad timestamp ignored: %s", ev.kind, exc)
+def _event_ts(ev: MarketEvent) -> int | None:
+    """Exchange time (UTC ns) of a market event: a quote's time, the last print of a tape
+    message; None for the other kinds (and a quote without a time)."""
+    if isinstance(ev, Quote):
+        return ev.ts_ns
+    if isinstance(ev, Prints):
+        ts = [p.ts_ns for p in ev.items if not isinstance(p, Refused)]
+        return max(ts) if ts else None
     return None
 
 

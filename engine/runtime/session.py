@@ -34,7 +34,7 @@ import queue
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,6 +50,9 @@ from engine.runtime.snapshot import (
     ModelView, OrderLegView, PositionView, ProgressCallback, QuoteView, RiskView,
     RuntimeCommandError, SessionEvent, SessionSnapshot, TrainingParams, TrainingResult,
 )
+
+if TYPE_CHECKING:
+    from engine.journal import Journal
 
 log = get_logger("session")
 
@@ -251,7 +254,7 @@ class SessionBase:
         self._last_sig = (0, float("nan"), -1)
         self._ended = ""
         self._journal_today = ""
-        self.journal = None
+        self.journal: Journal | None = None
         """An :class:`engine.journal.Journal` with an open session (paper/live), or None."""
 
     # ------------------------------------------------------------------ commands (any thread)

@@ -37,7 +37,7 @@ def build_live_session(settings, *, mode: str, model: Optional[Path], json_repor
                        gateway_url: Optional[str], ring=None, state_dir: Optional[Path] = None,
                        **cfg_overrides):
     """The (unstarted) :class:`LiveSession` for ``mode``, built by the composition root
-    (:func:`engine.compose.live_session`: the ProjectX connection; ``gateway_url`` → exchange
+    (:func:`engine.compose.live_session` on the ProjectX :class:`engine.broker.base.BrokerConnection`; ``gateway_url`` → exchange
     clock, otherwise the configured API on the wall clock). Raises
     :class:`engine.runtime.session.SessionError` / ``ValueError`` naming the problem."""
     from engine.compose import live_session

@@ -98,6 +98,12 @@ class Market:
         b, s = divmod(k, 4)
         return int(self.ts[b]) + s * (NS_MIN // 4)
 
+    def price(self) -> float:
+        """The last price, points; ValueError before the first step."""
+        if self.last is None:
+            raise ValueError("fake market: no price before the first step")
+        return self.last
+
     @property
     def bid(self) -> float | None:
         return self.last
@@ -136,7 +142,7 @@ class FakeExchange:
         vol = bars["volume"].to_numpy(dtype=float) if "volume" in bars.columns else np.full(len(ts), np.nan)
         self.market = Market(ts, bars["open"].to_numpy(float), bars["high"].to_numpy(float),
                              bars["low"].to_numpy(float), bars["close"].to_numpy(float), vol)
-        self.history = None
+        self.history: tuple[np.ndarray, ...] | None = None
         if history is not None and len(history):
             hts = history["ts_event"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
             keep = hts < ts[0]
@@ -167,13 +173,13 @@ class FakeExchange:
         self._rolled_from: list[str] = []
         self._front = fm
         self._roll_hour = -1
-        self.account = {"id": account_id, "name": account_name, "balance": float(balance),
+        self.account: dict[str, Any] = {"id": account_id, "name": account_name, "balance": float(balance),
                         "canTrade": True, "isVisible": True, "simulated": True}
         self.slippage_ticks = int(slippage_ticks)
         self.fee_per_contract = float(fee_per_contract)
-        self.orders: dict[int, dict] = {}
+        self.orders: dict[Any, dict] = {}      # keyed by int ids; looked up by raw JSON values
         self.trades: list[dict] = []
-        self.position: dict[str, dict] = {}   # contractId → {size signed, avg, id, created}
+        self.position: dict[Any, dict] = {}   # contractId → {size signed, avg, id, created}
         self._next_order = 9_000_001
         self._next_trade = 5_000_001
         self._next_pos = 7_001
@@ -185,8 +191,16 @@ class FakeExchange:
     def now_iso(self) -> str:
         return format_ts(self.clock.now_ns())
 
-    def contract(self, cid: str) -> dict | None:
+    def contract(self, cid: Any) -> dict | None:
+        """The contract with id ``cid`` (a raw JSON value: anything else than a known id → None)."""
         return next((c for c in self.contracts if c["id"] == cid), None)
+
+    def _known(self, cid: Any) -> dict:
+        """The contract of an order already accepted (its id was validated by :meth:`place`)."""
+        c = self.contract(cid)
+        if c is None:
+            raise KeyError(f"fake gateway: contract {cid!r} of an accepted order is unknown")
+        return c
 
     def _emit_user(self, target: str, payload: dict, action: int) -> None:
         self.emit("user", target, [payload], {"account": self.account["id"], "action": action,
@@ -220,14 +234,16 @@ class FakeExchange:
 
     def _publish(self, cid: str, ts: str, prev: float | None) -> None:
         m = self.market
+        last = m.price()
+        so = last if m.sess_open is None else m.sess_open
         step_vol = 1.0 if not np.isfinite(m.v[m.i // 4]) else max(1.0, float(m.v[m.i // 4]) / 4.0)
-        quote = {"symbol": "F.US.MES", "symbolName": "/MES", "lastPrice": m.last, "bestBid": m.bid,
-                 "bestAsk": m.ask, "change": m.last - m.sess_open,
-                 "changePercent": (m.last - m.sess_open) / m.sess_open * 100.0,
+        quote = {"symbol": "F.US.MES", "symbolName": "/MES", "lastPrice": last, "bestBid": m.bid,
+                 "bestAsk": m.ask, "change": last - so,
+                 "changePercent": (last - so) / so * 100.0,
                  "open": m.sess_open, "high": m.sess_high, "low": m.sess_low, "volume": m.volume,
                  "lastUpdated": ts, "timestamp": ts}
         self.emit("market", "GatewayQuote", [cid, quote], {"contract": cid, "kind": "quotes"})
-        aggressor = 0 if prev is None or m.last >= prev else 1
+        aggressor = 0 if prev is None or last >= prev else 1
         self.emit("market", "GatewayTrade", [cid, [{"symbolId": "F.US.MES", "price": m.last,
                                                     "timestamp": ts, "type": aggressor,
                                                     "volume": step_vol}]],
@@ -271,10 +287,11 @@ class FakeExchange:
         ts = format_ts(m.step_ts(max(m.i, 0)))
         rows: list = [{"timestamp": ts, "type": 6, "price": 0, "volume": 0, "currentVolume": 0}]
         if m.last is not None:
+            bid, ask = m.last, m.last + m.tick
             for k in range(10):
                 size = 10 + (k * 7) % 23
-                rows.append({"timestamp": ts, "type": 2, "price": m.bid - k * m.tick, "volume": size, "currentVolume": size})
-                rows.append({"timestamp": ts, "type": 1, "price": m.ask + k * m.tick, "volume": size, "currentVolume": size})
+                rows.append({"timestamp": ts, "type": 2, "price": bid - k * m.tick, "volume": size, "currentVolume": size})
+                rows.append({"timestamp": ts, "type": 1, "price": ask + k * m.tick, "volume": size, "currentVolume": size})
         rows.append(None)
         return rows
 
@@ -290,7 +307,7 @@ class FakeExchange:
         m = self.market
         done = (m.i + 1) // 4 if m.i >= 0 else 0     # complete minute bars
         upto = done + (1 if partial and m.i % 4 != 3 and m.i >= 0 else 0)
-        cols = (m.ts[:upto], m.o[:upto], m.h[:upto], m.lo[:upto], m.c[:upto], m.v[:upto])
+        cols: tuple[np.ndarray, ...] = (m.ts[:upto], m.o[:upto], m.h[:upto], m.lo[:upto], m.c[:upto], m.v[:upto])
         if self.history is not None:   # the bars before the replay start, then the replayed ones
             cols = tuple(np.concatenate([hc, rc]) for hc, rc in zip(self.history, cols))
         ts, o_, h_, l_, c_, v_ = cols
@@ -432,7 +449,7 @@ class FakeExchange:
         if size is not None and (not isinstance(size, int) or isinstance(size, bool)
                                  or not 1 <= size <= self.max_contracts):
             return 2, f"Invalid size ({size!r}): 1 to {self.max_contracts} contracts"
-        tick = self.contract(o["contractId"])["tickSize"]
+        tick = self._known(o["contractId"])["tickSize"]
         for k in ("limitPrice", "stopPrice", "trailPrice"):
             if self._bad_price(p.get(k), tick):
                 return 2, "Invalid price"
@@ -491,24 +508,28 @@ class FakeExchange:
 
     def _try_fill(self, o: dict, arriving: bool) -> None:
         m = self.market
+        if m.last is None:      # no market yet (before the first step): the order waits
+            return
+        last = bid = m.last
+        ask = last + m.tick
         buy = o["side"] == 0
         slip = self.slippage_ticks * m.tick
         px = None
         if o["type"] == 2:
-            px = m.ask + slip if buy else m.bid - slip
+            px = ask + slip if buy else bid - slip
         elif o["type"] == 1:
             lim = o["limitPrice"]
             if arriving:
-                if buy and m.ask <= lim:
-                    px = m.ask
-                elif not buy and m.bid >= lim:
-                    px = m.bid
-            elif (buy and m.last < lim) or (not buy and m.last > lim):
+                if buy and ask <= lim:
+                    px = ask
+                elif not buy and bid >= lim:
+                    px = bid
+            elif (buy and last < lim) or (not buy and last > lim):
                 px = lim
         elif o["type"] in (4, 5):
             stop = o["stopPrice"]
-            if stop is not None and ((buy and m.last >= stop) or (not buy and m.last <= stop)):
-                px = m.ask + slip if buy else m.bid - slip
+            if stop is not None and ((buy and last >= stop) or (not buy and last <= stop)):
+                px = ask + slip if buy else bid - slip
         if px is None:
             return
         qty = o["size"] - o["fillVolume"]
@@ -521,7 +542,7 @@ class FakeExchange:
             self._fill(o, qty, px)
 
     def _fill(self, o: dict, qty: int, px: float) -> None:
-        c = self.contract(o["contractId"])
+        c = self._known(o["contractId"])
         prev = o["fillVolume"]
         o["filledPrice"] = px if not prev else (o["filledPrice"] * prev + px * qty) / (prev + qty)
         o["fillVolume"] = prev + qty

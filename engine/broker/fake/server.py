@@ -109,8 +109,13 @@ def _bind_problem(body: Any, schema: dict[str, str], path: str = "$") -> str | N
     return None
 
 
+def _created(entity: dict) -> int:
+    """An order's or trade's ``creationTimestamp`` (always set by the fake) as UTC ns."""
+    return parse_ts(entity["creationTimestamp"]) or 0
+
+
 def _problem(status: int, title: str, errors: dict | None = None) -> web.Response:
-    doc = {"type": "https://tools.ietf.org/html/rfc9110#section-15.5.1" if status == 400 else
+    doc: dict[str, Any] = {"type": "https://tools.ietf.org/html/rfc9110#section-15.5.1" if status == 400 else
            "https://tools.ietf.org/html/rfc9110#section-15.6.1", "title": title, "status": status,
            "traceId": uuid.uuid4().hex}
     if errors:
@@ -202,7 +207,10 @@ class FakeGateway:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        real_port = site._server.sockets[0].getsockname()[1]
+        srv = site._server
+        if not isinstance(srv, asyncio.base_events.Server):
+            raise RuntimeError(f"fake gateway: no listening socket on {host}:{port}")
+        real_port = srv.sockets[0].getsockname()[1]
         self.base_url = f"http://{host}:{real_port}"
         if self.speed > 0:
             self._spawn(self._replay())
@@ -353,7 +361,7 @@ class FakeGateway:
         return self._ok(newToken=self.issue_token())
 
     def _ep_Auth_logout(self, b: dict, r) -> dict:
-        self.tokens.pop(self._bearer(r), None)
+        self.tokens.pop(self._bearer(r) or "", None)
         return self._ok()
 
     def _ep_Account_search(self, b: dict, r) -> dict:
@@ -381,10 +389,10 @@ class FakeGateway:
             return self._err(3, "Invalid unit number", bars=None)
         if not isinstance(limit, int) or not 1 <= limit <= 20_000:
             return self._err(4, "Invalid limit", bars=None)
-        secs = {1: 1, 2: 60, 3: 3600, 4: 86400, 5: 7 * 86400}.get(unit)
+        secs = {1: 1, 2: 60, 3: 3600, 4: 86400, 5: 7 * 86400}.get(unit) if isinstance(unit, int) else None
         if secs is None or secs < 60:
             return self._ok(bars=[])   # month/tick/second bars: not produced by the fake
-        start, end = parse_ts(b.get("startTime")), parse_ts(b.get("endTime"))
+        start, end = parse_ts(b.get("startTime")) or 0, parse_ts(b.get("endTime")) or 2**62
         return self._ok(bars=self.exchange.bars_json(start, end, secs * n * NS_PER_SECOND, limit,
                                                      bool(b.get("includePartialBar"))))
 
@@ -408,7 +416,7 @@ class FakeGateway:
         end = parse_ts(b.get("endTimestamp")) or 2**62
         out = []
         for o in self.exchange.orders.values():
-            t = parse_ts(o["creationTimestamp"])
+            t = _created(o)
             if start <= t <= end and o["status"] != 8 and (statuses is None or o["status"] in statuses):
                 out.append(FakeExchange.public(o))
         return out
@@ -436,7 +444,7 @@ class FakeGateway:
         before = parse_ts(flt.get("createdBefore")) or 2**62
         rows = [FakeExchange.public(o) for o in self.exchange.orders.values()
                 if (st is None or o["status"] in st) and (flt.get("contractId") in (None, o["contractId"]))
-                and after <= parse_ts(o["creationTimestamp"]) <= before]
+                and after <= _created(o) <= before]
         rows.sort(key=lambda o: o["id"], reverse=b.get("sortDirection") == 1)
         size, off = int(b.get("pageSize") or 100), int(b.get("pageOffset") or 0)
         extra = {"totalCount": len(rows)} if b.get("includeTotalCount") else {}
@@ -461,7 +469,7 @@ class FakeGateway:
         start = parse_ts(b.get("startTimestamp")) or 0
         end = parse_ts(b.get("endTimestamp")) or 2**62
         return self._ok(trades=[t for t in self.exchange.trades
-                                if start <= parse_ts(t["creationTimestamp"]) <= end])
+                                if start <= _created(t) <= end])
 
     # ---------------------------------------------------------------- hubs
     async def _negotiate(self, request: web.Request) -> web.Response:
@@ -553,7 +561,7 @@ class FakeGateway:
         if t == 6 or t == 7 or t != 1:
             return
         inv, target, args = d.get("invocationId"), d.get("target"), d.get("arguments") or []
-        ok = self._invoke(conn, target, args)
+        ok = isinstance(target, str) and self._invoke(conn, target, args)
         if inv is not None:
             rec = {"type": 3, "invocationId": inv}
             if not ok:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from engine.broker.base import HistoryBar
 from engine.clock import from_datetime, to_datetime
 
 _FRACTION = re.compile(r"\.(\d+)")
@@ -200,20 +201,18 @@ class Trade:
                    parse_ts(d.get("creationTimestamp")), dict(d))
 
 
-@dataclass(frozen=True)
 class Bar:
-    """One history bar: ``ts_ns`` bar open time (UTC ns), OHLC points, volume contracts."""
-    ts_ns: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
+    """``History/retrieveBars`` rows (``{t, o, h, l, c, v}``) → the engine's
+    :class:`engine.broker.base.HistoryBar` (``ts_ns`` bar open time UTC ns, OHLC points, volume
+    contracts; ``v`` missing → 0)."""
 
-    @classmethod
-    def from_json(cls, d: dict) -> "Bar":
-        return cls(parse_ts(_need(d, "t", "Bar")), float(d["o"]), float(d["h"]), float(d["l"]),
-                   float(d["c"]), float(d.get("v") or 0.0))
+    @staticmethod
+    def from_json(d: dict) -> HistoryBar:
+        ts = parse_ts(_need(d, "t", "Bar"))
+        if ts is None:
+            raise ValueError("Bar: field 't' is empty")
+        return HistoryBar(ts, float(d["o"]), float(d["h"]), float(d["l"]),
+                          float(d["c"]), float(d.get("v") or 0.0))
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from engine.broker.projectx.errors import (
     TransportError, UnauthorizedError, api_error_for, register_secret,
 )
 from engine.broker.projectx.models import (
-    Account, Bar, Bracket, Contract, Order, Position, Trade, format_ts,
+    Account, Bar, Bracket, Contract, HistoryBar, Order, Position, Trade, format_ts,
 )
 from engine.clock import NS_PER_SECOND, Clock
 
@@ -167,7 +167,7 @@ class ProjectXClient:
         """UTC ns at which the current token expires (0 before login)."""
         return self._token_expiry_ns
 
-    def _set_token(self, token: str) -> None:
+    def _set_token(self, token: Any) -> None:
         if not isinstance(token, str) or not token:
             raise AuthError("Auth/loginKey", 8, "gateway returned an empty token")
         register_secret(token)
@@ -407,7 +407,7 @@ class ProjectXClient:
 
     async def retrieve_bars(self, contract_id: str, start_ns: int, end_ns: int, *,
                             unit: int = BarUnit.MINUTE, unit_number: int = 1, limit: int = 20_000,
-                            include_partial_bar: bool = False, live: bool = False) -> list[Bar]:
+                            include_partial_bar: bool = False, live: bool = False) -> list[HistoryBar]:
         """``History/retrieveBars`` for ``[start_ns, end_ns]`` (UTC ns); returns bars OLDEST
         first (the gateway sends newest first). At most ``limit`` ≤ 20,000 bars."""
         body = await self._call(HISTORY, {

@@ -66,14 +66,14 @@ import logging
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from engine.broker.base import FillMeta, HistoryBar, ReconcileReport
 from engine.broker.projectx.enums import OrderSide, OrderType
 from engine.broker.projectx.errors import (
     ApiError, NotFoundError, OutcomeUnknown, ProjectXError, RateLimitedError, install_redaction,
 )
-from engine.broker.projectx.hubs import HubEvent, MarketHub, UserHub
+from engine.broker.projectx.hubs import HubClient, HubEvent, MarketHub, UserHub
 from engine.broker.projectx.models import Bracket as PxBracket, Order as PxOrder, Position, Trade
 from engine.broker.projectx.rest import ProjectXClient
 from engine.clock import NS_PER_SECOND, Clock
@@ -97,45 +97,6 @@ WORKING = frozenset({1, 6, 7, 8})
 TERMINAL = frozenset({2, 3, 4, 5})
 TERMINAL_MAP = {3: S.CANCELLED, 4: S.EXPIRED, 5: S.REJECTED}
 SYMBOL_IDS = {"MES": "F.US.MES", "ES": "F.US.EP", "MNQ": "F.US.MNQ", "NQ": "F.US.ENQ"}
-
-
-@dataclass
-class ReconcileReport:
-    """Result of :meth:`ProjectXVenue.reconcile` (broker wins).
-
-    Attributes:
-        ts_ns: clock time of the reconciliation (UTC ns).
-        reason: why it ran ("startup", "periodic", "hub reconnect", "gap", "submission timeout"...).
-        ok: True when nothing had to be corrected.
-        local_qty, local_avg: the venue's position (signed contracts, points) BEFORE the check.
-        broker_qty, broker_avg: the broker's (after the check the venue holds these).
-        working_orders: broker working orders on the contract (statuses 1, 6, 7, 8).
-        missing_fills: trade ids found by REST that the hub had not delivered (now emitted).
-        order_updates: order state changes found by REST (now emitted).
-        resolved_unknown: kernel tags of timed-out placements found at the broker.
-        unresolved_unknown: tags still unknown. rejected_unknown: tags declared not placed.
-        orphans_cancelled: broker ids of bracket legs cancelled because the broker is flat.
-        mismatches: human-readable lines for every correction.
-    """
-
-    ts_ns: int
-    reason: str
-    ok: bool = True
-    local_qty: int = 0
-    local_avg: float = 0.0
-    broker_qty: int = 0
-    broker_avg: float = 0.0
-    working_orders: int = 0
-    missing_fills: list = field(default_factory=list)
-    order_updates: int = 0
-    resolved_unknown: list = field(default_factory=list)
-    unresolved_unknown: list = field(default_factory=list)
-    rejected_unknown: list = field(default_factory=list)
-    orphans_cancelled: list = field(default_factory=list)
-    mismatches: list = field(default_factory=list)
-    unexplained: list = field(default_factory=list)
-    """The corrections nothing on the wire explains (a broker position that the missed fills do
-    not account for): what ``[reconcile] mode`` acts on (R-EXE-4; :class:`LiveSession`)."""
 
 
 class _Track:
@@ -263,7 +224,7 @@ class ProjectXVenue:
         # kernel-thread state
         self._out: deque = deque()
         self._out_meta: deque = deque()                  # one entry per FillEvent in _out, same order
-        self.polled_fill_meta: list[dict] = []
+        self.polled_fill_meta: list[FillMeta] = []
         """Broker facts of the FillEvents the last :meth:`poll_events` returned, in their order:
         ``{"id": trade id, "signed": ±contracts, "fees": $, "pnl": $ or None, "ts_ns": broker
         time}``; the runtime books round trips into the risk manager by these ids."""
@@ -286,6 +247,20 @@ class ProjectXVenue:
         self.last_reconcile: ReconcileReport | None = None
         self.stats = {"modify_refused": 0, "hub_events": 0, "fills": 0, "dup_fills": 0, "reconciles": 0,
                       "reconnects": 0, "timeouts": 0}
+
+    @property
+    def _aid(self) -> int:
+        """The broker account id (set by :meth:`start`); VenueError before it is known."""
+        if self.account_id is None:
+            raise VenueError("ProjectXVenue: no account yet (call start first)")
+        return self.account_id
+
+    @property
+    def _cid(self) -> str:
+        """The traded contract id (set by :meth:`start`); VenueError before it is known."""
+        if self.contract_id is None:
+            raise VenueError("ProjectXVenue: no contract yet (call start first)")
+        return self.contract_id
 
     # ================================================================ lifecycle
     def start(self, timeout_s: float = 30.0) -> ReconcileReport:
@@ -338,7 +313,7 @@ class ProjectXVenue:
                                 skip_negotiation=self.skip_negotiation,
                                 on_reconnected=self._on_reconnected, **kw)
         self.user_hub.subscribe_account(self.account_id)
-        hubs = [self.user_hub]
+        hubs: list[HubClient] = [self.user_hub]
         if self.want_market:
             self.market_hub = MarketHub(self.market_hub_url, self._token_for("market"), self.clock,
                                         self.market_events, tick=self.tick,
@@ -484,7 +459,7 @@ class ProjectXVenue:
         self._sent_btags[btag] = (kind, side, ref)
         self._btag_to_kid.setdefault(btag, "")
         coro = self.client.place_order(
-            self.account_id, self.contract_id, int(KIND_TO_TYPE[kind]),
+            self._aid, self._cid, int(KIND_TO_TYPE[kind]),
             int(OrderSide.BUY if side > 0 else OrderSide.SELL), int(qty), custom_tag=btag,
             limit_price=px if kind == "limit" else None, stop_price=px if kind == "stop" else None,
             stop_loss_bracket=sl, take_profit_bracket=tp)
@@ -532,7 +507,7 @@ class ProjectXVenue:
         p = None if price is None else self._round(price)
         try:
             self._call(self.client.modify_order(
-                self.account_id, bid, size=qty, limit_price=p if kind == "limit" else None,
+                self._aid, bid, size=qty, limit_price=p if kind == "limit" else None,
                 stop_price=p if kind == "stop" else None))
         except (concurrent.futures.TimeoutError, OutcomeUnknown) as exc:
             log.error("modify %s: outcome unknown (%s); the stream or a reconcile will tell", order_id, exc)
@@ -552,7 +527,7 @@ class ProjectXVenue:
         :meth:`wait_sent` waits for the requests in flight. Raises :class:`VenueError` for an
         id the venue never issued."""
         bid = self._bid(order_id)
-        self._fire(self.client.cancel_order(self.account_id, bid), f"cancel {order_id}")
+        self._fire(self.client.cancel_order(self._aid, bid), f"cancel {order_id}")
 
     def _fire(self, coro, what: str) -> None:
         """Run ``coro`` on the venue loop without waiting (caller's thread). Its outcome is only
@@ -588,14 +563,14 @@ class ProjectXVenue:
 
     def positions(self) -> list[VenuePosition]:
         """``Position/searchOpen`` on the venue's contract (signed contracts, points)."""
-        rows = self._call(self.client.search_open_positions(self.account_id))
+        rows = self._call(self.client.search_open_positions(self._aid))
         return [VenuePosition(self.symbol, p.signed_size, p.average_price)
                 for p in rows if p.contract_id == self.contract_id and p.size]
 
     def open_orders(self) -> list[VenueOrder]:
         """Working orders on the contract from ``Order/v2/query`` (statuses 1, 6, 7, 8, so the
         Suspended bracket children are included)."""
-        rows = self._call(self.client.working_orders(self.account_id, self.contract_id))
+        rows = self._call(self.client.working_orders(self._aid, self._cid))
         out = []
         for o in rows:
             kid = self._kid_of(o)
@@ -635,7 +610,7 @@ class ProjectXVenue:
         Returns the broker ids cancel was sent for. Raises :class:`VenueError` when the close is
         refused; an unknown close outcome is logged and the cancels are still sent."""
         log.warning("flatten (%s): closing %s and cancelling its working orders", reason, self.contract_id)
-        acct, cid = self.account_id, self.contract_id
+        acct, cid = self._aid, self._cid
 
         async def both():
             # concurrently (issue 15 item 5): the close does not wait for slow cancels; the
@@ -667,7 +642,7 @@ class ProjectXVenue:
 
     def cancel_all_working(self) -> list[int]:
         """Cancel every working order (1, 6, 7, 8) on the contract; returns the broker ids."""
-        return list(self._call(self.client.cancel_all_working(self.account_id, self.contract_id),
+        return list(self._call(self.client.cancel_all_working(self._aid, self._cid),
                                self.submit_timeout_s * 4))
 
     def last_quote(self) -> dict:
@@ -677,9 +652,9 @@ class ProjectXVenue:
         if h is None:
             return {}
         try:
-            return dict(h.quotes.get(self.contract_id) or {})
+            return dict(h.quotes.get(self._cid) or {})
         except RuntimeError:  # dict changed size during the copy (hub thread): retry once
-            return dict(h.quotes.get(self.contract_id) or {})
+            return dict(h.quotes.get(self._cid) or {})
 
     def broker_id(self, order_id: str) -> int | None:
         """The broker's orderId behind a kernel-facing id (None while an UNKNOWN tag is unresolved)."""
@@ -879,19 +854,19 @@ class ProjectXVenue:
             return float(raw_fees) + float(t.raw.get("commissions") or 0.0)
         return self.cost_per_side * t.size
 
-    def history(self, start_ns: int, end_ns: int, limit: int, unit_number: int = 1) -> list:
+    def history(self, start_ns: int, end_ns: int, limit: int, unit_number: int = 1) -> list[HistoryBar]:
         """``History/retrieveBars``: complete minute bars (``unit_number`` minutes) of the
         contract in ``[start_ns, end_ns]`` (UTC ns), oldest first, at most ``limit`` (the
         newest). The client's history bucket (50 / 30 s) paces the call. Raises
         ``ProjectXError`` / ``TimeoutError``."""
-        return self._call(self.client.retrieve_bars(self.contract_id, int(start_ns), int(end_ns),
+        return self._call(self.client.retrieve_bars(self._cid, int(start_ns), int(end_ns),
                                                     unit_number=int(unit_number), limit=int(limit)),
                           self.submit_timeout_s * 4)
 
     def trades_since(self, since_ns: int) -> list[Trade]:
         """``Trade/search`` of the account from ``since_ns`` (broker clock, UTC ns), oldest id
         first, on every contract (the caller filters). Raises ``ProjectXError`` / ``TimeoutError``."""
-        rows = self._call(self.client.search_trades(self.account_id, int(since_ns)), self.submit_timeout_s * 2)
+        rows = self._call(self.client.search_trades(self._aid, int(since_ns)), self.submit_timeout_s * 2)
         return sorted(rows, key=lambda t: t.id)
 
     def _kid_to_bid_rev(self, bid: int) -> str:
@@ -920,7 +895,7 @@ class ProjectXVenue:
         ``ProjectXError`` / ``TimeoutError`` when REST fails (nothing is changed then)."""
         now = self.clock.now_ns()
         rep = ReconcileReport(ts_ns=now, reason=reason, local_qty=self.pos_qty, local_avg=self.pos_avg)
-        acct, cid = self.account_id, self.contract_id
+        acct, cid = self._aid, self._cid
 
         async def snapshot():
             positions = await self.client.search_open_positions(acct)

@@ -1,0 +1,270 @@
+"""ProjectX (TopstepX) as a :class:`engine.broker.base.BrokerConnection`: the first adapter.
+
+It wraps a :class:`~engine.broker.projectx.venue.ProjectXVenue` (orders, user hub, REST
+reconciliation; the kernel's venue) and translates the ProjectX market hub's events
+(``GatewayQuote`` / ``GatewayTrade`` / ``GatewayDepth`` payloads, wire facts in
+``reference/projectx-api.md`` §4 and §8) into the engine's market types, so
+:class:`engine.runtime.live.LiveSession` never reads a ProjectX field name:
+
+- a quote → :class:`Quote` (``timestamp``, else ``lastUpdated`` → ``ts_ns``; ``bestBid`` /
+  ``bestAsk`` / ``lastPrice``); an unreadable timestamp is logged and the quote kept without a
+  time (it then moves nothing);
+- a trade list → one :class:`Prints` (per row: ``timestamp`` → ``ts_ns``, ``price``, ``volume``,
+  ``type`` 0 buy / 1 sell → aggressor +1 / -1). Rows the wire makes unreadable become
+  :class:`Refused` with the field named first (``trade record``, ``trade timestamp``,
+  ``trade time``, ``trade price`` (not a number), ``trade volume`` (not a finite number ≥ 0),
+  ``trade type`` (not 0/1)); the session's gate judges the rest (finite price > 0 on the tick
+  grid, time within its window);
+- depth rows → :class:`DepthUpdate` (DomType, reference §4: 1 Ask, 2 Bid, 3 BestAsk, 4 BestBid,
+  6 Reset, 9 NewBestBid, 10 NewBestAsk; other types carry no book level; ``currentVolume``,
+  else ``volume``, is the size at the price after the update);
+- the hub's own ``refused`` events (a quote it would not merge) → :class:`Refused`; lifecycle
+  kinds (``connected`` … ``error``) → :class:`FeedStatus`.
+
+Identity for the account lock: :attr:`endpoint` = the REST root's host and port
+(``127.0.0.1_8765``), the names the session used before this interface existed.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+from typing import Any
+
+from engine.broker.base import (
+    FEED_KINDS, BrokerFill, DepthRow, DepthUpdate, FeedStatus, HistoryBar, MarketEvent, Prints, Quote,
+    ReconcileReport, Refused, TradePrint, api_host,
+)
+from engine.broker.projectx.hubs import HubEvent
+from engine.broker.projectx.models import parse_ts
+from engine.broker.projectx.venue import ProjectXVenue
+from engine.clock import Clock
+from engine.logs import REDACT, get_logger
+
+log = get_logger("live")   # the session's logger: the messages read as before the adapter existed
+
+_BID = (2, 4, 9)
+_ASK = (1, 3, 10)
+_BEST = (3, 4, 9, 10)
+
+
+class ProjectXConnection:
+    """:class:`~engine.broker.base.BrokerConnection` over one :class:`ProjectXVenue` (see the
+    module docstring). Build it with :meth:`from_settings` (the command or composition root does)
+    or around a ready venue (tests). ``stale_feed_s`` default: ``settings.projectx.stale_feed_s``
+    of the venue's settings.
+
+    Raises ``ValueError`` when the venue's settings lack the ProjectX credentials
+    (``PROJECTX_USERNAME`` / ``PROJECTX_API_KEY``)."""
+
+    broker = "projectx"
+
+    def __init__(self, venue: ProjectXVenue, *, stale_feed_s: float | None = None) -> None:
+        s = venue.settings
+        sec = s.secrets
+        if not sec.projectx_username or not sec.projectx_api_key:
+            raise ValueError("ProjectX credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY")
+        REDACT.add(sec.projectx_api_key)
+        self._v = venue
+        self.endpoint_url = str(venue.client.base_url)
+        self.endpoint = api_host(self.endpoint_url)
+        self.stale_feed_s = float(s.projectx.stale_feed_s if stale_feed_s is None else stale_feed_s)
+
+    @classmethod
+    def from_settings(cls, settings: Any, wall: Clock, *, base_url: str | None = None,
+                      **venue_kwargs: Any) -> "ProjectXConnection":
+        """A connection to ``base_url`` (a local or practice gateway) or the configured
+        ``[projectx] api_url``; ``venue_kwargs`` go to :class:`ProjectXVenue` (``native_oco``,
+        ``on_alert``, ``market_depth``...). ``wall``: the real clock (token expiry, order
+        searches). Raises ``ValueError`` for bad settings or missing credentials."""
+        sec = settings.secrets
+        if not sec.projectx_username or not sec.projectx_api_key:
+            raise ValueError("ProjectX credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY")
+        return cls(ProjectXVenue(settings, wall, base_url=base_url, **venue_kwargs))
+
+    # ------------------------------------------------------------------ identity and state
+    @property
+    def venue(self) -> ProjectXVenue:
+        """The kernel's venue (the same object for the whole session)."""
+        return self._v
+
+    @property
+    def account_name(self) -> str:
+        return self._v.account_name
+
+    @property
+    def contract_id(self) -> str | None:
+        return self._v.contract_id
+
+    @property
+    def tick(self) -> float:
+        return float(self._v.tick)
+
+    @property
+    def balance(self) -> float | None:
+        return self._v.balance
+
+    @property
+    def account_events(self) -> int:
+        return self._v.account_events
+
+    @property
+    def position_qty(self) -> int:
+        return int(self._v.pos_qty)
+
+    @property
+    def stats(self) -> dict:
+        return self._v.stats
+
+    @property
+    def last_reconcile(self) -> ReconcileReport | None:
+        return self._v.last_reconcile
+
+    # ------------------------------------------------------------------ lifecycle
+    def connect(self, timeout_s: float) -> ReconcileReport:
+        """:meth:`ProjectXVenue.start`: login, account, front month, both hubs, start-up reconcile."""
+        return self._v.start(timeout_s)
+
+    def close(self) -> None:
+        """Cancels still on their way are answered first (≤ 2 s), then the venue stops."""
+        try:
+            self._v.wait_sent(2.0)
+        finally:
+            self._v.stop()
+
+    # ------------------------------------------------------------------ market data
+    def market_events(self, timeout_s: float) -> list[MarketEvent]:
+        q = self._v.market_events
+        raw: list[HubEvent] = []
+        if timeout_s > 0:
+            try:
+                raw.append(q.get(timeout=timeout_s))
+            except queue.Empty:
+                return []
+        while True:
+            try:
+                raw.append(q.get_nowait())
+            except queue.Empty:
+                break
+        out: list[MarketEvent] = []
+        for ev in raw:
+            m = translate_market(ev)
+            if m is not None:
+                out.append(m)
+        return out
+
+    def last_quote(self) -> Quote | None:
+        q = self._v.last_quote()
+        if not q:
+            return None
+        return Quote(None, _num(q.get("bestBid")), _num(q.get("bestAsk")), _num(q.get("lastPrice")))
+
+    # ------------------------------------------------------------------ account and orders
+    def reconcile(self, reason: str) -> ReconcileReport:
+        return self._v.reconcile(reason)
+
+    def flatten(self, reason: str) -> list:
+        return self._v.flatten(reason)
+
+    def cancel_all_working(self) -> list:
+        return self._v.cancel_all_working()
+
+    def history(self, start_ns: int, end_ns: int, limit: int, bar_s: int) -> list[HistoryBar]:
+        """``History/retrieveBars`` in minute units (``bar_s`` rounded down to whole minutes, at
+        least 1); paced by the client's history bucket (50 / 30 s)."""
+        unit = max(1, int(bar_s) // 60)
+        return self._v.history(int(start_ns), int(end_ns), int(limit), unit_number=unit)
+
+    def fills_since(self, since_ns: int) -> list[BrokerFill]:
+        """``Trade/search`` from ``since_ns``, the session's contract only, id order; ``fees`` as
+        :meth:`ProjectXVenue.trade_cost`; ``pnl`` the trade's ``profitAndLoss``."""
+        cid = self._v.contract_id
+        return [BrokerFill(int(t.id), int(t.creation_ns or 0), 1 if t.side == 0 else -1, int(t.size),
+                           float(t.price), float(self._v.trade_cost(t)), t.profit_and_loss, bool(t.voided))
+                for t in self._v.trades_since(int(since_ns)) if t.contract_id == cid]
+
+
+# ---------------------------------------------------------------------- translation
+
+
+def translate_market(ev: HubEvent) -> MarketEvent | None:
+    """One ProjectX market-hub event → an engine market event (None for kinds the session does
+    not use). See the module docstring."""
+    k = ev.kind
+    if k == "refused":
+        d = ev.data if isinstance(ev.data, dict) else {}
+        return Refused(str(d.get("reason", "quote refused by the hub")))
+    if k == "quote":
+        d = ev.data if isinstance(ev.data, dict) else {}
+        ts: int | None = None
+        try:
+            ts = parse_ts(d.get("timestamp") or d.get("lastUpdated"))
+        except ValueError as exc:
+            log.error("market quote with a bad timestamp ignored: %s", exc)
+        return Quote(ts, _num(d.get("bestBid")), _num(d.get("bestAsk")), _num(d.get("lastPrice")))
+    if k == "trade":
+        return Prints(tuple(_print(r) for r in (ev.data or ())))
+    if k == "depth":
+        return depth_update(ev.data or ())
+    if k in FEED_KINDS:
+        return FeedStatus(k, str(ev.data or "")[:200])
+    return None
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if _is_num(x) else None
+
+
+def _print(row: Any) -> TradePrint | Refused:
+    if not isinstance(row, dict):
+        return Refused(f"trade record: {str(row)[:60]!r} is not an object")
+    try:
+        ts = parse_ts(row.get("timestamp"))
+    except (ValueError, TypeError) as exc:
+        return Refused(f"trade timestamp: {exc}")
+    if ts is None:
+        return Refused("trade time: missing")
+    px = row.get("price")
+    price = _num(px)
+    if price is None:
+        return Refused(f"trade price: {px!r} is not a finite price > 0")
+    vol = row.get("volume")
+    volume = math.nan if vol is None else _num(vol)
+    if volume is None or (vol is not None and not (math.isfinite(volume) and volume >= 0)):
+        return Refused(f"trade volume: {vol!r} is not a finite number ≥ 0")
+    t = row.get("type")
+    if t not in (None, 0, 1):
+        return Refused(f"trade type: {t!r} is not 0 (buy) / 1 (sell)")
+    return TradePrint(int(ts), price, volume, 0 if t is None else (1 if t == 0 else -1))
+
+
+def depth_update(rows: Any) -> DepthUpdate:
+    """ProjectX ``GatewayDepth`` rows → one :class:`DepthUpdate`. A Reset (type 6) row clears
+    the book: the rows before it are dropped (the book would clear them), the update carries
+    ``reset``. Malformed rows are counted in ``bad``."""
+    out: list[DepthRow] = []
+    reset, bad = False, 0
+    for r in rows:
+        try:
+            t = int(r.get("type"))
+            if t == 6:
+                reset, out = True, []
+                continue
+            side = 1 if t in _BID else -1 if t in _ASK else 0
+            if side == 0:
+                continue
+            px = float(r["price"])
+            raw = r.get("currentVolume")
+            size = float(r.get("volume") if raw is None else raw)
+            if not (math.isfinite(px) and px > 0 and math.isfinite(size) and size >= 0):
+                raise ValueError("non-finite")
+        except (TypeError, ValueError, KeyError, AttributeError):
+            bad += 1
+            continue
+        out.append(DepthRow(side, px, size, t in _BEST))
+    return DepthUpdate(tuple(out), reset, bad)
+
