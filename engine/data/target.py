@@ -14,6 +14,8 @@ No label (-1) where the lookahead
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
@@ -82,7 +84,7 @@ def class_balance(y: np.ndarray) -> dict:
     y = np.asarray(y)
     cnt = np.bincount((y + 1).astype(np.int64), minlength=4)
     labelled = int(cnt[1:].sum())
-    out = {CLASS_NAMES[k]: int(cnt[k + 1]) for k in (DOWN, FLAT, UP)}
+    out: dict[str, Any] = {CLASS_NAMES[k]: int(cnt[k + 1]) for k in (DOWN, FLAT, UP)}
     out["unlabelled"] = int(cnt[0])
     out["labelled"] = labelled
     out["fractions"] = {CLASS_NAMES[k]: (cnt[k + 1] / labelled if labelled else 0.0)
@@ -196,13 +198,13 @@ def bracket_outcomes(bars: Bars, settings, *, horizon_bars: int, fill_model: str
     from engine.data.sessions import session_labels
 
     lab = session_labels(bars)
-    out = _brackets(np.ascontiguousarray(bars.ts, np.int64), bars.open, bars.high, bars.low, bars.close,
+    lt, st_, lh, sh, lx, sx, stop_t = _brackets(np.ascontiguousarray(bars.ts, np.int64), bars.open, bars.high, bars.low, bars.close,
                     lab.session, np.asarray(mk.atr, np.float64), np.asarray(mk.slip, np.float64),
                     np.int64(horizon_bars), np.int64(bars.bar_ns), float(sp.tick_size), method,
                     float(st.atr_multiplier), int(st.fixed_ticks), int(st.structure_lookback),
                     int(st.min_stop_ticks), int(st.max_stop_ticks), float(st.reward_risk),
                     float(settings.slippage.limit_ticks) if fill_model != "optimistic" else 0.0, float(cost_ticks))
-    return BracketOutcomes(*out, tick_value=sp.tick_value, horizon=horizon_bars)
+    return BracketOutcomes(lt, st_, lh, sh, lx, sx, stop_t, tick_value=sp.tick_value, horizon=horizon_bars)
 
 
 @numba.njit(cache=True, nogil=True)
