@@ -233,18 +233,17 @@ def _one_side(side, t, e, h, ts, o, hi, lo, c, slip, stop_t, tgt_t, tick, limit_
 def _brackets(ts, o, hi, lo, c, session, atr, slip, h, bar_ns, tick, method, atr_mult, fixed,
               lookback, min_t, max_t, rr, limit_slip, cost):  # pragma: no cover
     n = ts.shape[0]
-    lt = np.full(n, np.nan)
-    stt = np.full(n, np.nan)
-    lh = np.zeros(n, np.int8)
-    sh = np.zeros(n, np.int8)
-    lx = np.full(n, -1, np.int64)
-    sx = np.full(n, -1, np.int64)
+    # row 0 the long bracket, row 1 the short one
+    result = np.full((2, n), np.nan)
+    how_out = np.zeros((2, n), np.int8)
+    exit_at = np.full((2, n), -1, np.int64)
     stops = np.zeros(n, np.int32)
     for t in range(n - h - 1):
         e = t + 1 + h  # entry at bar t+1's open, time limit h bars later
         if session[t] < 0 or session[e] != session[t] or ts[e] - ts[t] != (h + 1) * bar_ns:
             continue
-        for side in (1, -1):
+        for row in range(2):
+            side = 1 - 2 * row
             if method == 0:
                 a = atr[t]
                 if not (a > 0):
@@ -270,11 +269,8 @@ def _brackets(ts, o, hi, lo, c, session, atr, slip, h, bar_ns, tick, method, atr
             tg = int(np.floor(rr * k + 1e-9))
             v, how, x = _one_side(side, t, e, h, ts, o, hi, lo, c, slip, k, tg, tick, limit_slip, cost)
             stops[t] = k
-            if side > 0:
-                lt[t], lh[t], lx[t] = v, how, x
-            else:
-                stt[t], sh[t], sx[t] = v, how, x
-    return lt, stt, lh, sh, lx, sx, stops
+            result[row, t], how_out[row, t], exit_at[row, t] = v, how, x
+    return result[0], result[1], how_out[0], how_out[1], exit_at[0], exit_at[1], stops
 
 
 def make_bracket_target(outcomes: BracketOutcomes, primary_side: np.ndarray | None = None) -> np.ndarray:
