@@ -130,7 +130,7 @@ class SessionTable:
     the UTC ns of the reduce / no_new / exit / flat phases. ``early_close`` marks sessions whose
     Globex close is before 17:00 New York. ``halt_start``/``halt_end`` (int64 UTC ns, ``-1`` when
     none) bound an in-session trading halt (16:15-16:30 New York in the 2012-11-19 ..
-    2021-06-25 era, :mod:`engine.data.eras`); None only on tables built by hand = no halts.
+    2021-06-25 era, :mod:`engine.data.eras`).
     """
 
     day: np.ndarray
@@ -140,8 +140,8 @@ class SessionTable:
     rth_close: np.ndarray
     eod: np.ndarray
     early_close: np.ndarray
-    halt_start: np.ndarray | None = None
-    halt_end: np.ndarray | None = None
+    halt_start: np.ndarray
+    halt_end: np.ndarray
 
     def __len__(self) -> int:
         return len(self.day)
@@ -209,6 +209,10 @@ class CmeCalendar:
         self._lo = int(hours[0].value)
         self._hi = int(hours[-1].value)
         self._day_to_row = {int(d): i for i, d in enumerate(self.table.day)}
+        # label_one's caches: the current New York UTC-offset interval (lo, hi, offset ns) and
+        # each trading day's (row, open, close, rth_open, rth_close, halt_start, halt_end)
+        self._one_tz: tuple[int, int, int] | None = None
+        self._one_rows: dict[int, tuple[int, int, int, int, int, int, int]] = {}
         self._eod_cache: dict[tuple, np.ndarray] = {}
 
     def eod_table(self, eod=None) -> np.ndarray:
@@ -295,7 +299,7 @@ class CmeCalendar:
         Raises :class:`CalendarError` for timestamps outside the calendar span.
         """
         ts = int(ts_ns)
-        tz = getattr(self, "_one_tz", None)
+        tz = self._one_tz
         if tz is None or not (tz[0] <= ts < tz[1]):
             if ts < self._lo or ts > self._hi:
                 raise CalendarError(
@@ -310,9 +314,7 @@ class CmeCalendar:
         nyd = local // DAY_NS
         sec = (local - nyd * DAY_NS) // NS
         td = nyd + (1 if sec >= 18 * 3600 else 0)
-        rows = getattr(self, "_one_rows", None)
-        if rows is None:
-            rows = self._one_rows = {}
+        rows = self._one_rows
         info = rows.get(td)
         if info is None:
             r = self._day_to_row.get(td, -1)

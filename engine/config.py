@@ -21,7 +21,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_origin, get_type_hints
+from typing import Any, Mapping, get_origin, get_type_hints
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -567,13 +567,13 @@ def user_config_path() -> Path:
 
 
 def load_settings(path: str | Path | None = None, *, use_user_file: bool = True,
-                  env: dict[str, str] | None = None) -> Settings:
+                  env: Mapping[str, str] | None = None) -> Settings:
     """Defaults → user file (if present and ``use_user_file``) → ``path`` → environment secrets.
 
     Raises :class:`ConfigError` for a missing ``path``, invalid TOML, an unknown section or key,
     a wrong type or an impossible value.
     """
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     settings = Settings()
     sources: list[str] = []
     files: list[Path] = []
@@ -584,7 +584,7 @@ def load_settings(path: str | Path | None = None, *, use_user_file: bool = True,
     for f in files:
         settings = _apply(settings, read_toml(f), str(f))
         sources.append(str(f))
-    secrets = Secrets(**{k: env.get(v, "") for k, v in SECRET_ENV.items()})
+    secrets = Secrets(**{k: environ.get(v, "") for k, v in SECRET_ENV.items()})
     return dataclasses.replace(settings, secrets=secrets, sources=tuple(sources))
 
 

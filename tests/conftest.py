@@ -67,6 +67,20 @@ def dbn_dir() -> Path:
     return _need(DBN_DIR)
 
 
+@pytest.fixture(scope="session")
+def es_1m_summer_path(es_1m_path, tmp_path_factory) -> Path:
+    """The real 1-minute bars from 2025-06-01 to 2025-08-31 00:00 UTC (exclusive) saved as their
+    own parquet file (three months: train, validation and a held-out month for the optimizer)."""
+    import numpy as np
+
+    from engine.data import load_bars, save_bars
+
+    b = load_bars(es_1m_path)
+    lo, hi = np.searchsorted(b.ts, [np.datetime64("2025-06-01", "ns").astype(np.int64),
+                                    np.datetime64("2025-08-31", "ns").astype(np.int64)])
+    return save_bars(b.slice(int(lo), int(hi)), tmp_path_factory.mktemp("summer") / "summer.parquet")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_user_dirs(tmp_path_factory):
     """platformdirs' user data/state/log dirs point into a temporary directory for the whole

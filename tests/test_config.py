@@ -33,6 +33,19 @@ def test_every_section0_number_is_present() -> None:
     assert s.eod.reduce_size_multiplier == 0.5
 
 
+def _assert_refused(tmp_path: Path, body: str, needles: list[str]) -> None:
+    """A config file holding ``body`` raises ConfigError: one line naming the file and holding
+    every one of ``needles``."""
+    p = tmp_path / "bad.toml"
+    p.write_text(body)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(p, use_user_file=False, env={})
+    msg = str(exc.value)
+    assert str(p) in msg and "\n" not in msg
+    for n in needles:
+        assert n in msg, msg
+
+
 @pytest.mark.parametrize(
     "body, needles",
     [
@@ -49,14 +62,7 @@ def test_every_section0_number_is_present() -> None:
     ],
 )
 def test_bad_config_names_key_value_and_allowed(tmp_path: Path, body: str, needles: list[str]) -> None:
-    p = tmp_path / "bad.toml"
-    p.write_text(body)
-    with pytest.raises(ConfigError) as exc:
-        load_settings(p, use_user_file=False, env={})
-    msg = str(exc.value)
-    assert str(p) in msg
-    for n in needles:
-        assert n in msg, msg
+    _assert_refused(tmp_path, body, needles)
 
 
 def test_override_and_secrets_from_env(tmp_path: Path) -> None:
@@ -134,14 +140,7 @@ def test_eod_offsets_must_be_ordered(tmp_path) -> None:
     ],
 )
 def test_schema_refuses_non_finite_shapes_and_incoherent_limits(tmp_path: Path, body: str, needles: list[str]) -> None:
-    p = tmp_path / "bad.toml"
-    p.write_text(body)
-    with pytest.raises(ConfigError) as exc:
-        load_settings(p, use_user_file=False, env={})
-    msg = str(exc.value)
-    assert str(p) in msg and "\n" not in msg
-    for n in needles:
-        assert n in msg, msg
+    _assert_refused(tmp_path, body, needles)
 
 
 def test_bom_tolerated_and_coherent_big_account_accepted(tmp_path: Path) -> None:

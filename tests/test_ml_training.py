@@ -106,3 +106,20 @@ def test_prior_log_loss_baseline(arrays):
     b = baseline_metrics(yt, 1, np.ones_like(yt), prior)
     expected = -np.mean(np.log(prior[yt]))
     assert b["prior_log_loss"] == pytest.approx(expected)
+
+
+def test_a_never_finite_validation_loss_is_refused(arrays):
+    # a learning rate of 1e30 blows the weights up in the first steps: every validation loss is
+    # NaN/inf, no epoch improves, and there is no best state to restore
+    ts, X, y, mv = arrays
+    tr, va = _split(X, y, n_train=1000, n_val=300)
+    with pytest.raises(ValueError, match="validation loss was never finite"):
+        train_model(X, y, mv, tr, va, arch="mlp", hparams={"hidden": [8]},
+                    params=TrainParams(epochs=2, batch_size=256, learning_rate=1e30, patience=5, seed=3))
+
+
+def test_inference_bench_needs_one_timed_run():
+    from engine.ml.bench import bench_predictor
+
+    with pytest.raises(ValueError, match="repeats=0"):
+        bench_predictor(None, None, repeats=0)

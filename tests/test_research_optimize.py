@@ -11,7 +11,6 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from engine.data import load_bars, save_bars
 from engine.research.overfit import deflated_sharpe_ratio, expected_max_sharpe, pbo_cscv, sharpe
 from mes_console.cli import app
 
@@ -40,11 +39,8 @@ def test_dsr_deflates_the_best_of_many_lucky_trials():
 
 
 @pytest.fixture(scope="module")
-def data(es_1m_path, tmp_path_factory):
-    b = load_bars(es_1m_path)
-    lo, hi = np.searchsorted(b.ts, [np.datetime64("2025-06-01", "ns").astype(np.int64),
-                                    np.datetime64("2025-08-31", "ns").astype(np.int64)])
-    return save_bars(b.slice(int(lo), int(hi)), tmp_path_factory.mktemp("opt") / "summer.parquet")
+def data(es_1m_summer_path):
+    return es_1m_summer_path
 
 
 def _opt(data, tmp_path, *extra):

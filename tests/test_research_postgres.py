@@ -15,11 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 
-from engine.data import load_bars, save_bars
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,11 +53,8 @@ def pg_url():
 
 
 @pytest.fixture(scope="module")
-def data(es_1m_path, tmp_path_factory):
-    b = load_bars(es_1m_path)
-    lo, hi = np.searchsorted(b.ts, [np.datetime64("2025-06-01", "ns").astype(np.int64),
-                                    np.datetime64("2025-08-31", "ns").astype(np.int64)])
-    return save_bars(b.slice(int(lo), int(hi)), tmp_path_factory.mktemp("pg") / "summer.parquet")
+def data(es_1m_summer_path):
+    return es_1m_summer_path
 
 
 def _worker(data, url, trials, tmp, *extra):

@@ -96,9 +96,8 @@ def fetch(client, symbol: str, schema: str, start_ns: int, end_ns: int) -> Bars:
         return Bars(np.empty(0, np.int64), e, e, e, e, e, symbol=symbol, bar_ns=bar_ns)
     ts = df.index.as_unit("ns").asi8.astype(np.int64)
     m = (ts >= start_ns) & (ts < end_ns)
-    return Bars(ts[m], *(df[k].to_numpy(np.float64)[m] for k in ("open", "high", "low", "close",
-                                                                   "volume")),
-                symbol=symbol, bar_ns=bar_ns, source=f"databento:{symbol}:{schema}")
+    o, h, lo, c, v = (df[k].to_numpy(np.float64)[m] for k in ("open", "high", "low", "close", "volume"))
+    return Bars(ts[m], o, h, lo, c, v, symbol=symbol, bar_ns=bar_ns, source=f"databento:{symbol}:{schema}")
 
 
 def store_bars(root, symbol: str, schema: str, bars: Bars) -> list[Path]:
@@ -193,7 +192,11 @@ def update_store(root, *, symbol: str = "MES.c.0", schema: str = "ohlcv-1m",
                 store_bars(root, symbol, schema, got)
                 filled += len(got)
         out["backfilled_rows"] = filled
-        allb = load_store(root, symbol, schema)
+        reloaded = load_store(root, symbol, schema)
+        if reloaded is None:   # it held bars a moment ago: the store was removed under us
+            raise DataError(f"the store for {symbol} {schema} vanished during the backfill",
+                            path=partition_dir(root, symbol, schema))
+        allb = reloaded
         gaps = gap_ranges(allb)
     out["stored_rows"] = len(allb)
     out["gaps"] = [[_iso(s), _iso(e)] for s, e in gaps[:100]]

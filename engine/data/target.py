@@ -14,6 +14,8 @@ No label (-1) where the lookahead
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
@@ -82,7 +84,7 @@ def class_balance(y: np.ndarray) -> dict:
     y = np.asarray(y)
     cnt = np.bincount((y + 1).astype(np.int64), minlength=4)
     labelled = int(cnt[1:].sum())
-    out = {CLASS_NAMES[k]: int(cnt[k + 1]) for k in (DOWN, FLAT, UP)}
+    out: dict[str, Any] = {CLASS_NAMES[k]: int(cnt[k + 1]) for k in (DOWN, FLAT, UP)}
     out["unlabelled"] = int(cnt[0])
     out["labelled"] = labelled
     out["fractions"] = {CLASS_NAMES[k]: (cnt[k + 1] / labelled if labelled else 0.0)
@@ -196,13 +198,13 @@ def bracket_outcomes(bars: Bars, settings, *, horizon_bars: int, fill_model: str
     from engine.data.sessions import session_labels
 
     lab = session_labels(bars)
-    out = _brackets(np.ascontiguousarray(bars.ts, np.int64), bars.open, bars.high, bars.low, bars.close,
+    lt, st_, lh, sh, lx, sx, stop_t = _brackets(np.ascontiguousarray(bars.ts, np.int64), bars.open, bars.high, bars.low, bars.close,
                     lab.session, np.asarray(mk.atr, np.float64), np.asarray(mk.slip, np.float64),
                     np.int64(horizon_bars), np.int64(bars.bar_ns), float(sp.tick_size), method,
                     float(st.atr_multiplier), int(st.fixed_ticks), int(st.structure_lookback),
                     int(st.min_stop_ticks), int(st.max_stop_ticks), float(st.reward_risk),
                     float(settings.slippage.limit_ticks) if fill_model != "optimistic" else 0.0, float(cost_ticks))
-    return BracketOutcomes(*out, tick_value=sp.tick_value, horizon=horizon_bars)
+    return BracketOutcomes(lt, st_, lh, sh, lx, sx, stop_t, tick_value=sp.tick_value, horizon=horizon_bars)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -231,18 +233,17 @@ def _one_side(side, t, e, h, ts, o, hi, lo, c, slip, stop_t, tgt_t, tick, limit_
 def _brackets(ts, o, hi, lo, c, session, atr, slip, h, bar_ns, tick, method, atr_mult, fixed,
               lookback, min_t, max_t, rr, limit_slip, cost):  # pragma: no cover
     n = ts.shape[0]
-    lt = np.full(n, np.nan)
-    stt = np.full(n, np.nan)
-    lh = np.zeros(n, np.int8)
-    sh = np.zeros(n, np.int8)
-    lx = np.full(n, -1, np.int64)
-    sx = np.full(n, -1, np.int64)
+    # row 0 the long bracket, row 1 the short one
+    result = np.full((2, n), np.nan)
+    how_out = np.zeros((2, n), np.int8)
+    exit_at = np.full((2, n), -1, np.int64)
     stops = np.zeros(n, np.int32)
     for t in range(n - h - 1):
         e = t + 1 + h  # entry at bar t+1's open, time limit h bars later
         if session[t] < 0 or session[e] != session[t] or ts[e] - ts[t] != (h + 1) * bar_ns:
             continue
-        for side in (1, -1):
+        for row in range(2):
+            side = 1 - 2 * row
             if method == 0:
                 a = atr[t]
                 if not (a > 0):
@@ -268,11 +269,8 @@ def _brackets(ts, o, hi, lo, c, session, atr, slip, h, bar_ns, tick, method, atr
             tg = int(np.floor(rr * k + 1e-9))
             v, how, x = _one_side(side, t, e, h, ts, o, hi, lo, c, slip, k, tg, tick, limit_slip, cost)
             stops[t] = k
-            if side > 0:
-                lt[t], lh[t], lx[t] = v, how, x
-            else:
-                stt[t], sh[t], sx[t] = v, how, x
-    return lt, stt, lh, sh, lx, sx, stops
+            result[row, t], how_out[row, t], exit_at[row, t] = v, how, x
+    return result[0], result[1], how_out[0], how_out[1], exit_at[0], exit_at[1], stops
 
 
 def make_bracket_target(outcomes: BracketOutcomes, primary_side: np.ndarray | None = None) -> np.ndarray:

@@ -422,22 +422,36 @@ def _row_checks(ts, o, h, l, c, v, tick, tol, max_ex):  # pragma: no cover
     return counts, ex
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _note_gap(acc, ex_s, ex_e, start, end, min_gap, long_gap):  # pragma: no cover
+    # the hole [start, end) counts when it is at least min_gap long; acc holds
+    # [count, missing ns, longest start, longest end, holes ≥ long_gap], ex_s/ex_e the first ones
+    if end - start < min_gap:
+        return
+    acc[0] += 1
+    acc[1] += end - start
+    if end - start > acc[3] - acc[2]:
+        acc[2] = start
+        acc[3] = end
+    if end - start >= long_gap:
+        acc[4] += 1
+    if acc[0] <= ex_s.shape[0]:
+        ex_s[acc[0] - 1] = start
+        ex_e[acc[0] - 1] = end
+
+
 @numba.njit(cache=True, nogil=True)
 def _gaps(ts, bar_ns, sopen, sclose, min_gap, span_end, long_gap, max_ex):  # pragma: no cover
     n = ts.shape[0]
     nrows = sopen.shape[0]
-    count = 0
-    missing = np.int64(0)
-    longest_s = np.int64(-1)
-    longest_e = np.int64(-1)
-    n_long = 0
+    acc = np.array([0, 0, -1, -1, 0], np.int64)
     ex_s = np.full(max_ex, -1, np.int64)
     ex_e = np.full(max_ex, -1, np.int64)
     r = 0
     while r < nrows and sclose[r] <= ts[0]:
         r += 1
     if r >= nrows:
-        return count, missing, longest_s, longest_e, n_long, ex_s, ex_e
+        return acc[0], acc[1], acc[2], acc[3], acc[4], ex_s, ex_e
     cursor = ts[0] if ts[0] > sopen[r] else sopen[r]
     i = 0
     while i <= n:
@@ -445,38 +459,18 @@ def _gaps(ts, bar_ns, sopen, sclose, min_gap, span_end, long_gap, max_ex):  # pr
         t = ts[i] if i < n else span_end
         while r < nrows and sclose[r] <= t:
             end = sclose[r] if sclose[r] < span_end else span_end
-            if end - cursor >= min_gap:
-                count += 1
-                missing += end - cursor
-                if end - cursor > longest_e - longest_s:
-                    longest_s = cursor
-                    longest_e = end
-                if end - cursor >= long_gap:
-                    n_long += 1
-                if count <= max_ex:
-                    ex_s[count - 1] = cursor
-                    ex_e[count - 1] = end
+            _note_gap(acc, ex_s, ex_e, cursor, end, min_gap, long_gap)
             r += 1
             if r < nrows and sopen[r] > cursor:
                 cursor = sopen[r]
         if r >= nrows or i == n:
             break
         if t >= sopen[r]:
-            if t - cursor >= min_gap:
-                count += 1
-                missing += t - cursor
-                if t - cursor > longest_e - longest_s:
-                    longest_s = cursor
-                    longest_e = t
-                if t - cursor >= long_gap:
-                    n_long += 1
-                if count <= max_ex:
-                    ex_s[count - 1] = cursor
-                    ex_e[count - 1] = t
+            _note_gap(acc, ex_s, ex_e, cursor, t, min_gap, long_gap)
             if t + bar_ns > cursor:
                 cursor = t + bar_ns
         i += 1
-    return count, missing, longest_s, longest_e, n_long, ex_s, ex_e
+    return acc[0], acc[1], acc[2], acc[3], acc[4], ex_s, ex_e
 
 
 @numba.njit(cache=True, nogil=True)

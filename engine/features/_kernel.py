@@ -129,6 +129,26 @@ def _htf_push(j, close, ist, st, hr):  # pragma: no cover - compiled
         st[base + 3] = NAN
 
 
+@numba.njit(cache=True, inline="always")
+def _track_extreme(st, ist, rb, s_k, i_k, r_k, n, x, highest):  # pragma: no cover - compiled
+    """The STOCH_K_BARS-bar highest (``highest``) or lowest value of ring row ``r_k`` after bar
+    ``n`` with value ``x``: kept in ``st[s_k]``, its bar index in ``ist[i_k]``. The window is
+    rescanned only when the extreme leaves it (max and min are exact, so this equals a full scan)."""
+    if n == 0 or (x >= st[s_k] if highest else x <= st[s_k]):
+        st[s_k] = x
+        ist[i_k] = n
+    elif n - ist[i_k] >= STOCH_K_BARS:
+        best = x
+        at = n
+        for q in range(1, STOCH_K_BARS):
+            xq = rb[r_k, (n - q) & RMASK]
+            if (xq > best) if highest else (xq < best):
+                best = xq
+                at = n - q
+        st[s_k] = best
+        ist[i_k] = at
+
+
 @numba.njit(cache=True, inline="always")  # inlined into the batch loop (~15 % faster)
 def step(ist, st, rb, hr, ts, o, h, l, c, v, ny_sec, trading_day, row, t_rth_open, t_rth_close,
          t_close, tod, bar_ns, h1_ns, h2_ns, use_vol, out):  # pragma: no cover - compiled
@@ -201,35 +221,9 @@ def step(ist, st, rb, hr, ts, o, h, l, c, v, ny_sec, trading_day, row, t_rth_ope
     else:
         out[C_RSI] = NAN
 
-    # stochastic %K (14) and %D (3-bar mean of %K). The 14-bar highest high / lowest low are
-    # tracked with their bar index and rescanned only when they leave the window (max and min
-    # are exact, so this equals a full scan of the window)
-    if n == 0 or h >= st[S_HH]:
-        st[S_HH] = h
-        ist[I_HH_POS] = n
-    elif n - ist[I_HH_POS] >= STOCH_K_BARS:
-        hh = h
-        hp = n
-        for q in range(1, STOCH_K_BARS):
-            hq = rb[R_HIGH, (n - q) & RMASK]
-            if hq > hh:
-                hh = hq
-                hp = n - q
-        st[S_HH] = hh
-        ist[I_HH_POS] = hp
-    if n == 0 or l <= st[S_LL]:
-        st[S_LL] = l
-        ist[I_LL_POS] = n
-    elif n - ist[I_LL_POS] >= STOCH_K_BARS:
-        ll = l
-        lp = n
-        for q in range(1, STOCH_K_BARS):
-            lq = rb[R_LOW, (n - q) & RMASK]
-            if lq < ll:
-                ll = lq
-                lp = n - q
-        st[S_LL] = ll
-        ist[I_LL_POS] = lp
+    # stochastic %K (14) and %D (3-bar mean of %K) from the 14-bar highest high / lowest low
+    _track_extreme(st, ist, rb, S_HH, I_HH_POS, R_HIGH, n, h, True)
+    _track_extreme(st, ist, rb, S_LL, I_LL_POS, R_LOW, n, l, False)
     if cnt >= STOCH_K_BARS:
         hh = st[S_HH]
         ll = st[S_LL]

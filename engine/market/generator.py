@@ -30,7 +30,7 @@ from datetime import time as _time
 import numba
 import numpy as np
 
-from engine.calendar import calendar_for, day_number, ny_to_ns
+from engine.calendar import CmeCalendar, calendar_for, day_number, ny_to_ns
 from engine.data.bars import Bars
 from engine.clock import NS  # nanoseconds per second: one definition
 
@@ -91,7 +91,7 @@ class GeneratorError(ValueError):
     """An impossible request to the market generator (bad bar size, empty range, bad price)."""
 
 
-def _session_timestamps(start: date, end: date, bar_ns: int) -> tuple[np.ndarray, object]:
+def _session_timestamps(start: date, end: date, bar_ns: int) -> tuple[np.ndarray, CmeCalendar]:
     cal = calendar_for(ny_to_ns(start, _NOON), ny_to_ns(end, _NOON))
     t = cal.table
     lo, hi = day_number(start), day_number(end)

@@ -28,8 +28,11 @@ def bench_predictor(pred: Any, bars: Any, *, n_stream: int = 3000, n_rows: int =
     * batch: :meth:`Predictor.predict_batch` on ``n_rows`` raw rows (finite rows of the series,
       tiled when the series is shorter); best of ``repeats``; rows per second.
 
-    Raises ``ValueError`` when the bars are too short for the warm-up plus ``n_stream``.
+    Raises ``ValueError`` when the bars are too short for the warm-up plus ``n_stream``, or
+    ``repeats`` < 1.
     """
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}: at least one timed batch run")
     fs = pred.feature_set
     warm = int(fs.warmup) + int(pred.seq_len or 1) + 5
     if len(bars) < warm + n_stream:
@@ -64,12 +67,12 @@ def bench_predictor(pred: Any, bars: Any, *, n_stream: int = 3000, n_rows: int =
     reps = -(-n_rows // len(finite))
     big = np.ascontiguousarray(np.tile(finite, (reps, 1))[:n_rows])
     pred.predict_batch(big[: min(len(big), 10_000)])  # warm-up
-    best = None
+    times = []
     for _ in range(repeats):
         t0 = perf_ns()
         pred.predict_batch(big)
-        dt = perf_ns() - t0
-        best = dt if best is None else min(best, dt)
+        times.append(perf_ns() - t0)
+    best = min(times)
     import torch
 
     return {"arch": pred.arch, "features": len(fs.names), "threads": torch.get_num_threads(),

@@ -51,22 +51,36 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-class LSTMNet(nn.Module):
+class _RecurrentClassifier(nn.Module):
+    """Base of the recurrent models: the recurrent output's last time step → Dropout → Linear →
+    3 logits. The submodules keep the names ``drop`` and ``head`` (checkpoints store them)."""
+
+    drop: nn.Dropout
+    head: nn.Linear
+
+    def _init_head(self, hidden: int, dropout: float) -> None:
+        self.drop = nn.Dropout(float(dropout))
+        self.head = nn.Linear(int(hidden), N_CLASSES)
+
+    def _last_step_logits(self, out: torch.Tensor) -> torch.Tensor:  # (B, T, hidden) -> (B, 3)
+        return self.head(self.drop(out[:, -1, :]))
+
+
+class LSTMNet(_RecurrentClassifier):
     """LSTM over the window; the last hidden state → Linear → 3 logits."""
 
     def __init__(self, n_features: int, hidden: int, layers: int, dropout: float, seq_len: int) -> None:
         super().__init__()
         self.lstm = nn.LSTM(n_features, int(hidden), num_layers=int(layers), batch_first=True,
                             dropout=float(dropout) if int(layers) > 1 else 0.0)
-        self.drop = nn.Dropout(float(dropout))
-        self.head = nn.Linear(int(hidden), N_CLASSES)
+        self._init_head(hidden, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, k) -> (B, 3)
         out, _ = self.lstm(x)
-        return self.head(self.drop(out[:, -1, :]))
+        return self._last_step_logits(out)
 
 
-class HybridNet(nn.Module):
+class HybridNet(_RecurrentClassifier):
     """Causal 1-D convolution over time (local patterns) → GRU or LSTM → Linear → 3 logits."""
 
     def __init__(self, n_features: int, channels: int, kernel: int, hidden: int, cell: str,
@@ -79,15 +93,14 @@ class HybridNet(nn.Module):
         self.act = nn.ReLU()
         rnn = nn.GRU if cell == "gru" else nn.LSTM
         self.rnn = rnn(int(channels), int(hidden), batch_first=True)
-        self.drop = nn.Dropout(float(dropout))
-        self.head = nn.Linear(int(hidden), N_CLASSES)
+        self._init_head(hidden, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, k) -> (B, 3)
         z = x.transpose(1, 2)                                  # (B, k, T)
         z = nn.functional.pad(z, (self.pad, 0))                # causal: only past steps
         z = self.act(self.conv(z)).transpose(1, 2)             # (B, T, C)
         out, _ = self.rnn(z)
-        return self.head(self.drop(out[:, -1, :]))
+        return self._last_step_logits(out)
 
 
 class TransformerNet(nn.Module):

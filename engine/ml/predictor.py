@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,8 +35,11 @@ from torch import nn
 
 from engine.clock import perf_ns
 from engine.ml.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from engine.ml.models import is_sequence
+from engine.ml.models import MLP, is_sequence
 from engine.ml.training import valid_sequence_ends
+
+if TYPE_CHECKING:
+    from engine.features import FeatureStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ class BatchPredictions:
 class NumpyMLP:
     """The feed-forward network as float32 numpy matrices (Linear/ReLU; Dropout is identity at eval)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: MLP) -> None:
         layers = list(model.net)
         self.weights: list[np.ndarray] = []
         self.biases: list[np.ndarray] = []
@@ -146,12 +149,12 @@ class Predictor:
         self._move_mean = np.asarray(cm["mean"], np.float64)
         self._move_m2 = np.asarray(cm["std"], np.float64) ** 2 + self._move_mean ** 2
         self.model = checkpoint.model.eval()
-        self._np_mlp = NumpyMLP(self.model) if self.arch == "mlp" else None
+        self._np_mlp = NumpyMLP(self.model) if isinstance(self.model, MLP) else None
         self._buf64 = np.empty((1, self.k), np.float64)
         self._buf32 = np.empty((1, self.k), np.float32)
         self._ring = np.zeros((self.seq_len or 1, self.k), np.float32)
         self._ring_ok = np.zeros(self.seq_len or 1, bool)
-        self._stream = None
+        self._stream: FeatureStream | None = None
         self.threads = torch.get_num_threads()
 
     @classmethod
@@ -189,7 +192,7 @@ class Predictor:
         if X.ndim != 2 or X.shape[1] != self.k:
             raise ValueError(f"features have shape {X.shape}, the checkpoint expects (n, {self.k})")
         n = X.shape[0]
-        finite = np.isfinite(X).all(axis=1)
+        finite = np.asarray(np.isfinite(X).all(axis=1))
         valid = finite if self.seq_len is None else valid_sequence_ends(finite, self.seq_len)
         probs = np.full((n, 3), np.nan)
         rows = np.flatnonzero(valid)
@@ -238,11 +241,12 @@ class Predictor:
         np.subtract(b64, self._mean, out=b64)
         np.multiply(b64, self._inv_std, out=b64)
         ok = bool(np.isfinite(b64).all())
-        if self.seq_len is None:
+        mlp = self._np_mlp
+        if mlp is not None:          # the feed-forward model (seq_len None): one row
             if not ok:
                 return None
             self._buf32[...] = b64
-            logits = self._np_mlp.logits_one(self._buf32)
+            logits = mlp.logits_one(self._buf32)
             m = logits.max()
             e = np.exp((logits[0] - m).astype(np.float64))
             p = e / e.sum()
@@ -271,7 +275,8 @@ class Predictor:
         """Live path: the feature set's streaming update for one closed bar, then :meth:`update`.
         ``latency_ns`` covers features + scaling + inference."""
         t0 = perf_ns()
-        if self._stream is None:
-            self._stream = self.feature_set.stream()
-        row = self._stream.update(ts, o, h, l, c, v)
+        stream = self._stream
+        if stream is None:
+            stream = self._stream = self.feature_set.stream()
+        row = stream.update(ts, o, h, l, c, v)
         return self.update(row, ts, _t0=t0)

@@ -108,12 +108,14 @@ def plan_walk_forward(ts: np.ndarray, usable: np.ndarray, *, bar_ns: int, lookah
     if not scaled:
         def back(t, n):  # n months earlier
             return _shift(t, months=-n)
-        L = {"unit": "months", "train": train_months, "val": val_months, "test": test_months, "roll": roll_months}
+        unit = "months"
+        L: dict[str, int] = {"train": train_months, "val": val_months, "test": test_months, "roll": roll_months}
         note = (f"walk-forward windows: train {train_months} / val {val_months} / test {test_months} "
                 f"months, roll {roll_months} month(s)")
     else:
         f = span_days / (need + 2 * roll_months)
-        L = {"unit": "days", "val": max(3, int(val_months * f)), "test": max(3, int(test_months * f)),
+        unit = "days"
+        L = {"val": max(3, int(val_months * f)), "test": max(3, int(test_months * f)),
              "roll": max(3, int(roll_months * f))}
         # the train window gives way to the 3-day minimums so that three folds still fit
         L["train"] = max(3, min(int(train_months * f), int(span_days) - L["val"] - L["test"] - 2 * L["roll"]))
@@ -135,7 +137,7 @@ def plan_walk_forward(ts: np.ndarray, usable: np.ndarray, *, bar_ns: int, lookah
         folds_rev.append((Window(train_start, val_start), Window(val_start, test_start), Window(test_start, test_end)))
         k += 1
     if not folds_rev:
-        raise ValueError(f"walk-forward: {span_days:.1f} days of data cannot hold one fold of {L}")
+        raise ValueError(f"walk-forward: {span_days:.1f} days of data cannot hold one fold of {dict(unit=unit, **L)}")
     folds = []
     for j, (tr, va, te) in enumerate(reversed(folds_rev)):
         purged = {}
@@ -151,4 +153,4 @@ def plan_walk_forward(ts: np.ndarray, usable: np.ndarray, *, bar_ns: int, lookah
             raise ValueError(f"walk-forward fold {j}: an empty split after purging "
                              f"(rows train {len(idx['train'])}, val {len(idx['val'])}, test {len(idx['test'])})")
         folds.append(Fold(j, tr, va, te, idx["train"], idx["val"], idx["test"], purged))
-    return WalkForwardPlan(folds, L, scaled, note)
+    return WalkForwardPlan(folds, {"unit": unit, **L}, scaled, note)

@@ -213,14 +213,14 @@ def train_model(X: np.ndarray, y: np.ndarray, moves: np.ndarray, train_idx: np.n
             perm = torch.randperm(len(train_idx), generator=gen).to(device)
             tot, seen = 0.0, 0
             for i in range(0, len(perm), params.batch_size):
-                rows = tr_rows[perm[i:i + params.batch_size]]
+                batch = tr_rows[perm[i:i + params.batch_size]]
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(batcher(rows)), yt[rows])
+                loss = loss_fn(model(batcher(batch)), yt[batch])
                 loss.backward()
                 opt.step()
                 sched.step()
-                tot += float(loss.detach()) * len(rows)
-                seen += len(rows)
+                tot += float(loss.detach()) * len(batch)
+                seen += len(batch)
             val_loss, val_probs = _eval(model, batcher, va_rows, y_val, loss_fn)
             val_acc = float((val_probs.argmax(1) == y[val_idx]).mean())
             improved = val_loss < best_loss - 1e-6
@@ -238,6 +238,9 @@ def train_model(X: np.ndarray, y: np.ndarray, moves: np.ndarray, train_idx: np.n
             if bad >= params.patience:
                 stopped = True
                 break
+        if best_state is None:   # every epoch's validation loss was NaN/inf: nothing to keep
+            raise ValueError(f"fold {fold}: the validation loss was never finite "
+                             f"(last {history[-1]['val_loss'] if history else 'none'})")
         model.load_state_dict(best_state)
         model.eval()
         model.cpu()

@@ -132,7 +132,7 @@ def apply_params(settings: Any, params: dict) -> Any:
     rep = dataclasses.replace
     if "stop_ticks" in params or "reward_risk" in params:
         st = s.stops
-        kw = {}
+        kw: dict[str, Any] = {}
         if "stop_ticks" in params:
             kw.update(method="fixed", fixed_ticks=int(params["stop_ticks"]))
         if "reward_risk" in params:
@@ -420,7 +420,7 @@ def _worker(plan: StudyPlan, runner: TrialRunner, index: int, stop_flag=None, on
             return -1e9
         return objective_value(m, plan.objective)
 
-    def stop_cb(study, trial):
+    def stop_cb(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if stop_flag is not None and stop_flag.is_set():
             study.stop()
         if on_trial is not None:
@@ -429,7 +429,7 @@ def _worker(plan: StudyPlan, runner: TrialRunner, index: int, stop_flag=None, on
     remaining = max(0, plan.trials - len(complete_trials(study)))
     if remaining == 0:
         return
-    cbs = [MaxTrialsCallback(plan.trials, states=(optuna.trial.TrialState.COMPLETE,)), stop_cb]
+    cbs: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [MaxTrialsCallback(plan.trials, states=(optuna.trial.TrialState.COMPLETE,)), stop_cb]
     study.optimize(objective, n_trials=remaining, callbacks=cbs, gc_after_trial=False)
 
 

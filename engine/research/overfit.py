@@ -103,8 +103,8 @@ def pbo_cscv(perf: np.ndarray, n_blocks: int = 16, max_combinations: int = 5000,
         combos = list(itertools.combinations(range(S), S // 2))
     else:
         rng = np.random.default_rng(seed)
-        combos = {tuple(sorted(rng.choice(S, S // 2, replace=False))) for _ in range(max_combinations * 2)}
-        combos = sorted(combos)[:max_combinations]
+        drawn = {tuple(sorted(rng.choice(S, S // 2, replace=False))) for _ in range(max_combinations * 2)}
+        combos = sorted(drawn)[:max_combinations]
     # per-block sums of x and x² let any union of blocks give its mean and std cheaply
     s1 = np.stack([M[b].sum(0) for b in blocks])
     s2 = np.stack([(M[b] ** 2).sum(0) for b in blocks])

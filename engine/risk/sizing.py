@@ -113,7 +113,8 @@ def size_position(*, balance: float, stop_ticks: int, tick_value: float, confide
     if not (tick_value > 0):
         raise SizingError(f"tick value must be > 0, got {tick_value!r}")
     per = stop_ticks * tick_value + cost_per_contract + slippage_per_contract
-    steps: list[tuple[str, float]] = []
+    # (stage, value) or (stage, multiplier, budget after it): the stages of the decision log
+    steps: list[tuple[str, float] | tuple[str, float, float]] = []
     tier = tier_for(balance, tiers)
     if tier is None:
         return SizeResult(0, f"balance ${balance:,.2f} is below the lowest tier "

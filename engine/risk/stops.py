@@ -147,7 +147,7 @@ def update_trailing(side: int, entry: float, stop: float, best_price: float, pha
         cands.append(e)
     if stops.trailing_ticks > 0:
         cands.append(best - side * stops.trailing_ticks)
-    if tighten:
+    if tighten and initial_stop is not None:
         init_ticks = abs(e - price_to_tick_index(initial_stop, tick, 0))
         t = max(math.ceil(init_ticks * eod.eod_stop_tighten - EPS), stops.min_stop_ticks)
         if t < init_ticks:

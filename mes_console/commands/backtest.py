@@ -13,6 +13,7 @@ import typer
 
 from mes_console.commands.common import EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, err_console, fail, out_console, print_json, settings_from
 from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
+from mes_console.commands.options import ConfigOpt, DataOpt, JsonOpt
 
 
 def register(root_app: typer.Typer) -> None:
@@ -22,7 +23,7 @@ def register(root_app: typer.Typer) -> None:
 
 def backtest(
     ctx: typer.Context,
-    data: Path = typer.Option(..., "--data", help="Bars file (parquet/CSV/DBN)."),
+    data: Path = DataOpt,
     model: Optional[Path] = typer.Option(None, "--model", help="Model checkpoint: batch predictions drive the kernel."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="Rule-based strategy without a model: baseline | random."),
     start: Optional[str] = typer.Option(None, "--start", help="First UTC date (YYYY-MM-DD), inclusive."),
@@ -31,8 +32,8 @@ def backtest(
     out: Optional[Path] = typer.Option(None, "--out", help="Report directory (trades.csv, equity.csv, metrics.json, report.md, PNGs)."),
     seed: int = typer.Option(7, "--seed", help="Seed of the random strategy."),
     bar_by_bar: bool = typer.Option(False, "--bar-by-bar", help="Step every bar (no skip-ahead; same results, slower)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    config: Optional[Path] = ConfigOpt,
+    json_out: bool = JsonOpt,
     strict: Optional[bool] = StrictOpt,
     repair: bool = RepairOpt,
     front_month: bool = FrontMonthOpt,

@@ -42,14 +42,20 @@ EXIT_UNREADABLE = 2
 EXIT_USAGE = 3
 
 
-def settings_from(ctx: typer.Context | None, config: Path | None = None) -> Settings:
-    """Settings for a command: ``--config`` given to the command, else to the root, else None."""
+def config_path(ctx: typer.Context | None, config: Path | None = None) -> Path | None:
+    """The settings file of a command: ``--config`` given to the command, else to the root, else
+    None (defaults and the user file only)."""
     root = None
     if ctx is not None:
         obj = ctx.find_root().obj or {}
         root = obj.get("config")
+    return config or root
+
+
+def settings_from(ctx: typer.Context | None, config: Path | None = None) -> Settings:
+    """Settings for a command (:func:`config_path`); a bad file exits 3 with one line."""
     try:
-        return load_settings(config or root)
+        return load_settings(config_path(ctx, config))
     except ConfigError as exc:
         fail(str(exc), code=EXIT_USAGE)
 

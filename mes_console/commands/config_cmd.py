@@ -9,28 +9,21 @@ import typer
 from rich.table import Table
 
 from engine.config import ConfigError, load_settings, user_config_path
-from mes_console.commands.common import EXIT_USAGE, fail, out_console, print_json
+from mes_console.commands.common import EXIT_USAGE, config_path, fail, out_console, print_json, settings_from
+from mes_console.commands.options import JsonOpt, config_option
 
 app = typer.Typer(help="Show and check the settings (config.toml files and environment secrets).",
                   no_args_is_help=True)
 
 
-def _load(ctx: typer.Context, config: Optional[Path]):
-    root = (ctx.find_root().obj or {}).get("config")
-    try:
-        return load_settings(config or root)
-    except ConfigError as exc:
-        fail(str(exc), code=EXIT_USAGE)
-
-
 @app.command("show")
 def show(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML file applied over the defaults."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    config: Optional[Path] = config_option("TOML file applied over the defaults."),
+    json_out: bool = JsonOpt,
 ) -> None:
     """Print the effective settings; secrets are masked (****abc)."""
-    s = _load(ctx, config)
+    s = settings_from(ctx, config)
     doc = {"sources": list(s.sources), "user_config_path": str(user_config_path()), **s.to_dict()}
     if json_out:
         print_json(doc)
@@ -47,13 +40,12 @@ def show(
 @app.command("check")
 def check(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML file to check."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    config: Optional[Path] = config_option("TOML file to check."),
+    json_out: bool = JsonOpt,
 ) -> None:
     """Validate the settings. Exit 0 when valid, 3 with a message naming the key when not."""
-    root = (ctx.find_root().obj or {}).get("config")
     try:
-        s = load_settings(config or root)
+        s = load_settings(config_path(ctx, config))
     except ConfigError as exc:
         if json_out:
             print_json({"ok": False, "error": str(exc)})

@@ -20,16 +20,12 @@ import typer
 
 from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, err_console, fail,
                                          out_console, print_json, settings_from)
-
-
-def register(root_app: typer.Typer) -> None:
-    """Add the top-level ``optimize`` command to the root app."""
-    root_app.command("optimize")(optimize)
+from mes_console.commands.options import ConfigOpt, DataOpt, JsonOpt, top_level_command
 
 
 def optimize(
     ctx: typer.Context,
-    data: Path = typer.Option(..., "--data", help="Bars file (parquet/CSV/DBN)."),
+    data: Path = DataOpt,
     model: Optional[Path] = typer.Option(None, "--model", help="Model checkpoint (default: the rule strategy 'baseline')."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="tpe | random | grid (default [optimize] sampler)."),
     trials: Optional[int] = typer.Option(None, "--trials", min=1, help="COMPLETE trials the study should hold."),
@@ -43,8 +39,8 @@ def optimize(
     end: Optional[str] = typer.Option(None, "--end", help="Last UTC date of the data used."),
     seed: int = typer.Option(7, "--seed", help="Sampler seed (worker i adds 1000·i)."),
     write_config: Optional[Path] = typer.Option(None, "--write-config", help="Where to write the best parameters as a config file."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    config: Optional[Path] = ConfigOpt,
+    json_out: bool = JsonOpt,
 ) -> None:
     """Search stop/target ticks, risk %, the confidence threshold or the strategy's lookback on
     Optuna; report on held-out data with the deflated Sharpe ratio and the PBO."""
@@ -145,3 +141,6 @@ def _print_report(doc: dict, objective: str) -> None:
                       f"trials/min with {sp['workers']} worker(s); trials by state {doc['trials']}")
     out_console.print(f"config: {doc['config']}")
     out_console.print(f"reproduce: {doc['reproduce']}", soft_wrap=True)
+
+
+register = top_level_command("optimize", optimize)

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
+from mes_console.commands.options import ConfigOpt, DataOpt, JsonOpt
 
 from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, err_console, fail,
                                          out_console, print_json, settings_from)
@@ -80,15 +81,15 @@ def register(root_app: typer.Typer) -> None:
     @root_app.command("train")
     def train(
         ctx: typer.Context,
-        data: Path = typer.Option(..., "--data", help="Bars file (parquet, CSV or DBN)."),
+        data: Path = DataOpt,
         arch: Optional[str] = typer.Option(None, "--arch", help="mlp | lstm | hybrid | transformer (default: [training] arch)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Directory for the checkpoint (default: the models dir)."),
         walk_forward: bool = typer.Option(False, "--walk-forward", help="Train and test every fold, not only the most recent."),
         epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Maximum epochs (default: [training] epochs)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: [training] seed)."),
         name: Optional[str] = typer.Option(None, "--name", help="Checkpoint directory name."),
-        config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+        config: Optional[Path] = ConfigOpt,
+        json_out: bool = JsonOpt,
         strict: Optional[bool] = StrictOpt,
         repair: bool = RepairOpt,
         front_month: bool = FrontMonthOpt,
