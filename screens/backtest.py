@@ -48,6 +48,8 @@ class BacktestScreen(JobScreen):
     BacktestScreen #trades { height: 1fr; }
     BacktestScreen #wfbox { height: 1fr; display: none; }
     BacktestScreen #folds { height: auto; }
+    BacktestScreen #start, BacktestScreen #end { width: 14; }
+    BacktestScreen #fill { width: 16; }
     BacktestScreen #limits { height: auto; max-height: 3; text-wrap: nowrap; text-overflow: ellipsis; }
     """
     BINDINGS = [Binding("ctrl+s", "stop", "Stop")]
@@ -267,7 +269,8 @@ def walk_forward_tables(wf: WalkForwardRun):
     m = dict(wf.backtest.metrics)
     if wf.folds:
         folds.add_row("all", fold_window(wf.folds[0].start_ns, wf.folds[-1].end_ns), m.get("trades", "0"),
-                      m.get("net_pnl", "0.00"), m.get("sharpe", "0.00"), m.get("oos_accuracy", ""), style="bold")
+                      m.get("net_pnl", "0.00"), m.get("sharpe", "0.00"),
+                      f"{100 * float(m['oos_accuracy']):.1f}%" if "oos_accuracy" in m else "", style="bold")
     gate = Table(title="go-live check (R-BT-4)", box=None, padding=(0, 1), title_justify="left",
                  title_style="bold")
     gate.add_column("criterion", no_wrap=True)

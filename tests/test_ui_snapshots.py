@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from mes_console.app import MesConsoleApp
-from tests.ui_support import make_session, open_position, ui_settings
+from tests.ui_support import make_session, open_position, ui_settings, walk_forward_settings
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -50,6 +50,24 @@ def test_backtest_screen(snap_compare):
         await pilot.pause(0.3)
 
     assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=(80, 24), run_before=run)
+
+
+def test_backtest_screen_walk_forward(snap_compare):
+    """The walk-forward switch on generated data (deterministic: seeded market and models): the
+    fold rows, the go-live table and the stitched out-of-sample equity at 120×40."""
+    async def run(pilot):
+        await pilot.press("b")
+        screen = pilot.app.screen
+        for k, v in (("start", "2025-02-03"), ("end", "2025-03-14"), ("wf", "1/1/1"), ("epochs", "1")):
+            screen.query_one(f"#{k}").value = v
+        screen.query_one("#data").focus()
+        await pilot.press("enter")
+        await screen.workers.wait_for_complete()
+        screen.set_focus(None)  # a blinking text cursor would make the picture timing-dependent
+        await pilot.pause(0.3)
+
+    s = walk_forward_settings()
+    assert snap_compare(MesConsoleApp(make_session(s), s), terminal_size=(120, 40), run_before=run)
 
 
 def test_training_screen(snap_compare):

@@ -5,25 +5,12 @@ shows a row per fold, the go-live table and the stitched equity, and ctrl+s stop
 
 from __future__ import annotations
 
-import dataclasses
-
-from engine.config import RiskConfig, SignalConfig, TargetConfig
 from engine.runtime.work import ARCHS
 from mes_console.app import MesConsoleApp
 from screens.backtest import BacktestScreen, fold_window
-from tests.ui_support import audit_actions, make_session, ui_settings
+from tests.ui_support import audit_actions, make_session, walk_forward_settings
 
 CRITERIA = ["sharpe", "calmar", "oos_accuracy", "trades_per_fold", "risk_limits_exercised"]
-
-
-def _settings():
-    """The test settings with a confidence gate the one-epoch fold models reach (as the CLI's
-    walk-forward test), so that the folds trade."""
-    s = ui_settings()
-    return dataclasses.replace(
-        s, signal=dataclasses.replace(SignalConfig(), min_confidence=0.34),
-        risk=dataclasses.replace(RiskConfig(), confidence_multipliers=[[0.34, 1.0]]),
-        target=dataclasses.replace(TargetConfig(), kind="bracket", time_limit_bars=30))
 
 
 def _fill(screen, **fields) -> None:
@@ -48,7 +35,7 @@ def test_console_architectures_are_the_models():
 
 
 async def test_walk_forward_switch_runs_folds_shows_go_live_and_halt_works(es_1m_path):
-    s = _settings()
+    s = walk_forward_settings()
     rt = make_session(s)
     app = MesConsoleApp(rt, s)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -98,7 +85,7 @@ async def test_walk_forward_switch_runs_folds_shows_go_live_and_halt_works(es_1m
 
 
 async def test_walk_forward_stops_on_ctrl_s_and_bad_fields_are_refused(es_1m_path):
-    s = _settings()
+    s = walk_forward_settings()
     rt = make_session(s)
     app = MesConsoleApp(rt, s)
     async with app.run_test(size=(80, 24)) as pilot:
