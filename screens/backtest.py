@@ -21,15 +21,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import SuggestFromList
-from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from engine.runtime.snapshot import BacktestParams, BacktestResult, RuntimeCommands, WalkForwardRun
 from engine.runtime.work import ARCHS, WorkStopped
 from mes_console.widgets.contain import SafePlot
-from mes_console.widgets.panes import HeaderBar
 from mes_console.widgets.render import ny_time
 from screens.jobs import (
-    FORM_CSS, FormInput, JobScreen, LongWorkProgress, parse_day, parse_number, parse_windows,
+    FORM_CSS, FormInput, JobScreen, LongWorkProgress, field, parse_day, parse_number, parse_windows,
 )
 
 __all__ = ["BacktestScreen", "FILL_MODELS", "FORM_CSS", "FormInput", "LongWorkProgress", "parse_day"]
@@ -54,6 +54,8 @@ class BacktestScreen(JobScreen):
     """
     BINDINGS = [Binding("ctrl+s", "stop", "Stop")]
     GROUP = "backtest"
+    HEADING = "[b]Backtest[/b]  enter runs, ctrl+s stops, esc back"
+    READY = "ready: enter runs"
     BUSY = "a backtest is already running"
     STOPPING = "stopping the walk-forward…"
 
@@ -66,41 +68,26 @@ class BacktestScreen(JobScreen):
         self.walk_forward: WalkForwardRun | None = None
         """The last walk-forward's folds and go-live table (None after a plain backtest)."""
 
-    def compose(self) -> ComposeResult:
-        yield HeaderBar(id="header")
-        yield Static("[b]Backtest[/b]  enter runs, ctrl+s stops, esc back", id="title")
-        with Horizontal(classes="form"):
-            yield Label("Data")
-            yield FormInput("demo", id="data", tooltip="a bars parquet file, or demo (generated)")
-            yield Label("Model")
-            yield FormInput("baseline", id="model", tooltip="a checkpoint or baseline; walk-forward: an "
-                            "architecture (mlp, lstm, hybrid, transformer) or baseline = [training] arch")
-            yield Label("Walk-fwd")
-            yield FormInput("off", id="wf", suggester=SuggestFromList(("off", "6/1/1")),
-                            tooltip="off, or train/val/test months (e.g. 6/1/1): one model per fold, "
-                            "backtested on its out-of-sample window, and the go-live check")
-        with Horizontal(classes="form"):
-            yield Label("From")
-            yield FormInput("2025-03-03", id="start")
-            yield Label("To")
-            yield FormInput("2025-03-14", id="end")
-            yield Label("Fill")
-            yield FormInput(self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS))
-            yield Label("Epochs")
-            yield FormInput("", id="epochs", placeholder="cfg", tooltip="walk-forward: maximum epochs per fold "
-                            "model; empty = [training] epochs")
-        with Horizontal(classes="form"):
-            yield Label("Max stop t")
-            yield FormInput("", id="stop", placeholder="cfg", tooltip="[stops] max_stop_ticks; empty = settings")
-            yield Label("R:R")
-            yield FormInput("", id="rr", placeholder="cfg", tooltip="[stops] reward_risk 1-3; empty = settings")
-            yield Label("Conf")
-            yield FormInput("", id="conf", placeholder="cfg", tooltip="[signal] min_confidence; empty = settings")
-            yield Label("Research")
-            yield FormInput("off", id="research", suggester=SuggestFromList(("on", "off")),
-                            tooltip="on: record account-level halts and resume at the next RTH open")
-        yield ProgressBar(total=1, show_eta=False, id="progress")
-        yield Static("ready: enter runs", id="status")
+    def form(self) -> list[list[Widget]]:
+        return [
+            [*field("Data", "demo", id="data", tooltip="a bars parquet file, or demo (generated)"),
+             *field("Model", "baseline", id="model", tooltip="a checkpoint or baseline; walk-forward: an "
+                    "architecture (mlp, lstm, hybrid, transformer) or baseline = [training] arch"),
+             *field("Walk-fwd", "off", id="wf", suggester=SuggestFromList(("off", "6/1/1")),
+                    tooltip="off, or train/val/test months (e.g. 6/1/1): one model per fold, "
+                    "backtested on its out-of-sample window, and the go-live check")],
+            [*field("From", "2025-03-03", id="start"), *field("To", "2025-03-14", id="end"),
+             *field("Fill", self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS)),
+             *field("Epochs", "", id="epochs", placeholder="cfg",
+                    tooltip="walk-forward: maximum epochs per fold model; empty = [training] epochs")],
+            [*field("Max stop t", "", id="stop", placeholder="cfg", tooltip="[stops] max_stop_ticks; empty = settings"),
+             *field("R:R", "", id="rr", placeholder="cfg", tooltip="[stops] reward_risk 1-3; empty = settings"),
+             *field("Conf", "", id="conf", placeholder="cfg", tooltip="[signal] min_confidence; empty = settings"),
+             *field("Research", "off", id="research", suggester=SuggestFromList(("on", "off")),
+                    tooltip="on: record account-level halts and resume at the next RTH open")],
+        ]
+
+    def results(self) -> ComposeResult:
         yield Static("", id="limits")
         with Horizontal(id="results"):
             yield DataTable(id="metrics", show_cursor=False)
@@ -108,7 +95,6 @@ class BacktestScreen(JobScreen):
         with VerticalScroll(id="wfbox"):
             yield Static("", id="folds")
         yield DataTable(id="trades", cursor_type="row")
-        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#metrics", DataTable).add_columns("metric", "value")

@@ -12,9 +12,12 @@ from __future__ import annotations
 import threading
 from datetime import date
 
+from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Input, Static
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from engine.runtime.snapshot import Progress
@@ -53,6 +56,12 @@ class LongWorkProgress(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, LongWorkProgress)
+
+
+def field(label: str, value: str = "", **kw) -> list[Widget]:
+    """A labelled form field: ``[Label(label), FormInput(value, **kw)]`` (``id``, ``placeholder``,
+    ``tooltip``, ``suggester`` as :class:`textual.widgets.Input` takes them)."""
+    return [Label(label), FormInput(value, **kw)]
 
 
 def parse_number(text: str, field: str, kind: type):
@@ -107,11 +116,33 @@ class JobScreen(ContainedScreen):
     GROUP = "job"
     BUSY = "work is already running"
     STOPPING = "stopping…"
+    HEADING = "[b]Job[/b]  enter runs, esc back"
+    READY = "ready"
     BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+g", "run", "Run")]
 
     def __init__(self) -> None:
         super().__init__()
         self.stop_flag = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        """The session's header, :attr:`HEADING`, the form rows (:meth:`form`), the progress bar
+        (``#progress``), the status line (``#status``), the results (:meth:`results`), the keys."""
+        yield HeaderBar(id="header")
+        yield Static(self.HEADING, id="title")
+        for row in self.form():
+            yield Horizontal(*row, classes="form")
+        yield ProgressBar(total=None, show_eta=False, id="progress")
+        yield Static(self.READY, id="status")
+        yield from self.results()
+        yield Footer()
+
+    def form(self) -> list[list[Widget]]:
+        """The form's rows, each a list of widgets (see :func:`field`)."""
+        raise NotImplementedError
+
+    def results(self) -> ComposeResult:
+        """The widgets below the status line."""
+        raise NotImplementedError
 
     def on_screen_resume(self) -> None:
         self.query_one(HeaderBar).snapshot = getattr(self.app, "snapshot", None)

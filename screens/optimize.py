@@ -14,14 +14,13 @@ import math
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.message import Message
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar, Static
+from textual.widget import Widget
+from textual.widgets import Button, DataTable, Input, ProgressBar, Static
 
 from mes_console.widgets.contain import SafePlot
-from mes_console.widgets.panes import HeaderBar
-from screens.jobs import FORM_CSS, FormInput, JobScreen
+from screens.jobs import FORM_CSS, JobScreen, field
 
 SAMPLERS = ("tpe", "random", "grid")
 
@@ -42,6 +41,7 @@ class OptimizeScreen(JobScreen):
     """
     BINDINGS = [Binding("ctrl+s", "stop", "Stop")]
     GROUP = "optimize"
+    HEADING = "[b]Optimize[/b]  enter runs, ctrl+s stops, esc back"
     BUSY = "a study is already running"
     STOPPING = "stopping after the running trial…"
 
@@ -52,26 +52,17 @@ class OptimizeScreen(JobScreen):
         self.values: list[tuple[int, float]] = []
         self.result: dict | None = None
 
-    def compose(self) -> ComposeResult:
+    def form(self) -> list[list[Widget]]:
         oc = self.settings.optimize
-        yield HeaderBar(id="header")
-        yield Static("[b]Optimize[/b]  enter runs, ctrl+s stops, esc back", id="title")
-        with Horizontal(classes="form"):
-            yield Label("Data")
-            yield FormInput(self.default_data, id="data", placeholder="bars file (parquet/CSV/DBN)")
-            yield Label("Sampler")
-            yield FormInput(oc.sampler, id="sampler", suggester=SuggestFromList(SAMPLERS))
-        with Horizontal(classes="form"):
-            yield Label("Trials")
-            yield FormInput(str(oc.trials), id="trials")
-            yield Label("Study")
-            yield FormInput("", id="study", placeholder="optimize-<file>")
-            yield Button("Stop", id="stop", variant="error", disabled=True)
-        yield ProgressBar(total=None, show_eta=False, id="progress")
-        yield Static("ready", id="status")
+        return [[*field("Data", self.default_data, id="data", placeholder="bars file (parquet/CSV/DBN)"),
+                 *field("Sampler", oc.sampler, id="sampler", suggester=SuggestFromList(SAMPLERS))],
+                [*field("Trials", str(oc.trials), id="trials"),
+                 *field("Study", "", id="study", placeholder="optimize-<file>"),
+                 Button("Stop", id="stop", variant="error", disabled=True)]]
+
+    def results(self) -> ComposeResult:
         yield SafePlot(id="plot")
         yield DataTable(id="table", show_cursor=False)
-        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#table", DataTable).add_columns("trial", "value", "best so far")

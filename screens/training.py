@@ -9,15 +9,14 @@ import math
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
 from textual.suggester import SuggestFromList
-from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from engine.runtime.snapshot import RuntimeCommands, TrainingParams, TrainingResult
 from engine.runtime.work import ARCHS
 from mes_console.widgets.contain import SafePlot
-from mes_console.widgets.panes import HeaderBar
-from screens.jobs import FORM_CSS, FormInput, JobScreen, LongWorkProgress, parse_windows
+from screens.jobs import FORM_CSS, JobScreen, LongWorkProgress, field, parse_windows
 
 __all__ = ["ARCHS", "TrainingScreen", "parse_windows"]
 
@@ -28,6 +27,7 @@ class TrainingScreen(JobScreen):
     TrainingScreen #results { height: 7; }
     """
     GROUP = "training"
+    HEADING = "[b]Training[/b]  enter runs, esc back"
     BUSY = "training is already running"
 
     def __init__(self, runtime: RuntimeCommands, arch: str = "mlp", epochs: int = 20) -> None:
@@ -38,24 +38,14 @@ class TrainingScreen(JobScreen):
         self.history: list[tuple[int, float, float, float]] = []
         self.result: TrainingResult | None = None
 
-    def compose(self) -> ComposeResult:
-        yield HeaderBar(id="header")
-        yield Static("[b]Training[/b]  enter runs, esc back", id="title")
-        with Horizontal(classes="form"):
-            yield Label("Arch")
-            yield FormInput(self.default_arch, id="arch", suggester=SuggestFromList(ARCHS))
-            yield Label("Data")
-            yield FormInput("demo", id="data")
-        with Horizontal(classes="form"):
-            yield Label("Walk-fwd")
-            yield FormInput("6/1/1", id="wf")
-            yield Label("Epochs")
-            yield FormInput(str(self.default_epochs), id="epochs")
-        yield ProgressBar(total=None, show_eta=False, id="progress")
-        yield Static("ready", id="status")
+    def form(self) -> list[list[Widget]]:
+        return [[*field("Arch", self.default_arch, id="arch", suggester=SuggestFromList(ARCHS)),
+                 *field("Data", "demo", id="data")],
+                [*field("Walk-fwd", "6/1/1", id="wf"), *field("Epochs", str(self.default_epochs), id="epochs")]]
+
+    def results(self) -> ComposeResult:
         yield SafePlot(id="curves")
         yield DataTable(id="results", show_cursor=False)
-        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#results", DataTable).add_columns("result", "value")

@@ -13,6 +13,23 @@ from tests.ui_support import audit_actions, make_session, walk_forward_settings
 CRITERIA = ["sharpe", "calmar", "oos_accuracy", "trades_per_fold", "risk_limits_exercised"]
 
 
+def _app():
+    """A real session and the console on :func:`walk_forward_settings`."""
+    s = walk_forward_settings()
+    rt = make_session(s)
+    return rt, MesConsoleApp(rt, s)
+
+
+async def _walk_forward_form(pilot, es_1m_path, epochs: str) -> BacktestScreen:
+    """Open the backtest screen with the walk-forward switch on (1/1/1 months, scaled to days on
+    these six weeks of real ES bars) and ``epochs`` per fold model."""
+    await pilot.press("b")
+    screen = pilot.app.screen
+    assert isinstance(screen, BacktestScreen)
+    _fill(screen, data=str(es_1m_path), start="2025-09-01", end="2025-10-10", wf="1/1/1", epochs=epochs)
+    return screen
+
+
 def _fill(screen, **fields) -> None:
     for k, v in fields.items():
         screen.query_one(f"#{k}").value = v
@@ -35,14 +52,9 @@ def test_console_architectures_are_the_models():
 
 
 async def test_walk_forward_switch_runs_folds_shows_go_live_and_halt_works(es_1m_path):
-    s = walk_forward_settings()
-    rt = make_session(s)
-    app = MesConsoleApp(rt, s)
+    rt, app = _app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("b")
-        screen = app.screen
-        assert isinstance(screen, BacktestScreen)
-        _fill(screen, data=str(es_1m_path), start="2025-09-01", end="2025-10-10", wf="1/1/1", epochs="1")
+        screen = await _walk_forward_form(pilot, es_1m_path, epochs="1")
         await pilot.press("enter")
         # progress per fold arrives while the folds train in their own process
         await _wait_status(pilot, screen, lambda t: "fold 1/" in t)
@@ -85,13 +97,9 @@ async def test_walk_forward_switch_runs_folds_shows_go_live_and_halt_works(es_1m
 
 
 async def test_walk_forward_stops_on_ctrl_s_and_bad_fields_are_refused(es_1m_path):
-    s = walk_forward_settings()
-    rt = make_session(s)
-    app = MesConsoleApp(rt, s)
+    rt, app = _app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("b")
-        screen = app.screen
-        _fill(screen, data=str(es_1m_path), start="2025-09-01", end="2025-10-10", wf="1/1/1", epochs="50")
+        screen = await _walk_forward_form(pilot, es_1m_path, epochs="50")
         screen.query_one("#model").value = "checkpoint.pt"
         await pilot.press("enter")
         await pilot.pause()
