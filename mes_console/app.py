@@ -198,7 +198,9 @@ class MesConsoleApp(App, inherit_bindings=False):
         if hasattr(signal, "SIGHUP") and not self.is_headless:
             # A dropped SSH terminal: leave through run_console's safe policy.
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_hangup)
-        self.install_screen(BacktestScreen(self.runtime, self.settings.backtest.fill_model), name="backtest")
+        tc = self.settings.training
+        self.install_screen(BacktestScreen(self.runtime, self.settings.backtest.fill_model,
+                                           f"{tc.train_months}/{tc.val_months}/{tc.test_months}"), name="backtest")
         self.install_screen(TrainingScreen(self.runtime, self.settings.training.arch,
                                            self.settings.training.epochs), name="train")
         self.install_screen(OptimizeScreen(self.settings), name="optimize")

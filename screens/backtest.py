@@ -48,8 +48,8 @@ class BacktestScreen(JobScreen):
     BacktestScreen #trades { height: 1fr; }
     BacktestScreen #wfbox { height: 1fr; display: none; }
     BacktestScreen #folds { height: auto; }
-    BacktestScreen #start, BacktestScreen #end { width: 14; }
-    BacktestScreen #fill { width: 16; }
+    BacktestScreen #start, BacktestScreen #end { width: 15; }
+    BacktestScreen #fill { width: 17; }
     BacktestScreen #limits { height: auto; max-height: 3; text-wrap: nowrap; text-overflow: ellipsis; }
     """
     BINDINGS = [Binding("ctrl+s", "stop", "Stop")]
@@ -59,10 +59,12 @@ class BacktestScreen(JobScreen):
     BUSY = "a backtest is already running"
     STOPPING = "stopping the walk-forward…"
 
-    def __init__(self, runtime: RuntimeCommands, default_fill: str = "conservative") -> None:
+    def __init__(self, runtime: RuntimeCommands, default_fill: str = "conservative", windows: str = "6/1/1") -> None:
         super().__init__()
         self.runtime = runtime
         self.default_fill = default_fill
+        self.windows = windows
+        """The walk-fwd field's suggestion: ``[training]`` train/val/test months."""
         self.result: BacktestResult | None = None
         self.stoppable = False
         self.walk_forward: WalkForwardRun | None = None
@@ -73,7 +75,7 @@ class BacktestScreen(JobScreen):
             [*field("Data", "demo", id="data", tooltip="a bars parquet file, or demo (generated)"),
              *field("Model", "baseline", id="model", tooltip="a checkpoint or baseline; walk-forward: an "
                     "architecture (mlp, lstm, hybrid, transformer) or baseline = [training] arch"),
-             *field("Walk-fwd", "off", id="wf", suggester=SuggestFromList(("off", "6/1/1")),
+             *field("Walk-fwd", "off", id="wf", suggester=SuggestFromList(("off", self.windows)),
                     tooltip="off, or train/val/test months (e.g. 6/1/1): one model per fold, "
                     "backtested on its out-of-sample window, and the go-live check")],
             [*field("From", "2025-03-03", id="start"), *field("To", "2025-03-14", id="end"),
