@@ -166,6 +166,11 @@ class JobScreen(ContainedScreen):
         self.stop_flag.clear()
         self.start(params)
 
+    def on_unmount(self) -> None:
+        """The App is ending: stop the work (a walk-forward's process is killed at once; a study
+        ends after its running trial) so that nothing runs on unseen."""
+        self.stop_flag.set()
+
     def action_stop(self) -> None:
         """Ask the running work to stop (it ends at its next check of ``stop_flag``)."""
         if self.running():

@@ -5,6 +5,8 @@ shows a row per fold, the go-live table and the stitched equity, and ctrl+s stop
 
 from __future__ import annotations
 
+import asyncio
+
 from engine.runtime.work import ARCHS
 from mes_console.app import MesConsoleApp
 from screens.backtest import BacktestScreen, fold_window
@@ -117,8 +119,25 @@ async def test_walk_forward_stops_on_ctrl_s_and_bad_fields_are_refused(es_1m_pat
         await pilot.pause()
         assert str(screen.query_one("#status").render()).startswith("stopped")
         assert screen.walk_forward is None and screen.result is None
+        assert _work_processes() == []
         await pilot.press("ctrl+k")
         assert audit_actions(rt)[-1] == "halt"
+        await pilot.press("enter")  # run again, then leave the console while it trains
+        await _wait_status(pilot, screen, lambda t: "training: epoch" in t)
+        assert len(_work_processes()) == 1
+    for _ in range(50):  # the App's end stops the work: its process does not run on unseen
+        if not _work_processes():
+            break
+        await asyncio.sleep(0.1)
+    assert _work_processes() == []
+
+
+def _work_processes() -> list:
+    """Live child processes of this test that run console work (engine.runtime.work)."""
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and "_child_main" in " ".join(p.cmdline())]
 
 
 def _plain(renderable) -> str:
