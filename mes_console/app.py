@@ -57,6 +57,7 @@ from mes_console.widgets.render import money as money_text
 from screens.backtest import BacktestScreen
 from screens.confirm import ConfirmScreen, TypeToConfirmScreen
 from screens.help import HelpScreen
+from screens.jobs import JobScreen
 from screens.optimize import OptimizeScreen
 from screens.quit import QuitScreen
 from screens.training import TrainingScreen
@@ -118,9 +119,9 @@ class MesConsoleApp(App, inherit_bindings=False):
         Binding("p", "pause", "Pause", id="pause"),
         Binding("f", "flatten", "Flat", id="flatten"),
         Binding("ctrl+r", "reset", "Reset", id="reset"),
-        Binding("b", "backtest", "Backtest", id="backtest"),
-        Binding("t", "train", "Train", id="train"),
-        Binding("o", "optimize", "Optimize", show=False, id="optimize"),
+        Binding("b", "open_screen('backtest')", "Backtest", id="backtest"),
+        Binding("t", "open_screen('train')", "Train", id="train"),
+        Binding("o", "open_screen('optimize')", "Optimize", show=False, id="optimize"),
         Binding("l", "log_level", "Logs", show=False, id="log_level"),
         # priority: "?" opens help even when a form field has focus (it is never valid input there)
         Binding("question_mark", "help", "Help", priority=True, id="help"),
@@ -184,8 +185,8 @@ class MesConsoleApp(App, inherit_bindings=False):
             ("Pause / resume", f"stop or restart new entries ({ui.key_pause})", "pause"),
             ("Flatten", f"close the position at market, asks y/n ({ui.key_flatten})", "flatten"),
             ("Reset halt", f"lift a halt, type {RESET_PHRASE} ({ui.key_reset})", "reset"),
-            ("Backtest screen", f"run a backtest ({ui.key_backtest})", "backtest"),
-            ("Training screen", f"train a model ({ui.key_train})", "train"),
+            ("Backtest screen", f"run a backtest or a walk-forward ({ui.key_backtest})", "open_screen('backtest')"),
+            ("Training screen", f"train a model ({ui.key_train})", "open_screen('train')"),
             ("Log level", "cycle the log pane's level filter (l)", "log_level"),
             ("Help", "the keys in force (?)", "help"),
             ("Quit", f"quit, asks what to do with an open position ({ui.key_quit})", "quit_session"),
@@ -197,7 +198,9 @@ class MesConsoleApp(App, inherit_bindings=False):
         if hasattr(signal, "SIGHUP") and not self.is_headless:
             # A dropped SSH terminal: leave through run_console's safe policy.
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_hangup)
-        self.install_screen(BacktestScreen(self.runtime, self.settings.backtest.fill_model), name="backtest")
+        tc = self.settings.training
+        self.install_screen(BacktestScreen(self.runtime, self.settings.backtest.fill_model,
+                                           f"{tc.train_months}/{tc.val_months}/{tc.test_months}"), name="backtest")
         self.install_screen(TrainingScreen(self.runtime, self.settings.training.arch,
                                            self.settings.training.epochs), name="train")
         self.install_screen(OptimizeScreen(self.settings), name="optimize")
@@ -302,7 +305,7 @@ class MesConsoleApp(App, inherit_bindings=False):
         screen = self.screen if self.screen_stack else None
         if isinstance(screen, ConfirmScreen) and screen.refresh_text is not None and screen.is_mounted:
             screen.query_one("#question", Static).update(screen.refresh_text(snap))
-        for name in ("backtest", "train"):
+        for name in ("backtest", "train", "optimize"):
             try:
                 screen = self.get_screen(name)
             except KeyError:
@@ -369,23 +372,16 @@ class MesConsoleApp(App, inherit_bindings=False):
         reason = "" if snap is None else snap.risk.reason
         self.push_screen(TypeToConfirmScreen(f"[b]Reset the halt?[/b] Reason: {reason}", RESET_PHRASE), done)
 
-    def _switch(self, name: str) -> None:
+    def action_open_screen(self, name: str) -> None:
+        """Show the installed job screen ``name`` (backtest, train, optimize); from another job
+        screen it replaces that one (the stack stays main + one)."""
         current = self.screen
         target = self.get_screen(name)
         if current is target:
             return
-        if isinstance(current, (BacktestScreen, TrainingScreen, OptimizeScreen)):
+        if isinstance(current, JobScreen):
             self.pop_screen()
         self.push_screen(name)
-
-    def action_backtest(self) -> None:
-        self._switch("backtest")
-
-    def action_train(self) -> None:
-        self._switch("train")
-
-    def action_optimize(self) -> None:
-        self._switch("optimize")
 
     def action_help(self) -> None:
         ui = self.settings.ui

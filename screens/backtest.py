@@ -1,140 +1,102 @@
-"""Backtest launcher (R-UI-3): choose data, date range, model and fill model; run off the UI
-thread with progress; show the metrics table, the equity curve and the trade list.
+"""Backtest launcher (R-UI-3, R-BT-4): choose data, date range, model, fill model and the
+strategy's parameters; run off the UI thread with progress; show the metrics table, the equity
+curve and the trade list.
 
-The run goes through ``RuntimeCommands.run_backtest`` in a thread worker
-(``exit_on_error=False``): progress arrives as coalesced messages, errors as a notification,
-and the session keeps running meanwhile."""
+With the walk-forward switch on (``Walk-fwd`` = train/val/test months, e.g. ``6/1/1``; ``off`` = a
+plain backtest) the run is ``backtest --walk-forward``: per fold the fold's model (``[training]
+arch``, or the Model field when it names an architecture) is trained and its out-of-sample test
+window backtested (:meth:`RuntimeCommands.run_walk_forward`, a separate process); progress per
+fold; ctrl+s stops it. The screen then shows a row per fold (test window, trades, net $, Sharpe),
+the R-BT-4 go-live table with each criterion passed or failed, and the stitched out-of-sample
+equity.
+
+The run goes through ``RuntimeCommands`` in a thread worker (``exit_on_error=False``, see
+:class:`screens.jobs.JobScreen`): progress arrives as coalesced messages, errors as a
+notification, and the session keeps running meanwhile."""
 
 from __future__ import annotations
-
-from datetime import date
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
-from textual.message import Message
+from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import SuggestFromList
-from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
-from textual.worker import Worker, WorkerState
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, ProgressBar, Static
 
-from mes_console.widgets.contain import ContainedScreen, SafePlot
-from mes_console.widgets.panes import HeaderBar
-from engine.runtime.snapshot import BacktestParams, BacktestResult, Progress, RuntimeCommands
+from engine.runtime.snapshot import BacktestParams, BacktestResult, RuntimeCommands, WalkForwardRun
+from engine.runtime.work import ARCHS, WorkStopped
+from mes_console.widgets.contain import SafePlot
 from mes_console.widgets.render import ny_time
+from screens.jobs import (
+    FORM_CSS, FormInput, JobScreen, LongWorkProgress, field, parse_day, parse_number, parse_windows,
+)
+
+__all__ = ["BacktestScreen", "FILL_MODELS", "FORM_CSS", "FormInput", "LongWorkProgress", "parse_day"]
 
 FILL_MODELS = ("conservative", "optimistic", "realistic")
 
-FORM_CSS = """
-.form { height: auto; }
-.form Label { width: auto; padding: 0 1 0 0; }
-.form Input { border: none; height: 1; width: 1fr; margin: 0 1 0 0; background: $boost; }
-.form Input:focus { border: none; background: $accent 30%; text-style: bold; }
-#status { height: 1; }
-ProgressBar { height: 1; }
-"""
 
-
-class FormInput(Input):
-    """A form field where ``?`` opens the help instead of being typed (no field of these forms
-    takes a "?"; Textual drops the App's printable-key bindings while a text field has focus)."""
-
-    async def _on_key(self, event) -> None:
-        if event.key == "question_mark":
-            event.stop()
-            event.prevent_default()
-            await self.app.run_action("help")
-            return
-        await super()._on_key(event)
-
-
-class LongWorkProgress(Message):
-    """Progress of a backtest or training run; a newer one replaces a queued older one."""
-
-    def __init__(self, progress: Progress) -> None:
-        super().__init__()
-        self.progress = progress
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, LongWorkProgress)
-
-
-def _number(text: str, field: str, kind: type):
-    """A form number, or None when empty (= the session's setting); ValueError names the field."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return kind(text)
-    except ValueError:
-        raise ValueError(f"{field}: {text!r} is not a number") from None
-
-
-def parse_day(text: str, field: str) -> date | None:
-    """``YYYY-MM-DD`` → date; empty → None. Raises ValueError naming the field."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{field}: {text!r} is not a date (YYYY-MM-DD)") from None
-
-
-class BacktestScreen(ContainedScreen):
-    """Enter in any field runs the backtest; escape goes back to the session."""
+class BacktestScreen(JobScreen):
+    """Enter in any field runs the backtest; escape goes back to the session; ctrl+s stops a
+    walk-forward."""
 
     DEFAULT_CSS = FORM_CSS + """
-    BacktestScreen #results { height: 1fr; }
+    BacktestScreen #results { height: 1fr; min-height: 6; }
     BacktestScreen #metrics { width: 30; height: 100%; }
     BacktestScreen #equity { width: 1fr; height: 100%; }
     BacktestScreen #trades { height: 1fr; }
+    BacktestScreen #wfbox { height: 1fr; display: none; }
+    BacktestScreen #folds { height: auto; }
+    BacktestScreen #start, BacktestScreen #end { width: 15; }
+    BacktestScreen #fill { width: 17; }
     BacktestScreen #limits { height: auto; max-height: 3; text-wrap: nowrap; text-overflow: ellipsis; }
     """
-    BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+g", "run", "Run")]
+    BINDINGS = [Binding("ctrl+s", "stop", "Stop")]
+    GROUP = "backtest"
+    HEADING = "[b]Backtest[/b]  enter runs, ctrl+s stops, esc back"
+    READY = "ready: enter runs"
+    BUSY = "a backtest is already running"
+    STOPPING = "stopping the walk-forward…"
 
-    def __init__(self, runtime: RuntimeCommands, default_fill: str = "conservative") -> None:
+    def __init__(self, runtime: RuntimeCommands, default_fill: str = "conservative", windows: str = "6/1/1") -> None:
         super().__init__()
         self.runtime = runtime
         self.default_fill = default_fill
+        self.windows = windows
+        """The walk-fwd field's suggestion: ``[training]`` train/val/test months."""
         self.result: BacktestResult | None = None
+        self.stoppable = False
+        self.walk_forward: WalkForwardRun | None = None
+        """The last walk-forward's folds and go-live table (None after a plain backtest)."""
 
-    def compose(self) -> ComposeResult:
-        yield HeaderBar(id="header")
-        yield Static("[b]Backtest[/b]  enter runs, esc back", id="title")
-        with Horizontal(classes="form"):
-            yield Label("Data")
-            yield FormInput("demo", id="data", tooltip="a bars parquet file, or demo (generated)")
-            yield Label("Model")
-            yield FormInput("baseline", id="model")
-        with Horizontal(classes="form"):
-            yield Label("From")
-            yield FormInput("2025-03-03", id="start")
-            yield Label("To")
-            yield FormInput("2025-03-14", id="end")
-            yield Label("Fill")
-            yield FormInput(self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS))
-        with Horizontal(classes="form"):
-            yield Label("Max stop t")
-            yield FormInput("", id="stop", placeholder="cfg", tooltip="[stops] max_stop_ticks; empty = settings")
-            yield Label("R:R")
-            yield FormInput("", id="rr", placeholder="cfg", tooltip="[stops] reward_risk 1-3; empty = settings")
-            yield Label("Conf")
-            yield FormInput("", id="conf", placeholder="cfg", tooltip="[signal] min_confidence; empty = settings")
-            yield Label("Research")
-            yield FormInput("off", id="research", suggester=SuggestFromList(("on", "off")),
-                            tooltip="on: record account-level halts and resume at the next RTH open")
-        yield ProgressBar(total=1, show_eta=False, id="progress")
-        yield Static("ready: enter runs", id="status")
+    def form(self) -> list[list[Widget]]:
+        return [
+            [*field("Data", "demo", id="data", tooltip="a bars parquet file, or demo (generated)"),
+             *field("Model", "baseline", id="model", tooltip="a checkpoint or baseline; walk-forward: an "
+                    "architecture (mlp, lstm, hybrid, transformer) or baseline = [training] arch"),
+             *field("Walk-fwd", "off", id="wf", suggester=SuggestFromList(("off", self.windows)),
+                    tooltip="off, or train/val/test months (e.g. 6/1/1): one model per fold, "
+                    "backtested on its out-of-sample window, and the go-live check")],
+            [*field("From", "2025-03-03", id="start"), *field("To", "2025-03-14", id="end"),
+             *field("Fill", self.default_fill, id="fill", suggester=SuggestFromList(FILL_MODELS)),
+             *field("Epochs", "", id="epochs", placeholder="cfg",
+                    tooltip="walk-forward: maximum epochs per fold model; empty = [training] epochs")],
+            [*field("Max stop t", "", id="stop", placeholder="cfg", tooltip="[stops] max_stop_ticks; empty = settings"),
+             *field("R:R", "", id="rr", placeholder="cfg", tooltip="[stops] reward_risk 1-3; empty = settings"),
+             *field("Conf", "", id="conf", placeholder="cfg", tooltip="[signal] min_confidence; empty = settings"),
+             *field("Research", "off", id="research", suggester=SuggestFromList(("on", "off")),
+                    tooltip="on: record account-level halts and resume at the next RTH open")],
+        ]
+
+    def results(self) -> ComposeResult:
         yield Static("", id="limits")
         with Horizontal(id="results"):
             yield DataTable(id="metrics", show_cursor=False)
             yield SafePlot(id="equity")
+        with VerticalScroll(id="wfbox"):
+            yield Static("", id="folds")
         yield DataTable(id="trades", cursor_type="row")
-        yield Footer()
-
-    def on_screen_resume(self) -> None:
-        self.query_one(HeaderBar).snapshot = getattr(self.app, "snapshot", None)
 
     def on_mount(self) -> None:
         self.query_one("#metrics", DataTable).add_columns("metric", "value")
@@ -153,58 +115,72 @@ class BacktestScreen(ContainedScreen):
         research = self.query_one("#research", Input).value.strip().lower() or "off"
         if research not in ("on", "off"):
             raise ValueError(f"research: {research!r} is not on or off")
+        wf, tr, va, te = parse_windows(self.query_one("#wf", Input).value)
+        model = self.query_one("#model", Input).value.strip() or "baseline"
+        if wf and model not in ARCHS + ("baseline",):
+            raise ValueError(f"model: {model!r}: a walk-forward trains its own model per fold; give an "
+                             f"architecture ({', '.join(ARCHS)}) or baseline for [training] arch")
+        epochs = parse_number(self.query_one("#epochs", Input).value, "epochs", int)
+        if epochs is not None and epochs < 1:
+            raise ValueError(f"epochs: {epochs}: a whole number ≥ 1")
         return BacktestParams(
             data=self.query_one("#data", Input).value.strip() or "demo",
             start=parse_day(self.query_one("#start", Input).value, "from"),
             end=parse_day(self.query_one("#end", Input).value, "to"),
-            model=self.query_one("#model", Input).value.strip() or "baseline",
+            model=model,
             fill_model=fill,
-            max_stop_ticks=_number(self.query_one("#stop", Input).value, "max stop ticks", int),
-            reward_risk=_number(self.query_one("#rr", Input).value, "R:R", float),
-            min_confidence=_number(self.query_one("#conf", Input).value, "confidence", float),
+            max_stop_ticks=parse_number(self.query_one("#stop", Input).value, "max stop ticks", int),
+            reward_risk=parse_number(self.query_one("#rr", Input).value, "R:R", float),
+            min_confidence=parse_number(self.query_one("#conf", Input).value, "confidence", float),
             research=research == "on",
+            walk_forward=(tr, va, te) if wf else None,
+            epochs=epochs,
         )
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_run()
-
-    def action_run(self) -> None:
-        if any(w.is_running for w in self.workers if w.group == "backtest"):
-            self.notify("a backtest is already running", severity="warning")
-            return
-        try:
-            params = self.params()
-        except ValueError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.query_one("#status", Static).update(f"running {params.data} {params.start}..{params.end}")
+    def start(self, params: BacktestParams) -> None:
+        kind = f"walk-forward {'/'.join(map(str, params.walk_forward))} " if params.walk_forward else ""
+        self.query_one("#status", Static).update(f"running {kind}{params.data} {params.start}..{params.end}")
         bar = self.query_one("#progress", ProgressBar)
         bar.display = True
         bar.update(total=1, progress=0)
-        self._run(params)
+        self.stoppable = params.walk_forward is not None
+        if params.walk_forward:
+            self._run_walk_forward(params)
+        else:
+            self._run(params)
+
+    def action_stop(self) -> None:
+        if self.running() and not self.stoppable:
+            self.notify("a plain backtest cannot be stopped; it ends in seconds", severity="warning")
+            return
+        super().action_stop()
 
     @work(thread=True, exit_on_error=False, group="backtest", exclusive=False)
     def _run(self, params: BacktestParams) -> BacktestResult:
         return self.runtime.run_backtest(params, lambda p: self.post_message(LongWorkProgress(p)))
+
+    @work(thread=True, exit_on_error=False, group="backtest", exclusive=False)
+    def _run_walk_forward(self, params: BacktestParams) -> WalkForwardRun | None:
+        """The walk-forward in its own process (this thread only relays); None when stopped."""
+        try:
+            return self.runtime.run_walk_forward(params, lambda p: self.post_message(LongWorkProgress(p)),
+                                                 self.stop_flag)
+        except WorkStopped:
+            return None
 
     def on_long_work_progress(self, message: LongWorkProgress) -> None:
         p = message.progress
         self.query_one("#progress", ProgressBar).update(total=p.total, progress=p.done)
         self.query_one("#status", Static).update(f"{p.done}/{p.total} {p.message}")
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "backtest":
+    def show(self, result: BacktestResult | WalkForwardRun | None) -> None:
+        if result is None:
+            self.query_one("#status", Static).update("stopped: the walk-forward was ended before its last fold")
             return
-        if event.state == WorkerState.SUCCESS:
-            self.show(event.worker.result)
-        elif event.state == WorkerState.ERROR:
-            err = event.worker.error
-            self.query_one("#status", Static).update(f"FAILED: {err}")
-            self.notify(f"backtest failed: {err}", severity="error", timeout=8)
-
-    def show(self, result: BacktestResult) -> None:
-        self.result = result
+        wf = result if isinstance(result, WalkForwardRun) else None
+        result = wf.backtest if wf is not None else result
+        assert isinstance(result, BacktestResult)
+        self.result, self.walk_forward = result, wf
         m = self.query_one("#metrics", DataTable)
         m.clear()
         for name, value in result.metrics:
@@ -213,6 +189,7 @@ class BacktestScreen(ContainedScreen):
         plot = self.query_one("#equity", SafePlot)
         plt = plot.plt
         plt.clear_data()
+        plt.title(f"out-of-sample equity $, {len(wf.folds)} folds stitched" if wf else "equity $ by exit date")
         if result.trades:
             # x = days since the first entry (engine time), so a quiet week looks quiet
             t0 = result.trades[0].entry_ns
@@ -225,6 +202,15 @@ class BacktestScreen(ContainedScreen):
         for tr in result.trades:
             t.add_row(ny_time(tr.entry_ns, "%Y-%m-%d %H:%M"), tr.side, tr.size, f"{tr.entry_price:.2f}",
                       f"{tr.exit_price:.2f}", f"{tr.pnl_usd:+.2f}", tr.reason)
+        t.display = wf is None
+        self.query_one("#wfbox").display = wf is not None
+        if wf is not None:
+            self.query_one("#folds", Static).update(walk_forward_tables(wf))
+            failed = sum(not c.passed for c in wf.go_live)
+            verdict = "PASS" if wf.go_live_pass else f"NO ({failed} of {len(wf.go_live)} criteria failed)"
+            self.query_one("#status", Static).update(
+                f"done: {len(wf.folds)} folds, {len(result.trades)} trades · go live: {verdict}")
+            return
         path = result.report_path
         if len(path) > 52:  # one status line at 80 columns: keep the file name end
             path = "…" + path[-51:]
@@ -252,5 +238,48 @@ class BacktestScreen(ContainedScreen):
         widget.update(text)
         widget.display = bool(keep)
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
+
+def walk_forward_tables(wf: WalkForwardRun):
+    """The folds (test window, trades, net $ after costs, Sharpe, out-of-sample accuracy), the
+    stitched total and the R-BT-4 go-live table with each criterion passed or failed, as rich
+    renderables that wrap to the screen's width (80 columns included)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    folds = Table(title="walk-forward folds (out-of-sample)", box=None, padding=(0, 1), title_justify="left",
+                  title_style="bold")
+    for col in ("fold", "test window (UTC)", "trades", "net $", "Sharpe", "acc"):
+        folds.add_column(col, justify="left" if col.startswith("test") else "right", no_wrap=True)
+    for f in wf.folds:
+        folds.add_row(str(f.fold), fold_window(f.start_ns, f.end_ns), str(f.trades), f"{f.net_pnl:+,.2f}",
+                      f"{f.sharpe:.2f}", f"{100 * f.accuracy:.1f}%")
+    m = dict(wf.backtest.metrics)
+    if wf.folds:
+        folds.add_row("all", fold_window(wf.folds[0].start_ns, wf.folds[-1].end_ns), m.get("trades", "0"),
+                      m.get("net_pnl", "0.00"), m.get("sharpe", "0.00"),
+                      f"{100 * float(m['oos_accuracy']):.1f}%" if "oos_accuracy" in m else "", style="bold")
+    gate = Table(title="go-live check (R-BT-4)", box=None, padding=(0, 1), title_justify="left",
+                 title_style="bold")
+    gate.add_column("criterion", no_wrap=True)
+    gate.add_column("value", ratio=1)
+    gate.add_column("threshold")
+    gate.add_column("result", no_wrap=True)
+    for c in wf.go_live:
+        gate.add_row(c.criterion, c.value, c.threshold,
+                     Text("pass", style="bold green") if c.passed else Text("FAIL", style="bold red"))
+    verdict = Text("go live: PASS" if wf.go_live_pass else "go live: NO, at least one criterion failed",
+                   style="bold")
+    parts = [folds, Text(""), gate, verdict]
+    if wf.note:
+        parts.append(Text(wf.note, style="dim"))
+    return Group(*parts)
+
+
+def fold_window(start_ns: int, end_ns: int) -> str:
+    """A test window ``[start, end)`` of bar open times as ``2025-09-19 21:59→09-26 21:59`` (UTC;
+    the end's year only when it differs)."""
+    import pandas as pd
+
+    a, b = pd.Timestamp(int(start_ns), tz="UTC"), pd.Timestamp(int(end_ns), tz="UTC")
+    return f"{a:%Y-%m-%d %H:%M}→{b:%m-%d %H:%M}" if a.year == b.year else f"{a:%Y-%m-%d %H:%M}→{b:%Y-%m-%d %H:%M}"

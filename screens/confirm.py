@@ -8,8 +8,10 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from mes_console.widgets.contain import ContainedModal
+from textual.screen import ScreenResultType
 from textual.widgets import Input, Static
+
+from mes_console.widgets.contain import ContainedModal
 
 def modal_css(name: str, width: int = 60) -> str:
     """CSS centring a modal's single Vertical box (DEFAULT_CSS is scoped to the class)."""
@@ -18,7 +20,19 @@ def modal_css(name: str, width: int = 60) -> str:
             "padding: 0 1; background: $surface; }\n")
 
 
-class ConfirmScreen(ContainedModal[bool]):
+class BoxModal(ContainedModal[ScreenResultType]):
+    """A modal whose content is one centred box (:func:`modal_css`) of the widgets
+    :meth:`box` yields."""
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield from self.box()
+
+    def box(self) -> ComposeResult:
+        raise NotImplementedError
+
+
+class ConfirmScreen(BoxModal[bool]):
     """Question with single-key answers: ``y`` → True, ``n``/escape → False."""
 
     DEFAULT_CSS = modal_css("ConfirmScreen")
@@ -35,16 +49,15 @@ class ConfirmScreen(ContainedModal[bool]):
         """Optional ``snapshot → question`` the App calls on every new snapshot, so the question
         never shows a position that has changed meanwhile."""
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(self.question, id="question")
-            yield Static("[b]y[/b] yes    [b]n[/b] / [b]esc[/b] no")
+    def box(self) -> ComposeResult:
+        yield Static(self.question, id="question")
+        yield Static("[b]y[/b] yes    [b]n[/b] / [b]esc[/b] no")
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
 
 
-class TypeToConfirmScreen(ContainedModal[str | None]):
+class TypeToConfirmScreen(BoxModal[str | None]):
     """Asks the operator to type ``phrase``; dismisses with the typed text on Enter (the caller
     passes it to the runtime, which checks it) or None on escape."""
 
@@ -56,12 +69,11 @@ class TypeToConfirmScreen(ContainedModal[str | None]):
         self.prompt = prompt
         self.phrase = phrase
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(self.prompt)
-            yield Static(f"Type [b]{self.phrase}[/b] and press Enter (esc cancels):")
-            # no placeholder: under NO_COLOR a dim "RESET" would look like text already typed
-            yield Input(id="phrase")
+    def box(self) -> ComposeResult:
+        yield Static(self.prompt)
+        yield Static(f"Type [b]{self.phrase}[/b] and press Enter (esc cancels):")
+        # no placeholder: under NO_COLOR a dim "RESET" would look like text already typed
+        yield Input(id="phrase")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -10,21 +10,17 @@ halt key is a priority binding and works on this screen too.
 from __future__ import annotations
 
 import math
-import threading
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar, Static
-from textual.worker import Worker, WorkerState
-from textual_plotext import PlotextPlot
+from textual.widget import Widget
+from textual.widgets import Button, DataTable, Input, ProgressBar, Static
 
-from mes_console.widgets.panes import HeaderBar
-from screens.backtest import FORM_CSS
+from mes_console.widgets.contain import SafePlot
+from screens.jobs import FORM_CSS, JobScreen, field
 
 SAMPLERS = ("tpe", "random", "grid")
 
@@ -37,50 +33,40 @@ class StudyProgress(Message):
         self.event = event
 
 
-class OptimizeScreen(Screen):
+class OptimizeScreen(JobScreen):
     DEFAULT_CSS = FORM_CSS + """
     OptimizeScreen #plot { height: 1fr; }
     OptimizeScreen #table { height: 8; }
     OptimizeScreen #stop { min-width: 8; }
     """
-    BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+g", "run", "Run"),
-                Binding("ctrl+s", "stop", "Stop")]
+    BINDINGS = [Binding("ctrl+s", "stop", "Stop")]
+    GROUP = "optimize"
+    HEADING = "[b]Optimize[/b]  enter runs, ctrl+s stops, esc back"
+    BUSY = "a study is already running"
+    STOPPING = "stopping after the running trial…"
 
     def __init__(self, settings, data: str = "") -> None:
         super().__init__()
         self.settings = settings
         self.default_data = data
-        self.stop_flag = threading.Event()
         self.values: list[tuple[int, float]] = []
         self.result: dict | None = None
 
-    def compose(self) -> ComposeResult:
+    def form(self) -> list[list[Widget]]:
         oc = self.settings.optimize
-        yield HeaderBar(id="header")
-        yield Static("[b]Optimize[/b]  enter runs, ctrl+s stops, esc back", id="title")
-        with Horizontal(classes="form"):
-            yield Label("Data")
-            yield Input(self.default_data, id="data", placeholder="bars file (parquet/CSV/DBN)")
-            yield Label("Sampler")
-            yield Input(oc.sampler, id="sampler", suggester=SuggestFromList(SAMPLERS))
-        with Horizontal(classes="form"):
-            yield Label("Trials")
-            yield Input(str(oc.trials), id="trials")
-            yield Label("Study")
-            yield Input("", id="study", placeholder="optimize-<file>")
-            yield Button("Stop", id="stop", variant="error", disabled=True)
-        yield ProgressBar(total=None, show_eta=False, id="progress")
-        yield Static("ready", id="status")
-        yield PlotextPlot(id="plot")
-        yield DataTable(id="table", show_cursor=False)
-        yield Footer()
+        return [[*field("Data", self.default_data, id="data", placeholder="bars file (parquet/CSV/DBN)"),
+                 *field("Sampler", oc.sampler, id="sampler", suggester=SuggestFromList(SAMPLERS))],
+                [*field("Trials", str(oc.trials), id="trials"),
+                 *field("Study", "", id="study", placeholder="optimize-<file>"),
+                 Button("Stop", id="stop", variant="error", disabled=True)]]
 
-    def on_screen_resume(self) -> None:
-        self.query_one(HeaderBar).snapshot = getattr(self.app, "snapshot", None)
+    def results(self) -> ComposeResult:
+        yield SafePlot(id="plot")
+        yield DataTable(id="table", show_cursor=False)
 
     def on_mount(self) -> None:
         self.query_one("#table", DataTable).add_columns("trial", "value", "best so far")
-        self.query_one("#plot", PlotextPlot).plt.title("objective per trial")
+        self.query_one("#plot", SafePlot).plt.title("objective per trial")
         self.query_one("#data", Input).focus()
 
     def params(self) -> dict:
@@ -96,37 +82,16 @@ class OptimizeScreen(Screen):
         return {"data": data, "sampler": sampler, "trials": int(tr),
                 "study": self.query_one("#study", Input).value.strip() or None}
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_run()
-
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "stop":
             self.action_stop()
 
-    def running(self) -> bool:
-        return any(w.is_running for w in self.workers if w.group == "optimize")
-
-    def action_run(self) -> None:
-        if self.running():
-            self.notify("a study is already running", severity="warning")
-            return
-        try:
-            p = self.params()
-        except ValueError as exc:
-            self.notify(str(exc), severity="error")
-            return
+    def start(self, p: dict) -> None:
         self.values.clear()
-        self.stop_flag.clear()
         self.query_one("#table", DataTable).clear()
         self.query_one("#stop", Button).disabled = False
         self.query_one("#status", Static).update(f"starting a {p['sampler']} study on {p['data']}")
         self._run(p)
-
-    def action_stop(self) -> None:
-        if self.running():
-            self.stop_flag.set()
-            self.query_one("#status", Static).update("stopping after the running trial…")
 
     @work(thread=True, exit_on_error=False, group="optimize")
     def _run(self, p: dict) -> dict:
@@ -157,7 +122,7 @@ class OptimizeScreen(Screen):
         self._plot()
 
     def _plot(self) -> None:
-        plot = self.query_one("#plot", PlotextPlot)
+        plot = self.query_one("#plot", SafePlot)
         plt = plot.plt
         plt.clear_data()
         pts = [(n, v) for n, v in self.values if v > -1e8]  # trials with too few trades are left out
@@ -170,24 +135,15 @@ class OptimizeScreen(Screen):
             plt.plot([n for n, _ in pts], best, marker="braille", label="best so far")
         plot.refresh()
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "optimize":
-            return
-        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            self.query_one("#stop", Button).disabled = True
-        status = self.query_one("#status", Static)
-        if event.state == WorkerState.SUCCESS:
-            r = self.result = event.worker.result
-            h = r["holdout"]["metrics"]
-            status.update(f"done: best {r['best']['params']} · held out net {h['net_pnl']:,.2f} $ over "
-                          f"{h['trades']} trades · DSR {r['dsr']['dsr']:.2f} · PBO {r['pbo']['pbo']:.2f} · "
-                          f"config {r['config']}")
-        elif event.state == WorkerState.ERROR:
-            status.update(f"FAILED: {event.worker.error}")
-            self.notify(f"optimize failed: {event.worker.error}", severity="error", timeout=8)
+    def ended(self) -> None:
+        self.query_one("#stop", Button).disabled = True
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
+    def show(self, r: dict) -> None:
+        self.result = r
+        h = r["holdout"]["metrics"]
+        self.query_one("#status", Static).update(
+            f"done: best {r['best']['params']} · held out net {h['net_pnl']:,.2f} $ over {h['trades']} trades · "
+            f"DSR {r['dsr']['dsr']:.2f} · PBO {r['pbo']['pbo']:.2f} · config {r['config']}")
 
 
 def _fmt(v: float) -> str:

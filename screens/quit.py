@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
-from mes_console.widgets.contain import ContainedModal
 from textual.widgets import Static
 
-from screens.confirm import modal_css
+from screens.confirm import BoxModal, modal_css
 
 
-class QuitScreen(ContainedModal[str | None]):
+class QuitScreen(BoxModal[str | None]):
     """Dismisses with ``"flatten"``, ``"keep_protected"`` or None (cancel).
 
     With an open position the operator must choose: ``f`` flatten then quit, ``k`` keep the
@@ -30,15 +28,14 @@ class QuitScreen(ContainedModal[str | None]):
         self.position_text = position_text
         self.has_position = has_position
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static("[b]Quit the session?[/b]")
-            yield Static(self.position_text)
-            if self.has_position:
-                yield Static("[b]f[/b] flatten and quit\n[b]k[/b] keep position protected (OCO stays at "
-                             "the broker) and quit\n[b]esc[/b] cancel")
-            else:
-                yield Static("[b]y[/b] quit    [b]esc[/b] cancel")
+    def box(self) -> ComposeResult:
+        yield Static("[b]Quit the session?[/b]")
+        yield Static(self.position_text)
+        if self.has_position:
+            yield Static("[b]f[/b] flatten and quit\n[b]k[/b] keep position protected (OCO stays at "
+                         "the broker) and quit\n[b]esc[/b] cancel")
+        else:
+            yield Static("[b]y[/b] quit    [b]esc[/b] cancel")
 
     def action_choose(self, policy: str | None) -> None:
         if policy == "keep_protected" and not self.has_position:

@@ -9,42 +9,26 @@ import math
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.suggester import SuggestFromList
-from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
-from textual.worker import Worker, WorkerState
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, ProgressBar, Static
 
-from mes_console.widgets.contain import ContainedScreen, SafePlot
-from mes_console.widgets.panes import HeaderBar
 from engine.runtime.snapshot import RuntimeCommands, TrainingParams, TrainingResult
-from screens.backtest import FORM_CSS, FormInput, LongWorkProgress
+from engine.runtime.work import ARCHS
+from mes_console.widgets.contain import SafePlot
+from screens.jobs import FORM_CSS, JobScreen, LongWorkProgress, field, parse_windows
 
-ARCHS = ("mlp", "lstm", "hybrid", "transformer")
-
-
-def parse_windows(text: str) -> tuple[bool, int, int, int]:
-    """``"6/1/1"`` → walk-forward train/val/test months; ``"none"`` → one split (6/1/1).
-    Raises ValueError with the expected form."""
-    text = text.strip().lower()
-    if text in ("none", "off", "no", ""):
-        return False, 6, 1, 1
-    parts = text.split("/")
-    try:
-        a, b, c = (int(x) for x in parts)
-    except ValueError:
-        raise ValueError(f"walk-forward: {text!r}: expected train/val/test months like 6/1/1, or none") from None
-    if min(a, b, c) < 1:
-        raise ValueError(f"walk-forward: {text!r}: every window must be ≥ 1 month")
-    return True, a, b, c
+__all__ = ["ARCHS", "TrainingScreen", "parse_windows"]
 
 
-class TrainingScreen(ContainedScreen):
+class TrainingScreen(JobScreen):
     DEFAULT_CSS = FORM_CSS + """
     TrainingScreen #curves { height: 1fr; }
     TrainingScreen #results { height: 7; }
     """
-    BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+g", "run", "Run")]
+    GROUP = "training"
+    HEADING = "[b]Training[/b]  enter runs, esc back"
+    BUSY = "training is already running"
 
     def __init__(self, runtime: RuntimeCommands, arch: str = "mlp", epochs: int = 20) -> None:
         super().__init__()
@@ -54,27 +38,14 @@ class TrainingScreen(ContainedScreen):
         self.history: list[tuple[int, float, float, float]] = []
         self.result: TrainingResult | None = None
 
-    def compose(self) -> ComposeResult:
-        yield HeaderBar(id="header")
-        yield Static("[b]Training[/b]  enter runs, esc back", id="title")
-        with Horizontal(classes="form"):
-            yield Label("Arch")
-            yield FormInput(self.default_arch, id="arch", suggester=SuggestFromList(ARCHS))
-            yield Label("Data")
-            yield FormInput("demo", id="data")
-        with Horizontal(classes="form"):
-            yield Label("Walk-fwd")
-            yield FormInput("6/1/1", id="wf")
-            yield Label("Epochs")
-            yield FormInput(str(self.default_epochs), id="epochs")
-        yield ProgressBar(total=None, show_eta=False, id="progress")
-        yield Static("ready", id="status")
+    def form(self) -> list[list[Widget]]:
+        return [[*field("Arch", self.default_arch, id="arch", suggester=SuggestFromList(ARCHS)),
+                 *field("Data", "demo", id="data")],
+                [*field("Walk-fwd", "6/1/1", id="wf"), *field("Epochs", str(self.default_epochs), id="epochs")]]
+
+    def results(self) -> ComposeResult:
         yield SafePlot(id="curves")
         yield DataTable(id="results", show_cursor=False)
-        yield Footer()
-
-    def on_screen_resume(self) -> None:
-        self.query_one(HeaderBar).snapshot = getattr(self.app, "snapshot", None)
 
     def on_mount(self) -> None:
         self.query_one("#results", DataTable).add_columns("result", "value")
@@ -92,19 +63,7 @@ class TrainingScreen(ContainedScreen):
         return TrainingParams(arch=arch, data=self.query_one("#data", Input).value.strip() or "demo",
                               walk_forward=wf, train_months=tr, val_months=va, test_months=te, epochs=int(ep))
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_run()
-
-    def action_run(self) -> None:
-        if any(w.is_running for w in self.workers if w.group == "training"):
-            self.notify("training is already running", severity="warning")
-            return
-        try:
-            params = self.params()
-        except ValueError as exc:
-            self.notify(str(exc), severity="error")
-            return
+    def start(self, params: TrainingParams) -> None:
         self.history.clear()
         self.query_one("#status", Static).update(f"training {params.arch} on {params.data}")
         self._run(params)
@@ -142,15 +101,6 @@ class TrainingScreen(ContainedScreen):
         plt.xlabel("epoch (all folds)")
         plot.refresh()
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "training":
-            return
-        if event.state == WorkerState.SUCCESS:
-            self.show(event.worker.result)
-        elif event.state == WorkerState.ERROR:
-            self.query_one("#status", Static).update(f"FAILED: {event.worker.error}")
-            self.notify(f"training failed: {event.worker.error}", severity="error", timeout=8)
-
     def show(self, result: TrainingResult) -> None:
         self.result = result
         if result.history:  # the complete curves (live progress messages are coalesced)
@@ -165,6 +115,3 @@ class TrainingScreen(ContainedScreen):
         bar = self.query_one("#progress", ProgressBar)
         bar.update(total=bar.total or 1, progress=bar.total or 1)
         self.query_one("#status", Static).update("done: " + (result.checkpoint_path or "no checkpoint saved"))
-
-    def action_back(self) -> None:
-        self.app.pop_screen()

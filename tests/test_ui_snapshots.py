@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from mes_console.app import MesConsoleApp
-from tests.ui_support import make_session, open_position, ui_settings
+from tests.ui_support import make_session, open_position, ui_settings, walk_forward_settings
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -39,31 +39,39 @@ def test_main_screen_position_halted(snap_compare, size):
     assert snap_compare(MesConsoleApp(rt, ui_settings()), terminal_size=size)
 
 
-def test_backtest_screen(snap_compare):
+def _fill_and_run(key: str, **fields):
+    """A ``run_before`` that opens the screen of ``key``, fills ``fields`` (id → text), runs it
+    and waits for the result, with no focus left (a blinking cursor would make the picture
+    timing-dependent)."""
     async def run(pilot):
-        await pilot.press("b")
+        await pilot.press(key)
         screen = pilot.app.screen
-        screen.query_one("#end").value = "2025-03-07"
+        for k, v in fields.items():
+            screen.query_one(f"#{k}").value = v
         await pilot.press("enter")
         await screen.workers.wait_for_complete()
-        screen.set_focus(None)  # a blinking text cursor would make the picture timing-dependent
+        screen.set_focus(None)
         await pilot.pause(0.3)
 
-    assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=(80, 24), run_before=run)
+    return run
+
+
+def test_backtest_screen(snap_compare):
+    assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=(80, 24),
+                        run_before=_fill_and_run("b", end="2025-03-07"))
+
+
+def test_backtest_screen_walk_forward(snap_compare):
+    """The walk-forward switch on generated data (deterministic: seeded market and models): the
+    fold rows, the go-live table and the stitched out-of-sample equity at 120×40."""
+    s = walk_forward_settings()
+    run = _fill_and_run("b", start="2025-02-03", end="2025-03-14", wf="1/1/1", epochs="1")
+    assert snap_compare(MesConsoleApp(make_session(s), s), terminal_size=(120, 40), run_before=run)
 
 
 def test_training_screen(snap_compare):
-    async def run(pilot):
-        await pilot.press("t")
-        screen = pilot.app.screen
-        screen.query_one("#epochs").value = "2"
-        screen.query_one("#wf").value = "2/1/1"
-        await pilot.press("enter")
-        await screen.workers.wait_for_complete()
-        screen.set_focus(None)  # a blinking text cursor would make the picture timing-dependent
-        await pilot.pause(0.3)
-
-    assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=(80, 24), run_before=run)
+    assert snap_compare(MesConsoleApp(make_session(), ui_settings()), terminal_size=(80, 24),
+                        run_before=_fill_and_run("t", epochs="2", wf="2/1/1"))
 
 
 def test_too_small_terminal(snap_compare):

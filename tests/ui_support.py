@@ -41,6 +41,18 @@ def ui_settings(**ui) -> Settings:
     return s
 
 
+def walk_forward_settings() -> Settings:
+    """:func:`ui_settings` with a confidence gate that one-epoch fold models reach and the
+    bracket target (as the CLI's walk-forward test), so that a walk-forward's folds trade."""
+    from engine.config import RiskConfig, SignalConfig, TargetConfig
+
+    s = ui_settings()
+    return dataclasses.replace(
+        s, signal=dataclasses.replace(SignalConfig(), min_confidence=0.34),
+        risk=dataclasses.replace(RiskConfig(), confidence_multipliers=[[0.34, 1.0]]),
+        target=dataclasses.replace(TargetConfig(), kind="bracket", time_limit_bars=30))
+
+
 def make_session(settings: Settings | None = None, at: datetime = FIXED_NY,
                  gate: threading.Event | None = None) -> Session:
     """A real replay session over the generated market of 2025-03-03..05, stepped to ``at``,

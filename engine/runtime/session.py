@@ -49,6 +49,7 @@ from engine.runtime.snapshot import (
     RESET_PHRASE, BacktestParams, BacktestResult, BrokerView, EodView, HeaderView, LogLine,
     ModelView, OrderLegView, PositionView, ProgressCallback, QuoteView, RiskView,
     RuntimeCommandError, SessionEvent, SessionSnapshot, TrainingParams, TrainingResult,
+    WalkForwardRun,
 )
 
 if TYPE_CHECKING:
@@ -311,6 +312,12 @@ class SessionBase:
         from engine.runtime.work import run_training_for_console
 
         return run_training_for_console(self.settings, params, on_progress)
+
+    def run_walk_forward(self, params: BacktestParams, on_progress: ProgressCallback,
+                         stop: threading.Event | None = None) -> WalkForwardRun:
+        from engine.runtime.work import run_walk_forward_for_console
+
+        return run_walk_forward_for_console(self.settings, params, on_progress, stop=stop)
 
     # ------------------------------------------------------------------ engine thread
     def _apply_commands(self) -> None:

@@ -20,6 +20,7 @@ thread, and reports progress through the ``on_progress`` callback (called on tha
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Callable, Literal, Protocol, runtime_checkable
@@ -250,6 +251,12 @@ class BacktestParams:
     reward_risk: float | None = None
     min_confidence: float | None = None
     research: bool = False
+    walk_forward: tuple[int, int, int] | None = None
+    """Train/validation/test months of a walk-forward backtest (:meth:`RuntimeCommands.run_walk_forward`:
+    one model per fold, ``[training] arch`` or ``model`` when it names an architecture); None = a
+    plain backtest."""
+    epochs: int | None = None
+    """With ``walk_forward``: maximum epochs per fold model (None = ``[training] epochs``)."""
 
 
 @dataclass(frozen=True)
@@ -322,6 +329,48 @@ class TrainingResult:
     history: tuple[tuple[int, int, float, float, float], ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class FoldRow:
+    """One walk-forward fold: its number (from 1), the out-of-sample test window (bar open
+    times, UTC ns, ``[start_ns, end_ns)``), trades, net P&L in dollars after costs, Sharpe
+    (annualised, :func:`engine.backtest.metrics.compute_metrics`), max drawdown in dollars and
+    the model's out-of-sample accuracy (0-1)."""
+
+    fold: int
+    start_ns: int
+    end_ns: int
+    trades: int
+    net_pnl: float
+    sharpe: float
+    max_drawdown: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class GoLiveRow:
+    """One criterion of the R-BT-4 go-live check (:func:`engine.backtest.walkforward.go_live_check`):
+    name, measured value and threshold as text, passed or failed."""
+
+    criterion: str
+    value: str
+    threshold: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class WalkForwardRun:
+    """A walk-forward backtest (R-BT-4): ``backtest`` holds the stitched out-of-sample metrics,
+    the equity after each trade (dollars; the folds chained), every fold's trades and the limits;
+    ``folds`` one row per fold; ``go_live`` the criteria and ``go_live_pass`` their conjunction;
+    ``note`` the window plan (months, or days when the data is short)."""
+
+    backtest: BacktestResult
+    folds: tuple[FoldRow, ...]
+    go_live: tuple[GoLiveRow, ...]
+    go_live_pass: bool
+    note: str = ""
+
+
 ProgressCallback = Callable[[Progress], None]
 
 
@@ -376,6 +425,13 @@ class RuntimeCommands(Protocol):
 
     def run_training(self, params: TrainingParams, on_progress: ProgressCallback) -> TrainingResult:
         """Train a model (blocking; call from a worker thread). Raises on bad params/data."""
+        ...
+
+    def run_walk_forward(self, params: BacktestParams, on_progress: ProgressCallback,
+                         stop: threading.Event | None = None) -> WalkForwardRun:
+        """Walk-forward backtest (blocking; call from a worker thread): per fold train the
+        fold's model and backtest its test window. Setting ``stop`` ends it early (raises
+        ``engine.runtime.work.WorkStopped``). Raises on bad params/data."""
         ...
 
 

@@ -8,14 +8,19 @@ calling thread, so the console calls them from a worker thread. Progress is repo
 
 from __future__ import annotations
 
+import threading
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any, Callable
 
 from engine.config import Settings, resolve_dir
 from engine.runtime.snapshot import (
-    BacktestParams, BacktestResult, Progress, ProgressCallback, TradeRow, TrainingParams,
-    TrainingResult,
+    BacktestParams, BacktestResult, FoldRow, GoLiveRow, Progress, ProgressCallback, TradeRow, TrainingParams,
+    TrainingResult, WalkForwardRun,
 )
+
+ARCHS = ("mlp", "lstm", "hybrid", "transformer")
+"""Model architectures a walk-forward can train (:mod:`engine.ml.models`)."""
 
 
 def _bars_for(settings: Settings, data: str, start: date | None, end: date | None, seed: int):
@@ -32,8 +37,8 @@ def _bars_for(settings: Settings, data: str, start: date | None, end: date | Non
 
     from engine.data.gate import check_bars
 
-    bars = slice_dates(load_bars(Path(data).expanduser()), start and start.isoformat(),
-                       end and end.isoformat())
+    bars = slice_dates(load_bars(Path(data).expanduser()), start.isoformat() if start else None,
+                       end.isoformat() if end else None)
     # the validation gate of the CLI commands: DataError for non-finite prices, unsorted rows,
     # or (with [data] strict) any validation error
     return check_bars(bars, strict=settings.data.strict).bars
@@ -75,10 +80,15 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     eq = [res.starting_balance]
     for t in res.records:
         eq.append(eq[-1] + t.net_pnl)
-    rows = tuple(TradeRow(t.entry_ts, t.exit_ts, "LONG" if t.direction > 0 else "SHORT", t.contracts,
-                          t.entry_price, t.exit_price, t.net_pnl, t.exit_reason) for t in res.records)
+    rows = tuple(_trade_rows(res.records))
     on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net ${m.get('net_pnl', 0.0):,.2f}"))
     return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(summary_text(res).splitlines()))
+
+
+def _trade_rows(records) -> list[TradeRow]:
+    """Kernel trade records → the console's :class:`TradeRow` (P&L in dollars after costs)."""
+    return [TradeRow(t.entry_ts, t.exit_ts, "LONG" if t.direction > 0 else "SHORT", t.contracts,
+                     t.entry_price, t.exit_price, t.net_pnl, t.exit_reason) for t in records]
 
 
 def _with_params(settings: Settings, params: BacktestParams) -> Settings:
@@ -103,8 +113,17 @@ def _with_params(settings: Settings, params: BacktestParams) -> Settings:
     return dataclasses.replace(settings, stops=stops, signal=signal)
 
 
-class TrainingFailed(RuntimeError):
-    """The training process reported an error (its one-line description) or died."""
+class WorkFailed(RuntimeError):
+    """The work process (training, walk-forward backtest) reported an error (its one-line
+    description) or died."""
+
+
+TrainingFailed = WorkFailed
+"""The name the training screen and its tests know."""
+
+
+class WorkStopped(RuntimeError):
+    """The operator stopped the work (its ``stop`` event was set); its process was ended."""
 
 
 def run_training_for_console(settings: Settings, params: TrainingParams,
@@ -112,13 +131,41 @@ def run_training_for_console(settings: Settings, params: TrainingParams,
     """Walk-forward (or single-fold) training; the checkpoint goes to the models dir. Progress:
     one :class:`Progress` per epoch with train/validation loss and validation accuracy.
 
-    By default the training runs in a separate process (``multiprocessing`` spawn) so that its
-    Python work never competes for the GIL with the live session's engine thread or the
-    console's UI thread (architecture §7); this call blocks its own (worker) thread, relaying
-    the child's progress to ``on_progress``. ``in_process=True`` trains on the calling thread.
-    Raises :class:`TrainingFailed` with the child's error, or when the child dies."""
+    By default the training runs in a separate process (:func:`_in_child`) so that its Python
+    work never competes for the GIL with the live session's engine thread or the console's UI
+    thread (architecture §7); this call blocks its own (worker) thread, relaying the child's
+    progress to ``on_progress``. ``in_process=True`` trains on the calling thread.
+    Raises :class:`WorkFailed` with the child's error, or when the child dies."""
     if in_process:
         return _train_for_console(settings, params, on_progress)
+    return _in_child("train", settings, params, on_progress)
+
+
+def run_walk_forward_for_console(settings: Settings, params: BacktestParams, on_progress: ProgressCallback,
+                                 *, stop: threading.Event | None = None,
+                                 in_process: bool = False) -> WalkForwardRun:
+    """``backtest --walk-forward`` for the console: per fold train the fold's model
+    (:func:`engine.backtest.walkforward.model_walk_forward`, windows ``params.walk_forward``
+    months, scaled to days on short data) and backtest its out-of-sample test window; stitched
+    equity, per-fold rows and the R-BT-4 go-live table.
+
+    Progress: ``total`` = 2 × folds (each fold trained, then each fold backtested), ``fold`` /
+    ``folds`` set. Runs in a separate process like the training (``in_process=True``: on the
+    calling thread); ``stop`` set → the process is ended and :class:`WorkStopped` raised.
+    Raises :class:`WorkFailed` (bad data, data too short for one fold, bad parameter)."""
+    if params.walk_forward is None:
+        raise ValueError("run_walk_forward_for_console: params.walk_forward is None (a plain backtest)")
+    if in_process:
+        return _walk_forward_for_console(settings, params, on_progress)
+    return _in_child("walk_forward", settings, params, on_progress, stop)
+
+
+def _in_child(job: str, settings: Settings, params, on_progress: ProgressCallback,
+              stop: threading.Event | None = None):
+    """Run ``_JOBS[job](settings, params, progress)`` in a child Python process and relay its
+    progress to ``on_progress`` on this thread; return its result. ``stop`` set → the child is
+    killed and :class:`WorkStopped` raised. Raises :class:`WorkFailed` with the child's error,
+    or when it dies."""
     import os
     import pickle
     import subprocess
@@ -128,27 +175,33 @@ def run_training_for_console(settings: Settings, params: TrainingParams,
     # A plain subprocess (not multiprocessing): the console's terminal driver replaces
     # sys.stderr, which multiprocessing's resource tracker needs as a real file descriptor.
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-c", "from engine.runtime.work import _training_main; "
-                                 "_training_main()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-c", "from engine.runtime.work import _child_main; "
+                                 "_child_main()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=err, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        assert proc.stdin is not None and proc.stdout is not None  # both are pipes
+        if stop is not None:
+            threading.Thread(target=_kill_on_stop, args=(proc, stop), daemon=True,
+                             name=f"{job}-stop").start()
         try:
-            proc.stdin.write(pickle.dumps((settings, params)))
+            proc.stdin.write(pickle.dumps((job, settings, params)))
             proc.stdin.close()
             while True:
                 try:
                     kind, payload = pickle.load(proc.stdout)
                 except EOFError:
                     proc.wait(10)
+                    if stop is not None and stop.is_set():
+                        raise WorkStopped("stopped by the operator") from None
                     err.seek(0)
                     tail = " ".join(err.read().decode(errors="replace").split()[-40:])
-                    raise TrainingFailed(f"the training process ended without a result (exit code "
-                                         f"{proc.returncode}){': ' + tail if tail else ''}") from None
+                    raise WorkFailed(f"the {job.replace('_', '-')} process ended without a result "
+                                     f"(exit code {proc.returncode}){': ' + tail if tail else ''}") from None
                 if kind == "progress":
                     on_progress(payload)
                 elif kind == "result":
                     return payload
                 else:
-                    raise TrainingFailed(payload)
+                    raise WorkFailed(payload)
         finally:
             if proc.poll() is None:
                 try:
@@ -157,8 +210,16 @@ def run_training_for_console(settings: Settings, params: TrainingParams,
                     proc.kill()
 
 
-def _training_main() -> None:
-    """Entry point of the training process: (settings, params) pickled on stdin; progress, then
+def _kill_on_stop(proc, stop: threading.Event) -> None:
+    """Kill ``proc`` as soon as ``stop`` is set (checked every 0.2 s while it runs)."""
+    while proc.poll() is None:
+        if stop.wait(0.2):
+            proc.kill()
+            return
+
+
+def _child_main() -> None:
+    """Entry point of the work process: (job, settings, params) pickled on stdin; progress, then
     one ``result`` or ``error``, pickled on the original stdout (anything the libraries print
     goes to stderr instead)."""
     import os
@@ -167,14 +228,14 @@ def _training_main() -> None:
 
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    settings, params = pickle.load(sys.stdin.buffer)
+    job, settings, params = pickle.load(sys.stdin.buffer)
 
     def send(kind: str, payload) -> None:
         pickle.dump((kind, payload), out)
         out.flush()
 
     try:
-        send("result", _train_for_console(settings, params, lambda p: send("progress", p)))
+        send("result", _JOBS[job](settings, params, lambda p: send("progress", p)))
     except BaseException as exc:  # reported to the console, never lost
         send("error", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
 
@@ -229,4 +290,93 @@ def _train_for_console(settings: Settings, params: TrainingParams,
     return TrainingResult(tuple(rows[:14]), str(rep.checkpoint), tuple(history))
 
 
-__all__ = ["TrainingFailed", "run_backtest_for_console", "run_training_for_console"]
+def _walk_forward_for_console(settings: Settings, params: BacktestParams,
+                              on_progress: ProgressCallback) -> WalkForwardRun:
+    import dataclasses
+
+    from engine.backtest.walkforward import model_walk_forward
+    from engine.ml.training import TrainParams
+
+    assert params.walk_forward is not None
+    arch = params.model if params.model in ARCHS else settings.training.arch
+    if params.model not in ARCHS + ("", "baseline"):
+        raise ValueError(f"model: {params.model!r}: a walk-forward trains its own model per fold; give an "
+                         f"architecture ({', '.join(ARCHS)}) or baseline for [training] arch")
+    settings = _with_params(settings, params)
+    tr_m, va_m, te_m = params.walk_forward
+    settings = dataclasses.replace(
+        settings, training=dataclasses.replace(settings.training, train_months=tr_m, val_months=va_m,
+                                               test_months=te_m),
+        backtest=dataclasses.replace(settings.backtest, research=params.research))
+    on_progress(Progress(0, 1, "loading bars"))
+    bars = _bars_for(settings, params.data, params.start, params.end, params.seed)
+    n_folds, note = 1, ""
+
+    def progress(ev: dict) -> None:
+        nonlocal n_folds, note
+        k, n = ev.get("event"), n_folds
+        if k == "plan":
+            n_folds, note = max(1, int(ev["folds"])), str(ev.get("note", ""))
+            on_progress(Progress(0, 2 * n_folds, note, folds=n_folds))
+        elif k == "epoch":
+            f = int(ev["fold"])
+            on_progress(Progress(f, 2 * n, f"fold {f + 1}/{n} training: epoch {ev['epoch']}/{ev['epochs']} "
+                                 f"val loss {float(ev['val_loss']):.3f}", fold=f, folds=n))
+        elif k == "fold_done":
+            f = int(ev["fold"])
+            on_progress(Progress(f + 1, 2 * n, f"fold {f + 1}/{n} trained: test acc {ev['test_acc']:.3f}",
+                                 fold=f, folds=n))
+        elif k == "backtest_fold":
+            d = int(ev["done"])
+            on_progress(Progress(n + d, 2 * n, f"fold {d}/{n} backtested", fold=d - 1, folds=n))
+
+    r = model_walk_forward(bars, settings, arch=arch, params=TrainParams.from_config(settings.training,
+                                                                                       epochs=params.epochs),
+                           fill_model=params.fill_model, on_progress=progress)
+    training: Any = r.training  # engine.ml.training.WalkForwardTraining
+    folds = tuple(FoldRow(int(fr.fold.number) + 1, int(fr.fold.test.start), int(fr.fold.test.end),
+                          int(fm["trades"]), float(fm["net_pnl"]), float(fm["sharpe"]),
+                          float(fm["max_drawdown"]), float(fr.metrics["accuracy"]))
+                  for fm, fr in zip(r.wf.fold_metrics, training.folds))
+    checks = tuple(GoLiveRow(name, _check_value(c["value"]), str(c["threshold"]), bool(c["pass"]))
+                   for name, c in r.go_live["checks"].items())
+    m = r.wf.metrics or {}
+    records = [t for res in r.wf.folds for t in res.records]
+    eq = [float(settings.account.starting_capital)]
+    for t in records:
+        eq.append(eq[-1] + t.net_pnl)
+    keys = ("net_pnl", "trades", "win_rate", "profit_factor", "expectancy", "sharpe", "calmar",
+            "max_drawdown", "commission", "slippage")
+    metrics = tuple((k, _fmt(m[k])) for k in keys if k in m) + (("oos_accuracy", f"{r.oos_accuracy:.3f}"),)
+    lines = [x for res in r.wf.folds for x in _limit_lines(res) if x.startswith(("halted ", "research mode"))]
+    limits = tuple(dict.fromkeys(lines)) or ("no account-level halt in any fold",)
+    bt = BacktestResult(metrics, tuple(eq), tuple(_trade_rows(records)), "", limits)
+    on_progress(Progress(2 * n_folds, 2 * n_folds, f"done: {len(records)} trades, net ${m.get('net_pnl', 0.0):,.2f}",
+                         folds=n_folds))
+    return WalkForwardRun(bt, folds, checks, bool(r.go_live["pass"]), note)
+
+
+def _check_value(v) -> str:
+    """A go-live value as the CLI's table writes it: the limits dict as ``all`` or what was
+    not exercised, a float to 3 decimals, a per-fold list as its items."""
+    if isinstance(v, dict):
+        missing = [k for k, ok in v.items() if not ok]
+        return "all" if not missing else "not exercised: " + ", ".join(missing)
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    if isinstance(v, list):
+        return " ".join(str(x) for x in v)
+    return str(v)
+
+
+def _limit_lines(res) -> list[str]:
+    from engine.backtest.report import summary_text
+
+    return summary_text(res).splitlines()
+
+
+_JOBS: dict[str, Callable[[Settings, Any, ProgressCallback], Any]] = {"train": _train_for_console, "walk_forward": _walk_forward_for_console}
+"""The work a child process can run (:func:`_child_main`)."""
+
+__all__ = ["TrainingFailed", "WorkFailed", "WorkStopped", "run_backtest_for_console", "run_training_for_console",
+           "run_walk_forward_for_console"]

@@ -1,0 +1,148 @@
+"""Pilot tests of the backtest screen's walk-forward switch (issue 16 item 5, R-BT-4) on the real
+replay session and real ES bars: per fold a model is trained and its out-of-sample window
+backtested in a separate process while the UI stays responsive (the halt key works), the screen
+shows a row per fold, the go-live table and the stitched equity, and ctrl+s stops a run."""
+
+from __future__ import annotations
+
+import asyncio
+
+from engine.runtime.work import ARCHS
+from mes_console.app import MesConsoleApp
+from screens.backtest import BacktestScreen, fold_window
+from tests.ui_support import audit_actions, make_session, walk_forward_settings
+
+CRITERIA = ["sharpe", "calmar", "oos_accuracy", "trades_per_fold", "risk_limits_exercised"]
+
+
+def _app():
+    """A real session and the console on :func:`walk_forward_settings`."""
+    s = walk_forward_settings()
+    rt = make_session(s)
+    return rt, MesConsoleApp(rt, s)
+
+
+async def _walk_forward_form(pilot, es_1m_path, epochs: str) -> BacktestScreen:
+    """Open the backtest screen with the walk-forward switch on (1/1/1 months, scaled to days on
+    these six weeks of real ES bars) and ``epochs`` per fold model."""
+    await pilot.press("b")
+    screen = pilot.app.screen
+    assert isinstance(screen, BacktestScreen)
+    _fill(screen, data=str(es_1m_path), start="2025-09-01", end="2025-10-10", wf="1/1/1", epochs=epochs)
+    return screen
+
+
+def _fill(screen, **fields) -> None:
+    for k, v in fields.items():
+        screen.query_one(f"#{k}").value = v
+    screen.query_one("#data").focus()
+
+
+async def _wait_status(pilot, screen, predicate, tries: int = 600) -> str:
+    for _ in range(tries):
+        await pilot.pause(0.1)
+        text = str(screen.query_one("#status").render())
+        if predicate(text):
+            return text
+    raise AssertionError(f"status never matched: {text!r}")
+
+
+def test_console_architectures_are_the_models():
+    from engine.ml.models import ARCHS as MODEL_ARCHS
+
+    assert ARCHS == MODEL_ARCHS
+
+
+async def test_walk_forward_switch_runs_folds_shows_go_live_and_halt_works(es_1m_path):
+    rt, app = _app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _walk_forward_form(pilot, es_1m_path, epochs="1")
+        await pilot.press("enter")
+        # progress per fold arrives while the folds train in their own process
+        await _wait_status(pilot, screen, lambda t: "fold 1/" in t)
+        assert screen.running()
+        await pilot.press("ctrl+k")  # the kill switch works meanwhile
+        assert rt.snapshot().header.trading_state == "HALTED" and audit_actions(rt)[-1] == "halt"
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        wf = screen.walk_forward
+        assert wf is not None, str(screen.query_one("#status").render())
+        assert len(wf.folds) >= 2
+        assert [c.criterion for c in wf.go_live] == CRITERIA
+        assert wf.go_live_pass == all(c.passed for c in wf.go_live)
+        trades = screen.result.trades
+        assert sum(f.trades for f in wf.folds) == len(trades) > 0
+        assert dict(screen.result.metrics)["trades"] == str(len(trades))
+        # each fold's net $ is the sum of its own out-of-sample trades (after costs)
+        for f in wf.folds:
+            own = [t.pnl_usd for t in trades if f.start_ns <= t.entry_ns < f.end_ns]
+            assert len(own) == f.trades and abs(sum(own) - f.net_pnl) < 0.01
+        assert abs(screen.result.equity[-1] - screen.result.equity[0] - sum(f.net_pnl for f in wf.folds)) < 0.01
+        trades_per_fold = next(c for c in wf.go_live if c.criterion == "trades_per_fold")
+        assert trades_per_fold.value == " ".join(str(f.trades) for f in wf.folds)
+        text = _plain(screen.query_one("#folds").content)
+        for c in wf.go_live:
+            assert c.criterion in text
+        assert text.count("FAIL") == sum(not c.passed for c in wf.go_live)
+        assert fold_window(wf.folds[0].start_ns, wf.folds[0].end_ns) in text and "go live:" in text
+        status = str(screen.query_one("#status").render())
+        assert status.startswith(f"done: {len(wf.folds)} folds, {len(trades)} trades · go live: ")
+        assert screen.query_one("#wfbox").display and not screen.query_one("#trades").display
+        # back to a plain backtest: the fold tables give way to the trade list
+        _fill(screen, data="demo", start="2025-03-03", end="2025-03-05", wf="off")
+        await pilot.press("enter")
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.walk_forward is None and screen.query_one("#trades").display
+        assert not screen.query_one("#wfbox").display
+        assert app.is_running
+
+
+async def test_walk_forward_stops_on_ctrl_s_and_bad_fields_are_refused(es_1m_path):
+    rt, app = _app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _walk_forward_form(pilot, es_1m_path, epochs="50")
+        screen.query_one("#model").value = "checkpoint.pt"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not screen.running()  # a walk-forward trains its own models: a checkpoint is refused
+        screen.query_one("#model").value = "mlp"
+        screen.query_one("#wf").value = "1/x/1"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not screen.running()
+        screen.query_one("#wf").value = "1/1/1"
+        await pilot.press("enter")
+        await _wait_status(pilot, screen, lambda t: "training: epoch" in t)
+        await pilot.press("ctrl+s")
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        assert str(screen.query_one("#status").render()).startswith("stopped")
+        assert screen.walk_forward is None and screen.result is None
+        assert _work_processes() == []
+        await pilot.press("ctrl+k")
+        assert audit_actions(rt)[-1] == "halt"
+        await pilot.press("enter")  # run again, then leave the console while it trains
+        await _wait_status(pilot, screen, lambda t: "training: epoch" in t)
+        assert len(_work_processes()) == 1
+    for _ in range(50):  # the App's end stops the work: its process does not run on unseen
+        if not _work_processes():
+            break
+        await asyncio.sleep(0.1)
+    assert _work_processes() == []
+
+
+def _work_processes() -> list:
+    """Live child processes of this test that run console work (engine.runtime.work)."""
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and "_child_main" in " ".join(p.cmdline())]
+
+
+def _plain(renderable) -> str:
+    from rich.console import Console
+
+    c = Console(width=120, record=True, color_system=None)
+    c.print(renderable)
+    return c.export_text()
