@@ -42,7 +42,8 @@ def test_live_session_takes_its_broker_from_the_factory(tmp_path) -> None:
 
     def factory(settings, wall, alerts, gateway_url):
         seen.append((settings, gateway_url))
-        return object()   # unconnected: nothing is called on it before start-up
+        # the ProjectX adapter, built but not connected: nothing is called on it before start-up
+        return compose.projectx_connection(settings, wall, alerts, gateway_url or "http://127.0.0.1:9")
 
     sess = compose.live_session(s, mode="paper", model=None, json_report=None, gateway_url="http://127.0.0.1:9",
                                 state_dir=tmp_path, connect=factory)
@@ -62,4 +63,15 @@ def test_live_session_takes_its_broker_from_the_factory(tmp_path) -> None:
 def test_live_session_refuses_a_bad_mode_and_names_it(tmp_path) -> None:
     with pytest.raises(SessionError, match="replay"):
         compose.live_session(_live_settings(tmp_path), mode="replay", model=None, json_report=None,
-                             gateway_url=None, connect=lambda *a: object())
+                             gateway_url=None, connect=lambda s, w, a, g: compose.projectx_connection(s, w, a, "http://127.0.0.1:9"))
+
+
+def test_the_default_factory_is_the_projectx_connection_adapter(tmp_path) -> None:
+    from engine.broker.projectx.connection import ProjectXConnection
+
+    sess = compose.live_session(_live_settings(tmp_path), mode="paper", model=None, json_report=None,
+                                gateway_url="http://127.0.0.1:9", state_dir=tmp_path)
+    try:
+        assert isinstance(sess.broker, ProjectXConnection)   # built, not connected: no network here
+    finally:
+        sess.alerts.close(1.0)
