@@ -139,12 +139,8 @@ class StreamingBarPath:
     def __init__(self, clock: BarClock, venue: BarVenue, kernel: TradingKernel, signals: SignalSource,
                  market: MarketSource, timed_risk: Any, bar_ns: int, *, modelled_spread: bool = True,
                  before_step: Callable[[Any], None] | None = None) -> None:
-        self.clock = clock
-        self.venue = venue
-        self.kernel = kernel
-        self.signals = signals
-        self.market = market
-        self.timed_risk = timed_risk
+        self.clock, self.venue, self.kernel = clock, venue, kernel
+        self.signals, self.market, self.timed_risk = signals, market, timed_risk
         self.bar_ns = int(bar_ns)
         self.modelled_spread = bool(modelled_spread)
         self.before_step = before_step

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.backtest.runner import prepare_market, run_backtest, slice_dates
+from engine import compose
+from engine.backtest.runner import run_backtest, slice_dates
 from engine.calendar import calendar_for
 from engine.config import Settings
 from engine.data import load_bars
+from engine.market.inputs import prepare_market
 from engine.runtime.market_state import MarketState
 from engine.runtime.session import Session, SessionConfig, make_signal_source
 from engine.runtime.snapshot import RuntimeCommandError, RuntimeCommands
@@ -36,8 +38,8 @@ def _key(trades):
              round(t.net_pnl, 9), t.exit_reason) for t in trades]
 
 
-def test_streaming_market_state_equals_backtest_arrays(es_1m_path) -> None:
-    bars = slice_dates(load_bars(es_1m_path), "2025-02-24", "2025-03-14")  # spans the March DST change
+def _stream_equals_batch(bars) -> None:
+    """The streaming market state (one bar at a time) gives the batch inputs bit for bit."""
     s = Settings()
     mk = prepare_market(bars, s, "conservative")
     cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]))
@@ -46,15 +48,29 @@ def test_streaming_market_state_equals_backtest_arrays(es_1m_path) -> None:
             for i in range(len(bars))]
     for name, arr in (("atr", mk.atr), ("atr_normal", mk.atr_normal), ("phase", mk.phase),
                       ("is_rth", mk.is_rth), ("in_session", mk.in_session), ("day", mk.day),
-                      ("close_ts", mk.close_ts), ("spread", mk.spread)):
+                      ("close_ts", mk.close_ts), ("spread", mk.spread), ("avg_volume", mk.avg_volume)):
         got = np.array([getattr(r, name) for r in rows])
         assert np.array_equal(got, arr, equal_nan=True), name
+    # the float inputs are defined on thousands of bars (past the normal ATR's 20 days) (the comparison is not NaN against NaN)
+    for arr in (mk.atr, mk.atr_normal, mk.spread) + ((mk.avg_volume,) if bars.has_volume else ()):
+        assert np.isfinite(arr).sum() > 5000
+
+
+def test_streaming_market_state_equals_backtest_arrays(es_1m_path) -> None:
+    _stream_equals_batch(slice_dates(load_bars(es_1m_path), "2025-02-03", "2025-03-21"))  # the March DST change
+
+
+def test_streaming_market_state_equals_batch_with_volume(topstepx_path) -> None:
+    bars = slice_dates(load_bars(topstepx_path), "2025-09-01", "2025-11-03")  # with volume; the November DST change
+    assert bars.has_volume
+    _stream_equals_batch(bars)
 
 
 def test_replay_equals_backtest_trade_for_trade(week) -> None:
+    # both modes built by the composition root (engine.compose), as the CLI builds them
     s = Settings()
-    bt = run_backtest(week, BreakoutBaseline().signals(week), s)
-    sess = Session(s, week, make_signal_source(s, week, None), SessionConfig())
+    bt = compose.backtest(week, BreakoutBaseline(lookback=s.backtest.baseline_lookback).signals(week), s)
+    sess = compose.replay(s, week)
     assert sess.run() == 0
     assert len(bt.records) >= 10
     assert _key(sess.kernel.trades) == _key(bt.records)

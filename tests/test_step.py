@@ -62,3 +62,44 @@ def test_no_bar_venue_does_nothing_per_bar_and_passes_everything_else() -> None:
     v = NoBarVenue(Broker())
     assert v.process_bar(7) is None
     assert v.place() == 1 and v.placed == 1
+
+
+def test_streaming_path_order_hook_spread_and_records() -> None:
+    from types import SimpleNamespace
+
+    from engine.step import StreamingBarPath
+
+    calls: list = []
+
+    class Signals:
+        def update(self, ts, o, h, l, c, v):
+            calls.append("signals")
+            return 1, 0.9, 2, 5, 7
+
+    class Market:
+        def update(self, ts, h, l, c, v):
+            calls.append("market")
+            return SimpleNamespace(atr=2.0, is_rth=True, in_session=True, phase=0, day=9, atr_normal=2.5,
+                                   avg_volume=float("nan"), spread=1.0)
+
+    class Kernel:
+        last_equity = 1234.5
+
+        def process_bar(self, i):
+            calls.append("venue")
+
+        def step(self, b):
+            calls.append(("kernel", b.close_ts, b.direction, b.spread))
+
+    k, clock = Kernel(), SimClock(0)
+    for modelled, spread in ((True, 1.0), (False, None)):
+        calls.clear()
+        p = StreamingBarPath(clock if modelled else FollowClock(LiveClock()), k, k, Signals(), Market(),
+                             SimpleNamespace(elapsed=0), 60 * NS, modelled_spread=modelled,
+                             before_step=lambda m: calls.append("hook"))
+        bar = p.step(0, 0 if modelled else 60 * NS, 1.0, 2.0, 0.5, 1.5, 10.0, None, None)
+        close = 60 * NS if modelled else 120 * NS
+        assert calls[:4] == ["signals", "market", "hook", "venue"] and calls[4][:3] == ("kernel", close, 1)
+        assert calls[4][3] == spread if modelled else calls[4][3] != calls[4][3]   # NaN: unknown live
+        assert p.last_signal == (1, 0.9, 2) and p.last_bar is bar and p.equity == [1234.5]
+        assert len(p.timings) == 1 and (p.timings[0].features, p.timings[0].inference) == (5, 7)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.calendar import CmeCalendar
-from engine.market.inputs import normal_window, wilder_update  # the batch's rules, one definition each
+from engine.market.inputs import NORMAL_ATR_DAYS, normal_window, wilder_update  # the batch's rules, one definition each
+from engine.market.spread import spread_ticks_one
 
 
 class _TrailingMean:
@@ -106,12 +107,8 @@ class MarketState:
         slot = int(ny_sec) // self._bar_s
         tm = self._atr_tod.get(slot)
         if tm is None:
-            from engine.market.inputs import NORMAL_ATR_DAYS
-
             tm = self._atr_tod[slot] = _TrailingMean(NORMAL_ATR_DAYS)
         atr_norm = tm.update(atr)
-        from engine.market.spread import spread_ticks_one
-
         sp = spread_ticks_one(bool(is_rth), atr, atr_norm, *self._spread_args)
         if sp > self._spread_hyst[0] or sp <= self._spread_hyst[1]:
             self._spread_last = sp

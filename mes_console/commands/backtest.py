@@ -49,7 +49,7 @@ def backtest(
 
     from engine.backtest.metrics import compute_metrics
     from engine.backtest.report import _clean, halts_doc, summary_text, write_report
-    from engine.backtest.runner import run_backtest
+    from engine import compose
     from engine.venue.sim import FILL_MODELS
 
     s = settings_from(ctx, config)
@@ -106,7 +106,7 @@ def backtest(
         except Exception as exc:
             fail(f"strategy {strat.name}: {exc}", code=EXIT_UNREADABLE)
         prog.update(task, description="backtest", completed=0)
-        res = run_backtest(bars, sig, s, fill_model=fill, fast=not bar_by_bar, strategy_name=strat.name,
+        res = compose.backtest(bars, sig, s, fill_model=fill, fast=not bar_by_bar, strategy_name=strat.name,
                            progress=lambda i, n: prog.update(task, completed=i), research=research)
     m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
     paths = write_report(res, out, m) if out is not None else {}

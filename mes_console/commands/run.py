@@ -12,7 +12,6 @@ traded); 4 stopped by SIGINT/SIGTERM after an orderly shutdown.
 from __future__ import annotations
 
 import sys
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Optional
 
@@ -21,10 +20,6 @@ import typer
 from mes_console.commands.common import EXIT_USAGE, fail, settings_from
 from mes_console.commands.drive import run_headless, run_tui
 from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
-
-DEMO_START = date(2025, 11, 3)
-DEMO_END = date(2025, 11, 7)
-
 
 def _parse_speed(text: str) -> float | None:
     if text.lower() == "max":
@@ -42,32 +37,19 @@ def _parse_speed(text: str) -> float | None:
 def build_replay_session(settings, *, data: Path | None, start: str | None, end: str | None,
                          speed: float | None, model: Path | None, report: Path | None,
                          ring=None, seed: int = 0, mode_label: str = "replay", bars=None):
-    """Load (or generate) the bars, the signal source and the :class:`Session`. Raises
-    ``engine`` errors with messages naming the file or checkpoint. ``bars`` given (already
-    through the validation gate and sliced) are used instead of loading ``data``."""
-    from engine.backtest.runner import slice_dates
-    from engine.runtime.session import Session, SessionConfig, make_signal_source
+    """The replay :class:`Session`, built by the composition root (:mod:`engine.compose`): its
+    market-data source (``data`` sliced to ``start``..``end``, or the generated market) and the
+    session. Raises ``engine`` errors with messages naming the file or checkpoint. ``bars``
+    given (already through the validation gate and sliced) are used instead of loading ``data``."""
+    from engine import compose
 
     pace_from = 0
-    if bars is not None:
-        pass
-    elif data is None:
-        from engine.calendar import RTH_OPEN_NY, ny_to_ns
-        from engine.market import generate_bars
-
-        d0 = date.fromisoformat(start) if start else DEMO_START
-        d1 = date.fromisoformat(end) if end else (d0 + timedelta(days=4) if start else DEMO_END)
-        bars = generate_bars(d0, d1, seed=seed, symbol=settings.instrument.symbol)
-        # Warm up over the overnight session at full speed; pace from 09:25 NY of the first day.
-        pace_from = ny_to_ns(d0, RTH_OPEN_NY) - 5 * 60 * 1_000_000_000
-        mode_label = "demo"
-    else:
-        from engine.data import load_bars
-
-        bars = slice_dates(load_bars(data), start, end)
-    src = make_signal_source(settings, bars, model)
-    cfg = SessionConfig(mode=mode_label, speed=speed, report_path=report, pace_from_ns=pace_from)
-    return Session(settings, bars, src, cfg, ring=ring)
+    if bars is None:
+        bars, pace_from, label = compose.replay_bars(settings, data=data, start=start, end=end, seed=seed)
+        if label == "demo":
+            mode_label = label
+    return compose.replay(settings, bars, model=model, speed=speed, report=report, ring=ring,
+                          pace_from_ns=pace_from, mode_label=mode_label)
 
 
 def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[Path] = None,

@@ -36,30 +36,14 @@ LIVE_REFUSED = ("--mode live trades real money: headless it needs the explicit f
 def build_live_session(settings, *, mode: str, model: Optional[Path], json_report: Optional[Path],
                        gateway_url: Optional[str], ring=None, state_dir: Optional[Path] = None,
                        **cfg_overrides):
-    """The :class:`LiveSession` for ``mode`` on its (unconnected) broker connection: the
-    ProjectX adapter (:class:`engine.broker.projectx.connection.ProjectXConnection`, the only
-    adapter so far; chosen here, not in the session). ``gateway_url`` → exchange clock;
-    otherwise the configured API on the wall clock. Raises
+    """The (unstarted) :class:`LiveSession` for ``mode``, built by the composition root
+    (:func:`engine.compose.live_session`: the ProjectX connection; ``gateway_url`` → exchange
+    clock, otherwise the configured API on the wall clock). Raises
     :class:`engine.runtime.session.SessionError` / ``ValueError`` naming the problem."""
-    from engine.alerts import AlertRouter
-    from engine.broker.projectx.connection import ProjectXConnection
-    from engine.clock import LiveClock
-    from engine.runtime.live import LiveConfig, LiveSession
+    from engine.compose import live_session
 
-    wall = LiveClock()
-    alerts = AlertRouter(settings.alerts, wall)
-    try:
-        broker = ProjectXConnection.from_settings(settings, wall, base_url=gateway_url, native_oco=True,
-                                                  on_alert=alerts.send, market_depth=True)
-        cfg = LiveConfig(mode=mode, clock="exchange" if gateway_url else "wall",
-                         report_path=json_report, state_dir=state_dir, **cfg_overrides)
-        session = LiveSession(settings, broker, cfg, model_path=model, wall_clock=wall, alerts=alerts,
-                              ring=ring)
-    except BaseException:
-        alerts.close(1.0)
-        raise
-    session._own_alerts = True
-    return session
+    return live_session(settings, mode=mode, model=model, json_report=json_report, gateway_url=gateway_url,
+                        ring=ring, state_dir=state_dir, **cfg_overrides)
 
 
 def _confirm_live_in_console() -> bool:
