@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.backtest.runner import BacktestResult, run_backtest, slice_dates
+from engine.broker.base import BrokerConnection
 from engine.config import Settings
 from engine.runtime.session import Session, SessionConfig, make_signal_source
 
@@ -84,17 +85,17 @@ def replay(settings: Settings, bars, *, model: str | Path | None = None, speed: 
 
 
 # ----------------------------------------------------------------------------- paper / live
-BrokerFactory = Callable[..., Any]
-"""``factory(settings, wall_clock, alerts, gateway_url) →`` :class:`engine.broker.base.BrokerConnection` (unconnected; the
-session connects at start-up): the broker venue the kernel trades through, its market feed and
-its reconcile. ``gateway_url`` None = the configured API."""
+BrokerFactory = Callable[..., BrokerConnection]
+"""``factory(settings, wall_clock, alerts, gateway_url) →`` :class:`engine.broker.base.BrokerConnection`
+(unconnected; the session connects at start-up): the broker venue the kernel trades through, its
+market feed, its reconcile and its account identity. ``gateway_url`` None = the configured API."""
 
 
-def projectx_connection(settings: Settings, wall, alerts, gateway_url: str | None):
-    """The ProjectX adapter, the first :data:`BrokerFactory`: a
-    :class:`engine.broker.projectx.connection.ProjectXConnection` (an
-    :class:`engine.broker.base.BrokerConnection`: native OCO brackets, market depth) at
-    ``gateway_url`` or ``[projectx] api_url``."""
+def projectx_connection(settings: Settings, wall, alerts, gateway_url: str | None) -> BrokerConnection:
+    """The ProjectX adapter, the first :data:`BrokerFactory`:
+    :class:`engine.broker.projectx.connection.ProjectXConnection` on the gateway's venue (native
+    OCO brackets, market depth) at ``gateway_url`` or ``[projectx] api_url``. Raises
+    ``ValueError`` for missing credentials or bad settings."""
     from engine.broker.projectx.connection import ProjectXConnection
 
     return ProjectXConnection.from_settings(settings, wall, base_url=gateway_url, native_oco=True,

@@ -36,14 +36,27 @@ def _live_settings(tmp_path) -> Settings:
                                secrets=Secrets(projectx_username="u", projectx_api_key="k"))
 
 
+class _UnconnectedBroker:
+    """Enough of a :class:`engine.broker.base.BrokerConnection` for building a session: nothing
+    may be called on it before start-up."""
+
+    stale_feed_s = 10.0
+    venue = None
+
+    def connect(self, timeout_s: float):
+        raise AssertionError("connected before start-up")
+
+    def market_events(self, timeout_s: float):
+        raise AssertionError("read before start-up")
+
+
 def test_live_session_takes_its_broker_from_the_factory(tmp_path) -> None:
     s = _live_settings(tmp_path)
     seen = []
 
     def factory(settings, wall, alerts, gateway_url):
         seen.append((settings, gateway_url))
-        # the ProjectX adapter, built but not connected: nothing is called on it before start-up
-        return compose.projectx_connection(settings, wall, alerts, gateway_url or "http://127.0.0.1:9")
+        return _UnconnectedBroker()   # unconnected: nothing is called on it before start-up
 
     sess = compose.live_session(s, mode="paper", model=None, json_report=None, gateway_url="http://127.0.0.1:9",
                                 state_dir=tmp_path, connect=factory)
@@ -63,15 +76,4 @@ def test_live_session_takes_its_broker_from_the_factory(tmp_path) -> None:
 def test_live_session_refuses_a_bad_mode_and_names_it(tmp_path) -> None:
     with pytest.raises(SessionError, match="replay"):
         compose.live_session(_live_settings(tmp_path), mode="replay", model=None, json_report=None,
-                             gateway_url=None, connect=lambda s, w, a, g: compose.projectx_connection(s, w, a, "http://127.0.0.1:9"))
-
-
-def test_the_default_factory_is_the_projectx_connection_adapter(tmp_path) -> None:
-    from engine.broker.projectx.connection import ProjectXConnection
-
-    sess = compose.live_session(_live_settings(tmp_path), mode="paper", model=None, json_report=None,
-                                gateway_url="http://127.0.0.1:9", state_dir=tmp_path)
-    try:
-        assert isinstance(sess.broker, ProjectXConnection)   # built, not connected: no network here
-    finally:
-        sess.alerts.close(1.0)
+                             gateway_url=None, connect=lambda *a: _UnconnectedBroker())

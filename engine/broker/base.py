@@ -285,17 +285,39 @@ class BrokerConnection(Protocol):
             for the whole session.
     """
 
-    broker: str
-    endpoint: str
-    endpoint_url: str
-    account_name: str
-    contract_id: str | None
-    tick: float
-    balance: float | None
-    account_events: int
-    stale_feed_s: float
-    stats: dict
-    last_reconcile: ReconcileReport | None
+    # read-only for the session: an adapter may use plain attributes or properties
+    @property
+    def broker(self) -> str: ...
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+    @property
+    def account_name(self) -> str: ...
+
+    @property
+    def contract_id(self) -> str | None: ...
+
+    @property
+    def tick(self) -> float: ...
+
+    @property
+    def balance(self) -> float | None: ...
+
+    @property
+    def account_events(self) -> int: ...
+
+    @property
+    def stale_feed_s(self) -> float: ...
+
+    @property
+    def stats(self) -> dict: ...
+
+    @property
+    def last_reconcile(self) -> ReconcileReport | None: ...
 
     @property
     def venue(self) -> BrokerVenue: ...
