@@ -64,11 +64,15 @@ class _VenueValue(Generic[T]):
     of its :class:`ProjectXVenue` at each access (through ``convert`` when given): the live
     state (account, contract, balance, position...) a ``BrokerConnection`` exposes, declared
     once as a table instead of one delegating property each. Setting it raises
-    ``AttributeError`` (a data descriptor without ``__set__`` support)."""
+    ``AttributeError`` naming it, as a property without a setter would."""
 
     def __init__(self, attr: str, convert: Callable[[Any], T] | None = None) -> None:
         self.attr = attr
         self.convert = convert
+        self.name = attr
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> "_VenueValue[T]": ...
@@ -83,7 +87,7 @@ class _VenueValue(Generic[T]):
         return value if self.convert is None else self.convert(value)
 
     def __set__(self, obj: "ProjectXConnection", value: Any) -> None:
-        raise AttributeError(f"{self.attr}: read-only (the venue's state)")
+        raise AttributeError(f"{self.name}: read-only (the venue's {self.attr})")
 
 
 class ProjectXConnection:
