@@ -437,14 +437,23 @@ class FakeExchange:
         self._next_order += 1
         return self._next_order
 
-    def modify(self, p: dict) -> tuple[int, str | None]:
+    def _order_in(self, p: dict, statuses: tuple[int, ...], refusal: str) -> tuple[int, str | None, dict | None]:
+        """The account's order ``p["orderId"]`` when its status is one of ``statuses``:
+        ``(0, None, order)``; else the gateway's refusal ``(code, message, None)``: 1 account
+        not found, 2 order not found, 3 ``Order <id> is <refusal> (status <s>)``."""
         o = self.orders.get(p.get("orderId"))
         if p.get("accountId") != self.account["id"]:
-            return 1, "Account not found"
+            return 1, "Account not found", None
         if o is None:
-            return 2, "Order not found"
-        if o["status"] not in (1, 8):
-            return 3, f"Order {o['id']} is not working (status {o['status']})"
+            return 2, "Order not found", None
+        if o["status"] not in statuses:
+            return 3, f"Order {o['id']} is {refusal} (status {o['status']})", None
+        return 0, None, o
+
+    def modify(self, p: dict) -> tuple[int, str | None]:
+        code, msg, o = self._order_in(p, (1, 8), "not working")
+        if o is None:
+            return code, msg
         size = p.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool)
                                  or not 1 <= size <= self.max_contracts):
@@ -465,13 +474,9 @@ class FakeExchange:
         return 0, None
 
     def cancel(self, p: dict) -> tuple[int, str | None]:
-        o = self.orders.get(p.get("orderId"))
-        if p.get("accountId") != self.account["id"]:
-            return 1, "Account not found"
+        code, msg, o = self._order_in(p, (1, 6, 8), "already terminal")
         if o is None:
-            return 2, "Order not found"
-        if o["status"] not in (1, 6, 8):
-            return 3, f"Order {o['id']} is already terminal (status {o['status']})"
+            return code, msg
         self._set_status(o, 3)
         return 0, None
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import queue
-from typing import Any
+from typing import Any, Callable, Generic, TypeVar, overload
 
 from engine.broker.base import (
     FEED_KINDS, BrokerFill, DepthRow, DepthUpdate, FeedStatus, HistoryBar, MarketEvent, Prints, Quote,
@@ -39,6 +39,7 @@ from engine.broker.projectx.hubs import HubEvent
 from engine.broker.projectx.models import parse_ts
 from engine.broker.projectx.venue import ProjectXVenue
 from engine.clock import Clock
+from engine.config import Secrets
 from engine.logs import REDACT, get_logger
 
 log = get_logger("live")   # the session's logger: the messages read as before the adapter existed
@@ -46,6 +47,47 @@ log = get_logger("live")   # the session's logger: the messages read as before t
 _BID = (2, 4, 9)
 _ASK = (1, 3, 10)
 _BEST = (3, 4, 9, 10)
+
+T = TypeVar("T")
+
+
+def _credentials(secrets: Secrets) -> Secrets:
+    """``secrets`` (:class:`engine.config.Secrets`) when they hold the ProjectX username and
+    API key; raises ``ValueError`` naming the environment variables otherwise."""
+    if not secrets.projectx_username or not secrets.projectx_api_key:
+        raise ValueError("ProjectX credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY")
+    return secrets
+
+
+class _VenueValue(Generic[T]):
+    """A read-only attribute of a :class:`ProjectXConnection` that reads the attribute ``attr``
+    of its :class:`ProjectXVenue` at each access (through ``convert`` when given): the live
+    state (account, contract, balance, position...) a ``BrokerConnection`` exposes, declared
+    once as a table instead of one delegating property each. Setting it raises
+    ``AttributeError`` naming it, as a property without a setter would."""
+
+    def __init__(self, attr: str, convert: Callable[[Any], T] | None = None) -> None:
+        self.attr = attr
+        self.convert = convert
+        self.name = attr
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> "_VenueValue[T]": ...
+
+    @overload
+    def __get__(self, obj: "ProjectXConnection", owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: "ProjectXConnection | None", owner: type | None = None) -> "T | _VenueValue[T]":
+        if obj is None:
+            return self
+        value = getattr(obj.venue, self.attr)
+        return value if self.convert is None else self.convert(value)
+
+    def __set__(self, obj: "ProjectXConnection", value: Any) -> None:
+        raise AttributeError(f"{self.name}: read-only (the venue's {self.attr})")
 
 
 class ProjectXConnection:
@@ -61,9 +103,7 @@ class ProjectXConnection:
 
     def __init__(self, venue: ProjectXVenue, *, stale_feed_s: float | None = None) -> None:
         s = venue.settings
-        sec = s.secrets
-        if not sec.projectx_username or not sec.projectx_api_key:
-            raise ValueError("ProjectX credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY")
+        sec = _credentials(s.secrets)
         REDACT.add(sec.projectx_api_key)
         self._v = venue
         self.endpoint_url = str(venue.client.base_url)
@@ -77,9 +117,7 @@ class ProjectXConnection:
         ``[projectx] api_url``; ``venue_kwargs`` go to :class:`ProjectXVenue` (``native_oco``,
         ``on_alert``, ``market_depth``...). ``wall``: the real clock (token expiry, order
         searches). Raises ``ValueError`` for bad settings or missing credentials."""
-        sec = settings.secrets
-        if not sec.projectx_username or not sec.projectx_api_key:
-            raise ValueError("ProjectX credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY")
+        _credentials(settings.secrets)
         return cls(ProjectXVenue(settings, wall, base_url=base_url, **venue_kwargs))
 
     # ------------------------------------------------------------------ identity and state
@@ -88,37 +126,15 @@ class ProjectXConnection:
         """The kernel's venue (the same object for the whole session)."""
         return self._v
 
-    @property
-    def account_name(self) -> str:
-        return self._v.account_name
-
-    @property
-    def contract_id(self) -> str | None:
-        return self._v.contract_id
-
-    @property
-    def tick(self) -> float:
-        return float(self._v.tick)
-
-    @property
-    def balance(self) -> float | None:
-        return self._v.balance
-
-    @property
-    def account_events(self) -> int:
-        return self._v.account_events
-
-    @property
-    def position_qty(self) -> int:
-        return int(self._v.pos_qty)
-
-    @property
-    def stats(self) -> dict:
-        return self._v.stats
-
-    @property
-    def last_reconcile(self) -> ReconcileReport | None:
-        return self._v.last_reconcile
+    # the venue's live state, read at each access (meanings: BrokerConnection's docstring)
+    account_name = _VenueValue[str]("account_name")
+    contract_id = _VenueValue[str | None]("contract_id")
+    tick = _VenueValue[float]("tick", float)
+    balance = _VenueValue[float | None]("balance")
+    account_events = _VenueValue[int]("account_events")
+    position_qty = _VenueValue[int]("pos_qty", int)
+    stats = _VenueValue[dict]("stats")
+    last_reconcile = _VenueValue[ReconcileReport | None]("last_reconcile")
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self, timeout_s: float) -> ReconcileReport:

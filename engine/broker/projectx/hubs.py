@@ -31,6 +31,7 @@ Tokens are registered for redaction; signalrcore's logger is filtered so no URL 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -392,8 +393,8 @@ class MarketHub(HubClient):
 
     def _register(self, conn) -> None:
         conn.on("GatewayQuote", self._on_quote)
-        conn.on("GatewayTrade", self._on_trade)
-        conn.on("GatewayDepth", self._on_depth)
+        conn.on("GatewayTrade", functools.partial(self._on_rows, "trade", "GatewayTrade"))
+        conn.on("GatewayDepth", functools.partial(self._on_rows, "depth", "GatewayDepth"))
 
     def _on_quote(self, args: list) -> None:
         if len(args) < 2 or not isinstance(args[1], dict):
@@ -410,21 +411,15 @@ class MarketHub(HubClient):
         self._data_seen()
         self._put("quote", dict(merged), cid)
 
-    def _on_trade(self, args: list) -> None:
+    def _on_rows(self, kind: str, record: str, args: list) -> None:
+        """A ``record`` message (``GatewayTrade``/``GatewayDepth``: ``[contract_id, row or
+        rows]``) → one ``kind`` event holding the list of rows; bad arguments → a ``gap``."""
         if len(args) < 2:
-            self._put("gap", {"record": "GatewayTrade with bad arguments"})
+            self._put("gap", {"record": f"{record} with bad arguments"})
             return
         rows = args[1] if isinstance(args[1], list) else [args[1]]
         self._data_seen()
-        self._put("trade", [r for r in rows if r is not None], str(args[0]))
-
-    def _on_depth(self, args: list) -> None:
-        if len(args) < 2:
-            self._put("gap", {"record": "GatewayDepth with bad arguments"})
-            return
-        rows = args[1] if isinstance(args[1], list) else [args[1]]
-        self._data_seen()
-        self._put("depth", [r for r in rows if r is not None], str(args[0]))
+        self._put(kind, [r for r in rows if r is not None], str(args[0]))
 
 
 class UserHub(HubClient):

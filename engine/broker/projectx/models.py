@@ -8,9 +8,9 @@ Parsing a malformed entity raises ``ValueError`` naming the entity and field.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, Self
 
 from engine.broker.base import HistoryBar
 from engine.clock import from_datetime, to_datetime
@@ -59,146 +59,151 @@ def parse_id(value: Any, what: str = "id") -> int:
     raise ValueError(f"{what} {value!r}: expected an integer id")
 
 
-def _opt_id(d: dict, key: str, what: str) -> int | None:
-    v = d.get(key)
-    return None if v is None else parse_id(v, f"{what}.{key}")
-
-
-def _opt_f(d: dict, key: str) -> float | None:
-    v = d.get(key)
-    return None if v is None else float(v)
-
-
 def _need(d: dict, key: str, what: str) -> Any:
     if key not in d:
         raise ValueError(f"{what}: field {key!r} missing in {sorted(d)}")
     return d[key]
 
 
+# Field parsers ``(value, "Entity.key") → typed value`` for :func:`_wire`.
+def _id(v: Any, what: str) -> int:
+    return parse_id(v, what)
+
+
+def _opt_id(v: Any, what: str) -> int | None:
+    return None if v is None else parse_id(v, what)
+
+
+def _opt_f(v: Any, what: str) -> float | None:
+    return None if v is None else float(v)
+
+
+def _f0(v: Any, what: str) -> float:
+    return float(v or 0.0)   # null or missing → 0.0
+
+
+def _i0(v: Any, what: str) -> int:
+    return int(v or 0)       # null or missing → 0
+
+
+def _ts(v: Any, what: str) -> int | None:
+    return parse_ts(v)
+
+
+def _as_is(v: Any, what: str) -> Any:
+    return v
+
+
+def _to(conv: Callable[[Any], Any]) -> Callable[[Any, str], Any]:
+    return lambda v, what: conv(v)
+
+
+_REQUIRED = object()
+
+
+def _wire(key: str, parse: Callable[[Any, str], Any], absent: Any = _REQUIRED, **kw: Any) -> Any:
+    """A model field read from the JSON ``key`` through ``parse(value, "Entity.key")``; a key
+    not in the entity → ``absent`` (parsed too), or ``ValueError`` naming entity and key when
+    the field is required (``absent`` not given). ``kw`` go to :func:`dataclasses.field`."""
+    return field(metadata={"wire": (key, parse, absent)}, **kw)
+
+
 @dataclass(frozen=True)
-class Account:
+class _Entity:
+    """A ProjectX JSON entity: the original dict in ``raw``; :meth:`from_json` fills every
+    other field from its :func:`_wire` spec (the wire key and parser), in declaration order
+    (the first bad field raises)."""
+    raw: dict = field(default_factory=dict, compare=False, repr=False, kw_only=True)
+
+    @classmethod
+    def from_json(cls, d: dict) -> Self:
+        """Parse one entity dict. Raises ``ValueError`` naming the entity and field."""
+        what = cls.__name__
+        values = {}
+        for f in fields(cls):
+            if "wire" in f.metadata:
+                key, parse, absent = f.metadata["wire"]
+                v = _need(d, key, what) if absent is _REQUIRED else d.get(key, absent)
+                values[f.name] = parse(v, f"{what}.{key}")
+        return cls(**values, raw=dict(d))
+
+
+@dataclass(frozen=True)
+class Account(_Entity):
     """A trading account. ``balance`` in dollars."""
-    id: int
-    name: str
-    balance: float
-    can_trade: bool
-    is_visible: bool
-    simulated: bool | None = None
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Account":
-        return cls(parse_id(_need(d, "id", "Account"), "Account.id"), str(d.get("name", "")),
-                   float(d.get("balance") or 0.0), bool(d.get("canTrade", False)),
-                   bool(d.get("isVisible", True)), d.get("simulated"), dict(d))
+    id: int = _wire("id", _id)
+    name: str = _wire("name", _to(str), "")
+    balance: float = _wire("balance", _f0, None)
+    can_trade: bool = _wire("canTrade", _to(bool), False)
+    is_visible: bool = _wire("isVisible", _to(bool), True)
+    simulated: bool | None = _wire("simulated", _as_is, None, default=None)
 
 
 @dataclass(frozen=True)
-class Contract:
+class Contract(_Entity):
     """A contract (``CON.F.US.MES.Z25``). ``tick_size`` points, ``tick_value`` dollars."""
-    id: str
-    name: str
-    description: str
-    tick_size: float
-    tick_value: float
-    active: bool
-    symbol_id: str | None
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Contract":
-        return cls(str(_need(d, "id", "Contract")), str(d.get("name", "")), str(d.get("description", "")),
-                   float(_need(d, "tickSize", "Contract")), float(_need(d, "tickValue", "Contract")),
-                   bool(d.get("activeContract", False)), d.get("symbolId"), dict(d))
+    id: str = _wire("id", _to(str))
+    name: str = _wire("name", _to(str), "")
+    description: str = _wire("description", _to(str), "")
+    tick_size: float = _wire("tickSize", _to(float))
+    tick_value: float = _wire("tickValue", _to(float))
+    active: bool = _wire("activeContract", _to(bool), False)
+    symbol_id: str | None = _wire("symbolId", _as_is, None)
 
 
 @dataclass(frozen=True)
-class Order:
+class Order(_Entity):
     """An order as REST or the user hub reports it (statuses per :class:`OrderStatus`)."""
-    id: int
-    account_id: int
-    contract_id: str
-    status: int
-    type: int
-    side: int
-    size: int
-    limit_price: float | None
-    stop_price: float | None
-    fill_volume: int
-    filled_price: float | None
-    custom_tag: str | None
-    creation_ns: int | None
-    update_ns: int | None
-    parent_order_id: int | None = None
-    linked_order_id: int | None = None
-    trail_distance: float | None = None
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Order":
-        return cls(parse_id(_need(d, "id", "Order"), "Order.id"),
-                   parse_id(_need(d, "accountId", "Order"), "Order.accountId"),
-                   str(_need(d, "contractId", "Order")), int(_need(d, "status", "Order")),
-                   int(_need(d, "type", "Order")), int(_need(d, "side", "Order")),
-                   int(_need(d, "size", "Order")), _opt_f(d, "limitPrice"), _opt_f(d, "stopPrice"),
-                   int(d.get("fillVolume") or 0), _opt_f(d, "filledPrice"), d.get("customTag"),
-                   parse_ts(d.get("creationTimestamp")), parse_ts(d.get("updateTimestamp")),
-                   _opt_id(d, "parentOrderId", "Order"), _opt_id(d, "linkedOrderId", "Order"),
-                   _opt_f(d, "trailDistance"), dict(d))
+    id: int = _wire("id", _id)
+    account_id: int = _wire("accountId", _id)
+    contract_id: str = _wire("contractId", _to(str))
+    status: int = _wire("status", _to(int))
+    type: int = _wire("type", _to(int))
+    side: int = _wire("side", _to(int))
+    size: int = _wire("size", _to(int))
+    limit_price: float | None = _wire("limitPrice", _opt_f, None)
+    stop_price: float | None = _wire("stopPrice", _opt_f, None)
+    fill_volume: int = _wire("fillVolume", _i0, None)
+    filled_price: float | None = _wire("filledPrice", _opt_f, None)
+    custom_tag: str | None = _wire("customTag", _as_is, None)
+    creation_ns: int | None = _wire("creationTimestamp", _ts, None)
+    update_ns: int | None = _wire("updateTimestamp", _ts, None)
+    parent_order_id: int | None = _wire("parentOrderId", _opt_id, None, default=None)
+    linked_order_id: int | None = _wire("linkedOrderId", _opt_id, None, default=None)
+    trail_distance: float | None = _wire("trailDistance", _opt_f, None, default=None)
 
 
 @dataclass(frozen=True)
-class Position:
+class Position(_Entity):
     """One net position row. ``type`` 1 long / 2 short, ``size`` > 0 (0 on a close event);
     ``signed_size`` is +size long, −size short."""
-    id: int
-    account_id: int
-    contract_id: str
-    type: int
-    size: int
-    average_price: float
-    creation_ns: int | None
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
+    id: int = _wire("id", _id, 0)
+    account_id: int = _wire("accountId", _id)
+    contract_id: str = _wire("contractId", _to(str))
+    type: int = _wire("type", _to(int))
+    size: int = _wire("size", _to(int))
+    average_price: float = _wire("averagePrice", _f0, None)
+    creation_ns: int | None = _wire("creationTimestamp", _ts, None)
 
     @property
     def signed_size(self) -> int:
         return self.size if self.type == 1 else (-self.size if self.type == 2 else 0)
 
-    @classmethod
-    def from_json(cls, d: dict) -> "Position":
-        return cls(parse_id(d.get("id", 0), "Position.id"),
-                   parse_id(_need(d, "accountId", "Position"), "Position.accountId"),
-                   str(_need(d, "contractId", "Position")), int(_need(d, "type", "Position")),
-                   int(_need(d, "size", "Position")), float(d.get("averagePrice") or 0.0),
-                   parse_ts(d.get("creationTimestamp")), dict(d))
-
 
 @dataclass(frozen=True)
-class Trade:
+class Trade(_Entity):
     """A fill. ``profit_and_loss`` None on an opening half-turn; ``fees`` dollars."""
-    id: int
-    account_id: int
-    contract_id: str
-    order_id: int
-    price: float
-    side: int
-    size: int
-    profit_and_loss: float | None
-    fees: float
-    voided: bool
-    creation_ns: int | None
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Trade":
-        return cls(parse_id(_need(d, "id", "Trade"), "Trade.id"),
-                   parse_id(_need(d, "accountId", "Trade"), "Trade.accountId"),
-                   str(_need(d, "contractId", "Trade")),
-                   parse_id(_need(d, "orderId", "Trade"), "Trade.orderId"),
-                   float(_need(d, "price", "Trade")), int(_need(d, "side", "Trade")),
-                   int(_need(d, "size", "Trade")), _opt_f(d, "profitAndLoss"),
-                   float(d.get("fees") or 0.0), bool(d.get("voided", False)),
-                   parse_ts(d.get("creationTimestamp")), dict(d))
+    id: int = _wire("id", _id)
+    account_id: int = _wire("accountId", _id)
+    contract_id: str = _wire("contractId", _to(str))
+    order_id: int = _wire("orderId", _id)
+    price: float = _wire("price", _to(float))
+    side: int = _wire("side", _to(int))
+    size: int = _wire("size", _to(int))
+    profit_and_loss: float | None = _wire("profitAndLoss", _opt_f, None)
+    fees: float = _wire("fees", _f0, None)
+    voided: bool = _wire("voided", _to(bool), False)
+    creation_ns: int | None = _wire("creationTimestamp", _ts, None)
 
 
 class Bar:

@@ -420,11 +420,17 @@ class ProjectXClient:
 
     async def search_orders(self, account_id: int, start_ns: int, end_ns: int | None = None) -> list[Order]:
         """``Order/search``: orders created in the window (status-8 children are NOT listed)."""
+        body = await self._search_window("Order/search", account_id, start_ns, end_ns)
+        return [Order.from_json(o) for o in body.get("orders") or []]
+
+    async def _search_window(self, endpoint: str, account_id: int, start_ns: int,
+                             end_ns: int | None) -> dict:
+        """The body of a search ``endpoint`` over ``[start_ns, end_ns]`` (UTC ns; None = open
+        end) of an account: ``Order/search`` and ``Trade/search`` take the same window."""
         p: dict[str, Any] = {"accountId": int(account_id), "startTimestamp": format_ts(start_ns)}
         if end_ns is not None:
             p["endTimestamp"] = format_ts(end_ns)
-        body = await self._call("Order/search", p)
-        return [Order.from_json(o) for o in body.get("orders") or []]
+        return await self._call(endpoint, p)
 
     async def search_open_orders(self, account_id: int) -> list[Order]:
         """``Order/searchOpen`` (excludes Suspended bracket children: use :meth:`working_orders`)."""
@@ -484,10 +490,7 @@ class ProjectXClient:
 
     async def search_trades(self, account_id: int, start_ns: int, end_ns: int | None = None) -> list[Trade]:
         """``Trade/search``: fills in the window."""
-        p: dict[str, Any] = {"accountId": int(account_id), "startTimestamp": format_ts(start_ns)}
-        if end_ns is not None:
-            p["endTimestamp"] = format_ts(end_ns)
-        body = await self._call("Trade/search", p)
+        body = await self._search_window("Trade/search", account_id, start_ns, end_ns)
         return [Trade.from_json(t) for t in body.get("trades") or []]
 
     # ------------------------------------------------------------ mutations (never retried)
