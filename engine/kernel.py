@@ -32,7 +32,7 @@ from engine.execution.oco import OcoManager
 from engine.execution.orders import WORKING
 from engine.execution.position import PositionManager
 from engine.execution.signals import ENTRIES, EXITS, HOLD, LONG_ENTRY, REVERSALS, Signal, SignalGenerator
-from engine.venue.base import FillEvent, Venue
+from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate, Venue
 
 
 
@@ -283,7 +283,8 @@ class TradingKernel:
                 side = 1 if q > 0 else -1
                 self._best = max(self._best, b.high) if side > 0 else min(self._best, b.low)
                 s = o.stop
-                sp = s.price if s is not None and s.status in WORKING else float("nan")
+                # a working stop always has a price
+                sp: float = s.price if s is not None and s.status in WORKING else float("nan")  # type: ignore[assignment]
                 if sp == sp:
                     new = risk.update_trailing(side, bk.avg_price, sp, self._best, now,
                                                initial_stop=self._initial_stop)
@@ -365,12 +366,20 @@ class TradingKernel:
     def _drain(self, b: BarInput, events: list | None = None) -> None:
         """Apply venue events until the queue is empty (``events``: a batch already polled)."""
         poll = self.venue.poll_events
-        on_event = self.oco.on_event
+        oco = self.oco
+        on_event, on_update, on_fill = oco.on_event, oco._on_update, oco._on_fill
         if events is None:
             events = poll()
+        ev: Any
         while events:
             for ev in events:
-                fill = on_event(ev)
+                t = ev.__class__  # OcoManager.on_event's dispatch, without its frame per event
+                if t is OrderUpdate:
+                    on_update(ev)
+                    continue
+                if t is PositionUpdate:
+                    continue
+                fill = on_fill(ev) if t is FillEvent else on_event(ev)
                 if fill is not None:
                     self._on_fill(fill, b)
             events = poll()

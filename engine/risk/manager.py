@@ -17,7 +17,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from engine.instruments import InstrumentSpec
 from engine.risk import sizing, stops as stops_mod
 from engine.risk.store import RiskStateError, RiskStateStore
 from engine.clock import NS  # nanoseconds per second: one definition
+
+if TYPE_CHECKING:
+    from engine.risk.account_rules import AccountRules
 
 EPS = 1e-9
 BAND_MARGIN = 1e-6
@@ -175,7 +178,7 @@ class RiskManager:
         self.store = store
         self.cap_to_daily_room = cap_to_daily_room
         self.audit_records: list[dict[str, Any]] = []
-        self.account_rules = None
+        self.account_rules: AccountRules | None = None
         """The venue's :class:`engine.risk.account_rules.AccountRules` (R-RISK-7; None = §0
         only): :meth:`evaluate_entry` caps or refuses an approved entry by them."""
         self._lock = threading.RLock()
@@ -184,14 +187,14 @@ class RiskManager:
         self._t_open, self._t_close = t.open, t.close
         self._t_eod = calendar.eod_table(settings.eod)  # the [eod] profile's phase times
         self._t_day, self._t_rth_open = t.day, t.rth_open
-        self._sess = (0, -1, -2, ())  # cache: lo ≤ now < hi → row (-1 = closed), EOD times
+        self._sess: tuple[int, int, int, tuple[int, ...]] = (0, -1, -2, ())  # cache: lo ≤ now < hi → row (-1 = closed), EOD times
         self._day_lo = 0
         self._day_hi = -1
         has_rth = t.rth_open >= 0  # sessions with RTH: their trading days and RTH opens
         # plain lists for the per-event lookups (bisect on a list beats numpy's per-call cost)
         self._close_list = t.close.tolist()
         self._rth_days, self._rth_opens = t.day[has_rth].tolist(), t.rth_open[has_rth].tolist()
-        self._rth_next = (None, 0)  # (trading day, next RTH open) of the last lookup
+        self._rth_next: tuple[int | None, int] = (None, 0)  # (trading day, next RTH open) of the last lookup
         # market breakers (not persisted: they come back with the next market update)
         self._spread_ticks: float | None = None
         self._spread_paused = False
@@ -223,7 +226,7 @@ class RiskManager:
             "last_event_ns": 0,
         }
         saved = store.load() if store is not None else None
-        if saved is not None:
+        if saved is not None and store is not None:
             missing = sorted(set(self._st) - set(saved))
             if missing:
                 raise RiskStateError(f"{store.path}: risk state lacks keys {missing}")
@@ -689,8 +692,11 @@ class RiskManager:
         the stop-out cost per contract = the sized risk per contract (stop distance, round-trip
         costs and expected slippage: :meth:`_evaluate`); 0 contracts → refused with the venue's
         reason."""
+        rules = self.account_rules
+        if rules is None:  # only called with rules set (evaluate_entry)
+            return d
         rpc = d.risk_dollars / d.contracts
-        n, why = self.account_rules.cap_entry(d.contracts, rpc, self.equity, self.balance)
+        n, why = rules.cap_entry(d.contracts, rpc, self.equity, self.balance)
         if n >= d.contracts:
             return d
         if n <= 0:
@@ -872,7 +878,7 @@ class RiskManager:
             # plain floats (the kernel's bars) are tested inline; anything else through _finite
             if spread_ticks.__class__ is fl and fin(spread_ticks) or (
                     spread_ticks.__class__ is not fl and _finite(spread_ticks)):
-                self._spread_ticks = float(spread_ticks)
+                self._spread_ticks = float(spread_ticks)  # type: ignore[arg-type]  # finite: a number
                 if spread_ticks > r.spread_pause_ticks:  # type: ignore[operator]  # finite: a number
                     self._spread_paused = True
                 elif spread_ticks <= r.spread_resume_ticks:  # type: ignore[operator]
