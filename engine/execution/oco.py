@@ -99,8 +99,9 @@ class OcoManager:
         return f"{role}-{self._seq}"
 
     def _place(self, side: int, qty: int, kind: str, price, role: str, bracket=None) -> Order:
-        tag = self._tag(role)
-        o = Order(order_id=tag, tag=tag, side=side, qty=qty, kind=kind, price=price, role=role)
+        self._seq += 1  # _tag, inlined
+        tag = f"{role}-{self._seq}"
+        o = Order(tag, tag, side, qty, kind, price, role)  # order_id, tag, side, qty, kind, price, role
         try:
             oid = self.venue.place(side, qty, kind, price, tag=tag, bracket=bracket)
         except SubmissionTimeout:
