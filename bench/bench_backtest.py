@@ -26,7 +26,10 @@ Timing (the same for every engine): warm (each is run once on a small slice firs
 numba caches and first-run costs are excluded; our CME calendar for the whole span is built then
 too: it is cached per process and its build time is printed), inputs prepared outside the timing,
 a ``gc.collect()`` before each timed run, cyclic GC off during the run, ``--repeats`` runs (3);
-best and median are printed, ratios on the medians. The kernel's own check: the skip-ahead run
+best and median wall times are printed, with the median process CPU time beside them (on a machine
+shared with other jobs the wall time includes waits for a core, the CPU time does not), ratios on
+the wall medians and on the CPU medians. The kernel's line adds its µs per kernel step and per
+trade (its cost grows with the trades, backtesting.py's with the bars). The kernel's own check: the skip-ahead run
 gives the same trades as the plain bar-by-bar run. The machine's load average is printed at the
 start and the end: on a shared machine the figures move with it.
 
