@@ -26,7 +26,10 @@ Timing (the same for every engine): warm (each is run once on a small slice firs
 numba caches and first-run costs are excluded; our CME calendar for the whole span is built then
 too: it is cached per process and its build time is printed), inputs prepared outside the timing,
 a ``gc.collect()`` before each timed run, cyclic GC off during the run, ``--repeats`` runs (3);
-best and median are printed, ratios on the medians. The kernel's own check: the skip-ahead run
+best and median wall times are printed, with the median process CPU time beside them (on a machine
+shared with other jobs the wall time includes waits for a core, the CPU time does not), ratios on
+the wall medians and on the CPU medians. The kernel's line adds its µs per kernel step and per
+trade (its cost grows with the trades, backtesting.py's with the bars). The kernel's own check: the skip-ahead run
 gives the same trades as the plain bar-by-bar run. The machine's load average is printed at the
 start and the end: on a shared machine the figures move with it.
 
@@ -41,6 +44,7 @@ import dataclasses
 import gc
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -155,9 +159,10 @@ def run_backtesting_py_fed(bars: Bars, act: np.ndarray, exit_now: np.ndarray, st
             gc.collect()
             gc.disable()
             try:
-                t0 = perf_ns()
+                t0, c0 = perf_ns(), time.process_time()
                 stats = bt.run()
                 dt = (perf_ns() - t0) / 1e9
+                CPU[-1].append(time.process_time() - c0)
             finally:
                 gc.enable()
             times.append(dt)
@@ -200,10 +205,11 @@ def run_vectorbt_fed(bars: Bars, act: np.ndarray, exit_now: np.ndarray, stop_pts
         gc.collect()
         gc.disable()
         try:
-            t0 = perf_ns()
+            t0, c0 = perf_ns(), time.process_time()
             pf = vbt.Portfolio.from_signals(**kw)
             trades = int(pf.trades.count())
             dt = (perf_ns() - t0) / 1e9
+            CPU[-1].append(time.process_time() - c0)
         finally:
             gc.enable()
         times.append(dt)
@@ -215,8 +221,16 @@ def _load() -> str:
     return f"{a:.2f} {b:.2f} {c:.2f}"
 
 
+CPU: list[list[float]] = [[]]
+"""Process CPU seconds of the timed runs of the engine being measured (the last list): on a
+machine shared with other jobs, wall time includes the waits for a core; CPU time does not."""
+
+
 def _times(ts: list[float]) -> str:
-    return f"best {min(ts):.3f} s, median {float(np.median(ts)):.3f} s (runs: {' '.join(f'{t:.3f}' for t in ts)})"
+    cpu = CPU[-1]
+    c = f"; CPU median {float(np.median(cpu)):.3f} s" if cpu else ""
+    return (f"best {min(ts):.3f} s, median {float(np.median(ts)):.3f} s{c} "
+            f"(runs: {' '.join(f'{t:.3f}' for t in ts)})")
 
 
 def bench_density(name: str, bars: Bars, sig, s: Settings, args) -> bool:
@@ -224,19 +238,23 @@ def bench_density(name: str, bars: Bars, sig, s: Settings, args) -> bool:
     its trades. Returns whether the kernel's two modes agree and the counts are within 2 %."""
     n = len(bars)
     times = []
+    CPU.append([])
     for _ in range(args.repeats):
         gc.collect()  # start each timed run with no collector debt from the previous one
-        t0 = perf_ns()
+        t0, c0 = perf_ns(), time.process_time()
         fast = run_backtest(bars, sig, s, fill_model="conservative", fast=True)
         times.append((perf_ns() - t0) / 1e9)
+        CPU[-1].append(time.process_time() - c0)
     med = float(np.median(times))
+    k_cpu = float(np.median(CPU[-1]))
     t0 = perf_ns()
     slow = run_backtest(bars, sig, s, fill_model="conservative", fast=False)
     t_slow = (perf_ns() - t0) / 1e9
     same = fast.trades.equals(slow.trades) and np.array_equal(fast.equity, slow.equity)
     k = len(fast.trades)
     print(f"--- density {name}: {k:,} kernel trades on {n:,} bars ({1e6 * k / n:,.0f} per 1,000,000)")
-    print(f"kernel skip-ahead : {n / med:13,.0f} bars/s  {_times(times)}  steps {fast.steps:,}")
+    print(f"kernel skip-ahead : {n / med:13,.0f} bars/s  {_times(times)}  steps {fast.steps:,} "
+          f"({1e6 * med / max(fast.steps, 1):.1f} µs per step, {1e6 * med / max(len(fast.trades), 1):.0f} µs per trade)")
     print(f"kernel bar-by-bar : {n / t_slow:13,.0f} bars/s  {t_slow:.3f} s  trades identical: {'yes' if same else 'NO'}")
     act, ex = kernel_plan(fast.trades, n)
     stop_pts = s.stops.fixed_ticks * 0.25
@@ -248,6 +266,7 @@ def bench_density(name: str, bars: Bars, sig, s: Settings, args) -> bool:
             continue
         try:
             extra = {"slip_ticks": prepare_market(bars, s, "conservative").slip} if label == "vectorbt" else {}
+            CPU.append([])
             ts, m = fn(bars, act, ex, stop_pts, tgt_pts, args.repeats, **extra)
         except ImportError as exc:
             print(f"{label}: not installed ({exc}); pip install -e '.[bench]'")
@@ -258,7 +277,8 @@ def bench_density(name: str, bars: Bars, sig, s: Settings, args) -> bool:
             ok = ok and diff <= 0.02
         print(f"{label:<18}: {n / m_med:13,.0f} bars/s  {_times(ts)}  trades {m:,} "
               f"({100 * diff:.2f} % from the kernel's: {'within' if diff <= 0.02 else 'NOT within'} 2 %)")
-        print(f"ratio kernel / {label}: {m_med / med:7.2f}x on medians ({min(ts) / min(times):.2f}x on bests)")
+        print(f"ratio kernel / {label}: {m_med / med:7.2f}x on medians ({min(ts) / min(times):.2f}x on bests, "
+              f"{float(np.median(CPU[-1])) / k_cpu:.2f}x on CPU-time medians)")
     return ok
 
 

@@ -29,9 +29,10 @@ from typing import Any, Protocol
 
 from engine.calendar import P_EXIT, P_NO_NEW, PHASE_CODES  # noqa: F401 - PHASE_CODES re-exported
 from engine.execution.oco import OcoManager
+from engine.execution.orders import WORKING
 from engine.execution.position import PositionManager
 from engine.execution.signals import ENTRIES, EXITS, HOLD, LONG_ENTRY, REVERSALS, Signal, SignalGenerator
-from engine.venue.base import FillEvent, Venue
+from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate, Venue
 
 
 
@@ -198,6 +199,11 @@ class TradingKernel:
         self._trail_key: tuple = ()
         self._last_phase = 0
         self.last_equity = float(starting_balance)
+        c = settings.costs
+        # _day_floor_stop's constants: the exit's costs per contract and the worst slippage, points
+        self._exit_cost_1 = c.commission_per_side + c.exchange_fee_per_side
+        self._worst_pts = float(settings.slippage.high_vol_max_ticks) * self.tick
+        self._floor_of: tuple = (None, None)  # (risk object, its day_floor_equity or None)
 
     # ------------------------------------------------------------------ helpers
     def _alert(self, kind: str, msg: str) -> None:
@@ -223,17 +229,21 @@ class TradingKernel:
     def busy(self) -> bool:
         """True when the next bar must be stepped: events queued, an entry/exit order live, a
         pending reversal, or anything but the two bracket legs working."""
-        o, bk = self.oco, self.book
+        o = self.oco
         if self._pending_reverse is not None or self.venue.has_events():
             return True
-        if o.entry is not None and o.entry.is_working:
+        e = o.entry
+        if e is not None and e.status in WORKING:
             return True
-        if o.closing_live():
+        if o.exits and o.closing_live():
             return True
-        if bk.qty != 0 and not o.protected():
-            return True
-        if bk.qty != 0 and (self.stop_target()[0], self._best, self._last_phase) != self._trail_key:
-            return True  # the stop rule has not yet seen the current stop / best price / phase
+        if self.book.qty != 0:
+            if not o.protected():
+                return True
+            s = o.stop
+            sp = s.price if s is not None and s.status in WORKING else float("nan")
+            if (sp, self._best, self._last_phase) != self._trail_key:
+                return True  # the stop rule has not yet seen the current stop / best price / phase
         return False
 
     def stop_target(self) -> tuple[float, float]:
@@ -250,28 +260,37 @@ class TradingKernel:
         self._last_phase = b.phase
         self.stats.steps += 1
         now = b.close_ts
-        self._drain(b)
-        eq = self.cash + self.book.unrealized(b.close)
+        events = self.venue.poll_events()
+        if events:
+            self._drain(b, events)
+        bk = self.book
+        q = bk.qty
+        risk = self.risk
+        # equity = cash + open P&L at the close (PositionManager.unrealized, inlined)
+        eq = risk.balance + self._open_cash + ((b.close - bk.avg_price) * q * self.pv if q else 0.0)
         self.last_equity = eq
-        self.risk.on_mark(eq, now)
-        self.risk.on_market(now, b.spread, b.atr, b.atr_normal, b.volume, b.avg_volume)
-        o, bk = self.oco, self.book
-        if bk.qty != 0 and self._initial_stop is None and o.stop is not None:
+        risk.on_mark(eq, now)
+        risk.on_market(now, b.spread, b.atr, b.atr_normal, b.volume, b.avg_volume)
+        o = self.oco
+        if q != 0 and self._initial_stop is None and o.stop is not None:
             self._initial_stop = o.stop.price
-        if bk.qty != 0 or (o.entry is not None and o.entry.is_working):
-            why = self.risk.flatten_reason(now)
+        e = o.entry
+        if q != 0 or (e is not None and e.status in WORKING):
+            why = risk.flatten_reason(now)
             if why is not None or b.phase >= P_EXIT:
                 o.flatten("risk" if why is not None and why.startswith("HALTED") else "eod_flatten")
-            elif bk.qty != 0 and not o.close_reason:
-                side = 1 if bk.qty > 0 else -1
+            elif q != 0 and not o.close_reason:
+                side = 1 if q > 0 else -1
                 self._best = max(self._best, b.high) if side > 0 else min(self._best, b.low)
-                sp, _ = self.stop_target()
+                s = o.stop
+                # a working stop always has a price
+                sp: float = s.price if s is not None and s.status in WORKING else float("nan")  # type: ignore[assignment]
                 if sp == sp:
-                    new = self.risk.update_trailing(side, bk.avg_price, sp, self._best, now,
-                                                    initial_stop=self._initial_stop)
+                    new = risk.update_trailing(side, bk.avg_price, sp, self._best, now,
+                                               initial_stop=self._initial_stop)
                     self._trail_key = (sp, self._best, b.phase)
                     cur = sp if new is None else new
-                    floor_px = self._day_floor_stop(side, bk.avg_price, abs(bk.qty))
+                    floor_px = self._day_floor_stop(side, bk.avg_price, abs(q))
                     reason = "stop"
                     if floor_px is not None and side * (floor_px - cur) > 1e-9:
                         new, reason = floor_px, "risk"
@@ -298,7 +317,9 @@ class TradingKernel:
                     o.flatten("signal")
                     self.signals.on_reversal(now)
                     self._pending_reverse = (b.direction, b.confidence, b.pred_class)
-        self._drain(b)
+        events = self.venue.poll_events()
+        if events:
+            self._drain(b, events)
         return sig
 
     def _day_floor_stop(self, side: int, avg: float, qty: int) -> float | None:
@@ -308,14 +329,14 @@ class TradingKernel:
         day's start, the daily drawdown limit below the day's peak, whichever is higher). An
         open profit lifts the day's peak, so this stop keeps a reversal from breaching the daily
         drawdown limit. None when the risk manager has no floor."""
-        get = getattr(self.risk, "day_floor_equity", None)
+        risk, get = self._floor_of
+        if risk is not self.risk:
+            risk, get = self._floor_of = (self.risk, getattr(self.risk, "day_floor_equity", None))
         floor = get() if get is not None else None
         if floor is None:
             return None
-        c = self.settings.costs
-        exit_cost = (c.commission_per_side + c.exchange_fee_per_side) * qty
-        worst = float(self.settings.slippage.high_vol_max_ticks) * self.tick
-        need = (floor + 1e-6 - self.cash + exit_cost) / (qty * self.pv) + worst  # points beyond avg
+        exit_cost = self._exit_cost_1 * qty
+        need = (floor + 1e-6 - self.cash + exit_cost) / (qty * self.pv) + self._worst_pts  # points beyond avg
         px = avg + side * need
         q = px / self.tick
         k = math.ceil(q - 1e-9) if side > 0 else math.floor(q + 1e-9)
@@ -342,15 +363,26 @@ class TradingKernel:
         r = self.stats.entries_refused
         r[reason] = r.get(reason, 0) + 1
 
-    def _drain(self, b: BarInput) -> None:
-        while True:
-            events = self.venue.poll_events()
-            if not events:
-                return
+    def _drain(self, b: BarInput, events: list | None = None) -> None:
+        """Apply venue events until the queue is empty (``events``: a batch already polled)."""
+        poll = self.venue.poll_events
+        oco = self.oco
+        on_event, on_update, on_fill = oco.on_event, oco._on_update, oco._on_fill
+        if events is None:
+            events = poll()
+        ev: Any
+        while events:
             for ev in events:
-                fill = self.oco.on_event(ev)
+                t = ev.__class__  # OcoManager.on_event's dispatch, without its frame per event
+                if t is OrderUpdate:
+                    on_update(ev)
+                    continue
+                if t is PositionUpdate:
+                    continue
+                fill = on_fill(ev) if t is FillEvent else on_event(ev)
                 if fill is not None:
                     self._on_fill(fill, b)
+            events = poll()
 
     def _on_fill(self, f: FillEvent, b: BarInput) -> None:
         order = self.oco.orders.get(f.order_id)

@@ -142,7 +142,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
                 progress(i, n)
                 next_report = i + report_every
             now = close_ts.item(i)
-            lo = max(0, i - lookback + 1)
+            lo = (i - lookback + 1 if i >= lookback else 0) if swing else 0
             step_bar(clock, venue, k, BarInput(
                 i, now, O.item(i), H.item(i), L.item(i), C.item(i), atr_a.item(i), rth_a.item(i), ins_a.item(i),
                 phase.item(i), day_a.item(i), d.item(i), conf.item(i), cls.item(i), atrn_a.item(i), V.item(i),

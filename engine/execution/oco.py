@@ -99,8 +99,9 @@ class OcoManager:
         return f"{role}-{self._seq}"
 
     def _place(self, side: int, qty: int, kind: str, price, role: str, bracket=None) -> Order:
-        tag = self._tag(role)
-        o = Order(order_id=tag, tag=tag, side=side, qty=qty, kind=kind, price=price, role=role)
+        self._seq += 1  # _tag, inlined
+        tag = f"{role}-{self._seq}"
+        o = Order(tag, tag, side, qty, kind, price, role)  # order_id, tag, side, qty, kind, price, role
         try:
             oid = self.venue.place(side, qty, kind, price, tag=tag, bracket=bracket)
         except SubmissionTimeout:
@@ -212,6 +213,14 @@ class OcoManager:
     # ------------------------------------------------------------------ events
     def on_event(self, ev) -> FillEvent | None:
         """Apply one venue event; returns the fill if it was one of ours (for the position book)."""
+        t = ev.__class__  # exact types first (the per-event hot path), then subclasses
+        if t is OrderUpdate:
+            self._on_update(ev)
+            return None
+        if t is FillEvent:
+            return self._on_fill(ev)
+        if t is PositionUpdate:
+            return None
         if isinstance(ev, FillEvent):
             return self._on_fill(ev)
         if isinstance(ev, OrderUpdate):
@@ -281,8 +290,9 @@ class OcoManager:
     def _after_change(self) -> None:
         """Restore the invariants after any event: excess → exit at once (+ alert); a close
         requested → exits cover the whole position; flat → legs cancelled; else legs sized."""
-        wrong_side = self.book.qty != 0 and self.side != 0 and (self.book.qty > 0) != (self.side > 0)
-        over = abs(self.book.qty) > self.intended
+        q = self.book.qty
+        wrong_side = q != 0 and self.side != 0 and (q > 0) != (self.side > 0)
+        over = abs(q) > self.intended
         if wrong_side or over:
             target = 0 if (wrong_side or self.close_reason) else self.side * self.intended
             if target - self.book.qty - self._exit_in_flight() != 0:
@@ -299,15 +309,23 @@ class OcoManager:
             return
         if self.close_reason:
             for o in (self.entry, self.stop, self.target):
-                self._cancel(o)
-            if self.book.qty != 0:
+                if o is not None and o.status in CANCELLABLE:
+                    self._cancel(o)
+            if q != 0:
                 self._send_exit(0)
             return
-        if self.book.qty == 0:
-            entry_live = self.entry is not None and self.entry.status in LIVE
-            if not entry_live:
+        if q == 0:
+            e = self.entry
+            if e is None or e.status not in LIVE:
                 for o in (self.stop, self.target):
-                    self._cancel(o)
+                    if o is not None and o.status in CANCELLABLE:  # _cancel's own test, first
+                        self._cancel(o)
+            return
+        if self.native:  # _size_legs' native branch, inlined (every leg event of a position)
+            s = self.stop
+            if s is not None and s.status in GONE and min(abs(q), self.intended) != 0:
+                self._alert("no_stop", f"position {q} without a working stop: closing at once")
+                self.flatten("risk")
             return
         self._size_legs()
 

@@ -143,7 +143,7 @@ def time_of_day_slots(ny_seconds: np.ndarray, bar_ns: int) -> np.ndarray:
     """Time-of-day slot of each bar (int64 (n,)): seconds since New York midnight of its open //
     the bar length in seconds (1-minute bars: 0 … 1439). Bars longer than a day share slot 0."""
     bar_s = max(int(bar_ns // 1_000_000_000), 1)
-    return (np.asarray(ny_seconds, dtype=np.int64) // bar_s).astype(np.int64)
+    return np.floor_divide(np.asarray(ny_seconds, dtype=np.int64), np.int64(bar_s))  # int64 // int64: int64
 
 
 def time_of_day_mean(x: np.ndarray, slot: np.ndarray, window: int = NORMAL_ATR_DAYS) -> np.ndarray:

@@ -18,6 +18,7 @@ to sit on the bid: ``bid = close``, ``ask = close + spread × tick``.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
@@ -27,13 +28,30 @@ def spread_ticks(is_rth, atr, atr_normal, high_vol_ratio: float, extreme_ratio: 
     ``is_rth``: bool (n,); ``atr``, ``atr_normal``: float64 (n,) points. Returns float64 (n,)
     ticks (1, 2 or 3). Same rule as :func:`spread_ticks_one`.
     """
-    is_rth = np.asarray(is_rth, dtype=bool)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.asarray(atr, dtype=np.float64) / np.asarray(atr_normal, dtype=np.float64)
-    ratio = np.where(np.isfinite(ratio), ratio, 0.0)
-    out = np.ones(is_rth.shape, dtype=np.float64)
-    out[(~is_rth) & (ratio >= high_vol_ratio)] = 2.0
-    out[ratio >= extreme_ratio] = 3.0
+    is_rth = np.ascontiguousarray(is_rth, dtype=np.bool_)
+    atr = np.ascontiguousarray(atr, dtype=np.float64)
+    atr_normal = np.ascontiguousarray(atr_normal, dtype=np.float64)
+    if not (is_rth.shape == atr.shape == atr_normal.shape and is_rth.ndim == 1):
+        raise ValueError(f"spread_ticks: shapes {is_rth.shape}, {atr.shape}, {atr_normal.shape} must be one (n,)")
+    return _spread_pass(is_rth, atr, atr_normal, float(high_vol_ratio), float(extreme_ratio))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _spread_pass(is_rth, atr, atr_normal, high_vol_ratio, extreme_ratio):  # pragma: no cover - compiled
+    """:func:`spread_ticks` in one compiled pass (IEEE division: x / 0 is ±inf or NaN, both
+    counted as a ratio of 0, as the vectorised rule did)."""
+    n = is_rth.shape[0]
+    out = np.empty(n)
+    for i in range(n):
+        r = atr[i] / atr_normal[i]
+        if not np.isfinite(r):
+            r = 0.0
+        v = 1.0
+        if not is_rth[i] and r >= high_vol_ratio:
+            v = 2.0
+        if r >= extreme_ratio:
+            v = 3.0
+        out[i] = v
     return out
 
 

@@ -187,17 +187,22 @@ class RiskManager:
         self._t_open, self._t_close = t.open, t.close
         self._t_eod = calendar.eod_table(settings.eod)  # the [eod] profile's phase times
         self._t_day, self._t_rth_open = t.day, t.rth_open
-        self._sess = (0, -1, -2, ())  # cache: lo ≤ now < hi → row (-1 = closed), EOD times
+        self._sess: tuple[int, int, int, tuple[int, ...]] = (0, -1, -2, ())  # cache: lo ≤ now < hi → row (-1 = closed), EOD times
         self._day_lo = 0
         self._day_hi = -1
         has_rth = t.rth_open >= 0  # sessions with RTH: their trading days and RTH opens
         # plain lists for the per-event lookups (bisect on a list beats numpy's per-call cost)
         self._close_list = t.close.tolist()
         self._rth_days, self._rth_opens = t.day[has_rth].tolist(), t.rth_open[has_rth].tolist()
-        self._rth_next = (None, 0)  # (trading day, next RTH open) of the last lookup
+        self._rth_next: tuple[int | None, int] = (None, 0)  # (trading day, next RTH open) of the last lookup
         # market breakers (not persisted: they come back with the next market update)
         self._spread_ticks: float | None = None
         self._spread_paused = False
+        # on_mark's quiet band: (lo, hi) dollars within which a mark can trip no latch and move
+        # no peak (see _mark_band); None = recompute. Every change of the counters it depends on
+        # goes through _save(), which clears it.
+        self._band: tuple[float, float] | None = None
+        self._per_min: float | None = None  # next_entry_possible_ns: smallest stop-out, dollars
         self._vol_ratio: float | None = None
         self._volume_ratio: float | None = None
         cap = float(settings.account.starting_capital)
@@ -221,7 +226,7 @@ class RiskManager:
             "last_event_ns": 0,
         }
         saved = store.load() if store is not None else None
-        if saved is not None:
+        if saved is not None and store is not None:
             missing = sorted(set(self._st) - set(saved))
             if missing:
                 raise RiskStateError(f"{store.path}: risk state lacks keys {missing}")
@@ -342,6 +347,7 @@ class RiskManager:
             self._save()
 
     def _save(self) -> None:
+        self._band = None  # the counters may have changed: on_mark's quiet band is stale
         if self.store is not None:
             self.store.save(dict(self._st))
 
@@ -362,9 +368,12 @@ class RiskManager:
     def _check_limits(self, now_ns: int) -> None:
         """Trip the latches whose thresholds are reached (kill switch, account drawdown →
         HALTED; daily loss, daily drawdown → blocked until the next RTH open)."""
-        r = self.settings.risk
         st = self._st
         eq = self.equity
+        band = self._band
+        if band is not None and band[0] < eq <= band[1] and not self._min_bal_logged:
+            return  # no threshold within reach (see _mark_band)
+        r = self.settings.risk
         if st["halt"] is None:
             cum = st["kill_ref"] - eq
             dd = st["hwm"] - eq
@@ -469,6 +478,17 @@ class RiskManager:
                         f"average < {r.low_volume_ratio:.0%}"))
         return out
 
+    def _blocked(self, now_ns: int) -> bool:
+        """``bool(self._blocks(now_ns))`` without building the reasons (the per-entry check)."""
+        st = self._st
+        r = self.settings.risk
+        return (st["halt"] is not None or st["day_block_until_ns"] > now_ns or st["manual_pause"] is not None
+                or st["pause_until_ns"] > now_ns
+                or min(self.balance, self.equity) + EPS < r.min_account_balance - self._min_bal_shift
+                or self._spread_paused
+                or (r.volatility_action == "pause" and self._vol_active())
+                or (r.low_volume_action == "pause" and self._volume_active()))
+
     def _vol_active(self) -> bool:
         return self._vol_ratio is not None and self._vol_ratio > self.settings.risk.volatility_breaker_ratio
 
@@ -522,6 +542,9 @@ class RiskManager:
         with self._lock:
             if self._st["halt"] is not None:
                 return f"HALTED: {self._st['halt']['reason']}"
+        lo, hi, row, eod = self._sess  # the cached session: before its exit time → None at once
+        if lo <= now_ns < hi and (row < 0 or now_ns < eod[2]):
+            return None
         ph = self.eod_phase(now_ns)
         if ph in ("exit", "flat"):
             return f"EOD phase {ph}: flat by {_fmt_ny(self.flat_deadline_ns(now_ns))}"
@@ -577,9 +600,8 @@ class RiskManager:
         nan = math.nan
         self._sync(now)
         self._check_limits(now)
-        blocks = self._blocks(now)
-        if blocks:
-            return RiskDecision(False, 0, blocks[0][1], nan, nan, 0.0)
+        if self._blocked(now):
+            return RiskDecision(False, 0, self._blocks(now)[0][1], nan, nan, 0.0)
         phase = self.eod_phase(now)
         if phase == "closed":
             return RiskDecision(False, 0, f"market closed at {_fmt_ny(now)}", nan, nan, 0.0)
@@ -670,8 +692,11 @@ class RiskManager:
         the stop-out cost per contract = the sized risk per contract (stop distance, round-trip
         costs and expected slippage: :meth:`_evaluate`); 0 contracts → refused with the venue's
         reason."""
+        rules = self.account_rules
+        if rules is None:  # only called with rules set (evaluate_entry)
+            return d
         rpc = d.risk_dollars / d.contracts
-        n, why = self.account_rules.cap_entry(d.contracts, rpc, self.equity, self.balance)
+        n, why = rules.cap_entry(d.contracts, rpc, self.equity, self.balance)
         if n >= d.contracts:
             return d
         if n <= 0:
@@ -697,7 +722,9 @@ class RiskManager:
         """
         r = self.settings.risk
         with self._lock:
-            self._sync(int(now_ns))
+            now = int(now_ns)
+            if self._research_resume_ns or not self._day_lo <= now < self._day_hi:
+                self._sync(now)
             st = self._st
             if st["manual_pause"] is not None:
                 return None
@@ -708,10 +735,13 @@ class RiskManager:
                 t = max(t, self._research_resume_ns)
             if self.cap_to_daily_room:
                 room = self._day_room()[0]
-                sl = self.settings.slippage
-                worst = max(float(sl.high_vol_max_ticks), float(min(sl.market_ticks, sl.thin_ticks)))
-                per_min = (stops_mod.min_entry_stop_ticks(self.settings.stops) * self.spec.tick_value
-                           + self._round_trip_cost() + 2.0 * worst * self.spec.tick_value)
+                per_min = self._per_min
+                if per_min is None:  # settings and instrument are fixed for the manager's life
+                    sl = self.settings.slippage
+                    worst = max(float(sl.high_vol_max_ticks), float(min(sl.market_ticks, sl.thin_ticks)))
+                    per_min = self._per_min = (
+                        stops_mod.min_entry_stop_ticks(self.settings.stops) * self.spec.tick_value
+                        + self._round_trip_cost() + 2.0 * worst * self.spec.tick_value)
                 # the same floor as sizing.size_position's room cap, at the smallest stop
                 if int(math.floor(max(room, 0.0) / per_min + sizing.EPS)) == 0:
                     t = max(t, self._day_hi)
@@ -793,15 +823,38 @@ class RiskManager:
         """Mark-to-market: account equity in dollars (balance + unrealized P&L of the open
         position) at ``now_ns``. Drives the day's peak, the high-water mark, the daily
         loss/drawdown and the kill-switch/account-drawdown checks. Raises ValueError for NaN."""
-        if not _finite(equity):
+        if not (equity.__class__ is float and _isfinite(equity)) and not _finite(equity):
             raise ValueError(f"on_mark: equity must be finite, got {equity!r}")
         now = int(now_ns)
         with self._lock:
-            self._sync(now)
-            self._st["unrealized"] = float(equity) - self._st["balance"]
+            if self._research_resume_ns or not self._day_lo <= now < self._day_hi:
+                self._sync(now)
+            st = self._st
+            st["unrealized"] = u = float(equity) - st["balance"]
+            band = self._band
+            if band is not None and band[0] < st["balance"] + u <= band[1] and not self._min_bal_logged:
+                return  # nothing can trip or move (see _mark_band)
             if self._update_peaks():
                 self._save()
             self._check_limits(now)
+            if self._band is None:
+                self._band = self._mark_band()
+
+    def _mark_band(self) -> tuple[float, float]:
+        """(lo, hi) dollars: an equity ``lo < eq <= hi`` moves no peak (``hi`` = the lower of
+        the high-water mark and the day's peak) and trips no latch in :meth:`_check_limits`
+        (``lo`` = the highest trip level, as in :meth:`quiet_equity_band`, plus
+        :data:`BAND_MARGIN`), so :meth:`on_mark` may skip both. Empty when the realized balance
+        is already below the minimum (the minimum-balance check then depends on more than the
+        equity)."""
+        r = self.settings.risk
+        st = self._st
+        floor = r.min_account_balance - self._min_bal_shift
+        if self.balance + EPS < floor + BAND_MARGIN:
+            return math.inf, -math.inf
+        lo = max(st["day_start_equity"] - r.daily_loss_limit, st["day_peak_equity"] - r.daily_drawdown_limit,
+                 st["hwm"] - r.account_drawdown_limit, st["kill_ref"] - r.kill_switch_loss, floor) + BAND_MARGIN
+        return float(lo), float(min(st["hwm"], st["day_peak_equity"]))
 
     def on_market(self, now_ns: int, spread_ticks: float | None, atr_points: float | None,
                   normal_atr_points: float | None, volume: float | None,
@@ -816,20 +869,30 @@ class RiskManager:
           pauses (``low_volume_action``); NaN/None (data without volume) → not measured, off.
         """
         r = self.settings.risk
+        fl = float
+        fin = _isfinite
         with self._lock:
-            self._sync(int(now_ns))
-            if _finite(spread_ticks):
-                self._spread_ticks = float(spread_ticks)
-                if spread_ticks > r.spread_pause_ticks:
+            now = int(now_ns)
+            if self._research_resume_ns or not self._day_lo <= now < self._day_hi:
+                self._sync(now)
+            # plain floats (the kernel's bars) are tested inline; anything else through _finite
+            if spread_ticks.__class__ is fl and fin(spread_ticks) or (
+                    spread_ticks.__class__ is not fl and _finite(spread_ticks)):
+                self._spread_ticks = float(spread_ticks)  # type: ignore[arg-type]  # finite: a number
+                if spread_ticks > r.spread_pause_ticks:  # type: ignore[operator]  # finite: a number
                     self._spread_paused = True
-                elif spread_ticks <= r.spread_resume_ticks:
+                elif spread_ticks <= r.spread_resume_ticks:  # type: ignore[operator]
                     self._spread_paused = False
-            if _finite(atr_points) and _finite(normal_atr_points) and normal_atr_points > 0:
-                self._vol_ratio = float(atr_points) / float(normal_atr_points)
+            if (_finite(atr_points) if atr_points.__class__ is not fl else fin(atr_points)) \
+                    and (_finite(normal_atr_points) if normal_atr_points.__class__ is not fl
+                         else fin(normal_atr_points)) and normal_atr_points > 0:  # type: ignore[operator]
+                self._vol_ratio = float(atr_points) / float(normal_atr_points)  # type: ignore[arg-type]
             else:
                 self._vol_ratio = None
-            if _finite(volume) and _finite(avg_volume) and avg_volume > 0:
-                self._volume_ratio = float(volume) / float(avg_volume)
+            if (_finite(volume) if volume.__class__ is not fl else fin(volume)) \
+                    and (_finite(avg_volume) if avg_volume.__class__ is not fl else fin(avg_volume)) \
+                    and avg_volume > 0:  # type: ignore[operator]
+                self._volume_ratio = float(volume) / float(avg_volume)  # type: ignore[arg-type]
             else:
                 self._volume_ratio = None
 

@@ -46,6 +46,7 @@ PARTIALLY_FILLED, REJECTED = OrderStatus.PARTIALLY_FILLED, OrderStatus.REJECTED
 FILL_MODELS = ("conservative", "optimistic", "realistic")
 _LIVE = frozenset({ACCEPTED, PARTIALLY_FILLED})  # working at the simulated venue
 _KINDS = frozenset({"market", "limit", "stop"})
+_tnew = tuple.__new__  # builds the event NamedTuples without their Python-level __new__ (hot path)
 
 
 def slippage_ticks(is_rth: np.ndarray, atr: np.ndarray, atr_normal: np.ndarray, cfg,
@@ -179,8 +180,8 @@ class SimVenue:
             self._events.append(OrderUpdate(oid, tag, REJECTED, now, qty, price, kind, side,
                                             _parent, _role, "simulated stop rejection"))
             return oid
-        self._events.append(OrderUpdate(oid, tag, ACCEPTED, now, qty, price, kind, side,
-                                        _parent, _role))
+        self._events.append(_tnew(OrderUpdate, (oid, tag, ACCEPTED, now, qty, price, kind, side,
+                                                _parent, _role, "")))
         self._working.append(o)
         if kind == "market" and self.fill_model == "optimistic" and self.i >= 0:
             c = self.close.item(self.i)
@@ -216,8 +217,11 @@ class SimVenue:
         return AccountInfo(self.account_name, self.balance, True)
 
     def poll_events(self) -> list:
-        out = list(self._events)
-        self._events.clear()
+        ev = self._events
+        if not ev:
+            return []
+        out = list(ev)
+        ev.clear()
         return out
 
     def has_events(self) -> bool:
@@ -241,11 +245,16 @@ class SimVenue:
         o_, h, l = self.open.item(i), self.high.item(i), self.low.item(i)
         slip = self.slip.item(i) * self.tick
         live = _LIVE
-        for o in tuple(self._working):
+        snap = tuple(self._working)
+        filled_market = False
+        for o in snap:
             if o.kind == "market" and o.status in live:
                 px = min(o_ + slip, h) if o.side > 0 else max(o_ - slip, l)  # never outside the bar
                 self._fill(o, o.qty - o.filled, px, o_, ts)
-        for o in tuple(self._working):
+                filled_market = True
+        if filled_market:  # an entry's fill attached its bracket legs: they work on this bar too
+            snap = tuple(self._working)
+        for o in snap:
             if o.kind != "stop" or o.status not in live:
                 continue
             if o.side < 0 and l <= o.price:
@@ -255,7 +264,9 @@ class SimVenue:
                 ref = max(o.price, o_)
                 self._fill(o, o.qty - o.filled, min(ref + slip, h), ref, ts)
         strict = self.fill_model == "conservative"
-        for o in tuple(self._working):
+        # the same snapshot: a stop's fill adds no order (it only cancels or resizes a sibling,
+        # which the status test sees)
+        for o in snap:
             if o.kind != "limit" or o.status not in live:
                 continue
             p = o.price
@@ -290,9 +301,9 @@ class SimVenue:
         comm = self.cost_per_side * qty
         price, ref = float(price), float(ref)
         ev = self._events
-        ev.append(FillEvent(o.order_id, o.tag, o.side, qty, price, ref, abs(price - ref), comm, ts))
+        ev.append(_tnew(FillEvent, (o.order_id, o.tag, o.side, qty, price, ref, abs(price - ref), comm, ts)))
         self._book(o.side * qty, price, comm)
-        ev.append(PositionUpdate(self.pos, self.avg, ts))
+        ev.append(_tnew(PositionUpdate, (self.pos, self.avg, ts)))
         if o.bracket is not None:
             self._attach_legs(o, qty, price)
         if o.parent and self.native_oco:
