@@ -11,6 +11,7 @@ Set ``MES_NO_MYPYC=1`` to install without compiling (pure Python).
 from __future__ import annotations
 
 import os
+import sys
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
@@ -46,8 +47,11 @@ COMPILED = [
     "engine/backtest/runner.py",
 ]
 
+# mypycify type-checks the whole import graph (~2-3 min): only for the commands that build, not for
+# the metadata steps pip runs first (egg_info, dist_info)
+_BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
 ext_modules = []
-if os.environ.get("MES_NO_MYPYC", "") not in ("1", "true", "yes"):
+if _BUILDS & set(sys.argv[1:]) and os.environ.get("MES_NO_MYPYC", "") not in ("1", "true", "yes"):
     from mypyc.build import mypycify
 
     ext_modules = mypycify(COMPILED, opt_level="3")
