@@ -291,6 +291,8 @@ def main() -> None:
     ap.add_argument("--density", choices=("bench", "scalper", "both"), default="both")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {_load()} (1/5/15 min) at the start")
+    import engine.kernel as _k
+    print(f"kernel: {'compiled by mypyc (setup.py)' if not _k.__file__.endswith('.py') else 'pure Python (no mypyc build)'}")
     bars = tiled(args.bars)
     t0 = perf_ns()
     sig = BreakoutBaseline().signals(bars)

@@ -6,3 +6,27 @@ simulation and the broker adapters. It never imports the user interface (``textu
 """
 
 __version__ = "0.1.0"
+
+
+def _check_compiled_build() -> None:
+    """Refuse to run a stale mypyc build (setup.py compiles the kernel's hot modules in place).
+
+    Python imports ``X.cpython-*.so`` before ``X.py``: after ``X.py`` is edited (or changed by a
+    git checkout/merge) the old compiled rules would run silently. Raises ImportError naming the
+    file and the rebuild command when any such .so is older than its .py; a source tree without a
+    build (no .so) runs the .py files. Cost: one directory walk of engine/ at import (~1 ms)."""
+    import os
+
+    root = os.path.dirname(os.path.abspath(__file__))
+    for d, _dirs, files in os.walk(root):
+        for f in files:
+            if f.endswith(".so") and ".cpython-" in f:
+                py = os.path.join(d, f.split(".", 1)[0] + ".py")
+                if os.path.exists(py) and os.path.getmtime(py) > os.path.getmtime(os.path.join(d, f)):
+                    raise ImportError(
+                        f"{os.path.relpath(py, os.path.dirname(root))} is newer than its mypyc build {f}: "
+                        "rebuild with `pip install -e '.[dev]'` (or `python setup.py build_ext --inplace`), "
+                        "or run the pure-Python source with `find engine -name '*.so' -delete`")
+
+
+_check_compiled_build()

@@ -104,8 +104,8 @@ class BarInput:
     atr_normal: float = float("nan")
     volume: float = float("nan")
     avg_volume: float = float("nan")
-    highs: object = None
-    lows: object = None
+    highs: Any = None  # Any, not object: mypyc (setup.py) cannot name builtins.object in a dataclass
+    lows: Any = None
     spread: float = float("nan")  # ticks: quoted (paper/live) or modelled (engine.market.spread); NaN = unknown
 
 

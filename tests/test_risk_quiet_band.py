@@ -68,7 +68,7 @@ def test_quiet_band_changes_nothing(seed, research, tight):
         else:  # an entry request and the skip-ahead's questions
             da = a.evaluate_entry(1, 0.75, 5000.0, 1.3, None, None, now, True)
             db = b.evaluate_entry(1, 0.75, 5000.0, 1.3, None, None, now, True)
-            assert da == db, f"step {step}"
+            assert repr(da) == repr(db), f"step {step}"  # repr: NaN fields equal (compiled floats are not one NaN object)
             if open_pnl == 0.0:
                 assert a.next_entry_possible_ns(now) == b.next_entry_possible_ns(now), f"step {step}"
         assert a.state_dict() == b.state_dict(), f"step {step}"

@@ -13,6 +13,7 @@ CANCELLED → FILLED / PARTIALLY_FILLED are legal. Anything not in the table rai
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
 from dataclasses import dataclass, field
 
 from engine.venue.base import OrderStatus  # the venue's status words (execution → venue, one way)
@@ -49,6 +50,7 @@ TERMINAL = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED})
 WORKING = frozenset({S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.UNKNOWN})
 
 
+@mypyc_attr(native_class=False)  # mypyc (setup.py) compiles builtin-exception subclasses as Python classes
 class IllegalTransition(RuntimeError):
     """A status change the state table does not allow (a bug or a venue protocol violation)."""
 

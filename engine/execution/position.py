@@ -14,11 +14,13 @@ it is never resent.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
 from dataclasses import dataclass, field
 
 from engine.execution.orders import Order, OrderStatus
 
 
+@mypyc_attr(native_class=False)  # mypyc (setup.py) compiles builtin-exception subclasses as Python classes
 class ReconcileError(RuntimeError):
     """Local and venue state disagree in strict mode (names what differs)."""
 

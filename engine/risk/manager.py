@@ -11,6 +11,7 @@ Money: dollars, net of costs. Prices: index points. Distances: whole ticks.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
 import math
 import threading
 from bisect import bisect_right
@@ -58,6 +59,7 @@ class TradingState(str, Enum):
     HALTED = "HALTED"
 
 
+@mypyc_attr(native_class=False)  # mypyc (setup.py) compiles builtin-exception subclasses as Python classes
 class RiskActionError(RuntimeError):
     """A manual action that is refused (wrong confirmation word, nothing to resume/reset)."""
 
@@ -137,6 +139,7 @@ def _finite(x: Any) -> bool:
     return x is not None and isinstance(x, _NUMBER_TYPES) and _isfinite(float(x))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests subclass it; compiled by setup.py
 class RiskManager:
     """The risk manager of one account (see the module docstring and ``specs/risk.md``).
 

@@ -19,6 +19,7 @@ All money is in dollars, stops in whole ticks.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
 import math
 from typing import NamedTuple
 
@@ -27,6 +28,7 @@ EPS = 1e-9
 # of each per entry decision).
 
 
+@mypyc_attr(native_class=False)  # mypyc (setup.py) compiles builtin-exception subclasses as Python classes
 class SizingError(ValueError):
     """Impossible sizing input (NaN, non-positive stop, bad table)."""
 

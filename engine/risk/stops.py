@@ -17,6 +17,7 @@ reward:risk is never better than configured by rounding).
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
 import math
 
 import numpy as np
@@ -29,6 +30,7 @@ TIGHTEN_PHASES = PHASE_NAMES[P_NO_NEW:P_EXIT + 2]  # no_new, exit, flat (engine.
 """EOD phases in which stop distances are multiplied by ``EodConfig.eod_stop_tighten``."""
 
 
+@mypyc_attr(native_class=False)  # mypyc (setup.py) compiles builtin-exception subclasses as Python classes
 class StopError(ValueError):
     """Impossible stop input (bad side, NaN price, missing ATR, too few bars)."""
 

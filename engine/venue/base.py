@@ -14,6 +14,7 @@ reconciled by its tag, never resent (R-EXE-4; projectx-api.md §10).
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
 from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple, Protocol, Union
@@ -42,10 +43,12 @@ SELL = -1
 # build (bench/bench_backtest.py). Change a field with ``ev._replace(ts_ns=...)``.
 
 
+@mypyc_attr(native_class=False)  # mypyc (setup.py) compiles builtin-exception subclasses as Python classes
 class VenueError(RuntimeError):
     """The venue refused a request (bad order id, impossible modify...)."""
 
 
+@mypyc_attr(native_class=False)  # mypyc (setup.py) compiles builtin-exception subclasses as Python classes
 class SubmissionTimeout(VenueError):
     """A submission got no answer in time: outcome unknown; reconcile by tag, never resend."""
 

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 from collections import deque
 
-import numba
 import numpy as np
 
+from engine.venue._slippage_jit import _slippage_pass  # numba: kept out of this module, which mypyc compiles (setup.py)
 from engine.venue.base import (AccountInfo, Bracket, FillEvent, OrderStatus, OrderUpdate, PositionUpdate,
                                VenueError, VenueOrder, VenuePosition)
 
@@ -68,28 +68,11 @@ def slippage_ticks(is_rth: np.ndarray, atr: np.ndarray, atr_normal: np.ndarray, 
                           float(cfg.high_vol_max_ticks), float(cfg.high_vol_atr_ratio))
 
 
-@numba.njit(cache=True)
-def _slippage_pass(is_rth, atr, atr_normal, market, thin, hv_min, hv_max, hv_ratio):  # pragma: no cover
-    n = is_rth.shape[0]
-    out = np.empty(n)
-    for i in range(n):
-        v = market if is_rth[i] else thin
-        an = atr_normal[i]
-        if an > 0:
-            r = atr[i] / an
-            if r >= hv_ratio:  # False for NaN
-                t = min(max(np.rint(hv_min * r / hv_ratio), hv_min), hv_max)
-                if t > v:
-                    v = t
-        out[i] = v
-    return out
-
-
 class _SimOrder:
     __slots__ = ("order_id", "tag", "side", "qty", "filled", "kind", "price", "status",
                  "bracket", "parent", "role", "born", "legs")
 
-    def __init__(self, order_id, tag, side, qty, kind, price, bracket, parent, role, born):
+    def __init__(self, order_id, tag, side, qty, kind, price, bracket, parent, role, born) -> None:
         self.order_id = order_id
         self.tag = tag
         self.side = side
