@@ -5,7 +5,10 @@ extension module per listed file beside its .py (``engine/kernel.cpython-311-*.s
 imports the .so before the .py, so after editing one of these files rebuild with
 ``pip install -e '.[dev]'`` (or ``python setup.py build_ext --inplace``), or delete the .so files
 (``make clean``-equivalent: ``find engine -name '*.so' -delete``) to run the .py source.
-Set ``MES_NO_MYPYC=1`` to install without compiling (pure Python).
+Set ``MES_NO_MYPYC=1`` to install without compiling (pure Python). A machine that cannot compile
+(no C compiler, mypyc refuses the source) installs the pure-Python kernel, with a warning block in
+pip's output that names the cause: the same rules, only slower (``bench/bench_backtest.py`` prints
+which kernel it ran).
 """
 
 from __future__ import annotations
@@ -25,12 +28,36 @@ class BuildExtFresh(build_ext):
     every module built together gets this build's time."""
 
     def run(self) -> None:
-        super().run()
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: install pure Python, loudly
+            _warn_pure(f"compiling failed ({type(exc).__name__}: {exc})")
+            _remove_built()
+            return
         root = os.path.dirname(os.path.abspath(__file__))
         for d, _dirs, files in os.walk(os.path.join(root, "engine")):
             for f in files:
                 if f.endswith(".so"):
                     os.utime(os.path.join(d, f))
+
+def _warn_pure(why: str) -> None:
+    bar = "=" * 78
+    sys.stderr.write(f"\n{bar}\nmes-console: {why}; installing the PURE-PYTHON kernel (same rules, about\n"
+                     f"1.6x slower backtests). Set MES_NO_MYPYC=1 to skip the attempt.\n{bar}\n\n")
+
+
+def _remove_built() -> None:
+    """Delete every compiled kernel module a failed build left behind (a partial build must not
+    shadow the .py source)."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    for d, _dirs, files in os.walk(os.path.join(root, "engine")):
+        for f in files:
+            if f.endswith(".so"):
+                os.remove(os.path.join(d, f))
+    for f in os.listdir(root):
+        if f.endswith(".so") and "__mypyc" in f:
+            os.remove(os.path.join(root, f))
+
 
 # the per-step path: kernel -> venue -> events -> OCO manager -> position book -> risk manager
 COMPILED = [
@@ -52,8 +79,12 @@ COMPILED = [
 _BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
 ext_modules = []
 if _BUILDS & set(sys.argv[1:]) and os.environ.get("MES_NO_MYPYC", "") not in ("1", "true", "yes"):
-    from mypyc.build import mypycify
+    try:
+        from mypyc.build import mypycify
 
-    ext_modules = mypycify(COMPILED, opt_level="3")
+        ext_modules = mypycify(COMPILED, opt_level="3")
+    except BaseException as exc:  # noqa: BLE001 - mypyc's type check exits via SystemExit
+        _warn_pure(f"mypyc could not compile the kernel ({type(exc).__name__}: {exc})")
+        ext_modules = []
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExtFresh})

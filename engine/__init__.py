@@ -8,6 +8,10 @@ simulation and the broker adapters. It never imports the user interface (``textu
 __version__ = "0.1.0"
 
 
+class StaleBuildError(ImportError):
+    """A compiled kernel module (mypyc ``.so``) is older than its ``.py`` source."""
+
+
 def _check_compiled_build() -> None:
     """Refuse to run a stale mypyc build (setup.py compiles the kernel's hot modules in place).
 
@@ -23,7 +27,7 @@ def _check_compiled_build() -> None:
             if f.endswith(".so") and ".cpython-" in f:
                 py = os.path.join(d, f.split(".", 1)[0] + ".py")
                 if os.path.exists(py) and os.path.getmtime(py) > os.path.getmtime(os.path.join(d, f)):
-                    raise ImportError(
+                    raise StaleBuildError(
                         f"{os.path.relpath(py, os.path.dirname(root))} is newer than its mypyc build {f}: "
                         "rebuild with `pip install -e '.[dev]'` (or `python setup.py build_ext --inplace`), "
                         "or run the pure-Python source with `find engine -name '*.so' -delete`")
