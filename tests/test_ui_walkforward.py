@@ -57,14 +57,23 @@ async def test_walk_forward_switch_runs_folds_shows_go_live_and_halt_works(es_1m
     rt, app = _app()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await _walk_forward_form(pilot, es_1m_path, epochs="1")
+        seen: list[str] = []   # every progress message the run posts (the status shows the latest)
+        run = rt.run_walk_forward
+        rt.run_walk_forward = lambda params, on_progress, stop: run(  # type: ignore[method-assign]
+            params, lambda p: (seen.append(p.message), on_progress(p)), stop)
         await pilot.press("enter")
-        # progress per fold arrives while the folds train in their own process
-        await _wait_status(pilot, screen, lambda t: "fold 1/" in t)
+        for _ in range(50):
+            if screen.running():
+                break
+            await pilot.pause(0.02)
         assert screen.running()
-        await pilot.press("ctrl+k")  # the kill switch works meanwhile
+        await pilot.press("ctrl+k")  # the kill switch works while the folds train in their own process
         assert rt.snapshot().header.trading_state == "HALTED" and audit_actions(rt)[-1] == "halt"
+        assert screen.running()
         await screen.workers.wait_for_complete()
         await pilot.pause()
+        # progress per fold arrived meanwhile
+        assert any("fold 1/" in m for m in seen) and any("fold 2/" in m for m in seen), seen
         wf = screen.walk_forward
         assert wf is not None, str(screen.query_one("#status").render())
         assert len(wf.folds) >= 2
