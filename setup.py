@@ -59,8 +59,10 @@ def _remove_built() -> None:
             os.remove(os.path.join(root, f))
 
 
-# the per-step path: kernel -> venue -> events -> OCO manager -> position book -> risk manager
+# the per-step path: step -> clock -> kernel -> venue -> events -> OCO manager -> position book -> risk manager
 COMPILED = [
+    "engine/step.py",
+    "engine/clock.py",
     "engine/kernel.py",
     "engine/execution/oco.py",
     "engine/execution/orders.py",

@@ -12,11 +12,12 @@ timestamps, so that no float rounding ever reorders two events.
 from __future__ import annotations
 
 import heapq
-import itertools
 import time as _time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Protocol
+
+from mypy_extensions import mypyc_attr
 
 NS_PER_SECOND = 1_000_000_000
 NS = NS_PER_SECOND  # the short name the engine's modules import (one definition)
@@ -24,6 +25,7 @@ NS = NS_PER_SECOND  # the short name the engine's modules import (one definition
 TimerCallback = Callable[[int], None]
 
 
+@mypyc_attr(native_class=False)  # mypyc (setup.py) compiles builtin-exception subclasses as Python classes
 class ClockError(RuntimeError):
     """Raised when a clock is asked to do something impossible (run backwards, bad timer)."""
 
@@ -58,30 +60,34 @@ def from_datetime(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1_000
 
 
-@dataclass(order=True)
+@dataclass
 class _Timer:
     at_ns: int
     seq: int
-    name: str = field(compare=False)
-    callback: TimerCallback = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
+    name: str
+    callback: TimerCallback
+    cancelled: bool = False
 
 
 class _TimerTable:
-    """Timers ordered by (due time, insertion order); one live timer per name."""
+    """Timers ordered by (due time, insertion order); one live timer per name. The heap holds
+    ``(due ns, insertion number, timer)``: the insertion number is unique, so two entries never
+    compare their timers."""
 
     def __init__(self) -> None:
-        self._heap: list[_Timer] = []
+        self._heap: list[tuple[int, int, _Timer]] = []
         self._by_name: dict[str, _Timer] = {}
-        self._seq = itertools.count()
+        self._seq = 0
 
     def add(self, name: str, at_ns: int, callback: TimerCallback) -> None:
         old = self._by_name.pop(name, None)
         if old is not None:
             old.cancelled = True
-        timer = _Timer(int(at_ns), next(self._seq), name, callback)
+        seq = self._seq
+        self._seq += 1
+        timer = _Timer(int(at_ns), seq, name, callback)
         self._by_name[name] = timer
-        heapq.heappush(self._heap, timer)
+        heapq.heappush(self._heap, (timer.at_ns, seq, timer))
 
     def cancel(self, name: str) -> bool:
         timer = self._by_name.pop(name, None)
@@ -91,23 +97,26 @@ class _TimerTable:
         return True
 
     def pop_due(self, now_ns: int) -> _Timer | None:
-        while self._heap and self._heap[0].cancelled:
-            heapq.heappop(self._heap)
-        if self._heap and self._heap[0].at_ns <= now_ns:
-            timer = heapq.heappop(self._heap)
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        if heap and heap[0][0] <= now_ns:
+            timer = heapq.heappop(heap)[2]
             self._by_name.pop(timer.name, None)
             return timer
         return None
 
     def next_due(self) -> int | None:
-        while self._heap and self._heap[0].cancelled:
-            heapq.heappop(self._heap)
-        return self._heap[0].at_ns if self._heap else None
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the live session's ExchangeClock subclasses it
 class SimClock:
     """Simulated clock for backtest, replay and tests.
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from engine.clock import perf_ns
 from engine.kernel import BarInput, TradingKernel
 
@@ -47,6 +49,13 @@ class BarStepper(Protocol):
     """What the step asks of the kernel (:class:`engine.kernel.TradingKernel`)."""
 
     def step(self, b: BarInput) -> Any: ...
+
+
+class StreamingKernel(BarStepper, Protocol):
+    """What :class:`StreamingBarPath` asks of the kernel: a step, and the equity it marked at
+    the last close (dollars)."""
+
+    last_equity: float
 
 
 def step_bar(clock: BarClock, venue: BarVenue, kernel: BarStepper | TradingKernel, bar: BarInput) -> None:
@@ -73,6 +82,7 @@ class FollowClock:
             observe(int(ts_ns))
 
 
+@mypyc_attr(native_class=False)  # __getattr__ forwarding: a plain Python class (setup.py compiles this module)
 class NoBarVenue:
     """A venue wrapper for a broker: ``process_bar`` is a no-op (fills arrive as events), every
     other attribute is the wrapped venue's."""
@@ -136,7 +146,7 @@ class StreamingBarPath:
     row), ``last_bar`` (the :class:`BarInput`), ``timings`` and ``equity`` (one entry per bar).
     """
 
-    def __init__(self, clock: BarClock, venue: BarVenue, kernel: TradingKernel, signals: SignalSource,
+    def __init__(self, clock: BarClock, venue: BarVenue, kernel: StreamingKernel, signals: SignalSource,
                  market: MarketSource, timed_risk: Any, bar_ns: int, *, modelled_spread: bool = True,
                  before_step: Callable[[Any], None] | None = None) -> None:
         self.clock, self.venue, self.kernel = clock, venue, kernel
@@ -178,5 +188,5 @@ class StreamingBarPath:
         return bar
 
 
-__all__ = ["step_bar", "StreamingBarPath", "BarTiming", "BarClock", "BarVenue", "BarStepper", "FollowClock",
+__all__ = ["step_bar", "StreamingBarPath", "BarTiming", "BarClock", "BarVenue", "BarStepper", "StreamingKernel", "FollowClock",
            "NoBarVenue", "SignalSource", "MarketSource"]

@@ -18,7 +18,6 @@ from ``exit`` (16:00 NY) and so fill by the next bar's open, flat by 16:05 NY (T
 from __future__ import annotations
 
 import gc
-import operator
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,7 +107,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
 
     d = np.ascontiguousarray(signals.direction, dtype=np.int8)
     conf = np.asarray(signals.confidence, dtype=np.float64)
-    cls = np.asarray(signals.pred_class)
+    cls = np.asarray(signals.pred_class, dtype=np.int64)
     # the bars where a flat kernel could enter: the signal rules' confidence gate and the
     # kernel's entry window (EOD phase, session), asked of their owners over whole arrays
     actionable = k.signals.actionable(d, conf)
@@ -125,6 +124,12 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     close_ts, phase = mk.close_ts, mk.phase
     atr_a, atrn_a, avgv_a, rth_a, ins_a, day_a = mk.atr, mk.atr_normal, mk.avg_volume, mk.is_rth, mk.in_session, mk.day
     spr_a = mk.spread if mk.spread is not None else np.broadcast_to(np.float64(np.nan), (n,))
+    # the per-bar reads go through memoryviews: indexing one returns the Python int / float /
+    # bool at about half the cost of ``ndarray.item(i)`` (a method call per value)
+    mO, mH, mL, mC, mV = _mv(O), _mv(H), _mv(L), _mv(C), _mv(V)
+    m_close_ts, m_phase, m_atr, m_atrn, m_avgv = _mv(close_ts), _mv(phase), _mv(atr_a), _mv(atrn_a), _mv(avgv_a)
+    m_rth, m_ins, m_day, m_spr = _mv(rth_a), _mv(ins_a), _mv(day_a), _mv(spr_a)
+    m_d, m_conf, m_cls = _mv(d), _mv(conf), _mv(cls)
     pv = spec.point_value
     i = 0
     next_report = 0
@@ -141,12 +146,12 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             if progress is not None and i >= next_report:
                 progress(i, n)
                 next_report = i + report_every
-            now = close_ts.item(i)
+            now = m_close_ts[i]
             lo = (i - lookback + 1 if i >= lookback else 0) if swing else 0
             step_bar(clock, venue, k, BarInput(
-                i, now, O.item(i), H.item(i), L.item(i), C.item(i), atr_a.item(i), rth_a.item(i), ins_a.item(i),
-                phase.item(i), day_a.item(i), d.item(i), conf.item(i), cls.item(i), atrn_a.item(i), V.item(i),
-                avgv_a.item(i), H[lo:i + 1] if swing else None, L[lo:i + 1] if swing else None, spr_a.item(i)))
+                i, now, mO[i], mH[i], mL[i], mC[i], m_atr[i], m_rth[i], m_ins[i],
+                m_phase[i], m_day[i], m_d[i], m_conf[i], m_cls[i], m_atrn[i], mV[i],
+                m_avgv[i], H[lo:i + 1] if swing else None, L[lo:i + 1] if swing else None, m_spr[i]))
             if not fast or k.busy():
                 i += 1
                 continue
@@ -176,9 +181,10 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
         if progress is not None:
             progress(n, n)
         elapsed = (perf_ns() - t0) / 1e9
-        equity = equity_curve(k.trades, C, start_bal, pv, n)
+        cols = trade_columns(k.trades)
+        equity = equity_curve(k.trades, C, start_bal, pv, n, cols)
         return BacktestResult(
-            trades=trades_frame(k.trades), records=list(k.trades), equity=equity, ts=bars.ts,
+            trades=trades_frame(k.trades, cols), records=list(k.trades), equity=equity, ts=bars.ts,
             day=mk.day, starting_balance=start_bal, fill_model=fill_model, strategy=strategy_name,
             steps=k.stats.steps, bars=n, elapsed_s=elapsed, alerts=list(k.stats.alerts),
             refused=dict(k.stats.entries_refused), risk_audit=list(getattr(risk, "audit_records", [])),
@@ -189,17 +195,72 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             gc.enable()
 
 
-def equity_curve(trades: list[TradeRecord], close: np.ndarray, start: float, pv: float, n: int) -> np.ndarray:
+def _mv(a: np.ndarray) -> Any:
+    """``a.data``: a memoryview of the 1-D array ``a`` (any numeric or bool dtype; a read-only
+    broadcast view works too) whose items are the Python int / float / bool of the values.
+    Typed Any: the kernel's :class:`BarInput` checks each value's type as it is built."""
+    return a.data
+
+
+def trade_columns(trades: list[TradeRecord]) -> dict[str, list]:
+    """The trade log transposed: one plain list per :class:`TradeRecord` field (in the record's
+    order), each of length ``len(trades)``. A typed loop (compiled with the kernel by mypyc,
+    setup.py): it reads the records' native fields directly, where ``operator.attrgetter`` pays a
+    generic attribute lookup per field and record."""
+    entry_ts: list[int] = []
+    exit_ts: list[int] = []
+    entry_bar: list[int] = []
+    exit_bar: list[int] = []
+    direction: list[int] = []
+    entry_price: list[float] = []
+    exit_price: list[float] = []
+    contracts: list[int] = []
+    gross_pnl: list[float] = []
+    commission: list[float] = []
+    slippage: list[float] = []
+    net_pnl: list[float] = []
+    exit_reason: list[str] = []
+    confidence: list[float] = []
+    predicted_class: list[int] = []
+    risk_dollars: list[float] = []
+    stop_ticks: list[int] = []
+    for t in trades:
+        entry_ts.append(t.entry_ts)
+        exit_ts.append(t.exit_ts)
+        entry_bar.append(t.entry_bar)
+        exit_bar.append(t.exit_bar)
+        direction.append(t.direction)
+        entry_price.append(t.entry_price)
+        exit_price.append(t.exit_price)
+        contracts.append(t.contracts)
+        gross_pnl.append(t.gross_pnl)
+        commission.append(t.commission)
+        slippage.append(t.slippage)
+        net_pnl.append(t.net_pnl)
+        exit_reason.append(t.exit_reason)
+        confidence.append(t.confidence)
+        predicted_class.append(t.predicted_class)
+        risk_dollars.append(t.risk_dollars)
+        stop_ticks.append(t.stop_ticks)
+    return {"entry_ts": entry_ts, "exit_ts": exit_ts, "entry_bar": entry_bar, "exit_bar": exit_bar,
+            "direction": direction, "entry_price": entry_price, "exit_price": exit_price,
+            "contracts": contracts, "gross_pnl": gross_pnl, "commission": commission,
+            "slippage": slippage, "net_pnl": net_pnl, "exit_reason": exit_reason,
+            "confidence": confidence, "predicted_class": predicted_class,
+            "risk_dollars": risk_dollars, "stop_ticks": stop_ticks}
+
+
+def equity_curve(trades: list[TradeRecord], close: np.ndarray, start: float, pv: float, n: int,
+                 columns: dict[str, list] | None = None) -> np.ndarray:
     """Equity at every bar close (dollars, float64 (n,)): starting balance + net P&L of the
     trades closed by that bar + open P&L at the close (at the entry fill price; costs of an open
     trade are booked at its exit). One compiled pass (:func:`engine.backtest.fast.equity_pass`).
+    ``columns``: :func:`trade_columns` of ``trades`` when the caller has it already.
 
     Raises ``ValueError`` when the trades are not one position at a time in bar order (an exit
     before its entry, or an entry before the previous exit): the pass relies on it."""
-    m = len(trades)
-    get = operator.attrgetter("entry_bar", "exit_bar", "entry_price", "direction", "contracts", "net_pnl")
-    cols = list(zip(*map(get, trades))) if m else [()] * 6
-    entry_bar, exit_bar = np.array(cols[0], np.int64), np.array(cols[1], np.int64)
+    cols = trade_columns(trades) if columns is None else columns
+    entry_bar, exit_bar = np.array(cols["entry_bar"], np.int64), np.array(cols["exit_bar"], np.int64)
     bad = np.flatnonzero(exit_bar < entry_bar)
     if bad.size == 0:
         bad = np.flatnonzero(entry_bar[1:] < exit_bar[:-1]) + 1
@@ -208,24 +269,25 @@ def equity_curve(trades: list[TradeRecord], close: np.ndarray, start: float, pv:
         raise ValueError(f"equity_curve: trade {t} (bars {entry_bar[t]}..{exit_bar[t]}) overlaps or "
                          "precedes the trade before it; trades must be one position at a time")
     return equity_pass(np.ascontiguousarray(close, dtype=np.float64), float(start), float(pv), int(n),
-                       entry_bar, exit_bar, np.array(cols[2], np.float64), np.array(cols[3], np.float64),
-                       np.array(cols[4], np.float64), np.array(cols[5], np.float64))
+                       entry_bar, exit_bar, np.array(cols["entry_price"], np.float64),
+                       np.array(cols["direction"], np.float64), np.array(cols["contracts"], np.float64),
+                       np.array(cols["net_pnl"], np.float64))
 
 
-_FRAME_FIELDS = [c for c in TRADE_COLUMNS if c not in ("entry_time", "exit_time")]
 _FRAME_DTYPES = {"entry_ts": np.int64, "exit_ts": np.int64, "entry_bar": np.int64, "exit_bar": np.int64,
                  "direction": np.int64, "contracts": np.int64, "predicted_class": np.int64,
                  "stop_ticks": np.int64, "exit_reason": object}
 
 
-def trades_frame(trades: list[TradeRecord]):
+def trades_frame(trades: list[TradeRecord], columns: dict[str, list] | None = None):
     """Trade log as a pandas DataFrame with :data:`TRADE_COLUMNS` (times tz-aware UTC; direction
-    "long"/"short"; prices float64 points, money float64 dollars, bars/ticks/contracts int64)."""
+    "long"/"short"; prices float64 points, money float64 dollars, bars/ticks/contracts int64).
+    ``columns``: :func:`trade_columns` of ``trades`` when the caller has it already."""
     import pandas as pd
 
     if not trades:
         return pd.DataFrame({c: [] for c in TRADE_COLUMNS})
-    cols = dict(zip(_FRAME_FIELDS, zip(*map(operator.attrgetter(*_FRAME_FIELDS), trades))))
+    cols = trade_columns(trades) if columns is None else columns
     rows = {}
     for c in TRADE_COLUMNS:
         if c in ("entry_time", "exit_time"):
@@ -253,4 +315,4 @@ def slice_dates(bars, start: str | None, end: str | None):
 
 
 __all__ = ["run_backtest", "prepare_market", "MarketInputs", "MarketInputError", "BacktestResult", "BacktestError", "equity_curve",
-           "trades_frame", "slice_dates", "TRADE_COLUMNS", "OrderStatus"]
+           "trades_frame", "trade_columns", "slice_dates", "TRADE_COLUMNS", "OrderStatus"]
