@@ -158,3 +158,28 @@ def test_model_strategy_predicts_in_one_batch(part):
     res = run_backtest(part, sig, _big())
     assert len(res.trades) > 10
     assert (res.trades["confidence"] >= 0.60).all()
+
+
+def test_walk_forward_with_a_fold_that_makes_no_trade(part):
+    """A fold whose model never trades (here: no signal at all) stitched with folds that trade:
+    the empty fold's trade table has the same dtypes as a full one, so the stitched table keeps
+    datetime exit times and the metrics compute (an empty table of float columns used to turn
+    the times into objects and crash ``compute_metrics``)."""
+    from engine.ml.splits import Fold, Window
+    from engine.strategy.base import StrategySignals
+
+    edges = [pd.Timestamp(x, tz="UTC").value for x in ("2025-07-01", "2025-08-01", "2025-09-01")]
+    folds = [Fold(k, Window(0, 1), Window(0, 1), Window(edges[k], edges[k + 1]), np.zeros(0, int),
+                  np.zeros(0, int), np.zeros(0, int)) for k in range(2)]
+
+    def signals(f, b):
+        if f.number == 0:
+            n = len(b)
+            return StrategySignals(np.zeros(n, np.int8), np.zeros(n), np.full(n, 1, np.int64))
+        return strategy_by_name("random", seed=1, p=0.03).signals(b)
+
+    wf = walk_forward_backtest(part, folds, signals, _big())
+    assert len(wf.folds[0].trades) == 0 and len(wf.folds[1].trades) > 10
+    assert wf.folds[0].trades.dtypes.equals(wf.folds[1].trades.dtypes)
+    assert str(wf.trades["exit_time"].dtype).startswith("datetime64") and len(wf.trades) == len(wf.folds[1].trades)
+    assert wf.metrics["trades"] == len(wf.folds[1].trades)

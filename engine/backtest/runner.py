@@ -276,24 +276,25 @@ def equity_curve(trades: list[TradeRecord], close: np.ndarray, start: float, pv:
 
 _FRAME_DTYPES = {"entry_ts": np.int64, "exit_ts": np.int64, "entry_bar": np.int64, "exit_bar": np.int64,
                  "direction": np.int64, "contracts": np.int64, "predicted_class": np.int64,
-                 "stop_ticks": np.int64, "exit_reason": object}
+                 "stop_ticks": np.int64}
 
 
 def trades_frame(trades: list[TradeRecord], columns: dict[str, list] | None = None):
     """Trade log as a pandas DataFrame with :data:`TRADE_COLUMNS` (times tz-aware UTC; direction
     "long"/"short"; prices float64 points, money float64 dollars, bars/ticks/contracts int64).
-    ``columns``: :func:`trade_columns` of ``trades`` when the caller has it already."""
+    ``columns``: :func:`trade_columns` of ``trades`` when the caller has it already. No trades
+    give an empty table with the same dtypes (a walk-forward stitches fold tables together)."""
     import pandas as pd
 
-    if not trades:
-        return pd.DataFrame({c: [] for c in TRADE_COLUMNS})
     cols = trade_columns(trades) if columns is None else columns
     rows = {}
     for c in TRADE_COLUMNS:
         if c in ("entry_time", "exit_time"):
-            rows[c] = pd.to_datetime(np.array(cols[c[:-4] + "ts"], dtype=np.int64), utc=True)
+            rows[c] = pd.to_datetime(np.array(cols[c[:-4] + "ts"], dtype=np.int64), unit="ns", utc=True)
         elif c == "direction":
-            rows[c] = np.where(np.array(cols[c]) > 0, "long", "short").astype(object)
+            rows[c] = pd.array(np.where(np.array(cols[c], dtype=np.int64) > 0, "long", "short"), dtype="str")
+        elif c == "exit_reason":
+            rows[c] = pd.array(np.array(cols[c], dtype=object), dtype="str")
         else:
             rows[c] = np.array(cols[c], dtype=_FRAME_DTYPES.get(c, np.float64))
     return pd.DataFrame(rows, copy=False)
