@@ -257,7 +257,11 @@ class TradingKernel:
         self._best = 0.0
         self._initial_stop: float | None = None
         self._i = -1
-        self._trail_key: tuple = ()
+        # what the stop rule last saw: the stop price, the best price, the EOD phase (three typed
+        # fields, not a tuple built per step; NaN: nothing seen yet, which equals nothing)
+        self._trail_sp = _NAN
+        self._trail_best = _NAN
+        self._trail_phase = -1
         self._last_phase = 0
         self.last_equity = float(starting_balance)
         c = settings.costs
@@ -302,8 +306,9 @@ class TradingKernel:
             if not o.protected():
                 return True
             s = o.stop
-            sp = s.price if s is not None and s.status in WORKING else float("nan")
-            if (sp, self._best, self._last_phase) != self._trail_key:
+            # a working stop always has a price
+            sp: float = s.price if s is not None and s.status in WORKING else _NAN  # type: ignore[assignment]
+            if sp != self._trail_sp or self._best != self._trail_best or self._last_phase != self._trail_phase:
                 return True  # the stop rule has not yet seen the current stop / best price / phase
         return False
 
@@ -345,11 +350,11 @@ class TradingKernel:
                 self._best = max(self._best, b.high) if side > 0 else min(self._best, b.low)
                 s = o.stop
                 # a working stop always has a price
-                sp: float = s.price if s is not None and s.status in WORKING else float("nan")  # type: ignore[assignment]
+                sp: float = s.price if s is not None and s.status in WORKING else _NAN  # type: ignore[assignment]
                 if sp == sp:
                     new = risk.update_trailing(side, bk.avg_price, sp, self._best, now,
                                                initial_stop=self._initial_stop)
-                    self._trail_key = (sp, self._best, b.phase)
+                    self._trail_sp, self._trail_best, self._trail_phase = sp, self._best, b.phase
                     cur = sp if new is None else new
                     floor_px = self._day_floor_stop(side, bk.avg_price, abs(q))
                     reason = "stop"
@@ -447,9 +452,10 @@ class TradingKernel:
             events = venue.poll_events()
 
     def _on_fill(self, f: FillEvent, b: BarInput) -> None:
-        order = self.oco.orders.get(f.order_id)
+        oco = self.oco
+        order = oco.last_fill_order  # the OCO manager booked the fill (of this order) in self.book
         role = order.role if order is not None else "exit"
-        before = self.oco.last_fill_before  # the OCO manager booked the fill in self.book
+        before = oco.last_fill_before
         pnl = self.oco.last_fill_pnl
         self._open_cash += pnl - f.commission
         t = self._open

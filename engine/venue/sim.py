@@ -84,7 +84,8 @@ class _SimOrder:
         self.parent = parent
         self.role = role
         self.born = born
-        self.legs: list[str] = []
+        self.legs: list[_SimOrder] = []  # a bracketed entry's stop and target, once attached
+        self.parent_order: _SimOrder | None = None  # a leg's entry (``parent`` is its id)
 
 
 class SimVenue:
@@ -147,6 +148,11 @@ class SimVenue:
     # ------------------------------------------------------------------ protocol
     def place(self, side: int, qty: int, kind: str, price: float | None = None, *, tag: str,
               bracket: Bracket | None = None, _parent: str = "", _role: str = "") -> str:
+        return self._new_order(side, qty, kind, price, tag, bracket, _parent, _role).order_id
+
+    def _new_order(self, side: int, qty: int, kind: str, price: float | None, tag: str,
+                   bracket: Bracket | None, _parent: str, _role: str) -> _SimOrder:
+        """:meth:`place`, returning the order itself (the bracket legs keep their objects)."""
         if side not in (1, -1) or qty < 1 or kind not in _KINDS:
             raise VenueError(f"bad order: side={side} qty={qty} kind={kind!r} tag={tag!r}")
         if kind != "market" and price is None:
@@ -161,14 +167,14 @@ class SimVenue:
             o.status = REJECTED
             self._events.append(_tnew(OrderUpdate, (oid, tag, REJECTED, now, qty, price, kind, side,
                                                     _parent, _role, "simulated stop rejection")))
-            return oid
+            return o
         self._events.append(_tnew(OrderUpdate, (oid, tag, ACCEPTED, now, qty, price, kind, side,
                                                 _parent, _role, "")))
         self._working.append(o)
         if kind == "market" and self.fill_model == "optimistic" and self.i >= 0:
             c = self.close.item(self.i)
             self._fill(o, o.qty, c, c, now)
-        return oid
+        return o
 
     def modify(self, order_id: str, *, qty: int | None = None, price: float | None = None) -> None:
         o = self._get(order_id)
@@ -291,10 +297,9 @@ class SimVenue:
         ev.append(_tnew(PositionUpdate, (self.pos, self.avg, ts)))
         if o.bracket is not None:
             self._attach_legs(o, qty, price)
-        if o.parent and self.native_oco:
-            parent = self._orders[o.parent]
-            for sib_id in parent.legs:
-                sib = self._orders[sib_id]
+        parent = o.parent_order
+        if parent is not None and self.native_oco:
+            for sib in parent.legs:
                 if sib is o or sib.status not in _LIVE:
                     continue
                 left = sib.qty - qty
@@ -306,7 +311,7 @@ class SimVenue:
                                                   sib.kind, sib.side, sib.parent, sib.role, "OCO resize")))
 
     def _attach_legs(self, entry: _SimOrder, qty: int, price: float) -> None:
-        live = [self._orders[x] for x in entry.legs if self._orders[x].status in _LIVE]
+        live = [x for x in entry.legs if x.status in _LIVE]
         if live:
             for leg in live:
                 leg.qty += qty
@@ -319,14 +324,11 @@ class SimVenue:
         side = -entry.side
         stop = price - entry.side * b.stop_ticks * self.tick
         target = price + entry.side * b.target_ticks * self.tick
-        born = self.i
-        sid = self.place(side, qty, "stop", stop, tag=entry.tag + ":stop", _parent=entry.order_id,
-                         _role="stop")
-        tid = self.place(side, qty, "limit", target, tag=entry.tag + ":target",
-                         _parent=entry.order_id, _role="target")
-        entry.legs = [sid, tid]
-        for x in entry.legs:
-            self._orders[x].born = born
+        eid = entry.order_id
+        so = self._new_order(side, qty, "stop", stop, entry.tag + ":stop", None, eid, "stop")
+        to = self._new_order(side, qty, "limit", target, entry.tag + ":target", None, eid, "target")
+        so.parent_order = to.parent_order = entry
+        entry.legs = [so, to]  # born on this bar (place)
 
     def _book(self, dq: int, price: float, comm: float) -> None:
         pv = self.point_value
