@@ -34,6 +34,7 @@ from engine.execution.position import PositionManager
 from engine.execution.signals import ENTRIES, EXITS, HOLD, LONG_ENTRY, REVERSALS, Signal, SignalGenerator
 from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate, Venue
 
+_NAN = float("nan")
 
 
 def entry_window(trade_session: str, phase, is_rth, in_session):
@@ -108,6 +109,36 @@ class BarInput:
     lows: Any = None
     spread: float = float("nan")  # ticks: quoted (paper/live) or modelled (engine.market.spread); NaN = unknown
 
+    # An explicit __init__ (same parameters, same defaults as the fields): mypyc (setup.py) then
+    # compiles it, where the dataclass-generated one is a Python function (about 4x the cost of
+    # building a BarInput, once per stepped bar). The dataclass keeps its fields, repr, eq and
+    # dataclasses.replace (engine/runtime/live.py). tests/test_exec_kernel.py checks the two agree.
+    def __init__(self, i: int, close_ts: int, open: float, high: float, low: float, close: float,
+                 atr: float, is_rth: bool, in_session: bool, phase: int, day: int, direction: int,
+                 confidence: float, pred_class: int, atr_normal: float = _NAN, volume: float = _NAN,
+                 avg_volume: float = _NAN, highs: Any = None, lows: Any = None,
+                 spread: float = _NAN) -> None:
+        self.i = i
+        self.close_ts = close_ts
+        self.open = open
+        self.high = high
+        self.low = low
+        self.close = close
+        self.atr = atr
+        self.is_rth = is_rth
+        self.in_session = in_session
+        self.phase = phase
+        self.day = day
+        self.direction = direction
+        self.confidence = confidence
+        self.pred_class = pred_class
+        self.atr_normal = atr_normal
+        self.volume = volume
+        self.avg_volume = avg_volume
+        self.highs = highs
+        self.lows = lows
+        self.spread = spread
+
 
 @dataclass(slots=True)
 class TradeRecord:
@@ -135,24 +166,54 @@ class TradeRecord:
     risk_dollars: float
     stop_ticks: int
 
+    def __init__(self, entry_ts: int, exit_ts: int, entry_bar: int, exit_bar: int, direction: int,
+                 entry_price: float, exit_price: float, contracts: int, gross_pnl: float,
+                 commission: float, slippage: float, net_pnl: float, exit_reason: str,
+                 confidence: float, predicted_class: int, risk_dollars: float, stop_ticks: int) -> None:
+        # explicit: compiled by mypyc (see BarInput.__init__); one per round trip
+        self.entry_ts = entry_ts
+        self.exit_ts = exit_ts
+        self.entry_bar = entry_bar
+        self.exit_bar = exit_bar
+        self.direction = direction
+        self.entry_price = entry_price
+        self.exit_price = exit_price
+        self.contracts = contracts
+        self.gross_pnl = gross_pnl
+        self.commission = commission
+        self.slippage = slippage
+        self.net_pnl = net_pnl
+        self.exit_reason = exit_reason
+        self.confidence = confidence
+        self.predicted_class = predicted_class
+        self.risk_dollars = risk_dollars
+        self.stop_ticks = stop_ticks
 
-@dataclass(slots=True)
+
 class _OpenTrade:
-    entry_ts: int = 0
-    entry_bar: int = 0
-    direction: int = 0
-    qty_in: int = 0
-    qty_out: int = 0
-    px_in: float = 0.0
-    px_out: float = 0.0
-    ref_in: float = 0.0
-    ref_out: float = 0.0
-    commission: float = 0.0
-    exit_role: str = ""
-    confidence: float = 0.0
-    pred_class: int = 0
-    risk_dollars: float = 0.0
-    stop_ticks: int = 0
+    """The round trip being built from its fills (sums of price × qty, points; costs, dollars);
+    becomes a :class:`TradeRecord` when the position returns to flat. A plain compiled class:
+    the kernel's own scratch record, one per round trip."""
+
+    def __init__(self, entry_ts: int = 0, entry_bar: int = 0, direction: int = 0, confidence: float = 0.0,
+                 pred_class: int = 0, risk_dollars: float = 0.0, stop_ticks: int = 0) -> None:
+        # keywords and defaults as the dataclass it was (engine/runtime/live.py adopts a position
+        # with ``_OpenTrade(entry_ts=..., entry_bar=0, direction=...)``)
+        self.entry_ts = entry_ts
+        self.entry_bar = entry_bar
+        self.direction = direction
+        self.qty_in = 0
+        self.qty_out = 0
+        self.px_in = 0.0
+        self.px_out = 0.0
+        self.ref_in = 0.0
+        self.ref_out = 0.0
+        self.commission = 0.0
+        self.exit_role = ""
+        self.confidence = confidence
+        self.pred_class = pred_class
+        self.risk_dollars = risk_dollars
+        self.stop_ticks = stop_ticks
 
 
 @dataclass
@@ -191,12 +252,16 @@ class TradingKernel:
         self._open_cash = 0.0  # dollars the open trade's fills moved (P&L − costs), not yet booked by the risk manager
         self.trade_session = settings.session.trade_session
         self._open: _OpenTrade | None = None
-        self._pending_entry: tuple | None = None
+        self._pending_entry: tuple[float, int, float, int] | None = None  # (confidence, class, risk $, stop ticks)
         self._pending_reverse: tuple | None = None
         self._best = 0.0
         self._initial_stop: float | None = None
         self._i = -1
-        self._trail_key: tuple = ()
+        # what the stop rule last saw: the stop price, the best price, the EOD phase (three typed
+        # fields, not a tuple built per step; NaN: nothing seen yet, which equals nothing)
+        self._trail_sp = _NAN
+        self._trail_best = _NAN
+        self._trail_phase = -1
         self._last_phase = 0
         self.last_equity = float(starting_balance)
         c = settings.costs
@@ -241,8 +306,9 @@ class TradingKernel:
             if not o.protected():
                 return True
             s = o.stop
-            sp = s.price if s is not None and s.status in WORKING else float("nan")
-            if (sp, self._best, self._last_phase) != self._trail_key:
+            # a working stop always has a price
+            sp: float = s.price if s is not None and s.status in WORKING else _NAN  # type: ignore[assignment]
+            if sp != self._trail_sp or self._best != self._trail_best or self._last_phase != self._trail_phase:
                 return True  # the stop rule has not yet seen the current stop / best price / phase
         return False
 
@@ -284,11 +350,11 @@ class TradingKernel:
                 self._best = max(self._best, b.high) if side > 0 else min(self._best, b.low)
                 s = o.stop
                 # a working stop always has a price
-                sp: float = s.price if s is not None and s.status in WORKING else float("nan")  # type: ignore[assignment]
+                sp: float = s.price if s is not None and s.status in WORKING else _NAN  # type: ignore[assignment]
                 if sp == sp:
                     new = risk.update_trailing(side, bk.avg_price, sp, self._best, now,
                                                initial_stop=self._initial_stop)
-                    self._trail_key = (sp, self._best, b.phase)
+                    self._trail_sp, self._trail_best, self._trail_phase = sp, self._best, b.phase
                     cur = sp if new is None else new
                     floor_px = self._day_floor_stop(side, bk.avg_price, abs(q))
                     reason = "stop"
@@ -365,36 +431,40 @@ class TradingKernel:
 
     def _drain(self, b: BarInput, events: list | None = None) -> None:
         """Apply venue events until the queue is empty (``events``: a batch already polled)."""
-        poll = self.venue.poll_events
+        venue = self.venue
         oco = self.oco
-        on_event, on_update, on_fill = oco.on_event, oco._on_update, oco._on_fill
         if events is None:
-            events = poll()
+            events = venue.poll_events()
         ev: Any
         while events:
             for ev in events:
-                t = ev.__class__  # OcoManager.on_event's dispatch, without its frame per event
+                # OcoManager.on_event's dispatch by exact type, calling its handlers directly
+                # (native calls: bound methods kept in locals would be generic Python calls)
+                t = ev.__class__
                 if t is OrderUpdate:
-                    on_update(ev)
+                    oco._on_update(ev)
                     continue
                 if t is PositionUpdate:
                     continue
-                fill = on_fill(ev) if t is FillEvent else on_event(ev)
+                fill = oco._on_fill(ev) if t is FillEvent else oco.on_event(ev)
                 if fill is not None:
                     self._on_fill(fill, b)
-            events = poll()
+            events = venue.poll_events()
 
     def _on_fill(self, f: FillEvent, b: BarInput) -> None:
-        order = self.oco.orders.get(f.order_id)
+        oco = self.oco
+        order = oco.last_fill_order  # the OCO manager booked the fill (of this order) in self.book
         role = order.role if order is not None else "exit"
-        before = self.oco.last_fill_before  # the OCO manager booked the fill in self.book
+        before = oco.last_fill_before
         pnl = self.oco.last_fill_pnl
         self._open_cash += pnl - f.commission
         t = self._open
         if before == 0:
-            t = self._open = _OpenTrade(entry_ts=f.ts_ns, entry_bar=b.i, direction=f.side)
-            conf, cls, risk_d, st = self._pending_entry or (float("nan"), 0, float("nan"), 0)
-            t.confidence, t.pred_class, t.risk_dollars, t.stop_ticks = conf, cls, risk_d, st
+            pe = self._pending_entry
+            if pe is not None:
+                t = self._open = _OpenTrade(f.ts_ns, b.i, f.side, pe[0], pe[1], pe[2], pe[3])
+            else:  # a fill the kernel did not ask for (an adopted position's exit...)
+                t = self._open = _OpenTrade(f.ts_ns, b.i, f.side, _NAN, 0, _NAN, 0)
             self._best = f.price
         assert t is not None, "a fill that does not open a position belongs to the open trade"
         t.commission += f.commission

@@ -118,3 +118,45 @@ def test_day_floor_tightens_the_stop_after_an_open_profit(es_1m_path):
     _step(bars, mk, v, clock, k, i + 2)
     sp = k.stop_target()[0]
     assert (k.oco.close_reason == "risk") or (sp == sp and sp >= floor - 1e-9)
+
+
+def _same(a, b) -> bool:
+    return a == b or (a != a and b != b)  # NaN defaults compare equal here
+
+
+def test_explicit_inits_match_the_dataclass_fields():
+    """BarInput, TradeRecord and Order write their __init__ by hand (mypyc compiles it; the
+    dataclass-generated one is a Python function): it must take every field, by position and by
+    keyword, in field order, with the fields' defaults, so that dataclasses.replace (the live
+    session's heartbeat bar) and every caller see the dataclass they declare."""
+    from engine.execution.orders import Order, OrderStatus
+    from engine.kernel import TradeRecord
+
+    for cls in (BarInput, TradeRecord, Order):
+        fs = dataclasses.fields(cls)
+        kinds = {"str": lambda j: f"v{j}", "float": lambda j: j + 0.5, "float | None": lambda j: j + 0.5,
+                 "bool": lambda j: j % 2 == 0, "OrderStatus": lambda j: OrderStatus.ACCEPTED,
+                 "list": lambda j: [j]}
+        # f.type: the annotation's text (pure Python) or the class mypyc resolved it to (compiled;
+        # `float | None` and `Any` then read as `type`: any value goes, a float here)
+        kinds["type"] = kinds["float"]
+        values = [kinds.get(f.type if isinstance(f.type, str) else f.type.__name__, lambda j: j)(j)
+                  for j, f in enumerate(fs)]
+        by_pos = cls(*values)
+        by_kw = cls(**{f.name: v for f, v in zip(fs, values)})
+        for f, v in zip(fs, values):
+            assert getattr(by_pos, f.name) == v == getattr(by_kw, f.name), (cls.__name__, f.name)
+        assert by_pos == by_kw
+        required = [v for f, v in zip(fs, values)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        bare = cls(*required)
+        for f in fs:
+            if f.default is not dataclasses.MISSING:
+                assert _same(getattr(bare, f.name), f.default), (cls.__name__, f.name)
+            elif f.default_factory is not dataclasses.MISSING:
+                assert getattr(bare, f.name) == f.default_factory(), (cls.__name__, f.name)
+        moved = dataclasses.replace(by_pos, **{fs[1].name: values[0]})
+        assert getattr(moved, fs[1].name) == values[0] and getattr(moved, fs[0].name) == values[0]
+    a, b = Order("o1", "t1", 1, 1, "market"), Order("o2", "t2", 1, 1, "market")
+    a.history.append(("x", 0))
+    assert b.history == []  # a new list per order, never a shared default

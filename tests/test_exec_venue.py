@@ -126,6 +126,27 @@ def test_non_native_both_legs_can_fill_and_modify_cancel_are_confirmed():
         v.place(1, 1, "limit", tag="x")
 
 
+def test_order_ids_are_exact_and_unknown_ids_are_refused():
+    """The venue finds an order by the exact id place() returned ("S{n}", kept in a list by
+    number): any other string, even one naming the same number, is an unknown id."""
+    v = venue([[100, 100, 100, 100], [100, 100, 100, 100]], slip=0.0, native=False)
+    v.process_bar(0)
+    a = v.place(-1, 1, "stop", 98.0, tag="a")
+    b = v.place(1, 1, "limit", 97.0, tag="b")
+    assert (a, b) == ("S1", "S2")
+    v.modify(b, price=96.0)
+    assert v.poll_events()[-1].order_id == b
+    for bad in ("S0", "S3", "S01", "s1", "1", "", "S", "S-1", "S+1", "S 1", "S\u0661", "S1 ", "X2"):
+        with pytest.raises(VenueError, match="unknown order id"):
+            v.cancel(bad)
+        with pytest.raises(VenueError, match="unknown order id"):
+            v.modify(bad, price=95.0)
+    v.cancel(a)
+    assert v.poll_events()[-1].status is OrderStatus.CANCELLED
+    v.cancel(a)  # a done order is still known: a second cancel does nothing
+    assert not v.poll_events()
+
+
 def test_slippage_model_rth_eth_and_high_volatility():
     cfg = SlippageConfig()
     is_rth = np.array([True, False, True, True, True])

@@ -38,6 +38,7 @@ DONE = frozenset({FILLED, CANCELLED, REJECTED, EXPIRED})  # terminal (CANCELLED 
 REFUSED = frozenset({REJECTED, EXPIRED})
 GONE = frozenset({REJECTED, EXPIRED, CANCELLED})  # a stop that no longer protects
 WORKING_LEG = frozenset({SUBMITTED, ACCEPTED, PARTIALLY_FILLED})
+_tnew = tuple.__new__
 
 
 def _is_margin(reason: str | None) -> bool:
@@ -70,6 +71,7 @@ class OcoManager:
         self.book = book if book is not None else PositionManager(1.0)
         self.last_fill_before = 0  # signed position before the last booked fill
         self.last_fill_pnl = 0.0   # realized P&L of the last booked fill (dollars, before costs)
+        self.last_fill_order: Order | None = None  # the order of the last booked fill
         self.side = 0
         self.intended = 0
         self.stop_ticks = 0
@@ -127,7 +129,8 @@ class OcoManager:
         self.exits = []
         self.close_reason = ""
         self._margin_retried = False
-        br = Bracket(self.stop_ticks, self.target_ticks) if self.native else None
+        # tuple.__new__: the NamedTuple without its Python-level __new__ (one per round trip)
+        br = _tnew(Bracket, (self.stop_ticks, self.target_ticks)) if self.native else None
         self.entry = self._place(side, qty, "market", None, "entry", br)
         return self.entry
 
@@ -282,6 +285,7 @@ class OcoManager:
         if o is None:
             return None
         o.apply_fill(ev.qty, ev.price, ev.ts_ns)
+        self.last_fill_order = o
         self.last_fill_before = self.book.qty
         self.last_fill_pnl = self.book.on_fill(ev.side, ev.qty, ev.price, ev.commission)
         self._after_change()

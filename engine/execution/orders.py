@@ -94,6 +94,25 @@ class Order:
     status: OrderStatus = S.SUBMITTED
     history: list = field(default_factory=list)
 
+    def __init__(self, order_id: str, tag: str, side: int, qty: int, kind: str,
+                 price: float | None = None, role: str = "entry", filled: int = 0,
+                 avg_fill: float = 0.0, status: OrderStatus = S.SUBMITTED,
+                 history: list | None = None) -> None:
+        # explicit (same parameters and defaults as the fields; ``history`` None = a new list):
+        # mypyc (setup.py) compiles it, where the dataclass-generated __init__ is a Python
+        # function, about 4x the cost; three orders per round trip
+        self.order_id = order_id
+        self.tag = tag
+        self.side = side
+        self.qty = qty
+        self.kind = kind
+        self.price = price
+        self.role = role
+        self.filled = filled
+        self.avg_fill = avg_fill
+        self.status = status
+        self.history = [] if history is None else history
+
     @property
     def remaining(self) -> int:
         return self.qty - self.filled

@@ -32,8 +32,6 @@ $0.20 + $0.22 by default.
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 
 from engine.venue._slippage_jit import _slippage_pass  # numba: kept out of this module, which mypyc compiles (setup.py)
@@ -69,10 +67,11 @@ def slippage_ticks(is_rth: np.ndarray, atr: np.ndarray, atr_normal: np.ndarray, 
 
 
 class _SimOrder:
-    __slots__ = ("order_id", "tag", "side", "qty", "filled", "kind", "price", "status",
-                 "bracket", "parent", "role", "born", "legs")
+    """One order at the simulated venue (typed: mypyc compiles it to a native class, so the
+    per-bar fill checks read its fields directly)."""
 
-    def __init__(self, order_id, tag, side, qty, kind, price, bracket, parent, role, born) -> None:
+    def __init__(self, order_id: str, tag: str, side: int, qty: int, kind: str, price: float | None,
+                 bracket: Bracket | None, parent: str, role: str, born: int) -> None:
         self.order_id = order_id
         self.tag = tag
         self.side = side
@@ -80,12 +79,13 @@ class _SimOrder:
         self.filled = 0
         self.kind = kind
         self.price = price
-        self.status = ACCEPTED
+        self.status: OrderStatus = ACCEPTED
         self.bracket = bracket
         self.parent = parent
         self.role = role
         self.born = born
-        self.legs: list[str] = []
+        self.legs: list[_SimOrder] = []  # a bracketed entry's stop and target, once attached
+        self.parent_order: _SimOrder | None = None  # a leg's entry (``parent`` is its id)
 
 
 class SimVenue:
@@ -139,15 +139,23 @@ class SimVenue:
         self.avg = 0.0
         self.i = -1
         self._now_ns = 0  # close time of bar i (UTC ns): the time stamp of orders placed now
-        self._orders: dict[str, _SimOrder] = {}
+        # every order placed, in placement order: id "S{n}" is _orders[n - 1] (a list, not a dict
+        # keyed by id: a year's backtest places ~15,000 orders, and inserting into a dict that
+        # size misses the cache at every probe)
+        self._orders: list[_SimOrder] = []
         self._working: list[_SimOrder] = []  # in placement order
-        self._events: deque = deque()
+        self._events: list = []  # queued events, oldest first (poll_events hands the list over)
         self._n = 0
         self.fail_next_stop = False  # test hook: reject the next stop order
 
     # ------------------------------------------------------------------ protocol
     def place(self, side: int, qty: int, kind: str, price: float | None = None, *, tag: str,
               bracket: Bracket | None = None, _parent: str = "", _role: str = "") -> str:
+        return self._new_order(side, qty, kind, price, tag, bracket, _parent, _role).order_id
+
+    def _new_order(self, side: int, qty: int, kind: str, price: float | None, tag: str,
+                   bracket: Bracket | None, _parent: str, _role: str) -> _SimOrder:
+        """:meth:`place`, returning the order itself (the bracket legs keep their objects)."""
         if side not in (1, -1) or qty < 1 or kind not in _KINDS:
             raise VenueError(f"bad order: side={side} qty={qty} kind={kind!r} tag={tag!r}")
         if kind != "market" and price is None:
@@ -155,21 +163,21 @@ class SimVenue:
         self._n += 1
         oid = f"S{self._n}"
         o = _SimOrder(oid, tag, side, int(qty), kind, price, bracket, _parent, _role, self.i)
-        self._orders[oid] = o
+        self._orders.append(o)
         now = self._now_ns
         if kind == "stop" and self.fail_next_stop:
             self.fail_next_stop = False
             o.status = REJECTED
-            self._events.append(OrderUpdate(oid, tag, REJECTED, now, qty, price, kind, side,
-                                            _parent, _role, "simulated stop rejection"))
-            return oid
+            self._events.append(_tnew(OrderUpdate, (oid, tag, REJECTED, now, qty, price, kind, side,
+                                                    _parent, _role, "simulated stop rejection")))
+            return o
         self._events.append(_tnew(OrderUpdate, (oid, tag, ACCEPTED, now, qty, price, kind, side,
                                                 _parent, _role, "")))
         self._working.append(o)
         if kind == "market" and self.fill_model == "optimistic" and self.i >= 0:
             c = self.close.item(self.i)
             self._fill(o, o.qty, c, c, now)
-        return oid
+        return o
 
     def modify(self, order_id: str, *, qty: int | None = None, price: float | None = None) -> None:
         o = self._get(order_id)
@@ -181,8 +189,8 @@ class SimVenue:
             o.qty = int(qty)
         if price is not None:
             o.price = float(price)
-        self._events.append(OrderUpdate(o.order_id, o.tag, ACCEPTED, self._now_ns, o.qty, o.price,
-                                        o.kind, o.side, o.parent, o.role, "modified"))
+        self._events.append(_tnew(OrderUpdate, (o.order_id, o.tag, ACCEPTED, self._now_ns, o.qty, o.price,
+                                                o.kind, o.side, o.parent, o.role, "modified")))
 
     def cancel(self, order_id: str) -> None:
         o = self._get(order_id)
@@ -203,9 +211,8 @@ class SimVenue:
         ev = self._events
         if not ev:
             return []
-        out = list(ev)
-        ev.clear()
-        return out
+        self._events = []  # the queue's list goes to the caller whole (no copy)
+        return ev
 
     def has_events(self) -> bool:
         return bool(self._events)
@@ -221,12 +228,15 @@ class SimVenue:
         """Advance the venue to bar ``i``: fill market orders at its open, then check stops,
         then limits against its range (see the module docstring)."""
         self.i = i
-        ts = self.ts.item(i)
+        ts: int = self.ts.item(i)
         self._now_ns = ts + self.bar_ns
         if not self._working:
             return
-        o_, h, l = self.open.item(i), self.high.item(i), self.low.item(i)
-        slip = self.slip.item(i) * self.tick
+        # typed locals: the fill checks below run on C doubles, not boxed floats
+        o_: float = self.open.item(i)
+        h: float = self.high.item(i)
+        l: float = self.low.item(i)  # noqa: E741 - the bar's low, as in OHLC
+        slip: float = self.slip.item(i) * self.tick
         live = _LIVE
         snap = tuple(self._working)
         filled_market = False
@@ -238,21 +248,22 @@ class SimVenue:
         if filled_market:  # an entry's fill attached its bracket legs: they work on this bar too
             snap = tuple(self._working)
         for o in snap:
-            if o.kind != "stop" or o.status not in live:
+            p = o.price  # a stop or limit always has one (place checks)
+            if o.kind != "stop" or p is None or o.status not in live:
                 continue
-            if o.side < 0 and l <= o.price:
-                ref = min(o.price, o_)
+            if o.side < 0 and l <= p:
+                ref = min(p, o_)
                 self._fill(o, o.qty - o.filled, max(ref - slip, l), ref, ts)
-            elif o.side > 0 and h >= o.price:
-                ref = max(o.price, o_)
+            elif o.side > 0 and h >= p:
+                ref = max(p, o_)
                 self._fill(o, o.qty - o.filled, min(ref + slip, h), ref, ts)
         strict = self.fill_model == "conservative"
         # the same snapshot: a stop's fill adds no order (it only cancels or resizes a sibling,
         # which the status test sees)
         for o in snap:
-            if o.kind != "limit" or o.status not in live:
-                continue
             p = o.price
+            if o.kind != "limit" or p is None or o.status not in live:
+                continue
             if o.side < 0 and (h > p if strict else h >= p):
                 ref = max(p, o_)
                 self._fill(o, o.qty - o.filled, ref, ref, ts)
@@ -261,16 +272,22 @@ class SimVenue:
                 self._fill(o, o.qty - o.filled, ref, ref, ts)
 
     def _get(self, order_id: str) -> _SimOrder:
-        try:
-            return self._orders[order_id]
-        except KeyError:
-            raise VenueError(f"unknown order id {order_id!r}") from None
+        """The order with the venue id ``order_id`` (``"S{n}"``, as :meth:`place` returned it);
+        raises :class:`VenueError` for any other string."""
+        digits = order_id[1:]
+        if order_id[:1] == "S" and digits.isdecimal():
+            n = int(digits)
+            if 1 <= n <= len(self._orders):
+                o = self._orders[n - 1]
+                if o.order_id == order_id:  # "S01" is not "S1"
+                    return o
+        raise VenueError(f"unknown order id {order_id!r}")
 
     def _cancel(self, o: _SimOrder, reason: str) -> None:
         o.status = CANCELLED
         self._working.remove(o)
-        self._events.append(OrderUpdate(o.order_id, o.tag, CANCELLED, self._now_ns, o.qty,
-                                        o.price, o.kind, o.side, o.parent, o.role, reason))
+        self._events.append(_tnew(OrderUpdate, (o.order_id, o.tag, CANCELLED, self._now_ns, o.qty,
+                                                o.price, o.kind, o.side, o.parent, o.role, reason)))
 
     def _fill(self, o: _SimOrder, qty: int, price: float, ref: float, ts: int) -> None:
         if qty <= 0:
@@ -289,10 +306,9 @@ class SimVenue:
         ev.append(_tnew(PositionUpdate, (self.pos, self.avg, ts)))
         if o.bracket is not None:
             self._attach_legs(o, qty, price)
-        if o.parent and self.native_oco:
-            parent = self._orders[o.parent]
-            for sib_id in parent.legs:
-                sib = self._orders[sib_id]
+        parent = o.parent_order
+        if parent is not None and self.native_oco:
+            for sib in parent.legs:
                 if sib is o or sib.status not in _LIVE:
                     continue
                 left = sib.qty - qty
@@ -300,30 +316,28 @@ class SimVenue:
                     self._cancel(sib, "OCO sibling filled")
                 else:
                     sib.qty = left
-                    ev.append(OrderUpdate(sib.order_id, sib.tag, ACCEPTED, ts, sib.qty, sib.price,
-                                          sib.kind, sib.side, sib.parent, sib.role, "OCO resize"))
+                    ev.append(_tnew(OrderUpdate, (sib.order_id, sib.tag, ACCEPTED, ts, sib.qty, sib.price,
+                                                  sib.kind, sib.side, sib.parent, sib.role, "OCO resize")))
 
     def _attach_legs(self, entry: _SimOrder, qty: int, price: float) -> None:
-        live = [self._orders[x] for x in entry.legs if self._orders[x].status in _LIVE]
+        live = [x for x in entry.legs if x.status in _LIVE]
         if live:
             for leg in live:
                 leg.qty += qty
-                self._events.append(OrderUpdate(leg.order_id, leg.tag, ACCEPTED, self._now_ns,
-                                                leg.qty, leg.price, leg.kind, leg.side,
-                                                leg.parent, leg.role, "bracket resize"))
+                self._events.append(_tnew(OrderUpdate, (leg.order_id, leg.tag, ACCEPTED, self._now_ns,
+                                                        leg.qty, leg.price, leg.kind, leg.side,
+                                                        leg.parent, leg.role, "bracket resize")))
             return
         b = entry.bracket
+        assert b is not None, "legs attach to a bracketed entry only"
         side = -entry.side
         stop = price - entry.side * b.stop_ticks * self.tick
         target = price + entry.side * b.target_ticks * self.tick
-        born = self.i
-        sid = self.place(side, qty, "stop", stop, tag=entry.tag + ":stop", _parent=entry.order_id,
-                         _role="stop")
-        tid = self.place(side, qty, "limit", target, tag=entry.tag + ":target",
-                         _parent=entry.order_id, _role="target")
-        entry.legs = [sid, tid]
-        for x in entry.legs:
-            self._orders[x].born = born
+        eid = entry.order_id
+        so = self._new_order(side, qty, "stop", stop, entry.tag + ":stop", None, eid, "stop")
+        to = self._new_order(side, qty, "limit", target, entry.tag + ":target", None, eid, "target")
+        so.parent_order = to.parent_order = entry
+        entry.legs = [so, to]  # born on this bar (place)
 
     def _book(self, dq: int, price: float, comm: float) -> None:
         pv = self.point_value
