@@ -406,8 +406,8 @@ class MesConsoleApp(App, inherit_bindings=False):
             (shown(ui.key_quit), "quit (asks about an open position)"),
             (shown("ctrl+p"), "command palette (every command above)"),
             (f"enter / {shown('ctrl+g')}", "run the form (backtest, training, optimize screens)"),
-            ("tab / shift+tab", "next / previous field"),
-            (shown("ctrl+s"), "stop the running walk-forward or study (backtest, optimize)"),
+            ("tab/shift+tab", "next / previous field"),
+            (shown("ctrl+s"), "stop a walk-forward or study (backtest/optimize)"),
             ("escape", "back / cancel"),
         ]
         if isinstance(self.screen, HelpScreen):

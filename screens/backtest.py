@@ -217,6 +217,8 @@ class BacktestScreen(JobScreen):
                 name = path.rsplit("/", 1)[-1]
                 path = "…/" + name if len(name) + 2 <= room else "…" + path[-(room - 1):]
             self.query_one("#status", Static).update(head + (f"saved {path}" if path else "report not saved"))
+            if result.report_path:  # the whole path once, wrapped (the status line keeps its end)
+                self.notify(f"walk-forward report saved in {result.report_path}", timeout=10)
             return
         path = result.report_path
         if len(path) > 52:  # one status line at 80 columns: keep the file name end

@@ -509,7 +509,7 @@ async def test_help_and_palette_name_every_binding():
         shown = {app.get_key_display(b) for b in [*app_keys.values(), *job_keys.values()]}
         missing = [k for k in shown if k not in text]
         assert not missing, f"keys bound but not in the help: {missing}"
-        assert "optimize screen" in text and "stop the running" in text
+        assert "optimize screen" in text and "stop a walk-forward" in text
         palette = {c.callback.__defaults__[0] for c in app.get_system_commands(app.screen_stack[0])
                    if c.callback.__defaults__}
         assert {b.action for b in app_keys.values()} - {"command_palette"} <= palette  # not itself
