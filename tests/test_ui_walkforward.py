@@ -66,6 +66,9 @@ async def test_walk_forward_switch_runs_folds_shows_go_live_and_halt_works(es_1m
         run = rt.run_walk_forward
         rt.run_walk_forward = lambda params, on_progress, stop: run(  # type: ignore[method-assign]
             params, lambda p: (seen.append(p.message), on_progress(p)), stop)
+        notes: list[str] = []
+        notify = app.notify
+        app.notify = lambda message, **kw: (notes.append(str(message)), notify(message, **kw))[1]  # type: ignore[method-assign]
         await pilot.press("enter")
         for _ in range(50):
             if screen.running():
@@ -105,7 +108,8 @@ async def test_walk_forward_switch_runs_folds_shows_go_live_and_halt_works(es_1m
         report = Path(screen.result.report_path)
         assert report.parent == Path(app.settings.paths.reports_dir) and report.name.startswith("walk-forward-mlp-1-1-1-")
         assert f"saved …/{report.name}" in status and len(status) < 120, status
-        assert str(report) in text  # in full below the tables
+        assert str(report) in text  # in full below the tables, and in a notification
+        assert f"walk-forward report saved in {report}" in notes, notes
         doc = json.loads((report / "walk_forward.json").read_text())
         assert [f["trades"] for f in doc["folds"]] == [f.trades for f in wf.folds]
         assert doc["arch"] == "mlp" and doc["go_live"]["pass"] == wf.go_live_pass
