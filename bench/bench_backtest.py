@@ -10,9 +10,11 @@ reward_risk = 1.5), breakeven off.
 Same trades: the other engines are fed the kernel's OWN entries (a market order decided at the
 close of the bar before each kernel entry, filled at the next open) and its non-bracket exits
 (EOD flatten, risk flatten: a market exit at the same bar), and each simulates the 8/12-tick
-bracket around its own fill itself (neither is given the kernel's stop or target exits).
-backtesting.py closes an open trade when the next entry arrives (``exclusive_orders``); its
-exits' prices can differ by the kernel's slippage (its fills have none).
+bracket itself (neither is given the kernel's stop or target exits), the bracket's levels around
+the kernel's entry fill (:func:`kernel_fills`: the open ± the kernel's per-bar slippage, clamped
+to the bar) and the kernel's ``conservative`` rules: the stop fills on touch, the target only when
+traded through. backtesting.py closes an open trade when the next entry arrives
+(``exclusive_orders``); its fills have no slippage, so its prices differ by the kernel's.
 
 vectorbt (``Portfolio.from_signals``) places at most one order per bar and checks a stop from the
 bar AFTER the entry; a stop exit takes that bar's order and swallows an entry signal there
@@ -35,8 +37,10 @@ reference with its lost re-entries. Every engine's line prints its trade count, 
 the kernel's entry bar and with its entry and exit bar and, when they differ, the kernel entries
 it did not take and how many of those were re-entries lost while it still held a position.
 Both engines' counts must agree with the kernel's within 2 % (the run fails otherwise).
-backtesting.py makes the kernel's entries; about 21 % of its exits fall on another bar (printed:
-"same entry and exit bars"), which its ``exclusive_orders`` hides from the count.
+backtesting.py (which checks a bracket on its entry bar) makes the kernel's trades too, the same
+entry and exit bar for every trade; with its bracket around the open instead of the kernel's fill
+and its target filled on touch, about 21 % of its exits fell on another bar, hidden from the
+count by ``exclusive_orders``.
 
 Two densities: ``bench`` (the default risk limits: daily loss/drawdown, consecutive-loss pauses,
 cooldowns) and ``scalper`` (those limits relaxed so the same signals give ≈ 15,000 trades per
@@ -138,45 +142,62 @@ def kernel_plan(trades, n: int) -> tuple[np.ndarray, np.ndarray]:
     return act, ex
 
 
+def kernel_fills(b: Bars, slip_ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's market fill at the open of each bar (SimVenue, ``conservative``): a buy at
+    the open plus the bar's slippage (ticks × 0.25 points) but not above the high, a sell at the
+    open minus it but not below the low. Returns (buy fill, sell fill) per bar, points; also the
+    effective slippage is fill − open. The other engines put their bracket around these."""
+    slip = np.asarray(slip_ticks, np.float64) * 0.25
+    return b.open + np.minimum(slip, b.high - b.open), b.open - np.minimum(slip, b.open - b.low)
+
+
 def run_backtesting_py_fed(bars: Bars, act: np.ndarray, exit_now: np.ndarray, stop_pts: float, tgt_pts: float,
-                           repeats: int) -> tuple[list[float], int, np.ndarray, np.ndarray]:
-    """backtesting.py fed the kernel's entries and non-bracket exits (see the module docstring).
-    Wall times (s) of ``repeats`` warm ``Backtest.run()`` calls, the trade count, and each
-    trade's entry and exit bar."""
+                           repeats: int, slip_ticks: np.ndarray | None = None
+                           ) -> tuple[list[float], int, np.ndarray, np.ndarray]:
+    """backtesting.py fed the kernel's entries and non-bracket exits (see the module docstring),
+    its bracket levels around the kernel's fill (:func:`kernel_fills`; backtesting.py itself fills
+    at the open): the stop on touch, the target 1e-6 points beyond its level so that it fills only
+    when traded through, as in the kernel's ``conservative`` model. Wall times (s) of ``repeats`` warm ``Backtest.run()`` calls, the
+    trade count, and each trade's entry and exit bar."""
     import pandas as pd
     from backtesting import Backtest, Strategy
 
-    def make(b: Bars, a: np.ndarray, x: np.ndarray):
+    slip_all = np.zeros(len(bars)) if slip_ticks is None else np.asarray(slip_ticks, np.float64)
+
+    def make(b: Bars, a: np.ndarray, x: np.ndarray, slip: np.ndarray):
         df = pd.DataFrame({"Open": b.open, "High": b.high, "Low": b.low, "Close": b.close,
                            "Volume": np.ones(len(b))}, index=pd.to_datetime(b.ts, utc=True).tz_localize(None))
-        nxt = np.concatenate([b.open[1:], b.close[-1:]])  # the fill price of an order placed now
+        buy, sell = kernel_fills(b, slip)
+        # the kernel's fill of the order placed at this bar's close (at the next bar's open, on
+        # the side of the plan; one array, as many indicators as before the fills were added)
+        nxt = np.concatenate([np.where(a[:-1] > 0, buy[1:], sell[1:]), b.close[-1:]])
 
         class Fed(Strategy):
             def init(self):
                 self.a = self.I(lambda: a.astype(np.float64), name="act", plot=False)
                 self.x = self.I(lambda: x.astype(np.float64), name="exit", plot=False)
-                self.nx = self.I(lambda: nxt, name="next_open", plot=False)
+                self.nx = self.I(lambda: nxt, name="next_fill", plot=False)
 
             def next(self):
                 if self.x[-1] and self.position:
                     self.position.close()
                 d = self.a[-1]
-                if d > 0:
+                if d > 0:  # the target 1e-6 points beyond its level: backtesting.py fills a limit on touch
                     e = self.nx[-1]
-                    self.buy(size=1, sl=e - stop_pts, tp=e + tgt_pts)
+                    self.buy(size=1, sl=e - stop_pts, tp=e + tgt_pts + 1e-6)
                 elif d < 0:
                     e = self.nx[-1]
-                    self.sell(size=1, sl=e + stop_pts, tp=e - tgt_pts)
+                    self.sell(size=1, sl=e + stop_pts, tp=e - tgt_pts - 1e-6)
 
         return Backtest(df, Fed, cash=10_000_000, commission=0.0, margin=1.0, trade_on_close=False,
                         exclusive_orders=True, finalize_trades=True)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        make(bars.slice(0, 20_000), act[:20_000], exit_now[:20_000]).run()  # warm
+        make(bars.slice(0, 20_000), act[:20_000], exit_now[:20_000], slip_all[:20_000]).run()  # warm
         times, trades = [], 0
         for _ in range(repeats):
-            bt = make(bars, act, exit_now)
+            bt = make(bars, act, exit_now, slip_all)
             gc.collect()
             gc.disable()
             try:
@@ -226,9 +247,9 @@ def vectorbt_inputs(b: Bars, a: np.ndarray, x: np.ndarray, slip_ticks: np.ndarra
     le[1:] = a[:-1] > 0
     se[1:] = a[:-1] < 0
     lx[1:] = x[:-1]
-    slip = np.asarray(slip_ticks, np.float64) * 0.25
-    eff = np.where(le, np.minimum(slip, b.high - b.open), np.minimum(slip, b.open - b.low))
-    fill = b.open + np.where(le, eff, -eff)
+    buy, sell = kernel_fills(b, slip_ticks)
+    fill = np.where(le, buy, sell)
+    eff = np.abs(fill - b.open)
     sl = np.full(n, np.nan)
     tp = np.full(n, np.nan)
     on = le | se
@@ -356,7 +377,7 @@ def bench_density(name: str, bars: Bars, sig, s: Settings, args) -> bool:
         if skip:
             continue
         try:
-            extra = {"slip_ticks": prepare_market(bars, s, "conservative").slip} if label == "vectorbt" else {}
+            extra = {"slip_ticks": prepare_market(bars, s, "conservative").slip}
             CPU.append([])
             ts, m, o_entry, o_exit = fn(bars, act, ex, stop_pts, tgt_pts, args.repeats, **extra)
         except ImportError as exc:

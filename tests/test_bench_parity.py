@@ -62,3 +62,27 @@ def test_vectorbt_rows_carry_the_kernel_plan_and_bracket_on_real_bars(es_1m_path
     assert np.allclose(np.abs(target - fill), 3.0 + 1e-6, atol=1e-9)
     one = bench.vectorbt_inputs(bars, act, ex, slip, 2.0, 3.0, split=False)
     assert len(one["close"]) == n and np.array_equal(np.flatnonzero(one["entries"]), eb[long_])
+
+
+def test_backtesting_py_fed_the_kernels_entries_makes_its_trades_on_real_bars(es_1m_path):
+    """backtesting.py (a dev dependency) given the kernel's entries, its EOD/risk exits and the
+    bracket around the kernel's fill simulates the bracket itself and exits on the kernel's bar
+    in every trade: the bench compares the two engines on the same trades."""
+    from engine.backtest.runner import prepare_market, run_backtest
+    from engine.data.io import load_bars
+    from engine.strategy import BreakoutBaseline
+
+    bars = load_bars(es_1m_path).slice(0, 25_000)
+    s = bench.scalper_settings()
+    t = run_backtest(bars, BreakoutBaseline().signals(bars), s, fill_model="conservative", fast=True).trades
+    t = t[t["exit_bar"] < len(bars) - 1]  # backtesting.py closes the last open trade at the end
+    act, ex = bench.kernel_plan(t, len(bars))
+    slip = prepare_market(bars, s, "conservative").slip
+    bench.CPU.append([])
+    _, m, entry, exit_ = bench.run_backtesting_py_fed(bars, act, ex, 2.0, 3.0, 1, slip)
+    assert m == len(t) > 100
+    d = bench.trade_diff(t["entry_bar"].to_numpy(), t["exit_bar"].to_numpy(), entry, exit_)
+    assert d["same_trades"] == len(t) and d["extra"] == 0
+    buy, sell = bench.kernel_fills(bars, slip)
+    eb = t["entry_bar"].to_numpy()
+    assert np.allclose(np.where(t["direction"] == "long", buy[eb], sell[eb]), t["entry_price"].to_numpy())
