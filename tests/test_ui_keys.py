@@ -525,3 +525,10 @@ async def test_palette_stops_a_job_on_the_screens_that_bind_ctrl_s():
             await app.run_action(f"open_screen('{ {'b': 'backtest', 't': 'train', 'o': 'optimize'}[key]}')")
             await pilot.pause()
             assert ("Stop the running job" in titles()) is has_stop, key
+        # on the optimize screen the palette's stop is ctrl+s: it sets the running job's stop flag
+        screen = app.screen
+        screen.running = lambda: True  # a study in progress (no real one needed for the flag)
+        stop = next(c for c in app.get_system_commands(screen) if c.title == "Stop the running job")
+        assert not screen.stop_flag.is_set()
+        await stop.callback()
+        assert screen.stop_flag.is_set() and "stopping" in str(screen.query_one("#status").render())
