@@ -506,6 +506,9 @@ async def test_help_and_palette_name_every_binding():
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = "\n".join(str(w.render()) for w in app.screen.query(Static))
+        keys_list = list(app.screen.query(Static))[1]
+        rows = str(keys_list.render()).count("\n") + 1
+        assert keys_list.size.height == rows  # at 80×24 no row wraps onto a second line
         shown = {app.get_key_display(b) for b in [*app_keys.values(), *job_keys.values()]}
         missing = [k for k in shown if k not in text]
         assert not missing, f"keys bound but not in the help: {missing}"
