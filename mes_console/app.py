@@ -10,8 +10,10 @@ Commands go back only through :class:`engine.runtime.snapshot.RuntimeCommands`.
 Keys (``settings.ui``, binding ids in brackets; see :data:`KEY_IDS`): pause/resume [pause],
 flatten with a y/n modal [flatten], kill switch with no confirmation, a priority binding that
 works on every screen and inside modals [halt], reset a halt by typing RESET [reset], backtest
-screen [backtest], training screen [train], help [help], quit asking what to do with an open
-position [quit]; ``l`` cycles the log level filter. ``inherit_bindings=False``: Textual's
+screen [backtest], training screen [train], optimize screen (``o``) [optimize], help [help], quit
+asking what to do with an open position [quit]; ``l`` cycles the log level filter. On the job
+screens enter or ctrl+g runs the form and ctrl+s stops a running walk-forward or study (backtest
+and optimize screens; also in the command palette there). ``inherit_bindings=False``: Textual's
 ctrl+q / ctrl+c never quit silently.
 
 :func:`run_console` wraps ``App.run``: any exit that is not an answered quit dialog (a crash, a
@@ -187,12 +189,17 @@ class MesConsoleApp(App, inherit_bindings=False):
             ("Reset halt", f"lift a halt, type {RESET_PHRASE} ({ui.key_reset})", "reset"),
             ("Backtest screen", f"run a backtest or a walk-forward ({ui.key_backtest})", "open_screen('backtest')"),
             ("Training screen", f"train a model ({ui.key_train})", "open_screen('train')"),
+            ("Optimize screen", "run an Optuna study of the strategy's parameters (o)", "open_screen('optimize')"),
             ("Log level", "cycle the log pane's level filter (l)", "log_level"),
             ("Help", "the keys in force (?)", "help"),
             ("Quit", f"quit, asks what to do with an open position ({ui.key_quit})", "quit_session"),
         ]
         for title, help_text, action in rows:
             yield SystemCommand(title, help_text, lambda a=action: self.run_action(a))
+        if any(getattr(b, "action", None) == "stop" for b in getattr(screen, "BINDINGS", [])):
+            # the backtest and optimize screens: stop their running walk-forward or study
+            yield SystemCommand("Stop the running job", "stop the walk-forward or study on this screen (ctrl+s)",
+                                lambda s=screen: self.run_action("stop", default_namespace=s))
 
     def on_mount(self) -> None:
         if hasattr(signal, "SIGHUP") and not self.is_headless:
@@ -393,10 +400,14 @@ class MesConsoleApp(App, inherit_bindings=False):
             (shown(ui.key_reset), f"reset a halt (type {RESET_PHRASE})"),
             (shown(ui.key_backtest), "backtest screen"),
             (shown(ui.key_train), "training screen"),
+            (shown("o"), "optimize screen (an Optuna study)"),
             ("l", "log level filter"),
             (shown(ui.key_help), "this help"),
             (shown(ui.key_quit), "quit (asks about an open position)"),
-            ("ctrl+p", "command palette (every command above)"),
+            (shown("ctrl+p"), "command palette (every command above)"),
+            (f"enter / {shown('ctrl+g')}", "run the form (backtest, training, optimize screens)"),
+            ("tab/shift+tab", "next / previous field"),
+            (shown("ctrl+s"), "stop a walk-forward or study (backtest/optimize)"),
             ("escape", "back / cancel"),
         ]
         if isinstance(self.screen, HelpScreen):

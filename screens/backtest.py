@@ -8,7 +8,9 @@ arch``, or the Model field when it names an architecture) is trained and its out
 window backtested (:meth:`RuntimeCommands.run_walk_forward`, a separate process); progress per
 fold; ctrl+s stops it. The screen then shows a row per fold (test window, trades, net $, Sharpe),
 the R-BT-4 go-live table with each criterion passed or failed, and the stitched out-of-sample
-equity.
+equity; the report files of ``backtest --walk-forward --out DIR`` (``walk_forward.json``,
+``trades.csv``, ``equity.csv``) are written to a directory under the reports dir (platformdirs
+data dir unless ``[paths] reports_dir``), named in the status line and in full below the tables.
 
 The run goes through ``RuntimeCommands`` in a thread worker (``exit_on_error=False``, see
 :class:`screens.jobs.JobScreen`): progress arrives as coalesced messages, errors as a
@@ -207,9 +209,16 @@ class BacktestScreen(JobScreen):
         if wf is not None:
             self.query_one("#folds", Static).update(walk_forward_tables(wf))
             failed = sum(not c.passed for c in wf.go_live)
-            verdict = "PASS" if wf.go_live_pass else f"NO ({failed} of {len(wf.go_live)} criteria failed)"
-            self.query_one("#status", Static).update(
-                f"done: {len(wf.folds)} folds, {len(result.trades)} trades · go live: {verdict}")
+            verdict = "PASS" if wf.go_live_pass else f"NO ({failed}/{len(wf.go_live)} failed)"
+            head = f"done: {len(wf.folds)} folds, {len(result.trades)} trades · go live: {verdict} · "
+            path = result.report_path
+            room = max((self.size.width or 80) - 1 - len(head) - len("saved "), 12)
+            if len(path) > room:  # one status line: keep the report directory's name (in full below)
+                name = path.rsplit("/", 1)[-1]
+                path = "…/" + name if len(name) + 2 <= room else "…" + path[-(room - 1):]
+            self.query_one("#status", Static).update(head + (f"saved {path}" if path else "report not saved"))
+            if result.report_path:  # the whole path once, wrapped (the status line keeps its end)
+                self.notify(f"walk-forward report saved in {result.report_path}", timeout=10)
             return
         path = result.report_path
         if len(path) > 52:  # one status line at 80 columns: keep the file name end
@@ -273,6 +282,9 @@ def walk_forward_tables(wf: WalkForwardRun):
     parts = [folds, Text(""), gate, verdict]
     if wf.note:
         parts.append(Text(wf.note, style="dim"))
+    if wf.backtest.report_path:
+        parts.append(Text(f"report: {wf.backtest.report_path} (walk_forward.json, trades.csv, equity.csv)",
+                          style="dim"))
     return Group(*parts)
 
 

@@ -481,3 +481,57 @@ async def test_one_todays_pnl_on_every_pane_and_modelled_quotes():
         q = app.snapshot.quote
         assert q.bid == q.last and q.ask == q.bid + q.spread_ticks * 0.25 and q.spread_ticks in (1.0, 2.0, 3.0)
         assert f"B/A {q.bid:.2f}/{q.ask:.2f}" in str(app.query_one("#quote").render())
+
+
+async def test_help_and_palette_name_every_binding():
+    """The help lists every key bound on the App and on the job screens (with the keys from the
+    settings, not the defaults), and the palette offers every App binding's action: adding a
+    binding without documenting it fails here."""
+    from textual.widgets import Static
+
+    app = MesConsoleApp(make_runtime(), ui_settings(key_pause="x", key_backtest="B"))
+    async with app.run_test(size=SIZE) as pilot:
+        app_keys = {k: ab.binding for k, ab in app.screen.active_bindings.items() if ab.node is app}
+        assert "x" in app_keys and "p" not in app_keys  # the keymap is in force
+        ids = {b.id for b in app_keys.values()}
+        assert {"halt", "pause", "optimize", "help", "quit", "log_level"} <= ids
+        job_keys = {}
+        for name in ("backtest", "train", "optimize"):
+            await pilot.press("escape")
+            await app.run_action(f"open_screen('{name}')")
+            await pilot.pause()
+            job_keys.update({k: ab.binding for k, ab in app.screen.active_bindings.items()
+                             if ab.node is app.screen})
+        assert "ctrl+s" in job_keys and "ctrl+g" in job_keys
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = "\n".join(str(w.render()) for w in app.screen.query(Static))
+        keys_list = list(app.screen.query(Static))[1]
+        rows = str(keys_list.render()).count("\n") + 1
+        assert keys_list.size.height == rows  # at 80×24 no row wraps onto a second line
+        shown = {app.get_key_display(b) for b in [*app_keys.values(), *job_keys.values()]}
+        missing = [k for k in shown if k not in text]
+        assert not missing, f"keys bound but not in the help: {missing}"
+        assert "optimize screen" in text and "stop a walk-forward" in text
+        palette = {c.callback.__defaults__[0] for c in app.get_system_commands(app.screen_stack[0])
+                   if c.callback.__defaults__}
+        assert {b.action for b in app_keys.values()} - {"command_palette"} <= palette  # not itself
+
+
+async def test_palette_stops_a_job_on_the_screens_that_bind_ctrl_s():
+    app = MesConsoleApp(make_runtime())
+    async with app.run_test(size=SIZE) as pilot:
+        titles = lambda: [c.title for c in app.get_system_commands(app.screen)]  # noqa: E731
+        assert "Optimize screen" in titles() and "Stop the running job" not in titles()
+        for key, has_stop in (("b", True), ("t", False), ("o", True)):
+            await pilot.press("escape")
+            await app.run_action(f"open_screen('{ {'b': 'backtest', 't': 'train', 'o': 'optimize'}[key]}')")
+            await pilot.pause()
+            assert ("Stop the running job" in titles()) is has_stop, key
+        # on the optimize screen the palette's stop is ctrl+s: it sets the running job's stop flag
+        screen = app.screen
+        screen.running = lambda: True  # a study in progress (no real one needed for the flag)
+        stop = next(c for c in app.get_system_commands(screen) if c.title == "Stop the running job")
+        assert not screen.stop_flag.is_set()
+        await stop.callback()
+        assert screen.stop_flag.is_set() and "stopping" in str(screen.query_one("#status").render())

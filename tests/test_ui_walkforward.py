@@ -6,6 +6,11 @@ shows a row per fold, the go-live table and the stitched equity, and ctrl+s stop
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
 
 from engine.runtime.work import ARCHS
 from mes_console.app import MesConsoleApp
@@ -61,6 +66,9 @@ async def test_walk_forward_switch_runs_folds_shows_go_live_and_halt_works(es_1m
         run = rt.run_walk_forward
         rt.run_walk_forward = lambda params, on_progress, stop: run(  # type: ignore[method-assign]
             params, lambda p: (seen.append(p.message), on_progress(p)), stop)
+        notes: list[str] = []
+        notify = app.notify
+        app.notify = lambda message, **kw: (notes.append(str(message)), notify(message, **kw))[1]  # type: ignore[method-assign]
         await pilot.press("enter")
         for _ in range(50):
             if screen.running():
@@ -96,7 +104,26 @@ async def test_walk_forward_switch_runs_folds_shows_go_live_and_halt_works(es_1m
         assert fold_window(wf.folds[0].start_ns, wf.folds[0].end_ns) in text and "go live:" in text
         status = str(screen.query_one("#status").render())
         assert status.startswith(f"done: {len(wf.folds)} folds, {len(trades)} trades · go live: ")
+        # the CLI's walk-forward report files (backtest --walk-forward --out DIR), in the reports dir
+        report = Path(screen.result.report_path)
+        assert report.parent == Path(app.settings.paths.reports_dir) and report.name.startswith("walk-forward-mlp-1-1-1-")
+        assert f"saved …/{report.name}" in status and len(status) < 120, status
+        assert str(report) in text  # in full below the tables, and in a notification
+        assert f"walk-forward report saved in {report}" in notes, notes
+        doc = json.loads((report / "walk_forward.json").read_text())
+        assert [f["trades"] for f in doc["folds"]] == [f.trades for f in wf.folds]
+        assert doc["arch"] == "mlp" and doc["go_live"]["pass"] == wf.go_live_pass
+        assert doc["metrics"]["trades"] == len(trades)
+        csv = pd.read_csv(report / "trades.csv")
+        assert len(csv) == len(trades) and abs(csv["net_pnl"].sum() - sum(f.net_pnl for f in wf.folds)) < 0.01
+        eq = pd.read_csv(report / "equity.csv")
+        assert abs(eq["equity"].iloc[-1] - screen.result.equity[-1]) < 0.01
         assert screen.query_one("#wfbox").display and not screen.query_one("#trades").display
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        screen.show(wf)  # at 80 columns the status stays one line, ending in the directory's name
+        status = str(screen.query_one("#status").render())
+        assert len(status) < 80 and status.endswith(report.name[-12:]) and " · saved …" in status, status
         # back to a plain backtest: the fold tables give way to the trade list
         _fill(screen, data="demo", start="2025-03-03", end="2025-03-05", wf="off")
         await pilot.press("enter")
@@ -155,3 +182,18 @@ def _plain(renderable) -> str:
     c = Console(width=120, record=True, color_system=None)
     c.print(renderable)
     return c.export_text()
+
+
+def test_walk_forward_report_writer_names_the_directory_it_cannot_write(tmp_path):
+    from types import SimpleNamespace
+
+    from engine.runtime.work import WALK_FORWARD_FILES, write_walk_forward_report
+
+    r = SimpleNamespace(wf=SimpleNamespace(trades=pd.DataFrame({"fold": [0], "net_pnl": [1.5]}),
+                                           ts=[1_733_237_040_000_000_000], equity=[100_001.5]))
+    files = write_walk_forward_report(r, {"folds": []}, tmp_path / "ok")
+    assert sorted(files) == sorted(WALK_FORWARD_FILES) and all(Path(p).is_file() for p in files.values())
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(OSError, match="a-file: cannot write the walk-forward report"):
+        write_walk_forward_report(r, {}, blocked)

@@ -350,10 +350,59 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     metrics = tuple((k, _fmt(m[k])) for k in keys if k in m) + (("oos_accuracy", f"{r.oos_accuracy:.3f}"),)
     lines = [x for res in r.wf.folds for x in _limit_lines(res) if x.startswith(("halted ", "research mode"))]
     limits = tuple(dict.fromkeys(lines)) or ("no account-level halt in any fold",)
-    bt = BacktestResult(metrics, tuple(eq), tuple(_trade_rows(records)), "", limits)
+    # the report files of `backtest --walk-forward --out DIR`, in the reports dir (platformdirs
+    # data dir unless [paths] reports_dir says otherwise)
+    stamp = f"walk-forward-{arch}-{tr_m}-{va_m}-{te_m}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}"
+    out = resolve_dir(settings.paths.reports_dir, "reports") / stamp
+    write_walk_forward_report(r, walk_forward_doc(r, settings, params.fill_model, params.data, arch), out)
+    bt = BacktestResult(metrics, tuple(eq), tuple(_trade_rows(records)), str(out), limits)
     on_progress(Progress(2 * n_folds, 2 * n_folds, f"done: {len(records)} trades, net ${m.get('net_pnl', 0.0):,.2f}",
                          folds=n_folds))
     return WalkForwardRun(bt, folds, checks, bool(r.go_live["pass"]), note)
+
+
+WALK_FORWARD_FILES = ("walk_forward.json", "trades.csv", "equity.csv")
+"""The files of a walk-forward report (:func:`write_walk_forward_report`)."""
+
+
+def walk_forward_doc(r, settings: Settings, fill_model: str, data: str, arch: str) -> dict:
+    """The ``walk_forward.json`` document of a walk-forward backtest (``backtest --walk-forward``
+    and the console's Walk-fwd field): data, arch, target, fill model, one entry per fold (test
+    window, trades, net $, Sharpe, max drawdown $, accuracy, halts), the stitched out-of-sample
+    metrics, the out-of-sample accuracy, the R-BT-4 go-live checks and the models' trading
+    summary. ``r``: :class:`engine.backtest.walkforward.ModelWalkForward`."""
+    from engine.backtest.report import _clean
+
+    folds = []
+    for fm, res, fr in zip(r.wf.fold_metrics, r.wf.folds, r.training.folds):
+        folds.append({"fold": fr.fold.number, "test": fr.fold.test.to_dict(), "trades": int(fm["trades"]),
+                      "net_pnl": fm["net_pnl"], "sharpe": fm["sharpe"], "max_drawdown": fm["max_drawdown"],
+                      "accuracy": fr.metrics["accuracy"], "halts": len(getattr(res, "halts", []))})
+    return {"data": data, "walk_forward": True, "arch": arch, "target": r.target, "fill_model": fill_model,
+            "folds": folds, "metrics": _clean(r.wf.metrics), "oos_accuracy": r.oos_accuracy,
+            "go_live": _clean(r.go_live), "training_trading": r.training.combined.get("trading")}
+
+
+def write_walk_forward_report(r, doc: dict, out: Path) -> dict[str, str]:
+    """Write a walk-forward report into directory ``out`` (created): ``walk_forward.json`` (``doc``,
+    written atomically), ``trades.csv`` (every fold's out-of-sample trades, column ``fold``) and
+    ``equity.csv`` (the stitched out-of-sample equity in $, ``ts`` UTC). Returns file name → path.
+    Raises OSError naming ``out`` when a file cannot be written."""
+    import json
+
+    import pandas as pd
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        r.wf.trades.to_csv(out / "trades.csv", index=False)
+        pd.DataFrame({"ts": pd.to_datetime(r.wf.ts, utc=True), "equity": r.wf.equity}).to_csv(
+            out / "equity.csv", index=False)
+        tmp = out / "walk_forward.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+        tmp.replace(out / "walk_forward.json")
+    except OSError as exc:
+        raise OSError(f"{out}: cannot write the walk-forward report: {exc}") from exc
+    return {k: str(out / k) for k in WALK_FORWARD_FILES}
 
 
 def _check_value(v) -> str:
@@ -379,4 +428,4 @@ _JOBS: dict[str, Callable[[Settings, Any, ProgressCallback], Any]] = {"train": _
 """The work a child process can run (:func:`_child_main`)."""
 
 __all__ = ["TrainingFailed", "WorkFailed", "WorkStopped", "run_backtest_for_console", "run_training_for_console",
-           "run_walk_forward_for_console"]
+           "run_walk_forward_for_console", "walk_forward_doc", "write_walk_forward_report", "WALK_FORWARD_FILES"]

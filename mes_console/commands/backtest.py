@@ -151,7 +151,6 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     ``equity.csv`` (stitched out-of-sample equity) in that directory."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.backtest.report import _clean
     from engine.backtest.walkforward import model_walk_forward
     from engine.ml.training import TrainParams
 
@@ -180,30 +179,15 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
                                    on_progress=on_progress)
     except ValueError as exc:
         fail(str(exc), code=EXIT_PROBLEMS)
-    folds = []
-    for fm, res, fr in zip(r.wf.fold_metrics, r.wf.folds, r.training.folds):
-        folds.append({"fold": fr.fold.number, "test": fr.fold.test.to_dict(), "trades": int(fm["trades"]),
-                      "net_pnl": fm["net_pnl"], "sharpe": fm["sharpe"], "max_drawdown": fm["max_drawdown"],
-                      "accuracy": fr.metrics["accuracy"], "halts": len(getattr(res, "halts", []))})
-    doc = {"data": data, "walk_forward": True, "arch": s.training.arch, "target": r.target, "fill_model": fill,
-           "folds": folds, "metrics": _clean(r.wf.metrics), "oos_accuracy": r.oos_accuracy,
-           "go_live": _clean(r.go_live), "training_trading": r.training.combined.get("trading")}
+    from engine.runtime.work import walk_forward_doc, write_walk_forward_report
+
+    doc = walk_forward_doc(r, s, fill, data, s.training.arch)
+    folds = doc["folds"]
     if out is not None:
-        import json
-
-        import pandas as pd
-
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            r.wf.trades.to_csv(out / "trades.csv", index=False)
-            pd.DataFrame({"ts": pd.to_datetime(r.wf.ts, utc=True), "equity": r.wf.equity}).to_csv(
-                out / "equity.csv", index=False)
-            tmp = out / "walk_forward.json.tmp"
-            tmp.write_text(json.dumps(doc, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-            tmp.replace(out / "walk_forward.json")
+            doc["files"] = write_walk_forward_report(r, doc, out)
         except OSError as exc:
-            fail(f"{out}: cannot write the report: {exc}", code=EXIT_PROBLEMS)
-        doc["files"] = {k: str(out / k) for k in ("walk_forward.json", "trades.csv", "equity.csv")}
+            fail(str(exc), code=EXIT_PROBLEMS)
     if json_out:
         print_json(doc)
         return
