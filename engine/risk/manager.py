@@ -18,7 +18,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Final, NamedTuple
 
 import numpy as np
 
@@ -33,12 +33,12 @@ from engine.clock import NS  # nanoseconds per second: one definition
 if TYPE_CHECKING:
     from engine.risk.account_rules import AccountRules
 
-EPS = 1e-9
-BAND_MARGIN = 1e-6
+EPS: Final = 1e-9
+BAND_MARGIN: Final = 1e-6
 """Dollars added to the low edge of :meth:`RiskManager.quiet_equity_band`: a caller that
 recomputes the equity in another order of float operations (the backtest's compiled scan) may
 differ by a few ulps from the kernel's mark; stopping a hair early only steps one more bar."""
-RESET_WORD = "RESET"
+RESET_WORD: Final = "RESET"
 """The word an operator must type to reset a halt."""
 
 PHASE_ORDER = PHASE_NAMES[:5]  # the phases of a session's day (engine.calendar.PHASE_NAMES)
@@ -46,7 +46,7 @@ HALT_KINDS = ("account_drawdown", "kill_switch", "min_balance", "daily_loss", "d
 """Kinds of :attr:`RiskManager.halt_log` entries; the first three are account-level (they need
 an operator's review; research mode lifts them at the next RTH open)."""
 ACCOUNT_HALT_KINDS = HALT_KINDS[:3]
-NO_ENTRY_PHASES = PHASE_NAMES[P_NO_NEW:]  # no_new, exit, flat, closed
+NO_ENTRY_PHASES: Final = PHASE_NAMES[P_NO_NEW:]  # no_new, exit, flat, closed
 
 
 _STATE_KINDS: dict[str, str] = {
@@ -142,7 +142,12 @@ def _fmt_ny(ts_ns: int) -> str:
 
 
 _NUMBER_TYPES = (int, float, np.floating, np.integer)
-_isfinite = math.isfinite
+
+
+def _isfinite(x: float) -> bool:
+    """``math.isfinite`` for a float (mypyc compiles ``isinf``/``isnan`` to C; ``isfinite``
+    would be a call through the math module)."""
+    return not (math.isinf(x) or math.isnan(x))
 
 
 def _finite(x: Any) -> bool:
@@ -205,6 +210,10 @@ class RiskManager:
         """The venue's :class:`engine.risk.account_rules.AccountRules` (R-RISK-7; None = §0
         only): :meth:`evaluate_entry` caps or refuses an approved entry by them."""
         self._lock = threading.RLock()
+        # its bound methods, for the per-step calls (the live session's console thread pauses,
+        # halts and reads the state while the engine thread steps)
+        self._acquire: Callable[[], Any] = self._lock.acquire
+        self._release: Callable[[], Any] = self._lock.release
         self._tick = float(spec.tick_size)
         t = calendar.table
         self._t_open, self._t_close = t.open, t.close
@@ -641,8 +650,11 @@ class RiskManager:
         The kernel keeps an open position's stop above it (worst-case slippage included)."""
         if not self.cap_to_daily_room:
             return None
-        with self._lock:
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
             return max(self._day_start_equity - self._daily_loss_limit, self._day_peak_equity - self._daily_drawdown_limit)
+        finally:
+            self._release()
 
     def flatten_reason(self, now_ns: int) -> str | None:
         """Why an open position must be flattened now (HALTED, or the EOD exit/flat phase), or
@@ -748,15 +760,15 @@ class RiskManager:
         if self.cap_to_daily_room:
             room, room_name = self._day_room()
         # research mode: a lowered minimum-balance floor also lifts the balance the tier sees
-        res = self._sizer.size(min(self.balance, self.equity) + self._min_bal_shift, stop_ticks, tv, confidence,
-                               extras, room, room_name, self._rt_cost, 2.0 * slip_side * tv,
-                               2.0 * (worst_side - slip_side) * tv)
-        if res.contracts <= 0:
-            return RiskDecision(False, 0, res.reason, stop, target, 0.0, res.steps)
-        risk = res.contracts * res.risk_per_contract
+        n, why, per, steps = self._sizer.size_parts(
+            min(self.balance, self.equity) + self._min_bal_shift, stop_ticks, tv, confidence, extras, room,
+            room_name, self._rt_cost, 2.0 * slip_side * tv, 2.0 * (worst_side - slip_side) * tv)
+        if n <= 0:
+            return RiskDecision(False, 0, why, stop, target, 0.0, steps)
+        risk = n * per
         if risk > self._max_risk_per_trade + 1e-6:
             raise AssertionError(f"sized risk ${risk:.2f} exceeds max_risk_per_trade ${self._max_risk_per_trade:.2f}")
-        return RiskDecision(True, res.contracts, "", stop, target, risk, res.steps)
+        return RiskDecision(True, n, "", stop, target, risk, steps)
 
     def _round_trip_cost(self) -> float:
         c = self.settings.costs
@@ -820,7 +832,8 @@ class RiskManager:
         the first approvable entry is at or after the returned time. The backtest's skip-ahead
         uses it; it changes no counter (the day roll itself happens on the next event).
         """
-        with self._lock:
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
             now = int(now_ns)
             if self._research_resume_ns or not self._day_lo <= now < self._day_hi:
                 self._sync(now)
@@ -845,6 +858,8 @@ class RiskManager:
                 if int(math.floor(max(room, 0.0) / per_min + sizing.EPS)) == 0:
                     t = max(t, self._day_hi)
             return t
+        finally:
+            self._release()
 
     def quiet_equity_band(self) -> tuple[float, float]:
         """``(lo, hi)`` dollars: while a position is open and no trade closes, a mark
@@ -857,11 +872,14 @@ class RiskManager:
         :data:`BAND_MARGIN` for the caller's own rounding of the equity. The backtest's
         skip-ahead scans bars until the equity leaves this band; a subclass that adds an equity
         latch extends ``lo`` / lowers ``hi`` here (tests/test_backtest_skip_latch.py)."""
-        with self._lock:
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
             hi = float(self._day_peak_equity)
             lo = max(self._day_start_equity - self._daily_loss_limit, self._day_peak_equity - self._daily_drawdown_limit,
                      self._hwm - self._account_drawdown_limit, self._kill_ref - self._kill_switch_loss,
                      self._min_account_balance - self._min_bal_shift) + BAND_MARGIN
+        finally:
+            self._release()
         return lo, hi
 
     # ================================================================== event inputs
@@ -872,10 +890,11 @@ class RiskManager:
         ``consecutive_loss_pauses`` row whose count ≤ the streak, from the exit time), the peaks,
         and trips the latches. The unrealized P&L is reset to 0 (call :meth:`on_mark` after it if
         a position remains). Raises ValueError for a non-finite P&L."""
-        if not _finite(net_pnl):
+        if not (isinstance(net_pnl, float) and _isfinite(net_pnl)) and not _finite(net_pnl):
             raise ValueError(f"on_trade_closed: net_pnl must be finite, got {net_pnl!r}")
         now = int(exit_ts_ns)
-        with self._lock:
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
             self._sync(now)
             self._balance += float(net_pnl)
             self._unrealized = 0.0
@@ -902,6 +921,8 @@ class RiskManager:
             self._update_peaks()
             self._save()
             self._check_limits(now)
+        finally:
+            self._release()
 
     def _update_peaks(self) -> bool:
         eq = self.equity
@@ -921,7 +942,8 @@ class RiskManager:
         if not (isinstance(equity, float) and _isfinite(equity)) and not _finite(equity):
             raise ValueError(f"on_mark: equity must be finite, got {equity!r}")
         now = int(now_ns)
-        with self._lock:
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
             if self._research_resume_ns or not self._day_lo <= now < self._day_hi:
                 self._sync(now)
             self._unrealized = u = float(equity) - self._balance
@@ -933,6 +955,8 @@ class RiskManager:
             if not self._band_ok:
                 self._band_lo, self._band_hi = self._mark_band()
                 self._band_ok = True
+        finally:
+            self._release()
 
     @property
     def _band(self) -> tuple[float, float] | None:
@@ -967,7 +991,8 @@ class RiskManager:
           pauses (``low_volume_action``); NaN/None (data without volume) → not measured, off.
         """
         nan = math.nan
-        with self._lock:
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
             now = int(now_ns)
             if self._research_resume_ns or not self._day_lo <= now < self._day_hi:
                 self._sync(now)
@@ -982,6 +1007,8 @@ class RiskManager:
             self._vol_ratio = a / n if a == a and n == n and n > 0 else nan
             v, n = _finite_or_nan(volume), _finite_or_nan(avg_volume)
             self._volume_ratio = v / n if v == v and n == n and n > 0 else nan
+        finally:
+            self._release()
 
     def on_new_trading_day(self, now_ns: int) -> None:
         """Explicit day-roll hook; the roll also happens by itself on any event whose time lies

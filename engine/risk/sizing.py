@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from mypy_extensions import mypyc_attr
 import math
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-EPS = 1e-9
+EPS: Final = 1e-9
 # Tier and SizeResult are immutable NamedTuples (cheaper to build than frozen dataclasses; one
 # of each per entry decision).
 
@@ -31,6 +31,12 @@ EPS = 1e-9
 @mypyc_attr(native_class=False)  # mypyc (setup.py) compiles builtin-exception subclasses as Python classes
 class SizingError(ValueError):
     """Impossible sizing input (NaN, non-positive stop, bad table)."""
+
+
+def _isfinite(x: float) -> bool:
+    """``math.isfinite`` for a float (mypyc compiles ``isinf``/``isnan`` to C; ``isfinite``
+    would be a call through the math module)."""
+    return not (math.isinf(x) or math.isnan(x))
 
 
 class Tier(NamedTuple):
@@ -47,7 +53,7 @@ def tier_for(balance: float, tiers: list) -> Tier | None:
     risk fraction], ...] ascending, RiskConfig.balance_tiers) whose threshold is ≤ balance.
     A balance below the first threshold has no tier (None: no trading). Boundaries belong to the
     upper tier ($1,000 → the $1,000-1,500 tier)."""
-    if not math.isfinite(balance):
+    if not _isfinite(balance):
         raise SizingError(f"balance must be finite, got {balance!r}")
     found = None
     for row in tiers:
@@ -61,7 +67,7 @@ def confidence_multiplier(confidence: float, table: list, min_confidence: float)
     [[from, multiplier], ...] ascending). None (= no trade) below ``min_confidence``
     (SignalConfig.min_confidence) or below the table's first row, and for NaN. Boundaries belong
     to the upper row (0.70 → 1.0)."""
-    if not math.isfinite(confidence):
+    if not _isfinite(confidence):
         return None
     if confidence + EPS < min_confidence:
         return None
@@ -139,7 +145,7 @@ class Sizer:
 
     def multiplier(self, confidence: float) -> float:
         """:func:`confidence_multiplier` on the fixed table; NaN where that gives None."""
-        if not math.isfinite(confidence) or confidence + EPS < self.min_confidence:
+        if not _isfinite(confidence) or confidence + EPS < self.min_confidence:
             return math.nan
         mult = math.nan
         for i in range(len(self.conf_from)):
@@ -151,12 +157,21 @@ class Sizer:
              extra_multipliers: tuple, risk_room: float, room_name: str, cost_per_contract: float,
              slippage_per_contract: float, room_extra_per_contract: float) -> SizeResult:
         """:func:`size_position` (same arguments, ``risk_room`` NaN = no room cap)."""
+        return SizeResult(*self.size_parts(balance, stop_ticks, tick_value, confidence, extra_multipliers,
+                                           risk_room, room_name, cost_per_contract, slippage_per_contract,
+                                           room_extra_per_contract))
+
+    def size_parts(self, balance: float, stop_ticks: int, tick_value: float, confidence: float,
+                   extra_multipliers: tuple, risk_room: float, room_name: str, cost_per_contract: float,
+                   slippage_per_contract: float, room_extra_per_contract: float) -> tuple[int, str, float, tuple]:
+        """:meth:`size` as a plain tuple (contracts, reason, risk per contract, steps): what the
+        compiled risk manager reads without building a :class:`SizeResult`."""
         if stop_ticks <= 0:
             raise SizingError(f"stop distance must be ≥ 1 tick, got {stop_ticks}")
         if not (tick_value > 0):
             raise SizingError(f"tick value must be > 0, got {tick_value!r}")
         per = stop_ticks * tick_value + cost_per_contract + slippage_per_contract
-        if not math.isfinite(balance):
+        if not _isfinite(balance):
             raise SizingError(f"balance must be finite, got {balance!r}")
         # tier_for: the last row whose threshold is ≤ balance
         t = -1
@@ -164,11 +179,11 @@ class Sizer:
             if balance + EPS >= self.tier_from[i]:
                 t = i
         if t < 0:
-            return SizeResult(0, f"balance ${balance:,.2f} is below the lowest tier "
+            return (0, f"balance ${balance:,.2f} is below the lowest tier "
                               f"${float(self.tiers[0][0]):,.2f}", per, ())
         mult = self.multiplier(confidence)
         if mult != mult:
-            return SizeResult(0, f"confidence {confidence:.3f} below the minimum {self.min_confidence:.2f}",
+            return (0, f"confidence {confidence:.3f} below the minimum {self.min_confidence:.2f}",
                               per, ())
         max_risk = self.max_risk
         budget = min(max_risk, balance * self.tier_frac[t])
@@ -187,7 +202,7 @@ class Sizer:
         n = min(n, hard)
         steps.append(("max_risk_cap", n))
         if n <= 0:
-            return SizeResult(0, f"risk too small for one contract: budget ${budget:.2f}, {stop_ticks} ticks "
+            return (0, f"risk too small for one contract: budget ${budget:.2f}, {stop_ticks} ticks "
                               f"× ${tick_value:.2f} + costs ${cost_per_contract:.2f} + slippage "
                               f"${slippage_per_contract:.2f} = ${per:.2f} per contract", per, tuple(steps))
         if risk_room == risk_room:
@@ -197,6 +212,6 @@ class Sizer:
                 n = room
                 steps.append(("room_cap", n))
                 if n == 0:
-                    return SizeResult(0, f"risk ${per_room:.2f} per contract (worst-case slippage) exceeds the "
+                    return (0, f"risk ${per_room:.2f} per contract (worst-case slippage) exceeds the "
                                       f"${max(risk_room, 0):.2f} left of {room_name}", per, tuple(steps))
-        return SizeResult(n, "", per, tuple(steps))
+        return (n, "", per, tuple(steps))

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 from mypy_extensions import mypyc_attr
 import math
+from typing import Final
 
 import numpy as np
 
 from engine.calendar import P_EXIT, P_NO_NEW, PHASE_NAMES
 from engine.config import EodConfig, StopsConfig
 
-EPS = 1e-9
-TIGHTEN_PHASES = PHASE_NAMES[P_NO_NEW:P_EXIT + 2]  # no_new, exit, flat (engine.calendar.PHASE_NAMES)
+EPS: Final = 1e-9
+TIGHTEN_PHASES: Final = PHASE_NAMES[P_NO_NEW:P_EXIT + 2]  # no_new, exit, flat (engine.calendar.PHASE_NAMES)
 """EOD phases in which stop distances are multiplied by ``EodConfig.eod_stop_tighten``."""
 
 
@@ -35,11 +36,28 @@ class StopError(ValueError):
     """Impossible stop input (bad side, NaN price, missing ATR, too few bars)."""
 
 
+def _isfinite(x: float) -> bool:
+    """``math.isfinite`` for a float (mypyc compiles ``isinf``/``isnan`` to C; ``isfinite``
+    would be a call through the math module)."""
+    return not (math.isinf(x) or math.isnan(x))
+
+
+def _round_half_even(q: float) -> int:
+    """``round(q)`` for a finite float (half to even), without a call to the builtin."""
+    f = math.floor(q)
+    d = q - f  # exact for q ≥ 0 (f and q lie within one of each other, same sign)
+    if q < 0.0:
+        return round(q)
+    if d > 0.5 or (d == 0.5 and f % 2 == 1):
+        return f + 1
+    return f
+
+
 def price_to_tick_index(price: float, tick: float, direction: int) -> int:
     """Price → integer tick index; ``direction`` -1 floors, +1 ceils, 0 rounds (with a 1e-9
     tolerance so that prices already on the grid never move)."""
     q = price / tick
-    r = round(q)
+    r = _round_half_even(q)
     if abs(q - r) < 1e-6:
         return int(r)
     if direction < 0:
@@ -127,11 +145,11 @@ class BracketRule:
                    lows: np.ndarray | None, phase: str) -> int:
         """:func:`initial_stop_ticks` (same arguments and errors)."""
         _check_side(side)
-        if not math.isfinite(entry):
+        if not _isfinite(entry):
             raise StopError(f"entry price must be finite, got {entry!r}")
         tick = self.tick
         if self.method == "atr":
-            if not (math.isfinite(atr_points) and atr_points > 0):
+            if not (_isfinite(atr_points) and atr_points > 0):
                 raise StopError(f"ATR stop needs a positive ATR, got {atr_points!r} points")
             dist = atr_points * self.atr_multiplier
             ticks = math.ceil(dist / tick - EPS)
@@ -173,11 +191,11 @@ class BracketRule:
                  initial_stop: float | None = None) -> float | None:
         """:func:`update_trailing` (same arguments, rules and errors)."""
         _check_side(side)
-        if not math.isfinite(entry):
+        if not _isfinite(entry):
             raise StopError(f"entry must be finite, got {entry!r}")
-        if not math.isfinite(stop):
+        if not _isfinite(stop):
             raise StopError(f"stop must be finite, got {stop!r}")
-        if not math.isfinite(best_price):
+        if not _isfinite(best_price):
             raise StopError(f"best_price must be finite, got {best_price!r}")
         tighten = initial_stop is not None and phase in TIGHTEN_PHASES
         be, tr = self.breakeven_after_ticks, self.trailing_ticks
