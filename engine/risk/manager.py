@@ -18,7 +18,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Final, NamedTuple, cast
 
 import numpy as np
 
@@ -135,6 +135,17 @@ class RiskSnapshot:
     next_phase_ns: int
     flat_deadline_ns: int
     trades_today: int
+
+
+_tuple_new: Final = tuple.__new__
+
+
+def _decision(approved: bool, contracts: int, reason: str, stop_price: float, target_price: float,
+              risk_dollars: float, steps: tuple = ()) -> RiskDecision:
+    """``RiskDecision(...)`` as its own ``__new__`` builds it (``tuple.__new__`` on the field
+    values), without the interpreted ``__new__`` frame: the same object, for the per-entry path."""
+    return cast(RiskDecision, _tuple_new(RiskDecision, (approved, contracts, reason, stop_price, target_price,
+                                                        risk_dollars, steps)))
 
 
 def _fmt_ny(ts_ns: int) -> str:
@@ -764,11 +775,11 @@ class RiskManager:
             min(self.balance, self.equity) + self._min_bal_shift, stop_ticks, tv, confidence, extras, room,
             room_name, self._rt_cost, 2.0 * slip_side * tv, 2.0 * (worst_side - slip_side) * tv)
         if n <= 0:
-            return RiskDecision(False, 0, why, stop, target, 0.0, steps)
+            return _decision(False, 0, why, stop, target, 0.0, steps)
         risk = n * per
         if risk > self._max_risk_per_trade + 1e-6:
             raise AssertionError(f"sized risk ${risk:.2f} exceeds max_risk_per_trade ${self._max_risk_per_trade:.2f}")
-        return RiskDecision(True, n, "", stop, target, risk, steps)
+        return _decision(True, n, "", stop, target, risk, steps)
 
     def _round_trip_cost(self) -> float:
         c = self.settings.costs
@@ -875,9 +886,7 @@ class RiskManager:
         self._acquire()  # the RLock, without a with-statement's two lookups per call
         try:
             hi = float(self._day_peak_equity)
-            lo = max(self._day_start_equity - self._daily_loss_limit, self._day_peak_equity - self._daily_drawdown_limit,
-                     self._hwm - self._account_drawdown_limit, self._kill_ref - self._kill_switch_loss,
-                     self._min_account_balance - self._min_bal_shift) + BAND_MARGIN
+            lo = self._trip_level(self._min_account_balance - self._min_bal_shift) + BAND_MARGIN
         finally:
             self._release()
         return lo, hi
@@ -974,9 +983,19 @@ class RiskManager:
         floor = self._min_account_balance - self._min_bal_shift
         if self.balance + EPS < floor + BAND_MARGIN:
             return math.inf, -math.inf
-        lo = max(self._day_start_equity - self._daily_loss_limit, self._day_peak_equity - self._daily_drawdown_limit,
-                 self._hwm - self._account_drawdown_limit, self._kill_ref - self._kill_switch_loss, floor) + BAND_MARGIN
+        lo = self._trip_level(floor) + BAND_MARGIN
         return float(lo), float(min(self._hwm, self._day_peak_equity))
+
+    def _trip_level(self, floor: float) -> float:
+        """The highest equity (dollars) at which a latch trips: the daily loss limit below the
+        day's start, the daily drawdown limit below the day's peak, the account drawdown limit
+        below the high-water mark, the kill-switch loss below its reference, and ``floor`` (the
+        minimum balance). Two-argument max() calls: mypyc compiles them to C (a five-argument
+        max() is a call to the builtin with five boxed floats)."""
+        lo = max(self._day_start_equity - self._daily_loss_limit, self._day_peak_equity - self._daily_drawdown_limit)
+        lo = max(lo, self._hwm - self._account_drawdown_limit)
+        lo = max(lo, self._kill_ref - self._kill_switch_loss)
+        return max(lo, floor)
 
     def on_market(self, now_ns: int, spread_ticks: float | None, atr_points: float | None,
                   normal_atr_points: float | None, volume: float | None,
