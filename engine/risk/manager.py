@@ -236,9 +236,12 @@ class RiskManager:
         self._e_reduce = self._e_no_new = self._e_exit = self._e_flat = 0
         self._day_lo = 0
         self._day_hi = -1
+        self._day_n = -2  # the trading day of [_day_lo, _day_hi)
         has_rth = t.rth_open >= 0  # sessions with RTH: their trading days and RTH opens
         # plain lists for the per-event lookups (bisect on a list beats numpy's per-call cost)
         self._close_list = t.close.tolist()
+        self._open_list: list[int] = t.open.tolist()
+        self._eod_rows: list[list[int]] = self._t_eod.tolist()  # per session: reduce, no_new, exit, flat
         self._rth_days, self._rth_opens = t.day[has_rth].tolist(), t.rth_open[has_rth].tolist()
         self._rth_next: tuple[int | None, int] = (None, 0)  # (trading day, next RTH open) of the last lookup
         # market breakers (not persisted: they come back with the next market update)
@@ -385,13 +388,13 @@ class RiskManager:
         if i >= len(self._close_list):
             from engine.calendar import CalendarError
             raise CalendarError(f"{now_ns} ns ({_fmt_ny(now_ns)}) is past the calendar span")
-        if self._t_open[i] <= now_ns:
-            e = [int(x) for x in self._t_eod[i]]
+        if self._open_list[i] <= now_ns:
+            e = self._eod_rows[i]
             self._e_reduce, self._e_no_new, self._e_exit, self._e_flat = e[0], e[1], e[2], e[3]
-            self._s_lo, self._s_hi, self._s_row = int(self._t_open[i]), int(self._t_close[i]), i
+            self._s_lo, self._s_hi, self._s_row = self._open_list[i], self._close_list[i], i
             return i
-        prev_close = int(self._t_close[i - 1]) if i > 0 else 0
-        self._s_lo, self._s_hi, self._s_row = prev_close, int(self._t_open[i]), -1
+        prev_close = self._close_list[i - 1] if i > 0 else 0
+        self._s_lo, self._s_hi, self._s_row = prev_close, self._open_list[i], -1
         return -1
 
     def eod_phase(self, now_ns: int) -> str:
@@ -457,8 +460,10 @@ class RiskManager:
             return
         n = int(self.calendar.label_one(now_ns)[0])  # the 18:00 NY rule, cached per day
         d = day_date(n)
-        self._day_lo = ny_to_ns(d - timedelta(days=1), SESSION_START_NY)
+        # the next day's window starts where this one ended (one zoneinfo conversion per roll)
+        self._day_lo = self._day_hi if n == self._day_n + 1 else ny_to_ns(d - timedelta(days=1), SESSION_START_NY)
         self._day_hi = ny_to_ns(d, SESSION_START_NY)
+        self._day_n = n
         if self._trading_day is None or n > self._trading_day:
             eq = self.equity
             self._trading_day = n
