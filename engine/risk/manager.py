@@ -18,7 +18,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Final, NamedTuple, cast
 
 import numpy as np
 
@@ -33,12 +33,12 @@ from engine.clock import NS  # nanoseconds per second: one definition
 if TYPE_CHECKING:
     from engine.risk.account_rules import AccountRules
 
-EPS = 1e-9
-BAND_MARGIN = 1e-6
+EPS: Final = 1e-9
+BAND_MARGIN: Final = 1e-6
 """Dollars added to the low edge of :meth:`RiskManager.quiet_equity_band`: a caller that
 recomputes the equity in another order of float operations (the backtest's compiled scan) may
 differ by a few ulps from the kernel's mark; stopping a hair early only steps one more bar."""
-RESET_WORD = "RESET"
+RESET_WORD: Final = "RESET"
 """The word an operator must type to reset a halt."""
 
 PHASE_ORDER = PHASE_NAMES[:5]  # the phases of a session's day (engine.calendar.PHASE_NAMES)
@@ -46,7 +46,19 @@ HALT_KINDS = ("account_drawdown", "kill_switch", "min_balance", "daily_loss", "d
 """Kinds of :attr:`RiskManager.halt_log` entries; the first three are account-level (they need
 an operator's review; research mode lifts them at the next RTH open)."""
 ACCOUNT_HALT_KINDS = HALT_KINDS[:3]
-NO_ENTRY_PHASES = PHASE_NAMES[P_NO_NEW:]  # no_new, exit, flat, closed
+NO_ENTRY_PHASES: Final = PHASE_NAMES[P_NO_NEW:]  # no_new, exit, flat, closed
+
+
+_STATE_KINDS: dict[str, str] = {
+    "balance": "float", "unrealized": "float", "hwm": "float", "kill_ref": "float", "trading_day": "int?",
+    "day_start_equity": "float", "day_peak_equity": "float", "day_realized_pnl": "float",
+    "trades_today": "int", "consecutive_losses": "int", "pause_until_ns": "int", "pause_reason": "str",
+    "manual_pause": "dict?", "halt": "dict?", "day_block_until_ns": "int", "day_block_reason": "str",
+    "last_event_ns": "int", "broker_booked": "ids", "broker_since_ns": "int?",
+}
+"""The keys of the persisted risk state (``risk_state.json``) and the kind of each value (``?``:
+or null). The last two (crash recovery's broker trade ids) may be absent from older states."""
+_OPTIONAL_KEYS = ("broker_booked", "broker_since_ns")
 
 
 class TradingState(str, Enum):
@@ -125,18 +137,42 @@ class RiskSnapshot:
     trades_today: int
 
 
+_tuple_new: Final = tuple.__new__
+
+
+def _decision(approved: bool, contracts: int, reason: str, stop_price: float, target_price: float,
+              risk_dollars: float, steps: tuple = ()) -> RiskDecision:
+    """``RiskDecision(...)`` as its own ``__new__`` builds it (``tuple.__new__`` on the field
+    values), without the interpreted ``__new__`` frame: the same object, for the per-entry path."""
+    return cast(RiskDecision, _tuple_new(RiskDecision, (approved, contracts, reason, stop_price, target_price,
+                                                        risk_dollars, steps)))
+
+
 def _fmt_ny(ts_ns: int) -> str:
     return ny_datetime(ts_ns).strftime("%Y-%m-%d %H:%M %Z")
 
 
 _NUMBER_TYPES = (int, float, np.floating, np.integer)
-_isfinite = math.isfinite
+
+
+def _isfinite(x: float) -> bool:
+    """``math.isfinite`` for a float (mypyc compiles ``isinf``/``isnan`` to C; ``isfinite``
+    would be a call through the math module)."""
+    return not (math.isinf(x) or math.isnan(x))
 
 
 def _finite(x: Any) -> bool:
     if x.__class__ is float:  # the hot path (every bar): a plain Python float
         return _isfinite(x)
     return x is not None and isinstance(x, _NUMBER_TYPES) and _isfinite(float(x))
+
+
+def _finite_or_nan(x: Any) -> float:
+    """``float(x)`` when :func:`_finite` accepts ``x`` (a finite int, float or numpy number),
+    else NaN (None, NaN, ±inf, anything else)."""
+    if isinstance(x, float):  # the hot path (every bar): a float
+        return float(x) if _isfinite(x) else math.nan
+    return float(x) if _finite(x) else math.nan
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # tests subclass it; compiled by setup.py
@@ -169,7 +205,7 @@ class RiskManager:
     def __init__(self, settings: Settings, clock: Clock, calendar: CmeCalendar, spec: InstrumentSpec,
                  store: RiskStateStore | None = None, *, cap_to_daily_room: bool = True,
                  research: bool = False) -> None:
-        self.settings = settings
+        self._settings = settings
         self.research = bool(research)
         self.halt_log: list[dict[str, Any]] = []
         self._research_resume_ns = 0  # research mode: when the pending account halt is lifted
@@ -185,75 +221,180 @@ class RiskManager:
         """The venue's :class:`engine.risk.account_rules.AccountRules` (R-RISK-7; None = §0
         only): :meth:`evaluate_entry` caps or refuses an approved entry by them."""
         self._lock = threading.RLock()
+        # its bound methods, for the per-step calls (the live session's console thread pauses,
+        # halts and reads the state while the engine thread steps)
+        self._acquire: Callable[[], Any] = self._lock.acquire
+        self._release: Callable[[], Any] = self._lock.release
         self._tick = float(spec.tick_size)
         t = calendar.table
         self._t_open, self._t_close = t.open, t.close
         self._t_eod = calendar.eod_table(settings.eod)  # the [eod] profile's phase times
         self._t_day, self._t_rth_open = t.day, t.rth_open
-        self._sess: tuple[int, int, int, tuple[int, ...]] = (0, -1, -2, ())  # cache: lo ≤ now < hi → row (-1 = closed), EOD times
+        # the session cache: lo ≤ now < hi → row (-1 = closed) and its EOD phase times (UTC ns:
+        # reduce, no_new, exit, flat; unused when closed)
+        self._s_lo, self._s_hi, self._s_row = 0, -1, -2
+        self._e_reduce = self._e_no_new = self._e_exit = self._e_flat = 0
         self._day_lo = 0
         self._day_hi = -1
+        self._day_n = -2  # the trading day of [_day_lo, _day_hi)
         has_rth = t.rth_open >= 0  # sessions with RTH: their trading days and RTH opens
         # plain lists for the per-event lookups (bisect on a list beats numpy's per-call cost)
         self._close_list = t.close.tolist()
+        self._open_list: list[int] = t.open.tolist()
+        self._eod_rows: list[list[int]] = self._t_eod.tolist()  # per session: reduce, no_new, exit, flat
         self._rth_days, self._rth_opens = t.day[has_rth].tolist(), t.rth_open[has_rth].tolist()
         self._rth_next: tuple[int | None, int] = (None, 0)  # (trading day, next RTH open) of the last lookup
         # market breakers (not persisted: they come back with the next market update)
-        self._spread_ticks: float | None = None
+        self._spread_ticks = math.nan  # the last finite spread, ticks
         self._spread_paused = False
         # on_mark's quiet band: (lo, hi) dollars within which a mark can trip no latch and move
-        # no peak (see _mark_band); None = recompute. Every change of the counters it depends on
-        # goes through _save(), which clears it.
-        self._band: tuple[float, float] | None = None
-        self._per_min: float | None = None  # next_entry_possible_ns: smallest stop-out, dollars
-        self._vol_ratio: float | None = None
-        self._volume_ratio: float | None = None
+        # no peak (see _mark_band); _band_ok False = recompute. Every change of the counters it
+        # depends on goes through _save(), which clears it.
+        self._band_ok = False
+        self._band_lo = math.inf
+        self._band_hi = -math.inf
+        self._per_min = -1.0  # next_entry_possible_ns: smallest stop-out, dollars (-1: not yet)
+        # the last ATR / normal ATR and volume / average volume ratios (NaN: not measured)
+        self._vol_ratio = math.nan
+        self._volume_ratio = math.nan
+        # the settings every hot call reads, as typed attributes (reading them through two
+        # interpreted dataclasses costs two generic getattrs per value); `settings` is read-only
+        r, sl = settings.risk, settings.slippage
+        self._daily_loss_limit = float(r.daily_loss_limit)
+        self._daily_drawdown_limit = float(r.daily_drawdown_limit)
+        self._max_risk_per_trade = float(r.max_risk_per_trade)
+        self._kill_switch_loss = float(r.kill_switch_loss)
+        self._min_account_balance = float(r.min_account_balance)
+        self._account_drawdown_limit = float(r.account_drawdown_limit)
+        self._vol_breaker_ratio = float(r.volatility_breaker_ratio)
+        self._vol_pause = r.volatility_action == "pause"
+        self._vol_half = r.volatility_action == "half"
+        self._spread_pause_ticks = float(r.spread_pause_ticks)
+        self._spread_resume_ticks = float(r.spread_resume_ticks)
+        self._low_volume_ratio = float(r.low_volume_ratio)
+        self._volume_pause = r.low_volume_action == "pause"
+        self._volume_reduce = r.low_volume_action == "reduce"
+        self._loss_pauses: list[tuple[int, float]] = [(int(n), float(s)) for n, s in r.consecutive_loss_pauses]
+        self._min_confidence = float(settings.signal.min_confidence)
+        self._trade_session: str = settings.session.trade_session
+        self._reduce_mult = float(settings.eod.reduce_size_multiplier)
+        self._rt_cost = self._round_trip_cost()
+        self._market_ticks = float(sl.market_ticks)
+        self._thin_ticks = float(sl.thin_ticks)
+        self._hv_ratio = float(sl.high_vol_atr_ratio)
+        self._hv_min = float(sl.high_vol_min_ticks)
+        self._hv_max = float(sl.high_vol_max_ticks)
+        self._tick_value = float(spec.tick_value)
+        self._sizer = sizing.Sizer(r.balance_tiers, r.confidence_multipliers, self._min_confidence,
+                                   self._max_risk_per_trade)
+        self._brackets = stops_mod.BracketRule(settings.stops, settings.eod, self._tick)
+        # the persisted counters (what _state() hands the store): typed attributes, not a dict
         cap = float(settings.account.starting_capital)
-        self._st: dict[str, Any] = {
-            "balance": cap,
-            "unrealized": 0.0,
-            "hwm": cap,
-            "kill_ref": cap,
-            "trading_day": None,
-            "day_start_equity": cap,
-            "day_peak_equity": cap,
-            "day_realized_pnl": 0.0,
-            "trades_today": 0,
-            "consecutive_losses": 0,
-            "pause_until_ns": 0,
-            "pause_reason": "",
-            "manual_pause": None,
-            "halt": None,
-            "day_block_until_ns": 0,
-            "day_block_reason": "",
-            "last_event_ns": 0,
-        }
+        self._balance = cap
+        self._unrealized = 0.0
+        self._hwm = cap
+        self._kill_ref = cap
+        self._trading_day: int | None = None
+        self._day_start_equity = cap
+        self._day_peak_equity = cap
+        self._day_realized_pnl = 0.0
+        self._trades_today = 0
+        self._consecutive_losses = 0
+        self._pause_until_ns = 0
+        self._pause_reason = ""
+        self._manual_pause: dict[str, Any] | None = None
+        self._halt: dict[str, Any] | None = None
+        self._day_block_until_ns = 0
+        self._day_block_reason = ""
+        self._last_event_ns = 0
+        # broker trade ids booked by crash recovery (book_broker_trades); optional in older states
+        self._broker_booked: list[int] = []
+        self._broker_since_ns: int | None = None
         saved = store.load() if store is not None else None
         if saved is not None and store is not None:
-            missing = sorted(set(self._st) - set(saved))
-            if missing:
-                raise RiskStateError(f"{store.path}: risk state lacks keys {missing}")
-            self._st.update({k: saved[k] for k in self._st})
-        # broker trade ids booked by crash recovery (book_broker_trades); optional in older states
-        saved = saved or {}
-        self._st["broker_booked"] = [int(x) for x in saved.get("broker_booked") or []]
-        self._st["broker_since_ns"] = saved.get("broker_since_ns")
+            self._restore(saved, str(store.path))
+
+    def _restore(self, saved: dict[str, Any], where: str) -> None:
+        """Load the counters of a stored state (``RiskStateStore.load``); raises
+        :class:`RiskStateError` naming ``where`` and the key for a missing key or a value of the
+        wrong type (never resets silently)."""
+        missing = sorted(set(_STATE_KINDS) - set(saved) - set(_OPTIONAL_KEYS))
+        if missing:
+            raise RiskStateError(f"{where}: risk state lacks keys {missing}")
+        v: dict[str, Any] = {}
+        for k, kind in _STATE_KINDS.items():
+            x: Any = saved.get(k)
+            ok = {"float": isinstance(x, (int, float)) and not isinstance(x, bool),
+                  "int": isinstance(x, int) and not isinstance(x, bool),
+                  "int?": x is None or (isinstance(x, int) and not isinstance(x, bool)),
+                  "str": isinstance(x, str),
+                  "dict?": x is None or isinstance(x, dict),
+                  "ids": x is None or (isinstance(x, list) and all(isinstance(i, int) for i in x))}[kind]
+            if k in _OPTIONAL_KEYS and k not in saved:
+                ok = True
+            if not ok:
+                raise RiskStateError(f"{where}: risk state key {k!r} is {x!r}, want {kind}")
+            v[k] = float(x) if kind == "float" else x
+        self._balance, self._unrealized = v["balance"], v["unrealized"]
+        self._hwm, self._kill_ref = v["hwm"], v["kill_ref"]
+        self._trading_day = v["trading_day"]
+        self._day_start_equity, self._day_peak_equity = v["day_start_equity"], v["day_peak_equity"]
+        self._day_realized_pnl = v["day_realized_pnl"]
+        self._trades_today, self._consecutive_losses = v["trades_today"], v["consecutive_losses"]
+        self._pause_until_ns, self._pause_reason = v["pause_until_ns"], v["pause_reason"]
+        self._manual_pause, self._halt = v["manual_pause"], v["halt"]
+        self._day_block_until_ns, self._day_block_reason = v["day_block_until_ns"], v["day_block_reason"]
+        self._last_event_ns = v["last_event_ns"]
+        self._broker_booked = [int(i) for i in v["broker_booked"] or []]
+        self._broker_since_ns = v["broker_since_ns"]
+
+    def _state(self) -> dict[str, Any]:
+        """The persisted counters as the store writes them (the keys of :data:`_STATE_KINDS`)."""
+        return {
+            "balance": self._balance,
+            "unrealized": self._unrealized,
+            "hwm": self._hwm,
+            "kill_ref": self._kill_ref,
+            "trading_day": self._trading_day,
+            "day_start_equity": self._day_start_equity,
+            "day_peak_equity": self._day_peak_equity,
+            "day_realized_pnl": self._day_realized_pnl,
+            "trades_today": self._trades_today,
+            "consecutive_losses": self._consecutive_losses,
+            "pause_until_ns": self._pause_until_ns,
+            "pause_reason": self._pause_reason,
+            "manual_pause": self._manual_pause,
+            "halt": self._halt,
+            "day_block_until_ns": self._day_block_until_ns,
+            "day_block_reason": self._day_block_reason,
+            "last_event_ns": self._last_event_ns,
+            "broker_booked": list(self._broker_booked),
+            "broker_since_ns": self._broker_since_ns,
+        }
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the manager was built with (read-only: the hot paths keep typed copies
+        of the values they read, so a replaced ``settings`` would be half-applied)."""
+        return self._settings
 
     # ================================================================== time and calendar
     def _session(self, now_ns: int) -> int:
-        lo, hi, row, _ = self._sess
-        if lo <= now_ns < hi:
-            return row
+        """Row of the calendar session containing ``now_ns`` (-1: between sessions); fills the
+        session cache. Raises CalendarError past the calendar span."""
+        if self._s_lo <= now_ns < self._s_hi:
+            return self._s_row
         i = bisect_right(self._close_list, now_ns)
         if i >= len(self._close_list):
             from engine.calendar import CalendarError
             raise CalendarError(f"{now_ns} ns ({_fmt_ny(now_ns)}) is past the calendar span")
-        if self._t_open[i] <= now_ns:
-            self._sess = (int(self._t_open[i]), int(self._t_close[i]), i,
-                          tuple(int(x) for x in self._t_eod[i]))
+        if self._open_list[i] <= now_ns:
+            e = self._eod_rows[i]
+            self._e_reduce, self._e_no_new, self._e_exit, self._e_flat = e[0], e[1], e[2], e[3]
+            self._s_lo, self._s_hi, self._s_row = self._open_list[i], self._close_list[i], i
             return i
-        prev_close = int(self._t_close[i - 1]) if i > 0 else 0
-        self._sess = (prev_close, int(self._t_open[i]), -1, ())
+        prev_close = self._close_list[i - 1] if i > 0 else 0
+        self._s_lo, self._s_hi, self._s_row = prev_close, self._open_list[i], -1
         return -1
 
     def eod_phase(self, now_ns: int) -> str:
@@ -264,14 +405,13 @@ class RiskManager:
         full days, 12:40 / 12:55 / 13:05 / 13:10 before a 13:15 early close): DST-correct."""
         if self._session(now_ns) < 0:
             return "closed"
-        eod = self._sess[3]
-        if now_ns >= eod[3]:
+        if now_ns >= self._e_flat:
             return "flat"
-        if now_ns >= eod[2]:
+        if now_ns >= self._e_exit:
             return "exit"
-        if now_ns >= eod[1]:
+        if now_ns >= self._e_no_new:
             return "no_new"
-        if now_ns >= eod[0]:
+        if now_ns >= self._e_reduce:
             return "reduce"
         return "normal"
 
@@ -320,28 +460,29 @@ class RiskManager:
             return
         n = int(self.calendar.label_one(now_ns)[0])  # the 18:00 NY rule, cached per day
         d = day_date(n)
-        self._day_lo = ny_to_ns(d - timedelta(days=1), SESSION_START_NY)
+        # the next day's window starts where this one ended (one zoneinfo conversion per roll)
+        self._day_lo = self._day_hi if n == self._day_n + 1 else ny_to_ns(d - timedelta(days=1), SESSION_START_NY)
         self._day_hi = ny_to_ns(d, SESSION_START_NY)
-        st = self._st
-        if st["trading_day"] is None or n > st["trading_day"]:
+        self._day_n = n
+        if self._trading_day is None or n > self._trading_day:
             eq = self.equity
-            st["trading_day"] = n
-            st["day_start_equity"] = eq
-            st["day_peak_equity"] = eq
-            st["day_realized_pnl"] = 0.0
-            st["trades_today"] = 0
+            self._trading_day = n
+            self._day_start_equity = eq
+            self._day_peak_equity = eq
+            self._day_realized_pnl = 0.0
+            self._trades_today = 0
             self._save()
 
     # ================================================================== derived values
     @property
     def balance(self) -> float:
         """Realized balance, dollars: starting capital + every net P&L reported."""
-        return float(self._st["balance"])
+        return float(self._balance)
 
     @property
     def equity(self) -> float:
         """Balance + unrealized P&L of the last :meth:`on_mark`, dollars."""
-        return float(self._st["balance"] + self._st["unrealized"])
+        return float(self._balance + self._unrealized)
 
     def save(self) -> None:
         """Write the persisted counters to the store now (atomic; no-op without a store). The
@@ -350,9 +491,9 @@ class RiskManager:
             self._save()
 
     def _save(self) -> None:
-        self._band = None  # the counters may have changed: on_mark's quiet band is stale
+        self._band_ok = False  # the counters may have changed: on_mark's quiet band is stale
         if self.store is not None:
-            self.store.save(dict(self._st))
+            self.store.save(self._state())
 
     def _audit(self, action: str, operator: str, reason: str, now_ns: int, **extra: Any) -> None:
         rec = {
@@ -371,24 +512,21 @@ class RiskManager:
     def _check_limits(self, now_ns: int) -> None:
         """Trip the latches whose thresholds are reached (kill switch, account drawdown →
         HALTED; daily loss, daily drawdown → blocked until the next RTH open)."""
-        st = self._st
         eq = self.equity
-        band = self._band
-        if band is not None and band[0] < eq <= band[1] and not self._min_bal_logged:
+        if self._band_ok and self._band_lo < eq <= self._band_hi and not self._min_bal_logged:
             return  # no threshold within reach (see _mark_band)
-        r = self.settings.risk
-        if st["halt"] is None:
-            cum = st["kill_ref"] - eq
-            dd = st["hwm"] - eq
-            if cum + EPS >= r.kill_switch_loss:
-                self._set_halt(f"kill switch: cumulative loss ${cum:,.2f} ≥ ${r.kill_switch_loss:,.2f}",
+        if self._halt is None:
+            cum = self._kill_ref - eq
+            dd = self._hwm - eq
+            if cum + EPS >= self._kill_switch_loss:
+                self._set_halt(f"kill switch: cumulative loss ${cum:,.2f} ≥ ${self._kill_switch_loss:,.2f}",
                                "system", now_ns, kind="kill_switch")
-            elif dd + EPS >= r.account_drawdown_limit:
+            elif dd + EPS >= self._account_drawdown_limit:
                 self._set_halt(f"account drawdown ${dd:,.2f} from the high-water mark "
-                               f"${st['hwm']:,.2f} ≥ ${r.account_drawdown_limit:,.2f}: manual review",
+                               f"${self._hwm:,.2f} ≥ ${self._account_drawdown_limit:,.2f}: manual review",
                                "system", now_ns, kind="account_drawdown")
         bal = min(self.balance, eq)
-        floor = r.min_account_balance - self._min_bal_shift
+        floor = self._min_account_balance - self._min_bal_shift
         if bal + EPS < floor:
             if not self._min_bal_logged:
                 self._min_bal_logged = True
@@ -396,26 +534,26 @@ class RiskManager:
                                "no trading", account=True)
         else:
             self._min_bal_logged = False
-        loss = st["day_start_equity"] - eq
-        ddd = st["day_peak_equity"] - eq
-        if (loss + EPS >= r.daily_loss_limit or ddd + EPS >= r.daily_drawdown_limit) \
-                and st["trading_day"] is not None:
-            until = self._next_rth_open_after_day(int(st["trading_day"]))
-            if until > st["day_block_until_ns"]:
+        loss = self._day_start_equity - eq
+        ddd = self._day_peak_equity - eq
+        if (loss + EPS >= self._daily_loss_limit or ddd + EPS >= self._daily_drawdown_limit) \
+                and self._trading_day is not None:
+            until = self._next_rth_open_after_day(int(self._trading_day))
+            if until > self._day_block_until_ns:
                 # the reason is written once per block (the end time is added when it is read)
-                if loss + EPS >= r.daily_loss_limit:
-                    why = f"daily loss limit: ${loss:,.2f} lost ≥ ${r.daily_loss_limit:,.2f}"
+                if loss + EPS >= self._daily_loss_limit:
+                    why = f"daily loss limit: ${loss:,.2f} lost ≥ ${self._daily_loss_limit:,.2f}"
                 else:
-                    why = (f"daily drawdown: ${ddd:,.2f} below the day's peak ${st['day_peak_equity']:,.2f} "
-                           f"≥ ${r.daily_drawdown_limit:,.2f}")
-                st["day_block_until_ns"] = until
-                st["day_block_reason"] = why
-                self._log_halt(now_ns, "daily_loss" if loss + EPS >= r.daily_loss_limit else "daily_drawdown",
+                    why = (f"daily drawdown: ${ddd:,.2f} below the day's peak ${self._day_peak_equity:,.2f} "
+                           f"≥ ${self._daily_drawdown_limit:,.2f}")
+                self._day_block_until_ns = until
+                self._day_block_reason = why
+                self._log_halt(now_ns, "daily_loss" if loss + EPS >= self._daily_loss_limit else "daily_drawdown",
                                why, resumed_ns=int(until))
                 self._save()
 
     def _set_halt(self, reason: str, operator: str, now_ns: int, kind: str = "kill_switch") -> None:
-        self._st["halt"] = {"reason": reason, "operator": operator, "since_ns": int(now_ns)}
+        self._halt = {"reason": reason, "operator": operator, "since_ns": int(now_ns)}
         self._audit("halt", operator, reason, now_ns, equity=self.equity, balance=self.balance)
         self._log_halt(now_ns, kind, reason, account=True)
         self._save()
@@ -424,8 +562,8 @@ class RiskManager:
                   account: bool = False) -> None:
         """Append one :attr:`halt_log` entry. An account-level one in research mode is scheduled
         to lift at the next RTH open after the current trading day."""
-        if account and self.research and self._st["trading_day"] is not None:
-            resumed_ns = self._next_rth_open_after_day(int(self._st["trading_day"]))
+        if account and self.research and self._trading_day is not None:
+            resumed_ns = self._next_rth_open_after_day(int(self._trading_day))
             self._research_resume_ns = max(self._research_resume_ns, resumed_ns)
         self.halt_log.append({"ts_ns": int(now_ns), "kind": kind, "reason": reason,
                               "resumed_ns": None if resumed_ns is None else int(resumed_ns)})
@@ -435,68 +573,62 @@ class RiskManager:
         line: nothing manual happened). The high-water mark and kill-switch reference are rebased
         to the equity where breached; a balance under the minimum lowers the floor to keep the
         configured distance (starting capital − minimum) below the current balance."""
-        r = self.settings.risk
-        st = self._st
         eq = self.equity
         self._research_resume_ns = 0
-        st["halt"] = None
-        if st["kill_ref"] - eq + EPS >= r.kill_switch_loss:
-            st["kill_ref"] = eq
-        if st["hwm"] - eq + EPS >= r.account_drawdown_limit:
-            st["hwm"] = eq
+        self._halt = None
+        if self._kill_ref - eq + EPS >= self._kill_switch_loss:
+            self._kill_ref = eq
+        if self._hwm - eq + EPS >= self._account_drawdown_limit:
+            self._hwm = eq
         bal = min(self.balance, eq)
-        if bal + EPS < r.min_account_balance - self._min_bal_shift:
-            room = max(float(self.settings.account.starting_capital) - r.min_account_balance, 0.0)
-            self._min_bal_shift = r.min_account_balance - (bal - room)
+        if bal + EPS < self._min_account_balance - self._min_bal_shift:
+            room = max(float(self.settings.account.starting_capital) - self._min_account_balance, 0.0)
+            self._min_bal_shift = self._min_account_balance - (bal - room)
             self._min_bal_logged = False
         self._save()
 
     def _blocks(self, now_ns: int) -> list[tuple[TradingState, str]]:
         """Every reason that forbids a new entry now, most severe first (no side effects)."""
-        r = self.settings.risk
-        st = self._st
         out: list[tuple[TradingState, str]] = []
-        if st["halt"] is not None:
-            out.append((TradingState.HALTED, f"HALTED: {st['halt']['reason']} (manual reset required)"))
-        if st["day_block_until_ns"] > now_ns:
-            out.append((TradingState.REDUCING, f"{st['day_block_reason']}; no new trades until "
-                                               f"{_fmt_ny(st['day_block_until_ns'])}"))
-        if st["manual_pause"] is not None:
-            mp = st["manual_pause"]
+        if self._halt is not None:
+            out.append((TradingState.HALTED, f"HALTED: {self._halt['reason']} (manual reset required)"))
+        if self._day_block_until_ns > now_ns:
+            out.append((TradingState.REDUCING, f"{self._day_block_reason}; no new trades until "
+                                               f"{_fmt_ny(self._day_block_until_ns)}"))
+        if self._manual_pause is not None:
+            mp = self._manual_pause
             out.append((TradingState.REDUCING, f"paused by {mp['operator']}: {mp['reason']}"))
-        if st["pause_until_ns"] > now_ns:
-            out.append((TradingState.REDUCING, f"{st['pause_reason']} until {_fmt_ny(st['pause_until_ns'])}"))
+        if self._pause_until_ns > now_ns:
+            out.append((TradingState.REDUCING, f"{self._pause_reason} until {_fmt_ny(self._pause_until_ns)}"))
         bal = min(self.balance, self.equity)
-        if bal + EPS < r.min_account_balance - self._min_bal_shift:
+        if bal + EPS < self._min_account_balance - self._min_bal_shift:
             out.append((TradingState.REDUCING, f"balance ${bal:,.2f} below the minimum "
-                        f"${r.min_account_balance - self._min_bal_shift:,.2f}: no trading"))
+                        f"${self._min_account_balance - self._min_bal_shift:,.2f}: no trading"))
         if self._spread_paused:
             out.append((TradingState.REDUCING, f"spread breaker: {self._spread_ticks:g} ticks > "
-                        f"{r.spread_pause_ticks:g}; paused until ≤ {r.spread_resume_ticks:g}"))
-        if r.volatility_action == "pause" and self._vol_active():
+                        f"{self._spread_pause_ticks:g}; paused until ≤ {self._spread_resume_ticks:g}"))
+        if self._vol_pause and self._vol_active():
             out.append((TradingState.REDUCING, f"volatility breaker: ATR {self._vol_ratio:.2f}× normal > "
-                        f"{r.volatility_breaker_ratio:g}×"))
-        if r.low_volume_action == "pause" and self._volume_active():
+                        f"{self._vol_breaker_ratio:g}×"))
+        if self._volume_pause and self._volume_active():
             out.append((TradingState.REDUCING, f"volume breaker: volume {self._volume_ratio:.1%} of its "
-                        f"average < {r.low_volume_ratio:.0%}"))
+                        f"average < {self._low_volume_ratio:.0%}"))
         return out
 
     def _blocked(self, now_ns: int) -> bool:
         """``bool(self._blocks(now_ns))`` without building the reasons (the per-entry check)."""
-        st = self._st
-        r = self.settings.risk
-        return (st["halt"] is not None or st["day_block_until_ns"] > now_ns or st["manual_pause"] is not None
-                or st["pause_until_ns"] > now_ns
-                or min(self.balance, self.equity) + EPS < r.min_account_balance - self._min_bal_shift
+        return (self._halt is not None or self._day_block_until_ns > now_ns or self._manual_pause is not None
+                or self._pause_until_ns > now_ns
+                or min(self.balance, self.equity) + EPS < self._min_account_balance - self._min_bal_shift
                 or self._spread_paused
-                or (r.volatility_action == "pause" and self._vol_active())
-                or (r.low_volume_action == "pause" and self._volume_active()))
+                or (self._vol_pause and self._vol_active())
+                or (self._volume_pause and self._volume_active()))
 
     def _vol_active(self) -> bool:
-        return self._vol_ratio is not None and self._vol_ratio > self.settings.risk.volatility_breaker_ratio
+        return self._vol_ratio > self._vol_breaker_ratio  # NaN (not measured) → False
 
     def _volume_active(self) -> bool:
-        return self._volume_ratio is not None and self._volume_ratio < self.settings.risk.low_volume_ratio
+        return self._volume_ratio < self._low_volume_ratio  # NaN (not measured) → False
 
     def _breakers(self) -> tuple:
         r = self.settings.risk
@@ -534,19 +666,23 @@ class RiskManager:
         The kernel keeps an open position's stop above it (worst-case slippage included)."""
         if not self.cap_to_daily_room:
             return None
-        r = self.settings.risk
-        with self._lock:
-            st = self._st
-            return max(st["day_start_equity"] - r.daily_loss_limit, st["day_peak_equity"] - r.daily_drawdown_limit)
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
+            return max(self._day_start_equity - self._daily_loss_limit, self._day_peak_equity - self._daily_drawdown_limit)
+        finally:
+            self._release()
 
     def flatten_reason(self, now_ns: int) -> str | None:
         """Why an open position must be flattened now (HALTED, or the EOD exit/flat phase), or
         None."""
-        with self._lock:
-            if self._st["halt"] is not None:
-                return f"HALTED: {self._st['halt']['reason']}"
-        lo, hi, row, eod = self._sess  # the cached session: before its exit time → None at once
-        if lo <= now_ns < hi and (row < 0 or now_ns < eod[2]):
+        h = self._halt  # one read of a reference (atomic): no lock needed to look
+        if h is not None:
+            with self._lock:
+                h = self._halt
+                if h is not None:
+                    return f"HALTED: {h['reason']}"
+        # the cached session: before its exit time → None at once
+        if self._s_lo <= now_ns < self._s_hi and (self._s_row < 0 or now_ns < self._e_exit):
             return None
         ph = self.eod_phase(now_ns)
         if ph in ("exit", "flat"):
@@ -557,17 +693,14 @@ class RiskManager:
     def compute_bracket(self, side: int, entry: float, atr: float, highs: np.ndarray | None,
                         lows: np.ndarray | None, phase: str) -> tuple[float, float]:
         """(stop, target) prices in points for an entry; see :mod:`engine.risk.stops`."""
-        return stops_mod.compute_bracket(side, entry, atr, highs, lows, phase, self.settings.stops,
-                                         self.settings.eod, self._tick)
+        return self._brackets.bracket(side, entry, atr, highs, lows, phase)
 
     def update_trailing(self, side: int, entry: float, stop: float, best_price: float, now_ns: int,
                         initial_stop: float | None = None) -> float | None:
         """A tighter stop (breakeven after ``breakeven_after_ticks``, trailing, EOD tightening
         when ``initial_stop`` is given) or None; never loosens. See
         :func:`engine.risk.stops.update_trailing`."""
-        return stops_mod.update_trailing(side, entry, stop, best_price, self.eod_phase(now_ns),
-                                         self.settings.stops, self.settings.eod, self._tick,
-                                         initial_stop=initial_stop)
+        return self._brackets.trailing(side, entry, stop, best_price, self.eod_phase(now_ns), initial_stop)
 
     def evaluate_entry(self, side: int, confidence: float, entry_price: float, atr_points: float,
                        recent_highs: np.ndarray | None, recent_lows: np.ndarray | None, now_ns: int,
@@ -598,8 +731,8 @@ class RiskManager:
             return RiskDecision(False, 0, f"risk check failed: {type(exc).__name__}: {exc}",
                                 math.nan, math.nan, 0.0)
 
-    def _evaluate(self, side, confidence, entry, atr, highs, lows, now, is_rth) -> RiskDecision:
-        r = self.settings.risk
+    def _evaluate(self, side: int, confidence: float, entry: float, atr: float, highs: np.ndarray | None,
+                  lows: np.ndarray | None, now: int, is_rth: bool) -> RiskDecision:
         nan = math.nan
         self._sync(now)
         self._check_limits(now)
@@ -611,52 +744,47 @@ class RiskManager:
         if phase in NO_ENTRY_PHASES:
             return RiskDecision(False, 0, f"EOD phase {phase}: no new positions after "
                                 f"{_fmt_ny(int(self._t_eod[self._session(now), 1]))}", nan, nan, 0.0)
-        ts = self.settings.session.trade_session
+        ts = self._trade_session
         if ts == "rth" and not is_rth:
             return RiskDecision(False, 0, "outside RTH: entries allowed only in RTH (session.trade_session = rth)",
                                 nan, nan, 0.0)
         if ts == "eth" and is_rth:
             return RiskDecision(False, 0, "inside RTH: entries allowed only in ETH (session.trade_session = eth)",
                                 nan, nan, 0.0)
-        if side not in (1, -1):
+        if side != 1 and side != -1:
             return RiskDecision(False, 0, f"side must be +1 or -1, got {side!r}", nan, nan, 0.0)
-        mult = sizing.confidence_multiplier(confidence, r.confidence_multipliers,
-                                            self.settings.signal.min_confidence)
-        if mult is None:
+        mult = self._sizer.multiplier(confidence)
+        if mult != mult:  # NaN: below the minimum confidence or the table's first row
             return RiskDecision(False, 0, f"confidence {confidence:.3f} below the minimum "
                                 f"{self.settings.signal.min_confidence:.2f}", nan, nan, 0.0)
         stop, target = self.compute_bracket(side, entry, atr, highs, lows, phase)
         stop_ticks = int(math.ceil(abs(entry - stop) / self._tick - 1e-6))
-        extras = []
-        if phase == "reduce":
-            extras.append(("eod", self.settings.eod.reduce_size_multiplier))
-        if r.volatility_action == "half" and self._vol_active():
-            extras.append(("volatility", 0.5))
-        if r.low_volume_action == "reduce" and self._volume_active():
-            extras.append(("volume", 0.5))
-        tv = self.spec.tick_value
+        extras: tuple = ()
+        if phase == "reduce" or self._vol_half or self._volume_reduce:
+            ex = []
+            if phase == "reduce":
+                ex.append(("eod", self._reduce_mult))
+            if self._vol_half and self._vol_active():
+                ex.append(("volatility", 0.5))
+            if self._volume_reduce and self._volume_active():
+                ex.append(("volume", 0.5))
+            extras = tuple(ex)
+        tv = self._tick_value
         slip_side = self.expected_slippage_ticks(is_rth)
-        worst_side = max(float(self.settings.slippage.high_vol_max_ticks), slip_side)
-        room, room_name = (None, "")
+        worst_side = max(self._hv_max, slip_side)
+        room, room_name = nan, ""
         if self.cap_to_daily_room:
             room, room_name = self._day_room()
-        res = sizing.size_position(
-            # research mode: a lowered minimum-balance floor also lifts the balance the tier sees
-            balance=min(self.balance, self.equity) + self._min_bal_shift, stop_ticks=stop_ticks,
-            tick_value=self.spec.tick_value, confidence=confidence, tiers=r.balance_tiers,
-            confidence_table=r.confidence_multipliers,
-            min_confidence=self.settings.signal.min_confidence,
-            max_risk_per_trade=r.max_risk_per_trade, extra_multipliers=tuple(extras),
-            risk_room=room, room_name=room_name, cost_per_contract=self._round_trip_cost(),
-            slippage_per_contract=2.0 * slip_side * tv,
-            room_extra_per_contract=2.0 * (worst_side - slip_side) * tv,
-        )
-        if res.contracts <= 0:
-            return RiskDecision(False, 0, res.reason, stop, target, 0.0, res.steps)
-        risk = res.contracts * res.risk_per_contract
-        if risk > r.max_risk_per_trade + 1e-6:
-            raise AssertionError(f"sized risk ${risk:.2f} exceeds max_risk_per_trade ${r.max_risk_per_trade:.2f}")
-        return RiskDecision(True, res.contracts, "", stop, target, risk, res.steps)
+        # research mode: a lowered minimum-balance floor also lifts the balance the tier sees
+        n, why, per, steps = self._sizer.size_parts(
+            min(self.balance, self.equity) + self._min_bal_shift, stop_ticks, tv, confidence, extras, room,
+            room_name, self._rt_cost, 2.0 * slip_side * tv, 2.0 * (worst_side - slip_side) * tv)
+        if n <= 0:
+            return _decision(False, 0, why, stop, target, 0.0, steps)
+        risk = n * per
+        if risk > self._max_risk_per_trade + 1e-6:
+            raise AssertionError(f"sized risk ${risk:.2f} exceeds max_risk_per_trade ${self._max_risk_per_trade:.2f}")
+        return _decision(True, n, "", stop, target, risk, steps)
 
     def _round_trip_cost(self) -> float:
         c = self.settings.costs
@@ -667,12 +795,11 @@ class RiskManager:
         :func:`engine.venue.sim.slippage_ticks`, on the last :meth:`on_market` volatility):
         ``market_ticks`` in RTH, ``thin_ticks`` in ETH, 2-4 ticks (``high_vol_*``) when ATR /
         normal ATR ≥ ``high_vol_atr_ratio``."""
-        sl = self.settings.slippage
-        v = float(sl.market_ticks if is_rth else sl.thin_ticks)
+        v = self._market_ticks if is_rth else self._thin_ticks
         ratio = self._vol_ratio
-        if ratio is not None and ratio >= sl.high_vol_atr_ratio:
-            t = min(max(float(np.rint(sl.high_vol_min_ticks * ratio / sl.high_vol_atr_ratio)),
-                        sl.high_vol_min_ticks), sl.high_vol_max_ticks)
+        if ratio >= self._hv_ratio:  # NaN (not measured) → False
+            # round(): half to even, as numpy's rint
+            t = min(max(float(round(self._hv_min * ratio / self._hv_ratio)), self._hv_min), self._hv_max)
             v = max(v, t)
         return v
 
@@ -680,11 +807,9 @@ class RiskManager:
         """Dollars that may still be lost today: the smaller of the daily-loss room
         (limit − loss since the day's start) and the daily-drawdown room (limit − drop from the
         day's peak), with the name of the tighter limit."""
-        r = self.settings.risk
-        st = self._st
         eq = self.equity
-        loss_room = r.daily_loss_limit - max(0.0, st["day_start_equity"] - eq)
-        dd_room = r.daily_drawdown_limit - max(0.0, st["day_peak_equity"] - eq)
+        loss_room = self._daily_loss_limit - max(0.0, self._day_start_equity - eq)
+        dd_room = self._daily_drawdown_limit - max(0.0, self._day_peak_equity - eq)
         if dd_room < loss_room:
             return dd_room, "the daily drawdown limit"
         return loss_room, "the daily loss limit"
@@ -723,32 +848,34 @@ class RiskManager:
         the first approvable entry is at or after the returned time. The backtest's skip-ahead
         uses it; it changes no counter (the day roll itself happens on the next event).
         """
-        r = self.settings.risk
-        with self._lock:
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
             now = int(now_ns)
             if self._research_resume_ns or not self._day_lo <= now < self._day_hi:
                 self._sync(now)
-            st = self._st
-            if st["manual_pause"] is not None:
+            if self._manual_pause is not None:
                 return None
-            t = max(int(st["pause_until_ns"]), int(st["day_block_until_ns"]))
-            if st["halt"] is not None or min(self.balance, self.equity) + EPS < r.min_account_balance - self._min_bal_shift:
+            t = max(self._pause_until_ns, self._day_block_until_ns)
+            if self._halt is not None or min(self.balance, self.equity) + EPS < self._min_account_balance - self._min_bal_shift:
                 if not self._research_resume_ns:
                     return None  # only an operator can lift it
                 t = max(t, self._research_resume_ns)
             if self.cap_to_daily_room:
-                room = self._day_room()[0]
+                eq = self.equity  # _day_room's smaller room, inline
+                room = min(self._daily_loss_limit - max(0.0, self._day_start_equity - eq),
+                           self._daily_drawdown_limit - max(0.0, self._day_peak_equity - eq))
                 per_min = self._per_min
-                if per_min is None:  # settings and instrument are fixed for the manager's life
-                    sl = self.settings.slippage
-                    worst = max(float(sl.high_vol_max_ticks), float(min(sl.market_ticks, sl.thin_ticks)))
+                if per_min < 0.0:  # settings and instrument are fixed for the manager's life
+                    worst = max(self._hv_max, min(self._market_ticks, self._thin_ticks))
                     per_min = self._per_min = (
-                        stops_mod.min_entry_stop_ticks(self.settings.stops) * self.spec.tick_value
-                        + self._round_trip_cost() + 2.0 * worst * self.spec.tick_value)
+                        stops_mod.min_entry_stop_ticks(self.settings.stops) * self._tick_value
+                        + self._rt_cost + 2.0 * worst * self._tick_value)
                 # the same floor as sizing.size_position's room cap, at the smallest stop
                 if int(math.floor(max(room, 0.0) / per_min + sizing.EPS)) == 0:
                     t = max(t, self._day_hi)
             return t
+        finally:
+            self._release()
 
     def quiet_equity_band(self) -> tuple[float, float]:
         """``(lo, hi)`` dollars: while a position is open and no trade closes, a mark
@@ -761,13 +888,12 @@ class RiskManager:
         :data:`BAND_MARGIN` for the caller's own rounding of the equity. The backtest's
         skip-ahead scans bars until the equity leaves this band; a subclass that adds an equity
         latch extends ``lo`` / lowers ``hi`` here (tests/test_backtest_skip_latch.py)."""
-        r = self.settings.risk
-        with self._lock:
-            st = self._st
-            hi = float(st["day_peak_equity"])
-            lo = max(st["day_start_equity"] - r.daily_loss_limit, st["day_peak_equity"] - r.daily_drawdown_limit,
-                     st["hwm"] - r.account_drawdown_limit, st["kill_ref"] - r.kill_switch_loss,
-                     r.min_account_balance - self._min_bal_shift) + BAND_MARGIN
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
+            hi = float(self._day_peak_equity)
+            lo = self._trip_level(self._min_account_balance - self._min_bal_shift) + BAND_MARGIN
+        finally:
+            self._release()
         return lo, hi
 
     # ================================================================== event inputs
@@ -778,47 +904,48 @@ class RiskManager:
         ``consecutive_loss_pauses`` row whose count ≤ the streak, from the exit time), the peaks,
         and trips the latches. The unrealized P&L is reset to 0 (call :meth:`on_mark` after it if
         a position remains). Raises ValueError for a non-finite P&L."""
-        if not _finite(net_pnl):
+        if not (isinstance(net_pnl, float) and _isfinite(net_pnl)) and not _finite(net_pnl):
             raise ValueError(f"on_trade_closed: net_pnl must be finite, got {net_pnl!r}")
         now = int(exit_ts_ns)
-        with self._lock:
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
             self._sync(now)
-            st = self._st
-            st["balance"] += float(net_pnl)
-            st["unrealized"] = 0.0
-            st["day_realized_pnl"] += float(net_pnl)
-            st["trades_today"] += 1
-            st["last_event_ns"] = max(st["last_event_ns"], now)
+            self._balance += float(net_pnl)
+            self._unrealized = 0.0
+            self._day_realized_pnl += float(net_pnl)
+            self._trades_today += 1
+            self._last_event_ns = max(self._last_event_ns, now)
             if net_pnl < 0:
-                st["consecutive_losses"] += 1
+                self._consecutive_losses += 1
                 secs = 0.0
-                for losses, pause_s in self.settings.risk.consecutive_loss_pauses:
-                    if st["consecutive_losses"] >= int(losses):
-                        secs = max(secs, float(pause_s))
+                for losses, pause_s in self._loss_pauses:
+                    if self._consecutive_losses >= losses:
+                        secs = max(secs, pause_s)
                 if secs > 0:
                     until = now + int(round(secs * NS))
-                    if until > st["pause_until_ns"]:
-                        st["pause_until_ns"] = until
+                    if until > self._pause_until_ns:
+                        self._pause_until_ns = until
                         # the end time is added when the reason is read (_blocks): formatting
                         # a New York time on every losing trade would cost more than the rest
-                        st["pause_reason"] = (f"{st['consecutive_losses']} consecutive losses: paused "
+                        self._pause_reason = (f"{self._consecutive_losses} consecutive losses: paused "
                                               f"{secs / 60:g} min")
-                        self._log_halt(now, "pause", st["pause_reason"], resumed_ns=until)
+                        self._log_halt(now, "pause", self._pause_reason, resumed_ns=until)
             else:
-                st["consecutive_losses"] = 0
+                self._consecutive_losses = 0
             self._update_peaks()
             self._save()
             self._check_limits(now)
+        finally:
+            self._release()
 
     def _update_peaks(self) -> bool:
-        st = self._st
         eq = self.equity
         changed = False
-        if eq > st["hwm"]:
-            st["hwm"] = eq
+        if eq > self._hwm:
+            self._hwm = eq
             changed = True
-        if eq > st["day_peak_equity"]:
-            st["day_peak_equity"] = eq
+        if eq > self._day_peak_equity:
+            self._day_peak_equity = eq
             changed = True
         return changed
 
@@ -826,22 +953,30 @@ class RiskManager:
         """Mark-to-market: account equity in dollars (balance + unrealized P&L of the open
         position) at ``now_ns``. Drives the day's peak, the high-water mark, the daily
         loss/drawdown and the kill-switch/account-drawdown checks. Raises ValueError for NaN."""
-        if not (equity.__class__ is float and _isfinite(equity)) and not _finite(equity):
+        if not (isinstance(equity, float) and _isfinite(equity)) and not _finite(equity):
             raise ValueError(f"on_mark: equity must be finite, got {equity!r}")
         now = int(now_ns)
-        with self._lock:
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
             if self._research_resume_ns or not self._day_lo <= now < self._day_hi:
                 self._sync(now)
-            st = self._st
-            st["unrealized"] = u = float(equity) - st["balance"]
-            band = self._band
-            if band is not None and band[0] < st["balance"] + u <= band[1] and not self._min_bal_logged:
+            self._unrealized = u = float(equity) - self._balance
+            if self._band_ok and self._band_lo < self._balance + u <= self._band_hi and not self._min_bal_logged:
                 return  # nothing can trip or move (see _mark_band)
             if self._update_peaks():
                 self._save()
             self._check_limits(now)
-            if self._band is None:
-                self._band = self._mark_band()
+            if not self._band_ok:
+                self._band_lo, self._band_hi = self._mark_band()
+                self._band_ok = True
+        finally:
+            self._release()
+
+    @property
+    def _band(self) -> tuple[float, float] | None:
+        """On_mark's quiet band ``(lo, hi)`` as last computed by :meth:`_mark_band`, or None
+        while it is stale (the counters changed since)."""
+        return (self._band_lo, self._band_hi) if self._band_ok else None
 
     def _mark_band(self) -> tuple[float, float]:
         """(lo, hi) dollars: an equity ``lo < eq <= hi`` moves no peak (``hi`` = the lower of
@@ -850,14 +985,22 @@ class RiskManager:
         :data:`BAND_MARGIN`), so :meth:`on_mark` may skip both. Empty when the realized balance
         is already below the minimum (the minimum-balance check then depends on more than the
         equity)."""
-        r = self.settings.risk
-        st = self._st
-        floor = r.min_account_balance - self._min_bal_shift
+        floor = self._min_account_balance - self._min_bal_shift
         if self.balance + EPS < floor + BAND_MARGIN:
             return math.inf, -math.inf
-        lo = max(st["day_start_equity"] - r.daily_loss_limit, st["day_peak_equity"] - r.daily_drawdown_limit,
-                 st["hwm"] - r.account_drawdown_limit, st["kill_ref"] - r.kill_switch_loss, floor) + BAND_MARGIN
-        return float(lo), float(min(st["hwm"], st["day_peak_equity"]))
+        lo = self._trip_level(floor) + BAND_MARGIN
+        return float(lo), float(min(self._hwm, self._day_peak_equity))
+
+    def _trip_level(self, floor: float) -> float:
+        """The highest equity (dollars) at which a latch trips: the daily loss limit below the
+        day's start, the daily drawdown limit below the day's peak, the account drawdown limit
+        below the high-water mark, the kill-switch loss below its reference, and ``floor`` (the
+        minimum balance). Two-argument max() calls: mypyc compiles them to C (a five-argument
+        max() is a call to the builtin with five boxed floats)."""
+        lo = max(self._day_start_equity - self._daily_loss_limit, self._day_peak_equity - self._daily_drawdown_limit)
+        lo = max(lo, self._hwm - self._account_drawdown_limit)
+        lo = max(lo, self._kill_ref - self._kill_switch_loss)
+        return max(lo, floor)
 
     def on_market(self, now_ns: int, spread_ticks: float | None, atr_points: float | None,
                   normal_atr_points: float | None, volume: float | None,
@@ -871,33 +1014,25 @@ class RiskManager:
         - volume: ``volume / avg_volume`` < ``low_volume_ratio`` (0.10) reduces (half size) or
           pauses (``low_volume_action``); NaN/None (data without volume) → not measured, off.
         """
-        r = self.settings.risk
-        fl = float
-        fin = _isfinite
-        with self._lock:
+        nan = math.nan
+        self._acquire()  # the RLock, without a with-statement's two lookups per call
+        try:
             now = int(now_ns)
             if self._research_resume_ns or not self._day_lo <= now < self._day_hi:
                 self._sync(now)
-            # plain floats (the kernel's bars) are tested inline; anything else through _finite
-            if spread_ticks.__class__ is fl and fin(spread_ticks) or (
-                    spread_ticks.__class__ is not fl and _finite(spread_ticks)):
-                self._spread_ticks = float(spread_ticks)  # type: ignore[arg-type]  # finite: a number
-                if spread_ticks > r.spread_pause_ticks:  # type: ignore[operator]  # finite: a number
+            s = _finite_or_nan(spread_ticks)
+            if s == s:
+                self._spread_ticks = s
+                if s > self._spread_pause_ticks:
                     self._spread_paused = True
-                elif spread_ticks <= r.spread_resume_ticks:  # type: ignore[operator]
+                elif s <= self._spread_resume_ticks:
                     self._spread_paused = False
-            if (_finite(atr_points) if atr_points.__class__ is not fl else fin(atr_points)) \
-                    and (_finite(normal_atr_points) if normal_atr_points.__class__ is not fl
-                         else fin(normal_atr_points)) and normal_atr_points > 0:  # type: ignore[operator]
-                self._vol_ratio = float(atr_points) / float(normal_atr_points)  # type: ignore[arg-type]
-            else:
-                self._vol_ratio = None
-            if (_finite(volume) if volume.__class__ is not fl else fin(volume)) \
-                    and (_finite(avg_volume) if avg_volume.__class__ is not fl else fin(avg_volume)) \
-                    and avg_volume > 0:  # type: ignore[operator]
-                self._volume_ratio = float(volume) / float(avg_volume)  # type: ignore[arg-type]
-            else:
-                self._volume_ratio = None
+            a, n = _finite_or_nan(atr_points), _finite_or_nan(normal_atr_points)
+            self._vol_ratio = a / n if a == a and n == n and n > 0 else nan
+            v, n = _finite_or_nan(volume), _finite_or_nan(avg_volume)
+            self._volume_ratio = v / n if v == v and n == n and n > 0 else nan
+        finally:
+            self._release()
 
     def on_new_trading_day(self, now_ns: int) -> None:
         """Explicit day-roll hook; the roll also happens by itself on any event whose time lies
@@ -913,8 +1048,8 @@ class RiskManager:
             raise ValueError(f"set_balance: balance must be finite, got {balance!r}")
         with self._lock:
             self._sync(int(now_ns))
-            old = self._st["balance"]
-            self._st["balance"] = float(balance)
+            old = self._balance
+            self._balance = float(balance)
             self._audit("set_balance", operator, "balance from the venue", now_ns, old=old, new=float(balance))
             self._update_peaks()
             self._save()
@@ -930,11 +1065,10 @@ class RiskManager:
             raise ValueError(f"rebase_balance: balance must be finite, got {balance!r}")
         with self._lock:
             self._sync(int(now_ns))
-            st = self._st
-            old = st["balance"]
+            old = self._balance
             b = float(balance)
-            st["balance"] = st["day_start_equity"] = st["day_peak_equity"] = st["hwm"] = st["kill_ref"] = b
-            st["unrealized"] = 0.0
+            self._balance = self._day_start_equity = self._day_peak_equity = self._hwm = self._kill_ref = b
+            self._unrealized = 0.0
             self._audit("rebase_balance", operator, "books start at the venue's balance", now_ns, old=old, new=b)
             self._save()
             self._check_limits(int(now_ns))
@@ -945,9 +1079,9 @@ class RiskManager:
         :meth:`resume`. Audited. Raises :class:`RiskActionError` while HALTED."""
         now = self.clock.now_ns()
         with self._lock:
-            if self._st["halt"] is not None:
+            if self._halt is not None:
                 raise RiskActionError("trading is HALTED; a pause changes nothing (reset the halt first)")
-            self._st["manual_pause"] = {"reason": reason, "operator": operator, "since_ns": now}
+            self._manual_pause = {"reason": reason, "operator": operator, "since_ns": now}
             self._audit("pause", operator, reason, now)
             self._save()
 
@@ -956,9 +1090,9 @@ class RiskManager:
         Audited. Raises :class:`RiskActionError` when there is no operator pause."""
         now = self.clock.now_ns()
         with self._lock:
-            if self._st["manual_pause"] is None:
+            if self._manual_pause is None:
                 raise RiskActionError("no operator pause to resume")
-            self._st["manual_pause"] = None
+            self._manual_pause = None
             self._audit("resume", operator, "", now)
             self._save()
 
@@ -967,7 +1101,7 @@ class RiskManager:
         reason and is audited too."""
         now = self.clock.now_ns()
         with self._lock:
-            if self._st["halt"] is not None:
+            if self._halt is not None:
                 self._audit("halt", operator, f"{reason} (already halted)", now)
                 return
             self._set_halt(reason, operator, now)
@@ -982,19 +1116,17 @@ class RiskManager:
             if confirmation != RESET_WORD:
                 self._audit("reset_refused", operator, f"confirmation {confirmation!r} is not {RESET_WORD!r}", now)
                 raise RiskActionError(f"reset refused: type {RESET_WORD} exactly to reset the halt")
-            st = self._st
-            if st["halt"] is None:
+            if self._halt is None:
                 raise RiskActionError("not halted: nothing to reset")
-            r = self.settings.risk
             eq = self.equity
-            extra: dict[str, Any] = {"halt_reason": st["halt"]["reason"], "equity": eq}
-            if st["kill_ref"] - eq + EPS >= r.kill_switch_loss:
-                extra["kill_ref_old"], extra["kill_ref_new"] = st["kill_ref"], eq
-                st["kill_ref"] = eq
-            if st["hwm"] - eq + EPS >= r.account_drawdown_limit:
-                extra["hwm_old"], extra["hwm_new"] = st["hwm"], eq
-                st["hwm"] = eq
-            st["halt"] = None
+            extra: dict[str, Any] = {"halt_reason": self._halt["reason"], "equity": eq}
+            if self._kill_ref - eq + EPS >= self._kill_switch_loss:
+                extra["kill_ref_old"], extra["kill_ref_new"] = self._kill_ref, eq
+                self._kill_ref = eq
+            if self._hwm - eq + EPS >= self._account_drawdown_limit:
+                extra["hwm_old"], extra["hwm_new"] = self._hwm, eq
+                self._hwm = eq
+            self._halt = None
             self._audit("reset_halt", operator, "typed confirmation", now, **extra)
             self._save()
 
@@ -1004,18 +1136,17 @@ class RiskManager:
         now = self.clock.now_ns()
         r = self.settings.risk
         with self._lock:
-            st = self._st
             blocks = self._blocks(now)
             state, reason = (blocks[0] if blocks else (TradingState.ACTIVE, ""))
             eq = self.equity
-            cum = max(0.0, st["kill_ref"] - eq)
+            cum = max(0.0, self._kill_ref - eq)
             try:
                 phase = self.eod_phase(now)
                 nxt, nxt_ns = self.next_phase(now)
                 flat = self.flat_deadline_ns(now)
             except Exception as exc:  # outside the calendar: say so rather than crash the UI
                 phase, nxt, nxt_ns, flat = f"unknown ({exc})", "", 0, 0
-            day = st["trading_day"]
+            day = self._trading_day
             return RiskSnapshot(
                 now_ns=now,
                 state=state,
@@ -1023,37 +1154,37 @@ class RiskManager:
                 trading_day=day_date(day).isoformat() if day is not None else "",
                 balance=self.balance,
                 equity=eq,
-                daily_pnl=eq - st["day_start_equity"],
-                daily_realized_pnl=float(st["day_realized_pnl"]),
-                daily_loss_used=max(0.0, st["day_start_equity"] - eq),
+                daily_pnl=eq - self._day_start_equity,
+                daily_realized_pnl=float(self._day_realized_pnl),
+                daily_loss_used=max(0.0, self._day_start_equity - eq),
                 daily_loss_limit=r.daily_loss_limit,
-                day_peak_equity=float(st["day_peak_equity"]),
-                day_drawdown=max(0.0, st["day_peak_equity"] - eq),
+                day_peak_equity=float(self._day_peak_equity),
+                day_drawdown=max(0.0, self._day_peak_equity - eq),
                 daily_drawdown_limit=r.daily_drawdown_limit,
-                daily_block_until_ns=int(st["day_block_until_ns"]) if st["day_block_until_ns"] > now else 0,
-                hwm=float(st["hwm"]),
-                drawdown=max(0.0, st["hwm"] - eq),
+                daily_block_until_ns=int(self._day_block_until_ns) if self._day_block_until_ns > now else 0,
+                hwm=float(self._hwm),
+                drawdown=max(0.0, self._hwm - eq),
                 account_drawdown_limit=r.account_drawdown_limit,
                 cumulative_loss=cum,
                 kill_switch_limit=r.kill_switch_loss,
                 kill_switch_distance=r.kill_switch_loss - cum,
-                consecutive_losses=int(st["consecutive_losses"]),
-                pause_until_ns=int(st["pause_until_ns"]) if st["pause_until_ns"] > now else 0,
-                manual_pause=st["manual_pause"] is not None,
-                halted_since_ns=int(st["halt"]["since_ns"]) if st["halt"] else 0,
+                consecutive_losses=int(self._consecutive_losses),
+                pause_until_ns=int(self._pause_until_ns) if self._pause_until_ns > now else 0,
+                manual_pause=self._manual_pause is not None,
+                halted_since_ns=int(self._halt["since_ns"]) if self._halt else 0,
                 min_account_balance=r.min_account_balance,
                 breakers=self._breakers(),
                 eod_phase=phase,
                 next_phase=nxt,
                 next_phase_ns=nxt_ns,
                 flat_deadline_ns=flat,
-                trades_today=int(st["trades_today"]),
+                trades_today=int(self._trades_today),
             )
 
     def state_dict(self) -> dict[str, Any]:
         """A copy of the persisted counters (what :class:`RiskStateStore` writes)."""
         with self._lock:
-            return dict(self._st)
+            return self._state()
 
     def book_broker_trades(self, trade_ids: Any = (), net_pnl: float | None = None,
                            exit_ts_ns: int | None = None, since_ns: int | None = None) -> dict[str, Any]:
@@ -1076,7 +1207,7 @@ class RiskManager:
             raise ValueError(f"book_broker_trades: net_pnl must be finite, got {net_pnl!r}")
         cap = 5000   # ids kept: far more than one day's round trips
         with self._lock:
-            booked = self._st["broker_booked"]
+            booked = self._broker_booked
             ids = [int(x) for x in trade_ids]
             have = set(booked)
             done = False
@@ -1084,7 +1215,7 @@ class RiskManager:
                 booked.extend(ids)
                 del booked[:-cap]
                 if since_ns is not None:
-                    self._st["broker_since_ns"] = int(since_ns)
+                    self._broker_since_ns = int(since_ns)
                 if net_pnl is None:
                     self._save()
                 else:
@@ -1092,6 +1223,6 @@ class RiskManager:
                                                              else self.clock.now_ns()))
                 done = True
             elif since_ns is not None and not ids:
-                self._st["broker_since_ns"] = int(since_ns)
+                self._broker_since_ns = int(since_ns)
                 self._save()
-            return {"booked": done, "ids": set(booked), "since_ns": self._st["broker_since_ns"]}
+            return {"booked": done, "ids": set(booked), "since_ns": self._broker_since_ns}

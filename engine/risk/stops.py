@@ -19,14 +19,15 @@ from __future__ import annotations
 
 from mypy_extensions import mypyc_attr
 import math
+from typing import Final
 
 import numpy as np
 
 from engine.calendar import P_EXIT, P_NO_NEW, PHASE_NAMES
 from engine.config import EodConfig, StopsConfig
 
-EPS = 1e-9
-TIGHTEN_PHASES = PHASE_NAMES[P_NO_NEW:P_EXIT + 2]  # no_new, exit, flat (engine.calendar.PHASE_NAMES)
+EPS: Final = 1e-9
+TIGHTEN_PHASES: Final = PHASE_NAMES[P_NO_NEW:P_EXIT + 2]  # no_new, exit, flat (engine.calendar.PHASE_NAMES)
 """EOD phases in which stop distances are multiplied by ``EodConfig.eod_stop_tighten``."""
 
 
@@ -35,11 +36,28 @@ class StopError(ValueError):
     """Impossible stop input (bad side, NaN price, missing ATR, too few bars)."""
 
 
+def _isfinite(x: float) -> bool:
+    """``math.isfinite`` for a float (mypyc compiles ``isinf``/``isnan`` to C; ``isfinite``
+    would be a call through the math module)."""
+    return not (math.isinf(x) or math.isnan(x))
+
+
+def _round_half_even(q: float) -> int:
+    """``round(q)`` for a finite float (half to even), without a call to the builtin."""
+    f = math.floor(q)
+    d = q - f  # exact for q ≥ 0 (f and q lie within one of each other, same sign)
+    if q < 0.0:
+        return round(q)
+    if d > 0.5 or (d == 0.5 and f % 2 == 1):
+        return f + 1
+    return f
+
+
 def price_to_tick_index(price: float, tick: float, direction: int) -> int:
     """Price → integer tick index; ``direction`` -1 floors, +1 ceils, 0 rounds (with a 1e-9
     tolerance so that prices already on the grid never move)."""
     q = price / tick
-    r = round(q)
+    r = _round_half_even(q)
     if abs(q - r) < 1e-6:
         return int(r)
     if direction < 0:
@@ -60,34 +78,7 @@ def initial_stop_ticks(side: int, entry: float, atr_points: float, highs: np.nda
     """Stop distance in whole ticks, after rounding, EOD tightening and the min/max clamp.
     Raises :class:`StopError` for a NaN/≤0 ATR (method atr), an empty swing window (structure),
     a bad side or a non-finite entry."""
-    _check_side(side)
-    if not math.isfinite(entry):
-        raise StopError(f"entry price must be finite, got {entry!r}")
-    if stops.method == "atr":
-        if not (math.isfinite(atr_points) and atr_points > 0):
-            raise StopError(f"ATR stop needs a positive ATR, got {atr_points!r} points")
-        dist = atr_points * stops.atr_multiplier
-        ticks = math.ceil(dist / tick - EPS)
-    elif stops.method == "fixed":
-        ticks = int(stops.fixed_ticks)
-    elif stops.method == "structure":
-        window = lows if side == 1 else highs
-        if window is None or len(window) == 0:
-            raise StopError("structure stop needs recent highs/lows, got none")
-        w = np.asarray(window, dtype=np.float64)[-stops.structure_lookback:]
-        if not np.all(np.isfinite(w)):
-            raise StopError("structure stop: NaN in the recent highs/lows")
-        if side == 1:
-            swing = price_to_tick_index(float(w.min()), tick, -1) - 1
-            ticks = price_to_tick_index(entry, tick, 0) - swing
-        else:
-            swing = price_to_tick_index(float(w.max()), tick, 1) + 1
-            ticks = swing - price_to_tick_index(entry, tick, 0)
-    else:  # pragma: no cover - config validation forbids it
-        raise StopError(f"unknown stop method {stops.method!r}")
-    if phase in TIGHTEN_PHASES:
-        ticks = math.ceil(ticks * eod.eod_stop_tighten - EPS)
-    return int(min(max(ticks, stops.min_stop_ticks), stops.max_stop_ticks))
+    return BracketRule(stops, eod, tick).stop_ticks(side, entry, atr_points, highs, lows, phase)
 
 
 def min_entry_stop_ticks(stops: StopsConfig) -> int:
@@ -108,14 +99,7 @@ def compute_bracket(side: int, entry: float, atr_points: float, highs: np.ndarra
     The stop lies on the tick grid at least ``min_stop_ticks`` from entry, on the loss side;
     an off-grid entry is first moved to the grid toward the stop (the distance only grows). Raises
     :class:`StopError` (see :func:`initial_stop_ticks`)."""
-    ticks = initial_stop_ticks(side, entry, atr_points, highs, lows, phase, stops, eod, tick)
-    # Entry off the grid: measure from the grid price on the loss side so the distance only grows.
-    e = price_to_tick_index(entry, tick, -side)
-    stop_i = e - side * ticks
-    target_ticks = int(math.floor(stops.reward_risk * ticks + EPS))
-    e_t = price_to_tick_index(entry, tick, side)
-    target_i = e_t + side * target_ticks
-    return stop_i * tick, target_i * tick
+    return BracketRule(stops, eod, tick).bracket(side, entry, atr_points, highs, lows, phase)
 
 
 def update_trailing(side: int, entry: float, stop: float, best_price: float, phase: str,
@@ -134,29 +118,107 @@ def update_trailing(side: int, entry: float, stop: float, best_price: float, pha
     caller checks the returned stop against the current market (a stop through the market
     means: exit now). Raises :class:`StopError` for a bad side or non-finite prices.
     """
-    _check_side(side)
-    for name, v in (("entry", entry), ("stop", stop), ("best_price", best_price)):
-        if not math.isfinite(v):
-            raise StopError(f"{name} must be finite, got {v!r}")
-    tighten = phase in TIGHTEN_PHASES and initial_stop is not None
-    if stops.breakeven_after_ticks <= 0 and stops.trailing_ticks <= 0 and not tighten:
-        return None  # no rule can move the stop
-    cur = price_to_tick_index(stop, tick, 0)
-    e = price_to_tick_index(entry, tick, 0)
-    best = price_to_tick_index(best_price, tick, 0)
-    cands = [cur]
-    if stops.breakeven_after_ticks > 0 and side * (best - e) >= stops.breakeven_after_ticks:
-        cands.append(e)
-    if stops.trailing_ticks > 0:
-        cands.append(best - side * stops.trailing_ticks)
-    if tighten and initial_stop is not None:
-        init_ticks = abs(e - price_to_tick_index(initial_stop, tick, 0))
-        t = max(math.ceil(init_ticks * eod.eod_stop_tighten - EPS), stops.min_stop_ticks)
-        if t < init_ticks:
-            cands.append(e - side * t)
-    new = max(cands) if side == 1 else min(cands)
-    if side * (new - cur) < 0:  # pragma: no cover - guarded by max/min above
-        raise AssertionError("trailing update would loosen the stop")
-    if new == cur:
-        return None
-    return new * tick
+    return BracketRule(stops, eod, tick).trailing(side, entry, stop, best_price, phase, initial_stop)
+
+
+class BracketRule:
+    """The stop and target rules of one ``[stops]`` / ``[eod]`` configuration on one tick grid
+    (``tick`` points), with the settings read once: the risk manager builds one and asks it per
+    entry (:meth:`bracket`) and per bar with a position (:meth:`trailing`). The module functions
+    :func:`initial_stop_ticks`, :func:`compute_bracket` and :func:`update_trailing` are these
+    methods on a rule built for the call (one implementation)."""
+
+    def __init__(self, stops: StopsConfig, eod: EodConfig, tick: float) -> None:
+        self.method: str = stops.method
+        self.atr_multiplier = float(stops.atr_multiplier)
+        self.fixed_ticks = int(stops.fixed_ticks)
+        self.structure_lookback = int(stops.structure_lookback)
+        self.min_stop_ticks = int(stops.min_stop_ticks)
+        self.max_stop_ticks = int(stops.max_stop_ticks)
+        self.reward_risk = float(stops.reward_risk)
+        self.breakeven_after_ticks = int(stops.breakeven_after_ticks)
+        self.trailing_ticks = int(stops.trailing_ticks)
+        self.tighten = float(eod.eod_stop_tighten)
+        self.tick = float(tick)
+
+    def stop_ticks(self, side: int, entry: float, atr_points: float, highs: np.ndarray | None,
+                   lows: np.ndarray | None, phase: str) -> int:
+        """:func:`initial_stop_ticks` (same arguments and errors)."""
+        _check_side(side)
+        if not _isfinite(entry):
+            raise StopError(f"entry price must be finite, got {entry!r}")
+        tick = self.tick
+        if self.method == "atr":
+            if not (_isfinite(atr_points) and atr_points > 0):
+                raise StopError(f"ATR stop needs a positive ATR, got {atr_points!r} points")
+            dist = atr_points * self.atr_multiplier
+            ticks = math.ceil(dist / tick - EPS)
+        elif self.method == "fixed":
+            ticks = self.fixed_ticks
+        elif self.method == "structure":
+            window = lows if side == 1 else highs
+            if window is None or len(window) == 0:
+                raise StopError("structure stop needs recent highs/lows, got none")
+            w = np.asarray(window, dtype=np.float64)[-self.structure_lookback:]
+            if not np.all(np.isfinite(w)):
+                raise StopError("structure stop: NaN in the recent highs/lows")
+            if side == 1:
+                swing = price_to_tick_index(float(w.min()), tick, -1) - 1
+                ticks = price_to_tick_index(entry, tick, 0) - swing
+            else:
+                swing = price_to_tick_index(float(w.max()), tick, 1) + 1
+                ticks = swing - price_to_tick_index(entry, tick, 0)
+        else:  # pragma: no cover - config validation forbids it
+            raise StopError(f"unknown stop method {self.method!r}")
+        if phase in TIGHTEN_PHASES:
+            ticks = math.ceil(ticks * self.tighten - EPS)
+        return int(min(max(ticks, self.min_stop_ticks), self.max_stop_ticks))
+
+    def bracket(self, side: int, entry: float, atr_points: float, highs: np.ndarray | None,
+                lows: np.ndarray | None, phase: str) -> tuple[float, float]:
+        """:func:`compute_bracket` (same arguments and errors)."""
+        ticks = self.stop_ticks(side, entry, atr_points, highs, lows, phase)
+        tick = self.tick
+        # Entry off the grid: measure from the grid price on the loss side so the distance only grows.
+        e = price_to_tick_index(entry, tick, -side)
+        stop_i = e - side * ticks
+        target_ticks = int(math.floor(self.reward_risk * ticks + EPS))
+        e_t = price_to_tick_index(entry, tick, side)
+        target_i = e_t + side * target_ticks
+        return stop_i * tick, target_i * tick
+
+    def trailing(self, side: int, entry: float, stop: float, best_price: float, phase: str,
+                 initial_stop: float | None = None) -> float | None:
+        """:func:`update_trailing` (same arguments, rules and errors)."""
+        _check_side(side)
+        if not _isfinite(entry):
+            raise StopError(f"entry must be finite, got {entry!r}")
+        if not _isfinite(stop):
+            raise StopError(f"stop must be finite, got {stop!r}")
+        if not _isfinite(best_price):
+            raise StopError(f"best_price must be finite, got {best_price!r}")
+        tighten = initial_stop is not None and phase in TIGHTEN_PHASES
+        be, tr = self.breakeven_after_ticks, self.trailing_ticks
+        if be <= 0 and tr <= 0 and not tighten:
+            return None  # no rule can move the stop
+        tick = self.tick
+        cur = price_to_tick_index(stop, tick, 0)
+        e = price_to_tick_index(entry, tick, 0)
+        best = price_to_tick_index(best_price, tick, 0)
+        new = cur  # the most protective candidate: max for a long, min for a short
+        if be > 0 and side * (best - e) >= be:
+            new = max(new, e) if side == 1 else min(new, e)
+        if tr > 0:
+            c = best - side * tr
+            new = max(new, c) if side == 1 else min(new, c)
+        if tighten and initial_stop is not None:
+            init_ticks = abs(e - price_to_tick_index(initial_stop, tick, 0))
+            t = max(math.ceil(init_ticks * self.tighten - EPS), self.min_stop_ticks)
+            if t < init_ticks:
+                c = e - side * t
+                new = max(new, c) if side == 1 else min(new, c)
+        if side * (new - cur) < 0:  # pragma: no cover - guarded by max/min above
+            raise AssertionError("trailing update would loosen the stop")
+        if new == cur:
+            return None
+        return new * tick
