@@ -107,7 +107,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
 
     d = np.ascontiguousarray(signals.direction, dtype=np.int8)
     conf = np.asarray(signals.confidence, dtype=np.float64)
-    cls = np.asarray(signals.pred_class, dtype=np.int64)
+    cls = np.asarray(signals.pred_class)
     # the bars where a flat kernel could enter: the signal rules' confidence gate and the
     # kernel's entry window (EOD phase, session), asked of their owners over whole arrays
     actionable = k.signals.actionable(d, conf)

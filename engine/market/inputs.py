@@ -146,50 +146,63 @@ def time_of_day_slots(ny_seconds: np.ndarray, bar_ns: int) -> np.ndarray:
     return np.floor_divide(np.asarray(ny_seconds, dtype=np.int64), np.int64(bar_s))  # int64 // int64: int64
 
 
-def time_of_day_mean(x: np.ndarray, slot: np.ndarray, window: int = NORMAL_ATR_DAYS) -> np.ndarray:
-    """Trailing mean of ``x`` over the last ``window`` bars of the SAME time-of-day ``slot``
-    (:func:`time_of_day_slots`), float64 (n,): the "normal ATR" of the bar's minute of the day
-    over the last 20 trading days, so the RTH open is compared with earlier RTH opens and the
-    overnight with the overnight. Per slot exactly the arithmetic of :func:`rolling_mean` (NaN
-    weighs 0; NaN until ``window`` bars of that slot have passed); causal."""
+def time_of_day_mean(x: np.ndarray, slot: np.ndarray, window: int = NORMAL_ATR_DAYS, *,
+                     per_slot: int = 1) -> np.ndarray:
+    """Trailing mean of ``x`` over the last ``window`` bars of the SAME time-of-day slot,
+    float64 (n,): the "normal ATR" of the bar's minute of the day over the last 20 trading days,
+    so the RTH open is compared with earlier RTH opens and the overnight with the overnight. Per
+    slot exactly the arithmetic of :func:`rolling_mean` (NaN weighs 0; NaN until ``window`` bars
+    of that slot have passed); causal.
+
+    ``slot``: non-negative ints (n,); bar i's slot is ``slot[i] // per_slot``. Pass the slots of
+    :func:`time_of_day_slots` (``per_slot`` 1), or the bars' New York seconds since midnight with
+    ``per_slot`` = the bar length in seconds, which computes the same slots inside the pass (no
+    slot array is built)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
-    slot = np.ascontiguousarray(slot, dtype=np.int64)
-    nslots = int(slot.max()) + 1 if len(slot) else 1
-    return _slot_rolling_mean(x, slot, nslots, int(window))
+    slot = np.ascontiguousarray(slot)
+    if slot.dtype.kind not in "iu":
+        raise ValueError(f"time_of_day_mean: slots must be integers, got {slot.dtype}")
+    per_slot = max(int(per_slot), 1)
+    nslots = int(slot.max()) // per_slot + 1 if len(slot) else 1
+    return _slot_rolling_mean(x, slot, per_slot, nslots, int(window))
 
 
 @numba.njit(cache=True)
-def _slot_rolling_mean(x, slot, nslots, window):  # pragma: no cover - compiled
+def _slot_rolling_mean(x, key, per_slot, nslots, window):  # pragma: no cover - compiled
+    """Per slot (``key[i] // per_slot``) the ring buffers of :func:`_rolling_mean`, kept in ONE
+    row per slot so that a bar touches one slot's memory: ``st[q]`` = [running sum, ring of
+    ``window + 1`` sums], ``ct[q]`` = [running count, bars seen, ring position, ring of
+    ``window + 1`` counts]."""
     n = x.shape[0]
     out = np.empty(n)
     m = window + 1
-    cs = np.zeros((nslots, m))
-    cn = np.zeros((nslots, m), np.int64)
-    s = np.zeros(nslots)
-    c = np.zeros(nslots, np.int64)
-    seen = np.zeros(nslots, np.int64)
-    jj = np.zeros(nslots, np.int64)
+    st = np.zeros((nslots, m + 1))
+    ct = np.zeros((nslots, m + 3), np.int64)
     for i in range(n):
-        q = slot[i]
+        q = key[i] // per_slot
         v = x[i]
+        s = st[q, 0]
+        c = ct[q, 0]
         if np.isfinite(v):
-            s[q] = s[q] + v
-            c[q] += 1
+            s = s + v
+            c += 1
         else:
-            s[q] = s[q] + 0.0
-        j = jj[q] + 1
+            s = s + 0.0
+        j = ct[q, 2] + 1
         if j == m:
             j = 0
-        jj[q] = j
-        cs[q, j] = s[q]
-        cn[q, j] = c[q]
+        ct[q, 2] = j
+        st[q, 0] = s
+        ct[q, 0] = c
+        st[q, 1 + j] = s
+        ct[q, 3 + j] = c
         out[i] = np.nan
-        if seen[q] >= window - 1:
+        if ct[q, 1] >= window - 1:
             k = j + 1 if j + 1 < m else 0
-            cnt = c[q] - cn[q, k]
+            cnt = c - ct[q, 3 + k]
             if cnt > 0:
-                out[i] = (s[q] - cs[q, k]) / cnt
-        seen[q] += 1
+                out[i] = (s - st[q, 1 + k]) / cnt
+        ct[q, 1] += 1
     return out
 
 
@@ -255,7 +268,8 @@ def prepare_market(bars, settings, fill_model: str) -> MarketInputs:
     phase = eod_phase_codes(close_ts, row, cal.eod_table(settings.eod), cal.table.close)
     atr = wilder_atr(bars.high, bars.low, bars.close, int(settings.stops.atr_period))
     win = normal_window(bars.bar_ns, n)
-    atr_norm = time_of_day_mean(atr, time_of_day_slots(lab.ny_seconds, bars.bar_ns))
+    # the slots (time_of_day_slots) computed inside the pass from the New York seconds
+    atr_norm = time_of_day_mean(atr, lab.ny_seconds, per_slot=max(int(bars.bar_ns // 1_000_000_000), 1))
     # without volume: a read-only all-NaN view (no array of n NaNs is written)
     avg_vol = rolling_mean(bars.volume, win) if bars.has_volume else np.broadcast_to(np.float64(np.nan), (n,))
     slip = slippage_ticks(lab.is_rth, atr, atr_norm, settings.slippage, fill_model)
