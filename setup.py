@@ -89,4 +89,10 @@ if _BUILDS & set(sys.argv[1:]) and os.environ.get("MES_NO_MYPYC", "") not in ("1
         _warn_pure(f"mypyc could not compile the kernel ({type(exc).__name__}: {exc})")
         ext_modules = []
 
+if _BUILDS & set(sys.argv[1:]) and not ext_modules:
+    # a pure-Python install (MES_NO_MYPYC=1, or mypyc refused the source): an earlier build's
+    # modules must not shadow the .py files (their shared library would no longer be importable
+    # through the editable install)
+    _remove_built()
+
 setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExtFresh})
