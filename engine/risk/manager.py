@@ -28,6 +28,7 @@ from engine.config import Settings
 from engine.instruments import InstrumentSpec
 from engine.risk import sizing, stops as stops_mod
 from engine.risk.store import RiskStateError, RiskStateStore
+from engine.risk.sizing import is_finite  # one definition (compiled to C)
 from engine.clock import NS  # nanoseconds per second: one definition
 
 if TYPE_CHECKING:
@@ -155,23 +156,17 @@ def _fmt_ny(ts_ns: int) -> str:
 _NUMBER_TYPES = (int, float, np.floating, np.integer)
 
 
-def _isfinite(x: float) -> bool:
-    """``math.isfinite`` for a float (mypyc compiles ``isinf``/``isnan`` to C; ``isfinite``
-    would be a call through the math module)."""
-    return not (math.isinf(x) or math.isnan(x))
-
-
 def _finite(x: Any) -> bool:
     if x.__class__ is float:  # the hot path (every bar): a plain Python float
-        return _isfinite(x)
-    return x is not None and isinstance(x, _NUMBER_TYPES) and _isfinite(float(x))
+        return is_finite(x)
+    return x is not None and isinstance(x, _NUMBER_TYPES) and is_finite(float(x))
 
 
 def _finite_or_nan(x: Any) -> float:
     """``float(x)`` when :func:`_finite` accepts ``x`` (a finite int, float or numpy number),
     else NaN (None, NaN, ±inf, anything else)."""
     if isinstance(x, float):  # the hot path (every bar): a float
-        return float(x) if _isfinite(x) else math.nan
+        return float(x) if is_finite(x) else math.nan
     return float(x) if _finite(x) else math.nan
 
 
@@ -904,7 +899,7 @@ class RiskManager:
         ``consecutive_loss_pauses`` row whose count ≤ the streak, from the exit time), the peaks,
         and trips the latches. The unrealized P&L is reset to 0 (call :meth:`on_mark` after it if
         a position remains). Raises ValueError for a non-finite P&L."""
-        if not (isinstance(net_pnl, float) and _isfinite(net_pnl)) and not _finite(net_pnl):
+        if not (isinstance(net_pnl, float) and is_finite(net_pnl)) and not _finite(net_pnl):
             raise ValueError(f"on_trade_closed: net_pnl must be finite, got {net_pnl!r}")
         now = int(exit_ts_ns)
         self._acquire()  # the RLock, without a with-statement's two lookups per call
@@ -953,7 +948,7 @@ class RiskManager:
         """Mark-to-market: account equity in dollars (balance + unrealized P&L of the open
         position) at ``now_ns``. Drives the day's peak, the high-water mark, the daily
         loss/drawdown and the kill-switch/account-drawdown checks. Raises ValueError for NaN."""
-        if not (isinstance(equity, float) and _isfinite(equity)) and not _finite(equity):
+        if not (isinstance(equity, float) and is_finite(equity)) and not _finite(equity):
             raise ValueError(f"on_mark: equity must be finite, got {equity!r}")
         now = int(now_ns)
         self._acquire()  # the RLock, without a with-statement's two lookups per call

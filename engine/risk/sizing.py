@@ -33,7 +33,7 @@ class SizingError(ValueError):
     """Impossible sizing input (NaN, non-positive stop, bad table)."""
 
 
-def _isfinite(x: float) -> bool:
+def is_finite(x: float) -> bool:
     """``math.isfinite`` for a float (mypyc compiles ``isinf``/``isnan`` to C; ``isfinite``
     would be a call through the math module)."""
     return not (math.isinf(x) or math.isnan(x))
@@ -53,7 +53,7 @@ def tier_for(balance: float, tiers: list) -> Tier | None:
     risk fraction], ...] ascending, RiskConfig.balance_tiers) whose threshold is ≤ balance.
     A balance below the first threshold has no tier (None: no trading). Boundaries belong to the
     upper tier ($1,000 → the $1,000-1,500 tier)."""
-    if not _isfinite(balance):
+    if not is_finite(balance):
         raise SizingError(f"balance must be finite, got {balance!r}")
     found = None
     for row in tiers:
@@ -67,7 +67,7 @@ def confidence_multiplier(confidence: float, table: list, min_confidence: float)
     [[from, multiplier], ...] ascending). None (= no trade) below ``min_confidence``
     (SignalConfig.min_confidence) or below the table's first row, and for NaN. Boundaries belong
     to the upper row (0.70 → 1.0)."""
-    if not _isfinite(confidence):
+    if not is_finite(confidence):
         return None
     if confidence + EPS < min_confidence:
         return None
@@ -145,7 +145,7 @@ class Sizer:
 
     def multiplier(self, confidence: float) -> float:
         """:func:`confidence_multiplier` on the fixed table; NaN where that gives None."""
-        if not _isfinite(confidence) or confidence + EPS < self.min_confidence:
+        if not is_finite(confidence) or confidence + EPS < self.min_confidence:
             return math.nan
         mult = math.nan
         for i in range(len(self.conf_from)):
@@ -171,7 +171,7 @@ class Sizer:
         if not (tick_value > 0):
             raise SizingError(f"tick value must be > 0, got {tick_value!r}")
         per = stop_ticks * tick_value + cost_per_contract + slippage_per_contract
-        if not _isfinite(balance):
+        if not is_finite(balance):
             raise SizingError(f"balance must be finite, got {balance!r}")
         # tier_for: the last row whose threshold is ≤ balance
         t = -1

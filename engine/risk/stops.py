@@ -25,6 +25,7 @@ import numpy as np
 
 from engine.calendar import P_EXIT, P_NO_NEW, PHASE_NAMES
 from engine.config import EodConfig, StopsConfig
+from engine.risk.sizing import is_finite  # one definition (compiled to C)
 
 EPS: Final = 1e-9
 TIGHTEN_PHASES: Final = PHASE_NAMES[P_NO_NEW:P_EXIT + 2]  # no_new, exit, flat (engine.calendar.PHASE_NAMES)
@@ -34,12 +35,6 @@ TIGHTEN_PHASES: Final = PHASE_NAMES[P_NO_NEW:P_EXIT + 2]  # no_new, exit, flat (
 @mypyc_attr(native_class=False)  # mypyc (setup.py) compiles builtin-exception subclasses as Python classes
 class StopError(ValueError):
     """Impossible stop input (bad side, NaN price, missing ATR, too few bars)."""
-
-
-def _isfinite(x: float) -> bool:
-    """``math.isfinite`` for a float (mypyc compiles ``isinf``/``isnan`` to C; ``isfinite``
-    would be a call through the math module)."""
-    return not (math.isinf(x) or math.isnan(x))
 
 
 def _round_half_even(q: float) -> int:
@@ -145,11 +140,11 @@ class BracketRule:
                    lows: np.ndarray | None, phase: str) -> int:
         """:func:`initial_stop_ticks` (same arguments and errors)."""
         _check_side(side)
-        if not _isfinite(entry):
+        if not is_finite(entry):
             raise StopError(f"entry price must be finite, got {entry!r}")
         tick = self.tick
         if self.method == "atr":
-            if not (_isfinite(atr_points) and atr_points > 0):
+            if not (is_finite(atr_points) and atr_points > 0):
                 raise StopError(f"ATR stop needs a positive ATR, got {atr_points!r} points")
             dist = atr_points * self.atr_multiplier
             ticks = math.ceil(dist / tick - EPS)
@@ -191,11 +186,11 @@ class BracketRule:
                  initial_stop: float | None = None) -> float | None:
         """:func:`update_trailing` (same arguments, rules and errors)."""
         _check_side(side)
-        if not _isfinite(entry):
+        if not is_finite(entry):
             raise StopError(f"entry must be finite, got {entry!r}")
-        if not _isfinite(stop):
+        if not is_finite(stop):
             raise StopError(f"stop must be finite, got {stop!r}")
-        if not _isfinite(best_price):
+        if not is_finite(best_price):
             raise StopError(f"best_price must be finite, got {best_price!r}")
         tighten = initial_stop is not None and phase in TIGHTEN_PHASES
         be, tr = self.breakeven_after_ticks, self.trailing_ticks
