@@ -60,7 +60,7 @@ def test_metrics_by_hand():
     assert m["expectancy"] == pytest.approx(25 / 3)
     assert m["largest_win"] == 20.0 and m["largest_loss"] == -5.0
     assert m["max_win_streak"] == 1 and m["max_loss_streak"] == 1
-    r = np.array([1005 / 1000 - 1, 1025 / 1005 - 1])
+    r = np.array([5.0, 20.0]) / 1000.0  # daily dollar P&L over the capital (no compounding)
     assert m["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(252))
     assert m["pnl_by_hour_ny"] == {10: 30.0, 11: -5.0}
     assert m["total_costs"] == pytest.approx(3.0) and m["winning_days_pct"] == 100.0

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.atomic import atomic_path
-from engine.backtest.metrics import compute_metrics, drawdown
+from engine.backtest.metrics import drawdown, result_metrics
 
 
 def _atomic(path: Path, write) -> None:
@@ -88,7 +88,18 @@ def halts_doc(result) -> dict:
             "refused_by_kind": refusal_kinds(result.refused)}
 
 
-def summary_text(result, max_refusals: int = 5) -> str:
+def halt_measure_line(m: dict) -> str | None:
+    """One line saying what a halted run's metrics measured (the span and the days until the
+    halt, with their Sharpe, and the untraded remainder), or None for a run that was not stopped
+    (``m``: :func:`engine.backtest.metrics.compute_metrics` with ``halt_ns``)."""
+    if not m or not m.get("halted_at"):
+        return None
+    return (f"stopped by the halt of {m['halted_at']}: untraded remainder {m['untraded_days']} trading days; "
+            f"Sharpe {m['sharpe_until_halt']:.2f} over the {m['days_until_halt']} days until the halt, "
+            f"{m['sharpe']:.2f} over the span of {m['days_span']} days")
+
+
+def summary_text(result, max_refusals: int = 5, metrics: dict | None = None) -> str:
     """Plain-text summary of what stopped or limited trading in a backtest, one fact a line
     (CLI output, report.md, the console's backtest screen):
 
@@ -109,6 +120,9 @@ def summary_text(result, max_refusals: int = 5) -> str:
         lines.append(f"halted {h['time_ny']}: {h['reason']}; {tail}")
     if not acct:
         lines.append("no account-level halt")
+    measured = halt_measure_line(metrics) if metrics is not None else None
+    if measured:
+        lines.append(measured)
     hc = doc["halt_counts"]
     lines.append(f"daily loss blocks {hc.get('daily_loss', 0)}, daily drawdown blocks "
                  f"{hc.get('daily_drawdown', 0)}, consecutive-loss pauses {hc.get('pause', 0)}")
@@ -129,7 +143,7 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    m = metrics or compute_metrics(result.trades, result.equity, result.day, result.starting_balance, result.ts)
+    m = metrics or result_metrics(result)
     paths = {}
     p = out / "trades.csv"
     _atomic(p, lambda t: result.trades.to_csv(t, index=False))
@@ -166,7 +180,7 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
     lines = [f"# Backtest report: {result.strategy}", "",
              f"fill model {result.fill_model}; {result.bars:,} bars; {result.steps:,} kernel steps; "
              f"{result.elapsed_s:.2f} s", "", "## Halts, blocks and refusals", "", "```",
-             summary_text(result, max_refusals=20), "```", "", "| metric | value |", "|---|---|"]
+             summary_text(result, max_refusals=20, metrics=m), "```", "", "| metric | value |", "|---|---|"]
     for k, v in m.items():
         if k == "pnl_by_hour_ny":
             continue

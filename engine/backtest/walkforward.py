@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.backtest.metrics import compute_metrics
+from engine.backtest.metrics import compute_metrics, result_metrics
 from engine.backtest.runner import BacktestResult, run_backtest
 
 RISK_LIMITS: dict[str, tuple[str, ...]] = {
@@ -72,7 +72,7 @@ def walk_forward_backtest(bars, folds, signals_for_fold, settings, *, fill_model
         res = run_backtest(part, signals_for_fold(f, part), settings, fill_model=fill_model,
                            strategy_name=f"fold {f.number}")
         results.append(res)
-        metrics.append(compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts))
+        metrics.append(result_metrics(res))
         eq_parts.append(res.equity - res.starting_balance + carry)
         carry = float(eq_parts[-1][-1])
         ts_parts.append(res.ts)

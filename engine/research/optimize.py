@@ -228,18 +228,16 @@ class TrialRunner:
         """One trial: the kernel in research mode with ``params`` applied; returns the metrics
         (``compute_metrics``), ``daily_pnl`` (list of $ per trading day), ``halts`` (count by
         kind) and ``elapsed_s``."""
-        from engine.backtest.metrics import compute_metrics, daily_equity
+        from engine.backtest.metrics import daily_pnl, result_metrics
         from engine.backtest.runner import run_backtest
 
         t0 = perf_ns() / 1e9
         s = apply_params(self.settings, params)
         res = run_backtest(self.bars, self.signals(s), s, fill_model=self.fill, market=self.market,
                            research=True, strategy_name="optimize")
-        m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
-        _, deq = daily_equity(res.equity, res.day)
-        pnl = np.diff(np.concatenate([[res.starting_balance], deq]))
-        sd = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
-        m["sharpe_usd"] = float(pnl.mean() / sd * math.sqrt(ANNUAL_DAYS)) if sd > 0 else 0.0
+        m = result_metrics(res)
+        _, pnl = daily_pnl(res.equity, res.day, res.starting_balance)
+        m["sharpe_usd"] = m["sharpe"]  # the report's Sharpe is the dollar Sharpe (engine.backtest.metrics)
         return {"metrics": m, "daily_pnl": [round(float(x), 2) for x in pnl],
                 "halts": halt_counts(res.halts), "elapsed_s": perf_ns() / 1e9 - t0}
 
@@ -634,7 +632,7 @@ def holdout_backtest(bars: Any, settings: Any, window: tuple[str, str], model: s
     """The held-out run exactly as ``backtest --config … --start … --end …`` does it: slice by
     UTC date, the strategy's signals on the slice, fresh market arrays. Returns (result, metrics
     with ``sharpe_usd``)."""
-    from engine.backtest.metrics import compute_metrics, daily_equity
+    from engine.backtest.metrics import result_metrics
     from engine.backtest.runner import run_backtest, slice_dates
     from engine.strategy import ModelStrategy, strategy_by_name
 
@@ -643,9 +641,6 @@ def holdout_backtest(bars: Any, settings: Any, window: tuple[str, str], model: s
         settings.backtest.strategy, lookback=settings.backtest.baseline_lookback)
     res = run_backtest(part, strat.signals(part), settings, fill_model=settings.backtest.fill_model,
                        strategy_name=strat.name)
-    m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
-    _, deq = daily_equity(res.equity, res.day)
-    pnl = np.diff(np.concatenate([[res.starting_balance], deq]))
-    sd = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
-    m["sharpe_usd"] = float(pnl.mean() / sd * math.sqrt(ANNUAL_DAYS)) if sd > 0 else 0.0
+    m = result_metrics(res)
+    m["sharpe_usd"] = m["sharpe"]
     return res, m

@@ -54,7 +54,7 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
                              on_progress: ProgressCallback) -> BacktestResult:
     """Backtest with the kernel over the requested bars; report saved under the reports dir.
     Raises the engine's errors (bad file, empty range, checkpoint mismatch) unchanged."""
-    from engine.backtest.metrics import compute_metrics
+    from engine.backtest.metrics import result_metrics
     from engine.backtest.report import summary_text, write_report
     from engine.backtest.runner import run_backtest
     from engine.strategy.baseline import BreakoutBaseline
@@ -70,7 +70,7 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     res = run_backtest(bars, sig, settings, fill_model=params.fill_model, strategy_name=strat.name,
                        progress=lambda done, total: on_progress(Progress(done, total, "backtest")),
                        research=params.research)
-    m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
+    m = result_metrics(res)
     stamp = f"{strat.name}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}"
     out = resolve_dir(settings.paths.reports_dir, "reports") / stamp
     write_report(res, out, m)
@@ -82,7 +82,7 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
         eq.append(eq[-1] + t.net_pnl)
     rows = tuple(_trade_rows(res.records))
     on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net ${m.get('net_pnl', 0.0):,.2f}"))
-    return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(summary_text(res).splitlines()))
+    return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(summary_text(res, metrics=m).splitlines()))
 
 
 def _trade_rows(records) -> list[TradeRow]:

@@ -48,7 +48,7 @@ def backtest(
     duplicate timestamps, no bars) and, with --strict, for any validation error."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.backtest.metrics import compute_metrics
+    from engine.backtest.metrics import result_metrics
     from engine.backtest.report import _clean, halts_doc, summary_text, write_report
     from engine import compose
     from engine.venue.sim import FILL_MODELS
@@ -109,7 +109,7 @@ def backtest(
         prog.update(task, description="backtest", completed=0)
         res = compose.backtest(bars, sig, s, fill_model=fill, fast=not bar_by_bar, strategy_name=strat.name,
                            progress=lambda i, n: prog.update(task, completed=i), research=research)
-    m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
+    m = result_metrics(res)
     paths = write_report(res, out, m) if out is not None else {}
     if warning:
         for pth in paths.values():
@@ -135,7 +135,7 @@ def backtest(
         v = m[k]
         t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
     out_console.print(t)
-    out_console.print(summary_text(res), markup=False, highlight=False, soft_wrap=True)
+    out_console.print(summary_text(res, metrics=m), markup=False, highlight=False, soft_wrap=True)
     out_console.print(f"{res.bars:,} bars in {res.elapsed_s:.2f} s ({res.bars_per_second:,.0f} bars/s)")
     for k, v in paths.items():
         out_console.print(f"{k}: {v}")
