@@ -183,3 +183,38 @@ def test_walk_forward_with_a_fold_that_makes_no_trade(part):
     assert wf.folds[0].trades.dtypes.equals(wf.folds[1].trades.dtypes)
     assert str(wf.trades["exit_time"].dtype).startswith("datetime64") and len(wf.trades) == len(wf.folds[1].trades)
     assert wf.metrics["trades"] == len(wf.folds[1].trades)
+
+
+def test_report_dir_holds_tables_images_and_a_self_contained_html(es_1m_path, tmp_path):
+    """Issue 24: the backtest report directory holds the analytics tables, the plots and one
+    HTML file that names the run's trades and net P&L; ``--json`` carries the same tables."""
+    import re
+
+    from mes_console.cli import app
+
+    out = tmp_path / "rep"
+    r = CliRunner().invoke(app, ["backtest", "--data", str(es_1m_path), "--start", "2025-03-03", "--end",
+                                 "2025-03-28", "--out", str(out), "--json", "--research"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    m = doc["metrics"]
+    assert m["trades"] > 10
+    for name in ("by_day", "by_week", "by_month", "by_hour", "by_weekday", "by_exit_reason", "by_confidence",
+                 "trades", "streaks"):
+        t = pd.read_csv(out / "tables" / f"{name}.csv")
+        assert len(t) == len(doc["analytics"]["tables"][name]), name
+    for name in ("by_day", "by_month", "by_hour", "by_exit_reason", "by_weekday"):
+        t = pd.read_csv(out / "tables" / f"{name}.csv")
+        assert t["trades"].sum() == m["trades"] and t["net_pnl"].sum() == pytest.approx(m["net_pnl"], abs=0.05)
+    tr = pd.read_csv(out / "tables" / "trades.csv")
+    assert (tr["mae_ticks"] >= 0).all() and (tr["mfe_ticks"] >= 0).all() and (tr["holding_min"] >= 0).all()
+    stops = tr["exit_reason"] == "stop"
+    assert (tr.loc[stops, "mae_ticks"] > 0).all()  # a stop-out went against the entry
+    for png in ("equity.png", "daily_pnl_hist.png", "mae_mfe.png", "pnl_by_hour.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG", png
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert f"{m['trades']} trades" in html and f"net P&amp;L ${m['net_pnl']:,.2f}" in html
+    assert not re.search(r"(src|href)=['\"](?!data:)", html)  # self-contained: no external resource
+    assert html.count("data:image/png;base64,") == 4
+    s = doc["analytics"]["summary"]
+    assert 0 < s["exposure_bars_pct"] <= 100 and s["trades"] == m["trades"]

@@ -49,6 +49,7 @@ def backtest(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.backtest.metrics import result_metrics
+    from engine.backtest.analytics import analytics_json
     from engine.backtest.report import _clean, halts_doc, summary_text, write_report
     from engine import compose
     from engine.venue.sim import FILL_MODELS
@@ -110,7 +111,9 @@ def backtest(
         res = compose.backtest(bars, sig, s, fill_model=fill, fast=not bar_by_bar, strategy_name=strat.name,
                            progress=lambda i, n: prog.update(task, completed=i), research=research)
     m = result_metrics(res)
-    paths = write_report(res, out, m) if out is not None else {}
+    an = _analytics(res.trades, res.ts, res.day, bars, s)
+    paths = write_report(res, out, m, analytics=an, notes=[f"warning: {warning}"] if warning else None) \
+        if out is not None else {}
     if warning:
         for pth in paths.values():
             if str(pth).endswith(".md"):
@@ -120,7 +123,7 @@ def backtest(
            "steps": res.steps, "elapsed_s": res.elapsed_s, "bars_per_second": res.bars_per_second,
            "metrics": _clean(m), "files": {k: str(v) for k, v in paths.items()},
            "alerts": len(res.alerts), "data_validation": bars.validation, **halts_doc(res),
-           "warnings": [warning] if warning else []}
+           "warnings": [warning] if warning else [], "analytics": analytics_json(an)}
     if json_out:
         print_json(doc)
         return
@@ -141,6 +144,22 @@ def backtest(
         out_console.print(f"{k}: {v}")
     if warning:
         out_console.print(f"warning: {warning}", markup=False, highlight=False)
+
+
+def _analytics(trades, ts, day, bars, s) -> dict:
+    """:func:`engine.backtest.analytics.trade_analytics` with the instrument's tick size/value."""
+    from engine.backtest.analytics import trade_analytics
+    from engine.instruments import spec
+
+    sp = spec(s.instrument.symbol)
+    return trade_analytics(trades, ts, day, bars, tick_size=sp.tick_size, tick_value=sp.tick_value,
+                           bar_ns=int(bars.bar_ns))
+
+
+def _wf_notes(r) -> list[str]:
+    """Lines for the walk-forward HTML report: the stitched trades and net P&L per fold."""
+    return [f"fold {fr.fold.number}: {int(fm['trades'])} trades, net ${fm['net_pnl']:,.2f}"
+            for fm, fr in zip(r.wf.fold_metrics, r.training.folds)]
 
 
 def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, data: str,
@@ -181,11 +200,20 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
         fail(str(exc), code=EXIT_PROBLEMS)
     from engine.runtime.work import walk_forward_doc, write_walk_forward_report
 
+    from engine.backtest.analytics import analytics_json
+    from engine.backtest.report import write_analytics
+
     doc = walk_forward_doc(r, s, fill, data, s.training.arch)
+    an = _analytics(r.wf.trades, r.wf.ts, r.wf.day, bars, s)
+    doc["analytics"] = analytics_json(an)
     folds = doc["folds"]
     if out is not None:
         try:
             doc["files"] = write_walk_forward_report(r, doc, out)
+            more = write_analytics(an, out, title=f"Walk-forward out-of-sample report: {s.training.arch} per fold",
+                                   metrics=r.wf.metrics, equity=r.wf.equity, ts=r.wf.ts,
+                                   notes=_wf_notes(r))
+            doc["files"].update({k: str(v) for k, v in more.items()})
         except OSError as exc:
             fail(str(exc), code=EXIT_PROBLEMS)
     if json_out:
