@@ -80,6 +80,10 @@ def replay(settings: Settings, bars, *, model: str | Path | None = None, speed: 
     possible); ``report``: the JSON session report's path. Raises the checkpoint loader's
     errors and :class:`engine.runtime.session.SessionError` for empty bars."""
     src = make_signal_source(settings, bars, model)
+    if model:  # the checkpoint's validation threshold (issue 24; engine.strategy.model.apply_threshold)
+        from engine.strategy.model import apply_threshold, checkpoint_calibration
+
+        settings = apply_threshold(settings, checkpoint_calibration(model))
     cfg = SessionConfig(mode=mode_label, speed=speed, report_path=report, pace_from_ns=pace_from_ns)
     return Session(settings, bars, src, cfg, risk=risk, ring=ring)
 

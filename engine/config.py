@@ -143,6 +143,8 @@ class SignalConfig:
     exit_cooldown_s: float = _f(60.0, lo=0.0, doc="no new entry this long after an exit")
     reversal_cooldown_s: float = _f(30.0, lo=0.0, doc="seconds between reversals")
     max_reversals_per_range: int = _f(2, lo=0, doc="reversals allowed within one bar range")
+    model_threshold: str = _f("checkpoint", choices=("checkpoint", "config"),
+                              doc="a model's entry threshold: checkpoint = the one chosen on validation by after-cost expectancy (min_confidence and the first confidence_multipliers step follow it); config = min_confidence")
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,13 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     strat = (BreakoutBaseline(lookback=settings.backtest.baseline_lookback) if params.model in ("", "baseline")
              else ModelStrategy(params.model))
     on_progress(Progress(0, len(bars), f"signals: {strat.name}"))
+    model_note = None
+    if isinstance(strat, ModelStrategy):  # the checkpoint's threshold, or why it abstains (issue 24)
+        from engine.strategy.model import apply_threshold, threshold_note
+
+        cal = strat.calibration()
+        settings = apply_threshold(settings, cal)
+        model_note = threshold_note(settings, cal)
     sig = strat.signals(bars)
     res = run_backtest(bars, sig, settings, fill_model=params.fill_model, strategy_name=strat.name,
                        progress=lambda done, total: on_progress(Progress(done, total, "backtest")),
@@ -73,7 +80,7 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     m = result_metrics(res)
     stamp = f"{strat.name}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}"
     out = resolve_dir(settings.paths.reports_dir, "reports") / stamp
-    write_report(res, out, m)
+    write_report(res, out, m, bars=bars, notes=[model_note] if model_note else None)
     keys = ("net_pnl", "trades", "win_rate", "profit_factor", "expectancy", "sharpe", "sortino",
             "max_drawdown", "commission", "slippage")
     metrics = tuple((k, _fmt(m[k])) for k in keys if k in m)
@@ -82,7 +89,8 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
         eq.append(eq[-1] + t.net_pnl)
     rows = tuple(_trade_rows(res.records))
     on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net ${m.get('net_pnl', 0.0):,.2f}"))
-    return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(summary_text(res, metrics=m).splitlines()))
+    lines = summary_text(res, metrics=m).splitlines() + ([model_note] if model_note else [])
+    return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(lines))
 
 
 def _trade_rows(records) -> list[TradeRow]:
@@ -350,6 +358,7 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     metrics = tuple((k, _fmt(m[k])) for k in keys if k in m) + (("oos_accuracy", f"{r.oos_accuracy:.3f}"),)
     lines = [x for res in r.wf.folds for x in _limit_lines(res) if x.startswith(("halted ", "research mode"))]
     limits = tuple(dict.fromkeys(lines)) or ("no account-level halt in any fold",)
+    limits = limits + tuple(r.abstain_lines())  # issue 24: a fold model that abstains says why
     # the report files of `backtest --walk-forward --out DIR`, in the reports dir (platformdirs
     # data dir unless [paths] reports_dir says otherwise)
     stamp = f"walk-forward-{arch}-{tr_m}-{va_m}-{te_m}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}"

@@ -90,8 +90,18 @@ def backtest(
         if warning:
             err_console.print(f"[bold red]warning:[/] {warning}", highlight=False)
 
+    model_note = None
     if model is not None:
         strat = ModelStrategy(model)
+        from engine.strategy.model import apply_threshold, threshold_note
+
+        try:
+            cal = strat.calibration()
+        except Exception as exc:  # noqa: BLE001 - one line, the loader names the file
+            fail(f"model {model}: {exc}", code=EXIT_UNREADABLE)
+        s = apply_threshold(s, cal)
+        model_note = threshold_note(s, cal)
+        err_console.print(model_note, highlight=False)
     else:
         name = strategy or s.backtest.strategy
         try:
@@ -112,8 +122,8 @@ def backtest(
                            progress=lambda i, n: prog.update(task, completed=i), research=research)
     m = result_metrics(res)
     an = _analytics(res.trades, res.ts, res.day, bars, s)
-    paths = write_report(res, out, m, analytics=an, notes=[f"warning: {warning}"] if warning else None) \
-        if out is not None else {}
+    notes = ([model_note] if model_note else []) + ([f"warning: {warning}"] if warning else [])
+    paths = write_report(res, out, m, analytics=an, notes=notes) if out is not None else {}
     if warning:
         for pth in paths.values():
             if str(pth).endswith(".md"):
@@ -123,7 +133,8 @@ def backtest(
            "steps": res.steps, "elapsed_s": res.elapsed_s, "bars_per_second": res.bars_per_second,
            "metrics": _clean(m), "files": {k: str(v) for k, v in paths.items()},
            "alerts": len(res.alerts), "data_validation": bars.validation, **halts_doc(res),
-           "warnings": [warning] if warning else [], "analytics": analytics_json(an)}
+           "warnings": [warning] if warning else [], "analytics": analytics_json(an),
+           "model_threshold": model_note}
     if json_out:
         print_json(doc)
         return
@@ -139,6 +150,8 @@ def backtest(
         t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
     out_console.print(t)
     out_console.print(summary_text(res, metrics=m), markup=False, highlight=False, soft_wrap=True)
+    if model_note:
+        out_console.print(model_note, markup=False, highlight=False, soft_wrap=True)
     out_console.print(f"{res.bars:,} bars in {res.elapsed_s:.2f} s ({res.bars_per_second:,.0f} bars/s)")
     for k, v in paths.items():
         out_console.print(f"{k}: {v}")
@@ -156,10 +169,26 @@ def _analytics(trades, ts, day, bars, s) -> dict:
                            bar_ns=int(bars.bar_ns))
 
 
+def _clean_cal(cal) -> list:
+    """The per-fold calibration records, JSON-ready (NaN → null)."""
+    from engine.backtest.report import _clean
+
+    return [_clean(c) for c in (cal or [])]
+
+
 def _wf_notes(r) -> list[str]:
-    """Lines for the walk-forward HTML report: the stitched trades and net P&L per fold."""
-    return [f"fold {fr.fold.number}: {int(fm['trades'])} trades, net ${fm['net_pnl']:,.2f}"
-            for fm, fr in zip(r.wf.fold_metrics, r.training.folds)]
+    """Lines for the walk-forward report: per fold its trades and net P&L, and its model's entry
+    threshold (chosen on validation) or the abstain message with the validation figures."""
+    cal = {c["fold"]: c for c in (r.calibration or [])}
+    out = []
+    for fm, fr in zip(r.wf.fold_metrics, r.training.folds):
+        c = cal.get(fr.fold.number, {})
+        why = c.get("reason", "") if c.get("abstain") else (
+            f"threshold {c['threshold']:.2f} chosen on validation ({c.get('reason', '')})" if c.get("threshold") is not None
+            else "")
+        out.append(f"fold {fr.fold.number}: {int(fm['trades'])} trades, net ${fm['net_pnl']:,.2f}"
+                   + (f"; {why}" if why else "") + f"; temperature {c.get('temperature', 1.0):.3f}")
+    return out
 
 
 def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, data: str,
@@ -204,6 +233,8 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     from engine.backtest.report import write_analytics
 
     doc = walk_forward_doc(r, s, fill, data, s.training.arch)
+    doc["calibration"] = _clean_cal(r.calibration)
+    doc["abstain"] = r.abstain_lines()
     an = _analytics(r.wf.trades, r.wf.ts, r.wf.day, bars, s)
     doc["analytics"] = analytics_json(an)
     folds = doc["folds"]
@@ -244,10 +275,12 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
             v = f"{v:.3f}"
         g.add_row(name, str(v), str(c["threshold"]), "[green]pass[/]" if c["pass"] else "[red]FAIL[/]")
     out_console.print(g)
-    if not m.get("trades"):
-        out_console.print(f"no trades: the fold models' confidence never reached [signal] min_confidence = "
-                          f"{s.signal.min_confidence:g} (and the first [risk] confidence_multipliers step "
-                          f"{s.risk.confidence_multipliers[0][0]:g}) at an allowed entry", highlight=False)
+    for line in _wf_notes(r):  # each fold's threshold from validation, or why its model abstains
+        out_console.print(line, highlight=False, soft_wrap=True)
+    if not m.get("trades") and not r.abstain_lines():
+        out_console.print(f"no trades: the fold models' confidence never reached their entry threshold "
+                          f"(the first [risk] confidence_multipliers step {s.risk.confidence_multipliers[0][0]:g} "
+                          "when above it) at an allowed entry", highlight=False)
     tr = r.training.combined.get("trading")
     if tr:
         a = tr["model_any"]["one_at_a_time"]

@@ -128,7 +128,7 @@ def _print_report(doc: dict, objective: str) -> None:
     out_console.print(t)
     out_console.print(f"best parameters: {b['params']}", highlight=False)
     _print_best_trading(b)
-    d, p = doc["dsr"], doc["pbo"]
+    d = doc["dsr"]
     if not doc["eligible_trials"]:
         out_console.print("no trial reached [optimize] min_trades: nothing was selected; DSR and PBO are undefined, "
                           "the 'best' parameters above are no result", highlight=False)
