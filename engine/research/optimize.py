@@ -194,8 +194,8 @@ def apply_params(settings: Any, params: dict) -> Any:
     if "risk_fraction" in params:
         f = float(params["risk_fraction"])
         s = rep(s, risk=rep(s.risk, balance_tiers=[[float(b), int(c), f] for b, c, _ in s.risk.balance_tiers]))
-    if "min_confidence" in params:
-        s = rep(s, signal=rep(s.signal, min_confidence=float(params["min_confidence"])))
+    if "min_confidence" in params:  # the searched threshold, not the checkpoint's own (model_threshold)
+        s = rep(s, signal=rep(s.signal, min_confidence=float(params["min_confidence"]), model_threshold="config"))
     if "baseline_lookback" in params:
         s = rep(s, backtest=rep(s.backtest, baseline_lookback=int(params["baseline_lookback"])))
     return rep(s, backtest=rep(s.backtest, research=True))
