@@ -139,9 +139,14 @@ class ModelWalkForward:
     oos_accuracy: float
     target: dict
     calibration: list | None = None  # per fold: temperature, threshold or abstain + validation figures
+    threshold_source: str = "checkpoint"  # [signal] model_threshold of the run
 
     def abstain_lines(self) -> list[str]:
-        """One line per fold whose model abstains (the message with its validation figures)."""
+        """One line per fold whose model abstains (the message with its validation figures);
+        none when the run used ``[signal] model_threshold = "config"`` (the models traded at the
+        configured threshold)."""
+        if self.threshold_source != "checkpoint":
+            return []
         return [f"fold {c['fold']}: {c['reason']}" for c in (self.calibration or []) if c.get("abstain")]
 
 
@@ -226,7 +231,7 @@ def model_walk_forward(bars, settings, *, arch: str, params, hparams: dict | Non
     target = {"kind": ds.kind, "mode": ds.mode, "lookahead_bars": ds.lookahead_bars, "horizon_bars": ds.horizon_bars}
     cal = [{"fold": fr.fold.number, **{k: v for k, v in fr.model.calibration.items() if k != "table"}}
            for fr in tr.folds]
-    return ModelWalkForward(wf, tr, gate, acc, target, cal)
+    return ModelWalkForward(wf, tr, gate, acc, target, cal, str(settings.signal.model_threshold))
 
 
 def checkpoint_overlap(path, bars) -> str | None:

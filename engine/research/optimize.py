@@ -699,6 +699,7 @@ def write_study_report(study, out_dir: str | Path) -> dict:
     import pandas as pd
 
     from engine.atomic import atomic_path
+    from engine.backtest.report import _save_png
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -733,11 +734,7 @@ def write_study_report(study, out_dir: str | Path) -> dict:
     ax.barh(list(num.keys()) or ["(none)"], list(num.values()) or [0.0])
     ax.set_xlabel("importance for the objective (fANOVA)")
     ax.set_title(f"{study.study_name}: {len(ok)} selectable of {len(done)} trials")
-    fig.tight_layout()
-    with atomic_path(out / "importance.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    paths["importance_png"] = out / "importance.png"
+    paths["importance_png"] = _save_png(fig, out / "importance.png")
     names = sorted({k for t in done for k in t.params})
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 3), squeeze=False)
     for ax, k in zip(axes[0], names):
@@ -747,11 +744,7 @@ def write_study_report(study, out_dir: str | Path) -> dict:
         ax.set_xlabel(k)
     axes[0][0].set_ylabel("objective (selectable trials)")
     fig.suptitle(f"{study.study_name}: slice plot")
-    fig.tight_layout()
-    with atomic_path(out / "slice.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    paths["slice_png"] = out / "slice.png"
+    paths["slice_png"] = _save_png(fig, out / "slice.png")
     return paths
 
 

@@ -183,9 +183,14 @@ def _wf_notes(r) -> list[str]:
     out = []
     for fm, fr in zip(r.wf.fold_metrics, r.training.folds):
         c = cal.get(fr.fold.number, {})
-        why = c.get("reason", "") if c.get("abstain") else (
-            f"threshold {c['threshold']:.2f} chosen on validation ({c.get('reason', '')})" if c.get("threshold") is not None
-            else "")
+        if r.threshold_source != "checkpoint":
+            why = "[signal] model_threshold = \"config\": the configured min_confidence"
+        elif c.get("abstain"):
+            why = c.get("reason", "")
+        else:
+            why = (
+                f"threshold {c['threshold']:.2f} chosen on validation ({c.get('reason', '')})"
+                if c.get("threshold") is not None else "")
         out.append(f"fold {fr.fold.number}: {int(fm['trades'])} trades, net ${fm['net_pnl']:,.2f}"
                    + (f"; {why}" if why else "") + f"; temperature {c.get('temperature', 1.0):.3f}")
     return out
