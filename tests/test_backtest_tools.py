@@ -210,6 +210,10 @@ def test_report_dir_holds_tables_images_and_a_self_contained_html(es_1m_path, tm
     assert (tr["mae_ticks"] >= 0).all() and (tr["mfe_ticks"] >= 0).all() and (tr["holding_min"] >= 0).all()
     stops = tr["exit_reason"] == "stop"
     assert (tr.loc[stops, "mae_ticks"] > 0).all()  # a stop-out went against the entry
+    log = pd.read_csv(out / "trades.csv")  # ... by at most its stop plus the worst slippage (4 ticks)
+    assert (tr.loc[stops, "mae_ticks"] <= log.loc[stops, "stop_ticks"] + 4).all()
+    tg = tr["exit_reason"] == "target"
+    assert (tr.loc[tg, "mfe_ticks"] > 0).all()  # a target exit went for the entry
     for png in ("equity.png", "daily_pnl_hist.png", "mae_mfe.png", "pnl_by_hour.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG", png
     html = (out / "report.html").read_text(encoding="utf-8")

@@ -15,8 +15,10 @@ exit-reason breakdowns, backtesting.py's stats, quantstats' tearsheet tables).
   confidence, ``holding_min`` (exit − entry, minutes), ``mae_ticks`` / ``mfe_ticks`` (maximum
   adverse / favourable excursion from the entry price, ticks ≥ 0) and ``mae_usd`` / ``mfe_usd``
   (× tick value × contracts). The excursions are read from the bars' high/low from the entry
-  bar to the exit bar inclusive: bounds, which may include the part of the entry bar before the
-  fill and of the exit bar after it (one bar each side).
+  bar to the exit bar inclusive and bounded by the exit: a losing exit caps the adverse
+  excursion at its own distance (the exit bar's range beyond a stop fill is not the trade's), a
+  winning exit inside the entry bar caps the favourable one; never less than the exit's own
+  distance. Bounds: the entry bar may include prices before the fill.
 - ``streaks``: the lengths of every run of consecutive winning / losing trades (count of runs
   by length).
 Summary: trades, net $, exposure (share of the bars from entry bar to exit bar, and of the run's
@@ -59,12 +61,29 @@ def _excursions(tr, bars, tick_size: float) -> tuple[np.ndarray, np.ndarray]:
     i0 = np.searchsorted(bts, tr["entry_ts"].to_numpy(np.int64), side="right") - 1
     i1 = np.searchsorted(bts, tr["exit_ts"].to_numpy(np.int64), side="right") - 1
     px = tr["entry_price"].to_numpy(np.float64)
+    xp = tr["exit_price"].to_numpy(np.float64)
+    why = tr["exit_reason"].astype(str).to_numpy()
     d = np.array([1 if str(x).lower() in ("long", "1", "buy") else -1 for x in tr["direction"]], np.int64)
     for k in range(n):
         a, b = max(int(i0[k]), 0), max(int(i1[k]), int(i0[k]), 0)
-        h, low_ = float(hi[a:b + 1].max()), float(lo[a:b + 1].min())
-        up, down = (h - px[k]) / tick_size, (px[k] - low_) / tick_size
-        fav, adv = (up, down) if d[k] > 0 else (down, up)
+        move = d[k] * (xp[k] - px[k]) / tick_size       # the exit's own excursion, ticks
+        fav, adv = max(move, 0.0), max(-move, 0.0)
+        if b > a:                                        # bars held whole: their full range
+            up = (float(hi[a:b].max()) - px[k]) / tick_size
+            down = (px[k] - float(lo[a:b].min())) / tick_size
+            f, v = (up, down) if d[k] > 0 else (down, up)
+            fav, adv = max(fav, f), max(adv, v)
+        # the exit bar: a stop fill ends the adverse side at its price, a target fill the
+        # favourable side; the other side may have been reached before the fill (bar range);
+        # market exits fill at the open, so that bar adds nothing beyond the exit price
+        if why[k] in ("stop", "target"):
+            up = (float(hi[b]) - px[k]) / tick_size
+            down = (px[k] - float(lo[b])) / tick_size
+            f, v = (up, down) if d[k] > 0 else (down, up)
+            if why[k] == "stop":
+                fav = max(fav, f)
+            else:
+                adv = max(adv, v)
         mfe[k], mae[k] = max(fav, 0.0), max(adv, 0.0)
     return mae, mfe
 
