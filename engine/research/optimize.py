@@ -344,8 +344,8 @@ OBJECTIVE_KEYS = {"sharpe": "sharpe_usd", "net_pnl": "net_pnl", "calmar": "calma
 def objective_value(m: dict, objective: str) -> float:
     """The maximised number of a trial's metrics (see the module docstring); non-finite → -1e9.
     ``sharpe`` is the annualised Sharpe ratio of the daily $ P&L (``sharpe_usd``: mean / std ×
-    √252 on the fixed starting capital), not the report's return-based Sharpe, which loses its
-    meaning once research mode lets the equity fall to or below zero."""
+    √252 on the fixed starting capital; the same number as the report's ``sharpe`` since every
+    ratio of :mod:`engine.backtest.metrics` is dollar-based)."""
     v = float(m.get(OBJECTIVE_KEYS[objective], float("nan")))
     return v if math.isfinite(v) else -1e9
 
