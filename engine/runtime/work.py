@@ -386,7 +386,8 @@ def walk_forward_doc(r, settings: Settings, fill_model: str, data: str, arch: st
     for fm, res, fr in zip(r.wf.fold_metrics, r.wf.folds, r.training.folds):
         folds.append({"fold": fr.fold.number, "test": fr.fold.test.to_dict(), "trades": int(fm["trades"]),
                       "net_pnl": fm["net_pnl"], "sharpe": fm["sharpe"], "max_drawdown": fm["max_drawdown"],
-                      "accuracy": fr.metrics["accuracy"], "halts": len(getattr(res, "halts", []))})
+                      "accuracy": fr.metrics["accuracy"], "halts": len(getattr(res, "halts", [])),
+                      "halted_at": fm.get("halted_at"), "untraded_days": int(fm.get("untraded_days", 0))})
     return {"data": data, "walk_forward": True, "arch": arch, "target": r.target, "fill_model": fill_model,
             "folds": folds, "metrics": _clean(r.wf.metrics), "oos_accuracy": r.oos_accuracy,
             "go_live": _clean(r.go_live), "training_trading": r.training.combined.get("trading")}

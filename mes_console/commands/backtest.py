@@ -191,7 +191,9 @@ def _wf_notes(r) -> list[str]:
             why = (
                 f"threshold {c['threshold']:.2f} chosen on validation ({c.get('reason', '')})"
                 if c.get("threshold") is not None else "")
-        out.append(f"fold {fr.fold.number}: {int(fm['trades'])} trades, net ${fm['net_pnl']:,.2f}"
+        halted = (f"; halted {fm['halted_at']}, untraded remainder {fm['untraded_days']} trading days"
+                  if fm.get("halted_at") else "")
+        out.append(f"fold {fr.fold.number}: {int(fm['trades'])} trades, net ${fm['net_pnl']:,.2f}{halted}"
                    + (f"; {why}" if why else "") + f"; temperature {c.get('temperature', 1.0):.3f}")
     return out
 
