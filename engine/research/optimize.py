@@ -648,7 +648,7 @@ def study_report(study, objective: str) -> dict:
     for t in study.get_trials(deepcopy=False):
         states[t.state.name] += 1
     nets = [t.user_attrs.get("net_pnl") for t in done]
-    all_lost = bool(nets) and all(v is not None and v < 0 for v in nets)
+    all_lost = bool(nets) and all(v is not None and v <= 0 for v in nets) and any(v < 0 for v in nets)
     return {
         "study": study.study_name, "objective": objective, "trials": {k: v for k, v in states.items() if v},
         "all_trials_lost": all_lost, "pbo_meaning": pbo_meaning(pbo, all_lost),
@@ -678,7 +678,7 @@ def pbo_meaning(pbo: dict, all_lost: bool) -> str:
            "out of sample (0.5 = selection no better than a coin flip); it ranks trials against each "
            "other and says nothing about profit")
     if all_lost:
-        txt += ": every trial lost money, so a low PBO only says the least-bad setting stays least bad"
+        txt += ": no trial made money, so a low PBO only says the least-bad setting stays least bad"
     return txt
 
 
