@@ -7,7 +7,7 @@ baseline) runs through the same kernel, risk manager and simulated venue.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -25,7 +25,9 @@ def backtest(
     ctx: typer.Context,
     data: Path = DataOpt,
     model: Optional[Path] = typer.Option(None, "--model", help="Model checkpoint: batch predictions drive the kernel."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="Rule-based strategy without a model: baseline | random."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Strategy without a model: baseline | random | path/file.py:Class | package.module:Class | an entry-point name (specs/strategy.md)."),
+    param: Optional[List[str]] = typer.Option(None, "--param", help="NAME=VALUE of a declared strategy parameter; repeatable."),
+    trials: int = typer.Option(20, "--trials", min=1, help="With --walk-forward --strategy: parameter-search trials per fold."),
     start: Optional[str] = typer.Option(None, "--start", help="First UTC date (YYYY-MM-DD), inclusive."),
     end: Optional[str] = typer.Option(None, "--end", help="Last UTC date (YYYY-MM-DD), inclusive."),
     fill: Optional[str] = typer.Option(None, "--fill", help="conservative | optimistic | realistic (default from settings)."),
@@ -63,6 +65,12 @@ def backtest(
 
     bars = load_bars_checked(data, start=start, end=end, front_month=front_month, strict=strict,
                              repair=repair, settings=s, exit_code=EXIT_UNREADABLE)
+    if walk_forward and strategy is not None and strategy not in ("baseline", "random"):
+        from mes_console.commands.strategy import cli_strategy
+
+        _strategy_walk_forward(bars, s, cli_strategy(strategy, param, settings=s), fill, trials, json_out,
+                               str(data), out, research)
+        return
     if walk_forward:
         if model is not None or strategy is not None:
             fail("--walk-forward trains its own model per fold: give neither --model nor --strategy", code=EXIT_USAGE)
@@ -79,6 +87,8 @@ def backtest(
     from engine.strategy import ModelStrategy, strategy_by_name
 
     warning = None
+    if model is not None and (strategy is not None or param):
+        fail("give --model or --strategy/--param, not both", code=EXIT_USAGE)
     if model is not None:
         from engine.backtest.walkforward import checkpoint_overlap
 
@@ -89,8 +99,17 @@ def backtest(
         if warning:
             err_console.print(f"[bold red]warning:[/] {warning}", highlight=False)
 
+    loaded = None
     if model is not None:
         strat = ModelStrategy(model)
+    elif strategy is not None and strategy not in ("baseline", "random") or param:
+        from engine.strategy.analysis import bar_seconds, lookahead_warning
+        from mes_console.commands.strategy import cli_strategy, warn
+
+        strat = loaded = cli_strategy(strategy or s.backtest.strategy, param, settings=s, seed=seed)
+        lw = lookahead_warning(loaded, s, bar_seconds(bars))
+        if lw:
+            warn(lw)
     else:
         name = strategy or s.backtest.strategy
         try:
@@ -105,12 +124,20 @@ def backtest(
         try:
             sig = strat.signals(bars)
         except Exception as exc:
+            if loaded is not None:  # StrategyError: one line naming the file and the class
+                fail(str(exc), code=EXIT_USAGE)
             fail(f"strategy {strat.name}: {exc}", code=EXIT_UNREADABLE)
         prog.update(task, description="backtest", completed=0)
-        res = compose.backtest(bars, sig, s, fill_model=fill, fast=not bar_by_bar, strategy_name=strat.name,
+        res = compose.backtest(bars, sig, s, fill_model=fill, fast=not bar_by_bar,
+                               strategy_name=strat.name if loaded is None else f"{loaded.name} v{loaded.version}",
                            progress=lambda i, n: prog.update(task, completed=i), research=research)
     m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
     paths = write_report(res, out, m) if out is not None else {}
+    if loaded is not None:
+        for pth in paths.values():
+            if str(pth).endswith(".md"):
+                with open(pth, "a", encoding="utf-8") as fh:
+                    fh.write(f"\n**Strategy:** {loaded.label()}, parameters {loaded.params}, file sha256 {loaded.sha}\n")
     if warning:
         for pth in paths.values():
             if str(pth).endswith(".md"):
@@ -120,7 +147,8 @@ def backtest(
            "steps": res.steps, "elapsed_s": res.elapsed_s, "bars_per_second": res.bars_per_second,
            "metrics": _clean(m), "files": {k: str(v) for k, v in paths.items()},
            "alerts": len(res.alerts), "data_validation": bars.validation, **halts_doc(res),
-           "warnings": [warning] if warning else []}
+           "warnings": [warning] if warning else [],
+           **({"strategy_info": loaded.describe()} if loaded is not None else {})}
     if json_out:
         print_json(doc)
         return
@@ -227,5 +255,44 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
                           f"{a['trades']} trades, {a['mean_ticks']:+.2f} ± {a['se_ticks']:.2f} ticks = "
                           f"{a['mean_usd']:+.2f} $ per contract per trade", highlight=False)
     out_console.print("go live: " + ("PASS" if r.go_live["pass"] else "NO — at least one criterion failed"))
+    for k, v in doc.get("files", {}).items():
+        out_console.print(f"{k}: {v}")
+
+
+def _strategy_walk_forward(bars, s, strat, fill: str, trials: int, json_out: bool, data: str,
+                           out: Optional[Path], research: Optional[bool]) -> None:
+    """``backtest --walk-forward --strategy FILE``: walk-forward optimization of the strategy's
+    declared parameters (:func:`engine.strategy.walkforward.strategy_walk_forward`), the per-fold
+    table and the go-live table; with ``out``: walk_forward.json, trades.csv, equity.csv."""
+    import dataclasses
+
+    from engine.runtime.work import write_walk_forward_report
+    from engine.strategy.walkforward import strategy_walk_forward, walk_forward_doc
+    from mes_console.commands.strategy import print_walk_forward
+
+    if research is not None:
+        s = dataclasses.replace(s, backtest=dataclasses.replace(s.backtest, research=bool(research)))
+
+    def on_progress(ev: dict) -> None:
+        if ev["event"] == "plan":
+            err_console.print(f"{ev['note']}: {ev['folds']} fold(s), {trials} trials each", highlight=False)
+        elif ev["event"] == "fold_done":
+            err_console.print(f"fold {ev['fold']}: chosen {ev['params']}", highlight=False)
+
+    try:
+        r = strategy_walk_forward(bars, s, strat, trials=trials, fill_model=fill, on_progress=on_progress)
+    except ValueError as exc:
+        fail(str(exc), code=EXIT_USAGE if "strategy" in type(exc).__name__.lower() or "declares no" in str(exc)
+             else EXIT_PROBLEMS)
+    doc = walk_forward_doc(r, fill, data)
+    if out is not None:
+        try:
+            doc["files"] = write_walk_forward_report(r, doc, out)
+        except OSError as exc:
+            fail(str(exc), code=EXIT_PROBLEMS)
+    if json_out:
+        print_json(doc)
+        return
+    print_walk_forward(r, doc, s.optimize.objective)
     for k, v in doc.get("files", {}).items():
         out_console.print(f"{k}: {v}")
