@@ -67,28 +67,46 @@ def lookahead(strategy: LoadedStrategy, bars, *, points: int = 20, atol: float =
 
 
 def warmup(strategy: LoadedStrategy, bars, *, samples: int = 30) -> dict:
-    """See the module docstring. Returns ``{"bars", "samples", "needed" (bars of history, or
+    """See the module docstring (half the samples are bars with a signal in the whole-history
+    run, the rest evenly spread). Returns ``{"bars", "samples", "needed" (bars of history, or
     None when even the longest tried differs), "declared", "tried": {h: samples differing},
     "ok" (declared ≥ needed)}``."""
     n = len(bars)
     full = strategy.signals(bars)
-    ends = sorted({int(e) for e in np.linspace(n // 2, n - 1, max(int(samples), 1))})
+    k = max(int(samples), 2)
+    on = np.flatnonzero(full.direction[n // 2:] != 0) + n // 2       # bars with a signal matter most
+    picked = on[np.linspace(0, len(on) - 1, min(k // 2, len(on))).astype(int)] if len(on) else np.zeros(0, int)
+    ends = sorted({int(e) for e in np.linspace(n // 2, n - 1, k - len(picked))} | {int(e) for e in picked})
+    def differing(h: int) -> int:
+        n_bad = 0
+        for e in ends:
+            if e - h + 1 < 0:
+                continue
+            s = strategy.signals(bars.slice(e - h + 1, e + 1))
+            a, b = int(s.direction[-1]), int(full.direction[e])
+            if a != b or (a != 0 and abs(float(s.confidence[-1]) - float(full.confidence[e])) > 1e-6):
+                n_bad += 1
+        return n_bad
+
     tried: dict[int, int] = {}
     for h in WARMUP_STEPS:
         if h >= n // 2:
             break
-        differ = 0
-        for e in ends:
-            s = strategy.signals(bars.slice(e - h + 1, e + 1))
-            a, b = int(s.direction[-1]), int(full.direction[e])
-            if a != b or (a != 0 and abs(float(s.confidence[-1]) - float(full.confidence[e])) > 1e-6):
-                differ += 1
-        tried[h] = differ
+        tried[h] = differing(h)
     needed = None
+    last_bad = 1
     for h in sorted(tried, reverse=True):
         if tried[h]:
+            last_bad = h
             break
         needed = h
+    if needed is not None:   # bisect between the longest differing and the shortest agreeing history
+        lo, hi = last_bad, needed
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            tried[mid] = differing(mid)
+            lo, hi = (lo, mid) if not tried[mid] else (mid, hi)
+        needed = hi
     declared = strategy.warmup
     return {"bars": n, "samples": len(ends), "needed": needed, "declared": declared, "tried": tried,
             "ok": needed is not None and declared + 1 >= needed}
