@@ -384,3 +384,26 @@ def test_strategy_new_output_runs_unchanged_through_backtest(tmp_path, es_1m_pat
                        timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT),
                                          "MES_BARS": str(es_1m_path)})
     assert r.returncode == 0, r.stdout[-2000:]
+
+
+def test_module_and_entry_point_specs_load(tmp_path, monkeypatch, week) -> None:
+    from importlib.metadata import EntryPoint
+
+    from engine.strategy import loader
+
+    pkg = tmp_path / "my_strats"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "chan.py").write_text(CHANNEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    a = load_strategy("my_strats.chan:Channel", {"lookback": 15})
+    assert a.where == "my_strats.chan:Channel" and a.params == {"lookback": 15}
+    ep = EntryPoint(name="my_channel", value="my_strats.chan:Channel", group=loader.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(loader, "_entry_points", lambda: {"my_channel": ep})
+    b = load_strategy("my_channel", {"lookback": 15})
+    assert b.name == "channel" and b.version == "3"
+    assert np.array_equal(a.signals(week).direction, b.signals(week).direction)
+    assert {"spec": "my_channel", "name": "my_channel", "kind": "entry point",
+            "where": "my_strats.chan:Channel"} in loader.discover([])
+    with pytest.raises(StrategyError, match="my_strats.chan:Nope: no class 'Nope'.*Channel"):
+        load_strategy("my_strats.chan:Nope")

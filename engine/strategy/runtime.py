@@ -45,6 +45,8 @@ class StrategySource:
         self.errors = 0
         self.on_error: Callable[[str], None] | None = None
         self._ok = True
+        if self.streaming:
+            start_stream(strategy, self.bar_ns)
 
     def _fail(self, msg: str) -> tuple[int, float, int]:
         first = not self.error
@@ -98,6 +100,18 @@ class StrategySource:
         return d, conf, cls, 0, perf_ns() - t0
 
 
+def start_stream(strategy: LoadedStrategy, bar_ns: int) -> None:
+    """Call the strategy's optional ``reset(bar_ns)`` before its first ``update`` (fresh state,
+    the bar length). Raises :class:`StrategyError` when it raises."""
+    reset = getattr(strategy.impl, "reset", None)
+    if callable(reset):
+        try:
+            reset(int(bar_ns))
+        except Exception as exc:  # noqa: BLE001 - the user's code
+            raise StrategyError(f"{strategy.where}: reset() raised {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from None
+
+
 def check_stream(strategy: LoadedStrategy, fresh: LoadedStrategy, bars) -> dict:
     """Batch = streaming: ``strategy.signals(bars)`` against ``fresh.impl.update`` fed the same
     bars one at a time (``fresh``: a new instance, its state untouched). Returns ``{"bars",
@@ -106,6 +120,7 @@ def check_stream(strategy: LoadedStrategy, fresh: LoadedStrategy, bars) -> dict:
     :class:`StrategyError` from the batch call or when ``update`` raises."""
     sig = strategy.signals(bars)
     n = len(bars)
+    start_stream(fresh, int(bars.bar_ns))
     d = np.zeros(n, np.int8)
     conf = np.full(n, np.nan)
     up = fresh.impl.update
@@ -124,4 +139,4 @@ def check_stream(strategy: LoadedStrategy, fresh: LoadedStrategy, bars) -> dict:
     return {"bars": n, "differ": int(len(idx)), "first": [int(x) for x in idx[:5]], "pass": not len(idx)}
 
 
-__all__ = ["StrategySource", "check_stream"]
+__all__ = ["StrategySource", "check_stream", "start_stream"]

@@ -8,7 +8,11 @@ changes (a close back inside resets it). Confidence 0.70 (size multiplier 1.0 by
 range is made of bars BEFORE the bars it is traded on, so no signal uses a later bar.
 
 Warm-up: a signal depends on the bars since that day's 09:30, at most 390 one-minute bars;
-``warmup = 400`` (1-minute or longer bars; a live session evaluates the last 401 bars).
+``warmup = 400`` (1-minute or longer bars).
+
+Streaming: ``update`` gives the same signals bar by bar (``reset(bar_ns)`` first), so a session
+runs it instead of re-evaluating the batch rule on a 401-bar window at every bar; ``mes-console
+analyze streaming`` checks the two agree (live trading needs that pass).
 
 Walk-forward result on the real year (ES 5-minute bars 2024-12-03 … 2025-12-15, default
 settings, conservative fills, ``[training]`` windows 6/1/1 months rolled monthly, 20 TPE
@@ -17,10 +21,24 @@ trials per fold on each in-sample window)::
     mes-console backtest --walk-forward --strategy examples/strategies/opening_range.py:OpeningRangeBreakout \
         --data ../shared/data/es_5m_2024-12-03_2025-12-15.parquet --trials 20
 
-WALK_FORWARD_RESULT
+Result (run 2026-12-05 with this file, version 1): 5 folds, tested 2025-07-15 … 2025-12-15::
+
+    fold 0  test 2025-07-15 … 2025-08-15  range_minutes=20, last_entry=60   21 trades  net   -57.64 $  Sharpe  -2.91
+    fold 1  test 2025-08-15 … 2025-09-15  range_minutes=25, last_entry=60   21 trades  net  -138.89 $  Sharpe  -8.07
+    fold 2  test 2025-09-15 … 2025-10-15  range_minutes=40, last_entry=60   12 trades  net   -31.33 $  Sharpe  -2.29
+    fold 3  test 2025-10-15 … 2025-11-15  range_minutes=25, last_entry=60   20 trades  net  -128.05 $  Sharpe  -6.90
+    fold 4  test 2025-11-15 … 2025-12-15  range_minutes=50, last_entry=90   12 trades  net   -65.08 $  Sharpe  -5.49
+    stitched out-of-sample: 86 trades, net -420.99 $ (gross -167.50, commission 72.24, slippage 181.25),
+    Sharpe -5.28, max drawdown 420.99 $, win rate 0.256; go live: NO
+
+It loses before costs too (gross < 0): no edge on this year; shown as an example of the API,
+not as a strategy to trade.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -28,6 +46,7 @@ import pandas as pd
 from engine.strategy.api import IntParam, StrategyBase, make_signals
 
 RTH_OPEN_MIN = 9 * 60 + 30
+NY = ZoneInfo("America/New_York")
 
 
 def ny_minutes(ts_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,3 +87,27 @@ class OpeningRangeBreakout(StrategyBase):
         prev[1:][day[1:] != day[:-1]] = 0
         direction = np.where((state != 0) & (state != prev), state, 0)
         return make_signals(direction, 0.70)
+
+    # ------------------------------------------------------------------ streaming form
+    def reset(self, bar_ns: int) -> None:
+        """Start a stream of ``bar_ns``-nanosecond bars (fresh state)."""
+        self._bar_min = bar_ns / 60e9
+        self._day = None
+        self._rh, self._rl, self._prev = -np.inf, np.inf, 0
+
+    def update(self, ts, o, h, l, c, v):
+        """One closed bar (open time ``ts`` UTC ns) → (direction, confidence): the batch rule."""
+        t = datetime.fromtimestamp(int(ts) // 1_000_000_000, NY)
+        mod, day = t.hour * 60 + t.minute, t.date()
+        if day != self._day:
+            self._day, self._rh, self._rl, self._prev = day, -np.inf, np.inf, 0
+        end_range = RTH_OPEN_MIN + self.range_minutes
+        if mod >= RTH_OPEN_MIN and mod + self._bar_min <= end_range:
+            self._rh, self._rl = max(self._rh, h), min(self._rl, l)
+        after = mod >= end_range and mod + self._bar_min <= RTH_OPEN_MIN + self.last_entry
+        state = 0
+        if after and self._rh > -np.inf:
+            state = 1 if c > self._rh else (-1 if c < self._rl else 0)
+        d = state if state != 0 and state != self._prev else 0
+        self._prev = state
+        return d, (0.70 if d else float("nan"))

@@ -18,7 +18,18 @@ trials per fold on each in-sample window)::
     mes-console backtest --walk-forward --strategy examples/strategies/vwap_reversion.py:VwapReversion \
         --data ../shared/data/es_5m_2024-12-03_2025-12-15.parquet --trials 20
 
-WALK_FORWARD_RESULT
+Result (run 2026-12-05 with this file, version 1): 5 folds, tested 2025-07-15 … 2025-12-15::
+
+    fold 0  test 2025-07-15 … 2025-08-15  band=3.0, std_bars=55             12 trades  net  -102.58 $  Sharpe -10.45
+    fold 1  test 2025-08-15 … 2025-09-15  band=3.0, std_bars=60              8 trades  net   -62.97 $  Sharpe  -8.68
+    fold 2  test 2025-09-15 … 2025-10-15  band=3.0, std_bars=45             18 trades  net   -75.12 $  Sharpe  -3.94
+    fold 3  test 2025-10-15 … 2025-11-15  band=3.0, std_bars=45             13 trades  net   -17.17 $  Sharpe  -1.14
+    fold 4  test 2025-11-15 … 2025-12-15  band=3.0, std_bars=45             14 trades  net   -70.51 $  Sharpe  -4.78
+    stitched out-of-sample: 65 trades, net -328.35 $ (gross -133.75, commission 54.60, slippage 140.00),
+    Sharpe -4.61, max drawdown 328.35 $, win rate 0.231; go live: NO
+
+Every fold chose the widest band (3.0, the top of its range): fewer trades lose less, and it
+still loses before costs. No edge on this year; an example of the API, not a strategy to trade.
 """
 
 from __future__ import annotations
