@@ -407,3 +407,25 @@ def test_module_and_entry_point_specs_load(tmp_path, monkeypatch, week) -> None:
             "where": "my_strats.chan:Channel"} in loader.discover([])
     with pytest.raises(StrategyError, match="my_strats.chan:Nope: no class 'Nope'.*Channel"):
         load_strategy("my_strats.chan:Nope")
+
+
+def test_console_backtest_and_walk_forward_take_a_strategy(channel_file, es_1m_path, tmp_path) -> None:
+    """The Backtest screen's work: its Model field names a strategy file (plain and Walk-fwd)."""
+    import dataclasses
+    from datetime import date
+
+    from engine.runtime.snapshot import BacktestParams
+    from engine.runtime.work import run_backtest_for_console, run_walk_forward_for_console
+
+    s = Settings()
+    s = dataclasses.replace(s, paths=dataclasses.replace(s.paths, reports_dir=str(tmp_path / "reports")))
+    spec = f"{channel_file}:Channel"
+    p = BacktestParams(data=str(es_1m_path), start=date(2025, 10, 6), end=date(2025, 10, 10), model=spec)
+    r = run_backtest_for_console(s, p, lambda _p: None)
+    week = slice_dates(load_bars(es_1m_path), "2025-10-06", "2025-10-10")
+    want = compose.backtest(week, load_strategy(spec).signals(week), s)
+    assert len(r.trades) == len(want.records) > 0
+    p = dataclasses.replace(p, start=date(2025, 6, 2), end=date(2025, 7, 31), walk_forward=(6, 1, 1))
+    wf = run_walk_forward_for_console(s, p, lambda _p: None, in_process=True)
+    assert len(wf.folds) >= 2 and wf.go_live and "chosen per fold" in wf.backtest.limits[-1]
+    assert (Path(wf.backtest.report_path) / "walk_forward.json").exists()

@@ -60,11 +60,18 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     from engine.strategy.baseline import BreakoutBaseline
     from engine.strategy.model import ModelStrategy
 
+    from engine.strategy.console import is_strategy_spec
+
     settings = _with_params(settings, params)
     on_progress(Progress(0, 1, "loading bars"))
     bars = _bars_for(settings, params.data, params.start, params.end, params.seed)
-    strat = (BreakoutBaseline(lookback=settings.backtest.baseline_lookback) if params.model in ("", "baseline")
-             else ModelStrategy(params.model))
+    if is_strategy_spec(params.model):   # a strategy file/module/entry point (engine.strategy.loader)
+        from engine.strategy.loader import load_strategy
+
+        strat: Any = load_strategy(params.model)
+    else:
+        strat = (BreakoutBaseline(lookback=settings.backtest.baseline_lookback) if params.model in ("", "baseline")
+                 else ModelStrategy(params.model))
     on_progress(Progress(0, len(bars), f"signals: {strat.name}"))
     sig = strat.signals(bars)
     res = run_backtest(bars, sig, settings, fill_model=params.fill_model, strategy_name=strat.name,
@@ -298,8 +305,11 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     from engine.ml.training import TrainParams
 
     assert params.walk_forward is not None
+    from engine.strategy.console import is_strategy_spec
+
+    strategy_wf = is_strategy_spec(params.model)   # walk-forward optimization of its declared parameters
     arch = params.model if params.model in ARCHS else settings.training.arch
-    if params.model not in ARCHS + ("", "baseline"):
+    if params.model not in ARCHS + ("", "baseline") and not strategy_wf:
         raise ValueError(f"model: {params.model!r}: a walk-forward trains its own model per fold; give an "
                          f"architecture ({', '.join(ARCHS)}) or baseline for [training] arch")
     settings = _with_params(settings, params)
@@ -311,6 +321,12 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     on_progress(Progress(0, 1, "loading bars"))
     bars = _bars_for(settings, params.data, params.start, params.end, params.seed)
     n_folds, note = 1, ""
+    if strategy_wf:
+        from engine.strategy.console import strategy_walk_forward_for_console
+
+        out = resolve_dir(settings.paths.reports_dir, "reports") / (
+            f"walk-forward-strategy-{tr_m}-{va_m}-{te_m}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}")
+        return strategy_walk_forward_for_console(settings, params, on_progress, bars, out)
 
     def progress(ev: dict) -> None:
         nonlocal n_folds, note
