@@ -354,16 +354,8 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
                           int(fm["trades"]), float(fm["net_pnl"]), float(fm["sharpe"]),
                           float(fm["max_drawdown"]), float(fr.metrics["accuracy"]))
                   for fm, fr in zip(r.wf.fold_metrics, training.folds))
-    checks = tuple(GoLiveRow(name, _check_value(c["value"]), str(c["threshold"]), bool(c["pass"]))
-                   for name, c in r.go_live["checks"].items())
-    m = r.wf.metrics or {}
-    records = [t for res in r.wf.folds for t in res.records]
-    eq = [float(settings.account.starting_capital)]
-    for t in records:
-        eq.append(eq[-1] + t.net_pnl)
-    keys = ("net_pnl", "trades", "win_rate", "profit_factor", "expectancy", "sharpe", "calmar",
-            "max_drawdown", "commission", "slippage")
-    metrics = tuple((k, _fmt(m[k])) for k in keys if k in m) + (("oos_accuracy", f"{r.oos_accuracy:.3f}"),)
+    checks, m, records, eq, metrics = stitched_rows(r, settings)
+    metrics = metrics + (("oos_accuracy", f"{r.oos_accuracy:.3f}"),)
     lines = [x for res in r.wf.folds for x in _limit_lines(res) if x.startswith(("halted ", "research mode"))]
     limits = tuple(dict.fromkeys(lines)) or ("no account-level halt in any fold",)
     # the report files of `backtest --walk-forward --out DIR`, in the reports dir (platformdirs
@@ -375,6 +367,22 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     on_progress(Progress(2 * n_folds, 2 * n_folds, f"done: {len(records)} trades, net ${m.get('net_pnl', 0.0):,.2f}",
                          folds=n_folds))
     return WalkForwardRun(bt, folds, checks, bool(r.go_live["pass"]), note)
+
+
+def stitched_rows(r, settings: Settings):
+    """The console rows of a walk-forward (``r``: its ``wf`` and ``go_live``): (go-live rows, the
+    stitched metrics dict, every fold's trade records, equity after each trade in $ from the
+    starting capital, the metrics table rows)."""
+    checks = tuple(GoLiveRow(name, _check_value(c["value"]), str(c["threshold"]), bool(c["pass"]))
+                   for name, c in r.go_live["checks"].items())
+    m = r.wf.metrics or {}
+    records = [t for res in r.wf.folds for t in res.records]
+    eq = [float(settings.account.starting_capital)]
+    for t in records:
+        eq.append(eq[-1] + t.net_pnl)
+    keys = ("net_pnl", "trades", "win_rate", "profit_factor", "expectancy", "sharpe", "calmar",
+            "max_drawdown", "commission", "slippage")
+    return checks, m, records, eq, tuple((k, _fmt(m[k])) for k in keys if k in m)
 
 
 WALK_FORWARD_FILES = ("walk_forward.json", "trades.csv", "equity.csv")

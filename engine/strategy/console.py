@@ -37,8 +37,8 @@ def found_specs() -> list[str]:
 def strategy_walk_forward_for_console(settings: Any, params: Any, on_progress: Any, bars: Any, out: Path):
     """The Walk-fwd run of a strategy spec (``params.model``) over ``bars``: → WalkForwardRun.
     Raises :class:`engine.strategy.loader.StrategyError` / ``ValueError``."""
-    from engine.runtime.snapshot import BacktestResult, FoldRow, GoLiveRow, Progress, TradeRow, WalkForwardRun
-    from engine.runtime.work import _check_value, write_walk_forward_report
+    from engine.runtime.snapshot import BacktestResult, FoldRow, Progress, WalkForwardRun
+    from engine.runtime.work import _trade_rows, stitched_rows, write_walk_forward_report
     from engine.strategy.loader import load_strategy
     from engine.strategy.walkforward import strategy_walk_forward, walk_forward_doc
 
@@ -66,19 +66,9 @@ def strategy_walk_forward_for_console(settings: Any, params: Any, on_progress: A
         folds.append(FoldRow(int(c["fold"]) + 1, int(c["test"]["start_ns"]), int(c["test"]["end_ns"]),
                              int(fm["trades"]), float(fm["net_pnl"]), float(fm["sharpe"]),
                              float(fm["max_drawdown"]), win))
-    checks = tuple(GoLiveRow(name, _check_value(c["value"]), str(c["threshold"]), bool(c["pass"]))
-                   for name, c in r.go_live["checks"].items())
-    m = r.wf.metrics or {}
-    records = [t for res in r.wf.folds for t in res.records]
-    eq = [float(settings.account.starting_capital)]
-    for t in records:
-        eq.append(eq[-1] + t.net_pnl)
-    keys = ("net_pnl", "trades", "win_rate", "profit_factor", "expectancy", "sharpe", "calmar", "max_drawdown",
-            "commission", "slippage")
-    metrics = tuple((k, f"{m[k]:,.2f}" if isinstance(m[k], float) else str(m[k])) for k in keys if k in m)
+    checks, m, records, eq, metrics = stitched_rows(r, settings)
     write_walk_forward_report(r, walk_forward_doc(r, params.fill_model, params.data), out)
-    rows = tuple(TradeRow(t.entry_ts, t.exit_ts, "LONG" if t.direction > 0 else "SHORT", t.contracts, t.entry_price,
-                          t.exit_price, t.net_pnl, t.exit_reason) for t in records)
+    rows = tuple(_trade_rows(records))
     chosen = "; ".join(f"fold {c['fold'] + 1}: " + ", ".join(f"{k}={v}" for k, v in c["params"].items())
                        for c in r.chosen)
     bt = BacktestResult(metrics, tuple(eq), rows, str(out), (f"{st.label()}", f"chosen per fold: {chosen}"))

@@ -217,8 +217,9 @@ def _resolve(spec: str) -> tuple[Any, str, Path | None, str]:
         cls = ep.load()
     except Exception as exc:  # noqa: BLE001
         raise StrategyError(f"entry point {spec} = {ep.value}: {type(exc).__name__}: {_one_line(exc)}") from None
-    mod = sys.modules.get(getattr(cls, "__module__", ""), None)
-    src = Path(mod.__file__) if mod is not None and getattr(mod, "__file__", None) else None
+    ep_mod = sys.modules.get(getattr(cls, "__module__", ""), None)
+    ep_file = getattr(ep_mod, "__file__", None)
+    src = Path(ep_file) if ep_file else None
     _check_class(cls, ep.value)
     return cls, ep.value, src, _sha(src)
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.clock import perf_ns
 from engine.data.bars import Bars
-from engine.strategy.loader import LoadedStrategy, StrategyError, check_signals
+from engine.strategy.loader import LoadedStrategy, StrategyError
 
 
 class StrategySource:

@@ -106,7 +106,7 @@ def strategy_walk_forward(bars, settings, strategy: LoadedStrategy, *, trials: i
 
     prog = (lambda i, n: on_progress({"event": "backtest_fold", "done": i, "total": n})) if on_progress else None
     wf = walk_forward_backtest(bars, plan.folds, signals_for_fold, settings, fill_model=fill, progress=prog)
-    tr = wf.trades
+    tr: Any = wf.trades   # a DataFrame
     acc = float((tr["net_pnl"] > 0).mean()) if len(tr) else 0.0
     gate = go_live_check(wf, acc, settings.go_live)
     return StrategyWalkForward(wf, record, gate, acc, plan.note, strategy.describe())

@@ -232,18 +232,9 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     t.add_row("all", "stitched", str(m.get("trades", 0)), f"{m.get('net_pnl', 0.0):,.2f}", f"{m.get('sharpe', 0.0):.2f}",
               f"{m.get('max_drawdown', 0.0):,.2f}", f"{100 * r.oos_accuracy:.1f}%", style="bold")
     out_console.print(t)
-    g = Table(title="go-live check (R-BT-4)")
-    for c in ("criterion", "value", "threshold", "result"):
-        g.add_column(c)
-    for name, c in r.go_live["checks"].items():
-        v = c["value"]
-        if isinstance(v, dict):
-            missing = [k for k, ok in v.items() if not ok]
-            v = "all" if not missing else "not exercised: " + ", ".join(missing)
-        elif isinstance(v, float):
-            v = f"{v:.3f}"
-        g.add_row(name, str(v), str(c["threshold"]), "[green]pass[/]" if c["pass"] else "[red]FAIL[/]")
-    out_console.print(g)
+    from mes_console.commands.strategy import go_live_table
+
+    out_console.print(go_live_table(r.go_live, "go-live check (R-BT-4)"))
     if not m.get("trades"):
         out_console.print(f"no trades: the fold models' confidence never reached [signal] min_confidence = "
                           f"{s.signal.min_confidence:g} (and the first [risk] confidence_multipliers step "
@@ -279,11 +270,15 @@ def _strategy_walk_forward(bars, s, strat, fill: str, trials: int, json_out: boo
         elif ev["event"] == "fold_done":
             err_console.print(f"fold {ev['fold']}: chosen {ev['params']}", highlight=False)
 
+    from engine.research.optimize import OptimizeUsageError
+    from engine.strategy.loader import StrategyError
+
     try:
         r = strategy_walk_forward(bars, s, strat, trials=trials, fill_model=fill, on_progress=on_progress)
-    except ValueError as exc:
-        fail(str(exc), code=EXIT_USAGE if "strategy" in type(exc).__name__.lower() or "declares no" in str(exc)
-             else EXIT_PROBLEMS)
+    except (StrategyError, OptimizeUsageError) as exc:   # the user's file, or no declared parameters
+        fail(str(exc), code=EXIT_USAGE)
+    except ValueError as exc:   # data too short for a fold
+        fail(str(exc), code=EXIT_PROBLEMS)
     doc = walk_forward_doc(r, fill, data)
     if out is not None:
         try:

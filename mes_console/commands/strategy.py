@@ -205,10 +205,19 @@ def print_walk_forward(r, doc: dict, objective: str) -> None:
     t.add_row("all", "stitched", "", "", str(m.get("trades", 0)), f"{m.get('net_pnl', 0.0):,.2f}",
               f"{m.get('sharpe', 0.0):.2f}", f"{m.get('max_drawdown', 0.0):,.2f}", style="bold")
     out_console.print(t)
-    g = Table(title="go-live check (R-BT-4; accuracy = out-of-sample trade win rate)")
+    out_console.print(go_live_table(r.go_live, "go-live check (R-BT-4; accuracy = out-of-sample trade win rate)"))
+    out_console.print("go live: " + ("PASS" if r.go_live["pass"] else "NO — at least one criterion failed"))
+
+
+def go_live_table(go_live: dict, title: str):
+    """A rich table of the R-BT-4 go-live checks (:func:`engine.backtest.walkforward.go_live_check`):
+    criterion, value, threshold, pass/FAIL."""
+    from rich.table import Table
+
+    g = Table(title=title)
     for c in ("criterion", "value", "threshold", "result"):
         g.add_column(c)
-    for name, c in r.go_live["checks"].items():
+    for name, c in go_live["checks"].items():
         v = c["value"]
         if isinstance(v, dict):
             missing = [k for k, ok in v.items() if not ok]
@@ -216,8 +225,7 @@ def print_walk_forward(r, doc: dict, objective: str) -> None:
         elif isinstance(v, float):
             v = f"{v:.3f}"
         g.add_row(name, str(v), str(c["threshold"]), "[green]pass[/]" if c["pass"] else "[red]FAIL[/]")
-    out_console.print(g)
-    out_console.print("go live: " + ("PASS" if r.go_live["pass"] else "NO — at least one criterion failed"))
+    return g
 
 
-__all__ = ["app", "cli_strategy", "StrategyOpt", "ParamOpt", "print_walk_forward", "TEMPLATE", "warn"]
+__all__ = ["go_live_table", "app", "cli_strategy", "StrategyOpt", "ParamOpt", "print_walk_forward", "TEMPLATE", "warn"]
