@@ -322,11 +322,9 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     bars = _bars_for(settings, params.data, params.start, params.end, params.seed)
     n_folds, note = 1, ""
     if strategy_wf:
-        from engine.strategy.console import strategy_walk_forward_for_console
-
         out = resolve_dir(settings.paths.reports_dir, "reports") / (
             f"walk-forward-strategy-{tr_m}-{va_m}-{te_m}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}")
-        return strategy_walk_forward_for_console(settings, params, on_progress, bars, out)
+        return _strategy_walk_forward_for_console(settings, params, on_progress, bars, out)
 
     def progress(ev: dict) -> None:
         nonlocal n_folds, note
@@ -367,6 +365,49 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     on_progress(Progress(2 * n_folds, 2 * n_folds, f"done: {len(records)} trades, net ${m.get('net_pnl', 0.0):,.2f}",
                          folds=n_folds))
     return WalkForwardRun(bt, folds, checks, bool(r.go_live["pass"]), note)
+
+
+def _strategy_walk_forward_for_console(settings: Any, params: Any, on_progress: Any, bars: Any, out: Path):
+    """The Walk-fwd run of a strategy spec (``params.model``) over ``bars``
+    (:func:`engine.strategy.walkforward.strategy_walk_forward`) → WalkForwardRun (a fold's
+    "accuracy" is its trade win rate); the report files of ``backtest --walk-forward --strategy
+    --out`` in ``out``. Raises :class:`engine.strategy.loader.StrategyError` / ``ValueError``."""
+    from engine.strategy.loader import load_strategy
+    from engine.strategy.walkforward import strategy_walk_forward, walk_forward_doc
+
+    st = load_strategy(params.model)
+    n = {"folds": 1}
+
+    def progress(ev: dict) -> None:
+        if ev["event"] == "plan":
+            n["folds"] = max(1, int(ev["folds"]))
+            on_progress(Progress(0, 2 * n["folds"], str(ev["note"]), folds=n["folds"]))
+        elif ev["event"] == "fold_done":
+            f = int(ev["fold"])
+            on_progress(Progress(f + 1, 2 * n["folds"], f"fold {f + 1}/{n['folds']} optimized: {ev['params']}",
+                                 fold=f, folds=n["folds"]))
+        elif ev["event"] == "backtest_fold":
+            d = int(ev["done"])
+            on_progress(Progress(n["folds"] + d, 2 * n["folds"], f"fold {d}/{n['folds']} backtested",
+                                 fold=d - 1, folds=n["folds"]))
+
+    r = strategy_walk_forward(bars, settings, st, fill_model=params.fill_model, on_progress=progress)
+    folds = []
+    for c, fm, res in zip(r.chosen, r.wf.fold_metrics, r.wf.folds):
+        tr = res.trades
+        win = float((tr["net_pnl"] > 0).mean()) if len(tr) else 0.0
+        folds.append(FoldRow(int(c["fold"]) + 1, int(c["test"]["start_ns"]), int(c["test"]["end_ns"]),
+                             int(fm["trades"]), float(fm["net_pnl"]), float(fm["sharpe"]),
+                             float(fm["max_drawdown"]), win))
+    checks, m, records, eq, metrics = stitched_rows(r, settings)
+    write_walk_forward_report(r, walk_forward_doc(r, params.fill_model, params.data), out)
+    rows = tuple(_trade_rows(records))
+    chosen = "; ".join(f"fold {c['fold'] + 1}: " + ", ".join(f"{k}={v}" for k, v in c["params"].items())
+                       for c in r.chosen)
+    bt = BacktestResult(metrics, tuple(eq), rows, str(out), (f"{st.label()}", f"chosen per fold: {chosen}"))
+    on_progress(Progress(2 * n["folds"], 2 * n["folds"], f"done: {len(records)} trades, net ${m.get('net_pnl', 0.0):,.2f}",
+                         folds=n["folds"]))
+    return WalkForwardRun(bt, tuple(folds), checks, bool(r.go_live["pass"]), r.note)
 
 
 def stitched_rows(r, settings: Settings):
