@@ -179,6 +179,13 @@ def test_paper_session_on_the_fake_gateway(channel_file, topstepx_path, tmp_path
     assert r.returncode == 0, r.stderr[-2000:] + r.stdout[-2000:]
     doc = json.loads(rep.read_text())
     assert doc["mode"] == "paper" and doc["bars"] >= 20 and "channel v3" in doc["signals"]
+    # the journal records which strategy (and version) the session ran
+    import sqlite3
+
+    journal = next((tmp_path / "xdg-data").rglob("journal.sqlite3"))
+    with sqlite3.connect(journal) as db:
+        msgs = [m for (m,) in db.execute("SELECT message FROM events")]
+    assert any(m.startswith("signals: strategy channel v3") for m in msgs), msgs[:5]
 
 
 # ----------------------------------------------------------------------------- lookahead
@@ -342,7 +349,8 @@ def test_strategy_raising_mid_session_pauses_entries_and_keeps_protection(tmp_pa
     assert sess.step()
     snap = sess.snapshot()
     assert snap.header.paused and snap.risk.state == "REDUCING"
-    assert "feed of my indicator broke" in snap.risk.reason and str(f) in snap.risk.reason
+    assert "flaky.py:Flaky: signals() raised RuntimeError: feed of my indicator broke" in snap.risk.reason
+    assert str(f) in sess.signals.error
     assert any("strategy error" in e.message and e.severity == "error" for e in snap.events)
     assert snap.position.side != "FLAT" and snap.position.all_protected       # protection stays
     assert snap.position.stop is not None and snap.position.stop.state == "WORKING"
@@ -429,3 +437,59 @@ def test_console_backtest_and_walk_forward_take_a_strategy(channel_file, es_1m_p
     wf = run_walk_forward_for_console(s, p, lambda _p: None, in_process=True)
     assert len(wf.folds) >= 2 and wf.go_live and "chosen per fold" in wf.backtest.limits[-1]
     assert (Path(wf.backtest.report_path) / "walk_forward.json").exists()
+
+
+async def test_console_shows_the_strategy_error_and_keeps_running(tmp_path, week) -> None:
+    """In the console: a strategy raising mid-session pauses entries (header PAUSED, risk pane
+    reason, an error line in the log pane) while the position keeps its bracket; the app runs on."""
+    from engine.runtime.session import Session, SessionConfig, make_signal_source
+    from mes_console.app import MesConsoleApp
+
+    f = tmp_path / "flaky.py"
+    f.write_text(FLAKY)
+    st = load_strategy(f"{f}:Flaky")
+    from engine.logs import RingHandler, install, reset
+
+    s = Settings()
+    ring = RingHandler(500)
+    reset()
+    install([ring])
+    sess = Session(s, week, make_signal_source(s, week, None, strategy=st), SessionConfig(), ring=ring)
+    while sess.kernel.oco.pos == 0:
+        assert sess.step()
+    app = MesConsoleApp(sess, s)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        assert "flaky" in str(app.query_one("#model").render())
+        sys.modules[type(st.impl).__module__].FAIL_FROM[0] = int(week.ts[sess.i])
+        sess.step()
+        sess.step()
+        await pilot.pause(0.3)
+        assert "PAUSED" in str(app.query_one("#header").render())
+        risk = " ".join(str(app.query_one("#risk").render()).split())
+        assert "strategy error" in risk
+        logs = " ".join(str(app.query_one("#logs").render()).split())
+        assert "E alert: strategy error: flaky.py:Flaky" in logs          # the pane is narrow: its start
+        assert "feed of my indicator broke" in app.snapshot.risk.reason
+        assert any("feed of my indicator broke" in e.message for e in app.snapshot.events)
+        assert app.snapshot.position.side != "FLAT" and app.snapshot.position.all_protected
+        assert app.is_running
+    reset()
+
+
+def test_bare_console_takes_a_strategy_and_names_a_bad_one(tmp_path, capsys, monkeypatch) -> None:
+    """`mes-console --strategy SPEC`: the demo session's signal source (checked before any
+    console starts: a bad file is one line, exit 3)."""
+    from mes_console.commands import run as run_cmd
+
+    f = tmp_path / "bad.py"
+    f.write_text(BAD["missing method"][0])
+    rc, _, err = _cli(["--strategy", f"{f}:Bad"], capsys)
+    assert rc == 3 and "missing method signals" in err and str(f) in err
+    good = tmp_path / "channel.py"
+    good.write_text(CHANNEL)
+    seen = {}
+    monkeypatch.setattr(run_cmd, "run_tui", lambda session, settings: seen.setdefault("label", session.signals.label) and 0)
+    rc, _, err = _cli(["--strategy", f"{good}:Channel"], capsys)
+    assert rc == 0, err
+    assert seen["label"].startswith("strategy channel v3")

@@ -320,12 +320,11 @@ class SessionBase:
     def _strategy_failed(self, message: str) -> None:
         """The strategy failed on this bar (no signal was used): new entries paused with the
         error shown, protection (the working bracket) stays; the operator resumes."""
-        log.error("strategy error: %s", message)
         try:
             self.risk.pause(f"strategy error: {message}", "system")
         except Exception:  # HALTED already: nothing enters anyway
             log.exception("pausing after the strategy error failed")
-        self._event("alert", f"strategy error, entries paused (protection kept): {message}", "error")
+        self._event("alert", f"strategy error: {message}; entries paused, protection kept", "error")
 
     def run_backtest(self, params: BacktestParams, on_progress: ProgressCallback) -> BacktestResult:
         from engine.runtime.work import run_backtest_for_console

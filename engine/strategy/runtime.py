@@ -10,7 +10,7 @@ closed bar, as :class:`engine.runtime.session.WindowSignals` does, from either
 
 Fail safe: an exception inside the strategy or a bad signal (:func:`check_signals`) gives NO
 signal for that bar (direction 0), records ``error`` (one line naming the file and class) and
-calls ``on_error(message)`` once per failure streak: the session pauses new entries with the
+calls ``on_error(message)`` (the file by its name only) once per failure streak: the session pauses new entries with the
 error shown while protection stays (:meth:`engine.runtime.session.SessionBase._strategy_failed`).
 A later good bar clears ``error``; the pause stays until the operator resumes.
 """
@@ -54,7 +54,9 @@ class StrategySource:
         self._ok = False
         self.errors += 1
         if first and self.on_error is not None:
-            self.on_error(msg)
+            src = self.user_strategy.source
+            # the console's panes are narrow: the file by its name (the full path is in `error`)
+            self.on_error(msg.replace(f"{src.parent}/", "") if src is not None else msg)
         return 0, float("nan"), -1
 
     def _from_update(self, ts: int, o: float, h: float, l: float, c: float, v: float) -> tuple[int, float, int]:
