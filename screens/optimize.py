@@ -6,7 +6,7 @@ The study is :func:`engine.research.optimize.optimize_study` with one worker in 
 after the running trial (the held-out report and the config file are still written). The app's
 halt key is a priority binding and works on this screen too. The Strategy field: ``baseline`` or a
 strategy whose declared parameters are searched with the risk ones (the strategies found are its
-suggestions and listed in its tooltip; a bad file is one line in the status, nothing starts).
+suggestions and listed in its tooltip; a bad file is a one-line notification, nothing starts).
 """
 
 from __future__ import annotations

@@ -493,3 +493,52 @@ def test_bare_console_takes_a_strategy_and_names_a_bad_one(tmp_path, capsys, mon
     rc, _, err = _cli(["--strategy", f"{good}:Channel"], capsys)
     assert rc == 0, err
     assert seen["label"].startswith("strategy channel v3")
+
+
+async def test_optimize_screen_strategy_field(tmp_path, es_1m_path) -> None:
+    """The Optimize screen's Strategy field: the strategies found as suggestions; a bad file is
+    one line in a notification (nothing starts, the console runs on); a good one is searched."""
+    import dataclasses
+
+    from engine.config import OptimizeConfig
+    from engine.data import save_bars
+    from mes_console.app import MesConsoleApp
+    from screens.optimize import OptimizeScreen
+    from tests.ui_support import make_session, ui_settings
+
+    b = load_bars(es_1m_path)
+    data = save_bars(slice_dates(b, "2025-06-02", "2025-07-20"), tmp_path / "early-summer.parquet")
+    base = ui_settings()
+    s = dataclasses.replace(base, paths=dataclasses.replace(base.paths, data_dir=str(tmp_path),
+                                                            reports_dir=str(tmp_path / "rep")),
+                            optimize=dataclasses.replace(OptimizeConfig(), holdout_months=1, min_trades=0))
+    bad = tmp_path / "bad.py"
+    bad.write_text(BAD["missing method"][0])
+    good = tmp_path / "channel.py"
+    good.write_text(CHANNEL)
+    app = MesConsoleApp(make_session(s), s)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("o")
+        screen = app.screen
+        assert isinstance(screen, OptimizeScreen)
+        assert any(x.endswith("opening_range.py:OpeningRangeBreakout") for x in screen.strategies)
+        screen.query_one("#data").value = str(data)
+        screen.query_one("#trials").value = "3"
+        screen.query_one("#sampler").value = "random"
+        screen.query_one("#strategy").value = f"{bad}:Bad"
+        screen.query_one("#data").focus()
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        notes = [" ".join(str(n.message).split()) for n in app._notifications]
+        assert any("missing method signals" in n and str(bad) in n for n in notes), notes
+        assert screen.result is None and not screen.running()
+        screen.query_one("#strategy").value = f"{good}:Channel"
+        screen.query_one("#data").focus()
+        await pilot.press("enter")
+        for _ in range(600):
+            await pilot.pause(0.1)
+            if screen.result is not None:
+                break
+        r = screen.result
+        assert r is not None and "strategy.lookback" in r["best"]["params"]
+        assert r["strategy"]["name"] == "channel"

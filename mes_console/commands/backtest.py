@@ -261,6 +261,12 @@ def _strategy_walk_forward(bars, s, strat, fill: str, trials: int, json_out: boo
     from engine.strategy.walkforward import strategy_walk_forward, walk_forward_doc
     from mes_console.commands.strategy import print_walk_forward
 
+    from engine.strategy.analysis import bar_seconds, lookahead_warning
+    from mes_console.commands.strategy import warn
+
+    lw = lookahead_warning(strat, s, bar_seconds(bars))
+    if lw:
+        warn(lw)
     if research is not None:
         s = dataclasses.replace(s, backtest=dataclasses.replace(s.backtest, research=bool(research)))
 
