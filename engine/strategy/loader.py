@@ -3,7 +3,8 @@
 Spec forms (specs/strategy.md):
 
 - ``baseline`` / ``random``: the built-in strategies;
-- ``path/to/file.py:ClassName`` (or ``path/to/file.py`` holding exactly one strategy class);
+- ``path/to/file.py:ClassName`` (or ``path/to/file.py`` holding exactly one strategy class); the
+  file's folder is appended to ``sys.path`` so that modules beside it import;
 - ``package.module:ClassName`` (an importable module);
 - a name registered in the entry-point group ``mes_console.strategies`` (``[project.entry-points
   ."mes_console.strategies"] mine = "pkg.mod:Mine"``).
@@ -243,6 +244,8 @@ def _from_file(path: Path, cls_name: str) -> tuple[Any, str, Path, str]:
             raise StrategyError(f"{path}: cannot be loaded as a Python module")
         mod = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = mod
+        if str(path.parent) not in sys.path:   # helpers beside the file import (appended: never shadows)
+            sys.path.append(str(path.parent))
         try:
             spec.loader.exec_module(mod)
         except SyntaxError as exc:

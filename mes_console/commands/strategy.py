@@ -178,11 +178,20 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Print one JSON do
         return
     from rich.table import Table
 
+    import os
+
     t = Table(title="strategies found")
-    for c in ("--strategy", "kind", "where"):
-        t.add_column(c)
+    for c in ("name", "kind", "--strategy (files relative to here)", "where"):
+        t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(r["spec"], r["kind"], r["where"])
+        spec = r["spec"]
+        if r["kind"].startswith("file"):
+            rel = os.path.relpath(spec)
+            spec = rel if len(rel) < len(spec) else spec
+            where = ""
+        else:
+            where = r["where"]
+        t.add_row(r["name"], r["kind"], spec, where)
     out_console.print(t)
 
 
