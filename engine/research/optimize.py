@@ -10,7 +10,9 @@ becomes ``[stops] method = "fixed"`` with ``fixed_ticks`` = this), ``reward_risk
 floor(reward_risk × stop) ticks), ``risk_fraction`` (the risk fraction of every balance tier),
 ``min_confidence`` (a model's confidence threshold; not searched for the rule strategy, whose
 confidence is fixed) and ``baseline_lookback`` (the rule strategy's own channel length; not
-searched with a model).
+searched with a model). With a loaded strategy (``optimize --strategy FILE``) the rule
+strategy's two are left out and each declared parameter is a dimension ``strategy.<name>``
+(:func:`strategy_space`, :class:`StrategyTrialRunner`).
 
 A trial is the real kernel (:func:`engine.backtest.runner.run_backtest`) in the backtest's
 RESEARCH mode over the validation window: account-level halts are recorded and lifted at the

@@ -43,8 +43,9 @@ def optimize(
     config: Optional[Path] = ConfigOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Search stop/target ticks, risk %, the confidence threshold or the strategy's lookback on
-    Optuna; report on held-out data with the deflated Sharpe ratio and the PBO."""
+    """Search stop/target ticks, risk %, the confidence threshold or the strategy's lookback (with
+    --strategy FILE: its declared parameters) on Optuna; report on held-out data with the deflated
+    Sharpe ratio and the PBO."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.research.optimize import OptimizeDataError, OptimizeError, OptimizeUsageError, optimize_study
