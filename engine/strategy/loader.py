@@ -212,8 +212,8 @@ def _resolve(spec: str) -> tuple[Any, str, Path | None, str]:
     ep = _entry_points().get(spec)
     if ep is None:
         names = sorted(set(BUILTINS) | set(_entry_points()))
-        raise StrategyError(f"--strategy {spec!r}: not a built-in, a file.py:Class, a module:Class or a registered "
-                            f"entry point (group {ENTRY_POINT_GROUP}); known names: {', '.join(names)}")
+        raise StrategyError(f"unknown strategy {spec!r}: not a built-in, a file.py:Class, a module:Class or a "
+                            f"registered entry point (group {ENTRY_POINT_GROUP}); known names: {', '.join(names)}")
     try:
         cls = ep.load()
     except Exception as exc:  # noqa: BLE001
