@@ -113,6 +113,7 @@ def warmup(strategy: LoadedStrategy, bars, *, samples: int = 30) -> dict:
 
 
 def bar_seconds(bars) -> int:
+    """The bars' size in whole seconds (the key of the check records)."""
     return int(bars.bar_ns) // 1_000_000_000
 
 
@@ -147,6 +148,8 @@ class CheckRecords:
         atomic_write_text(self.path, json.dumps(doc, indent=1, sort_keys=True), mode=0o644)
 
     def passed(self, strategy: LoadedStrategy, kind: str, bar_s: int) -> bool:
+        """True when a pass of check ``kind`` on ``bar_s``-second bars is recorded for this
+        strategy's identity. Raises ``ValueError`` naming an unreadable records file."""
         rec = self._read().get(strategy.identity(), {}).get(kind, {}).get(str(int(bar_s)))
         return bool(rec and rec.get("pass"))
 
