@@ -1,7 +1,10 @@
 """``mes-console backtest``: the trading kernel over historical bars, with a report.
 
-Without ``--model`` the rule-based strategy ``--strategy`` (default ``backtest.strategy`` =
-baseline) runs through the same kernel, risk manager and simulated venue.
+Without ``--model`` the strategy ``--strategy`` (default ``backtest.strategy`` = baseline; or a
+trader's own ``file.py:Class`` / ``module:Class`` / entry point with ``--param NAME=VALUE``,
+specs/strategy.md) runs through the same kernel, risk manager and simulated venue.
+``--walk-forward --strategy FILE`` re-optimizes its declared parameters per fold
+(:func:`engine.strategy.walkforward.strategy_walk_forward`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def backtest(
     walk_forward: bool = typer.Option(False, "--walk-forward", help="Train one model per walk-forward fold ([training], [target]) and backtest each fold's test window with it; stitched equity and the R-BT-4 go-live table."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="With --walk-forward: maximum epochs per fold model (default [training] epochs)."),
 ) -> None:
-    """Backtest a model or a rule-based strategy over real bars; writes a report with --out.
+    """Backtest a model or a strategy (baseline, random, or your own: --strategy FILE.py:Class) over real
+    bars; writes a report with --out.
 
     The bars pass the validation gate first (mes_console.commands.loading): exit 2 with one
     line on stderr, and nothing written, for unusable data (non-finite prices, unsorted or
