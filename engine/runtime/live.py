@@ -347,6 +347,7 @@ class LiveSession(SessionBase):
             ``native_oco`` as the account is configured).
         cfg: :class:`LiveConfig`.
         model_path: checkpoint directory, or None for the rule-based baseline.
+        strategy: a loaded strategy (:class:`engine.strategy.loader.LoadedStrategy`) instead.
         wall_clock: the real clock (default :class:`LiveClock`).
         alerts: an :class:`engine.alerts.AlertRouter` (default: one on ``settings.alerts`` and
             the wall clock, closed at shutdown); the venue's ``on_alert`` should point at it.
@@ -356,7 +357,7 @@ class LiveSession(SessionBase):
     :class:`~engine.broker.base.BrokerConnection`.
     """
 
-    def __init__(self, settings: Settings, broker: BrokerConnection, cfg: LiveConfig, *, model_path=None,
+    def __init__(self, settings: Settings, broker: BrokerConnection, cfg: LiveConfig, *, model_path=None, strategy=None,
                  wall_clock: Clock | None = None, alerts=None, ring: RingHandler | None = None) -> None:
         if cfg.mode not in ("paper", "live"):
             raise SessionError(f"mode {cfg.mode!r}: a live session is paper or live")
@@ -385,6 +386,7 @@ class LiveSession(SessionBase):
         self.alerts = alerts
         self.ring = ring
         self.model_path = model_path
+        self.strategy = strategy
         self.agg = BarAggregator(self.bar_ns)
         self.depth = DepthBook()
         """Market depth of the contract from the broker's depth updates (quote pane: best levels)."""
@@ -478,9 +480,10 @@ class LiveSession(SessionBase):
         bars_like = Bars(np.array([0], dtype=np.int64), np.ones(1), np.ones(1), np.ones(1), np.ones(1),
                          np.ones(1), bar_ns=self.bar_ns, symbol=self.spec.symbol)
         try:
-            self.signals = make_signal_source(s, bars_like, self.model_path)
+            self.signals = make_signal_source(s, bars_like, self.model_path, strategy=self.strategy)
         except Exception as exc:
             raise SessionError(f"model {self.model_path}: {exc}") from None
+        self._bind_signal_errors()
         strat = getattr(self.signals, "strategy", None)
         if strat is not None:   # compile the baseline's numba kernel now, not on the first bar
             n = int(self.signals.window)
@@ -605,6 +608,7 @@ class LiveSession(SessionBase):
         self.journal = j
         self.venue.on_fill = self._journal_fill
         self._refresh_journal_today()   # trades of an earlier session today show in the console
+        self._journal("event", self.clock.now_ns(), "signals", f"signals: {self.signals.label}", "information")
         log.info("journal: %s (session %d)", path, j.session_id)
 
     def _journal_fill(self, e: FillEvent, meta: FillMeta | None) -> None:

@@ -137,9 +137,17 @@ class WindowSignals:
         return d, conf, cls, 0, perf_ns() - t0
 
 
-def make_signal_source(settings: Settings, bars_like: Bars, model_path: str | Path | None):
-    """A model checkpoint (loaded and verified against the feature set of these bars) or the
-    documented rule-based baseline. Raises the checkpoint loader's errors (no fallback)."""
+def make_signal_source(settings: Settings, bars_like: Bars, model_path: str | Path | None, strategy=None):
+    """A model checkpoint (loaded and verified against the feature set of these bars), a loaded
+    strategy (``strategy``: :class:`engine.strategy.loader.LoadedStrategy`, through
+    :class:`engine.strategy.runtime.StrategySource`) or the documented rule-based baseline.
+    Raises the checkpoint loader's errors (no fallback)."""
+    if strategy is not None:
+        if model_path:
+            raise SessionError("give a model or a strategy, not both")
+        from engine.strategy.runtime import StrategySource
+
+        return StrategySource(strategy, bars_like.bar_ns)
     if model_path:
         from engine.ml.checkpoint import CheckpointError
         from engine.ml.predictor import Predictor
@@ -302,6 +310,21 @@ class SessionBase:
             # working (R-UI-6); it is not flattened by the shutdown that follows.
             self._quit_policy = "keep_protected"
             self._submit("note", f"console lost ({reason}): protection kept, session continues")
+
+    def _bind_signal_errors(self) -> None:
+        """Route the signal source's failures (a user strategy that raises or makes a bad
+        signal: :class:`engine.strategy.runtime.StrategySource`) to :meth:`_strategy_failed`."""
+        if hasattr(self.signals, "on_error"):
+            self.signals.on_error = self._strategy_failed
+
+    def _strategy_failed(self, message: str) -> None:
+        """The strategy failed on this bar (no signal was used): new entries paused with the
+        error shown, protection (the working bracket) stays; the operator resumes."""
+        try:
+            self.risk.pause(f"strategy error: {message}", "system")
+        except Exception:  # HALTED already: nothing enters anyway
+            log.exception("pausing after the strategy error failed")
+        self._event("alert", f"strategy error: {message}; entries paused, protection kept", "error")
 
     def run_backtest(self, params: BacktestParams, on_progress: ProgressCallback) -> BacktestResult:
         from engine.runtime.work import run_backtest_for_console
@@ -637,6 +660,7 @@ class Session(SessionBase):
         self.equity: list[float] = self.path.equity
         self.ring = ring
         self._init_common()
+        self._bind_signal_errors()
         self._publish()
 
     # ------------------------------------------------------------------ engine thread (replay)

@@ -194,7 +194,9 @@ def render_quote(q: QuoteView, width: int = 24) -> Text:
 
 def render_model(m: ModelView) -> Text:
     t = Text()
-    if m.is_baseline:
+    if m.is_baseline and m.label.startswith("strategy "):   # a loaded strategy (engine.strategy.runtime)
+        t.append(m.label[:24] + "\n", style="bold")
+    elif m.is_baseline:
         t.append("RULE-BASED BASELINE\n", style="bold")
     else:
         t.append(f"model {m.label}"[:24] + "\n")
