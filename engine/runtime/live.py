@@ -446,6 +446,10 @@ class LiveSession(SessionBase):
         self._bar_ts = 0
         self._init_common()
         self._quit_policy = "flatten"
+        # issue 26: the dead-man watchdog and heartbeat (engine/remote/watchdog.py), on the wall clock
+        from engine.remote.watchdog import Watchdog
+
+        self.watchdog: Watchdog | None = Watchdog(settings.watchdog, self.alerts, self.wall)
 
     # ------------------------------------------------------------------ parts built at start-up
     def _kernel(self) -> TradingKernel:
@@ -1160,6 +1164,8 @@ class LiveSession(SessionBase):
             self._stale_alerted = True
             self.alerts.send("warning", "stale_feed", f"no market data for {idle_s:.0f} s")
             self._event("alert", f"market feed stale ({idle_s:.0f} s)", "warning")
+        if self.watchdog is not None:  # issue 26
+            self.watchdog.tick(self)
         if self.broker.last_reconcile is not self._reconcile_seen and self.broker.last_reconcile is not None:
             self._note_reconcile(self.broker.last_reconcile)
         if self.clock.now_ns() >= self._next_reconcile_ns and wall >= self._next_reconcile_wall:

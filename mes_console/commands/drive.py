@@ -7,6 +7,23 @@ from __future__ import annotations
 import signal
 
 
+def _start_remote(session):
+    """Issue 26: the remote control (Telegram) of ``session`` when ``[remote]`` turns it on, in
+    the same process, console and headless alike; a bad setup (no token, no allowed chat) ends
+    the session before it trades (exit code 3)."""
+    from engine.remote import RemoteError, start_remote
+
+    try:
+        return start_remote(session, session.settings)
+    except RemoteError as exc:
+        from mes_console.commands.common import EXIT_USAGE, fail
+
+        shutdown = getattr(session, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+        fail(str(exc), code=EXIT_USAGE)
+
+
 def run_headless(session, start_message: str = "") -> int:
     """Run ``session`` on this thread with SIGINT/SIGTERM mapped to an orderly shutdown; logs
     the start and the end (JSON lines). Returns the session's exit code. Shared by replay and
@@ -20,6 +37,7 @@ def run_headless(session, start_message: str = "") -> int:
         log.warning("%s received: orderly shutdown (cancel, flatten, save, report)", name)
         session.stop(f"{name} received", by_signal=True)
 
+    remote = _start_remote(session)
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if start_message:
@@ -33,6 +51,8 @@ def run_headless(session, start_message: str = "") -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        if remote is not None:
+            remote.close()
 
 
 def run_tui(session, settings, shutdown_wait_s: float = 60.0) -> int:
@@ -41,10 +61,13 @@ def run_tui(session, settings, shutdown_wait_s: float = 60.0) -> int:
     from mes_console.app import run_console, session_summary
     from mes_console.commands.common import err_console
 
+    remote = _start_remote(session)
     session.start()
     try:
         return run_console(session, settings)
     finally:
         session.stop("console closed")
         session.finished.wait(shutdown_wait_s)
+        if remote is not None:
+            remote.close()
         err_console.print(session_summary(session), highlight=False, markup=False)
