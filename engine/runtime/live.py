@@ -790,6 +790,8 @@ class LiveSession(SessionBase):
             self._lo.append(b.low)
             self.closes.append(b.close)
         self.warm_bars = len(bars)
+        self._journal("bars_write", [(b.ts_ns, b.open, b.high, b.low, b.close, b.volume) for b in bars],
+                      warm=True)  # issue 26: `drift` re-runs from the same warm-up
         log.info("warm start: %d history bars (%s → %s) in %.2f s", len(bars),
                  _iso(bars[0].ts_ns) if bars else "-", _iso(bars[-1].ts_ns) if bars else "-",
                  (self.wall.monotonic_ns() - t0) / 1e9, extra={"event": "warm_start"})
@@ -1088,6 +1090,7 @@ class LiveSession(SessionBase):
         contract-roll check and the first-decision time run between the inputs and the step."""
         ts, o, h, l, c, v = bar
         self._apply_commands()
+        self._journal("bars_write", [bar])  # issue 26: the bars the session saw, for `drift`
         self._hi.append(h)
         self._lo.append(l)
         path = self._bar_path()
@@ -1359,6 +1362,7 @@ class LiveSession(SessionBase):
             "records_refused": dict(self.refused),
         }
         rep["warm_bars"] = self.warm_bars
+        rep["settings"] = self.settings.to_dict()  # issue 26: `drift` re-runs with them (secrets masked)
         rep["first_decision_s"] = self.first_decision_wall_s
         rep["adopted"] = self.adopted
         if self.rules is not None:

@@ -24,6 +24,30 @@ def _start_remote(session):
         fail(str(exc), code=EXIT_USAGE)
 
 
+def _drift_line(session, where) -> str | None:
+    """Issue 26: the session's drift line (``mes-console drift`` in one line) once it has ended,
+    for a paper/live session that journaled its bars; None otherwise. Never raises."""
+    if where is None:
+        return None
+    try:
+        from engine.backtest.drift import drift_session
+        from engine.journal import Journal
+
+        j = Journal(where[0], readonly=True)
+        try:
+            return drift_session(j, where[1], session.settings).line()
+        finally:
+            j.close()
+    except Exception as exc:  # noqa: BLE001 - a summary line must not hide the session's exit
+        return f"drift: not computed ({type(exc).__name__}: {exc})"
+
+
+def _journal_of(session):
+    j = getattr(session, "journal", None)
+    sid = getattr(j, "session_id", None)
+    return (j.path, sid) if j is not None and sid is not None else None
+
+
 def run_headless(session, start_message: str = "") -> int:
     """Run ``session`` on this thread with SIGINT/SIGTERM mapped to an orderly shutdown; logs
     the start and the end (JSON lines). Returns the session's exit code. Shared by replay and
@@ -38,11 +62,15 @@ def run_headless(session, start_message: str = "") -> int:
         session.stop(f"{name} received", by_signal=True)
 
     remote = _start_remote(session)
+    where = _journal_of(session)
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if start_message:
             log.info("session start: %s", start_message, extra={"event": "start"})
         code = session.run()
+        line = _drift_line(session, where or _journal_of(session))
+        if line:
+            log.info("%s", line, extra={"event": "drift"})
         rep = session.report()
         log.info("session end: %s; trades %d, net $%.2f, position %+d", session.exit_reason,
                  rep.get("trades_count", 0), rep.get("net_pnl", 0.0), rep.get("position_at_end", 0),
@@ -62,6 +90,7 @@ def run_tui(session, settings, shutdown_wait_s: float = 60.0) -> int:
     from mes_console.commands.common import err_console
 
     remote = _start_remote(session)
+    where = _journal_of(session)
     session.start()
     try:
         return run_console(session, settings)
@@ -71,3 +100,6 @@ def run_tui(session, settings, shutdown_wait_s: float = 60.0) -> int:
         if remote is not None:
             remote.close()
         err_console.print(session_summary(session), highlight=False, markup=False)
+        line = _drift_line(session, where or _journal_of(session))
+        if line:
+            err_console.print(line, highlight=False, markup=False)
