@@ -219,3 +219,36 @@ def test_config_rows_and_status_lines(tmp_path, part):
     assert st[0] == "LOCKED trades 2/2 today"
     assert st[1].startswith("LOCKED window: blocked window 12:00-13:00 NY until 2025-01-29 13:00 NY")
     assert st[2].startswith("ok event: next FOMC statement at 2025-01-29 14:00 NY from 2025-01-29 13:55 NY")
+
+
+def test_lockouts_in_the_report_the_limits_rows_and_the_risk_pane(part, sig, tmp_path):
+    """The backtest's report.md and limits rows (summary_text) list the lockouts; the risk
+    manager's snapshot carries one line per lockout and the risk pane renders them."""
+    from engine.backtest.report import write_report
+    from engine.runtime.snapshot import RiskView
+    from mes_console.widgets.render import render_risk
+
+    cfg = {"max_trades_per_day": 15, "events_file": str(EVENTS), "events_before_min": 60.0,
+           "events_after_min": 30.0}
+    res = run_backtest(part, sig, _settings(cfg), fill_model="conservative")
+    rows = summary_text(res).splitlines()
+    line = next(x for x in rows if x.startswith("lockouts "))
+    assert "event 1" in line and "max trades" in line
+    paths = write_report(res, tmp_path / "rep")
+    md = next(p for p in paths.values() if str(p).endswith(".md"))
+    assert line in Path(md).read_text()
+    # the risk manager's snapshot and the pane
+    from engine.clock import SimClock
+    from engine.instruments import spec
+    from engine.risk import RiskManager
+
+    t = ny_to_ns(pd.Timestamp("2025-01-29").date(), pd.Timestamp("13:30").time())
+    rm = RiskManager(_settings(cfg), SimClock(t), calendar_for(t), spec("MES"))
+    snap = rm.snapshot()
+    assert snap.lockouts[0] == "ok trades 0/15 today"
+    assert snap.lockouts[1].startswith("LOCKED event: FOMC statement at 2025-01-29 14:00 NY until 2025-01-29 14:30 NY")
+    d = rm.evaluate_entry(1, 0.9, 6000.0, 2.0, None, None, t, True)
+    assert not d.approved and d.reason.startswith("lockout event: FOMC statement")
+    view = RiskView("ACTIVE", "", 0.0, 50.0, 0.0, 75.0, 0, 300.0, 300.0, lockouts=snap.lockouts)
+    text = render_risk(view, t, width=60).plain
+    assert "ok trades 0/15 today" in text and "LOCKED event: FOMC statement" in text

@@ -119,7 +119,7 @@ class DriftError(ValueError):
 
 
 def _trade_dict(t: Any) -> dict:
-    g = t.get if isinstance(t, dict) else (lambda k, d=None: getattr(t, k, d))
+    g: Any = t.get if isinstance(t, dict) else (lambda k, d=None: getattr(t, k, d))
     ent = g("entry_ns")
     if ent is None:
         ent = g("entry_ts")
@@ -229,7 +229,7 @@ def drift_session(journal: Any, session_id: int | None, settings: Any, *, model:
     :class:`DriftError` naming the problem."""
     import json
 
-    from engine import compose
+    from engine.backtest.runner import run_backtest
     from engine.config import _apply
     from engine.data.bars import Bars
     from engine.instruments import spec as instrument_spec
@@ -271,7 +271,7 @@ def drift_session(journal: Any, session_id: int | None, settings: Any, *, model:
     d[:warm] = 0   # the session never traded on its warm-up bars
     sig = dataclasses.replace(sig, direction=d)
     fill = fill_model or settings.backtest.fill_model
-    res = compose.backtest(bars, sig, settings, fill_model=fill, strategy_name=strat.name)
+    res = run_backtest(bars, sig, settings, fill_model=fill, strategy_name=strat.name)
     sp = instrument_spec(sym)
     live = journal.trades(session=int(session_id))
     return compare(int(session_id), live, list(res.records), bars, warm, tick=float(sp.tick_size),
