@@ -6,52 +6,25 @@ operator flatten in the middle of a trade)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from engine.backtest.drift import drift_session
 from engine.broker.fake import load_bars_frame
-from engine.broker.projectx.connection import ProjectXConnection
-from engine.broker.projectx.rest import ProjectXClient
-from engine.broker.projectx.venue import ProjectXVenue
-from engine.clock import LiveClock
-from engine.config import Secrets, Settings
+from engine.config import Settings
 from engine.journal import Journal
-from engine.runtime.live import LiveConfig, LiveSession
+from tests.paper_support import paper_session, paper_settings, subscribed, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, KEY = "drift-user", "px-drift-key-1a2b3c4d5e"
 START = "2025-09-04T12:00:00+00:00"
 N_BARS = 330
 TICK = 0.25
-
-
-def _wait(pred, timeout: float = 20.0, why=lambda: "") -> None:
-    end = time.perf_counter() + timeout
-    while not pred():
-        if time.perf_counter() > end:
-            raise AssertionError(f"timed out: {why()}")
-        time.sleep(0.0005)
-
-
-def _settings(state: Path) -> Settings:
-    s = Settings()
-    # limits out of the way but valid settings (the journal's copy is re-validated by drift)
-    risk = dataclasses.replace(s.risk, daily_loss_limit=40_000.0, daily_drawdown_limit=40_000.0,
-                               kill_switch_loss=45_000.0, account_drawdown_limit=45_000.0,
-                               consecutive_loss_pauses=[[1000, 1]])
-    stops = dataclasses.replace(s.stops, max_stop_ticks=40)
-    return dataclasses.replace(s, risk=risk, stops=stops,
-                               account=dataclasses.replace(s.account, starting_capital=100_000.0),
-                               paths=dataclasses.replace(s.paths, state_dir=str(state)),
-                               secrets=Secrets(projectx_username=USER, projectx_api_key=KEY))
 
 
 @pytest.fixture(scope="module")
@@ -63,27 +36,19 @@ def paper(topstepx_path, tmp_path_factory):
     frame = load_bars_frame(topstepx_path, start=START, max_rows=N_BARS)
     state = tmp_path_factory.mktemp("drift-state")
     gt = ThreadedGateway(frame, 0.0, username=USER, api_key=KEY)
-    settings = _settings(state)
-    wall = LiveClock()
-    client = ProjectXClient(gt.url, USER, KEY, wall, request_timeout_s=5.0)
-    venue = ProjectXVenue(settings, wall, base_url=gt.url, client=client, native_oco=True,
-                          hub_kwargs={"backoff_initial_s": 0.05, "backoff_max_s": 0.2})
+    settings = paper_settings(state, USER, KEY)
+    sess, venue = paper_session(gt, settings, state, USER, KEY, N_BARS, min_reconcile_wall_s=0.5, feed_end_s=1.0)
     journal = state / "journal.sqlite3"
-    cfg = LiveConfig(mode="paper", clock="exchange", state_dir=state, report_path=state / "report.json",
-                     reconcile_interval_s=1800.0, min_reconcile_wall_s=0.5, feed_end_s=1.0,
-                     normal_window_bars=N_BARS - 1, journal_path=journal)
-    sess = LiveSession(settings, ProjectXConnection(venue), cfg)
     sess.watchdog = None
     ex = gt.gw.exchange
     planted = None
     try:
         sess.start()
-        _wait(lambda: any(c.hub == "market" and len(c.subs) >= 2 for c in gt.gw.connections)
-              and any(c.hub == "user" and len(c.subs) >= 4 for c in gt.gw.connections), 30)
+        wait_until(lambda: subscribed(gt), 30)
         held = 0
         for k in range(4 * N_BARS):
             gt.call(ex.step)
-            _wait(lambda: sess.data_seen >= 2 * (k + 1) and sess.venue.fills >= len(ex.trades)
+            wait_until(lambda: sess.data_seen >= 2 * (k + 1) and sess.venue.fills >= len(ex.trades)
                   and all(c.outbox.empty() for c in gt.gw.connections) and venue.user_events.empty(),
                   why=lambda: (k, sess.data_seen, sess.exit_reason))
             kern = sess.kernel
@@ -92,7 +57,7 @@ def paper(topstepx_path, tmp_path_factory):
                 if held == 4:   # a step into the 4th trade: the operator flattens
                     planted = int(kern.book.entry_ts) if hasattr(kern.book, "entry_ts") else -1
                     sess.flatten()
-                    _wait(lambda: sess.kernel.oco.pos == 0 or sess.kernel.oco.exiting(), 10)
+                    wait_until(lambda: sess.kernel.oco.pos == 0 or sess.kernel.oco.exiting(), 10)
         sess.finished.wait(30)
     finally:
         sess.stop("test over")

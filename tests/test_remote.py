@@ -21,19 +21,16 @@ from pathlib import Path
 import pytest
 
 from engine.broker.fake import load_bars_frame
-from engine.broker.projectx.connection import ProjectXConnection
-from engine.broker.projectx.rest import ProjectXClient
-from engine.broker.projectx.venue import ProjectXVenue
-from engine.clock import LiveClock, SimClock
-from engine.config import Secrets, Settings
+from engine.clock import SimClock
+from engine.config import Settings
 from engine.journal import Journal
 from engine.logs import RingHandler, install, json_handler, reset
 from engine.remote import RemoteError, start_remote
 from engine.remote.control import RemoteController, status_text
 from engine.remote.telegram import TelegramChannel
 from engine.remote.watchdog import Watchdog
-from engine.runtime.live import LiveConfig, LiveSession
 from tests.fake_telegram import FakeTelegram
+from tests.paper_support import paper_session, paper_settings, subscribed, wait_until
 
 USER = "remote-user"
 KEY = "px-remote-key-77aa66bb55cc"
@@ -44,27 +41,12 @@ N_BARS = 300
 WORKING = (1, 8)  # ProjectX order statuses that still work (open, suspended bracket child)
 
 
-def _wait(pred, timeout: float = 20.0, why=lambda: "") -> None:
-    end = time.perf_counter() + timeout
-    while not pred():
-        if time.perf_counter() > end:
-            raise AssertionError(f"timed out: {why()}")
-        time.sleep(0.001)
-
-
 def _settings(state: Path) -> Settings:
-    s = Settings()
-    risk = dataclasses.replace(s.risk, daily_loss_limit=1e6, daily_drawdown_limit=1e6, kill_switch_loss=1e6,
-                               account_drawdown_limit=1e6, consecutive_loss_pauses=[[1000, 1]])
-    stops = dataclasses.replace(s.stops, max_stop_ticks=40, breakeven_after_ticks=0)
-    remote = dataclasses.replace(s.remote, telegram=True, allowed_chats=[ALLOWED], poll_timeout_s=1.0,
-                                 action_timeout_s=15.0)
-    wd = dataclasses.replace(s.watchdog, feed_silence_s=30.0, bar_silence_s=90.0, protection_s=10.0,
-                             heartbeat_min=5.0)
-    return dataclasses.replace(s, risk=risk, stops=stops, remote=remote, watchdog=wd,
-                               account=dataclasses.replace(s.account, starting_capital=100_000.0),
-                               paths=dataclasses.replace(s.paths, state_dir=str(state)),
-                               secrets=Secrets(projectx_username=USER, projectx_api_key=KEY))
+    return paper_settings(state, USER, KEY, stops={"breakeven_after_ticks": 0},
+                          remote={"telegram": True, "allowed_chats": [ALLOWED], "poll_timeout_s": 1.0,
+                                  "action_timeout_s": 15.0},
+                          watchdog={"feed_silence_s": 30.0, "bar_silence_s": 90.0, "protection_s": 10.0,
+                                    "heartbeat_min": 5.0})
 
 
 class _Mono:
@@ -116,14 +98,7 @@ def rig(frame, tmp_path_factory):
     tg = FakeTelegram(TOKEN)
     settings = dataclasses.replace(_settings(state), remote=dataclasses.replace(
         _settings(state).remote, base_url=tg.base_url))
-    wall = LiveClock()
-    client = ProjectXClient(gt.url, USER, KEY, wall, request_timeout_s=5.0)
-    venue = ProjectXVenue(settings, wall, base_url=gt.url, client=client, native_oco=True,
-                          hub_kwargs={"backoff_initial_s": 0.05, "backoff_max_s": 0.2})
-    cfg = LiveConfig(mode="paper", clock="exchange", state_dir=state, report_path=state / "report.json",
-                     reconcile_interval_s=1800.0, min_reconcile_wall_s=0.2, feed_end_s=1e9,
-                     normal_window_bars=N_BARS - 1, journal_path=state / "journal.sqlite3")
-    sess = LiveSession(settings, ProjectXConnection(venue), cfg, ring=ring)
+    sess, venue = paper_session(gt, settings, state, USER, KEY, N_BARS, ring=ring, feed_end_s=1e9)
     wd_clock = SimClock(0)
     wd_alerts = _Alerts()
     sess.watchdog = Watchdog(settings.watchdog, wd_alerts, _Mono(wd_clock))
@@ -135,8 +110,7 @@ def rig(frame, tmp_path_factory):
     handle = None
     try:
         sess.start()
-        _wait(lambda: any(c.hub == "market" and len(c.subs) >= 2 for c in gt.gw.connections)
-              and any(c.hub == "user" and len(c.subs) >= 4 for c in gt.gw.connections), 30)
+        wait_until(lambda: subscribed(gt), 30)
         handle = start_remote(sess, settings, channel=channel)
         rig["handle"] = handle
         yield rig
@@ -160,7 +134,7 @@ def _step(rig, n: int = 1) -> None:
         gt.call(ex.step)
         rig["steps"] += 1
         k = rig["steps"]
-        _wait(lambda: sess.data_seen >= 2 * k and sess.venue.fills >= len(ex.trades)
+        wait_until(lambda: sess.data_seen >= 2 * k and sess.venue.fills >= len(ex.trades)
               and all(c.outbox.empty() for c in gt.gw.connections) and venue.user_events.empty(),
               why=lambda: (k, sess.data_seen, sess.exit_reason))
 
@@ -187,10 +161,10 @@ def _ask(rig, chat: int, text: str, timeout: float = 20.0) -> str | None:
     tg = rig["tg"]
     before = len(tg.sent_to(chat))
     uid = tg.push(chat, text)
-    _wait(lambda: tg.consumed(uid), timeout, lambda: f"update {uid} not polled")
+    wait_until(lambda: tg.consumed(uid), timeout, lambda: f"update {uid} not polled")
     if chat != ALLOWED:
         return None
-    _wait(lambda: len(tg.sent_to(chat)) > before, timeout, lambda: f"no answer to {text}")
+    wait_until(lambda: len(tg.sent_to(chat)) > before, timeout, lambda: f"no answer to {text}")
     return tg.sent_to(chat)[before]
 
 
@@ -209,7 +183,7 @@ def test_remote_control_over_the_fake_telegram_api(rig):
 
     # -- a stranger's /halt: logged and ignored, nothing changes, no answer
     _ask(rig, STRANGER, "/halt")
-    _wait(lambda: ctl.ignored == 1)
+    wait_until(lambda: ctl.ignored == 1)
     assert _exchange(rig) == (pos0, working0)
     assert sess.risk.state()[0].name == "ACTIVE"
     assert tg.sent_to(STRANGER) == []
@@ -218,7 +192,7 @@ def test_remote_control_over_the_fake_telegram_api(rig):
     tg.stop()
     errors = channel.errors
     bars0 = sess.i
-    _wait(lambda: channel.errors > errors and not channel.connected, 10)
+    wait_until(lambda: channel.errors > errors and not channel.connected, 10)
     _step(rig, 12)   # three more bars while the bot is down
     assert sess.i >= bars0 + 2
     pos1, working1 = _exchange(rig)
@@ -226,7 +200,7 @@ def test_remote_control_over_the_fake_telegram_api(rig):
         assert working1, "an open position keeps its bracket at the broker while the bot is down"
     assert sess.exit_reason == "" and not sess.finished.is_set()
     tg.start()
-    _wait(lambda: channel.connected, 10)
+    wait_until(lambda: channel.connected, 10)
     if pos1 == 0:  # the bracket closed it meanwhile: open another one for the kill switch
         _step_until_protected_position(rig)
 
@@ -263,7 +237,7 @@ def test_watchdog_fires_on_a_stalled_feed_driven_by_its_clock(rig):
     def ticked_after(fn):
         n = wd.ticks
         fn()
-        _wait(lambda: wd.ticks >= n + 2, 10)
+        wait_until(lambda: wd.ticks >= n + 2, 10)
 
     ticked_after(lambda: _step(rig, 4))   # data flows
     ticked_after(lambda: clk.advance_to(clk.now_ns() + 29 * s))

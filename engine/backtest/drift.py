@@ -193,32 +193,32 @@ def compare(session_id: int, live_trades: list, model_trades: list, bars: Any, w
                          side * (b["entry_price"] - op) / tick if op == op else math.nan,
                          (a["exit_ts"] - b["exit_ts"]) / 1e9, why, causes)
         elif a is not None:
-            other = holding(model, a["entry_ts"])
-            if other is not None:
-                why = (f"the model was in a {'long' if other['direction'] > 0 else 'short'} position "
-                       f"({ny_datetime(other['entry_ts']).strftime('%H:%M')}→"
-                       f"{ny_datetime(other['exit_ts']).strftime('%H:%M')})")
-            else:
-                why = "the model was flat and did not enter (risk state or signal diverged)"
-            r = DriftRow("live_only", a["entry_ts"], side, a, None, reason=why,
-                         causes={"live_only": a["net_pnl"]})
+            r = _unmatched("live_only", a, holding(model, a["entry_ts"]), "the model",
+                           "risk state or signal diverged")
         else:
             assert b is not None
-            other = holding(live, b["entry_ts"])
-            if other is not None:
-                why = (f"the session was in a {'long' if other['direction'] > 0 else 'short'} position "
-                       f"({ny_datetime(other['entry_ts']).strftime('%H:%M')}→"
-                       f"{ny_datetime(other['exit_ts']).strftime('%H:%M')})")
-            else:
-                why = "the session was flat and did not enter (risk state, operator pause or halt diverged)"
-            r = DriftRow("model_only", b["entry_ts"], side, None, b, reason=why,
-                         causes={"model_only": -b["net_pnl"]})
+            r = _unmatched("model_only", b, holding(live, b["entry_ts"]), "the session",
+                           "risk state, operator pause or halt diverged")
         for c, v in r.causes.items():
             totals[c] += float(v)
         rows.append(r)
     live_net = float(sum(d["net_pnl"] for d in live))
     model_net = float(sum(d["net_pnl"] for d in model))
     return DriftReport(session_id, rows, live_net, model_net, totals, fill_model, len(bars.ts) - warm, warm)
+
+
+def _unmatched(kind: str, x: dict, other: dict | None, who: str, flat_why: str) -> DriftRow:
+    """A trade taken on one side only (``kind`` live_only / model_only), with why the other
+    side (``who``) did not take it: it held ``other``, or it was flat and did not enter."""
+    if other is not None:
+        why = (f"{who} was in a {'long' if other['direction'] > 0 else 'short'} position "
+               f"({ny_datetime(other['entry_ts']).strftime('%H:%M')}→"
+               f"{ny_datetime(other['exit_ts']).strftime('%H:%M')})")
+    else:
+        why = f"{who} was flat and did not enter ({flat_why})"
+    sign = 1.0 if kind == "live_only" else -1.0
+    return DriftRow(kind, x["entry_ts"], x["direction"], x if kind == "live_only" else None,
+                    x if kind == "model_only" else None, reason=why, causes={kind: sign * x["net_pnl"]})
 
 
 def drift_session(journal: Any, session_id: int | None, settings: Any, *, model: Any = None,

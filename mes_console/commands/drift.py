@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 
 from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, fail, out_console, print_json, settings_from
+from mes_console.commands.options import JsonOpt, config_option
 
 
 def register(app: typer.Typer) -> None:
@@ -27,8 +28,8 @@ def register(app: typer.Typer) -> None:
         path: Optional[Path] = typer.Option(None, "--path", help="Journal file (default: <data dir>/journal.sqlite3)."),
         model: Optional[Path] = typer.Option(None, "--model", help="The checkpoint the session traded (default: the rule-based baseline)."),
         fill: Optional[str] = typer.Option(None, "--fill", help="Fill model of the re-run (default [backtest] fill_model)."),
-        config: Optional[Path] = typer.Option(None, "--config", help="TOML settings, used when the session report has none."),
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+        config: Optional[Path] = config_option("TOML settings, used when the session report has none."),
+        json_out: bool = JsonOpt,
     ) -> None:
         """Live/paper against the backtest of the same bars, trade by trade."""
         from engine.backtest.drift import DriftError, drift_session
