@@ -585,8 +585,9 @@ def _check_risk_order(s: Settings, source: str) -> None:
 
 
 def _check_lockouts(s: Settings, source: str) -> None:
-    """[lockouts] blocked_windows rows are ``["HH:MM", "HH:MM"]`` with from < to (New York);
-    [remote] allowed_chats holds integer chat ids (issue 26)."""
+    """[lockouts] blocked_windows rows are ``["HH:MM", "HH:MM"]`` with from < to (New York), its
+    events_file is readable (:func:`engine.risk.lockouts.load_events`); [remote] allowed_chats
+    holds integer chat ids (issue 26)."""
     for i, row in enumerate(s.lockouts.blocked_windows, 1):
         try:
             a, b = (_hhmm(x) for x in row)
@@ -595,6 +596,13 @@ def _check_lockouts(s: Settings, source: str) -> None:
                               '["HH:MM", "HH:MM"] New York times') from None
         if not a < b:
             raise ConfigError(f"{source}: [lockouts] blocked_windows row {i} {row!r}: from must be before to")
+    if s.lockouts.events_file:  # read now: a bad calendar is a settings error, named with its line
+        from engine.risk.lockouts import EventsFileError, load_events
+
+        try:
+            load_events(s.lockouts.events_file)
+        except EventsFileError as exc:
+            raise ConfigError(f"{source}: [lockouts] events_file: {exc}") from None
     for c in s.remote.allowed_chats:
         if isinstance(c, bool) or not isinstance(c, int):
             raise ConfigError(f"{source}: [remote] allowed_chats = {s.remote.allowed_chats!r}: chat ids are integers")

@@ -211,6 +211,11 @@ def test_config_rows_and_status_lines(tmp_path, part):
     p.write_text('[lockouts]\nblocked_windows = [["9h30", "10:00"]]\n')
     with pytest.raises(ConfigError, match="HH:MM"):
         load_settings(p, use_user_file=False)
+    bad = tmp_path / "events.csv"
+    bad.write_text("time,event,importance\n2025-01-29 14:00,FOMC,critical\n")
+    p.write_text(f'[lockouts]\nevents_file = "{bad}"\n')
+    with pytest.raises(ConfigError, match=r"\[lockouts\] events_file: .*events.csv: line 2: importance 'critical'"):
+        load_settings(p, use_user_file=False)
     cal = calendar_for(int(part.ts[0]), int(part.ts[-1]))
     s = _settings({"max_trades_per_day": 2, "blocked_windows": [["12:00", "13:00"]], "events_file": str(EVENTS)})
     lk = Lockouts(s.lockouts, cal)

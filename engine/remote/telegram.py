@@ -98,6 +98,8 @@ class TelegramChannel(CommandChannel):
             if lg.level == logging.NOTSET or lg.level < logging.WARNING:
                 lg.setLevel(logging.WARNING)
             lg.addFilter(self._filter)
+            if not lg.handlers:  # no stderr fallback: it would draw over the console's screen
+                lg.addHandler(logging.NullHandler())
         from engine import logs
 
         logs.REDACT.add(token)  # every handler engine.logs makes redacts it
