@@ -307,3 +307,34 @@ def test_status_text_example():
     text = status_text(snap)
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert text in readme, text
+
+
+def test_watchdog_protection_bound_needs_a_broker_accepted_stop():
+    """A position whose stop the broker has not accepted (SUBMITTED) for protection_s fires once,
+    with flatten_on_alarm the session is flattened; an ACCEPTED stop covering it is quiet."""
+    from types import SimpleNamespace
+
+    from engine.execution.orders import OrderStatus
+
+    clk = SimClock(0)
+    s = Settings()
+    cfg = dataclasses.replace(s.watchdog, protection_s=10.0, flatten_on_alarm=True, heartbeat_min=0.0)
+    alerts = _Alerts()
+    wd = Watchdog(cfg, alerts, _Mono(clk))
+    stop = SimpleNamespace(status=OrderStatus.SUBMITTED, remaining=1)
+    oco = SimpleNamespace(pos=1, stop=stop, exiting=lambda: False)
+    flattened = []
+    sess = SimpleNamespace(i=0, data_seen=0, kernel=SimpleNamespace(oco=oco), last_data_ts=1, cal=None,
+                           clock=clk, flatten=lambda: flattened.append(1))
+    for _ in range(9):
+        clk.advance_to(clk.now_ns() + 1_000_000_000)
+        wd.tick(sess)
+    assert alerts.sent == []
+    clk.advance_to(clk.now_ns() + 2_000_000_000)
+    wd.tick(sess)
+    wd.tick(sess)
+    assert [a[1] for a in alerts.sent] == ["watchdog"] and flattened == [1]
+    assert alerts.sent[0][2].startswith("position +1 without a broker-confirmed stop for 10 s (bound 10 s)")
+    stop.status = OrderStatus.ACCEPTED
+    wd.tick(sess)
+    assert "protection" not in wd.active and alerts.sent[-1][0] == "info"
