@@ -23,6 +23,8 @@ Tables (times ``*_ns`` are int64 UTC nanoseconds; money in dollars; prices in in
   fees, the broker's realised P&L of a closing fill, engine-clock and broker times.
 - ``trades``: one row per round trip the kernel closed (the :class:`engine.kernel.TradeRecord`
   fields).
+- ``bars`` (created on first use): the bars a paper/live session saw, its warm-up history flagged
+  ``warm``, for ``mes-console drift`` (:mod:`engine.backtest.drift`).
 - ``events``: halts, resets, pauses, manual actions (flatten, quit), alerts: kind, severity,
   message.
 """

@@ -735,7 +735,8 @@ class RiskManager:
         Refuses (approved False, contracts 0, reason) in this order: HALTED; daily loss/drawdown
         block; manual pause; consecutive-loss pause; balance below minimum; spread, volatility
         (action pause) and volume (action pause) breakers; market closed or EOD phase ≥ no_new;
-        outside ``session.trade_session``; bad side; confidence below the minimum; a bracket
+        outside ``session.trade_session``; a discipline lockout (``[lockouts]``,
+        :mod:`engine.risk.lockouts`); bad side; confidence below the minimum; a bracket
         that cannot be computed; a size of 0 ("risk too small for one contract" or no room left
         in the daily loss limit). Any exception inside a check refuses with the exception text
         (fails closed). Never raises.
