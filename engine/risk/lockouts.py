@@ -28,11 +28,11 @@ import math
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from engine.calendar import MINUTE_NS, NY, CmeCalendar, day_date, ny_datetime, ny_to_ns
+from engine.calendar import MINUTE_NS, NY, CmeCalendar, day_date, ny_datetime
 
 IMPORTANCE = {"low": 0, "medium": 1, "high": 2}
 """Importance names → rank (``events_min_importance``)."""
@@ -227,7 +227,7 @@ class Lockouts:
             ta, tb = _hm(a), _hm(b)
             d = first - timedelta(days=1)
             while d <= last:
-                win.append((ny_to_ns(d, ta), ny_to_ns(d, tb), f"blocked window {a}-{b} NY"))
+                win.append((_wall_ns(d, ta), _wall_ns(d, tb), f"blocked window {a}-{b} NY"))
                 d += timedelta(days=1)
         self.windows = _Intervals(win)
         if events is None:
@@ -328,6 +328,12 @@ class Lockouts:
                 out.append(f"ok {name}: next {iv.reasons[j]} from {_fmt(nxt)}" if nxt is not None and j >= 0
                            else f"ok {name}: none left")
         return tuple(out)
+
+
+def _wall_ns(d: date, t: time) -> int:
+    """New York wall time on ``d`` → UTC ns (not through the cached ``ny_to_ns``: a thousand
+    one-off dates would push the manager's hot entries out of its cache)."""
+    return int(round(datetime.combine(d, t, tzinfo=NY).timestamp())) * 1_000_000_000
 
 
 def _hm(text: str) -> time:
