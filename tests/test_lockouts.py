@@ -93,12 +93,28 @@ def test_daily_profit_lock_stops_the_day_after_the_trade_that_reaches_it(part, s
     assert sum(h["reason"].startswith("lockout profit lock") for h in res.halts) >= hit
 
 
-def test_consistency_share_is_a_profit_lock_at_the_share_of_the_target(part, sig):
-    a = run_backtest(part, sig, _settings({"daily_profit_lock": 15.0}), fill_model="conservative")
-    c = run_backtest(part, sig, _settings({"consistency_share": 0.5, "consistency_target": 30.0}),
-                     fill_model="conservative")
-    pd.testing.assert_frame_equal(a.trades, c.trades)
-    assert any("consistency 50% of $30" in h["reason"] for h in c.halts)
+def test_consistency_share_stops_before_the_day_would_exceed_it(part, sig, base):
+    """share × target = $20: an entry whose win at its target could take the day past $20 is
+    sized down or refused, so no day ends a trade above $20; each day is the baseline's until its
+    first entry that could have crossed (target = floor(1.5 × stop ticks) ≤ 12 ticks, $15 a
+    contract), and the lock changed some day."""
+    cap = 20.0
+    res = run_backtest(part, sig, _settings({"consistency_share": 0.5, "consistency_target": 40.0}),
+                       fill_model="conservative")
+    b, lk = _days(base.trades), _days(res.trades)
+    changed = 0
+    for d in b:
+        got = lk.get(d, b[d].iloc[:0])
+        assert (got.net_pnl.cumsum() <= cap + 1e-6).all(), (d, got.net_pnl.cumsum().max())
+        before = b[d].net_pnl.cumsum().shift(fill_value=0.0)
+        risky = (before + b[d].contracts * 15.0 - 0.84 * b[d].contracts > cap - 1e-9).to_numpy()
+        k = int(np.argmax(risky)) if risky.any() else len(risky)
+        pd.testing.assert_frame_equal(got.iloc[:k].reset_index(drop=True), b[d].iloc[:k].reset_index(drop=True))
+        changed += not got.reset_index(drop=True).equals(b[d])
+    assert changed >= 1
+    assert max(float(b[d].net_pnl.cumsum().max()) for d in b) > cap, "the baseline has a day above the cap"
+    assert any(h["reason"].startswith("lockout") and "consistency 50% of $40" in h["reason"] for h in res.halts) \
+        or any("consistency 50% of $40" in r for r in res.refused)
 
 
 def test_first_minutes_after_the_open_blocked_days_without_such_entries_unchanged(part, sig, base):

@@ -4,9 +4,12 @@ so they apply alike in backtest, optimize, replay, paper and live (one kernel).
 - **max trades per day**: after ``max_trades_per_day`` round trips in a CME trading day (18:00 NY
   roll) no new entry until the next day (TSXBot's trades-per-day cap).
 - **daily profit lock**: once the day's P&L (equity − the day's start equity, dollars after
-  costs) reaches ``daily_profit_lock``, or ``consistency_share × consistency_target`` (the
-  account's consistency rule: the best day must stay below that share of the profit target,
-  Topstep help centre article 4405772379155), no new entry for the rest of the day.
+  costs) reaches ``daily_profit_lock``, no new entry for the rest of the day.
+- **consistency share**: the account's consistency rule (the best day stays below a share of the
+  profit target, Topstep help centre article 4405772379155): an entry is sized down, or refused,
+  so that a win at its target cannot take the day's P&L past ``consistency_share ×
+  consistency_target`` (stopping BEFORE the day would exceed it); once the day reaches it, no new
+  entry for the rest of the day.
 - **blocked windows**: New York wall-time windows ``[from, to)`` every day, and the first
   ``after_open_minutes`` after each RTH open (09:30 NY, from the CME calendar, DST-correct).
 - **economic-calendar blackout**: events from a user file (:func:`load_events`, ``.csv`` or
@@ -211,6 +214,10 @@ class Lockouts:
         locks = [float(cfg.daily_profit_lock)] if cfg.daily_profit_lock > 0 else []
         if cfg.consistency_share > 0 and cfg.consistency_target > 0:
             locks.append(float(cfg.consistency_share) * float(cfg.consistency_target))
+        self.consistency_cap = (float(cfg.consistency_share) * float(cfg.consistency_target)
+                                if cfg.consistency_share > 0 and cfg.consistency_target > 0 else math.inf)
+        self.consistency_src = (f"consistency {cfg.consistency_share:.0%} of ${cfg.consistency_target:,.0f}"
+                                if self.consistency_cap < math.inf else "")
         self.profit_lock = min(locks) if locks else math.inf
         self.profit_lock_src = ("" if not locks else
                                 "daily_profit_lock" if locks[0] == self.profit_lock and cfg.daily_profit_lock > 0
@@ -264,6 +271,21 @@ class Lockouts:
             return (f"lockout event: {self.blackouts.reasons[i]} (no entries {self.before_min:g} min before to "
                     f"{self.after_min:g} min after)")
         return ""
+
+    def consistency_contracts(self, day_pnl: float, contracts: int, win_per_contract: float) -> tuple[int, str]:
+        """The consistency share BEFORE the day would exceed it: the most contracts (≤
+        ``contracts``) whose win at the target (``win_per_contract`` dollars after costs) keeps
+        the day's P&L within ``consistency_share × consistency_target``, and why fewer ("" when
+        all pass)."""
+        cap = self.consistency_cap
+        if cap == math.inf or win_per_contract <= 0:
+            return contracts, ""
+        n = int(math.floor((cap - day_pnl) / win_per_contract + 1e-9))
+        if n >= contracts:
+            return contracts, ""
+        return max(n, 0), (f"lockout consistency: day P&L ${day_pnl:,.2f} + a target win of ${win_per_contract:,.2f} "
+                           f"per contract would exceed ${cap:,.2f} ({self.consistency_src}): {max(n, 0)} of "
+                           f"{contracts} contracts")
 
     def day_locked(self, trades_today: int, day_pnl: float) -> bool:
         """True when the day's own counters lock entries until the trading day rolls."""

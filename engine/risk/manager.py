@@ -315,6 +315,7 @@ class RiskManager:
         self._lk_flatten: bool = lk_action == "flatten"
         self._lk_breakeven: bool = lk_action == "breakeven"
         self._lk_logged = -1  # start (UTC ns) of the last window / blackout written to halt_log
+        self._lk_consistency: bool = self._lockouts is not None and self._lockouts.consistency_cap < math.inf
         saved = store.load() if store is not None else None
         if saved is not None and store is not None:
             self._restore(saved, str(store.path))
@@ -747,6 +748,8 @@ class RiskManager:
                                    recent_lows, int(now_ns), bool(is_rth))
                 if d.approved and self.account_rules is not None:
                     d = self._venue_cap(d)
+                if d.approved and self._lk_consistency:  # issue 26: the consistency share
+                    d = self._consistency_cap(d, float(entry_price))
                 return d
         except Exception as exc:  # fail closed: a broken check never approves
             return RiskDecision(False, 0, f"risk check failed: {type(exc).__name__}: {exc}",
@@ -861,6 +864,22 @@ class RiskManager:
             return RiskDecision(False, 0, why, d.stop_price, d.target_price, 0.0, d.steps)
         return RiskDecision(True, n, d.reason, d.stop_price, d.target_price,
                             d.risk_dollars / d.contracts * n, d.steps + (("venue", why),))
+
+    def _consistency_cap(self, d: RiskDecision, entry: float) -> RiskDecision:
+        """Issue 26: size an approved entry down (or refuse it) so that a win at its target
+        (target distance × tick value − round-trip costs, per contract) keeps the day's P&L
+        within the consistency share (:meth:`engine.risk.lockouts.Lockouts.consistency_contracts`)."""
+        lk = self._lockouts
+        if lk is None:
+            return d
+        win = abs(d.target_price - entry) / self._tick * self._tick_value - self._rt_cost
+        n, why = lk.consistency_contracts(self.equity - self._day_start_equity, d.contracts, win)
+        if n >= d.contracts:
+            return d
+        if n <= 0:
+            return RiskDecision(False, 0, why, d.stop_price, d.target_price, 0.0, d.steps)
+        return RiskDecision(True, n, d.reason, d.stop_price, d.target_price,
+                            d.risk_dollars / d.contracts * n, d.steps + (("consistency", why),))
 
     def next_entry_possible_ns(self, now_ns: int) -> int | None:
         """For a FLAT account (no position, so equity = balance and nothing changes until the
