@@ -12,6 +12,7 @@ console (no credentials, no network, no data files). Sub-commands:
     config     show | check
     fake-gateway  a local ProjectX gateway for paper trading and tests
     journal    trades and P&L by day and by session from the trade journal
+    build      compile the kernel's hot modules with mypyc (opt-in speed-up)
     drift      a paper/live session against the kernel re-run on the bars it saw
 
 Each group lives in ``mes_console/commands/<name>.py``; a group whose module is not present yet
@@ -51,6 +52,7 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("mes_console.commands.config_cmd", "config"),
     ("mes_console.commands.fake_gateway", None),
     ("mes_console.commands.journal", None),
+    ("mes_console.commands.build", None),
     ("mes_console.commands.drift", None),
 ]
 
