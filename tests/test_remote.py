@@ -188,6 +188,11 @@ def test_remote_control_over_the_fake_telegram_api(rig):
     assert sess.risk.state()[0].name == "ACTIVE"
     assert tg.sent_to(STRANGER) == []
 
+    # -- /pause and /resume: the operator pause, protection kept
+    assert _ask(rig, ALLOWED, "/pause").startswith("paused: no new entries, protection kept · REDUCING")
+    assert sess.risk.state()[0].name == "REDUCING" and _exchange(rig) == (pos0, working0)
+    assert _ask(rig, ALLOWED, "/resume") == "resumed · ACTIVE"
+
     # -- the bot loses its connection: trading and protection go on
     tg.stop()
     errors = channel.errors
@@ -338,3 +343,26 @@ def test_watchdog_protection_bound_needs_a_broker_accepted_stop():
     stop.status = OrderStatus.ACCEPTED
     wd.tick(sess)
     assert "protection" not in wd.active and alerts.sent[-1][0] == "info"
+
+
+def test_daily_text_from_the_journal(tmp_path):
+    from types import SimpleNamespace
+
+    from engine.remote.control import daily_text
+
+    j = Journal(tmp_path / "j.sqlite3")
+    j.open_session(mode="paper", account="A", contract="C", symbol="MES", clock="exchange", started_ns=0,
+                   started_wall_ns=0, start_balance=1000.0)
+    day = 86_400_000_000_000
+    for k, pnl in enumerate((12.5, -4.25, 7.0)):
+        t = SimpleNamespace(entry_ts=day * (20_000 + k // 2) + 1, exit_ts=day * (20_000 + k // 2) + 2, direction=1,
+                            contracts=1, entry_price=5000.0, exit_price=5001.0, gross_pnl=pnl + 0.84,
+                            commission=0.84, slippage=0.0, net_pnl=pnl, exit_reason="target", confidence=0.7)
+        j.trade(t)
+    text = daily_text(j)
+    j.close()
+    lines = text.splitlines()
+    assert lines[0].split() == ["day", "trades", "won", "net"]
+    assert lines[1].split()[1:] == ["2", "1", "+$8.25"] and lines[2].split()[1:] == ["1", "1", "+$7.00"]
+    assert lines[-1] == "total 2 days +$15.25"
+    assert daily_text(None).startswith("no journal")
