@@ -15,6 +15,7 @@ console (no credentials, no network, no data files). Sub-commands:
     build      compile the kernel's hot modules with mypyc (opt-in speed-up)
     strategy   new (a commented strategy file and its test) | list
     analyze    lookahead | warmup | streaming checks of a strategy's signals
+    drift      a paper/live session against the kernel re-run on the bars it saw
 
 Each group lives in ``mes_console/commands/<name>.py``; a group whose module is not present yet
 is simply not listed.
@@ -56,6 +57,7 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("mes_console.commands.build", None),
     ("mes_console.commands.strategy", "strategy"),
     ("mes_console.commands.analyze", "analyze"),
+    ("mes_console.commands.drift", None),
 ]
 
 

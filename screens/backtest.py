@@ -254,7 +254,7 @@ class BacktestScreen(JobScreen):
             more = f" (+{len(halts) - 1} more)" if len(halts) > 1 else ""
             keep.append(halts[0] + more)
         keep += [x for x in lines if x.startswith(("research mode", "no account-level", "daily loss blocks",
-                                                   "entries refused"))]
+                                                   "lockouts", "entries refused"))]
         text = Text("\n".join(keep[:3]), no_wrap=True, overflow="ellipsis")
         widget = self.query_one("#limits", Static)
         widget.update(text)

@@ -448,6 +448,10 @@ class LiveSession(SessionBase):
         self._bar_ts = 0
         self._init_common()
         self._quit_policy = "flatten"
+        # issue 26: the dead-man watchdog and heartbeat (engine/remote/watchdog.py), on the wall clock
+        from engine.remote.watchdog import Watchdog
+
+        self.watchdog: Watchdog | None = Watchdog(settings.watchdog, self.alerts, self.wall)
 
     # ------------------------------------------------------------------ parts built at start-up
     def _kernel(self) -> TradingKernel:
@@ -790,6 +794,8 @@ class LiveSession(SessionBase):
             self._lo.append(b.low)
             self.closes.append(b.close)
         self.warm_bars = len(bars)
+        self._journal("bars_write", [(b.ts_ns, b.open, b.high, b.low, b.close, b.volume) for b in bars],
+                      warm=True)  # issue 26: `drift` re-runs from the same warm-up
         log.info("warm start: %d history bars (%s → %s) in %.2f s", len(bars),
                  _iso(bars[0].ts_ns) if bars else "-", _iso(bars[-1].ts_ns) if bars else "-",
                  (self.wall.monotonic_ns() - t0) / 1e9, extra={"event": "warm_start"})
@@ -1088,6 +1094,7 @@ class LiveSession(SessionBase):
         contract-roll check and the first-decision time run between the inputs and the step."""
         ts, o, h, l, c, v = bar
         self._apply_commands()
+        self._journal("bars_write", [bar])  # issue 26: the bars the session saw, for `drift`
         self._hi.append(h)
         self._lo.append(l)
         path = self._bar_path()
@@ -1164,6 +1171,8 @@ class LiveSession(SessionBase):
             self._stale_alerted = True
             self.alerts.send("warning", "stale_feed", f"no market data for {idle_s:.0f} s")
             self._event("alert", f"market feed stale ({idle_s:.0f} s)", "warning")
+        if self.watchdog is not None:  # issue 26
+            self.watchdog.tick(self)
         if self.broker.last_reconcile is not self._reconcile_seen and self.broker.last_reconcile is not None:
             self._note_reconcile(self.broker.last_reconcile)
         if self.clock.now_ns() >= self._next_reconcile_ns and wall >= self._next_reconcile_wall:
@@ -1357,6 +1366,7 @@ class LiveSession(SessionBase):
             "records_refused": dict(self.refused),
         }
         rep["warm_bars"] = self.warm_bars
+        rep["settings"] = self.settings.to_dict()  # issue 26: `drift` re-runs with them (secrets masked)
         rep["first_decision_s"] = self.first_decision_wall_s
         rep["adopted"] = self.adopted
         if self.rules is not None:

@@ -296,6 +296,17 @@ class SessionBase:
             raise RuntimeCommandError(f"reset refused: type {RESET_PHRASE} exactly to reset a halt")
         self._submit("reset", confirmation)
 
+    def call_on_engine(self, fn: Any) -> Any:
+        """Run ``fn()`` on the engine thread with the next commands (between bars; a live session
+        first books the venue's fills and order updates); returns a
+        :class:`concurrent.futures.Future` of its result (issue 26: the remote control's
+        broker-confirmed answers, :mod:`engine.remote.control`)."""
+        from concurrent.futures import Future
+
+        fut: Future = Future()
+        self._submit("call", fn, fut)
+        return fut
+
     def quit(self, policy: str = "flatten") -> None:
         if policy not in ("flatten", "keep_protected"):
             raise RuntimeCommandError(f"unknown quit policy {policy!r}")
@@ -375,6 +386,13 @@ class SessionBase:
                 self._event("state", "halt reset by operator", "warning")
             elif name == "note":
                 self._event("alert", args[0], "warning")
+            elif name == "call":  # issue 26: call_on_engine
+                fn, fut = args
+                try:
+                    fut.set_result(fn())
+                except Exception as exc:
+                    fut.set_exception(exc)
+                continue  # not logged: the remote control polls with it
             elif name == "quit":
                 self.exit_reason = f"operator quit ({args[0]})"
                 self._quit_policy = args[0]
@@ -521,7 +539,8 @@ class SessionBase:
         risk = RiskView(state_name, rs.reason, float(rs.daily_loss_used), float(rs.daily_loss_limit),
                         float(rs.day_drawdown), float(rs.daily_drawdown_limit), int(rs.consecutive_losses),
                         float(rs.kill_switch_distance), float(rs.kill_switch_limit),
-                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None, **self._rules_view())
+                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None, **self._rules_view(),
+                        lockouts=tuple(rs.lockouts))  # issue 26
         day, _, _, _, row = self.cal.label_one(now)
         eod_t = self.cal.eod_table(self.settings.eod)  # the [eod] profile in force
         times = tuple((name, int(eod_t[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()

@@ -297,6 +297,8 @@ def render_risk(r: RiskView, now_ns: int, width: int = 38) -> Text:
         low = r.venue_distance_usd < 500.0
         t.append(f"MLL ${r.venue_liquidation_usd:,.0f} in ${r.venue_distance_usd:,.0f} max {r.venue_max_contracts}\n",
                  style="reverse bold" if low else "")
+    for line in r.lockouts:  # issue 26: discipline lockouts
+        t.append(fit(line, width) + "\n", style="reverse" if line.startswith("LOCKED") else "")
     if r.pause_until_ns is not None:
         t.append(f"pause {fmt_countdown((r.pause_until_ns - now_ns) / 1e9)} ", style="reverse")
     t.append("breakers: " + (", ".join(r.breakers) if r.breakers else "none"))
