@@ -124,7 +124,8 @@ def _with_params(settings: Settings, params: BacktestParams) -> Settings:
     if params.min_confidence is not None:
         if not 0.0 <= params.min_confidence <= 1.0:
             raise ValueError(f"min confidence {params.min_confidence:g} is not within 0..1")
-        signal = dataclasses.replace(signal, min_confidence=float(params.min_confidence))
+        # an explicit threshold wins over the checkpoint's own (engine.strategy.model.apply_threshold)
+        signal = dataclasses.replace(signal, min_confidence=float(params.min_confidence), model_threshold="config")
     return dataclasses.replace(settings, stops=stops, signal=signal)
 
 
