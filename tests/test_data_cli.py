@@ -37,8 +37,8 @@ def test_validate_exit_codes(tmp_path, es_5m_path, topstepx_path, dbn_dir, esm8_
     cut = tmp_path / "cut.parquet"
     cut.write_bytes(es_5m_path.read_bytes()[:5000])
     unreadable = _run("validate", cut, "--json")
-    assert unreadable.exit_code == 2 and unreadable.stdout == ""
-    assert _run("validate", dbn_dir / "test_data.mbo.dbn.zst").exit_code == 2
+    assert unreadable.exit_code == 3 and unreadable.stdout == ""
+    assert _run("validate", dbn_dir / "test_data.mbo.dbn.zst").exit_code == 3
 
 
 def test_resample_cli(tmp_path, dbn_dir):

@@ -43,7 +43,7 @@ def backtest(
 ) -> None:
     """Backtest a model or a rule-based strategy over real bars; writes a report with --out.
 
-    The bars pass the validation gate first (mes_console.commands.loading): exit 2 with one
+    The bars pass the validation gate first (mes_console.commands.loading): exit 3 with one
     line on stderr, and nothing written, for unusable data (non-finite prices, unsorted or
     duplicate timestamps, no bars) and, with --strict, for any validation error."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, fail, out_console, print_json, settings_from
+from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, check_dates, fail, out_console, print_json, settings_from
 
 
 def _iso(ns) -> str | None:
@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
         from engine.journal import SCHEMA_VERSION, Journal, JournalError, _iso_day, default_journal_path
 
         lo, hi = _check_day(day_from, "--from"), _check_day(day_to, "--to")
+        check_dates(lo, hi, start_opt="--from", end_opt="--to")
         if today:
             lo = hi = _iso_day(int(dt.datetime.now(dt.timezone.utc).timestamp() * 1e9))
         if path is None:

@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import typer
 
-from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, err_console, fail,
+from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, check_dates, err_console, fail,
                                          out_console, print_json, settings_from)
 from mes_console.commands.options import ConfigOpt, DataOpt, JsonOpt, top_level_command
 
@@ -48,6 +48,7 @@ def optimize(
 
     from engine.research.optimize import OptimizeDataError, OptimizeError, OptimizeUsageError, optimize_study
 
+    check_dates(start, end)
     s = settings_from(ctx, config)
     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console, transient=False)

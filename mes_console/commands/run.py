@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from mes_console.commands.common import EXIT_USAGE, fail, settings_from
+from mes_console.commands.common import EXIT_USAGE, check_dates, fail, settings_from
 from mes_console.commands.drive import run_headless, run_tui
 from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
 
@@ -62,6 +62,7 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
     from engine import logs
     from engine.config import ConfigError
 
+    check_dates(start, end)
     settings = settings_from(ctx, config)
     if mode in ("paper", "live"):
         from mes_console.commands.run_live import execute_live

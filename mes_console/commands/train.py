@@ -96,7 +96,7 @@ def register(root_app: typer.Typer) -> None:
     ) -> None:
         """Train a 3-class model (DOWN/FLAT/UP) and save a verified checkpoint.
 
-        The bars pass the validation gate first: exit 2 with one line on stderr for unusable
+        The bars pass the validation gate first: exit 3 with one line on stderr for unusable
         data and, with --strict, for any validation error."""
         from engine.config import resolve_dir
         from engine.instruments import spec
