@@ -88,6 +88,19 @@ def default_journal_path(settings: Any) -> Path:
     return resolve_dir(settings.paths.data_dir, "data") / FILE_NAME
 
 
+SIM_FILE_NAME = "journal-sim.sqlite3"
+"""The journal of the simulated sessions (the demo and ``run --mode replay``): the same tables,
+another file, so that simulated money never mixes with a broker account's P&L by day."""
+
+
+def default_sim_journal_path(settings: Any) -> Path:
+    """``<[paths] data_dir or the platformdirs user data dir>/journal-sim.sqlite3`` (directory
+    created): :data:`SIM_FILE_NAME`, where demo and replay sessions write."""
+    from engine.config import resolve_dir
+
+    return resolve_dir(settings.paths.data_dir, "data") / SIM_FILE_NAME
+
+
 def _iso_day(ts_ns: int) -> str:
     """Fallback trading day when no calendar is given: the New York date of ``ts_ns``, rolled
     to the next day from 18:00 New York (the CME Globex session opens then)."""

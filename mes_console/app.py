@@ -56,6 +56,7 @@ from mes_console.widgets.panes import (
 from mes_console.widgets.contain import describe, log, log_worker_failure, report
 from mes_console.widgets.render import LEVELS, render_position
 from mes_console.widgets.render import money as money_text
+from engine.runtime.snapshot import money as snapshot_money
 from screens.backtest import BacktestScreen
 from screens.confirm import ConfirmScreen, TypeToConfirmScreen
 from screens.help import HelpScreen
@@ -449,15 +450,20 @@ def session_summary(session: Any) -> str:
              and not str(r.get("reason", "")).endswith("(already halted)")]
     risk = rep.get("risk") or {}
     halted = isinstance(risk, dict) and bool(risk.get("halt"))
-    path = getattr(getattr(session, "cfg", None), "report_path", None)
+    cfg = getattr(session, "cfg", None)
+    path = getattr(session, "report_written", None) or getattr(cfg, "report_path", None)
+    journal = getattr(cfg, "journal_path", None)
     lines = [
         f"session ended: {rep.get('exit_reason') or 'stopped'}",
         f"  trades {rep.get('trades_count', 0)}, net P&L {money_text(rep.get('net_pnl', 0.0))} "
-        f"(commission ${rep.get('commission', 0.0):,.2f}), equity ${rep.get('ending_equity', 0.0):,.2f}",
+        f"(commission {snapshot_money(rep.get('commission', 0.0))}), equity "
+        f"{snapshot_money(rep.get('ending_equity', 0.0))}",
         f"  halts {len(halts)}{' (halted at the end)' if halted else ''}; position at end "
         f"{rep.get('position_at_end', 0):+d}",
         f"  report: {path if path else 'not written (use --json-report PATH)'}",
     ]
+    if journal:
+        lines.append(f"  journal: {journal} (mes-console journal --sim)")
     return "\n".join(lines)
 
 

@@ -46,7 +46,7 @@ from engine.logs import RingHandler, get_logger
 from engine.runtime.market_state import MarketState
 from engine.step import BarTiming, StreamingBarPath
 from engine.runtime.snapshot import (
-    RESET_PHRASE, BacktestParams, BacktestResult, BrokerView, EodView, HeaderView, LogLine,
+    money, RESET_PHRASE, BacktestParams, BacktestResult, BrokerView, EodView, HeaderView, LogLine,
     ModelView, OrderLegView, PositionView, ProgressCallback, QuoteView, RiskView,
     RuntimeCommandError, SessionEvent, SessionSnapshot, TrainingParams, TrainingResult,
     WalkForwardRun,
@@ -197,6 +197,62 @@ class SessionConfig:
     20 Hz, above the console's refresh rate); stepping by hand publishes after every bar."""
     pace_from_ns: int = 0
     """Bars closing before this UTC ns run as fast as possible (warm-up), pacing starts here."""
+    pace_window_ny: tuple[int, int] | None = None
+    """(from, to) seconds of the New York day: only bars closing in ``(from, to]`` are paced at
+    ``speed``, every other bar runs as fast as possible (the demo: every overnight session at
+    full speed, :data:`engine.compose.DEMO_PACE_NY`); None = every bar after ``pace_from_ns``."""
+    journal_path: Path | None = None
+    """The SQLite trade journal this session writes (:mod:`engine.journal`; the CLI gives demo
+    and replay their own file, :func:`engine.journal.default_sim_journal_path`); None = none."""
+
+
+class Pacer:
+    """When the next replay bar is due on the wall clock (``speed`` simulated seconds per real
+    second). A paced stretch is anchored at its first bar's open: its bars are due
+    ``(close − anchor) / speed`` after the wall time the stretch began; a bar outside the pace
+    window (or before ``pace_from_ns``) is due at once and ends the stretch, so the next paced
+    stretch (the next morning) starts fresh instead of catching up on the night.
+
+    Args: ``speed`` (None/0 = never wait), ``pace_from_ns`` (UTC ns), ``window_ny`` (see
+    :attr:`SessionConfig.pace_window_ny`), ``bar_ns`` (bar length, ns). Pure: the wall time is
+    an argument, so a test drives it with a fake wall clock."""
+
+    def __init__(self, speed: float | None, pace_from_ns: int, window_ny: tuple[int, int] | None,
+                 bar_ns: int) -> None:
+        self.speed = speed
+        self.pace_from_ns = int(pace_from_ns)
+        self.window_ny = window_ny
+        self.bar_ns = int(bar_ns)
+        self._anchor_sim: int | None = None
+        self._anchor_wall = 0
+        self.last_paced = False
+        """Whether the bar of the last :meth:`wait_s` call was paced."""
+
+    def paced(self, close_ns: int) -> bool:
+        """True when the bar closing at ``close_ns`` (UTC ns) is paced."""
+        if not self.speed or close_ns <= self.pace_from_ns:
+            return False
+        if self.window_ny is None:
+            return True
+        from engine.calendar import ny_datetime
+
+        t = ny_datetime(int(close_ns))
+        sec = t.hour * 3600 + t.minute * 60 + t.second
+        return self.window_ny[0] < sec <= self.window_ny[1]
+
+    def wait_s(self, close_ns: int, wall_ns: int) -> float:
+        """Seconds to wait at wall time ``wall_ns`` before stepping the bar closing at
+        ``close_ns`` (0 = step it now)."""
+        self.last_paced = self.paced(close_ns)
+        if not self.last_paced:
+            self._anchor_sim = None
+            return 0.0
+        if self._anchor_sim is None:
+            self._anchor_sim = max(int(close_ns) - self.bar_ns, self.pace_from_ns)
+            self._anchor_wall = int(wall_ns)
+        speed = float(self.speed or 0.0)
+        due = self._anchor_wall + int((int(close_ns) - self._anchor_sim) / speed)
+        return max(0.0, (due - int(wall_ns)) / 1e9)
 
 
 class SessionBase:
@@ -256,7 +312,15 @@ class SessionBase:
         self._ended = ""
         self._journal_today = ""
         self.journal: Journal | None = None
-        """An :class:`engine.journal.Journal` with an open session (paper/live), or None."""
+        """An :class:`engine.journal.Journal` with an open session, or None."""
+        self._journal_book_fills = False
+        """True in demo/replay: the journal's fills come from the position book (one row per
+        entry and per exit); a broker session journals the broker's fills instead."""
+        self._book_qty = 0
+        self._book_avg = 0.0
+        self._book_costs = 0.0
+        self._entry_fee = 0.0
+        self._entry_seen = False
 
     # ------------------------------------------------------------------ commands (any thread)
     def snapshot(self) -> SessionSnapshot:
@@ -397,7 +461,7 @@ class SessionBase:
             return
         n = int(rows[0]["trades"]) if rows else 0
         net = float(rows[0]["net_pnl"] or 0.0) if rows else 0.0
-        self._journal_today = f"journal {day}: {n} trades, net ${net:+,.2f}"
+        self._journal_today = f"journal {day}: {n} trades, net {money(net, sign=True)}"
 
     def _journal(self, what: str, *args, **kw) -> None:
         """Write to the journal (``Journal.<what>(*args, **kw)``) when there is one. A failed
@@ -422,14 +486,37 @@ class SessionBase:
 
     def _collect_events(self) -> None:
         k = self.kernel
+        book_fills = self._journal_book_fills and self.journal is not None
         for t in k.trades[self._ntrades_seen:]:
             side = "long" if t.direction > 0 else "short"
+            if book_fills:
+                self._journal_trade_fills(t)
             self._event("fill", f"closed {side} {t.contracts} @ {t.exit_price:.2f} ({t.exit_reason}) "
-                        f"net ${t.net_pnl:+.2f}", "information" if t.net_pnl >= 0 else "warning")
+                        f"net {money(t.net_pnl, sign=True)}", "information" if t.net_pnl >= 0 else "warning")
             self._journal("trade", t)
+            self._entry_seen = False
         if len(k.trades) > self._ntrades_seen:
             self._refresh_journal_today()
         self._ntrades_seen = len(k.trades)
+        book = k.book
+        q = int(book.qty)
+        if q != self._book_qty:
+            prev = self._book_qty
+            if q != 0 and (prev == 0 or (q > 0) != (prev > 0) or abs(q) > abs(prev)):
+                fresh = prev == 0 or (q > 0) != (prev > 0)
+                added = abs(q) if fresh else abs(q) - abs(prev)
+                px = float(book.avg_price) if fresh else \
+                    (float(book.avg_price) * abs(q) - self._book_avg * abs(prev)) / added
+                fee = float(book.costs) - self._book_costs
+                self._entry_fee = fee if fresh else self._entry_fee + fee
+                self._entry_seen = True
+                self._event("fill", f"opened {'long' if q > 0 else 'short'} {added} @ {px:.2f}")
+                if book_fills:
+                    self._journal("fill", ts_ns=self.clock.now_ns(), side=1 if q > 0 else -1, qty=added,
+                                  price=px, fees=fee, tag="entry", kind="simulated")
+            self._book_qty = q
+        self._book_avg = float(book.avg_price)
+        self._book_costs = float(book.costs)
         for a in k.stats.alerts[self._alerts_seen:]:
             self._event("alert", f"{a[1]}: {a[2]}", "error")
         self._alerts_seen = len(k.stats.alerts)
@@ -449,6 +536,17 @@ class SessionBase:
                 log.debug("state %s%s", name, f": {why}" if why else "")
             self._last_state = name
             self._last_reason = why
+
+    def _journal_trade_fills(self, t) -> None:
+        """Demo/replay: the journal rows of a round trip's fills (its entry too when the entry
+        and the exit filled within one bar, unseen by the position book)."""
+        fee_in = self._entry_fee if self._entry_seen else float(t.commission) / 2
+        if not self._entry_seen:
+            self._journal("fill", ts_ns=int(t.entry_ts), side=int(t.direction), qty=int(t.contracts),
+                          price=float(t.entry_price), fees=fee_in, tag="entry", kind="simulated")
+        self._journal("fill", ts_ns=int(t.exit_ts), side=-int(t.direction), qty=int(t.contracts),
+                      price=float(t.exit_price), fees=float(t.commission) - fee_in,
+                      tag=str(t.exit_reason), kind="simulated", pnl=float(t.gross_pnl))
 
     def _publish(self) -> None:
         self._last_pub = perf_ns()
@@ -637,7 +735,36 @@ class Session(SessionBase):
         self.equity: list[float] = self.path.equity
         self.ring = ring
         self._init_common()
+        if self.cfg.journal_path is not None:
+            self._open_sim_journal(Path(self.cfg.journal_path))
         self._publish()
+
+    def _open_sim_journal(self, path: Path) -> None:
+        """Demo/replay: open the journal at ``path`` and this session's row (mode ``demo`` or
+        ``replay``, account ``SIM``, simulated clock); its fills (one row per entry and per exit,
+        from the position book), round trips, halts, manual actions and the summary are written
+        as they happen, as a broker session's are. Raises :class:`SessionError` naming the file
+        when it cannot be opened (nothing traded)."""
+        import time
+
+        from engine.journal import Journal
+
+        cal = self.cal
+
+        def day_of(ts: int) -> str:
+            d = int(cal.label_one(int(ts))[0])
+            return day_date(d).isoformat() if d >= 0 else ""
+
+        try:
+            j = Journal(path, day_of=day_of)
+            j.open_session(mode=self.cfg.mode, account=self.cfg.account, contract=self.spec.symbol,
+                           symbol=self.spec.symbol, clock="simulated", started_ns=self.clock.now_ns(),
+                           started_wall_ns=time.time_ns(), start_balance=self.start_balance)
+        except Exception as exc:
+            raise SessionError(f"trade journal: {exc}") from None
+        self.journal = j
+        self._journal_book_fills = True
+        log.info("journal: %s (session %d)", path, j.session_id)
 
     # ------------------------------------------------------------------ engine thread (replay)
     def step(self) -> bool:
@@ -674,9 +801,9 @@ class Session(SessionBase):
         ``publish_interval_ns`` while running."""
         if self._thread is None:
             self._thread = threading.current_thread()
-        speed = self.cfg.speed
-        t_wall0 = None
-        sim0 = max(int(self.bars.ts[0]), int(self.cfg.pace_from_ns))
+        pacer = Pacer(self.cfg.speed, max(int(self.bars.ts[0]), int(self.cfg.pace_from_ns)),
+                      self.cfg.pace_window_ny, self.bars.bar_ns)
+        was_paced = False
         code = EXIT_OK
         try:
             while not self._stop.is_set():
@@ -684,19 +811,16 @@ class Session(SessionBase):
                     self.exit_reason = self.exit_reason or "end of data"
                     break
                 close_i = int(self.bars.ts[self.i]) + self.bars.bar_ns
-                if speed and close_i > sim0:
-                    if t_wall0 is None:
-                        t_wall0 = perf_ns()
-                        self._publish()
-                    due_sim = close_i - sim0
-                    due_wall = t_wall0 + int(due_sim / speed)
-                    wait = (due_wall - perf_ns()) / 1e9
-                    if wait > 0:
-                        self._wake.wait(min(wait, 0.25))
-                        self._wake.clear()
-                        self._apply_commands()
-                        self._publish()
-                        continue
+                wait = pacer.wait_s(close_i, perf_ns())
+                if pacer.last_paced and not was_paced:
+                    self._publish()   # the screen shows where the fast stretch ended
+                was_paced = pacer.last_paced
+                if wait > 0:
+                    self._wake.wait(min(wait, 0.25))
+                    self._wake.clear()
+                    self._apply_commands()
+                    self._publish()
+                    continue
                 self.step()
             if self._signal_stop:
                 code = EXIT_SIGNAL
@@ -711,7 +835,7 @@ class Session(SessionBase):
         self.shutdown(getattr(self, "_quit_policy", "flatten"))
         self._ended = self.exit_reason or "stopped"
         self._event("state", f"session ended: {self._ended}; trades {len(self.kernel.trades)}, "
-                    f"net ${sum(t.net_pnl for t in self.kernel.trades):+,.2f}",
+                    f"net {money(sum(t.net_pnl for t in self.kernel.trades), sign=True)}",
                     "error" if code == EXIT_ERROR else "warning")
         self._publish()
         self.exit_code = code
@@ -733,9 +857,19 @@ class Session(SessionBase):
             if o.pos != 0:
                 log.error("shutdown: position %+d still open (no more bars to fill the exit)", o.pos)
         self._publish()
+        rep = None
         if self.cfg.report_path is not None:
-            write_json_atomic(Path(self.cfg.report_path), self.report())
+            rep = self.report()
+            write_json_atomic(Path(self.cfg.report_path), rep)
             log.info("session report written to %s", self.cfg.report_path)
+        j = self.journal
+        if j is not None:
+            k = self.kernel
+            self._journal("close_session", ended_ns=self.clock.now_ns(), end_balance=float(k.last_equity),
+                          net_pnl=float(sum(t.net_pnl for t in k.trades)), trades=len(k.trades),
+                          exit_reason=self.exit_reason or "stopped", report=rep or self.report())
+            j.close()
+            self.journal = None
 
 
 def _iso(ts: int) -> str:

@@ -27,6 +27,19 @@ from typing import Callable, Literal, Protocol, runtime_checkable
 
 from engine.risk.manager import RESET_WORD
 
+def money(x: float, sign: bool = False) -> str:
+    """Dollars as the console, the session log and the summary print them, ONE way everywhere:
+    the sign before the dollar sign, an ASCII hyphen for a loss, thousands separated, cents
+    (``-$12.09``, ``$1,000.00``; ``sign=True``: ``+$3.25`` for a gain)."""
+    v = float(x)
+    if v != v:
+        return "$n/a"
+    if round(v, 2) == 0:
+        v = 0.0   # no "-$0.00"
+    lead = "-" if v < 0 else ("+" if sign else "")
+    return f"{lead}${abs(v):,.2f}"
+
+
 TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
 """ACTIVE: entries allowed; REDUCING: only exposure-reducing orders; HALTED: no submits, cancels
 pass, protection kept until flat (architecture §5)."""

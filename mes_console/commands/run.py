@@ -36,11 +36,13 @@ def _parse_speed(text: str) -> float | None:
 
 def build_replay_session(settings, *, data: Path | None, start: str | None, end: str | None,
                          speed: float | None, model: Path | None, report: Path | None,
-                         ring=None, seed: int = 0, mode_label: str = "replay", bars=None):
+                         ring=None, seed: int = 0, mode_label: str = "replay", bars=None,
+                         journal: Path | None = None):
     """The replay :class:`Session`, built by the composition root (:mod:`engine.compose`): its
     market-data source (``data`` sliced to ``start``..``end``, or the generated market) and the
     session. Raises ``engine`` errors with messages naming the file or checkpoint. ``bars``
-    given (already through the validation gate and sliced) are used instead of loading ``data``."""
+    given (already through the validation gate and sliced) are used instead of loading ``data``.
+    ``journal``: the trade journal the session writes (None = none)."""
     from engine import compose
 
     pace_from = 0
@@ -49,7 +51,22 @@ def build_replay_session(settings, *, data: Path | None, start: str | None, end:
         if label == "demo":
             mode_label = label
     return compose.replay(settings, bars, model=model, speed=speed, report=report, ring=ring,
-                          pace_from_ns=pace_from, mode_label=mode_label)
+                          pace_from_ns=pace_from, mode_label=mode_label, journal=journal)
+
+
+def default_outputs(settings, label: str) -> tuple[Path, Path]:
+    """(report, journal) of a demo/replay session started from the command line: the JSON
+    report ``session-<demo|replay>-<UTC stamp>.json`` in the reports directory (as a paper/live
+    session's), and the simulated sessions' journal
+    (:func:`engine.journal.default_sim_journal_path`)."""
+    from datetime import datetime, timezone
+
+    from engine.config import resolve_dir
+    from engine.journal import default_sim_journal_path
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    report = resolve_dir(settings.paths.reports_dir, "reports") / f"session-{label}-{stamp}.json"
+    return report, default_sim_journal_path(settings)
 
 
 def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[Path] = None,
@@ -88,9 +105,10 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
     else:
         logs.install([ring])
     try:
+        report, journal = default_outputs(settings, "demo" if data is None else "replay")
         session = build_replay_session(settings, data=data, start=start, end=end, speed=spd,
-                                       model=model, report=json_report, ring=ring, seed=seed,
-                                       bars=bars)
+                                       model=model, report=json_report or report, ring=ring, seed=seed,
+                                       bars=bars, journal=journal)
     except (ConfigError, ValueError, FileNotFoundError, OSError) as exc:
         fail(str(exc), code=EXIT_USAGE)
     logs.set_clock(session.clock.now_ns)
@@ -119,7 +137,7 @@ def register(app: typer.Typer) -> None:
         speed: str = typer.Option("60", "--speed", help="Simulated seconds per real second (1 = real time), or 'max'."),
         model: Optional[Path] = typer.Option(None, "--model", help="Model checkpoint directory. Default: the rule-based baseline."),
         no_tui: bool = typer.Option(False, "--no-tui", help="Headless: no console, JSON-lines logs on stdout."),
-        json_report: Optional[Path] = typer.Option(None, "--json-report", help="Write the session report (JSON) here at shutdown."),
+        json_report: Optional[Path] = typer.Option(None, "--json-report", help="Write the session report (JSON) here at shutdown (default: session-MODE-STAMP.json in the reports directory)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the generated market (no --data)."),
         config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
         gateway_url: Optional[str] = typer.Option(None, "--gateway-url", help="paper: ProjectX gateway base URL (e.g. a local `mes-console fake-gateway`)."),

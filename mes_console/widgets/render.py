@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from rich.text import Text
 
+from engine.runtime.snapshot import money as snapshot_money
 from engine.runtime.snapshot import (
     BrokerView,
     EodView,
@@ -82,7 +83,9 @@ def price(p: float | None) -> str:
 
 
 def money(x: float) -> str:
-    return f"{'-' if x < 0 else '+'}${abs(x):,.2f}"
+    """Signed dollars (``+$3.25``, ``-$12.09``): :func:`engine.runtime.snapshot.money`, the one
+    money formatter of the console, the session log and the summary."""
+    return snapshot_money(x, sign=True)
 
 
 def sparkline(values, width: int) -> str:
