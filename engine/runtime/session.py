@@ -512,7 +512,10 @@ class SessionBase:
                 self._entry_seen = True
                 self._event("fill", f"opened {'long' if q > 0 else 'short'} {added} @ {px:.2f}")
                 if book_fills:
-                    self._journal("fill", ts_ns=self.clock.now_ns(), side=1 if q > 0 else -1, qty=added,
+                    entry = k.oco.entry   # its last status change is the fill (engine clock)
+                    hist = getattr(entry, "history", None)
+                    ts = int(hist[-1][1]) if hist else self.clock.now_ns()
+                    self._journal("fill", ts_ns=ts, side=1 if q > 0 else -1, qty=added,
                                   price=px, fees=fee, tag="entry", kind="simulated")
             self._book_qty = q
         self._book_avg = float(book.avg_price)
@@ -640,7 +643,10 @@ class SessionBase:
         return QuoteView(bid, ask, last, spread, recent, data_age, False), data_age
 
     def _speed_label(self) -> str:
-        return "max" if not self.cfg.speed else f"{self.cfg.speed:g}x"
+        """``60x``, or ``max`` while the bars run as fast as possible (no speed, or the demo's
+        overnight stretch outside its pace window)."""
+        fast = not self.cfg.speed or (self.cfg.pace_window_ny is not None and not self._paced_now)
+        return "max" if fast else f"{self.cfg.speed:g}x"
 
     def _broker_view(self, now: int) -> BrokerView:
         return BrokerView(now, "agree", "simulated venue = local book")
@@ -734,6 +740,7 @@ class Session(SessionBase):
         self.timings: list[BarTiming] = self.path.timings
         self.equity: list[float] = self.path.equity
         self.ring = ring
+        self._paced_now = False
         self._init_common()
         if self.cfg.journal_path is not None:
             self._open_sim_journal(Path(self.cfg.journal_path))
@@ -812,9 +819,10 @@ class Session(SessionBase):
                     break
                 close_i = int(self.bars.ts[self.i]) + self.bars.bar_ns
                 wait = pacer.wait_s(close_i, perf_ns())
-                if pacer.last_paced and not was_paced:
+                self._paced_now = pacer.last_paced
+                if self._paced_now and not was_paced:
                     self._publish()   # the screen shows where the fast stretch ended
-                was_paced = pacer.last_paced
+                was_paced = self._paced_now
                 if wait > 0:
                     self._wake.wait(min(wait, 0.25))
                     self._wake.clear()
