@@ -144,6 +144,7 @@ class MesConsoleApp(App, inherit_bindings=False):
         self._last_event_seq: int | None = None
         self._poll_error = ""
         self.crash_file = ""
+        self._too_small_text = ""
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -164,18 +165,28 @@ class MesConsoleApp(App, inherit_bindings=False):
     def on_resize(self, event) -> None:
         """Below :attr:`MIN_SIZE` the main screen shows one clear message instead of panes
         that would silently lose rows and columns; the session and every key go on."""
-        w, h = event.size.width, event.size.height
+        self._too_small_message(event.size.width, event.size.height)
+
+    def _too_small_message(self, w: int, h: int) -> None:
+        """Show or hide the "too small" message for a ``w``×``h`` terminal. It is the operator's
+        only status line at that size, so it is rebuilt on every snapshot too
+        (:meth:`watch_snapshot`): the trading state it names is always the current one."""
         small = w < self.MIN_SIZE[0] or h < self.MIN_SIZE[1]
         main = self.screen_stack[0] if self.screen_stack else None
         if main is None:
             return
         main.set_class(small, "too-small")
         if small:
-            state = self.snapshot.header.trading_state if self.snapshot is not None else "?"
-            main.query_one("#too-small", Static).update(
-                f"Terminal {w}×{h} is too small: the console needs at least "
-                f"{self.MIN_SIZE[0]}×{self.MIN_SIZE[1]}.\nTrading goes on ({state}). "
-                f"ctrl+k halts, q quits.")
+            snap = self.snapshot
+            state = snap.header.trading_state if snap is not None else "?"
+            if snap is not None and snap.header.paused and state == "ACTIVE":
+                state = "PAUSED"
+            text = (f"Terminal {w}×{h} is too small: the console needs at least "
+                    f"{self.MIN_SIZE[0]}×{self.MIN_SIZE[1]}.\nTrading goes on ({state}). "
+                    f"ctrl+k halts, q quits.")
+            if text != self._too_small_text:
+                self._too_small_text = text
+                main.query_one("#too-small", Static).update(text)
 
     def get_system_commands(self, screen):
         """The command palette (ctrl+p): the console's commands, each through
@@ -310,6 +321,10 @@ class MesConsoleApp(App, inherit_bindings=False):
     def watch_snapshot(self, snap: SessionSnapshot | None) -> None:
         """Feed the header of the backtest and training screens (their own compose), and keep an
         open flatten question's position text current."""
+        w, h = self.size.width, self.size.height
+        if self.screen_stack and (w < self.MIN_SIZE[0] or h < self.MIN_SIZE[1]
+                                  or self.screen_stack[0].has_class("too-small")):
+            self._too_small_message(w, h)
         screen = self.screen if self.screen_stack else None
         if isinstance(screen, ConfirmScreen) and screen.refresh_text is not None and screen.is_mounted:
             screen.query_one("#question", Static).update(screen.refresh_text(snap))

@@ -275,8 +275,12 @@ async def test_terminal_too_small_shows_a_message_and_keys_still_work():
         msg = app.query_one("#too-small")
         assert msg.display and "70×20 is too small" in str(msg.render())
         assert not app.query_one("#row1").display
+        assert "Trading goes on (ACTIVE)" in str(msg.render())
         await pilot.press("ctrl+k")
         assert rt.snapshot().header.trading_state == "HALTED"
+        await pilot.pause(0.2)
+        # the operator's only status line at this size follows the session, not only resizes
+        assert "Trading goes on (HALTED)" in str(msg.render()) and "ACTIVE" not in str(msg.render())
         await pilot.resize_terminal(120, 40)
         await pilot.pause(0.2)
         assert not msg.display and app.query_one("#row1").display
