@@ -12,6 +12,7 @@ traceback:
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -190,6 +191,29 @@ def test_problems_found_exit_1(files, tmp_path, capsys):
     assert np.any(low > b.high)
     assert guarded(app, ["data", "validate", str(bad), "--json"]) == 1
     capsys.readouterr()
+
+
+def test_help_and_config_show_print_what_they_say(capsys, monkeypatch):
+    """Help texts and ``config show`` print their brackets and placeholders as written: the
+    section names (``[risk]``), ``<data dir>``-like placeholders, the live-trading flag whole at
+    80 columns, no ``<bool>`` for on/off flags."""
+    monkeypatch.setenv("COLUMNS", "80")
+    assert guarded(app, ["config", "show"]) == 0
+    out = capsys.readouterr().out
+    for section in ("[risk]", "[account]", "[eod]", "[ui]", "[paths]"):
+        assert re.search(rf"^{re.escape(section)} *$", out, re.M), section
+    helps = {}
+    for argv in (["--help"], ["run", "--help"], ["backtest", "--help"], ["train", "--help"],
+                 ["optimize", "--help"], ["journal", "--help"], ["data", "validate", "--help"],
+                 ["fake-gateway", "--help"], ["config", "show", "--help"]):
+        assert guarded(app, argv) == 0
+        helps[argv[0]] = text = capsys.readouterr().out
+        assert "<bool>" not in text and "…" not in text, argv
+        assert all(len(line) <= 80 for line in text.splitlines()), argv
+    assert "--i-understand-this-trades-real-money" in helps["run"]
+    assert "journal.sqlite3 in the data" in helps["journal"]
+    assert "optimize-<data file" in " ".join(helps["optimize"].split())
+    assert "[training] epochs" in helps["train"]
 
 
 def test_an_internal_error_is_one_line_with_the_traceback_in_a_file(capsys, monkeypatch, tmp_path):
