@@ -328,6 +328,8 @@ class MesConsoleApp(App, inherit_bindings=False):
         screen = self.screen if self.screen_stack else None
         if isinstance(screen, ConfirmScreen) and screen.refresh_text is not None and screen.is_mounted:
             screen.query_one("#question", Static).update(screen.refresh_text(snap))
+        if isinstance(screen, QuitScreen) and snap is not None:
+            screen.update_position(render_position(snap.position).plain, snap.position.side != "FLAT")
         for name in ("backtest", "train", "optimize"):
             try:
                 screen = self.get_screen(name)
@@ -449,7 +451,8 @@ class MesConsoleApp(App, inherit_bindings=False):
                 self.quit_applied = True
                 self.exit(0)
 
-        self.push_screen(QuitScreen(text, has_pos), done)
+        mode = snap.header.mode if snap is not None else "live"
+        self.push_screen(QuitScreen(text, has_pos, mode), done)
 
 
 def session_summary(session: Any) -> str:

@@ -105,7 +105,6 @@ class BacktestScreen(JobScreen):
         self.query_one("#trades", DataTable).add_columns("entry NY", "side", "qty", "entry", "exit", "P&L", "why")
         plt = self.query_one("#equity", SafePlot).plt
         plt.title("equity $ by exit date")
-        self.query_one("#progress", ProgressBar).display = False  # no animated "--%" before a run
         self.query_one("#limits", Static).display = False
         self.query_one("#data", Input).focus()
 
@@ -142,9 +141,7 @@ class BacktestScreen(JobScreen):
     def start(self, params: BacktestParams) -> None:
         kind = f"walk-forward {'/'.join(map(str, params.walk_forward))} " if params.walk_forward else ""
         self.query_one("#status", Static).update(f"running {kind}{params.data} {params.start}..{params.end}")
-        bar = self.query_one("#progress", ProgressBar)
-        bar.display = True
-        bar.update(total=1, progress=0)
+        self.query_one("#progress", ProgressBar).update(total=1, progress=0)
         self.stoppable = params.walk_forward is not None
         if params.walk_forward:
             self._run_walk_forward(params)

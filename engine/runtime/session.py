@@ -582,7 +582,10 @@ class SessionBase:
                           {1: "LONG", -1: "SHORT"}.get(d, "NONE"),
                           None if self._last_pred_ns is None else (now - self._last_pred_ns) / 1e6, inf_us)
         side = "LONG" if o.pos > 0 else "SHORT" if o.pos < 0 else "FLAT"
-        unreal = k.book.unrealized(last) if (last is not None and o.pos != 0) else 0.0
+        # Open P&L after the costs the open trade has paid (its entry commission): the same
+        # convention as equity and the day-loss meter, so today's P&L = realized today + this
+        # = equity now - equity at the day's start, to the cent (specs/console.md).
+        unreal = (k.book.unrealized(last) + (k.cash - k.risk.balance)) if (last is not None and o.pos != 0) else 0.0
 
         def leg(order, kind):
             if order is None:

@@ -165,7 +165,7 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
             err_console.print(ev["note"], highlight=False)
             tasks["f"] = prog.add_task("train folds", total=ev["folds"], info="")
         elif k == "epoch":
-            prog.update(tasks["f"], info=f"fold {ev['fold']} epoch {ev['epoch']} val {ev['val_loss']:.4f}")
+            prog.update(tasks["f"], info=f"fold {ev['fold'] + 1} epoch {ev['epoch']} val {ev['val_loss']:.4f}")
         elif k == "fold_done":
             prog.update(tasks["f"], advance=1)
         elif k == "backtest_fold":
@@ -198,7 +198,7 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     for c in ("fold", "test", "trades", "net $", "sharpe", "max dd $", "accuracy"):
         t.add_column(c, justify="right")
     for f in folds:
-        t.add_row(str(f["fold"]), f["test"]["start"][:10], str(f["trades"]), f"{f['net_pnl']:,.2f}",
+        t.add_row(str(f["fold"] + 1), f["test"]["start"][:10], str(f["trades"]), f"{f['net_pnl']:,.2f}",
                   f"{f['sharpe']:.2f}", f"{f['max_drawdown']:,.2f}", f"{100 * f['accuracy']:.1f}%")
     m = r.wf.metrics
     t.add_row("all", "stitched", str(m.get("trades", 0)), f"{m.get('net_pnl', 0.0):,.2f}", f"{m.get('sharpe', 0.0):.2f}",
