@@ -134,3 +134,14 @@ def test_a_halt_shows_the_position_closing_not_protected():
     assert "CLOSING at market" in text and "ALL PROTECTED" not in text
     advance(sess, 120)  # the exit fills at the next bar's open
     assert sess.snapshot().position.side == "FLAT" and not sess.snapshot().position.exiting
+
+
+def test_model_label_once_and_cut_with_an_ellipsis():
+    """A checkpoint's label reads "model NAME" once (the signal source already says "model"),
+    cut to the pane's width with an ellipsis."""
+    from engine.runtime.snapshot import ModelView
+
+    first = render.render_model(ModelView("model mlp-60s-20251215", False), width=40).plain.splitlines()[0]
+    assert first == "model mlp-60s-20251215"
+    cut = render.render_model(ModelView("model mlp-60s-20251215", False), width=16).plain.splitlines()[0]
+    assert cut == "model mlp-60s-2…" and len(cut) == 16

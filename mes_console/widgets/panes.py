@@ -94,10 +94,10 @@ class ModelPane(Pane):
     TITLE = "Model"
 
     def key_of(self, snap):
-        return snap.model
+        return (snap.model, self.content_size.width)
 
     def draw(self, snap):
-        return render.render_model(snap.model)
+        return render.render_model(snap.model, self.content_size.width or 24)
 
 
 class EodPane(Pane):

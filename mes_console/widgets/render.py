@@ -195,12 +195,15 @@ def render_quote(q: QuoteView, width: int = 24) -> Text:
     return t
 
 
-def render_model(m: ModelView) -> Text:
+def render_model(m: ModelView, width: int = 24) -> Text:
+    """The model pane, ``width`` cells wide: the label once ("model mlp-60s-20251215", cut
+    with an ellipsis), probabilities or the baseline's rule state, confidence, age, latency."""
     t = Text()
     if m.is_baseline:
         t.append("RULE-BASED BASELINE\n", style="bold")
     else:
-        t.append(f"model {m.label}"[:24] + "\n")
+        label = m.label if m.label.startswith("model ") else f"model {m.label}"
+        t.append(fit(label, max(8, width)) + "\n")
     if m.probs:
         t.append(" ".join(f"{c[0]} {p:.2f}" for c, p in zip(m.classes, m.probs)) + "\n")
     elif m.confidence is not None:
