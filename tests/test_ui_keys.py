@@ -326,6 +326,32 @@ async def test_quit_with_a_position_offers_keep_protected():
     assert rt.kernel.oco.pos != 0 and rt.snapshot().position.all_protected
 
 
+async def test_quit_dialog_follows_the_position_and_names_no_broker_in_the_demo():
+    """The quit dialog's position is the session's, live: a position closed while it is open
+    turns it into the flat question; in the demo (no broker) ``k`` does not claim that an OCO
+    stays at a broker."""
+    rt = make_runtime()
+    open_position(rt)
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        screen = app.screen
+        assert isinstance(screen, QuitScreen) and screen.has_position
+        choices = str(screen.query_one("#quit-choices").render())
+        assert "at the broker" not in choices and "simulated" in choices
+        rt.flatten()
+        while rt.kernel.oco.pos != 0:   # the simulated venue fills the exit at the next bar
+            assert rt.step()
+        rt._publish()
+        app.poll()
+        await pilot.pause()
+        assert not screen.has_position and str(screen.query_one("#quit-position").render()).startswith("FLAT")
+        assert "y" in str(screen.query_one("#quit-choices").render())
+        await pilot.press("y")
+        await pilot.pause()
+    assert rt._quit_policy == "flatten" and app.quit_applied
+
+
 async def test_ctrl_q_and_ctrl_c_do_not_quit():
     rt = make_runtime()
     app = MesConsoleApp(rt)
