@@ -44,10 +44,10 @@ class BacktestScreen(JobScreen):
     walk-forward."""
 
     DEFAULT_CSS = FORM_CSS + """
-    BacktestScreen #results { height: 1fr; min-height: 6; }
+    BacktestScreen #results { height: 2fr; min-height: 9; }
     BacktestScreen #metrics { width: 30; height: 100%; }
     BacktestScreen #equity { width: 1fr; height: 100%; }
-    BacktestScreen #trades { height: 1fr; }
+    BacktestScreen #trades { height: 1fr; min-height: 3; }
     BacktestScreen #wfbox { height: 1fr; display: none; }
     BacktestScreen #folds { height: auto; }
     BacktestScreen #start, BacktestScreen #end { width: 15; }

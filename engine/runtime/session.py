@@ -450,7 +450,9 @@ class SessionBase:
         """Re-read today's round trips and net P&L from the journal (after a trade is written and
         when the journal opens), for the console's broker pane; a read failure is logged."""
         j = self.journal
-        if j is None:
+        if j is None or self._journal_book_fills:
+            # demo/replay: every run replays the same simulated days, so the journal's day
+            # would add up earlier runs; the equity pane's "today" is this run's
             self._journal_today = ""
             return
         try:
@@ -774,7 +776,6 @@ class Session(SessionBase):
             raise SessionError(f"trade journal: {exc}") from None
         self.journal = j
         self._journal_book_fills = True
-        log.info("journal: %s (session %d)", path, j.session_id)
 
     # ------------------------------------------------------------------ engine thread (replay)
     def step(self) -> bool:
@@ -815,6 +816,8 @@ class Session(SessionBase):
                       self.cfg.pace_window_ny, self.bars.bar_ns)
         was_paced = False
         code = EXIT_OK
+        if self.journal is not None:   # logged here: the log's clock is the engine's by now
+            log.info("journal: %s (session %d)", self.journal.path, self.journal.session_id)
         try:
             while not self._stop.is_set():
                 if self.i >= len(self.bars):
