@@ -352,6 +352,22 @@ async def test_quit_dialog_follows_the_position_and_names_no_broker_in_the_demo(
     assert rt._quit_policy == "flatten" and app.quit_applied
 
 
+async def test_pause_while_halted_is_refused_and_the_session_goes_on():
+    """p after ctrl+k: the risk rules refuse a pause while HALTED; the engine answers with a
+    warning event instead of ending the session (found at 70x20: "ENDED: error:
+    RiskActionError")."""
+    rt = make_runtime()
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+k")
+        await pilot.press("p")
+        await pilot.pause()
+        snap = rt.snapshot()
+        assert snap.header.trading_state == "HALTED" and not snap.header.ended
+        assert any(e.message.startswith("pause refused:") for e in snap.events)
+        assert rt.step()   # the session still steps
+
+
 async def test_ctrl_q_and_ctrl_c_do_not_quit():
     rt = make_runtime()
     app = MesConsoleApp(rt)

@@ -43,6 +43,7 @@ from engine.clock import NS_PER_SECOND, perf_ns
 from engine.config import Settings
 from engine.data.bars import Bars
 from engine.logs import RingHandler, get_logger
+from engine.risk.manager import RiskActionError
 from engine.runtime.market_state import MarketState
 from engine.step import BarTiming, StreamingBarPath
 from engine.runtime.snapshot import (
@@ -390,36 +391,42 @@ class SessionBase:
                 name, args = self._cmd.get_nowait()
             except queue.Empty:
                 return
-            o = self.kernel.oco
-            if name == "pause":
-                self.risk.pause("operator pause", "operator")
-                self._event("state", "paused by operator: no new entries, protection kept")
-            elif name == "resume":
-                self.risk.resume("operator")
-                self._event("state", "resumed by operator")
-            elif name == "flatten":
-                if o.pos != 0 or (o.entry is not None and o.entry.is_working):
-                    o.flatten("flatten")
-                    self._event("order", "operator flatten: closing at market", "warning")
-                else:
-                    self._event("info", "flatten: already flat")
-            elif name == "halt":
-                already = self._last_state == "HALTED"
-                self.risk.halt(args[0], "operator")
-                if o.pos != 0 or (o.entry is not None and o.entry.is_working):
-                    o.flatten("risk")
-                if not already:  # a second kill-switch press is audited, not announced again
-                    self._event("state", f"HALTED: {args[0]}", "error")
-                self._last_state, self._last_reason = "HALTED", args[0]
-            elif name == "reset":
-                self.risk.reset_halt("operator", args[0])
-                self._event("state", "halt reset by operator", "warning")
-            elif name == "note":
-                self._event("alert", args[0], "warning")
-            elif name == "quit":
-                self.exit_reason = f"operator quit ({args[0]})"
-                self._quit_policy = args[0]
-                self._stop.set()
+            try:
+                o = self.kernel.oco
+                if name == "pause":
+                    self.risk.pause("operator pause", "operator")
+                    self._event("state", "paused by operator: no new entries, protection kept")
+                elif name == "resume":
+                    self.risk.resume("operator")
+                    self._event("state", "resumed by operator")
+                elif name == "flatten":
+                    if o.pos != 0 or (o.entry is not None and o.entry.is_working):
+                        o.flatten("flatten")
+                        self._event("order", "operator flatten: closing at market", "warning")
+                    else:
+                        self._event("info", "flatten: already flat")
+                elif name == "halt":
+                    already = self._last_state == "HALTED"
+                    self.risk.halt(args[0], "operator")
+                    if o.pos != 0 or (o.entry is not None and o.entry.is_working):
+                        o.flatten("risk")
+                    if not already:  # a second kill-switch press is audited, not announced again
+                        self._event("state", f"HALTED: {args[0]}", "error")
+                    self._last_state, self._last_reason = "HALTED", args[0]
+                elif name == "reset":
+                    self.risk.reset_halt("operator", args[0])
+                    self._event("state", "halt reset by operator", "warning")
+                elif name == "note":
+                    self._event("alert", args[0], "warning")
+                elif name == "quit":
+                    self.exit_reason = f"operator quit ({args[0]})"
+                    self._quit_policy = args[0]
+                    self._stop.set()
+            except RiskActionError as exc:
+                # a command the risk rules refuse (pause while HALTED, reset when not halted)
+                # is answered, never the end of the session
+                self._event("info", f"{name} refused: {exc}", "warning")
+                continue
             log.info("command %s applied", name)  # the record carries the engine time
 
     def start(self) -> threading.Thread:
