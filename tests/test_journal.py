@@ -225,6 +225,7 @@ def test_console_shows_todays_trades_from_the_journal(tmp_path) -> None:
     """The broker pane's journal line is read back from the journal: a trade written by an
     earlier session of the same trading day counts, and each new round trip updates it."""
     from engine.calendar import day_date
+    from engine.runtime.snapshot import money
     from mes_console.widgets.render import render_broker
     from tests.ui_support import make_session, open_position
 
@@ -239,7 +240,7 @@ def test_console_shows_todays_trades_from_the_journal(tmp_path) -> None:
     sess.journal = j
     sess._refresh_journal_today()
     sess._publish()
-    assert sess.snapshot().broker.journal == f"journal {day}: 1 trades, net ${earlier.net_pnl:+,.2f}"
+    assert sess.snapshot().broker.journal == f"journal {day}: 1 trades, net {money(earlier.net_pnl, sign=True)}"
     n = len(sess.kernel.trades)
     open_position(sess)
     while len(sess.kernel.trades) == n:
@@ -249,7 +250,7 @@ def test_console_shows_todays_trades_from_the_journal(tmp_path) -> None:
     today = day_date(int(sess.cal.label_one(sess.clock.now_ns())[0])).isoformat()
     rows = j.by_day(today, today)
     assert sum(r["trades"] for r in j.by_day()) == 1 + len(sess.kernel.trades) - n
-    assert view.journal == f"journal {today}: {rows[0]['trades']} trades, net ${rows[0]['net_pnl']:+,.2f}"
+    assert view.journal == f"journal {today}: {rows[0]['trades']} trades, net {money(rows[0]['net_pnl'], sign=True)}"
     assert view.journal in str(render_broker(view, sess.clock.now_ns()))
 
 
