@@ -45,6 +45,7 @@ class BacktestScreen(JobScreen):
 
     DEFAULT_CSS = FORM_CSS + """
     BacktestScreen #results { height: 2fr; min-height: 9; }
+    BacktestScreen.walk-forward #results { height: 1fr; min-height: 6; }
     BacktestScreen #metrics { width: 30; height: 100%; }
     BacktestScreen #equity { width: 1fr; height: 100%; }
     BacktestScreen #trades { height: 1fr; min-height: 3; }
@@ -203,6 +204,7 @@ class BacktestScreen(JobScreen):
                       f"{tr.exit_price:.2f}", f"{tr.pnl_usd:+.2f}", tr.reason)
         t.display = wf is None
         self.query_one("#wfbox").display = wf is not None
+        self.set_class(wf is not None, "walk-forward")  # the fold and go-live tables get half
         if wf is not None:
             self.query_one("#folds", Static).update(walk_forward_tables(wf))
             failed = sum(not c.passed for c in wf.go_live)
