@@ -368,6 +368,24 @@ async def test_pause_while_halted_is_refused_and_the_session_goes_on():
         assert rt.step()   # the session still steps
 
 
+async def test_job_screens_no_bar_before_a_run_and_a_cut_status_ends_in_an_ellipsis():
+    """Training, backtest and optimize: no animated "--%" bar before the first run; a status
+    longer than the screen (a walk-forward's plan note, a study's windows) ends in "…"."""
+    app = MesConsoleApp(make_runtime())
+    async with app.run_test(size=SIZE) as pilot:
+        for key in ("t", "b", "o"):
+            await pilot.press(key)
+            await pilot.pause()
+            screen = app.screen
+            assert not screen.query_one("#progress").display, key
+            status = screen.query_one("#status")
+            status.update("plan: 3 folds of 6/1/1 months, " + "x" * 120)
+            await pilot.pause()
+            line = status.render_line(0).text.rstrip()
+            assert line.endswith("…") and len(line) <= SIZE[0], (key, line)
+            await pilot.press("escape")
+
+
 async def test_ctrl_q_and_ctrl_c_do_not_quit():
     rt = make_runtime()
     app = MesConsoleApp(rt)
