@@ -317,6 +317,8 @@ class SessionBase:
         self._journal_book_fills = False
         """True in demo/replay: the journal's fills come from the position book (one row per
         entry and per exit); a broker session journals the broker's fills instead."""
+        self._paced_now = False
+        """Whether the replay loop paces the current bar (the demo's nights run unpaced)."""
         self._book_qty = 0
         self._book_avg = 0.0
         self._book_costs = 0.0
@@ -752,7 +754,6 @@ class Session(SessionBase):
         self.timings: list[BarTiming] = self.path.timings
         self.equity: list[float] = self.path.equity
         self.ring = ring
-        self._paced_now = False
         self._init_common()
         if self.cfg.journal_path is not None:
             self._open_sim_journal(Path(self.cfg.journal_path))

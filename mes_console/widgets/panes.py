@@ -8,6 +8,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from engine.runtime.snapshot import SessionSnapshot
+from engine.runtime.snapshot import money as snapshot_money
 from mes_console.widgets import render
 from mes_console.widgets.contain import describe, report
 
@@ -180,7 +181,7 @@ class EquityPane(Pane):
         eq = snap.equity
         today = snap.position.realized_usd + snap.position.unrealized_usd
         if eq:
-            t.append(f"${eq[-1]:,.2f} today ")
+            t.append(f"{snapshot_money(eq[-1])} today ")
             t.append(render.money(today), style=render.pnl_style(today))
             t.append("\n")
             broker_rows = 2 if snap.broker.detail else 1
