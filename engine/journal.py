@@ -3,6 +3,8 @@
 Every fill, round trip, halt, manual action and session summary of a paper/live session is
 written AS IT HAPPENS, one autocommitted statement each, to ``<data dir>/journal.sqlite3``
 (``[paths] data_dir``, default the platformdirs user data dir; :func:`default_journal_path`).
+The demo and replay sessions write the same tables to their own file,
+``<data dir>/journal-sim.sqlite3`` (:func:`default_sim_journal_path`).
 
 Durability: WAL journal mode with ``synchronous=FULL``: a committed row survives a SIGKILL of
 the process (and a power loss) the moment :meth:`Journal.fill` returns. Several processes may
