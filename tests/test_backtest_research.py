@@ -121,6 +121,6 @@ def test_refusal_summary_prints_the_amounts_not_placeholders():
                "outside the entry window 09:35": 3}
     text = summary_text(SimpleNamespace(halts=[], research=False, refused=refused))
     assert "#" not in text
-    assert ("       7 × risk $12.50–1,250.00 per contract (worst-case slippage) exceeds the $0.40–3.20 "
+    assert ("       7 × risk $12.50–$1,250.00 per contract (worst-case slippage) exceeds the $0.40–$3.20 "
             "left of the daily loss limit") in text.splitlines()
     assert "       3 × outside the entry window 09:35" in text.splitlines()

@@ -74,8 +74,8 @@ def refusal_kinds(refused: dict) -> dict:
 def refusal_ranges(refused: dict) -> dict:
     """The kinds of :func:`refusal_kinds` as readable text: each ``#`` replaced by the amounts
     the reasons of that kind carried, one value when they all agree, else ``lo–hi`` (as printed
-    in the reasons: "risk $12.50–41.25 per contract (worst-case slippage) exceeds the
-    $0.40–9.90 left of the daily loss limit"). Returns text → count, most frequent first."""
+    in the reasons: "risk $12.50–$41.25 per contract (worst-case slippage) exceeds the
+    $0.40–$9.90 left of the daily loss limit"). Returns text → count, most frequent first."""
     groups: dict[str, list[list[str]]] = {}
     first: dict[str, str] = {}
     counts: Counter = Counter()
@@ -93,9 +93,18 @@ def refusal_ranges(refused: dict) -> dict:
             col = [r[i] for r in rows]
             lo = min(col, key=lambda v: float(v.replace(",", "")))
             hi = max(col, key=lambda v: float(v.replace(",", "")))
-            values.append(lo if float(lo.replace(",", "")) == float(hi.replace(",", "")) else f"{lo}–{hi}")
+            values.append((lo, hi))
+        text = first[key]
         it = iter(values)
-        out[_NUM.sub(lambda _m: next(it), first[key])] = n
+
+        def ranged(m: re.Match) -> str:
+            lo, hi = next(it)
+            if float(lo.replace(",", "")) == float(hi.replace(",", "")):
+                return lo
+            unit = "$" if m.start() > 0 and text[m.start() - 1] == "$" else ""
+            return f"{lo}–{unit}{hi}"
+
+        out[_NUM.sub(ranged, text)] = n
     return out
 
 
