@@ -131,7 +131,9 @@ class OrderLegView:
 class PositionView:
     """The position and its protection. ``side``: ``FLAT``/``LONG``/``SHORT``; ``size``
     contracts (≥ 0); ``avg_price`` points; ``unrealized_usd``/``realized_usd`` dollars (realized
-    since the trading day began, after costs); ``all_protected``: every open contract is covered
+    since the trading day began, after costs; unrealized = the open position marked at the last
+    price less the costs it has paid, its entry commission, so that realized + unrealized =
+    equity now − equity at the day's start); ``all_protected``: every open contract is covered
     by a working stop or by a market exit in flight (True when flat); ``exiting``: the position
     is being closed at market (flatten, halt, EOD or risk exit in flight)."""
 

@@ -166,7 +166,8 @@ class EquityPane(Pane):
 
     Today's P&L has ONE definition, shared with the position pane: realized since the CME
     trading day began (the risk manager's ``daily_realized_pnl``, after costs) plus the open
-    position's unrealized P&L."""
+    position's P&L after the costs it has paid (its entry commission): equity now minus equity
+    at the day's start, the figure of the day-loss meter."""
 
     TITLE = "Equity / broker"
 
