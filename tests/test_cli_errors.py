@@ -16,6 +16,7 @@ import re
 from datetime import date
 
 import pytest
+import typer
 
 from engine.data.io import save_bars
 from engine.market import generate_bars
@@ -143,6 +144,36 @@ def _table(f: dict) -> dict[str, list[tuple[str, list[str], int, str]]]:
             ("missing file", ["fake-gateway", "--data", MISSING, "--port", "1", "--username", "u", "--api-key", "k"], 3, "mes-bars.parquet"),
             ("unreadable file", ["fake-gateway", "--data", g, "--port", "1", "--username", "u", "--api-key", "k"], 3, "garbage.parquet"),
         ],
+        "drift": [
+            ("unknown option", ["drift", "--bogus"], 2, "--bogus"),
+            ("wrong type", ["drift", "--session", "x"], 2, "--session"),
+            ("missing file", ["drift", "--path", "/nonexistent/mes-journal.sqlite3"], 3, "mes-journal.sqlite3"),
+            ("unreadable file", ["drift", "--path", g], 3, "garbage.parquet"),
+            ("missing settings", ["drift", "--config", MISSING_CONFIG], 3, "mes-config.toml"),
+        ],
+        "analyze": [
+            ("unknown option", ["analyze", "warmup", "--data", b, "--bogus"], 2, "--bogus"),
+            ("missing option", ["analyze", "lookahead", "--strategy", "baseline"], 2, "--data"),
+            ("wrong type", ["analyze", "warmup", "--data", b, "--samples", "x"], 2, "--samples"),
+            ("bad date", ["analyze", "warmup", "--data", b, "--strategy", "baseline", "--start", "2025-13-01"], 3, "--start"),
+            ("reversed range", ["analyze", "warmup", "--data", b, "--strategy", "baseline", "--start", "2025-03-04",
+                                "--end", "2025-03-03"], 3, "reversed"),
+            ("bad value", ["analyze", "lookahead", "--data", b, "--strategy", "nosuch"], 3, "nosuch"),
+            ("missing file", ["analyze", "warmup", "--data", MISSING, "--strategy", "baseline"], 3, "mes-bars.parquet"),
+            ("missing settings", ["analyze", "warmup", "--data", b, "--strategy", "baseline", "--config", MISSING_CONFIG],
+             3, "mes-config.toml"),
+            ("bad settings", ["analyze", "warmup", "--data", b, "--strategy", "baseline", "--config", cfg], 3,
+             "risk_per_trade_pct"),
+        ],
+        "strategy": [
+            ("unknown option", ["strategy", "list", "--bogus"], 2, "--bogus"),
+            ("missing argument", ["strategy", "new"], 2, "name"),
+            ("bad value", ["strategy", "new", "9bad", "--out", f"{tmp}/strategies"], 3, "9bad"),
+        ],
+        "build": [
+            ("unknown option", ["build", "--bogus"], 2, "--bogus"),
+            ("wrong type", ["build", "--jobs", "0"], 2, "--jobs"),
+        ],
         "journal": [
             ("unknown option", ["journal", "--bogus"], 2, "--bogus"),
             ("wrong type", ["journal", "--session", "x"], 2, "--session"),
@@ -160,9 +191,13 @@ def test_every_command_answers_each_bad_input_with_the_documented_code(files, ca
     the documented code after exactly one ``error:`` line naming what was wrong."""
     monkeypatch.delenv("DATABENTO_API_KEY", raising=False)
     table = _table(files)
+    # every command the CLI lists is in the table
+    listed = {c.name for c in typer.main.get_command(app).commands.values()}
+    assert listed <= {name.split()[0] for name in table}, listed
     assert set(table) == {"backtest", "run", "train", "optimize", "data inspect", "data validate",
                           "data resample", "data download", "model info", "model bench",
-                          "config show", "config check", "fake-gateway", "journal"}
+                          "config show", "config check", "fake-gateway", "journal", "drift", "analyze",
+                          "strategy", "build"}
     failures = []
     for command, cases in table.items():
         for kind, argv, code, word in cases:

@@ -199,7 +199,9 @@ def render_model(m: ModelView, width: int = 24) -> Text:
     """The model pane, ``width`` cells wide: the label once ("model mlp-60s-20251215", cut
     with an ellipsis), probabilities or the baseline's rule state, confidence, age, latency."""
     t = Text()
-    if m.is_baseline:
+    if m.is_baseline and m.label.startswith("strategy "):   # a loaded strategy (engine.strategy.runtime)
+        t.append(m.label[:24] + "\n", style="bold")
+    elif m.is_baseline:
         t.append("RULE-BASED BASELINE\n", style="bold")
     else:
         label = m.label if m.label.startswith("model ") else f"model {m.label}"
@@ -301,6 +303,8 @@ def render_risk(r: RiskView, now_ns: int, width: int = 38) -> Text:
         low = r.venue_distance_usd < 500.0
         t.append(f"MLL ${r.venue_liquidation_usd:,.0f} in ${r.venue_distance_usd:,.0f} max {r.venue_max_contracts}\n",
                  style="reverse bold" if low else "")
+    for line in r.lockouts:  # issue 26: discipline lockouts
+        t.append(fit(line, width) + "\n", style="reverse" if line.startswith("LOCKED") else "")
     if r.pause_until_ns is not None:
         t.append(f"pause {fmt_countdown((r.pause_until_ns - now_ns) / 1e9)} ", style="reverse")
     t.append("breakers: " + (", ".join(r.breakers) if r.breakers else "none"))
