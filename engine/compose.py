@@ -37,6 +37,10 @@ MODES = ("backtest", "replay", "paper", "live")
 
 DEMO_START = date(2025, 11, 3)
 DEMO_END = date(2025, 11, 7)
+DEMO_PACE_NY = (9 * 3600 + 25 * 60, 16 * 3600 + 15 * 60)
+"""The demo paces the bars closing in (09:25, 16:15] New York (the cash session, with its open
+and the EOD flat in view) at the chosen speed; every other bar, each night included, runs at
+full speed (seconds of the New York day, :attr:`engine.runtime.session.SessionConfig.pace_window_ny`)."""
 """The generated market's default span (a replay without a bars file: the bare ``mes-console``)."""
 
 
@@ -73,15 +77,21 @@ def replay_bars(settings: Settings, *, data: Path | None, start: str | None, end
 
 def replay(settings: Settings, bars, *, model: str | Path | None = None, speed: float | None = None,
            report: Path | None = None, ring=None, pace_from_ns: int = 0, mode_label: str = "replay",
-           risk=None, strategy=None) -> Session:
+           risk=None, journal: Path | None = None, strategy=None) -> Session:
     """The replay mode over ``bars``: the signal source (``model`` checkpoint, or the rule-based
     baseline, :func:`engine.runtime.session.make_signal_source`) and the :class:`Session` on the
     simulated pieces; ``strategy``: a loaded strategy
-    (:class:`engine.strategy.loader.LoadedStrategy`) instead of the model/baseline. ``speed``: simulated seconds per real second (None = as fast as
-    possible); ``report``: the JSON session report's path. Raises the checkpoint loader's
-    errors and :class:`engine.runtime.session.SessionError` for empty bars."""
+    (:class:`engine.strategy.loader.LoadedStrategy`) instead of the model/baseline. ``speed``:
+    simulated seconds per real second (None = as fast as possible); ``report``: the JSON
+    session report's path; ``journal``: the trade journal it writes (None = none). The demo
+    (``mode_label`` ``"demo"``) is paced only inside :data:`DEMO_PACE_NY`: every overnight
+    session runs at full speed. Raises the checkpoint loader's errors and
+    :class:`engine.runtime.session.SessionError` for empty bars or a journal that cannot be
+    opened."""
     src = make_signal_source(settings, bars, model, strategy=strategy)
-    cfg = SessionConfig(mode=mode_label, speed=speed, report_path=report, pace_from_ns=pace_from_ns)
+    cfg = SessionConfig(mode=mode_label, speed=speed, report_path=report, pace_from_ns=pace_from_ns,
+                        pace_window_ny=DEMO_PACE_NY if mode_label == "demo" else None,
+                        journal_path=journal)
     return Session(settings, bars, src, cfg, risk=risk, ring=ring)
 
 

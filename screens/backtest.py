@@ -47,10 +47,11 @@ class BacktestScreen(JobScreen):
     walk-forward."""
 
     DEFAULT_CSS = FORM_CSS + """
-    BacktestScreen #results { height: 1fr; min-height: 6; }
+    BacktestScreen #results { height: 2fr; min-height: 9; }
+    BacktestScreen.walk-forward #results { height: 1fr; min-height: 6; }
     BacktestScreen #metrics { width: 30; height: 100%; }
     BacktestScreen #equity { width: 1fr; height: 100%; }
-    BacktestScreen #trades { height: 1fr; }
+    BacktestScreen #trades { height: 1fr; min-height: 3; }
     BacktestScreen #wfbox { height: 1fr; display: none; }
     BacktestScreen #folds { height: auto; }
     BacktestScreen #start, BacktestScreen #end { width: 15; }
@@ -115,7 +116,6 @@ class BacktestScreen(JobScreen):
         self.query_one("#trades", DataTable).add_columns("entry NY", "side", "qty", "entry", "exit", "P&L", "why")
         plt = self.query_one("#equity", SafePlot).plt
         plt.title("equity $ by exit date")
-        self.query_one("#progress", ProgressBar).display = False  # no animated "--%" before a run
         self.query_one("#limits", Static).display = False
         self.query_one("#data", Input).focus()
 
@@ -155,9 +155,7 @@ class BacktestScreen(JobScreen):
     def start(self, params: BacktestParams) -> None:
         kind = f"walk-forward {'/'.join(map(str, params.walk_forward))} " if params.walk_forward else ""
         self.query_one("#status", Static).update(f"running {kind}{params.data} {params.start}..{params.end}")
-        bar = self.query_one("#progress", ProgressBar)
-        bar.display = True
-        bar.update(total=1, progress=0)
+        self.query_one("#progress", ProgressBar).update(total=1, progress=0)
         self.stoppable = params.walk_forward is not None
         if params.walk_forward:
             self._run_walk_forward(params)
@@ -219,6 +217,7 @@ class BacktestScreen(JobScreen):
                       f"{tr.exit_price:.2f}", f"{tr.pnl_usd:+.2f}", tr.reason)
         t.display = wf is None
         self.query_one("#wfbox").display = wf is not None
+        self.set_class(wf is not None, "walk-forward")  # the fold and go-live tables get half
         if wf is not None:
             self.query_one("#folds", Static).update(walk_forward_tables(wf))
             failed = sum(not c.passed for c in wf.go_live)

@@ -71,6 +71,43 @@ def refusal_kinds(refused: dict) -> dict:
     return dict(c.most_common())
 
 
+def refusal_ranges(refused: dict) -> dict:
+    """The kinds of :func:`refusal_kinds` as readable text: each ``#`` replaced by the amounts
+    the reasons of that kind carried, one value when they all agree, else ``lo–hi`` (as printed
+    in the reasons: "risk $12.50–$41.25 per contract (worst-case slippage) exceeds the
+    $0.40–$9.90 left of the daily loss limit"). Returns text → count, most frequent first."""
+    groups: dict[str, list[list[str]]] = {}
+    first: dict[str, str] = {}
+    counts: Counter = Counter()
+    for reason, n in refused.items():
+        text = str(reason)
+        key = _NUM.sub("#", text)
+        groups.setdefault(key, []).append(_NUM.findall(text))
+        first.setdefault(key, text)
+        counts[key] += int(n)
+    out: dict = {}
+    for key, n in counts.most_common():
+        rows = groups[key]
+        values = []
+        for i in range(len(rows[0])):
+            col = [r[i] for r in rows]
+            lo = min(col, key=lambda v: float(v.replace(",", "")))
+            hi = max(col, key=lambda v: float(v.replace(",", "")))
+            values.append((lo, hi))
+        text = first[key]
+        it = iter(values)
+
+        def ranged(m: re.Match) -> str:
+            lo, hi = next(it)
+            if float(lo.replace(",", "")) == float(hi.replace(",", "")):
+                return lo
+            unit = "$" if m.start() > 0 and text[m.start() - 1] == "$" else ""
+            return f"{lo}–{unit}{hi}"
+
+        out[_NUM.sub(ranged, text)] = n
+    return out
+
+
 def halts_doc(result) -> dict:
     """The halts, blocks, pauses and refusals of a run as one JSON-ready dict: ``research``
     (bool), ``halts`` (each with ``ts_ns``, ``kind``, ``reason``, ``resumed_ns`` and the NY times
@@ -119,7 +156,7 @@ def summary_text(result, max_refusals: int = 5) -> str:
         lines.append("lockouts " + ", ".join(f"{k.removeprefix('lockout ')} {n}" for k, n in sorted(kinds.items()))
                      + f" (first {locks[0]['time_ny']}: {locks[0]['reason']})")
     lines.append(f"entries refused: {doc['refused_total']}")
-    for reason, n in list(doc["refused_by_kind"].items())[:max_refusals]:
+    for reason, n in list(refusal_ranges(doc["refused"]).items())[:max_refusals]:
         lines.append(f"  {n:>6} × {reason}")
     return "\n".join(lines)
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from engine.config import Settings, resolve_dir
 from engine.runtime.snapshot import (
     BacktestParams, BacktestResult, FoldRow, GoLiveRow, Progress, ProgressCallback, TradeRow, TrainingParams,
-    TrainingResult, WalkForwardRun,
+    TrainingResult, WalkForwardRun, money,
 )
 
 ARCHS = ("mlp", "lstm", "hybrid", "transformer")
@@ -45,8 +45,10 @@ def _bars_for(settings: Settings, data: str, start: date | None, end: date | Non
 
 
 def _fmt(v) -> str:
+    """A metric for the console's table: floats to cents, never ``-0.00`` (a drawdown of
+    -0.001 $ is 0.00)."""
     if isinstance(v, float):
-        return f"{v:,.2f}"
+        return f"{0.0 if round(v, 2) == 0 else v:,.2f}"
     return str(v)
 
 
@@ -88,7 +90,7 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     for t in res.records:
         eq.append(eq[-1] + t.net_pnl)
     rows = tuple(_trade_rows(res.records))
-    on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net ${m.get('net_pnl', 0.0):,.2f}"))
+    on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net {money(m.get('net_pnl', 0.0), sign=True)}"))
     return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(summary_text(res).splitlines()))
 
 
@@ -274,7 +276,7 @@ def _train_for_console(settings: Settings, params: TrainingParams,
         elif kind == "epoch":
             history.append((int(ev["fold"]), int(ev["epoch"]), float(ev["train_loss"]),
                             float(ev["val_loss"]), float(ev["val_acc"])))
-            on_progress(Progress(int(ev["epoch"]), int(ev["epochs"]), f"fold {ev['fold']}",
+            on_progress(Progress(int(ev["epoch"]), int(ev["epochs"]), f"fold {int(ev['fold']) + 1}",
                                  (("train_loss", float(ev["train_loss"])), ("val_loss", float(ev["val_loss"])),
                                   ("val_acc", float(ev["val_acc"]))),
                                  fold=int(ev["fold"]), folds=state["folds"]))
@@ -362,7 +364,7 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     out = resolve_dir(settings.paths.reports_dir, "reports") / stamp
     write_walk_forward_report(r, walk_forward_doc(r, settings, params.fill_model, params.data, arch), out)
     bt = BacktestResult(metrics, tuple(eq), tuple(_trade_rows(records)), str(out), limits)
-    on_progress(Progress(2 * n_folds, 2 * n_folds, f"done: {len(records)} trades, net ${m.get('net_pnl', 0.0):,.2f}",
+    on_progress(Progress(2 * n_folds, 2 * n_folds, f"done: {len(records)} trades, net {money(m.get('net_pnl', 0.0), sign=True)}",
                          folds=n_folds))
     return WalkForwardRun(bt, folds, checks, bool(r.go_live["pass"]), note)
 

@@ -49,7 +49,7 @@ def backtest(
     """Backtest a model or a strategy (baseline, random, or your own: --strategy FILE.py:Class) over real
     bars; writes a report with --out.
 
-    The bars pass the validation gate first (mes_console.commands.loading): exit 2 with one
+    The bars pass the validation gate first (mes_console.commands.loading): exit 3 with one
     line on stderr, and nothing written, for unusable data (non-finite prices, unsorted or
     duplicate timestamps, no bars) and, with --strict, for any validation error."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -197,7 +197,7 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
             err_console.print(ev["note"], highlight=False)
             tasks["f"] = prog.add_task("train folds", total=ev["folds"], info="")
         elif k == "epoch":
-            prog.update(tasks["f"], info=f"fold {ev['fold']} epoch {ev['epoch']} val {ev['val_loss']:.4f}")
+            prog.update(tasks["f"], info=f"fold {ev['fold'] + 1} epoch {ev['epoch']} val {ev['val_loss']:.4f}")
         elif k == "fold_done":
             prog.update(tasks["f"], advance=1)
         elif k == "backtest_fold":
@@ -230,7 +230,7 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     for c in ("fold", "test", "trades", "net $", "sharpe", "max dd $", "accuracy"):
         t.add_column(c, justify="right")
     for f in folds:
-        t.add_row(str(f["fold"]), f["test"]["start"][:10], str(f["trades"]), f"{f['net_pnl']:,.2f}",
+        t.add_row(str(f["fold"] + 1), f["test"]["start"][:10], str(f["trades"]), f"{f['net_pnl']:,.2f}",
                   f"{f['sharpe']:.2f}", f"{f['max_drawdown']:,.2f}", f"{100 * f['accuracy']:.1f}%")
     m = r.wf.metrics
     t.add_row("all", "stitched", str(m.get("trades", 0)), f"{m.get('net_pnl', 0.0):,.2f}", f"{m.get('sharpe', 0.0):.2f}",

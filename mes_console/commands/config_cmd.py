@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from engine.config import ConfigError, load_settings, user_config_path
@@ -31,7 +32,8 @@ def show(
     out_console.print(f"files applied: {', '.join(s.sources) or '(defaults only)'}")
     out_console.print(f"user file: {user_config_path()}")
     for section, values in s.to_dict().items():
-        t = Table(title=f"[{section}]", title_justify="left", show_header=False, box=None)
+        # escaped: rich would read "[risk]" as a style tag and print nothing
+        t = Table(title=escape(f"[{section}]"), title_justify="left", show_header=False, box=None)
         for k, v in values.items():
             t.add_row(k, repr(v) if isinstance(v, str) else str(v))
         out_console.print(t)

@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import typer
 
-from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, err_console, fail,
+from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, check_dates, err_console, fail,
                                          out_console, print_json, settings_from)
 from mes_console.commands.options import ConfigOpt, DataOpt, JsonOpt, top_level_command
 
@@ -50,6 +50,7 @@ def optimize(
 
     from engine.research.optimize import OptimizeDataError, OptimizeError, OptimizeUsageError, optimize_study
 
+    check_dates(start, end)
     s = settings_from(ctx, config)
     loaded = None
     if strategy is not None and strategy != "baseline":

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from rich.text import Text
 
+from engine.runtime.snapshot import money as snapshot_money
 from engine.runtime.snapshot import (
     BrokerView,
     EodView,
@@ -82,7 +83,9 @@ def price(p: float | None) -> str:
 
 
 def money(x: float) -> str:
-    return f"{'-' if x < 0 else '+'}${abs(x):,.2f}"
+    """Signed dollars (``+$3.25``, ``-$12.09``): :func:`engine.runtime.snapshot.money`, the one
+    money formatter of the console, the session log and the summary."""
+    return snapshot_money(x, sign=True)
 
 
 def sparkline(values, width: int) -> str:
@@ -192,14 +195,17 @@ def render_quote(q: QuoteView, width: int = 24) -> Text:
     return t
 
 
-def render_model(m: ModelView) -> Text:
+def render_model(m: ModelView, width: int = 24) -> Text:
+    """The model pane, ``width`` cells wide: the label once ("model mlp-60s-20251215", cut
+    with an ellipsis), probabilities or the baseline's rule state, confidence, age, latency."""
     t = Text()
     if m.is_baseline and m.label.startswith("strategy "):   # a loaded strategy (engine.strategy.runtime)
         t.append(m.label[:24] + "\n", style="bold")
     elif m.is_baseline:
         t.append("RULE-BASED BASELINE\n", style="bold")
     else:
-        t.append(f"model {m.label}"[:24] + "\n")
+        label = m.label if m.label.startswith("model ") else f"model {m.label}"
+        t.append(fit(label, max(8, width)) + "\n")
     if m.probs:
         t.append(" ".join(f"{c[0]} {p:.2f}" for c, p in zip(m.classes, m.probs)) + "\n")
     elif m.confidence is not None:
