@@ -155,7 +155,7 @@ def settings_toml(settings: Any, header: list[str] | None = None) -> str:
 
     lines = [f"# {h}" for h in (header or [])]
     for sec in dataclasses.fields(Settings):
-        if sec.name in ("secrets", "sources"):
+        if sec.name in ("secrets", "sources", "explicit"):
             continue
         obj = getattr(settings, sec.name)
         lines.append("")

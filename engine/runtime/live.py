@@ -470,7 +470,8 @@ class LiveSession(SessionBase):
     def startup(self) -> None:
         """R-LIVE-1 (module docstring). Raises :class:`SessionError` (nothing traded; the venue
         is stopped and the lock released) naming what failed."""
-        from engine.risk import AccountLock, RiskManager, RiskStateStore
+        from engine.risk import AccountLock, RiskStateStore
+        from engine.risk.account_rules import AccountRulesError, build_risk
         from engine.risk.store import AccountLockError, RiskStateError
 
         s = self.settings
@@ -529,9 +530,10 @@ class LiveSession(SessionBase):
             self.cal = cal = calendar_for(now - 7 * DAY_NS, now + 60 * DAY_NS)
             self._check_contract(now)
             self._open_journal(acct)
-            try:
-                self.risk = risk = RiskManager(s, self.clock, cal, self.spec, store)
-            except RiskStateError as exc:
+            try:  # the one risk path of every mode (the account's rules attached)
+                self.risk = risk = build_risk(s, self.clock, cal, self.spec, store,
+                                              rules_path=Path(store.dir) / "account_rules.json")
+            except (RiskStateError, AccountRulesError) as exc:
                 raise SessionError(str(exc)) from None
             new_state = risk.book_broker_trades()["since_ns"] is None   # no watermark yet: a new state
             self._timed_risk = _LiveRisk(risk, self.venue)
@@ -675,13 +677,7 @@ class LiveSession(SessionBase):
         kill-switch reference included); an existing one takes the broker's balance as a
         correction (audited; the difference counts in the day's P&L). Raises
         :class:`SessionError` for an unreadable account-rules state."""
-        from engine.risk.account_rules import AccountRulesError, rules_from_settings
-
-        try:
-            self.rules = rules_from_settings(self.settings, self.spec.symbol, Path(state_dir) / "account_rules.json")
-        except AccountRulesError as exc:
-            raise SessionError(str(exc)) from None
-        self._risk().account_rules = self.rules
+        self.rules = self._risk().account_rules  # built with the manager (build_risk)
         self._acct_seen = self.broker.account_events
         self._sync_balance("start-up", rebase=new_state)
 
