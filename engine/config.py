@@ -196,7 +196,7 @@ class OptimizeConfig:
     sampler: str = _f("tpe", choices=("tpe", "random", "grid"), doc="Optuna sampler")
     trials: int = _f(200, lo=1, doc="completed trials the study aims at (a resumed study counts its earlier ones)")
     workers: int = _f(2, lo=1, doc="worker processes on this machine")
-    objective: str = _f("sharpe", choices=("sharpe", "net_pnl", "calmar", "expectancy"),
+    objective: str = _f("sharpe", choices=("sharpe", "net_pnl", "calmar", "expectancy", "pass_probability", "expected_value"),
                         doc="maximised on the validation window")
     holdout_months: int = _f(3, lo=1, doc="the last months, never seen by the search, for the report")
     min_trades: int = _f(50, lo=0, doc="a trial with fewer validation trades scores -1e9 (not trading is no result)")

@@ -146,6 +146,22 @@ def pass_probability(pnl: np.ndarray, low: np.ndarray, rules: PathRules, *, n_pa
     return doc
 
 
+def record_verdict(equity: np.ndarray, day: np.ndarray, start: float, rules: PathRules) -> dict[str, Any]:
+    """The verdict of ONE recorded path (a walk-forward's stitched out-of-sample equity: float64
+    (n,) dollars per bar, ``day`` its trading-day labels) under ``rules`` at the daily grain of
+    :func:`run_paths`: ``status`` passed / failed / open, ``day`` (the trading-day label it
+    passed or failed on, None when open), ``trading_days`` (days into the record)."""
+    pnl, low = daily_table(equity, day, start)
+    if pnl.size == 0:
+        return {"status": "open", "day": None, "trading_days": 0}
+    outcome, days = run_paths(pnl[None, :], low[None, :], rules)
+    o, d = int(outcome[0]), int(days[0])
+    labels = np.asarray(day)[np.flatnonzero(np.r_[True, np.asarray(day)[1:] != np.asarray(day)[:-1]])]
+    return {"status": {1: "passed", -1: "failed", 0: "open"}[o],
+            "day": int(labels[d - 1]) if d > 0 else None, "trading_days": d if d > 0 else int(pnl.size),
+            "profit": float(np.sum(pnl))}
+
+
 def result_pass_probability(result: Any, settings: Any, *, n_paths: int = 10_000, seed: int = 0,
                             block: int = 5, horizon: int | None = None) -> dict[str, Any] | None:
     """:func:`pass_probability` of a :class:`engine.backtest.runner.BacktestResult` under the
@@ -163,5 +179,5 @@ def result_pass_probability(result: Any, settings: Any, *, n_paths: int = 10_000
                             horizon=horizon, economics=econ)
 
 
-__all__ = ["PathRules", "daily_table", "run_paths", "bootstrap_index", "pass_probability",
+__all__ = ["PathRules", "daily_table", "run_paths", "record_verdict", "bootstrap_index", "pass_probability",
            "result_pass_probability", "MIN_TRADED_DAYS"]

@@ -240,8 +240,33 @@ class TrialRunner:
         pnl = np.diff(np.concatenate([[res.starting_balance], deq]))
         sd = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
         m["sharpe_usd"] = float(pnl.mean() / sd * math.sqrt(ANNUAL_DAYS)) if sd > 0 else 0.0
+        verdict = account_figures(res, s, m)
         return {"metrics": m, "daily_pnl": [round(float(x), 2) for x in pnl],
-                "halts": halt_counts(res.halts), "elapsed_s": perf_ns() / 1e9 - t0}
+                "halts": halt_counts(res.halts), "elapsed_s": perf_ns() / 1e9 - t0, "verdict": verdict}
+
+
+TRIAL_MC_PATHS = 2_000
+"""Monte Carlo paths per trial for the ``pass_probability`` / ``expected_value`` objectives
+(seed 0 in every trial, so trials compare on the same draws of their own days)."""
+
+
+def account_figures(res: Any, settings: Any, m: dict) -> dict | None:
+    """A trial's account verdict (issue 23): ``status``, ``date``, ``rule`` of
+    :attr:`BacktestResult.account`, and into ``m`` its ``pass_probability`` (and
+    ``expected_value`` with ``[account]`` economics) from :data:`TRIAL_MC_PATHS` bootstrap paths.
+    None (and nothing added) for ``rules = "none"``."""
+    if res.account is None:
+        return None
+    from engine.research.montecarlo import result_pass_probability
+
+    mc = result_pass_probability(res, settings, n_paths=TRIAL_MC_PATHS, seed=0)
+    if mc is not None:
+        m["pass_probability"] = mc["p_pass"]
+        if "expected_value" in mc:
+            m["expected_value"] = mc["expected_value"]
+    a = res.account
+    return {"status": a["status"], "date": a.get("date"), "rule": a.get("rule"),
+            "failures": len(a.get("failures") or []), "p_pass": m.get("pass_probability")}
 
 
 def halt_counts(halts: list) -> dict:
@@ -253,7 +278,10 @@ def halt_counts(halts: list) -> dict:
     return out
 
 
-OBJECTIVE_KEYS = {"sharpe": "sharpe_usd", "net_pnl": "net_pnl", "calmar": "calmar", "expectancy": "expectancy"}
+OBJECTIVE_KEYS = {"sharpe": "sharpe_usd", "net_pnl": "net_pnl", "calmar": "calmar", "expectancy": "expectancy",
+                  "pass_probability": "pass_probability", "expected_value": "expected_value"}
+ACCOUNT_OBJECTIVES = ("pass_probability", "expected_value")
+"""Objectives that need an ``[account]`` profile (``expected_value``: and its economics)."""
 
 
 def objective_value(m: dict, objective: str) -> float:
@@ -407,10 +435,12 @@ def _worker(plan: StudyPlan, runner: TrialRunner, index: int, stop_flag=None, on
         params = suggest(trial, plan.space)
         r = runner.run(params)
         m = r["metrics"]
-        for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy", "max_drawdown", "win_rate", "profit_factor"):
+        for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy", "max_drawdown", "win_rate", "profit_factor",
+                  "pass_probability", "expected_value"):
             v = float(m.get(k, float("nan")))
             trial.set_user_attr(k, v if math.isfinite(v) else None)
         trial.set_user_attr("trades", int(m["trades"]))
+        trial.set_user_attr("verdict", r.get("verdict"))
         trial.set_user_attr("daily_pnl", r["daily_pnl"])
         trial.set_user_attr("halts", r["halts"])
         trial.set_user_attr("elapsed_s", round(r["elapsed_s"], 4))
@@ -542,8 +572,9 @@ def study_report(study, objective: str) -> dict:
         "best": {"number": best.number, "value": best.value, "params": best.params,
                  "validation": {k: best.user_attrs.get(k) for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy",
                                                                     "max_drawdown", "win_rate", "profit_factor",
-                                                                    "trades")},
-                 "halts": best.user_attrs.get("halts", {})},
+                                                                    "trades", "pass_probability",
+                                                                    "expected_value")},
+                 "halts": best.user_attrs.get("halts", {}), "verdict": best.user_attrs.get("verdict")},
         "dsr": dsr, "pbo": pbo, "eligible_trials": len(rows),
         "history": [(t.number, t.value) for t in sorted(done, key=lambda t: t.number)],
     }
@@ -580,6 +611,11 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
         raise OptimizeUsageError(f"sampler {sampler_!r}: allowed tpe, random, grid")
     if objective_ not in OBJECTIVE_KEYS:
         raise OptimizeUsageError(f"objective {objective_!r}: allowed {', '.join(OBJECTIVE_KEYS)}")
+    if objective_ in ACCOUNT_OBJECTIVES and settings.account.rules == "none":
+        raise OptimizeUsageError(f"objective {objective_}: needs an account profile ([account] rules, e.g. topstepx-50k)")
+    if objective_ == "expected_value" and settings.account.payout_value <= 0:
+        raise OptimizeUsageError("objective expected_value: needs the evaluation economics ([account] payout_value > 0, "
+                                 "evaluation_fee, reset_fee)")
     if model is None and settings.backtest.strategy != "baseline":
         raise OptimizeUsageError(f"[backtest] strategy = {settings.backtest.strategy!r}: optimize searches the rule "
                                  "strategy 'baseline' or a model")

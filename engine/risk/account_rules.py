@@ -230,12 +230,16 @@ class AccountRules:
         dict (date, ts_ns, rule, balance, level), a ``passed`` dict (date, trading_days, profit,
         best_day, best_day_share ≤ consistency_share, target) or ``open`` (profit, target,
         to_target, mll_level, to_mll, best_day_share). Today counts as ended (a run's last day).
-        Every verdict carries ``profile`` and ``failures`` (research mode: each failure)."""
+        Every verdict carries ``profile``, ``research`` and ``failures`` (research mode: each
+        failure; the verdict is then the FIRST attempt's: its failure, when one came)."""
         st = self.st
         eq = float(balance if equity is None else equity)
-        base = {"profile": self.profile.name, "failures": [dict(f) for f in st["failures"]]}
+        base = {"profile": self.profile.name, "failures": [dict(f) for f in st["failures"]],
+                "research": self.research}
         if st["failed"] is not None:
             return {**st["failed"], **base}
+        if st["failures"]:  # research mode: the first attempt failed; later attempts are in failures
+            return {**st["failures"][0], **base}
         if st["passed"] is not None:
             return {**st["passed"], **base}
         days = dict(st["day_pnl"])
@@ -310,6 +314,22 @@ class AccountRules:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+
+
+def risk_view_fields(rules: AccountRules | None, equity: float, balance: float) -> dict[str, Any]:
+    """The :class:`engine.runtime.snapshot.RiskView` fields of the account's rules (the risk
+    pane, every mode): profile, MLL level and the equity's distance to it, the position cap,
+    the balance, the attempt's profit and target, the best day's share of the profit and the
+    verdict's status. Empty for no rules."""
+    if rules is None:
+        return {}
+    v = rules.view(equity, balance)
+    st = rules.verdict(balance, equity)["status"]
+    return {"venue_rules": v.profile, "venue_liquidation_usd": v.liquidation_level,
+            "venue_distance_usd": v.distance, "venue_max_contracts": v.max_contracts,
+            "venue_balance_usd": float(balance), "venue_profit_usd": float(balance) - rules.start,
+            "venue_target_usd": rules.profile.profit_target, "venue_best_day_share": v.consistency_best_day_share,
+            "venue_consistency_share": rules.profile.consistency_share, "venue_status": st}
 
 
 def rules_from_settings(settings: Any, symbol: str, path: str | Path | None = None, *,

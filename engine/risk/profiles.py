@@ -165,7 +165,7 @@ def apply_profile(settings: Any, explicit: frozenset) -> Any:
 def limit_sources(settings: Any) -> list[tuple[str, Any, str]]:
     """``config show``'s account table: (key, effective value, which rule set it) for the
     account's numbers and the engine's derived limits."""
-    explicit = getattr(settings, "explicit", frozenset())
+    explicit: frozenset = getattr(settings, "explicit", frozenset())
     acc = settings.account
     p = effective_profile(acc)
     base = PROFILES[acc.rules]

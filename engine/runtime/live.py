@@ -734,10 +734,9 @@ class LiveSession(SessionBase):
     def _rules_view(self) -> dict:
         if self.rules is None or self.risk is None:
             return {}
-        eq, bal = float(self.risk.equity), float(self.risk.balance)
-        v = self.rules.view(eq, bal)
-        return {"venue_rules": v.profile, "venue_liquidation_usd": v.liquidation_level,
-                "venue_distance_usd": v.distance, "venue_max_contracts": v.max_contracts}
+        from engine.risk.account_rules import risk_view_fields
+
+        return risk_view_fields(self.rules, float(self.risk.equity), float(self.risk.balance))
 
     # ------------------------------------------------------------------ warm start
     def _warm_start(self, first_ts: int) -> None:

@@ -517,8 +517,15 @@ class SessionBase:
 
     # ------------------------------------------------------------------ hooks (bars-fed default)
     def _rules_view(self) -> dict:
-        """Extra :class:`RiskView` fields of the venue's account rules (none by default)."""
-        return {}
+        """Extra :class:`RiskView` fields of the account's rules (the risk manager's
+        ``account_rules``: :func:`engine.risk.account_rules.risk_view_fields`; none without)."""
+        from engine.risk.account_rules import risk_view_fields
+
+        r = self.risk
+        rules = getattr(r, "account_rules", None)
+        if rules is None:
+            return {}
+        return risk_view_fields(rules, float(r.equity), float(r.balance))
 
     def _market_view(self, now: int) -> tuple[QuoteView, float | None]:
         """(quote view, data age in ms of the engine clock) from the bars processed so far.
@@ -589,7 +596,20 @@ class SessionBase:
             "alerts": [list(map(str, a)) for a in k.stats.alerts],
             "latency": lat,
             "trades": trades,
+            "account": self._account_verdict(),
         }
+
+    def _account_verdict(self) -> dict | None:
+        """The account's verdict (:meth:`engine.risk.account_rules.AccountRules.verdict`) with the
+        simulated venue's MLL liquidations, or None without account rules."""
+        r = self.risk
+        rules = getattr(r, "account_rules", None)
+        if rules is None:
+            return None
+        v = dict(rules.verdict(float(r.balance), float(r.equity)))
+        v["liquidations"] = [{"ts_ns": int(t), "price": float(px), "ref_price": float(ref), "level": float(lv)}
+                             for t, px, ref, lv in getattr(getattr(self, "venue", None), "liquidations", [])]
+        return _plain(v)
 
     def _days_traded(self):
         return {int(self.cal.label_one(t.entry_ts)[0]) for t in self.kernel.trades}

@@ -32,7 +32,7 @@ def optimize(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes on this machine."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default SQLite under the data dir)."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default optimize-<data file stem>); the same name resumes."),
-    objective: Optional[str] = typer.Option(None, "--objective", help="sharpe | net_pnl | calmar | expectancy."),
+    objective: Optional[str] = typer.Option(None, "--objective", help="sharpe | net_pnl | calmar | expectancy | pass_probability | expected_value (the last two need an [account] profile)."),
     space: Optional[List[str]] = typer.Option(None, "--space", help="NAME=LOW:HIGH[:STEP]; repeatable."),
     holdout_months: Optional[int] = typer.Option(None, "--holdout-months", min=1, help="Held-out months at the end."),
     start: Optional[str] = typer.Option(None, "--start", help="First UTC date of the data used."),
@@ -127,6 +127,12 @@ def _print_report(doc: dict, objective: str) -> None:
               ", ".join(f"{k} {v}" for k, v in h["halts"].items()) or "none")
     out_console.print(t)
     out_console.print(f"best parameters: {b['params']}")
+    v = b.get("verdict")
+    if v:
+        out_console.print(f"best trial's account verdict (validation, research mode): {v['status']}"
+                          + (f" on {v['date']}" if v.get("date") else "") + (f" by {v['rule']}" if v.get("rule") else "")
+                          + (f" · P(pass) {100 * v['p_pass']:.1f}%" if v.get("p_pass") is not None else ""),
+                          highlight=False)
     d, p = doc["dsr"], doc["pbo"]
     if not doc["eligible_trials"]:
         out_console.print("no trial reached [optimize] min_trades: nothing was selected; DSR and PBO are undefined, "
