@@ -55,7 +55,7 @@ class InstrumentConfig:
 
 @dataclass(frozen=True)
 class AccountConfig:
-    starting_capital: float = _f(1000.0, lo=0.0, doc="dollars")
+    starting_capital: float = _f(1000.0, lo=0.0, doc="dollars; default: the profile's account size ($1,000 for none)")
     name: str = _f("", doc="broker account name; empty = the only tradable account")
     rules: str = _f("none", choices=("none", "topstepx-50k", "topstepx-100k", "topstepx-150k", "topstepx-xfa-50k",
                                      "topstepx-xfa-100k", "topstepx-xfa-150k"),
@@ -641,8 +641,18 @@ def default_toml() -> str:
         lines.append("")
         lines.append(f"[{sec.name}]")
         for f in dataclasses.fields(obj):
-            lines.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}  # {f.metadata.get('doc', '')}".rstrip())
+            # the keys the [account] profile derives are shown commented out: a file that sets
+            # them overrides the profile (engine/risk/profiles.py)
+            pre = "# " if f"{sec.name}.{f.name}" in PROFILE_DERIVED else ""
+            lines.append(f"{pre}{f.name} = {_toml_value(getattr(obj, f.name))}  # {f.metadata.get('doc', '')}".rstrip())
     return "\n".join(lines) + "\n"
+
+
+PROFILE_DERIVED = frozenset({"account.starting_capital", "risk.daily_loss_limit", "risk.daily_drawdown_limit",
+                             "risk.max_risk_per_trade", "risk.kill_switch_loss", "risk.min_account_balance",
+                             "risk.account_drawdown_limit"})
+"""Keys the ``[account]`` profile sets unless a file does (``engine.risk.profiles.apply_profile``):
+commented out in the shipped ``config.toml``."""
 
 
 def _toml_value(v: Any) -> str:
