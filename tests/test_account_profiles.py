@@ -306,3 +306,24 @@ def test_optimize_pass_probability_on_sqlite_and_the_config_reproduces_the_verdi
     a = json.loads(r2.stdout)["account"]
     assert (a["status"], a.get("date"), a.get("rule")) == (v["status"], v["date"], v["rule"])
     assert a["pass_probability"]["p_pass"] == pytest.approx(v["p_pass"])
+
+
+def test_walk_forward_folds_each_an_attempt_and_the_stitched_record(winter, tmp_path) -> None:
+    """Each fold is one attempt from the starting balance (its own verdict); the stitched
+    out-of-sample record is run against the same rules at the daily grain."""
+    from types import SimpleNamespace
+
+    from engine.backtest.walkforward import walk_forward_backtest
+
+    s = _settings(tmp_path, '[account]\nrules = "topstepx-50k"\nmll_entry_cap = false\n')
+    edges = [np.datetime64(d, "ns").astype(np.int64) for d in ("2024-12-03", "2024-12-23", "2025-01-10")]
+    folds = [SimpleNamespace(number=i, test=SimpleNamespace(start=int(a), end=int(b), to_dict=lambda: {}))
+             for i, (a, b) in enumerate(zip(edges[:-1], edges[1:]))]
+    base = BreakoutBaseline(lookback=s.backtest.baseline_lookback)
+    wf = walk_forward_backtest(winter, folds, lambda f, part: base.signals(part), s)
+    acc = wf.account
+    assert acc["profile"] == "topstepx-50k" and len(acc["folds"]) == 2
+    assert acc["folds"][0]["status"] == "failed" and acc["folds"][0]["date"] == "2024-12-19"
+    assert acc["folds_failed"] >= 1 and acc["stitched"]["status"] == "failed"
+    none = _settings(tmp_path, '[account]\nrules = "none"\n', "n.toml")
+    assert walk_forward_backtest(winter, folds[:1], lambda f, part: base.signals(part), none).account is None

@@ -159,16 +159,23 @@ def verdict_text(account: dict | None) -> str:
                   f"level ${f['level']:,.2f}" for f in fails]
     mc = a.get("pass_probability")
     if mc:
-        def med(x):
-            return "-" if x is None else f"{x:g}"
-        lines.append(f"P(pass) {100 * mc['p_pass']:.1f}%, P(fail) {100 * mc['p_fail']:.1f}%, open "
-                     f"{100 * mc['p_open']:.1f}% over {mc['paths']:,} paths of {mc['horizon_days']} trading days "
-                     f"(block {mc['block_days']}, seed {mc['seed']}); median days to pass "
-                     f"{med(mc['median_days_to_pass'])}, to fail {med(mc['median_days_to_fail'])}"
-                     + (f"; PROVISIONAL: {mc['traded_days']} traded days < 30" if mc["provisional"] else ""))
-        if "expected_value" in mc:
-            lines.append(f"expected value of an attempt: ${mc['expected_value']:,.2f}")
+        lines.append(pass_probability_text(mc))
     return "\n".join(lines)
+
+
+def pass_probability_text(mc: dict) -> str:
+    """One or two lines of a Monte Carlo pass probability
+    (:func:`engine.research.montecarlo.pass_probability`'s dict)."""
+    def med(x):
+        return "-" if x is None else f"{x:g}"
+    line = (f"P(pass) {100 * mc['p_pass']:.1f}%, P(fail) {100 * mc['p_fail']:.1f}%, open "
+            f"{100 * mc['p_open']:.1f}% over {mc['paths']:,} paths of {mc['horizon_days']} trading days "
+            f"(block {mc['block_days']}, seed {mc['seed']}); median days to pass "
+            f"{med(mc['median_days_to_pass'])}, to fail {med(mc['median_days_to_fail'])}"
+            + (f"; PROVISIONAL: {mc['traded_days']} traded days < 30" if mc["provisional"] else ""))
+    if "expected_value" in mc:
+        line += f"\nexpected value of an attempt: ${mc['expected_value']:,.2f}"
+    return line
 
 
 def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> dict:

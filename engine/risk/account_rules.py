@@ -19,9 +19,15 @@ rules change, so every number is a profile default that ``[account]`` keys can o
 The 100K/150K allowances ($3,000 / $4,500) follow the same article's scale as the 50K's
 $2,000 but were not re-verified for this release: check the Topstep dashboard.
 
+Issue 23: profiles (:mod:`engine.risk.profiles`) set the account and derive the engine's
+limits; :func:`build_risk` attaches the same rules to the risk manager in every mode; the
+simulated venue liquidates at the MLL (:meth:`engine.venue.sim.SimVenue._liquidate`); the
+verdict (:meth:`AccountRules.verdict`) and the Monte Carlo pass probability
+(:mod:`engine.research.montecarlo`) are in every report (``specs/account.md``).
+
 The engine cannot read the venue's MLL over the ProjectX API (``Account/search`` gives only
-the balance), so the end-of-day high is tracked here from the broker's balance at each
-trading-day roll and persisted in ``account_rules.json`` beside the risk state; its first value
+the balance), so the end-of-day high is tracked here from the balance at each trading-day roll
+(the risk manager's equity in the simulated modes, the broker's in paper/live) and persisted in ``account_rules.json`` beside the risk state; its first value
 is ``max(account size, [account] mll_eod_high, the first broker balance seen)``. Set
 ``mll_eod_high`` from the dashboard when the account made highs before mes-console saw it.
 """
@@ -94,6 +100,10 @@ class AccountRules:
         self.path = Path(path) if path is not None else None
         self.personal = float(personal_daily_loss_limit or profile.daily_loss_limit)
         self.research = bool(research)
+        self.fed_by_risk = path is None
+        """True: the risk manager hands its equity to :meth:`on_balance` at each day roll (the
+        simulated modes: the manager owns the balance); False (paper/live, state persisted): the
+        session feeds the broker's balance instead (one owner: the broker)."""
         self.st: dict[str, Any] = {"eod_high": max(profile.account_size, float(mll_eod_high)),
                                    "day": None, "day_start_balance": None, "day_pnl": {}}
         # the attempt's starting balance, its end (failed / passed dicts) and research failures
@@ -175,6 +185,11 @@ class AccountRules:
                 if passed is not None:
                     st["passed"] = passed
             changed = True
+        if self.active and float(balance) <= self.liquidation_level + 1e-9:
+            # the balance itself at the level (a venue liquidation this engine did not see, in
+            # paper/live; a first balance already below it): the account has failed
+            self.on_liquidation(0, "MLL (balance)", float(balance), self.liquidation_level)
+            return
         if changed:
             self.save()
 

@@ -468,7 +468,7 @@ class RiskManager:
             self._trades_today = 0
             self._save()
             rules = self.account_rules
-            if rules is not None:  # the venue's end-of-day high and the day's P&L (the verdict)
+            if rules is not None and rules.fed_by_risk:  # the MLL's end-of-day high, the day's P&L
                 rules.on_balance(d.isoformat(), eq)
 
     # ================================================================== derived values

@@ -201,6 +201,17 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     from engine.runtime.work import walk_forward_doc, write_walk_forward_report
 
     doc = walk_forward_doc(r, s, fill, data, s.training.arch)
+    if mc[0] > 0:  # the pass probability of the stitched out-of-sample trading days
+        if doc.get("account") is None:
+            fail("--monte-carlo needs an account profile: set [account] rules (e.g. topstepx-50k)", code=EXIT_USAGE)
+        from engine.research.montecarlo import PathRules, daily_table, pass_probability
+        from engine.risk.profiles import effective_profile
+
+        pnl, low = daily_table(r.wf.equity, r.wf.day, float(s.account.starting_capital))
+        a = s.account
+        doc["account"]["pass_probability"] = pass_probability(
+            pnl, low, PathRules.of(effective_profile(a)), n_paths=mc[0], seed=mc[1], block=mc[2],
+            economics=(a.evaluation_fee, a.reset_fee, a.payout_value) if a.payout_value > 0 else None)
     folds = doc["folds"]
     if out is not None:
         try:
@@ -246,5 +257,15 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
                           f"{a['trades']} trades, {a['mean_ticks']:+.2f} ± {a['se_ticks']:.2f} ticks = "
                           f"{a['mean_usd']:+.2f} $ per contract per trade", highlight=False)
     out_console.print("go live: " + ("PASS" if r.go_live["pass"] else "NO — at least one criterion failed"))
+    acc = doc.get("account")
+    if acc:
+        from engine.backtest.report import pass_probability_text
+
+        st = acc["stitched"]
+        out_console.print(f"account {acc['profile']}: folds passed {acc['folds_passed']}, failed {acc['folds_failed']} "
+                          f"of {len(acc['folds'])} (one attempt per fold); the stitched out-of-sample record: "
+                          f"{st['status']} after {st['trading_days']} trading days", highlight=False)
+        if acc.get("pass_probability"):
+            out_console.print(pass_probability_text(acc["pass_probability"]), highlight=False)
     for k, v in doc.get("files", {}).items():
         out_console.print(f"{k}: {v}")
