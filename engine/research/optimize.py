@@ -22,7 +22,12 @@ computed once per study and process, never once per trial.
 A trial with fewer than ``min_trades`` validation trades scores -1e9: when every setting
 loses after costs, "never trade" (risk too small for one contract) would otherwise win.
 
-Objective (maximised): ``sharpe`` (annualised Sharpe of the daily $ P&L), ``net_pnl``, ``calmar`` or ``expectancy`` ($ per trade). Each trial also stores its daily
+Objective (maximised): ``sharpe`` (annualised Sharpe of the daily $ P&L), ``net_pnl``, ``calmar`` or ``expectancy`` ($ per trade);
+with an ``[account]`` profile also ``pass_probability`` (the Monte Carlo P(pass) of the trial's
+trading days, :data:`TRIAL_MC_PATHS` paths, :mod:`engine.research.montecarlo`) and, with the
+evaluation economics, ``expected_value`` ($ per attempt). Every trial under a profile stores its
+account verdict (``verdict`` user attribute: status, date, rule, P(pass)); the report carries the
+best trial's and the held-out run's. Each trial also stores its daily
 P&L (``daily_pnl`` user attribute) for the overfitting measures of :mod:`engine.research.overfit`:
 the deflated Sharpe ratio of the chosen trial given every trial of the study, and the PBO by
 CSCV over the matrix of the trials' daily P&L.
@@ -647,7 +652,8 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
     rep = study_report(open_study(plan, make_storage(url)), objective_)
     best_s = apply_params(settings, rep["best"]["params"])
     res, hm = holdout_backtest(bars, best_s, win["holdout"], model)
-    held = {"window": win["holdout"], "metrics": _clean(hm), "halts": halt_counts(res.halts)}
+    held_verdict = account_figures(res, best_s, hm)  # the held-out account verdict and P(pass)
+    held = {"window": win["holdout"], "metrics": _clean(hm), "halts": halt_counts(res.halts), "verdict": held_verdict}
     cfg_path = Path(write_config) if write_config else resolve_dir(settings.paths.reports_dir, "reports") / f"{name}.toml"
     repro = (f"mes-console backtest --data {data} --config {cfg_path} --start {win['holdout'][0]} "
              f"--end {win['holdout'][1]}" + (f" --model {model}" if model else ""))

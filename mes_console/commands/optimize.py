@@ -119,7 +119,8 @@ def _print_report(doc: dict, objective: str) -> None:
     t.add_column("validation", justify="right")
     t.add_column("held out", justify="right")
     for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy", "max_drawdown", "win_rate",
-              "profit_factor", "trades"):
+              "profit_factor", "trades") + tuple(x for x in ("pass_probability", "expected_value")
+                                                 if b["validation"].get(x) is not None):
         v, w = b["validation"].get(k), h["metrics"].get(k)
         fmt = (lambda x: "—" if x is None else (f"{x:,.4g}" if isinstance(x, float) else str(x)))
         t.add_row(k, fmt(v), fmt(w))
@@ -127,12 +128,12 @@ def _print_report(doc: dict, objective: str) -> None:
               ", ".join(f"{k} {v}" for k, v in h["halts"].items()) or "none")
     out_console.print(t)
     out_console.print(f"best parameters: {b['params']}")
-    v = b.get("verdict")
-    if v:
-        out_console.print(f"best trial's account verdict (validation, research mode): {v['status']}"
-                          + (f" on {v['date']}" if v.get("date") else "") + (f" by {v['rule']}" if v.get("rule") else "")
-                          + (f" · P(pass) {100 * v['p_pass']:.1f}%" if v.get("p_pass") is not None else ""),
-                          highlight=False)
+    for what, v in (("validation, research mode", b.get("verdict")), ("held out", h.get("verdict"))):
+        if v:
+            out_console.print(f"account verdict ({what}): {v['status']}"
+                              + (f" on {v['date']}" if v.get("date") else "") + (f" by {v['rule']}" if v.get("rule") else "")
+                              + (f" · P(pass) {100 * v['p_pass']:.1f}%" if v.get("p_pass") is not None else ""),
+                              highlight=False)
     d, p = doc["dsr"], doc["pbo"]
     if not doc["eligible_trials"]:
         out_console.print("no trial reached [optimize] min_trades: nothing was selected; DSR and PBO are undefined, "
