@@ -134,6 +134,16 @@ def test_an_intrabar_breach_liquidates_at_the_level_and_fails_the_account() -> N
     assert f["status"] == "failed" and f["rule"] == "MLL" and f["level"] == 48_000.0
     assert rules.cap_entry(1, 10.0, 49_000.0, 49_000.0)[0] == 0   # no further trade
     assert not v.has_working()                          # the target leg went with the stop leg (OCO)
+    # a short: the bar's HIGH is the adverse extreme; a bar that opens beyond the level fills at its open
+    vs = _venue(lows=[5999.0, 6045.0], highs=[6001.0, 6060.0], opens=[6000.0, 6050.0], closes=[6000.0, 6055.0])
+    rs = AccountRules(P50, "MES", entry_cap=False)
+    rs.on_balance("2025-10-07", 50_000.0)
+    vs.guard = rs
+    vs.place(-1, 10, "market", tag="e", bracket=Bracket(stop_ticks=400, target_ticks=200))
+    vs.process_bar(0)                                    # sold at 5999.75
+    vs.process_bar(1)                                    # level at 5999.75 + 39.916 = 6039.67: the open 6050 is beyond
+    (_, px, ref, _), = vs.liquidations
+    assert ref == 6050.0 and px == 6050.25 and vs.pos == 0 and rs.verdict(vs.balance)["status"] == "failed"
     # the stop lies before the level: the stop fills, no liquidation
     v2 = _venue(lows=[5999.0, 5950.0], highs=[6001.0, 6001.0])
     r2 = AccountRules(P50, "MES")
@@ -237,6 +247,10 @@ def test_real_year_combine_fails_on_the_crossing_day_and_none_keeps_trading(wint
     assert abs(liq["ref_price"] - level_px) <= 0.25 + 1e-9
     assert abs(last.exit_price - level_px) <= 0.25 + slip + 1e-9
     assert res.equity[last.exit_bar] <= 48_000.0 + 1e-6 < res.equity[last.exit_bar - 1]
+    slow = compose.backtest(winter, sig, s, fast=False)                   # the skip-ahead skips no breach
+    assert [(t.entry_ts, t.exit_ts, t.exit_price, t.exit_reason) for t in slow.records] == \
+           [(t.entry_ts, t.exit_ts, t.exit_price, t.exit_reason) for t in res.records]
+    assert slow.account == res.account
     none = _settings(tmp_path, '[account]\nrules = "none"\nstarting_capital = 50000.0\n[risk]\n'
                      'daily_loss_limit = 333.33\ndaily_drawdown_limit = 500.0\nmax_risk_per_trade = 166.67\n'
                      'kill_switch_loss = 20000.0\nmin_account_balance = 30000.0\naccount_drawdown_limit = 20000.0\n',
@@ -327,3 +341,16 @@ def test_walk_forward_folds_each_an_attempt_and_the_stitched_record(winter, tmp_
     assert acc["folds_failed"] >= 1 and acc["stitched"]["status"] == "failed"
     none = _settings(tmp_path, '[account]\nrules = "none"\n', "n.toml")
     assert walk_forward_backtest(winter, folds[:1], lambda f, part: base.signals(part), none).account is None
+
+
+def test_risk_pane_shows_profile_balance_mll_target_and_best_day() -> None:
+    from engine.runtime.snapshot import RiskView
+    from mes_console.widgets.render import render_risk
+
+    r = RiskView("ACTIVE", "", 0.0, 333.0, 0.0, 500.0, 0, 2000.0, 2000.0, venue_rules="topstepx-50k",
+                 venue_liquidation_usd=48_000.0, venue_distance_usd=2_120.0, venue_max_contracts=50,
+                 venue_balance_usd=50_120.0, venue_profit_usd=1_200.0, venue_target_usd=3_000.0,
+                 venue_best_day_share=0.75, venue_consistency_share=0.5, venue_status="open")
+    text = render_risk(r, 0, width=80).plain
+    assert "MLL $48,000 in $2,120 max 50" in text
+    assert "topstepx-50k OPEN · bal $50,120 · target 40% of $3,000 · best day 75%/50%" in text

@@ -300,17 +300,20 @@ class SimVenue:
                 g.on_liquidation(ts, "MLL (balance)", self.balance, lvl)
 
     def _liquidate(self, g: Any, o_: float, h: float, l: float, slip: float, ts: int) -> None:
-        """The venue's MLL liquidation (issue 23), checked after the market orders and before the
-        stops and limits of a bar (a protective stop that lies before the level fills first, as
-        the price reaches it first; its fill may still leave the balance at the level, which
-        :meth:`process_bar` checks after the bar's fills): the open position's intraday equity (the venue's balance, net of the costs
-        paid, + the open P&L at the bar's ADVERSE extreme, the low of a long / the high of a
-        short; the exit's costs are not counted) at or below ``g.guard_level()`` dollars closes
-        the whole position at the first tick at or beyond the level's price (at the open when
-        the bar opened beyond it) with the bar's adverse slippage, never outside the bar, and
-        fails the account (``g.on_liquidation``). The fill is the position's protective stop
-        leg (the kernel's own order: its OCO sibling is cancelled) or, without one, a market
-        order tagged ``mll_liquidation``."""
+        """The venue's MLL liquidation (issue 23), checked after the market orders and before
+        the stops and limits of a bar.
+
+        The open position's intraday equity (the venue's balance, net of the costs paid, + the
+        open P&L at the bar's ADVERSE extreme, the low of a long / the high of a short; the
+        exit's costs are not counted) at or below ``g.guard_level()`` dollars closes the whole
+        position at the first tick at or beyond the level's price (at the open when the bar
+        opened beyond it) with the bar's adverse slippage ``slip`` (points), never outside the
+        bar, and fails the account (``g.on_liquidation``). A protective stop that lies before
+        the level fills first (the price reaches it first); its fill may still leave the
+        balance at the level, which :meth:`process_bar` checks after the bar's fills. The fill
+        is the position's protective stop leg (the kernel's own order: its OCO sibling is
+        cancelled, the kernel books the trade) or, without one, a market order tagged
+        ``mll_liquidation`` (an order the kernel did not place: its reconcile sees it)."""
         lvl: float = g.guard_level()
         pos = self.pos
         if lvl < -1e300:
