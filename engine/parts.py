@@ -53,7 +53,7 @@ def sim_parts(bars, settings, fill_model: str, *, market: MarketInputs | None = 
             realistic. market: precomputed batch inputs for these bars (default: computed).
         native_oco: the venue's bracket mode (see :class:`SimVenue`).
         risk: a risk manager; default the one risk path's
-            (:func:`engine.risk.account_rules.build_risk`: an in-memory
+            (:func:`engine.risk.build.build_risk`: an in-memory
             :class:`engine.risk.RiskManager` with the account profile's rules attached) on the
             parts' clock and calendar (``research`` mode as given; no state store). The venue
             liquidates at the MLL of the manager's ``account_rules`` (when it has them).
@@ -68,7 +68,7 @@ def sim_parts(bars, settings, fill_model: str, *, market: MarketInputs | None = 
     clock = SimClock(int(bars.ts[0]))
     cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
     if risk is None:
-        from engine.risk.account_rules import build_risk
+        from engine.risk.build import build_risk
 
         risk = build_risk(settings, clock, cal, spec, None, research=research)
     # the venue liquidates at the account's MLL (engine.risk.account_rules; None: no venue rules)

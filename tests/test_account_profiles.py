@@ -21,7 +21,8 @@ from engine.data import load_bars
 from engine.instruments import spec as instrument_spec
 from engine.market.inputs import prepare_market
 from engine.research.montecarlo import PathRules, bootstrap_index, pass_probability, run_paths
-from engine.risk.account_rules import PROFILES, AccountRules, build_risk
+from engine.risk.account_rules import PROFILES, AccountRules
+from engine.risk.build import build_risk
 from engine.risk.profiles import derived_limits, effective_profile, limit_sources
 from engine.strategy.baseline import BreakoutBaseline
 from engine.venue.base import Bracket

@@ -20,10 +20,11 @@ The 100K/150K allowances ($3,000 / $4,500) follow the same article's scale as th
 $2,000 but were not re-verified for this release: check the Topstep dashboard.
 
 Issue 23: profiles (:mod:`engine.risk.profiles`) set the account and derive the engine's
-limits; :func:`build_risk` attaches the same rules to the risk manager in every mode; the
-simulated venue liquidates at the MLL (:meth:`engine.venue.sim.SimVenue._liquidate`); the
-verdict (:meth:`AccountRules.verdict`) and the Monte Carlo pass probability
-(:mod:`engine.research.montecarlo`) are in every report (``specs/account.md``).
+limits; :func:`engine.risk.build.build_risk` attaches the same rules to the risk manager in
+every mode; the simulated venue liquidates at the MLL
+(:meth:`engine.venue.sim.SimVenue._liquidate`); the verdict (:meth:`AccountRules.verdict`) and
+the Monte Carlo pass probability (:mod:`engine.research.montecarlo`) are in every report
+(``specs/account.md``).
 
 The engine cannot read the venue's MLL over the ProjectX API (``Account/search`` gives only
 the balance), so the end-of-day high is tracked here from the balance at each trading-day roll
@@ -352,27 +353,10 @@ def rules_from_settings(settings: Any, symbol: str, path: str | Path | None = No
     """The :class:`AccountRules` of ``[account] rules`` with its ``[account]`` overrides
     (:func:`engine.risk.profiles.effective_profile`; None for ``none``). ``research``: see
     :class:`AccountRules`. The composition root's one builder for every mode
-    (:func:`build_risk`)."""
+    (:func:`engine.risk.build.build_risk`)."""
     a = settings.account
     prof = effective_profile(a)
     if prof is None:
         return None
     return AccountRules(prof, symbol, path, personal_daily_loss_limit=prof.daily_loss_limit,
                         mll_eod_high=a.mll_eod_high, research=research, entry_cap=a.mll_entry_cap)
-
-
-def build_risk(settings: Any, clock: Any, calendar: Any, spec: Any, store: Any = None, *,
-               research: bool = False, rules_path: str | Path | None = None, **kwargs: Any) -> Any:
-    """The ONE risk path of every mode (issue 23): a :class:`engine.risk.RiskManager` on
-    ``settings`` (whose ``[risk]`` limits the account profile derived,
-    :mod:`engine.risk.profiles`) with the account's :class:`AccountRules` attached
-    (:func:`rules_from_settings`; ``rules_path``: where paper/live persist the end-of-day high,
-    None = in memory). Backtest, walk-forward, optimize trials and replay build it through
-    :func:`engine.parts.sim_parts`, paper and live through the live session. ``kwargs``: the
-    manager's other keyword arguments. Raises :class:`AccountRulesError` for an unreadable
-    ``rules_path`` and what the manager raises."""
-    from engine.risk.manager import RiskManager
-
-    rm = RiskManager(settings, clock, calendar, spec, store, research=research, **kwargs)
-    rm.account_rules = rules_from_settings(settings, spec.symbol, rules_path, research=research)
-    return rm

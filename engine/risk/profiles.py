@@ -144,15 +144,13 @@ def apply_profile(settings: Any, explicit: frozenset) -> Any:
     set (``explicit``: ``"section.key"`` names set by a file): ``account.starting_capital`` (the
     profile's account size) and the :data:`DERIVED_RISK_KEYS`; with ``rules = "none"`` those keys
     go back to their built-in (§0) defaults. Pure; the config loader calls it after each file."""
-    from engine.config import AccountConfig, RiskConfig
-
     acc = settings.account
     base = PROFILES.get(acc.rules)
     if "account.starting_capital" not in explicit:
-        cap = base.account_size if base is not None else AccountConfig().starting_capital
+        cap = base.account_size if base is not None else type(acc)().starting_capital
         acc = dataclasses.replace(acc, starting_capital=cap)
     p = effective_profile(acc) if base is not None else None
-    d0 = RiskConfig()
+    d0 = type(settings.risk)()  # the built-in (§0) defaults
     upd: dict[str, float] = {}
     limits = derived_limits(p) if p is not None else {}
     for key in DERIVED_RISK_KEYS:

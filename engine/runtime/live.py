@@ -471,7 +471,8 @@ class LiveSession(SessionBase):
         """R-LIVE-1 (module docstring). Raises :class:`SessionError` (nothing traded; the venue
         is stopped and the lock released) naming what failed."""
         from engine.risk import AccountLock, RiskStateStore
-        from engine.risk.account_rules import AccountRulesError, build_risk
+        from engine.risk.account_rules import AccountRulesError
+        from engine.risk.build import build_risk
         from engine.risk.store import AccountLockError, RiskStateError
 
         s = self.settings
