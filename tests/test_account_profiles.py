@@ -276,6 +276,9 @@ def test_backtest_and_replay_agree_on_the_verdict_and_the_level(winter, tmp_path
     assert (rep["status"], rep["date"], rep["rule"]) == (bt.account["status"], bt.account["date"], bt.account["rule"])
     assert rep["level"] == bt.account["level"] and rep["balance"] == pytest.approx(bt.account["balance"])
     assert rep["liquidations"] == bt.account["liquidations"]
+    assert sess.kernel.trades[-1].exit_reason == bt.records[-1].exit_reason == "mll_liquidation"
+    assert [(t.entry_ts, t.exit_ts, t.exit_price) for t in sess.kernel.trades] == \
+           [(t.entry_ts, t.exit_ts, t.exit_price) for t in bt.records]
     view = sess.snapshot().risk                          # the risk pane's fields
     assert view.venue_rules == "topstepx-50k" and view.venue_status == "failed"
     assert view.venue_liquidation_usd == 48_000.0 and view.venue_target_usd == 3000.0

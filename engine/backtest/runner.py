@@ -213,14 +213,10 @@ def _account_verdict(guard: Any, venue: Any, trades: list[TradeRecord], balance:
     """The run's account verdict (``guard.verdict``) with the venue's MLL liquidations (UTC ns,
     fill price, reference price, level $); each trade the venue liquidated gets the exit reason
     ``mll_liquidation``."""
-    liq = list(venue.liquidations)
-    at = {t for t, _, _, _ in liq}
-    for t in trades:
-        if t.exit_ts in at:
-            t.exit_reason = "mll_liquidation"
+    from engine.risk.account_rules import liquidation_doc
+
     v = dict(guard.verdict(balance, equity))
-    v["liquidations"] = [{"ts_ns": int(t), "price": float(px), "ref_price": float(ref), "level": float(lv)}
-                         for t, px, ref, lv in liq]
+    v["liquidations"] = liquidation_doc(trades, list(venue.liquidations))
     return v
 
 

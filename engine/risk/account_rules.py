@@ -332,6 +332,18 @@ class AccountRules:
         os.replace(tmp, self.path)
 
 
+def liquidation_doc(trades: list, liquidations: list) -> list[dict[str, Any]]:
+    """The simulated venue's MLL liquidations (``SimVenue.liquidations``: (UTC ns, fill price,
+    reference price, level $)) as dicts for a report; each trade (kernel ``TradeRecord``) whose
+    exit is one of them gets the exit reason ``mll_liquidation`` (backtest and replay alike)."""
+    at = {int(t) for t, _, _, _ in liquidations}
+    for t in trades:
+        if t.exit_ts in at:
+            t.exit_reason = "mll_liquidation"
+    return [{"ts_ns": int(t), "price": float(px), "ref_price": float(ref), "level": float(lv)}
+            for t, px, ref, lv in liquidations]
+
+
 def risk_view_fields(rules: AccountRules | None, equity: float, balance: float) -> dict[str, Any]:
     """The :class:`engine.runtime.snapshot.RiskView` fields of the account's rules (the risk
     pane, every mode): profile, MLL level and the equity's distance to it, the position cap,

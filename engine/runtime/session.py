@@ -564,6 +564,7 @@ class SessionBase:
         from engine.backtest.runner import trades_frame
 
         k = self.kernel
+        account = self._account_verdict()  # first: it marks the trades the venue liquidated
         tr = trades_frame(k.trades)
         trades = json.loads(tr.to_json(orient="records", date_format="iso")) if len(tr) else []
         t = self.timings
@@ -596,7 +597,7 @@ class SessionBase:
             "alerts": [list(map(str, a)) for a in k.stats.alerts],
             "latency": lat,
             "trades": trades,
-            "account": self._account_verdict(),
+            "account": account,
         }
 
     def _account_verdict(self) -> dict | None:
@@ -606,9 +607,11 @@ class SessionBase:
         rules = getattr(r, "account_rules", None)
         if rules is None:
             return None
+        from engine.risk.account_rules import liquidation_doc
+
         v = dict(rules.verdict(float(r.balance), float(r.equity)))
-        v["liquidations"] = [{"ts_ns": int(t), "price": float(px), "ref_price": float(ref), "level": float(lv)}
-                             for t, px, ref, lv in getattr(getattr(self, "venue", None), "liquidations", [])]
+        v["liquidations"] = liquidation_doc(self.kernel.trades,
+                                            list(getattr(getattr(self, "venue", None), "liquidations", [])))
         return _plain(v)
 
     def _days_traded(self):
