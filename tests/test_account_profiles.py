@@ -358,3 +358,19 @@ def test_risk_pane_shows_profile_balance_mll_target_and_best_day() -> None:
     text = render_risk(r, 0, width=80).plain
     assert "MLL $48,000 in $2,120 max 50" in text
     assert "topstepx-50k OPEN · bal $50,120 · target 40% of $3,000 · best day 75%/50%" in text
+
+
+def test_research_mode_goes_on_after_a_failure_and_reports_each(winter, tmp_path) -> None:
+    from engine.backtest.report import verdict_text
+
+    s = _settings(tmp_path, '[account]\nrules = "topstepx-50k"\nmll_entry_cap = false\n')
+    res = compose.backtest(winter, BreakoutBaseline(lookback=s.backtest.baseline_lookback).signals(winter), s,
+                           research=True)
+    a = res.account
+    first = a["failures"][0]
+    assert a["research"] and a["status"] == "failed" and a["date"] == first["date"] == "2024-12-19"
+    assert len(a["liquidations"]) == len([f for f in a["failures"] if f["rule"] == "MLL"])
+    assert any(t.entry_ts > first["ts_ns"] for t in res.records)           # it went on trading
+    text = verdict_text(a)
+    assert text.startswith("account topstepx-50k: FAILED on 2024-12-19 by MLL")
+    assert f"research mode: {len(a['failures'])} failure(s)" in text and "attempt 1: failed 2024-12-19" in text

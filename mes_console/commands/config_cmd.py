@@ -44,8 +44,12 @@ def show(
     for col in ("key", "value", "set by"):
         t.add_column(col)
     for k, v, why in limits:
-        t.add_row(k, repr(v) if isinstance(v, str) else str(v), why)
+        if k != "source":
+            t.add_row(k, repr(v) if isinstance(v, str) else str(v), why)
     out_console.print(t)
+    for k, v, why in limits:
+        if k == "source":
+            out_console.print(f"sources of {why}: {v}", highlight=False)
 
 
 @app.command("check")
