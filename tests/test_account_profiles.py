@@ -373,4 +373,5 @@ def test_research_mode_goes_on_after_a_failure_and_reports_each(winter, tmp_path
     assert any(t.entry_ts > first["ts_ns"] for t in res.records)           # it went on trading
     text = verdict_text(a)
     assert text.startswith("account topstepx-50k: FAILED on 2024-12-19 by MLL")
+    assert f"liquidated at {a['liquidations'][0]['price']:.2f}; research mode went on" in text
     assert f"research mode: {len(a['failures'])} failure(s)" in text and "attempt 1: failed 2024-12-19" in text

@@ -136,10 +136,11 @@ def verdict_text(account: dict | None) -> str:
     a, name = account, account.get("profile", "")
     st = a.get("status")
     if st == "failed":
-        liq = a.get("liquidations") or []
-        at = f"; liquidated at {liq[-1]['price']:.2f}" if liq else ""
+        liq = [x for x in a.get("liquidations") or [] if x["ts_ns"] == a.get("ts_ns")]
+        at = f"; liquidated at {liq[0]['price']:.2f}" if liq else ""
+        tail = "; research mode went on with a new attempt" if a.get("research") else "; no trade after"
         lines = [f"account {name}: FAILED on {a['date']} by {a['rule']}: balance ${a['balance']:,.2f}, "
-                 f"level ${a['level']:,.2f}{at}; no trade after"]
+                 f"level ${a['level']:,.2f}{at}{tail}"]
     elif st == "passed":
         lines = [f"account {name}: PASSED on {a['date']} after {a['trading_days']} trading days: profit "
                  f"${a['profit']:,.2f} ≥ target ${a['target']:,.2f}, best day ${a['best_day']:,.2f} = "
