@@ -676,8 +676,9 @@ class LiveSession(SessionBase):
         dir>/account_rules.json``) and the balance from the broker. A new risk state (first
         session on this account) is rebased to the broker's balance (day start, peaks and
         kill-switch reference included); an existing one takes the broker's balance as a
-        correction (audited; the difference counts in the day's P&L). Raises
-        :class:`SessionError` for an unreadable account-rules state."""
+        correction (audited; the difference counts in the day's P&L). The rules were built with
+        the risk manager (``build_risk``, state in ``state_dir``; an unreadable one is refused
+        there)."""
         self.rules = self._risk().account_rules  # built with the manager (build_risk)
         self._acct_seen = self.broker.account_events
         self._sync_balance("start-up", rebase=new_state)
