@@ -166,6 +166,8 @@ class RiskView:
     venue_best_day_share: float | None = None
     venue_consistency_share: float = 0.0
     venue_status: str = ""
+    lockouts: tuple[str, ...] = ()
+    """The discipline lockouts (issue 26), one line each: ``LOCKED …`` while it refuses entries."""
 
 
 @dataclass(frozen=True)
