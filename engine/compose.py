@@ -19,6 +19,15 @@ step (:func:`engine.step.step_bar`); a mode only chooses these four pieces:
 
 The CLI commands (``mes-console backtest``, ``run``) build through here; nothing in the engine
 imports this module (it sits above the backtest and the sessions).
+
+One risk path (issue 23): every mode's risk manager comes from :func:`risk_manager`
+(:func:`engine.risk.build.build_risk`): the :class:`engine.risk.RiskManager` on the
+settings whose ``[risk]`` limits the ``[account]`` profile derived (:mod:`engine.risk.profiles`),
+with the account's :class:`engine.risk.account_rules.AccountRules` attached. The simulated modes
+(backtest, walk-forward folds, optimize trials, replay) get it from :func:`engine.parts.sim_parts`,
+which also hands the rules to the simulated venue (its MLL liquidation); paper and live from
+:class:`engine.runtime.live.LiveSession` (rules state persisted beside the risk state). The
+engine modules reach it through ``engine.risk.build`` because none may import this one.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from engine.backtest.runner import BacktestResult, run_backtest, slice_dates
 from engine.broker.base import BrokerConnection
 from engine.config import Settings
 from engine.runtime.session import Session, SessionConfig, make_signal_source
+
+from engine.risk.build import build_risk as risk_manager  # noqa: E402 - the one risk path (docstring)
 
 MODES = ("backtest", "replay", "paper", "live")
 """The modes, in the order of the table above."""
@@ -142,5 +153,5 @@ def live_session(settings: Settings, *, mode: str, model: Path | None, json_repo
     return session
 
 
-__all__ = ["MODES", "backtest", "replay_bars", "replay", "live_session", "projectx_connection", "BrokerFactory",
+__all__ = ["MODES", "risk_manager", "backtest", "replay_bars", "replay", "live_session", "projectx_connection", "BrokerFactory",
            "DEMO_START", "DEMO_END"]

@@ -239,7 +239,7 @@ class BacktestScreen(JobScreen):
         halted = next((x for x in result.limits if x.startswith("halted ")), "")
         if halted and "no trades after" in halted:  # the run stopped early: say so where it is seen
             where = f" · {halted.split(': ', 1)[0]}, no trades after"
-        self.query_one("#status", Static).update(f"done: {len(result.trades)} trades{where}")
+        self.query_one("#status", Static).update(f"done: {len(result.trades)} trades{where}{account_status(result.limits)}")
 
     def show_limits(self, lines: tuple[str, ...]) -> None:
         """What limited the run, at most three lines of the screen's width (each ends in an
@@ -258,6 +258,24 @@ class BacktestScreen(JobScreen):
         widget = self.query_one("#limits", Static)
         widget.update(text)
         widget.display = bool(keep)
+
+
+def account_status(lines: tuple[str, ...]) -> str:
+    """The account verdict and pass probability for the status line (issue 23), from the run's
+    limit lines (:func:`engine.backtest.report.verdict_text` first): `` · FAILED on 2024-12-19 by
+    MLL · P(pass) 3.1%``; "" without an account profile."""
+    out = ""
+    v = next((x for x in lines if x.startswith("account ")), "")
+    if v:
+        head = v.split(": ", 2)
+        out += " · " + (head[1].split(" (", 1)[0] if len(head) > 1 else v)
+        if head[1:2] == ["OPEN"]:
+            out += " (account " + head[0].split(" ", 1)[-1] + ")"
+        out = out.split(", balance")[0]
+    p = next((x for x in lines if x.startswith("P(pass)")), "")
+    if p:
+        out += " · " + p.split(",", 1)[0]
+    return out
 
 
 def walk_forward_tables(wf: WalkForwardRun):

@@ -51,6 +51,15 @@ def _clean(v):
     return v
 
 
+def _clean_doc(v):
+    """:func:`_clean` through lists too (the account verdict's failures and liquidations)."""
+    if isinstance(v, list):
+        return [_clean_doc(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _clean_doc(x) for k, x in v.items()}
+    return _clean(v)
+
+
 ACCOUNT_KINDS = ("account_drawdown", "kill_switch", "min_balance")
 _NUM = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
@@ -161,6 +170,58 @@ def summary_text(result, max_refusals: int = 5) -> str:
     return "\n".join(lines)
 
 
+def verdict_text(account: dict | None) -> str:
+    """The account verdict as text, one fact a line (CLI, report.md, the console's backtest
+    screen); ``account`` is :attr:`BacktestResult.account` (with ``pass_probability`` when a
+    Monte Carlo ran). Empty for ``rules = "none"``."""
+    if not account:
+        return ""
+    a, name = account, account.get("profile", "")
+    st = a.get("status")
+    if st == "failed":
+        liq = [x for x in a.get("liquidations") or [] if x["ts_ns"] == a.get("ts_ns")]
+        at = f"; liquidated at {liq[0]['price']:.2f}" if liq else ""
+        tail = "; research mode went on with a new attempt" if a.get("research") else "; no trade after"
+        lines = [f"account {name}: FAILED on {a['date']} by {a['rule']}: balance ${a['balance']:,.2f}, "
+                 f"level ${a['level']:,.2f}{at}{tail}"]
+    elif st == "passed":
+        lines = [f"account {name}: PASSED on {a['date']} after {a['trading_days']} trading days: profit "
+                 f"${a['profit']:,.2f} ≥ target ${a['target']:,.2f}, best day ${a['best_day']:,.2f} = "
+                 f"{100 * a['best_day_share']:.1f}% of the profit"
+                 + (f" ≤ {100 * a['consistency_share']:.0f}%" if a.get("consistency_share") else "")]
+    else:
+        tgt = (f"${a['to_target']:,.2f} to the target ${a['target']:,.2f}" if a.get("to_target") is not None
+               else "no profit target")
+        share = a.get("best_day_share")
+        sh = f"; best day {100 * share:.1f}% of the profit" if share is not None else ""
+        lines = [f"account {name}: OPEN: profit ${a['profit']:,.2f}, {tgt}; ${a['to_mll']:,.2f} above the "
+                 f"MLL ${a['mll_level']:,.2f}{sh}"]
+    fails = a.get("failures") or []
+    if fails and a.get("research"):
+        lines.append(f"research mode: {len(fails)} failure(s), each followed by a new attempt:")
+        lines += [f"  attempt {f['attempt']}: failed {f['date']} by {f['rule']}: balance ${f['balance']:,.2f}, "
+                  f"level ${f['level']:,.2f}" for f in fails]
+    mc = a.get("pass_probability")
+    if mc:
+        lines.append(pass_probability_text(mc))
+    return "\n".join(lines)
+
+
+def pass_probability_text(mc: dict) -> str:
+    """One or two lines of a Monte Carlo pass probability
+    (:func:`engine.research.montecarlo.pass_probability`'s dict)."""
+    def med(x):
+        return "-" if x is None else f"{x:g}"
+    line = (f"P(pass) {100 * mc['p_pass']:.1f}%, P(fail) {100 * mc['p_fail']:.1f}%, open "
+            f"{100 * mc['p_open']:.1f}% over {mc['paths']:,} paths of {mc['horizon_days']} trading days "
+            f"(block {mc['block_days']}, seed {mc['seed']}); median days to pass "
+            f"{med(mc['median_days_to_pass'])}, to fail {med(mc['median_days_to_fail'])}"
+            + (f"; PROVISIONAL: {mc['traded_days']} traded days < 30" if mc["provisional"] else ""))
+    if "expected_value" in mc:
+        line += f"\nexpected value of an attempt: ${mc['expected_value']:,.2f}"
+    return line
+
+
 def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> dict:
     """Write the report files for a :class:`runner.BacktestResult`; returns {name: path}.
     Raises ``OSError`` naming the directory when it cannot be written."""
@@ -186,7 +247,8 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
     doc = {"strategy": result.strategy, "fill_model": result.fill_model, "bars": result.bars,
            "steps": result.steps, "elapsed_s": result.elapsed_s,
            "bars_per_second": result.bars_per_second, "metrics": _clean(m),
-           "alerts": [list(a) for a in result.alerts][:100], **halts_doc(result)}
+           "alerts": [list(a) for a in result.alerts][:100], **halts_doc(result),
+           "account": _clean_doc(getattr(result, "account", None))}
     p = out / "metrics.json"
     _atomic(p, lambda t: t.write_text(json.dumps(doc, indent=2, allow_nan=False)))
     paths["metrics"] = p
@@ -208,7 +270,10 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
     paths["pnl_by_hour_png"] = _save_png(fig, out / "pnl_by_hour.png")
     lines = [f"# Backtest report: {result.strategy}", "",
              f"fill model {result.fill_model}; {result.bars:,} bars; {result.steps:,} kernel steps; "
-             f"{result.elapsed_s:.2f} s", "", "## Halts, blocks and refusals", "", "```",
+             f"{result.elapsed_s:.2f} s", ""]
+    if getattr(result, "account", None):
+        lines += ["## Account verdict", "", "```", verdict_text(result.account), "```", ""]
+    lines += ["## Halts, blocks and refusals", "", "```",
              summary_text(result, max_refusals=20), "```", "", "| metric | value |", "|---|---|"]
     for k, v in m.items():
         if k == "pnl_by_hour_ny":

@@ -674,8 +674,15 @@ class SessionBase:
 
     # ------------------------------------------------------------------ hooks (bars-fed default)
     def _rules_view(self) -> dict:
-        """Extra :class:`RiskView` fields of the venue's account rules (none by default)."""
-        return {}
+        """Extra :class:`RiskView` fields of the account's rules (the risk manager's
+        ``account_rules``: :func:`engine.risk.account_rules.risk_view_fields`; none without)."""
+        from engine.risk.account_rules import risk_view_fields
+
+        r = self.risk
+        rules = getattr(r, "account_rules", None)
+        if rules is None:
+            return {}
+        return risk_view_fields(rules, float(r.equity), float(r.balance))
 
     def _market_view(self, now: int) -> tuple[QuoteView, float | None]:
         """(quote view, data age in ms of the engine clock) from the bars processed so far.
@@ -717,6 +724,7 @@ class SessionBase:
         from engine.backtest.runner import trades_frame
 
         k = self.kernel
+        account = self._account_verdict()  # first: it marks the trades the venue liquidated
         tr = trades_frame(k.trades)
         trades = json.loads(tr.to_json(orient="records", date_format="iso")) if len(tr) else []
         t = self.timings
@@ -749,7 +757,22 @@ class SessionBase:
             "alerts": [list(map(str, a)) for a in k.stats.alerts],
             "latency": lat,
             "trades": trades,
+            "account": account,
         }
+
+    def _account_verdict(self) -> dict | None:
+        """The account's verdict (:meth:`engine.risk.account_rules.AccountRules.verdict`) with the
+        simulated venue's MLL liquidations, or None without account rules."""
+        r = self.risk
+        rules = getattr(r, "account_rules", None)
+        if rules is None:
+            return None
+        from engine.risk.account_rules import liquidation_doc
+
+        v = dict(rules.verdict(float(r.balance), float(r.equity)))
+        v["liquidations"] = liquidation_doc(self.kernel.trades,
+                                            list(getattr(getattr(self, "venue", None), "liquidations", [])))
+        return _plain(v)
 
     def _days_traded(self):
         return {int(self.cal.label_one(t.entry_ts)[0]) for t in self.kernel.trades}

@@ -172,6 +172,15 @@ class RiskView:
     venue_liquidation_usd: float | None = None
     venue_distance_usd: float | None = None
     venue_max_contracts: int | None = None
+    venue_balance_usd: float | None = None
+    """The account's balance, its profit since the attempt's start, the profit target (0 =
+    none), the best day's share of the profit (None while no profit), the consistency share a
+    pass allows and the verdict so far (open / passed / failed): issue 23."""
+    venue_profit_usd: float | None = None
+    venue_target_usd: float = 0.0
+    venue_best_day_share: float | None = None
+    venue_consistency_share: float = 0.0
+    venue_status: str = ""
     lockouts: tuple[str, ...] = ()
     """The discipline lockouts (issue 26), one line each: ``LOCKED …`` while it refuses entries."""
 

@@ -57,7 +57,7 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     """Backtest with the kernel over the requested bars; report saved under the reports dir.
     Raises the engine's errors (bad file, empty range, checkpoint mismatch) unchanged."""
     from engine.backtest.metrics import compute_metrics
-    from engine.backtest.report import summary_text, write_report
+    from engine.backtest.report import summary_text, verdict_text, write_report
     from engine.backtest.runner import run_backtest
     from engine.strategy.baseline import BreakoutBaseline
     from engine.strategy.model import ModelStrategy
@@ -79,6 +79,10 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     res = run_backtest(bars, sig, settings, fill_model=params.fill_model, strategy_name=strat.name,
                        progress=lambda done, total: on_progress(Progress(done, total, "backtest")),
                        research=params.research)
+    if res.account is not None:  # the account profile's pass probability (issue 23)
+        from engine.research.montecarlo import result_pass_probability
+
+        res.account["pass_probability"] = result_pass_probability(res, settings, n_paths=10_000, seed=0)
     m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
     stamp = f"{strat.name}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}"
     out = resolve_dir(settings.paths.reports_dir, "reports") / stamp
@@ -91,7 +95,8 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
         eq.append(eq[-1] + t.net_pnl)
     rows = tuple(_trade_rows(res.records))
     on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net {money(m.get('net_pnl', 0.0), sign=True)}"))
-    return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(summary_text(res).splitlines()))
+    lines = (verdict_text(res.account).splitlines() if res.account else []) + summary_text(res).splitlines()
+    return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(lines))
 
 
 def _trade_rows(records) -> list[TradeRow]:
@@ -447,7 +452,8 @@ def walk_forward_doc(r, settings: Settings, fill_model: str, data: str, arch: st
                       "accuracy": fr.metrics["accuracy"], "halts": len(getattr(res, "halts", []))})
     return {"data": data, "walk_forward": True, "arch": arch, "target": r.target, "fill_model": fill_model,
             "folds": folds, "metrics": _clean(r.wf.metrics), "oos_accuracy": r.oos_accuracy,
-            "go_live": _clean(r.go_live), "training_trading": r.training.combined.get("trading")}
+            "go_live": _clean(r.go_live), "training_trading": r.training.combined.get("trading"),
+            "account": getattr(r.wf, "account", None)}
 
 
 def write_walk_forward_report(r, doc: dict, out: Path) -> dict[str, str]:

@@ -285,6 +285,21 @@ def render_position(p: PositionView) -> Text:
     return t
 
 
+def render_account_line(r: RiskView, width: int = 38) -> str:
+    """The account profile's line of the risk pane (issue 23): profile, verdict so far,
+    balance, profit-target progress and the best day's share against the consistency share,
+    fitted to ``width``."""
+    bits = [f"{r.venue_rules} {r.venue_status.upper()}"]
+    if r.venue_balance_usd is not None:
+        bits.append(f"bal ${r.venue_balance_usd:,.0f}")
+    if r.venue_target_usd > 0 and r.venue_profit_usd is not None:
+        bits.append(f"target {100 * r.venue_profit_usd / r.venue_target_usd:.0f}% of ${r.venue_target_usd:,.0f}")
+    if r.venue_best_day_share is not None:
+        lim = f"/{100 * r.venue_consistency_share:.0f}%" if r.venue_consistency_share > 0 else ""
+        bits.append(f"best day {100 * r.venue_best_day_share:.0f}%{lim}")
+    return fit(" · ".join(bits), width)
+
+
 def render_risk(r: RiskView, now_ns: int, width: int = 38) -> Text:
     t = Text()
     t.append(f"{r.state}", style=STATE_STYLE.get(r.state, "reverse bold"))
@@ -303,6 +318,7 @@ def render_risk(r: RiskView, now_ns: int, width: int = 38) -> Text:
         low = r.venue_distance_usd < 500.0
         t.append(f"MLL ${r.venue_liquidation_usd:,.0f} in ${r.venue_distance_usd:,.0f} max {r.venue_max_contracts}\n",
                  style="reverse bold" if low else "")
+        t.append(render_account_line(r, width) + "\n", style="reverse bold" if r.venue_status == "failed" else "")
     for line in r.lockouts:  # issue 26: discipline lockouts
         t.append(fit(line, width) + "\n", style="reverse" if line.startswith("LOCKED") else "")
     if r.pause_until_ns is not None:
