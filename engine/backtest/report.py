@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.atomic import atomic_path
 from engine.backtest.metrics import compute_metrics, drawdown
+from engine.runtime.snapshot import money
 
 
 def _atomic(path: Path, write) -> None:
@@ -182,25 +183,25 @@ def verdict_text(account: dict | None) -> str:
         liq = [x for x in a.get("liquidations") or [] if x["ts_ns"] == a.get("ts_ns")]
         at = f"; liquidated at {liq[0]['price']:.2f}" if liq else ""
         tail = "; research mode went on with a new attempt" if a.get("research") else "; no trade after"
-        lines = [f"account {name}: FAILED on {a['date']} by {a['rule']}: balance ${a['balance']:,.2f}, "
-                 f"level ${a['level']:,.2f}{at}{tail}"]
+        lines = [f"account {name}: FAILED on {a['date']} by {a['rule']}: balance {money(a['balance'])}, "
+                 f"level {money(a['level'])}{at}{tail}"]
     elif st == "passed":
         lines = [f"account {name}: PASSED on {a['date']} after {a['trading_days']} trading days: profit "
-                 f"${a['profit']:,.2f} ≥ target ${a['target']:,.2f}, best day ${a['best_day']:,.2f} = "
+                 f"{money(a['profit'])} ≥ target {money(a['target'])}, best day {money(a['best_day'])} = "
                  f"{100 * a['best_day_share']:.1f}% of the profit"
                  + (f" ≤ {100 * a['consistency_share']:.0f}%" if a.get("consistency_share") else "")]
     else:
-        tgt = (f"${a['to_target']:,.2f} to the target ${a['target']:,.2f}" if a.get("to_target") is not None
+        tgt = (f"{money(a['to_target'])} to the target {money(a['target'])}" if a.get("to_target") is not None
                else "no profit target")
         share = a.get("best_day_share")
         sh = f"; best day {100 * share:.1f}% of the profit" if share is not None else ""
-        lines = [f"account {name}: OPEN: profit ${a['profit']:,.2f}, {tgt}; ${a['to_mll']:,.2f} above the "
-                 f"MLL ${a['mll_level']:,.2f}{sh}"]
+        lines = [f"account {name}: OPEN: profit {money(a['profit'])}, {tgt}; {money(a['to_mll'])} above the "
+                 f"MLL {money(a['mll_level'])}{sh}"]
     fails = a.get("failures") or []
     if fails and a.get("research"):
         lines.append(f"research mode: {len(fails)} failure(s), each followed by a new attempt:")
-        lines += [f"  attempt {f['attempt']}: failed {f['date']} by {f['rule']}: balance ${f['balance']:,.2f}, "
-                  f"level ${f['level']:,.2f}" for f in fails]
+        lines += [f"  attempt {f['attempt']}: failed {f['date']} by {f['rule']}: balance {money(f['balance'])}, "
+                  f"level {money(f['level'])}" for f in fails]
     mc = a.get("pass_probability")
     if mc:
         lines.append(pass_probability_text(mc))
@@ -218,7 +219,7 @@ def pass_probability_text(mc: dict) -> str:
             f"{med(mc['median_days_to_pass'])}, to fail {med(mc['median_days_to_fail'])}"
             + (f"; PROVISIONAL: {mc['traded_days']} traded days < 30" if mc["provisional"] else ""))
     if "expected_value" in mc:
-        line += f"\nexpected value of an attempt: ${mc['expected_value']:,.2f}"
+        line += f"\nexpected value of an attempt: {money(mc['expected_value'])}"
     return line
 
 
