@@ -831,8 +831,7 @@ class Session(SessionBase):
         from the position book), round trips, halts, manual actions and the summary are written
         as they happen, as a broker session's are. Raises :class:`SessionError` naming the file
         when it cannot be opened (nothing traded)."""
-        import time
-
+        from engine.clock import LiveClock
         from engine.journal import Journal
 
         cal = self.cal
@@ -845,7 +844,7 @@ class Session(SessionBase):
             j = Journal(path, day_of=day_of)
             j.open_session(mode=self.cfg.mode, account=self.cfg.account, contract=self.spec.symbol,
                            symbol=self.spec.symbol, clock="simulated", started_ns=self.clock.now_ns(),
-                           started_wall_ns=time.time_ns(), start_balance=self.start_balance)
+                           started_wall_ns=LiveClock().now_ns(), start_balance=self.start_balance)
         except Exception as exc:
             raise SessionError(f"trade journal: {exc}") from None
         self.journal = j
