@@ -151,9 +151,16 @@ def test_a_stop_range_above_the_cap_is_refused_naming_both_keys(data, tmp_path):
     cfg.write_text("[optimize]\nstop_ticks = [4, 24, 1]\n")
     r = runner.invoke(app, _opt(data, tmp_path, "--trials", "2", "--config", str(cfg)))
     assert r.exit_code == 3 and "[optimize] stop_ticks high 24 > [stops] max_stop_ticks 8" in r.stderr
+    # a risk fraction above the $ cap: the cap becomes part of the search, and the output says so
     cfg.write_text("[optimize]\nrisk_fraction = [0.01, 0.03, 0.005]\n")
-    r = runner.invoke(app, _opt(data, tmp_path, "--trials", "2", "--config", str(cfg)))
-    assert r.exit_code == 3 and "[risk] max_risk_per_trade" in r.stderr and "[optimize] risk_fraction" in r.stderr
+    r = runner.invoke(app, _opt(data, tmp_path, "--trials", "2", "--config", str(cfg), "--sampler", "random",
+                                "--study", "capped"))
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["space"]["risk_fraction"]["high"] == 0.025
+    assert doc["space_notes"] == ["risk_fraction 0.01…0.03 → 0.01…0.025: [risk] max_risk_per_trade $25.00 / "
+                                  "[account] starting_capital $1,000.00 = 0.025 caps the budget, higher fractions "
+                                  "would trade the same size"]
     # a written config whose fixed stop lies above its cap is refused by `config check`
     cfg.write_text("[stops]\nmethod = \"fixed\"\nfixed_ticks = 21\nmax_stop_ticks = 8\n")
     r = runner.invoke(app, ["config", "check", "--config", str(cfg)])

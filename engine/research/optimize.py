@@ -24,7 +24,12 @@ computed once per study and process, never once per trial.
 A trial with fewer than ``min_trades`` validation trades scores -1e9: when every setting
 loses after costs, "never trade" (risk too small for one contract) would otherwise win.
 
-Objective (maximised): ``sharpe`` (annualised Sharpe of the daily $ P&L), ``net_pnl``, ``calmar`` or ``expectancy`` ($ per trade). Each trial also stores its daily
+Objective (maximised): ``sharpe`` (annualised Sharpe of the daily $ P&L), ``net_pnl``, ``calmar`` or ``expectancy`` ($ per trade);
+with an ``[account]`` profile also ``pass_probability`` (the Monte Carlo P(pass) of the trial's
+trading days, :data:`TRIAL_MC_PATHS` paths, :mod:`engine.research.montecarlo`) and, with the
+evaluation economics, ``expected_value`` ($ per attempt). Every trial under a profile stores its
+account verdict (``verdict`` user attribute: status, date, rule, P(pass)); the report carries the
+best trial's and the held-out run's. Each trial also stores its daily
 P&L (``daily_pnl`` user attribute) for the overfitting measures of :mod:`engine.research.overfit`:
 the deflated Sharpe ratio of the chosen trial given every trial of the study, and the PBO by
 CSCV over the matrix of the trials' daily P&L.
@@ -147,9 +152,6 @@ def check_space_limits(space: dict[str, Dim], settings: Any, overrides: list[str
 
     - ``stop_ticks`` outside ``[stops] min_stop_ticks`` … ``max_stop_ticks`` (the stop clamp);
     - ``reward_risk`` outside the 1.0 … 3.0 that ``[stops] reward_risk`` accepts;
-    - ``risk_fraction`` high × ``[account] starting_capital`` above ``[risk] max_risk_per_trade``
-      (the budget is min(max_risk_per_trade, balance × fraction): higher fractions would all trade
-      the same budget at the starting balance);
     - ``min_confidence`` low below the first ``[risk] confidence_multipliers`` step (no trade is
       sized below it, so lower thresholds all behave as that step) or high above 1.
     """
@@ -168,13 +170,6 @@ def check_space_limits(space: dict[str, Dim], settings: Any, overrides: list[str
     if d is not None and (d.low < 1.0 or d.high > 3.0):
         raise OptimizeUsageError(f"{_src('reward_risk', overrides)} {d.low:g}…{d.high:g} outside the 1.0…3.0 that "
                                  "[stops] reward_risk accepts")
-    d = space.get("risk_fraction")
-    cap = float(settings.account.starting_capital)
-    if d is not None and d.high * cap > rk.max_risk_per_trade + 1e-9:
-        raise OptimizeUsageError(
-            f"{_src('risk_fraction', overrides)} high {d.high:g} × [account] starting_capital ${cap:,.2f} = "
-            f"${d.high * cap:,.2f} > [risk] max_risk_per_trade ${rk.max_risk_per_trade:,.2f}: the budget is capped "
-            "there, so higher fractions trade the same size")
     d = space.get("min_confidence")
     if d is not None:
         first = float(rk.confidence_multipliers[0][0]) if rk.confidence_multipliers else 0.0
@@ -184,6 +179,30 @@ def check_space_limits(space: dict[str, Dim], settings: Any, overrides: list[str
                 f"{first:g}: no trade is sized below it, so lower thresholds trade as {first:g}")
         if d.high > 1.0:
             raise OptimizeUsageError(f"{_src('min_confidence', overrides)} high {d.high:g} > 1: no confidence reaches it")
+
+
+def cap_risk_fraction(space: dict[str, Dim], settings: Any) -> tuple[dict[str, Dim], list[str]]:
+    """The ``risk_fraction`` dimension with the cap that would clamp it made part of the search:
+    the budget is min(``[risk] max_risk_per_trade``, balance × fraction), so at the starting
+    balance every fraction above ``max_risk_per_trade / [account] starting_capital`` trades the
+    same size. The range's high is lowered to the last step at or below that fraction (or, when
+    the whole range lies above it, the dimension becomes that one fraction). Returns the space
+    and one note per change (printed before the study and kept in the report)."""
+    d = space.get("risk_fraction")
+    cap = float(settings.account.starting_capital)
+    if d is None or cap <= 0:
+        return space, []
+    limit = float(settings.risk.max_risk_per_trade) / cap
+    if d.high <= limit + 1e-12:
+        return space, []
+    if d.low >= limit - 1e-12:
+        nd = Dim(d.name, round(limit, 6), round(limit, 6), d.step)
+    else:
+        nd = Dim(d.name, d.low, round(d.low + math.floor((limit - d.low) / d.step + 1e-9) * d.step, 10), d.step)
+    note = (f"risk_fraction {d.low:g}…{d.high:g} → {nd.low:g}…{nd.high:g}: [risk] max_risk_per_trade "
+            f"${settings.risk.max_risk_per_trade:,.2f} / [account] starting_capital ${cap:,.2f} = {limit:.4g} caps the "
+            "budget, higher fractions would trade the same size")
+    return {**space, "risk_fraction": nd}, [note]
 
 
 def apply_params(settings: Any, params: dict) -> Any:
@@ -216,7 +235,7 @@ def settings_toml(settings: Any, header: list[str] | None = None) -> str:
 
     lines = [f"# {h}" for h in (header or [])]
     for sec in dataclasses.fields(Settings):
-        if sec.name in ("secrets", "sources"):
+        if sec.name in ("secrets", "sources", "explicit"):
             continue
         obj = getattr(settings, sec.name)
         lines.append("")
@@ -299,8 +318,9 @@ class TrialRunner:
         m = result_metrics(res)
         _, pnl = daily_pnl(res.equity, res.day, res.starting_balance)
         m["sharpe_usd"] = m["sharpe"]  # the report's Sharpe is the dollar Sharpe (engine.backtest.metrics)
+        verdict = account_figures(res, s, m)
         return {"metrics": m, "daily_pnl": [round(float(x), 2) for x in pnl],
-                "halts": halt_counts(res.halts), "elapsed_s": perf_ns() / 1e9 - t0,
+                "halts": halt_counts(res.halts), "elapsed_s": perf_ns() / 1e9 - t0, "verdict": verdict,
                 "effective": effective_values(res, s), "activity": trial_activity(res, m)}
 
 
@@ -337,6 +357,30 @@ def trial_activity(res: Any, m: dict) -> dict:
             "refusals": dict(list(refusal_kinds(res.refused).items())[:5])}
 
 
+TRIAL_MC_PATHS = 2_000
+"""Monte Carlo paths per trial for the ``pass_probability`` / ``expected_value`` objectives
+(seed 0 in every trial, so trials compare on the same draws of their own days)."""
+
+
+def account_figures(res: Any, settings: Any, m: dict) -> dict | None:
+    """A trial's account verdict (issue 23): ``status``, ``date``, ``rule`` of
+    :attr:`BacktestResult.account`, and into ``m`` its ``pass_probability`` (and
+    ``expected_value`` with ``[account]`` economics) from :data:`TRIAL_MC_PATHS` bootstrap paths.
+    None (and nothing added) for ``rules = "none"``."""
+    if res.account is None:
+        return None
+    from engine.research.montecarlo import result_pass_probability
+
+    mc = result_pass_probability(res, settings, n_paths=TRIAL_MC_PATHS, seed=0)
+    if mc is not None:
+        m["pass_probability"] = mc["p_pass"]
+        if "expected_value" in mc:
+            m["expected_value"] = mc["expected_value"]
+    a = res.account
+    return {"status": a["status"], "date": a.get("date"), "rule": a.get("rule"),
+            "failures": len(a.get("failures") or []), "p_pass": m.get("pass_probability")}
+
+
 def halt_counts(halts: list) -> dict:
     """``{kind: count}`` of ``BacktestResult.halts``."""
     out: dict = {}
@@ -346,7 +390,10 @@ def halt_counts(halts: list) -> dict:
     return out
 
 
-OBJECTIVE_KEYS = {"sharpe": "sharpe_usd", "net_pnl": "net_pnl", "calmar": "calmar", "expectancy": "expectancy"}
+OBJECTIVE_KEYS = {"sharpe": "sharpe_usd", "net_pnl": "net_pnl", "calmar": "calmar", "expectancy": "expectancy",
+                  "pass_probability": "pass_probability", "expected_value": "expected_value"}
+ACCOUNT_OBJECTIVES = ("pass_probability", "expected_value")
+"""Objectives that need an ``[account]`` profile (``expected_value``: and its economics)."""
 
 
 def objective_value(m: dict, objective: str) -> float:
@@ -510,10 +557,12 @@ def _worker(plan: StudyPlan, runner: TrialRunner, index: int, stop_flag=None, on
         params = suggest(trial, plan.space)
         r = runner.run(params)
         m = r["metrics"]
-        for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy", "max_drawdown", "win_rate", "profit_factor"):
+        for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy", "max_drawdown", "win_rate", "profit_factor",
+                  "pass_probability", "expected_value"):
             v = float(m.get(k, float("nan")))
             trial.set_user_attr(k, v if math.isfinite(v) else None)
         trial.set_user_attr("trades", int(m["trades"]))
+        trial.set_user_attr("verdict", r.get("verdict"))
         trial.set_user_attr("daily_pnl", r["daily_pnl"])
         trial.set_user_attr("halts", r["halts"])
         trial.set_user_attr("elapsed_s", round(r["elapsed_s"], 4))
@@ -668,8 +717,9 @@ def study_report(study, objective: str) -> dict:
                  "flags": [k for k in ("too_few_trades", "few_active_days", "mostly_refused") if best.user_attrs.get(k)],
                  "validation": {k: best.user_attrs.get(k) for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy",
                                                                     "max_drawdown", "win_rate", "profit_factor",
-                                                                    "trades")},
-                 "halts": best.user_attrs.get("halts", {})},
+                                                                    "trades", "pass_probability",
+                                                                    "expected_value")},
+                 "halts": best.user_attrs.get("halts", {}), "verdict": best.user_attrs.get("verdict")},
         "dsr": dsr, "pbo": pbo, "eligible_trials": len(rows),
         "history": [(t.number, t.value) for t in sorted(done, key=lambda t: t.number)],
     }
@@ -788,11 +838,17 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
         raise OptimizeUsageError(f"sampler {sampler_!r}: allowed tpe, random, grid")
     if objective_ not in OBJECTIVE_KEYS:
         raise OptimizeUsageError(f"objective {objective_!r}: allowed {', '.join(OBJECTIVE_KEYS)}")
+    if objective_ in ACCOUNT_OBJECTIVES and settings.account.rules == "none":
+        raise OptimizeUsageError(f"objective {objective_}: needs an account profile ([account] rules, e.g. topstepx-50k)")
+    if objective_ == "expected_value" and settings.account.payout_value <= 0:
+        raise OptimizeUsageError("objective expected_value: needs the evaluation economics ([account] payout_value > 0, "
+                                 "evaluation_fee, reset_fee)")
     if model is None and strategy is None and settings.backtest.strategy != "baseline":
         raise OptimizeUsageError(f"[backtest] strategy = {settings.backtest.strategy!r}: optimize searches the rule "
                                  "strategy 'baseline' or a model")
     sp = build_space(oc, space, model=model is not None)
     check_space_limits(sp, settings, space)
+    sp, space_notes = cap_risk_fraction(sp, settings)
     if strategy is not None:
         sp = {**{k: d for k, d in sp.items() if k not in ("baseline_lookback", "min_confidence")},
               **strategy_space(strategy)}
@@ -819,7 +875,8 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
                      min_active_days_pct=float(oc.min_active_days_pct))
     if on_start is not None:
         on_start({"study": name, "storage": _redact(url), "sampler": sampler_, "objective": objective_,
-                  "windows": win, "validation_bars": int(len(val_bars)), "space": setup["space"], "trials": trials_})
+                  "windows": win, "validation_bars": int(len(val_bars)), "space": setup["space"], "trials": trials_,
+                  "space_notes": space_notes})
     runner = TrialRunner(val_bars, settings, model) if strategy is None else StrategyTrialRunner(val_bars, settings, strategy)
     speed = run_workers(plan, runner, workers_, on_progress=on_progress, stop_flag=stop_flag)
     st_obj = open_study(plan, make_storage(url))
@@ -827,7 +884,8 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
     best_s = apply_params(settings, rep["best"]["params"])
     best_strat = strategy.with_params(strategy_values(rep["best"]["params"])) if strategy is not None else None
     res, hm = holdout_backtest(bars, best_s, win["holdout"], model, strategy=best_strat)
-    held = {"window": win["holdout"], "metrics": _clean(hm), "halts": halt_counts(res.halts)}
+    held_verdict = account_figures(res, best_s, hm)  # the held-out account verdict and P(pass)
+    held = {"window": win["holdout"], "metrics": _clean(hm), "halts": halt_counts(res.halts), "verdict": held_verdict}
     cfg_path = Path(write_config) if write_config else resolve_dir(settings.paths.reports_dir, "reports") / f"{name}.toml"
     repro = (f"mes-console backtest --data {data} --config {cfg_path} --start {win['holdout'][0]} "
              f"--end {win['holdout'][1]}" + (f" --model {model}" if model else "")
@@ -851,7 +909,7 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
         raise OptimizeError(f"{rep_dir}: cannot write the study report: {exc}") from None
     return {"study": name, "storage": _redact(url), "sampler": sampler_, "windows": win, "space": setup["space"],
             "speed": speed, **rep, "holdout": held, "config": str(cfg_path), "reproduce": repro,
-            "report_dir": str(rep_dir), "files": {k: str(v) for k, v in files.items()},
+            "report_dir": str(rep_dir), "files": {k: str(v) for k, v in files.items()}, "space_notes": space_notes,
             **({"strategy": best_strat.describe()} if best_strat is not None else {})}
 
 

@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import typer
 
-from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, err_console, fail,
+from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, check_dates, err_console, fail,
                                          out_console, print_json, settings_from)
 from mes_console.commands.options import ConfigOpt, DataOpt, JsonOpt, top_level_command
 
@@ -33,7 +33,7 @@ def optimize(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes on this machine."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default SQLite under the data dir)."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default optimize-<data file stem>); the same name resumes."),
-    objective: Optional[str] = typer.Option(None, "--objective", help="sharpe | net_pnl | calmar | expectancy."),
+    objective: Optional[str] = typer.Option(None, "--objective", help="sharpe | net_pnl | calmar | expectancy | pass_probability | expected_value (the last two need an [account] profile)."),
     space: Optional[List[str]] = typer.Option(None, "--space", help="NAME=LOW:HIGH[:STEP]; repeatable."),
     holdout_months: Optional[int] = typer.Option(None, "--holdout-months", min=1, help="Held-out months at the end."),
     start: Optional[str] = typer.Option(None, "--start", help="First UTC date of the data used."),
@@ -50,6 +50,7 @@ def optimize(
 
     from engine.research.optimize import OptimizeDataError, OptimizeError, OptimizeUsageError, optimize_study
 
+    check_dates(start, end)
     s = settings_from(ctx, config)
     loaded = None
     if strategy is not None and strategy != "baseline":
@@ -68,6 +69,8 @@ def optimize(
                           f"{st['objective']} · validation {v[0]}…{v[1]} ({st['validation_bars']:,} bars) · held out "
                           f"{h[0]}…{h[1]} · space " + ", ".join(f"{k} {d['low']:g}…{d['high']:g}/{d['step']:g}"
                                                              for k, d in st["space"].items()), highlight=False)
+        for note in st.get("space_notes", []):  # a cap made part of the search (issue 24)
+            err_console.print(f"space: {note}", highlight=False, markup=False)
         state["objective"] = st["objective"]
         prog.start()
         state["task"] = prog.add_task("trials", total=st["trials"], info="")
@@ -128,7 +131,8 @@ def _print_report(doc: dict, objective: str) -> None:
     t.add_column("validation", justify="right")
     t.add_column("held out", justify="right")
     for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy", "max_drawdown", "win_rate",
-              "profit_factor", "trades"):
+              "profit_factor", "trades") + tuple(x for x in ("pass_probability", "expected_value")
+                                                 if b["validation"].get(x) is not None):
         v, w = b["validation"].get(k), h["metrics"].get(k)
         fmt = (lambda x: "—" if x is None else (f"{x:,.4g}" if isinstance(x, float) else str(x)))
         t.add_row(k, fmt(v), fmt(w))
@@ -136,6 +140,12 @@ def _print_report(doc: dict, objective: str) -> None:
               ", ".join(f"{k} {v}" for k, v in h["halts"].items()) or "none")
     out_console.print(t)
     out_console.print(f"best parameters: {b['params']}", highlight=False)
+    for what, v in (("validation, research mode", b.get("verdict")), ("held out", h.get("verdict"))):
+        if v:
+            out_console.print(f"account verdict ({what}): {v['status']}"
+                              + (f" on {v['date']}" if v.get("date") else "") + (f" by {v['rule']}" if v.get("rule") else "")
+                              + (f" · P(pass) {100 * v['p_pass']:.1f}%" if v.get("p_pass") is not None else ""),
+                              highlight=False)
     _print_best_trading(b)
     d = doc["dsr"]
     if not doc["eligible_trials"]:
@@ -144,7 +154,7 @@ def _print_report(doc: dict, objective: str) -> None:
     out_console.print(
         f"deflated Sharpe ratio {d['dsr']:.3f} (daily Sharpe {d['sharpe']:.3f} vs {d['sr0']:.3f} expected from "
         f"the best of all {d['n_trials']} trials tried; ≥ 0.95 is the usual bar)", highlight=False)
-    out_console.print(doc["pbo_meaning"], highlight=False)
+    out_console.print(doc["pbo_meaning"], highlight=False, markup=False)
     fl = doc.get("flagged", {})
     out_console.print(f"flagged trials: {fl.get('too_few_trades', 0)} under min_trades, {fl.get('few_active_days', 0)} "
                       f"trading on too few days (penalised), {fl.get('mostly_refused', 0)} with most entries refused",
@@ -172,7 +182,7 @@ def _print_best_trading(b: dict) -> None:
                           f"{a['refused']} entries refused ({100 * a['refused_share']:.0f} % of attempts)"
                           + (f"; flags: {', '.join(b['flags'])}" if b.get("flags") else ""), highlight=False)
         for reason, n in a.get("refusals", {}).items():
-            out_console.print(f"  {n:>6} × {reason}", highlight=False, soft_wrap=True)
+            out_console.print(f"  {n:>6} × {reason}", highlight=False, soft_wrap=True, markup=False)
 
 
 register = top_level_command("optimize", optimize)
