@@ -100,6 +100,10 @@ def replay(settings: Settings, bars, *, model: str | Path | None = None, speed: 
     :class:`engine.runtime.session.SessionError` for empty bars or a journal that cannot be
     opened."""
     src = make_signal_source(settings, bars, model, strategy=strategy)
+    if model:  # the checkpoint's validation threshold (issue 24; engine.strategy.model.apply_threshold)
+        from engine.strategy.model import apply_threshold, checkpoint_calibration
+
+        settings = apply_threshold(settings, checkpoint_calibration(model))
     cfg = SessionConfig(mode=mode_label, speed=speed, report_path=report, pace_from_ns=pace_from_ns,
                         pace_window_ny=DEMO_PACE_NY if mode_label == "demo" else None,
                         journal_path=journal)

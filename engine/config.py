@@ -149,6 +149,8 @@ class SignalConfig:
     exit_cooldown_s: float = _f(60.0, lo=0.0, doc="no new entry this long after an exit")
     reversal_cooldown_s: float = _f(30.0, lo=0.0, doc="seconds between reversals")
     max_reversals_per_range: int = _f(2, lo=0, doc="reversals allowed within one bar range")
+    model_threshold: str = _f("checkpoint", choices=("checkpoint", "config"),
+                              doc="a model's entry threshold: checkpoint = the one chosen on validation by after-cost expectancy (min_confidence and the first confidence_multipliers step follow it); config = min_confidence")
 
 
 @dataclass(frozen=True)
@@ -196,11 +198,12 @@ class OptimizeConfig:
                         doc="maximised on the validation window")
     holdout_months: int = _f(3, lo=1, doc="the last months, never seen by the search, for the report")
     min_trades: int = _f(50, lo=0, doc="a trial with fewer validation trades scores -1e9 (not trading is no result)")
+    min_active_days_pct: float = _f(20.0, lo=0.0, hi=100.0, doc="a trial trading on fewer % of the validation days scores -1e9 (it stopped trading)")
     storage: str = _f("", doc="Optuna storage URL; empty = SQLite file under the data dir")
-    stop_ticks: list = _f([4, 24, 1], doc="[low, high, step] fixed stop distance, ticks")
+    stop_ticks: list = _f([4, 8, 1], doc="[low, high, step] fixed stop distance, ticks (within [stops] min_stop_ticks … max_stop_ticks, checked before the study)")
     reward_risk: list = _f([1.0, 3.0, 0.25], doc="[low, high, step] target / stop")
     min_confidence: list = _f([0.6, 0.9, 0.05], doc="[low, high, step] confidence threshold (models only; below the first confidence_multipliers step no trade is sized)")
-    risk_fraction: list = _f([0.01, 0.03, 0.005], doc="[low, high, step] risk fraction of every balance tier")
+    risk_fraction: list = _f([0.01, 0.025, 0.005], doc="[low, high, step] risk fraction of every balance tier (its high is lowered to [risk] max_risk_per_trade / starting capital when above, and the study says so)")
     baseline_lookback: list = _f([10, 120, 5], doc="[low, high, step] baseline breakout channel, bars (rule strategy only)")
 
 
@@ -560,6 +563,11 @@ def _check_invariants(s: Settings, source: str) -> None:
         raise ConfigError(f"{source}: [slippage] high_vol_min_ticks must be ≤ high_vol_max_ticks")
     if s.stops.min_stop_ticks > s.stops.max_stop_ticks:
         raise ConfigError(f"{source}: [stops] min_stop_ticks must be ≤ max_stop_ticks")
+    if s.stops.method == "fixed" and not (s.stops.min_stop_ticks <= s.stops.fixed_ticks <= s.stops.max_stop_ticks):
+        # issue 24: the kernel would clamp it, so the file would say one stop and trade another
+        raise ConfigError(f"{source}: [stops] fixed_ticks = {s.stops.fixed_ticks} lies outside [stops] min_stop_ticks = "
+                          f"{s.stops.min_stop_ticks} … max_stop_ticks = {s.stops.max_stop_ticks} (method \"fixed\"): "
+                          "the kernel would clamp it")
     e = s.eod
     if not (e.reduce_min >= e.no_new_min >= e.exit_min):
         raise ConfigError(f"{source}: [eod] reduce_min = {e.reduce_min}, no_new_min = {e.no_new_min}, exit_min = "

@@ -60,7 +60,7 @@ def test_metrics_by_hand():
     assert m["expectancy"] == pytest.approx(25 / 3)
     assert m["largest_win"] == 20.0 and m["largest_loss"] == -5.0
     assert m["max_win_streak"] == 1 and m["max_loss_streak"] == 1
-    r = np.array([1005 / 1000 - 1, 1025 / 1005 - 1])
+    r = np.array([5.0, 20.0]) / 1000.0  # daily dollar P&L over the capital (no compounding)
     assert m["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(252))
     assert m["pnl_by_hour_ny"] == {10: 30.0, 11: -5.0}
     assert m["total_costs"] == pytest.approx(3.0) and m["winning_days_pct"] == 100.0
@@ -183,3 +183,42 @@ def test_walk_forward_with_a_fold_that_makes_no_trade(part):
     assert wf.folds[0].trades.dtypes.equals(wf.folds[1].trades.dtypes)
     assert str(wf.trades["exit_time"].dtype).startswith("datetime64") and len(wf.trades) == len(wf.folds[1].trades)
     assert wf.metrics["trades"] == len(wf.folds[1].trades)
+
+
+def test_report_dir_holds_tables_images_and_a_self_contained_html(es_1m_path, tmp_path):
+    """Issue 24: the backtest report directory holds the analytics tables, the plots and one
+    HTML file that names the run's trades and net P&L; ``--json`` carries the same tables."""
+    import re
+
+    from mes_console.cli import app
+
+    out = tmp_path / "rep"
+    r = CliRunner().invoke(app, ["backtest", "--data", str(es_1m_path), "--start", "2025-03-03", "--end",
+                                 "2025-03-28", "--out", str(out), "--json", "--research"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    m = doc["metrics"]
+    assert m["trades"] > 10
+    for name in ("by_day", "by_week", "by_month", "by_hour", "by_weekday", "by_exit_reason", "by_confidence",
+                 "trades", "streaks"):
+        t = pd.read_csv(out / "tables" / f"{name}.csv")
+        assert len(t) == len(doc["analytics"]["tables"][name]), name
+    for name in ("by_day", "by_month", "by_hour", "by_exit_reason", "by_weekday"):
+        t = pd.read_csv(out / "tables" / f"{name}.csv")
+        assert t["trades"].sum() == m["trades"] and t["net_pnl"].sum() == pytest.approx(m["net_pnl"], abs=0.05)
+    tr = pd.read_csv(out / "tables" / "trades.csv")
+    assert (tr["mae_ticks"] >= 0).all() and (tr["mfe_ticks"] >= 0).all() and (tr["holding_min"] >= 0).all()
+    stops = tr["exit_reason"] == "stop"
+    assert (tr.loc[stops, "mae_ticks"] > 0).all()  # a stop-out went against the entry
+    log = pd.read_csv(out / "trades.csv")  # ... by at most its stop plus the worst slippage (4 ticks)
+    assert (tr.loc[stops, "mae_ticks"] <= log.loc[stops, "stop_ticks"] + 4).all()
+    tg = tr["exit_reason"] == "target"
+    assert (tr.loc[tg, "mfe_ticks"] > 0).all()  # a target exit went for the entry
+    for png in ("equity.png", "daily_pnl_hist.png", "mae_mfe.png", "pnl_by_hour.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG", png
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert f"{m['trades']} trades" in html and f"net P&amp;L ${m['net_pnl']:,.2f}" in html
+    assert not re.search(r"(src|href)=['\"](?!data:)", html)  # self-contained: no external resource
+    assert html.count("data:image/png;base64,") == 4
+    s = doc["analytics"]["summary"]
+    assert 0 < s["exposure_bars_pct"] <= 100 and s["trades"] == m["trades"]

@@ -164,7 +164,7 @@ def test_numpy_mlp_equals_torch_and_stream_equals_batch(trained, bars):
     assert not ok[: fs.warmup - 1].any() and ok.sum() > 0.9 * len(X)
     with torch.inference_mode():
         xs = torch.from_numpy(pred.checkpoint.scaler.transform(X[ok]))
-        ref = torch.softmax(pred.model(xs), dim=1).double().numpy()
+        ref = torch.softmax(pred.model(xs) / pred.checkpoint.temperature, dim=1).double().numpy()  # calibrated
     assert np.abs(bp.probs[ok] - ref).max() < 1e-6
     assert np.array_equal(bp.direction[ok], ref.argmax(1) - 1)
     # streaming features + model, bar by bar, equals the batch over the same bars

@@ -54,9 +54,17 @@ def test_optimize_two_workers_resume_and_reproduce(data, tmp_path):
     r = runner.invoke(app, _opt(data, tmp_path, "--trials", "6", "--workers", "2", "--sampler", "random"))
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["trials"]["COMPLETE"] >= 6 and doc["speed"]["workers"] == 2
+    assert doc["trials"]["COMPLETE"] == 6 and doc["speed"]["workers"] == 2  # exactly (issue 21: 10 ran 11)
     assert doc["windows"]["holdout"][0] > doc["windows"]["validation"][1]  # never seen by the search
-    assert 0.0 <= doc["pbo"]["pbo"] <= 1.0 and doc["dsr"]["n_trials"] == doc["eligible_trials"] <= doc["trials"]["COMPLETE"]
+    assert 0.0 <= doc["pbo"]["pbo"] <= 1.0 and doc["eligible_trials"] <= doc["dsr"]["n_trials"] == doc["trials"]["COMPLETE"]
+    assert f"{doc['pbo']['combinations']} CSCV splits" in doc["pbo_meaning"]
+    eff = doc["best"]["effective"]
+    assert eff["stop_ticks"] == doc["best"]["params"]["stop_ticks"] and eff["max_stop_ticks"] == 8
+    assert set(doc["best"]["activity"]) >= {"active_days", "days", "refused", "refused_share", "refusals"}
+    rep = __import__("pathlib").Path(doc["report_dir"])
+    for f in ("trials.csv", "importance.json", "importance.png", "slice.png"):
+        assert (rep / f).stat().st_size > 0, f
+    assert (rep / "slice.png").read_bytes()[:4] == b"\x89PNG"
     assert isinstance(doc["best"]["halts"], dict) and "halts" in doc["holdout"]
     st = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
     nums = [t.number for t in st.trials]
@@ -85,12 +93,12 @@ def test_optimize_two_workers_resume_and_reproduce(data, tmp_path):
 def test_grid_sampler_from_flags_and_bad_space(data, tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, _opt(data, tmp_path, "--sampler", "grid", "--trials", "4", "--workers", "1",
-                                "--space", "stop_ticks=8:9:1", "--space", "reward_risk=1.5:2:0.5",
+                                "--space", "stop_ticks=7:8:1", "--space", "reward_risk=1.5:2:0.5",
                                 "--space", "risk_fraction=0.02", "--space", "baseline_lookback=30"))
     assert r.exit_code == 0, r.stderr
     st = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
     combos = {(t.params["stop_ticks"], t.params["reward_risk"]) for t in st.trials}
-    assert combos == {(8, 1.5), (8, 2.0), (9, 1.5), (9, 2.0)}
+    assert combos == {(7, 1.5), (7, 2.0), (8, 1.5), (8, 2.0)}
     bad = runner.invoke(app, _opt(data, tmp_path, "--space", "stop=1:2"))
     assert bad.exit_code == 3 and "unknown parameter 'stop'" in bad.stderr
 
@@ -132,3 +140,46 @@ def test_a_trial_killed_before_its_first_heartbeat_is_failed_on_resume(tmp_path,
     states = {t._trial_id: t.state for t in study.get_trials(deepcopy=False)}
     assert states[orphan] == optuna.trial.TrialState.FAIL
     assert states[alive] == optuna.trial.TrialState.RUNNING
+
+
+def test_a_stop_range_above_the_cap_is_refused_naming_both_keys(data, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, _opt(data, tmp_path, "--trials", "2", "--space", "stop_ticks=4:24:1"))
+    assert r.exit_code == 3
+    assert "--space stop_ticks high 24 > [stops] max_stop_ticks 8" in r.stderr and "Traceback" not in r.stderr
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[optimize]\nstop_ticks = [4, 24, 1]\n")
+    r = runner.invoke(app, _opt(data, tmp_path, "--trials", "2", "--config", str(cfg)))
+    assert r.exit_code == 3 and "[optimize] stop_ticks high 24 > [stops] max_stop_ticks 8" in r.stderr
+    # a risk fraction above the $ cap: the cap becomes part of the search, and the output says so
+    cfg.write_text("[optimize]\nrisk_fraction = [0.01, 0.03, 0.005]\n")
+    r = runner.invoke(app, _opt(data, tmp_path, "--trials", "2", "--config", str(cfg), "--sampler", "random",
+                                "--study", "capped"))
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["space"]["risk_fraction"]["high"] == 0.025
+    assert doc["space_notes"] == ["risk_fraction 0.01…0.03 → 0.01…0.025: [risk] max_risk_per_trade $25.00 / "
+                                  "[account] starting_capital $1,000.00 = 0.025 caps the budget, higher fractions "
+                                  "would trade the same size"]
+    # a written config whose fixed stop lies above its cap is refused by `config check`
+    cfg.write_text("[stops]\nmethod = \"fixed\"\nfixed_ticks = 21\nmax_stop_ticks = 8\n")
+    r = runner.invoke(app, ["config", "check", "--config", str(cfg)])
+    assert r.exit_code != 0 and "fixed_ticks = 21" in r.output and "max_stop_ticks = 8" in r.output
+
+
+def test_trials_with_different_reported_stops_never_trade_identically(data):
+    """Each trial records the stop it traded with; two different stops inside the cap give
+    different trade logs (the clamp made fixed 8, 21 and 24 byte-identical)."""
+    from engine.config import Settings
+    from engine.data import load_bars
+    from engine.research.optimize import TrialRunner
+
+    bars = load_bars(data)
+    runner = TrialRunner(bars, Settings())
+    runs = {st: runner.run({"stop_ticks": st, "reward_risk": 1.5, "risk_fraction": 0.02, "baseline_lookback": 30})
+            for st in (5, 6, 8)}
+    for st, r in runs.items():
+        assert r["effective"]["stop_ticks"] == st and r["effective"]["stop_ticks_max"] <= st
+        assert r["metrics"]["trades"] > 20
+    pnl = {st: r["daily_pnl"] for st, r in runs.items()}
+    assert pnl[5] != pnl[6] != pnl[8] and pnl[5] != pnl[8]

@@ -18,8 +18,8 @@ def test_walk_forward_backtest_cli(es_1m_path, tmp_path):
     b = load_bars(es_1m_path)
     data = save_bars(b.slice(len(b) - 40_000, len(b)), tmp_path / "tail.parquet")
     cfg = tmp_path / "c.toml"
-    cfg.write_text("[signal]\nmin_confidence = 0.34\n[risk]\nconfidence_multipliers = [[0.34, 1.0]]\n"
-                   "[target]\nkind = \"bracket\"\ntime_limit_bars = 30\n")
+    cfg.write_text("[signal]\nmin_confidence = 0.34\nmodel_threshold = \"config\"\n[risk]\n"
+                   "confidence_multipliers = [[0.34, 1.0]]\n[target]\nkind = \"bracket\"\ntime_limit_bars = 30\n")
     r = CliRunner().invoke(app, ["backtest", "--walk-forward", "--data", str(data), "--epochs", "1",
                                  "--config", str(cfg), "--json", "--out", str(tmp_path / "wf")])
     assert r.exit_code == 0, r.stderr
@@ -62,3 +62,35 @@ def test_backtest_model_warns_when_in_sample(es_1m_path, tmp_path):
                                  "--start", last_day, "--json"])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["warnings"] == []
+
+
+def test_walk_forward_with_shipped_settings_trades_or_says_why_not(es_1m_path, tmp_path):
+    """Issue 24: with the shipped settings each fold's model either trades out of sample at the
+    threshold chosen on its validation month, or the output carries the abstain message with
+    the validation figures (it used to make no trade at all and say nothing)."""
+    b = load_bars(es_1m_path)
+    data = save_bars(b.slice(len(b) - 40_000, len(b)), tmp_path / "tail.parquet")
+    r = CliRunner().invoke(app, ["backtest", "--walk-forward", "--data", str(data), "--epochs", "1", "--json",
+                                 "--out", str(tmp_path / "wf")])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert len(doc["calibration"]) == len(doc["folds"]) == 3
+    for f, c in zip(doc["folds"], doc["calibration"]):
+        assert c["temperature"] > 0 and c["nll_after"] <= c["nll_before"]
+        if c["abstain"]:
+            assert f["trades"] == 0
+            assert c["reason"].startswith("model abstains: no threshold with positive expectancy after costs on "
+                                          "validation (")
+            assert "per trade after costs" in c["reason"] or "validation trades" in c["reason"]
+            assert any(line.endswith(c["reason"]) for line in doc["abstain"])
+        else:
+            assert c["best"]["mean_usd"] > 0 and c["threshold"] == c["best"]["threshold"]
+            assert f["trades"] > 0  # it trades out of sample at its validation threshold
+    html = (tmp_path / "wf" / "report.html").read_text(encoding="utf-8")
+    for c in doc["calibration"]:
+        if c["abstain"]:
+            assert "model abstains: no threshold with positive expectancy after costs on validation" in html
+    r = CliRunner().invoke(app, ["backtest", "--walk-forward", "--data", str(data), "--epochs", "1"])
+    assert r.exit_code == 0
+    text = " ".join(r.stdout.split())
+    assert all(("model abstains" in text) or ("chosen on validation" in text) for _ in doc["folds"])

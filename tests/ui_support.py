@@ -48,7 +48,7 @@ def walk_forward_settings() -> Settings:
 
     s = ui_settings()
     return dataclasses.replace(
-        s, signal=dataclasses.replace(SignalConfig(), min_confidence=0.34),
+        s, signal=dataclasses.replace(SignalConfig(), min_confidence=0.34, model_threshold="config"),
         risk=dataclasses.replace(RiskConfig(), confidence_multipliers=[[0.34, 1.0]]),
         target=dataclasses.replace(TargetConfig(), kind="bracket", time_limit_bars=30))
 

@@ -5,7 +5,10 @@
 - ``metrics.json``: every metric of :func:`metrics.compute_metrics` plus run facts;
 - ``report.md``: the metrics table and P&L by New York hour;
 - ``equity.png``: equity and drawdown chart; ``pnl_by_hour.png``: net P&L by NY hour
-  (matplotlib, Agg backend).
+  (matplotlib, Agg backend);
+- the trade analytics (:func:`write_analytics`): ``tables/*.csv`` (P&L by day, week, month,
+  hour, weekday, exit reason and confidence bucket; per-trade MAE/MFE and holding time;
+  streaks), ``daily_pnl_hist.png``, ``mae_mfe.png`` and the self-contained ``report.html``.
 All files are written atomically (temporary file + ``os.replace``).
 """
 
@@ -20,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.atomic import atomic_path
-from engine.backtest.metrics import compute_metrics, drawdown
+from engine.backtest.metrics import drawdown, result_metrics
 from engine.runtime.snapshot import money
 
 
@@ -135,7 +138,18 @@ def halts_doc(result) -> dict:
             "refused_by_kind": refusal_kinds(result.refused)}
 
 
-def summary_text(result, max_refusals: int = 5) -> str:
+def halt_measure_line(m: dict) -> str | None:
+    """One line saying what a halted run's metrics measured (the span and the days until the
+    halt, with their Sharpe, and the untraded remainder), or None for a run that was not stopped
+    (``m``: :func:`engine.backtest.metrics.compute_metrics` with ``halt_ns``)."""
+    if not m or not m.get("halted_at"):
+        return None
+    return (f"stopped by the halt of {m['halted_at']}: untraded remainder {m['untraded_days']} trading days; "
+            f"Sharpe {m['sharpe_until_halt']:.2f} over the {m['days_until_halt']} days until the halt, "
+            f"{m['sharpe']:.2f} over the span of {m['days_span']} days")
+
+
+def summary_text(result, max_refusals: int = 5, metrics: dict | None = None) -> str:
     """Plain-text summary of what stopped or limited trading in a backtest, one fact a line
     (CLI output, report.md, the console's backtest screen):
 
@@ -157,6 +171,9 @@ def summary_text(result, max_refusals: int = 5) -> str:
         lines.append(f"halted {h['time_ny']}: {h['reason']}; {tail}")
     if not acct:
         lines.append("no account-level halt")
+    measured = halt_measure_line(metrics) if metrics is not None else None
+    if measured:
+        lines.append(measured)
     hc = doc["halt_counts"]
     lines.append(f"daily loss blocks {hc.get('daily_loss', 0)}, daily drawdown blocks "
                  f"{hc.get('daily_drawdown', 0)}, consecutive-loss pauses {hc.get('pause', 0)}")
@@ -223,8 +240,106 @@ def pass_probability_text(mc: dict) -> str:
     return line
 
 
-def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> dict:
-    """Write the report files for a :class:`runner.BacktestResult`; returns {name: path}.
+def write_analytics(an: dict, out_dir: str | Path, *, title: str, metrics: dict, equity: np.ndarray,
+                    ts: np.ndarray, notes: list[str] | None = None, equity_png: Path | None = None) -> dict:
+    """Write the trade analytics (:func:`engine.backtest.analytics.trade_analytics`) of a run into
+    ``out_dir``: ``tables/<name>.csv`` for every table, ``daily_pnl_hist.png`` (histogram of the
+    daily net P&L), ``mae_mfe.png`` (MAE vs MFE per trade, winners green, losers red),
+    ``pnl_by_hour.png`` (net P&L by NY exit hour), ``equity.png`` (equity and drawdown, unless
+    ``equity_png`` is given) and ``report.html``: ONE self-contained file (images embedded as
+    base64 PNG, no external resource) with ``title``, the run's trade count and net P&L, the
+    ``notes`` (halts, refusals, abstain message), the metrics, the summary and every table.
+    Returns {name: path}; files written atomically."""
+    import base64
+    import html as _html
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    out = Path(out_dir)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    paths: dict = {}
+    for name, t in an["tables"].items():
+        p = out / "tables" / f"{name}.csv"
+        _atomic(p, lambda tmp, t=t: t.to_csv(tmp, index=False))
+        paths[f"table_{name}"] = p
+    if equity_png is None:
+        dd = drawdown(equity, ts)
+        tt = pd.to_datetime(ts, utc=True)
+        step = max(1, len(tt) // 5000)
+        fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[3, 1])
+        a1.plot(tt[::step], equity[::step], lw=0.8)
+        a1.set_ylabel("equity ($)")
+        a1.set_title(f"{title} · net ${metrics.get('net_pnl', 0.0):,.2f}")
+        a2.fill_between(tt[::step], dd["series"][::step], 0, color="tab:red", alpha=0.5)
+        a2.set_ylabel("drawdown ($)")
+        equity_png = _save_png(fig, out / "equity.png")
+    paths["equity_png"] = equity_png
+    by_day = an["tables"]["by_day"]
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.hist(by_day["net_pnl"].to_numpy(np.float64) if len(by_day) else [0.0], bins=40, color="tab:blue")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("net P&L per trading day with trades ($)")
+    ax.set_ylabel("days")
+    paths["daily_pnl_hist_png"] = _save_png(fig, out / "daily_pnl_hist.png")
+    tr = an["tables"]["trades"]
+    fig, ax = plt.subplots(figsize=(6, 5))
+    if len(tr):
+        win = tr["net_pnl"].to_numpy(np.float64) > 0
+        ax.scatter(tr["mae_ticks"][win], tr["mfe_ticks"][win], s=8, c="tab:green", label="winners")
+        ax.scatter(tr["mae_ticks"][~win], tr["mfe_ticks"][~win], s=8, c="tab:red", label="losers")
+        ax.legend()
+    ax.set_xlabel("MAE (ticks)")
+    ax.set_ylabel("MFE (ticks)")
+    paths["mae_mfe_png"] = _save_png(fig, out / "mae_mfe.png")
+    bh = an["tables"]["by_hour"]
+    fig, ax = plt.subplots(figsize=(8, 3))
+    vals = bh["net_pnl"].to_numpy(np.float64) if len(bh) else np.zeros(0)
+    ax.bar(bh["hour_ny"].to_numpy() if len(bh) else [], vals, color=["tab:green" if v >= 0 else "tab:red" for v in vals])
+    ax.set_xlabel("exit hour (New York)")
+    ax.set_ylabel("net P&L ($)")
+    paths["pnl_by_hour_png"] = _save_png(fig, out / "pnl_by_hour.png")
+
+    def img(key: str) -> str:
+        data = base64.b64encode(Path(paths[key]).read_bytes()).decode("ascii")
+        return f'<img alt="{key}" src="data:image/png;base64,{data}">'
+
+    esc = _html.escape
+    sm = an["summary"]
+    mrows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(f'{v:,.4g}' if isinstance(v, float) else str(v))}</td></tr>"
+                    for k, v in metrics.items() if not isinstance(v, dict))
+    srows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in sm.items())
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
+             "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}</style></head><body>",
+             f"<h1>{esc(title)}</h1>",
+             f"<p class='headline'>{sm['trades']} trades · net P&amp;L ${sm['net_pnl']:,.2f}</p>"]
+    if notes:
+        parts.append("<pre>" + esc("\n".join(notes)) + "</pre>")
+    parts += [img("equity_png"), img("daily_pnl_hist_png"), img("mae_mfe_png"), img("pnl_by_hour_png"),
+              "<h2>Metrics</h2><table>", mrows, "</table><h2>Trade summary</h2><table>", srows, "</table>"]
+    for name, t in an["tables"].items():
+        shown = t.head(500) if name == "trades" else t
+        more = f" (first 500 of {len(t)}; all in tables/trades.csv)" if len(t) > len(shown) else ""
+        parts.append(f"<h2>{esc(name.replace('_', ' '))}{esc(more)}</h2>")
+        parts.append(shown.to_html(index=False, na_rep="", float_format=lambda x: f"{x:,.2f}"))
+    parts.append("</body></html>")
+    p = out / "report.html"
+    _atomic(p, lambda tmp: tmp.write_text("".join(parts), encoding="utf-8"))
+    paths["html"] = p
+    return paths
+
+
+def write_report(result, out_dir: str | Path, metrics: dict | None = None, *, bars=None,
+                 analytics: dict | None = None, notes: list[str] | None = None) -> dict:
+    """Write the report files for a :class:`runner.BacktestResult`; returns {name: path}:
+    the files of the module docstring plus the trade analytics of :func:`write_analytics`
+    (``analytics`` from :func:`engine.backtest.analytics.trade_analytics`, computed here from
+    ``bars`` when not given; without bars MAE/MFE are left empty). ``notes``: extra lines for
+    the HTML report (warnings, the model's abstain message).
     Raises ``OSError`` naming the directory when it cannot be written."""
     import matplotlib
 
@@ -234,7 +349,7 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    m = metrics or compute_metrics(result.trades, result.equity, result.day, result.starting_balance, result.ts)
+    m = metrics or result_metrics(result)
     paths = {}
     p = out / "trades.csv"
     _atomic(p, lambda t: result.trades.to_csv(t, index=False))
@@ -275,7 +390,7 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
     if getattr(result, "account", None):
         lines += ["## Account verdict", "", "```", verdict_text(result.account), "```", ""]
     lines += ["## Halts, blocks and refusals", "", "```",
-             summary_text(result, max_refusals=20), "```", "", "| metric | value |", "|---|---|"]
+             summary_text(result, max_refusals=20, metrics=m), "```", "", "| metric | value |", "|---|---|"]
     for k, v in m.items():
         if k == "pnl_by_hour_ny":
             continue
@@ -286,4 +401,15 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
     p = out / "report.md"
     _atomic(p, lambda tmp: tmp.write_text("\n".join(lines)))
     paths["report"] = p
+    if analytics is None:
+        from engine.backtest.analytics import trade_analytics
+
+        analytics = trade_analytics(result.trades, result.ts, result.day, bars)
+    more = write_analytics(analytics, out, title=f"Backtest report: {result.strategy} · fill {result.fill_model}",
+                           metrics=m, equity=result.equity, ts=result.ts,
+                           notes=(verdict_text(getattr(result, "account", None)).splitlines()
+                                  + summary_text(result, max_refusals=20, metrics=m).splitlines() + list(notes or [])),
+                           equity_png=paths["equity_png"])
+    more.pop("pnl_by_hour_png", None)  # the same chart as above, written again from the table
+    paths.update(more)
     return paths

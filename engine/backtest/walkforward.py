@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.backtest.metrics import compute_metrics
+from engine.backtest.metrics import compute_metrics, result_metrics
 from engine.backtest.runner import BacktestResult, run_backtest
 
 RISK_LIMITS: dict[str, tuple[str, ...]] = {
@@ -50,13 +50,14 @@ class WalkForwardBacktest:
 
 
 def walk_forward_backtest(bars, folds, signals_for_fold, settings, *, fill_model: str | None = None,
-                          progress=None) -> WalkForwardBacktest:
+                          progress=None, settings_for_fold=None) -> WalkForwardBacktest:
     """Run each fold's test window.
 
     Args:
         bars: the full :class:`Bars`. folds: ``Fold`` objects (``test.start``/``test.end`` UTC ns).
         signals_for_fold: callable ``(fold, test_bars) -> StrategySignals`` (one batch per fold).
-        settings, fill_model: as :func:`run_backtest`.
+        settings, fill_model: as :func:`run_backtest`. settings_for_fold: optional callable
+            ``fold -> settings`` (a fold model's own entry threshold), default ``settings``.
     Raises ``ValueError`` when a fold's test window holds no bars.
     """
     import pandas as pd
@@ -70,10 +71,11 @@ def walk_forward_backtest(bars, folds, signals_for_fold, settings, *, fill_model
         if hi <= lo:
             raise ValueError(f"walk-forward fold {f.number}: no bars in its test window {f.test.to_dict()}")
         part = bars.slice(lo, hi)
-        res = run_backtest(part, signals_for_fold(f, part), settings, fill_model=fill_model,
+        fs = settings_for_fold(f) if settings_for_fold is not None else settings
+        res = run_backtest(part, signals_for_fold(f, part), fs, fill_model=fill_model,
                            strategy_name=f"fold {f.number}")
         results.append(res)
-        metrics.append(compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts))
+        metrics.append(result_metrics(res))
         eq_parts.append(res.equity - res.starting_balance + carry)
         carry = float(eq_parts[-1][-1])
         ts_parts.append(res.ts)
@@ -156,6 +158,16 @@ class ModelWalkForward:
     go_live: dict
     oos_accuracy: float
     target: dict
+    calibration: list | None = None  # per fold: temperature, threshold or abstain + validation figures
+    threshold_source: str = "checkpoint"  # [signal] model_threshold of the run
+
+    def abstain_lines(self) -> list[str]:
+        """One line per fold whose model abstains (the message with its validation figures);
+        none when the run used ``[signal] model_threshold = "config"`` (the models traded at the
+        configured threshold)."""
+        if self.threshold_source != "checkpoint":
+            return []
+        return [f"fold {c['fold']}: {c['reason']}" for c in (self.calibration or []) if c.get("abstain")]
 
 
 def fold_signals(ds, tm, lo: int, hi: int):
@@ -205,7 +217,8 @@ def model_walk_forward(bars, settings, *, arch: str, params, hparams: dict | Non
     """
     from engine.instruments import spec as instrument_spec
     from engine.ml.models import is_sequence, resolve_hparams
-    from engine.ml.pipeline import build_dataset, trading_score
+    from engine.ml.pipeline import build_dataset, scorer, select_threshold
+    from engine.strategy.model import apply_threshold
     from engine.ml.splits import plan_walk_forward
     from engine.ml.training import run_walk_forward, valid_sequence_ends
 
@@ -223,7 +236,7 @@ def model_walk_forward(bars, settings, *, arch: str, params, hparams: dict | Non
     min_conf = float(settings.signal.min_confidence)
     tr = run_walk_forward(ds.X, ds.y, ds.moves, ds.ts, plan, lookahead_ns=ds.lookahead_bars * ds.bar_ns,
                           arch=arch, hparams=hp, params=params, on_progress=on_progress,
-                          score=lambda rows, probs: trading_score(ds, rows, probs, min_conf))
+                          score=scorer(ds, min_conf), select=lambda rows, probs: select_threshold(ds, rows, probs))
     models = {fr.fold.number: fr.model for fr in tr.folds}
 
     def signals_for_fold(f, part):
@@ -231,11 +244,14 @@ def model_walk_forward(bars, settings, *, arch: str, params, hparams: dict | Non
         return fold_signals(ds, models[f.number], lo, lo + len(part))
 
     prog = (lambda i, n: on_progress({"event": "backtest_fold", "done": i, "total": n})) if on_progress else None
-    wf = walk_forward_backtest(bars, plan.folds, signals_for_fold, settings, fill_model=fill_model, progress=prog)
+    wf = walk_forward_backtest(bars, plan.folds, signals_for_fold, settings, fill_model=fill_model, progress=prog,
+                               settings_for_fold=lambda f: apply_threshold(settings, models[f.number].calibration))
     acc = float(tr.combined["model"]["accuracy"])
     gate = go_live_check(wf, acc, settings.go_live)
     target = {"kind": ds.kind, "mode": ds.mode, "lookahead_bars": ds.lookahead_bars, "horizon_bars": ds.horizon_bars}
-    return ModelWalkForward(wf, tr, gate, acc, target)
+    cal = [{"fold": fr.fold.number, **{k: v for k, v in fr.model.calibration.items() if k != "table"}}
+           for fr in tr.folds]
+    return ModelWalkForward(wf, tr, gate, acc, target, cal, str(settings.signal.model_threshold))
 
 
 def checkpoint_overlap(path, bars) -> str | None:

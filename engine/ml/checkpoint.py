@@ -81,13 +81,16 @@ def _jsonable(o: Any) -> Any:
 
 def save_checkpoint(path: str | Path, *, arch: str, hparams: dict, model: nn.Module,
                     scaler: StandardScaler, feature_manifest: dict, bar_ns: int, target: dict,
-                    class_moves: dict, training: dict, metrics: dict, extra: dict | None = None) -> Path:
+                    class_moves: dict, training: dict, metrics: dict, extra: dict | None = None,
+                    calibration: dict | None = None) -> Path:
     """Write the checkpoint directory ``path`` atomically and return it.
 
     ``feature_manifest`` is ``FeatureSet.to_manifest()`` (must contain ``names``); ``target`` e.g.
     ``{"lookahead_bars", "lookahead_s", "threshold_ticks", "tick_size"}``; ``class_moves`` from
     training (ticks); ``training`` the data range/hash and parameters; ``metrics`` any JSON-able
-    dict (NaN → null). Raises ``CheckpointError`` on an inconsistent input.
+    dict (NaN → null); ``calibration``: the validation fit of :func:`engine.ml.training.calibrate_model`
+    (``temperature``, ``threshold`` or ``abstain`` with its ``reason`` and validation ``table``),
+    stored as ``body["calibration"]``. Raises ``CheckpointError`` on an inconsistent input.
     """
     path = Path(path)
     names = list(feature_manifest.get("names", ()))
@@ -103,6 +106,7 @@ def save_checkpoint(path: str | Path, *, arch: str, hparams: dict, model: nn.Mod
         "bar_ns": int(bar_ns), "target": target, "class_moves": class_moves,
         "training": training, "metrics": metrics, "package_version": __version__,
         **({"extra": extra} if extra else {}),
+        **({"calibration": calibration} if calibration else {}),
     })
     with atomic_directory(path) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -142,6 +146,17 @@ class Checkpoint:
     @property
     def bar_ns(self) -> int:
         return int(self.body["bar_ns"])
+
+    @property
+    def calibration(self) -> dict:
+        """The validation calibration record ({} for a checkpoint written before issue 24)."""
+        return dict(self.body.get("calibration") or {})
+
+    @property
+    def temperature(self) -> float:
+        """Logits are divided by this before the softmax (1.0 = uncalibrated)."""
+        t = self.calibration.get("temperature")
+        return float(t) if isinstance(t, (int, float)) and t > 0 else 1.0
 
 
 def read_manifest(path: str | Path, *, verify: bool = True) -> dict:

@@ -162,6 +162,28 @@ def trading_score(ds: Dataset, rows: np.ndarray, probs: np.ndarray, min_confiden
             "model": model, "model_any": anyc, "rule": rule}
 
 
+def select_threshold(ds: Dataset, rows: np.ndarray, probs: np.ndarray) -> dict:
+    """The entry threshold of a model chosen on its validation ``rows`` with their calibrated
+    ``probs`` (m, 3) by after-cost expectancy (:func:`engine.ml.calibration.choose_threshold`;
+    the trades of :func:`model_sides`, scored with the bracket outcomes of ``ds``)."""
+    from engine.data.target import trade_expectancy
+    from engine.ml.calibration import choose_threshold
+
+    rows = np.asarray(rows, np.int64)
+    return choose_threshold(lambda thr: trade_expectancy(ds.outcomes, model_sides(ds, rows, probs, thr), rows))
+
+
+def scorer(ds: Dataset, default_threshold: float):
+    """``score(rows, probs, threshold=default)`` for :func:`engine.ml.training.run_walk_forward`:
+    :func:`trading_score` at the fold's chosen threshold; None (the model abstains) takes no trade."""
+    def score(rows: np.ndarray, probs: np.ndarray, threshold: float | None = default_threshold) -> dict:
+        out = trading_score(ds, rows, probs, 2.0 if threshold is None else float(threshold))
+        if threshold is None:
+            out["abstain"] = True
+        return out
+    return score
+
+
 @dataclass
 class TrainReport:
     """What ``train_from_bars`` did: the checkpoint path and a JSON-ready summary."""
@@ -199,7 +221,7 @@ def train_from_bars(bars: Any, *, out_dir: str | Path, arch: str, walk_forward: 
                      "class_balance": {"DOWN": int(counts[0]), "FLAT": int(counts[1]), "UP": int(counts[2])}})
     res = run_walk_forward(ds.X, ds.y, ds.moves, ds.ts, plan, lookahead_ns=ds.lookahead_bars * ds.bar_ns,
                            arch=arch, hparams=hp, params=params, on_progress=on_progress,
-                           score=lambda rows, probs: trading_score(ds, rows, probs, min_conf))
+                           score=scorer(ds, min_conf), select=lambda rows, probs: select_threshold(ds, rows, probs))
     final = res.final
     last = res.folds[-1].fold
     import dataclasses
@@ -236,7 +258,9 @@ def train_from_bars(bars: Any, *, out_dir: str | Path, arch: str, walk_forward: 
     path = save_checkpoint(Path(out_dir) / ckpt_name, arch=arch, hparams=final.hparams, model=final.model,
                            scaler=final.scaler, feature_manifest=ds.feature_set.to_manifest(),
                            bar_ns=ds.bar_ns, target=target, class_moves=final.class_moves,
-                           training=training, metrics=summary)
+                           training=training, metrics=summary,
+                           calibration={**final.calibration, "val_window": last.val.to_dict()})
     doc = {"checkpoint": str(path), "arch": arch, "package_version": __version__, "target": target,
-           "training": {k: v for k, v in training.items() if k != "history"}, "walk_forward": summary}
+           "training": {k: v for k, v in training.items() if k != "history"}, "walk_forward": summary,
+           "calibration": {k: v for k, v in final.calibration.items() if k != "table"}}
     return TrainReport(path, doc, res)

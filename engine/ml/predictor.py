@@ -7,7 +7,8 @@ no prediction; for sequence models so does every window that contains such a row
 
 Prediction fields (R-ML-2):
     direction           -1 short (DOWN), 0 flat, +1 long (UP): the arg-max class
-    confidence          max class probability
+    confidence          max class probability (calibrated: the logits are divided by the
+                        checkpoint's validation temperature, engine.ml.calibration)
     probs               (3,) probabilities DOWN, FLAT, UP
     expected_move_ticks sum_c p_c · mean_move_c, with mean_move_c the class-conditional mean forward
                         move (ticks) measured on the training split
@@ -149,6 +150,8 @@ class Predictor:
         self._move_mean = np.asarray(cm["mean"], np.float64)
         self._move_m2 = np.asarray(cm["std"], np.float64) ** 2 + self._move_mean ** 2
         self.model = checkpoint.model.eval()
+        self.temperature = checkpoint.temperature  # validation calibration (engine.ml.calibration)
+        self._inv_t = 1.0 / self.temperature
         self._np_mlp = NumpyMLP(self.model) if isinstance(self.model, MLP) else None
         self._buf64 = np.empty((1, self.k), np.float64)
         self._buf32 = np.empty((1, self.k), np.float32)
@@ -171,9 +174,9 @@ class Predictor:
 
     def _probs_rows(self, xs32: np.ndarray) -> np.ndarray:
         if self._np_mlp is not None:
-            return _softmax64(self._np_mlp.logits(xs32))
+            return _softmax64(self._np_mlp.logits(xs32) * self._inv_t)
         with torch.inference_mode():
-            return torch.softmax(self.model(torch.from_numpy(xs32)), dim=1).double().numpy()
+            return torch.softmax(self.model(torch.from_numpy(xs32)) * self._inv_t, dim=1).double().numpy()
 
     def _finish(self, probs: np.ndarray):
         cls_ = probs.argmax(axis=1)
@@ -248,7 +251,7 @@ class Predictor:
             self._buf32[...] = b64
             logits = mlp.logits_one(self._buf32)
             m = logits.max()
-            e = np.exp((logits[0] - m).astype(np.float64))
+            e = np.exp((logits[0] - m).astype(np.float64) * self._inv_t)
             p = e / e.sum()
         else:
             self._ring[:-1] = self._ring[1:]
@@ -258,7 +261,7 @@ class Predictor:
             if not self._ring_ok.all():
                 return None
             with torch.inference_mode():
-                p = torch.softmax(self.model(torch.from_numpy(self._ring[None])), dim=1)[0].double().numpy()
+                p = torch.softmax(self.model(torch.from_numpy(self._ring[None])) * self._inv_t, dim=1)[0].double().numpy()
         c = int(p.argmax())
         exp = float(p @ self._move_mean)
         vol = float(np.sqrt(max(float(p @ self._move_m2) - exp * exp, 0.0)))

@@ -66,6 +66,8 @@ class TrainedModel:
     best_epoch: int = 0
     best_val_loss: float = float("inf")
     stopped_early: bool = False
+    temperature: float = 1.0           # confidence calibration fitted on validation (engine.ml.calibration)
+    calibration: dict = field(default_factory=dict)  # temperature fit + entry threshold choice
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -256,7 +258,8 @@ def train_model(X: np.ndarray, y: np.ndarray, moves: np.ndarray, train_idx: np.n
 
 
 def predict_rows(tm: TrainedModel, X: np.ndarray, rows: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """Softmax probabilities ``(m, 3)`` float64 for ``rows`` of the RAW matrix ``X`` (scaler applied)."""
+    """Softmax probabilities ``(m, 3)`` float64 for ``rows`` of the RAW matrix ``X`` (scaler applied;
+    the logits divided by the model's calibrated ``temperature``)."""
     seq_len = int(tm.hparams["seq_len"]) if is_sequence(tm.arch) else None
     out = []
     tm.model.eval()
@@ -265,7 +268,7 @@ def predict_rows(tm: TrainedModel, X: np.ndarray, rows: np.ndarray, chunk: int =
             r = np.asarray(rows[i:i + chunk], np.int64)
             xr = X[sequence_windows(r, seq_len)] if seq_len else X[r]
             xb = torch.from_numpy(tm.scaler.transform(xr))
-            out.append(torch.softmax(tm.model(xb), dim=1).double().numpy())
+            out.append(torch.softmax(tm.model(xb) / float(tm.temperature), dim=1).double().numpy())
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 
@@ -321,12 +324,20 @@ def run_walk_forward(X: np.ndarray, y: np.ndarray, moves: np.ndarray, ts: np.nda
                      plan: WalkForwardPlan, *, lookahead_ns: int, arch: str = "mlp",
                      hparams: dict | None = None, params: TrainParams = TrainParams(),
                      on_progress: ProgressCallback | None = None,
-                     score: Callable[[np.ndarray, np.ndarray], dict] | None = None) -> WalkForwardTraining:
+                     score: Callable[..., dict] | None = None,
+                     select: Callable[[np.ndarray, np.ndarray], dict] | None = None) -> WalkForwardTraining:
     """Train and test every fold of ``plan``; emits ``{"event": "fold_start"|"fold_done", ...}``
     besides the per-epoch events. The combined record scores every test row once (the earliest
     fold that tests it) against the baselines of the same folds. ``score(test_rows, probs)``,
     when given, adds a trading record (expectancy after costs) per fold (``FoldResult.trading``)
-    and combined (``combined["trading"]``)."""
+    and combined (``combined["trading"]``).
+
+    Every fold's model is calibrated on its VALIDATION rows (temperature scaling,
+    :func:`engine.ml.calibration.fit_temperature`; ``TrainedModel.temperature``); ``select(val_rows,
+    calibrated val probs)``, when given, chooses the entry threshold there
+    (:func:`engine.ml.calibration.choose_threshold`), recorded with the fit in
+    ``TrainedModel.calibration``, and ``score`` is then called with that threshold as a third
+    argument (None when the model abstains)."""
     results = []
     for fold in plan.folds:
         if on_progress:
@@ -334,9 +345,11 @@ def run_walk_forward(X: np.ndarray, y: np.ndarray, moves: np.ndarray, ts: np.nda
                          **fold.describe()})
         tm = train_model(X, y, moves, fold.train_idx, fold.val_idx, arch=arch, hparams=hparams,
                          params=params, on_progress=on_progress, fold=fold.number)
+        calibrate_model(tm, X, y, fold.val_idx, select)
         fr = evaluate_fold(tm, X, y, ts, fold, lookahead_ns)
         if score is not None:
-            fr.trading = score(fold.test_idx, fr.test_probs)
+            fr.trading = (score(fold.test_idx, fr.test_probs, tm.calibration.get("threshold"))
+                          if select is not None else score(fold.test_idx, fr.test_probs))
         results.append(fr)
         if on_progress:
             on_progress({"event": "fold_done", "fold": fold.number, "folds": len(plan.folds),
@@ -365,5 +378,27 @@ def run_walk_forward(X: np.ndarray, y: np.ndarray, moves: np.ndarray, ts: np.nda
                 "persistence": classification_metrics(yt, np.concatenate(pers_all)),
                 "prior_log_loss": log_loss(yt, np.concatenate(prior_all))}
     if score is not None:
-        combined["trading"] = score(np.concatenate(rows_all), pr)
+        combined["trading"] = (score(np.concatenate(rows_all), pr, results[-1].model.calibration.get("threshold"))
+                               if select is not None else score(np.concatenate(rows_all), pr))
     return WalkForwardTraining(plan, results, combined)
+
+
+def calibrate_model(tm: TrainedModel, X: np.ndarray, y: np.ndarray, val_idx: np.ndarray,
+                    select: Callable[[np.ndarray, np.ndarray], dict] | None = None) -> dict:
+    """Fit ``tm.temperature`` on the validation rows ``val_idx`` and, with ``select``, choose the
+    entry threshold on the calibrated validation probabilities; sets and returns
+    ``tm.calibration`` (``temperature``, ``nll_before``/``nll_after``, ``rows``, ``val_window``
+    and, with ``select``, its ``threshold``/``abstain``/``reason``/``best``/``table``)."""
+    from engine.ml.calibration import fit_temperature
+
+    tm.temperature = 1.0
+    raw = predict_rows(tm, X, val_idx)
+    fit = fit_temperature(raw, y[val_idx])
+    tm.temperature = float(fit["temperature"])
+    cal: dict = dict(fit)
+    if select is not None:
+        from engine.ml.calibration import apply_temperature
+
+        cal.update(select(np.asarray(val_idx, np.int64), apply_temperature(raw, tm.temperature)))
+    tm.calibration = cal
+    return cal

@@ -138,6 +138,73 @@ def build_space(opt_cfg: Any, overrides: list[str] | None = None, *, model: bool
     return space
 
 
+def _src(name: str, overrides: list[str] | None) -> str:
+    """Where dimension ``name`` came from: the ``--space`` flag or the ``[optimize]`` key."""
+    flagged = any(o.partition("=")[0].strip() == name for o in overrides or [])
+    return f"--space {name}" if flagged else f"[optimize] {name}"
+
+
+def check_space_limits(space: dict[str, Dim], settings: Any, overrides: list[str] | None = None) -> None:
+    """Refuse, before the study starts, every searched range that the engine would clamp or
+    refuse (issue 24: ``stop_ticks`` 4…24 against ``[stops] max_stop_ticks = 8`` ran an 8-tick
+    stop in 36 of 41 trials and reported "stop 21"). Raises :class:`OptimizeUsageError` with one
+    line naming both keys:
+
+    - ``stop_ticks`` outside ``[stops] min_stop_ticks`` … ``max_stop_ticks`` (the stop clamp);
+    - ``reward_risk`` outside the 1.0 … 3.0 that ``[stops] reward_risk`` accepts;
+    - ``min_confidence`` low below the first ``[risk] confidence_multipliers`` step (no trade is
+      sized below it, so lower thresholds all behave as that step) or high above 1.
+    """
+    st, rk = settings.stops, settings.risk
+    d = space.get("stop_ticks")
+    if d is not None:
+        if d.high > st.max_stop_ticks:
+            raise OptimizeUsageError(
+                f"{_src('stop_ticks', overrides)} high {d.high:g} > [stops] max_stop_ticks {st.max_stop_ticks}: the "
+                f"kernel clamps every stop to {st.max_stop_ticks} ticks; lower the range or raise the cap")
+        if d.low < st.min_stop_ticks:
+            raise OptimizeUsageError(
+                f"{_src('stop_ticks', overrides)} low {d.low:g} < [stops] min_stop_ticks {st.min_stop_ticks}: the "
+                f"kernel lifts every stop to {st.min_stop_ticks} ticks; raise the range or lower the floor")
+    d = space.get("reward_risk")
+    if d is not None and (d.low < 1.0 or d.high > 3.0):
+        raise OptimizeUsageError(f"{_src('reward_risk', overrides)} {d.low:g}…{d.high:g} outside the 1.0…3.0 that "
+                                 "[stops] reward_risk accepts")
+    d = space.get("min_confidence")
+    if d is not None:
+        first = float(rk.confidence_multipliers[0][0]) if rk.confidence_multipliers else 0.0
+        if d.low < first - 1e-12:
+            raise OptimizeUsageError(
+                f"{_src('min_confidence', overrides)} low {d.low:g} < [risk] confidence_multipliers first step "
+                f"{first:g}: no trade is sized below it, so lower thresholds trade as {first:g}")
+        if d.high > 1.0:
+            raise OptimizeUsageError(f"{_src('min_confidence', overrides)} high {d.high:g} > 1: no confidence reaches it")
+
+
+def cap_risk_fraction(space: dict[str, Dim], settings: Any) -> tuple[dict[str, Dim], list[str]]:
+    """The ``risk_fraction`` dimension with the cap that would clamp it made part of the search:
+    the budget is min(``[risk] max_risk_per_trade``, balance × fraction), so at the starting
+    balance every fraction above ``max_risk_per_trade / [account] starting_capital`` trades the
+    same size. The range's high is lowered to the last step at or below that fraction (or, when
+    the whole range lies above it, the dimension becomes that one fraction). Returns the space
+    and one note per change (printed before the study and kept in the report)."""
+    d = space.get("risk_fraction")
+    cap = float(settings.account.starting_capital)
+    if d is None or cap <= 0:
+        return space, []
+    limit = float(settings.risk.max_risk_per_trade) / cap
+    if d.high <= limit + 1e-12:
+        return space, []
+    if d.low >= limit - 1e-12:
+        nd = Dim(d.name, round(limit, 6), round(limit, 6), d.step)
+    else:
+        nd = Dim(d.name, d.low, round(d.low + math.floor((limit - d.low) / d.step + 1e-9) * d.step, 10), d.step)
+    note = (f"risk_fraction {d.low:g}…{d.high:g} → {nd.low:g}…{nd.high:g}: [risk] max_risk_per_trade "
+            f"${settings.risk.max_risk_per_trade:,.2f} / [account] starting_capital ${cap:,.2f} = {limit:.4g} caps the "
+            "budget, higher fractions would trade the same size")
+    return {**space, "risk_fraction": nd}, [note]
+
+
 def apply_params(settings: Any, params: dict) -> Any:
     """Settings with the searched parameters applied (see the module docstring); also turns the
     backtest's research mode on (``[backtest] research = true``)."""
@@ -154,8 +221,8 @@ def apply_params(settings: Any, params: dict) -> Any:
     if "risk_fraction" in params:
         f = float(params["risk_fraction"])
         s = rep(s, risk=rep(s.risk, balance_tiers=[[float(b), int(c), f] for b, c, _ in s.risk.balance_tiers]))
-    if "min_confidence" in params:
-        s = rep(s, signal=rep(s.signal, min_confidence=float(params["min_confidence"])))
+    if "min_confidence" in params:  # the searched threshold, not the checkpoint's own (model_threshold)
+        s = rep(s, signal=rep(s.signal, min_confidence=float(params["min_confidence"]), model_threshold="config"))
     if "baseline_lookback" in params:
         s = rep(s, backtest=rep(s.backtest, baseline_lookback=int(params["baseline_lookback"])))
     return rep(s, backtest=rep(s.backtest, research=True))
@@ -241,21 +308,53 @@ class TrialRunner:
         """One trial: the kernel in research mode with ``params`` applied; returns the metrics
         (``compute_metrics``), ``daily_pnl`` (list of $ per trading day), ``halts`` (count by
         kind) and ``elapsed_s``."""
-        from engine.backtest.metrics import compute_metrics, daily_equity
+        from engine.backtest.metrics import daily_pnl, result_metrics
         from engine.backtest.runner import run_backtest
 
         t0 = perf_ns() / 1e9
         s = apply_params(self.settings, params)
         res = run_backtest(self.bars, self.signals(s), s, fill_model=self.fill, market=self.market,
                            research=True, strategy_name="optimize")
-        m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
-        _, deq = daily_equity(res.equity, res.day)
-        pnl = np.diff(np.concatenate([[res.starting_balance], deq]))
-        sd = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
-        m["sharpe_usd"] = float(pnl.mean() / sd * math.sqrt(ANNUAL_DAYS)) if sd > 0 else 0.0
+        m = result_metrics(res)
+        _, pnl = daily_pnl(res.equity, res.day, res.starting_balance)
+        m["sharpe_usd"] = m["sharpe"]  # the report's Sharpe is the dollar Sharpe (engine.backtest.metrics)
         verdict = account_figures(res, s, m)
         return {"metrics": m, "daily_pnl": [round(float(x), 2) for x in pnl],
-                "halts": halt_counts(res.halts), "elapsed_s": perf_ns() / 1e9 - t0, "verdict": verdict}
+                "halts": halt_counts(res.halts), "elapsed_s": perf_ns() / 1e9 - t0, "verdict": verdict,
+                "effective": effective_values(res, s), "activity": trial_activity(res, m)}
+
+
+def effective_values(res: Any, s: Any) -> dict:
+    """What a trial actually traded with (issue 24: a reported "stop 21" traded 8): the stop
+    ticks of its trades (most common, lowest, highest: the EOD tightening narrows late ones),
+    the settings' stop method/cap, reward:risk, the risk fraction of the first tier, the
+    confidence threshold and lookback, the median planned risk $ and contracts per trade."""
+    tr = res.trades
+    st = tr["stop_ticks"].to_numpy() if len(tr) else np.zeros(0)
+    mode = int(np.bincount(st.astype(np.int64)).argmax()) if len(st) else None
+    return {"stop_method": s.stops.method, "stop_ticks": mode,
+            "stop_ticks_min": int(st.min()) if len(st) else None, "stop_ticks_max": int(st.max()) if len(st) else None,
+            "max_stop_ticks": int(s.stops.max_stop_ticks), "reward_risk": float(s.stops.reward_risk),
+            "risk_fraction": float(s.risk.balance_tiers[0][2]), "min_confidence": float(s.signal.min_confidence),
+            "baseline_lookback": int(s.backtest.baseline_lookback),
+            "risk_usd_median": float(np.median(tr["risk_dollars"])) if len(tr) else None,
+            "contracts_median": float(np.median(tr["contracts"])) if len(tr) else None}
+
+
+def trial_activity(res: Any, m: dict) -> dict:
+    """Whether a trial kept trading: ``days`` (validation trading days), ``active_days`` (days
+    with a trade), ``active_days_pct``, ``refused`` entries and their share of entry attempts
+    (refused / (refused + trades)), and the ``refusals`` by kind (most frequent 5,
+    :func:`engine.backtest.report.refusal_kinds`)."""
+    from engine.backtest.report import refusal_kinds
+
+    refused = int(sum(res.refused.values()))
+    days = int(m.get("days_span", m.get("days", 0)))
+    active = int(m.get("days_with_trades", 0))
+    trades = int(m["trades"])
+    return {"days": days, "active_days": active, "active_days_pct": 100.0 * active / days if days else 0.0,
+            "refused": refused, "refused_share": refused / (refused + trades) if refused + trades else 0.0,
+            "refusals": dict(list(refusal_kinds(res.refused).items())[:5])}
 
 
 TRIAL_MC_PATHS = 2_000
@@ -300,8 +399,8 @@ ACCOUNT_OBJECTIVES = ("pass_probability", "expected_value")
 def objective_value(m: dict, objective: str) -> float:
     """The maximised number of a trial's metrics (see the module docstring); non-finite → -1e9.
     ``sharpe`` is the annualised Sharpe ratio of the daily $ P&L (``sharpe_usd``: mean / std ×
-    √252 on the fixed starting capital), not the report's return-based Sharpe, which loses its
-    meaning once research mode lets the equity fall to or below zero."""
+    √252 on the fixed starting capital; the same number as the report's ``sharpe`` since every
+    ratio of :mod:`engine.backtest.metrics` is dollar-based)."""
     v = float(m.get(OBJECTIVE_KEYS[objective], float("nan")))
     return v if math.isfinite(v) else -1e9
 
@@ -405,6 +504,7 @@ class StudyPlan:
     seed: int = 7
     min_trades: int = 0
     setup: dict = field(default_factory=dict)   # recorded on the study; a resume must match
+    min_active_days_pct: float = 0.0            # trials trading on fewer validation days score -1e9
 
 
 def open_study(plan: StudyPlan, storage=None):
@@ -435,7 +535,16 @@ def complete_trials(study) -> list:
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
-def _worker(plan: StudyPlan, runner: TrialRunner, index: int, stop_flag=None, on_trial=None) -> None:
+def worker_quotas(remaining: int, workers: int) -> list[int]:
+    """Trials each of ``workers`` processes runs so that together they run exactly
+    ``remaining`` (issue 21: ``--trials 10 --workers 2`` ran 11 when both workers saw 9 complete
+    and each started one more): ``remaining // workers``, the first ``remaining % workers`` one more."""
+    q, r = divmod(max(0, int(remaining)), max(1, int(workers)))
+    return [q + (1 if i < r else 0) for i in range(max(1, int(workers)))]
+
+
+def _worker(plan: StudyPlan, runner: TrialRunner, index: int, stop_flag=None, on_trial=None,
+            quota: int | None = None) -> None:
     import optuna
     from optuna.study import MaxTrialsCallback
 
@@ -458,8 +567,16 @@ def _worker(plan: StudyPlan, runner: TrialRunner, index: int, stop_flag=None, on
         trial.set_user_attr("halts", r["halts"])
         trial.set_user_attr("elapsed_s", round(r["elapsed_s"], 4))
         trial.set_user_attr("worker", f"{os.uname().nodename}:{os.getpid()}")
+        trial.set_user_attr("effective", r["effective"])
+        trial.set_user_attr("activity", r["activity"])
+        act = r["activity"]
+        if act["refused_share"] > 0.5:  # flagged: most entry attempts were refused
+            trial.set_user_attr("mostly_refused", True)
         if int(m["trades"]) < plan.min_trades:
             trial.set_user_attr("too_few_trades", True)
+            return -1e9
+        if act["active_days_pct"] < plan.min_active_days_pct:  # penalised: it stopped trading
+            trial.set_user_attr("few_active_days", True)
             return -1e9
         return objective_value(m, plan.objective)
 
@@ -470,6 +587,8 @@ def _worker(plan: StudyPlan, runner: TrialRunner, index: int, stop_flag=None, on
             on_trial(trial)
 
     remaining = max(0, plan.trials - len(complete_trials(study)))
+    if quota is not None:
+        remaining = min(remaining, int(quota))
     if remaining == 0:
         return
     cbs: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [MaxTrialsCallback(plan.trials, states=(optuna.trial.TrialState.COMPLETE,)), stop_cb]
@@ -513,7 +632,9 @@ def run_workers(plan: StudyPlan, runner: TrialRunner, workers: int, *,
     else:
         ctx = mp.get_context("fork")
         flag = stop_flag
-        procs = [ctx.Process(target=_child, args=(plan, runner, i, flag), daemon=True) for i in range(workers)]
+        quotas = worker_quotas(plan.trials - before, workers)
+        procs = [ctx.Process(target=_child, args=(plan, runner, i, flag, quotas[i]), daemon=True)
+                 for i in range(workers) if quotas[i] > 0]
         for p in procs:
             p.start()
         try:
@@ -540,10 +661,10 @@ def run_workers(plan: StudyPlan, runner: TrialRunner, workers: int, *,
             "workers": workers}
 
 
-def _child(plan, runner, index, stop_flag) -> None:  # pragma: no cover - runs in a forked process
+def _child(plan, runner, index, stop_flag, quota=None) -> None:  # pragma: no cover - runs in a forked process
     code = 0
     try:
-        _worker(plan, runner, index, stop_flag)
+        _worker(plan, runner, index, stop_flag, quota=quota)
     except BaseException as exc:  # noqa: BLE001 - reported by the exit code, one line on stderr
         import sys
 
@@ -566,11 +687,14 @@ def study_report(study, objective: str) -> dict:
         raise OptimizeError(f"study {study.study_name!r} has no complete trial")
     best = max(done, key=lambda t: (t.value, -t.number))
     # the measures judge the search's own selection rule: trials it could select (enough trades)
-    eligible = [t for t in done if not t.user_attrs.get("too_few_trades")]
+    eligible = [t for t in done if not (t.user_attrs.get("too_few_trades") or t.user_attrs.get("few_active_days"))]
     rows = [t for t in eligible if len(t.user_attrs.get("daily_pnl", [])) == len(best.user_attrs["daily_pnl"])]
     if rows:
         M = np.array([t.user_attrs["daily_pnl"] for t in rows], np.float64).T  # (days, trials)
-        srs = np.array([sharpe(M[:, j]) for j in range(M.shape[1])])
+        # the deflated Sharpe counts EVERY trial tried (issue 24: it counted 19 of 41), a
+        # penalised one with the Sharpe its daily P&L had
+        tried = [t for t in done if len(t.user_attrs.get("daily_pnl", [])) == M.shape[0]]
+        srs = np.array([sharpe(np.asarray(t.user_attrs["daily_pnl"], np.float64)) for t in tried])
         dsr, pbo = deflated_sharpe_ratio(np.asarray(best.user_attrs["daily_pnl"]), srs), pbo_cscv(M)
     else:  # no trial reached min_trades: nothing was selected, the measures are undefined
         nan = float("nan")
@@ -580,9 +704,17 @@ def study_report(study, objective: str) -> dict:
     states = {s.name: 0 for s in optuna.trial.TrialState}
     for t in study.get_trials(deepcopy=False):
         states[t.state.name] += 1
+    nets = [t.user_attrs.get("net_pnl") for t in done]
+    all_lost = bool(nets) and all(v is not None and v <= 0 for v in nets) and any(v < 0 for v in nets)
     return {
         "study": study.study_name, "objective": objective, "trials": {k: v for k, v in states.items() if v},
+        "all_trials_lost": all_lost, "pbo_meaning": pbo_meaning(pbo, all_lost),
+        "flagged": {"too_few_trades": sum(bool(t.user_attrs.get("too_few_trades")) for t in done),
+                    "few_active_days": sum(bool(t.user_attrs.get("few_active_days")) for t in done),
+                    "mostly_refused": sum(bool(t.user_attrs.get("mostly_refused")) for t in done)},
         "best": {"number": best.number, "value": best.value, "params": best.params,
+                 "effective": best.user_attrs.get("effective", {}), "activity": best.user_attrs.get("activity", {}),
+                 "flags": [k for k in ("too_few_trades", "few_active_days", "mostly_refused") if best.user_attrs.get(k)],
                  "validation": {k: best.user_attrs.get(k) for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy",
                                                                     "max_drawdown", "win_rate", "profit_factor",
                                                                     "trades", "pass_probability",
@@ -591,6 +723,87 @@ def study_report(study, objective: str) -> dict:
         "dsr": dsr, "pbo": pbo, "eligible_trials": len(rows),
         "history": [(t.number, t.value) for t in sorted(done, key=lambda t: t.number)],
     }
+
+
+def pbo_meaning(pbo: dict, all_lost: bool) -> str:
+    """One sentence saying what the PBO number measures (issue 24: "PBO 0.00" beside an
+    all-losing search read as "not overfit")."""
+    v = pbo.get("pbo", float("nan"))
+    if not (isinstance(v, float) and math.isfinite(v)):
+        return "PBO undefined: fewer than 2 selectable trials or too few days"
+    txt = (f"PBO {v:.2f} = the share of {pbo['combinations']} CSCV splits ({pbo['blocks']} blocks of days, half "
+           f"in-sample) in which the in-sample best of {pbo['trials']} trials ranked at or below the median "
+           "out of sample (0.5 = selection no better than a coin flip); it ranks trials against each "
+           "other and says nothing about profit")
+    if all_lost:
+        txt += ": no trial made money, so a low PBO only says the least-bad setting stays least bad"
+    return txt
+
+
+# ----------------------------------------------------------------------------------- report files
+def write_study_report(study, out_dir: str | Path) -> dict:
+    """Write the study's trial table, parameter importance and plots into ``out_dir``:
+    ``trials.csv`` (number, value, params, effective stop, trades, active days, refusal share,
+    flags), ``importance.json`` (Optuna's fANOVA importance of each parameter for the objective,
+    over the trials the search could select; {} with fewer than 2), ``importance.png`` and
+    ``slice.png`` (objective against each parameter; matplotlib, Agg). Returns {name: path}."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    import pandas as pd
+
+    from engine.atomic import atomic_path
+    from engine.backtest.report import _save_png
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    done = complete_trials(study)
+    rows = []
+    for t in sorted(done, key=lambda t: t.number):
+        e, a = t.user_attrs.get("effective", {}), t.user_attrs.get("activity", {})
+        rows.append({"number": t.number, "value": t.value, **{f"param_{k}": v for k, v in t.params.items()},
+                     "effective_stop_ticks": e.get("stop_ticks"), "trades": t.user_attrs.get("trades"),
+                     "net_pnl": t.user_attrs.get("net_pnl"), "active_days": a.get("active_days"),
+                     "days": a.get("days"), "refused_share": a.get("refused_share"),
+                     "flags": ",".join(k for k in ("too_few_trades", "few_active_days", "mostly_refused")
+                                       if t.user_attrs.get(k))})
+    paths: dict = {}
+    with atomic_path(out / "trials.csv") as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    paths["trials"] = out / "trials.csv"
+    ok = [t for t in done if t.value is not None and t.value > -1e8]
+    imp: dict = {}
+    if len(ok) >= 2 and any(len(set(t.params.get(k) for t in ok)) > 1 for k in ok[0].params):
+        try:
+            sub = optuna.create_study(direction="maximize")
+            sub.add_trials(ok)
+            imp = {k: float(v) for k, v in optuna.importance.get_param_importances(sub).items()}
+        except (ValueError, RuntimeError) as exc:  # a constant objective has no importance
+            imp = {"error": str(exc)}  # type: ignore[dict-item]
+    with atomic_path(out / "importance.json") as tmp:
+        tmp.write_text(json.dumps(imp, indent=2))
+    paths["importance"] = out / "importance.json"
+    num = {k: v for k, v in imp.items() if isinstance(v, float)}
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.barh(list(num.keys()) or ["(none)"], list(num.values()) or [0.0])
+    ax.set_xlabel("importance for the objective (fANOVA)")
+    ax.set_title(f"{study.study_name}: {len(ok)} selectable of {len(done)} trials")
+    paths["importance_png"] = _save_png(fig, out / "importance.png")
+    names = sorted({k for t in done for k in t.params})
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 3), squeeze=False)
+    for ax, k in zip(axes[0], names):
+        xs = [t.params[k] for t in ok if k in t.params]
+        ys = [t.value for t in ok if k in t.params]
+        ax.scatter(xs, ys, s=12, c=[t.number for t in ok if k in t.params], cmap="viridis")
+        ax.set_xlabel(k)
+    axes[0][0].set_ylabel("objective (selectable trials)")
+    fig.suptitle(f"{study.study_name}: slice plot")
+    paths["slice_png"] = _save_png(fig, out / "slice.png")
+    return paths
 
 
 # ----------------------------------------------------------------------------------- one call
@@ -634,6 +847,8 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
         raise OptimizeUsageError(f"[backtest] strategy = {settings.backtest.strategy!r}: optimize searches the rule "
                                  "strategy 'baseline' or a model")
     sp = build_space(oc, space, model=model is not None)
+    check_space_limits(sp, settings, space)
+    sp, space_notes = cap_risk_fraction(sp, settings)
     if strategy is not None:
         sp = {**{k: d for k, d in sp.items() if k not in ("baseline_lookback", "min_confidence")},
               **strategy_space(strategy)}
@@ -655,14 +870,17 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
              "sampler": sampler_, "model": Path(model).name if model else (strategy.identity() if strategy is not None
                                                                           else "baseline"),
              "settings_sha": hashlib.sha256(settings_toml(settings).encode()).hexdigest()[:16],
-             "min_trades": int(oc.min_trades)}
-    plan = StudyPlan(url, name, sampler_, sp, objective_, trials_, seed=seed, setup=setup, min_trades=int(oc.min_trades))
+             "min_trades": int(oc.min_trades), "min_active_days_pct": float(oc.min_active_days_pct)}
+    plan = StudyPlan(url, name, sampler_, sp, objective_, trials_, seed=seed, setup=setup, min_trades=int(oc.min_trades),
+                     min_active_days_pct=float(oc.min_active_days_pct))
     if on_start is not None:
         on_start({"study": name, "storage": _redact(url), "sampler": sampler_, "objective": objective_,
-                  "windows": win, "validation_bars": int(len(val_bars)), "space": setup["space"], "trials": trials_})
+                  "windows": win, "validation_bars": int(len(val_bars)), "space": setup["space"], "trials": trials_,
+                  "space_notes": space_notes})
     runner = TrialRunner(val_bars, settings, model) if strategy is None else StrategyTrialRunner(val_bars, settings, strategy)
     speed = run_workers(plan, runner, workers_, on_progress=on_progress, stop_flag=stop_flag)
-    rep = study_report(open_study(plan, make_storage(url)), objective_)
+    st_obj = open_study(plan, make_storage(url))
+    rep = study_report(st_obj, objective_)
     best_s = apply_params(settings, rep["best"]["params"])
     best_strat = strategy.with_params(strategy_values(rep["best"]["params"])) if strategy is not None else None
     res, hm = holdout_backtest(bars, best_s, win["holdout"], model, strategy=best_strat)
@@ -684,8 +902,14 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
         os.replace(tmp, cfg_path)
     except OSError as exc:
         raise OptimizeError(f"{cfg_path}: cannot write the config: {exc}") from None
+    rep_dir = cfg_path.parent / f"{cfg_path.stem}-report"
+    try:
+        files = write_study_report(st_obj, rep_dir)
+    except OSError as exc:
+        raise OptimizeError(f"{rep_dir}: cannot write the study report: {exc}") from None
     return {"study": name, "storage": _redact(url), "sampler": sampler_, "windows": win, "space": setup["space"],
             "speed": speed, **rep, "holdout": held, "config": str(cfg_path), "reproduce": repro,
+            "report_dir": str(rep_dir), "files": {k: str(v) for k, v in files.items()}, "space_notes": space_notes,
             **({"strategy": best_strat.describe()} if best_strat is not None else {})}
 
 
@@ -694,7 +918,7 @@ def holdout_backtest(bars: Any, settings: Any, window: tuple[str, str], model: s
     """The held-out run exactly as ``backtest --config … --start … --end …`` does it: slice by
     UTC date, the strategy's signals on the slice, fresh market arrays. Returns (result, metrics
     with ``sharpe_usd``)."""
-    from engine.backtest.metrics import compute_metrics, daily_equity
+    from engine.backtest.metrics import result_metrics
     from engine.backtest.runner import run_backtest, slice_dates
     from engine.strategy import ModelStrategy, strategy_by_name
 
@@ -703,11 +927,8 @@ def holdout_backtest(bars: Any, settings: Any, window: tuple[str, str], model: s
         settings.backtest.strategy, lookback=settings.backtest.baseline_lookback)
     res = run_backtest(part, strat.signals(part), settings, fill_model=settings.backtest.fill_model,
                        strategy_name=strat.name)
-    m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
-    _, deq = daily_equity(res.equity, res.day)
-    pnl = np.diff(np.concatenate([[res.starting_balance], deq]))
-    sd = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
-    m["sharpe_usd"] = float(pnl.mean() / sd * math.sqrt(ANNUAL_DAYS)) if sd > 0 else 0.0
+    m = result_metrics(res)
+    m["sharpe_usd"] = m["sharpe"]
     return res, m
 
 

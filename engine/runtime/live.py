@@ -490,6 +490,12 @@ class LiveSession(SessionBase):
         except Exception as exc:
             raise SessionError(f"model {self.model_path}: {exc}") from None
         self._bind_signal_errors()
+        if self.model_path:  # the checkpoint's validation threshold, or why the model abstains (issue 24)
+            from engine.strategy.model import apply_threshold, checkpoint_calibration, threshold_note
+
+            mcal = checkpoint_calibration(self.model_path)
+            self.settings = s = apply_threshold(s, mcal)
+            log.warning("model threshold: %s", threshold_note(s, mcal))
         strat = getattr(self.signals, "strategy", None)
         if strat is not None:   # compile the baseline's numba kernel now, not on the first bar
             n = int(self.signals.window)

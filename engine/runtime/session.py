@@ -87,9 +87,12 @@ class ModelSignals:
     inference (``Predictor.update``), with their times measured separately."""
 
     def __init__(self, predictor, label: str) -> None:
+        from engine.ml.calibration import abstain_text
+
         self.predictor = predictor
         self.stream = predictor.feature_set.stream()
-        self.label = label
+        self.abstain = abstain_text(predictor.checkpoint.calibration)  # issue 24: say why it makes no trade
+        self.label = f"{label} · {self.abstain}" if self.abstain else label
         self.is_baseline = False
         self.last = None  # PredictionRecord
 

@@ -56,7 +56,7 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
                              on_progress: ProgressCallback) -> BacktestResult:
     """Backtest with the kernel over the requested bars; report saved under the reports dir.
     Raises the engine's errors (bad file, empty range, checkpoint mismatch) unchanged."""
-    from engine.backtest.metrics import compute_metrics
+    from engine.backtest.metrics import result_metrics
     from engine.backtest.report import summary_text, verdict_text, write_report
     from engine.backtest.runner import run_backtest
     from engine.strategy.baseline import BreakoutBaseline
@@ -75,6 +75,13 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
         strat = (BreakoutBaseline(lookback=settings.backtest.baseline_lookback) if params.model in ("", "baseline")
                  else ModelStrategy(params.model))
     on_progress(Progress(0, len(bars), f"signals: {strat.name}"))
+    model_note = None
+    if isinstance(strat, ModelStrategy):  # the checkpoint's threshold, or why it abstains (issue 24)
+        from engine.strategy.model import apply_threshold, threshold_note
+
+        cal = strat.calibration()
+        settings = apply_threshold(settings, cal)
+        model_note = threshold_note(settings, cal)
     sig = strat.signals(bars)
     res = run_backtest(bars, sig, settings, fill_model=params.fill_model, strategy_name=strat.name,
                        progress=lambda done, total: on_progress(Progress(done, total, "backtest")),
@@ -83,10 +90,10 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
         from engine.research.montecarlo import result_pass_probability
 
         res.account["pass_probability"] = result_pass_probability(res, settings, n_paths=10_000, seed=0)
-    m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
+    m = result_metrics(res)
     stamp = f"{strat.name}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}"
     out = resolve_dir(settings.paths.reports_dir, "reports") / stamp
-    write_report(res, out, m)
+    write_report(res, out, m, bars=bars, notes=[model_note] if model_note else None)
     keys = ("net_pnl", "trades", "win_rate", "profit_factor", "expectancy", "sharpe", "sortino",
             "max_drawdown", "commission", "slippage")
     metrics = tuple((k, _fmt(m[k])) for k in keys if k in m)
@@ -95,7 +102,8 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
         eq.append(eq[-1] + t.net_pnl)
     rows = tuple(_trade_rows(res.records))
     on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net {money(m.get('net_pnl', 0.0), sign=True)}"))
-    lines = (verdict_text(res.account).splitlines() if res.account else []) + summary_text(res).splitlines()
+    lines = ((verdict_text(res.account).splitlines() if res.account else []) + summary_text(res, metrics=m).splitlines()
+             + ([model_note] if model_note else []))
     return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(lines))
 
 
@@ -123,7 +131,8 @@ def _with_params(settings: Settings, params: BacktestParams) -> Settings:
     if params.min_confidence is not None:
         if not 0.0 <= params.min_confidence <= 1.0:
             raise ValueError(f"min confidence {params.min_confidence:g} is not within 0..1")
-        signal = dataclasses.replace(signal, min_confidence=float(params.min_confidence))
+        # an explicit threshold wins over the checkpoint's own (engine.strategy.model.apply_threshold)
+        signal = dataclasses.replace(signal, min_confidence=float(params.min_confidence), model_threshold="config")
     return dataclasses.replace(settings, stops=stops, signal=signal)
 
 
@@ -363,6 +372,7 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     metrics = metrics + (("oos_accuracy", f"{r.oos_accuracy:.3f}"),)
     lines = [x for res in r.wf.folds for x in _limit_lines(res) if x.startswith(("halted ", "research mode"))]
     limits = tuple(dict.fromkeys(lines)) or ("no account-level halt in any fold",)
+    limits = limits + tuple(r.abstain_lines())  # issue 24: a fold model that abstains says why
     # the report files of `backtest --walk-forward --out DIR`, in the reports dir (platformdirs
     # data dir unless [paths] reports_dir says otherwise)
     stamp = f"walk-forward-{arch}-{tr_m}-{va_m}-{te_m}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}"
@@ -449,7 +459,8 @@ def walk_forward_doc(r, settings: Settings, fill_model: str, data: str, arch: st
     for fm, res, fr in zip(r.wf.fold_metrics, r.wf.folds, r.training.folds):
         folds.append({"fold": fr.fold.number, "test": fr.fold.test.to_dict(), "trades": int(fm["trades"]),
                       "net_pnl": fm["net_pnl"], "sharpe": fm["sharpe"], "max_drawdown": fm["max_drawdown"],
-                      "accuracy": fr.metrics["accuracy"], "halts": len(getattr(res, "halts", []))})
+                      "accuracy": fr.metrics["accuracy"], "halts": len(getattr(res, "halts", [])),
+                      "halted_at": fm.get("halted_at"), "untraded_days": int(fm.get("untraded_days", 0))})
     return {"data": data, "walk_forward": True, "arch": arch, "target": r.target, "fill_model": fill_model,
             "folds": folds, "metrics": _clean(r.wf.metrics), "oos_accuracy": r.oos_accuracy,
             "go_live": _clean(r.go_live), "training_trading": r.training.combined.get("trading"),

@@ -4,8 +4,9 @@ Timing (documented rule): the kernel decides at the CLOSE of bar ``i``; a market
 fills at the OPEN of bar ``i + 1`` (fill models conservative and realistic), or at the close of
 bar ``i`` itself (optimistic). Working stop and limit orders are checked against each bar's
 range when :meth:`SimVenue.process_bar` runs, in this order: market orders at the open, then every
-stop, then every limit. Fill timestamps are the open time of the bar in which the fill happened
-(the signal bar's close time for optimistic market fills).
+stop, then every limit. Fill timestamps are the open time of the bar in which the fill happened:
+for an optimistic market fill that is the signal bar itself (its close price lies inside that bar;
+stamped with the close time it read as the NEXT bar's fill, outside that bar's range).
 
 Fill models:
 - ``conservative``: a limit (target) fills only if the price trades THROUGH it (high > sell limit,
@@ -197,7 +198,8 @@ class SimVenue:
         self._working.append(o)
         if kind == "market" and self.fill_model == "optimistic" and self.i >= 0:
             c: float = self._m_close[self.i]
-            self._fill(o, o.qty, c, c, now)
+            bar_ts: int = self._m_ts[self.i]  # stamped with the bar whose close it took (issue 24)
+            self._fill(o, o.qty, c, c, bar_ts)
         return o
 
     def modify(self, order_id: str, *, qty: int | None = None, price: float | None = None) -> None:

@@ -57,7 +57,8 @@ def backtest(
     duplicate timestamps, no bars) and, with --strict, for any validation error."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.backtest.metrics import compute_metrics
+    from engine.backtest.metrics import result_metrics
+    from engine.backtest.analytics import analytics_json
     from engine.backtest.report import _clean, _clean_doc, halts_doc, summary_text, verdict_text, write_report
     from engine import compose
     from engine.venue.sim import FILL_MODELS
@@ -106,9 +107,19 @@ def backtest(
         if warning:
             err_console.print(f"[bold red]warning:[/] {warning}", highlight=False)
 
+    model_note = None
     loaded = None
     if model is not None:
         strat = ModelStrategy(model)
+        from engine.strategy.model import apply_threshold, threshold_note
+
+        try:
+            cal = strat.calibration()
+        except Exception as exc:  # noqa: BLE001 - one line, the loader names the file
+            fail(f"model {model}: {exc}", code=EXIT_UNREADABLE)
+        s = apply_threshold(s, cal)
+        model_note = threshold_note(s, cal)
+        err_console.print(model_note, highlight=False, markup=False)
     elif strategy is not None and strategy not in ("baseline", "random") or param:
         from engine.strategy.analysis import bar_seconds, lookahead_warning
         from mes_console.commands.strategy import cli_strategy, warn
@@ -139,8 +150,12 @@ def backtest(
                                strategy_name=strat.name if loaded is None else f"{loaded.name} v{loaded.version}",
                            progress=lambda i, n: prog.update(task, completed=i), research=research)
     _account_mc(res, s, monte_carlo, mc_seed, mc_block)
-    m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
-    paths = write_report(res, out, m) if out is not None else {}
+    m = result_metrics(res)
+    an = _analytics(res.trades, res.ts, res.day, bars, s)
+    notes = ([model_note] if model_note else []) + ([f"warning: {warning}"] if warning else [])
+    if loaded is not None:
+        notes.append(f"strategy: {loaded.label()}, parameters {loaded.params}, file sha256 {loaded.sha}")
+    paths = write_report(res, out, m, analytics=an, notes=notes) if out is not None else {}
     if loaded is not None:
         for pth in paths.values():
             if str(pth).endswith(".md"):
@@ -156,7 +171,8 @@ def backtest(
            "metrics": _clean(m), "files": {k: str(v) for k, v in paths.items()},
            "alerts": len(res.alerts), "data_validation": bars.validation, **halts_doc(res),
            "account": _clean_doc(res.account), "warnings": [warning] if warning else [],
-            **({"strategy_info": loaded.describe()} if loaded is not None else {})}
+           "analytics": analytics_json(an), "model_threshold": model_note,
+           **({"strategy_info": loaded.describe()} if loaded is not None else {})}
     if json_out:
         print_json(doc)
         return
@@ -173,12 +189,53 @@ def backtest(
     out_console.print(t)
     if res.account:
         out_console.print(verdict_text(res.account), markup=False, highlight=False, soft_wrap=True)
-    out_console.print(summary_text(res), markup=False, highlight=False, soft_wrap=True)
+    out_console.print(summary_text(res, metrics=m), markup=False, highlight=False, soft_wrap=True)
+    if model_note:
+        out_console.print(model_note, markup=False, highlight=False, soft_wrap=True)
     out_console.print(f"{res.bars:,} bars in {res.elapsed_s:.2f} s ({res.bars_per_second:,.0f} bars/s)")
     for k, v in paths.items():
         out_console.print(f"{k}: {v}")
     if warning:
         out_console.print(f"warning: {warning}", markup=False, highlight=False)
+
+
+def _analytics(trades, ts, day, bars, s) -> dict:
+    """:func:`engine.backtest.analytics.trade_analytics` with the instrument's tick size/value."""
+    from engine.backtest.analytics import trade_analytics
+    from engine.instruments import spec
+
+    sp = spec(s.instrument.symbol)
+    return trade_analytics(trades, ts, day, bars, tick_size=sp.tick_size, tick_value=sp.tick_value,
+                           bar_ns=int(bars.bar_ns))
+
+
+def _clean_cal(cal) -> list:
+    """The per-fold calibration records, JSON-ready (NaN → null)."""
+    from engine.backtest.report import _clean
+
+    return [_clean(c) for c in (cal or [])]
+
+
+def _wf_notes(r) -> list[str]:
+    """Lines for the walk-forward report: per fold its trades and net P&L, and its model's entry
+    threshold (chosen on validation) or the abstain message with the validation figures."""
+    cal = {c["fold"]: c for c in (r.calibration or [])}
+    out = []
+    for fm, fr in zip(r.wf.fold_metrics, r.training.folds):
+        c = cal.get(fr.fold.number, {})
+        if r.threshold_source != "checkpoint":
+            why = "[signal] model_threshold = \"config\": the configured min_confidence"
+        elif c.get("abstain"):
+            why = c.get("reason", "")
+        else:
+            why = (
+                f"threshold {c['threshold']:.2f} chosen on validation ({c.get('reason', '')})"
+                if c.get("threshold") is not None else "")
+        halted = (f"; halted {fm['halted_at']}, untraded remainder {fm['untraded_days']} trading days"
+                  if fm.get("halted_at") else "")
+        out.append(f"fold {fr.fold.number}: {int(fm['trades'])} trades, net ${fm['net_pnl']:,.2f}{halted}"
+                   + (f"; {why}" if why else "") + f"; temperature {c.get('temperature', 1.0):.3f}")
+    return out
 
 
 def _account_mc(res, s, n_paths: int, seed: int, block: int) -> None:
@@ -232,7 +289,14 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
         fail(str(exc), code=EXIT_PROBLEMS)
     from engine.runtime.work import walk_forward_doc, write_walk_forward_report
 
+    from engine.backtest.analytics import analytics_json
+    from engine.backtest.report import write_analytics
+
     doc = walk_forward_doc(r, s, fill, data, s.training.arch)
+    doc["calibration"] = _clean_cal(r.calibration)
+    doc["abstain"] = r.abstain_lines()
+    an = _analytics(r.wf.trades, r.wf.ts, r.wf.day, bars, s)
+    doc["analytics"] = analytics_json(an)
     if mc[0] > 0:  # the pass probability of the stitched out-of-sample trading days
         if doc.get("account") is None:
             fail("--monte-carlo needs an account profile: set [account] rules (e.g. topstepx-50k)", code=EXIT_USAGE)
@@ -248,6 +312,10 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     if out is not None:
         try:
             doc["files"] = write_walk_forward_report(r, doc, out)
+            more = write_analytics(an, out, title=f"Walk-forward out-of-sample report: {s.training.arch} per fold",
+                                   metrics=r.wf.metrics, equity=r.wf.equity, ts=r.wf.ts,
+                                   notes=_wf_notes(r))
+            doc["files"].update({k: str(v) for k, v in more.items()})
         except OSError as exc:
             fail(str(exc), code=EXIT_PROBLEMS)
     if json_out:
@@ -269,10 +337,12 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     from mes_console.commands.strategy import go_live_table
 
     out_console.print(go_live_table(r.go_live, "go-live check (R-BT-4)"))
-    if not m.get("trades"):
-        out_console.print(f"no trades: the fold models' confidence never reached [signal] min_confidence = "
-                          f"{s.signal.min_confidence:g} (and the first [risk] confidence_multipliers step "
-                          f"{s.risk.confidence_multipliers[0][0]:g}) at an allowed entry", highlight=False)
+    for line in _wf_notes(r):  # each fold's threshold from validation, or why its model abstains
+        out_console.print(line, highlight=False, soft_wrap=True, markup=False)
+    if not m.get("trades") and not r.abstain_lines():
+        out_console.print(f"no trades: the fold models' confidence never reached their entry threshold "
+                          f"(the first [risk] confidence_multipliers step {s.risk.confidence_multipliers[0][0]:g} "
+                          "when above it) at an allowed entry", highlight=False)
     tr = r.training.combined.get("trading")
     if tr:
         a = tr["model_any"]["one_at_a_time"]
@@ -329,10 +399,18 @@ def _strategy_walk_forward(bars, s, strat, fill: str, trials: int, json_out: boo
         fail(str(exc), code=EXIT_USAGE)
     except ValueError as exc:   # data too short for a fold
         fail(str(exc), code=EXIT_PROBLEMS)
+    from engine.backtest.analytics import analytics_json
+    from engine.backtest.report import write_analytics
+
     doc = walk_forward_doc(r, fill, data)
+    an = _analytics(r.wf.trades, r.wf.ts, r.wf.day, bars, s)
+    doc["analytics"] = analytics_json(an)
     if out is not None:
         try:
             doc["files"] = write_walk_forward_report(r, doc, out)
+            more = write_analytics(an, out, title=f"Walk-forward out-of-sample report: {strat.name}",
+                                   metrics=r.wf.metrics, equity=r.wf.equity, ts=r.wf.ts)
+            doc["files"].update({k: str(v) for k, v in more.items()})
         except OSError as exc:
             fail(str(exc), code=EXIT_PROBLEMS)
     if json_out:

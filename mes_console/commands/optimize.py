@@ -69,6 +69,8 @@ def optimize(
                           f"{st['objective']} · validation {v[0]}…{v[1]} ({st['validation_bars']:,} bars) · held out "
                           f"{h[0]}…{h[1]} · space " + ", ".join(f"{k} {d['low']:g}…{d['high']:g}/{d['step']:g}"
                                                              for k, d in st["space"].items()), highlight=False)
+        for note in st.get("space_notes", []):  # a cap made part of the search (issue 24)
+            err_console.print(f"space: {note}", highlight=False, markup=False)
         state["objective"] = st["objective"]
         prog.start()
         state["task"] = prog.add_task("trials", total=st["trials"], info="")
@@ -137,27 +139,50 @@ def _print_report(doc: dict, objective: str) -> None:
     t.add_row("halts", ", ".join(f"{k} {v}" for k, v in b["halts"].items()) or "none",
               ", ".join(f"{k} {v}" for k, v in h["halts"].items()) or "none")
     out_console.print(t)
-    out_console.print(f"best parameters: {b['params']}")
+    out_console.print(f"best parameters: {b['params']}", highlight=False)
     for what, v in (("validation, research mode", b.get("verdict")), ("held out", h.get("verdict"))):
         if v:
             out_console.print(f"account verdict ({what}): {v['status']}"
                               + (f" on {v['date']}" if v.get("date") else "") + (f" by {v['rule']}" if v.get("rule") else "")
                               + (f" · P(pass) {100 * v['p_pass']:.1f}%" if v.get("p_pass") is not None else ""),
                               highlight=False)
-    d, p = doc["dsr"], doc["pbo"]
+    _print_best_trading(b)
+    d = doc["dsr"]
     if not doc["eligible_trials"]:
         out_console.print("no trial reached [optimize] min_trades: nothing was selected; DSR and PBO are undefined, "
                           "the 'best' parameters above are no result", highlight=False)
     out_console.print(
         f"deflated Sharpe ratio {d['dsr']:.3f} (daily Sharpe {d['sharpe']:.3f} vs {d['sr0']:.3f} expected from "
-        f"the best of {d['n_trials']} skill-less trials with ≥ min_trades trades; ≥ 0.95 is the usual bar) · "
-        f"PBO {p['pbo']:.2f} "
-        f"({p['combinations']} CSCV splits of {p['blocks']} blocks; 0.5 = a coin flip)")
+        f"the best of all {d['n_trials']} trials tried; ≥ 0.95 is the usual bar)", highlight=False)
+    out_console.print(doc["pbo_meaning"], highlight=False, markup=False)
+    fl = doc.get("flagged", {})
+    out_console.print(f"flagged trials: {fl.get('too_few_trades', 0)} under min_trades, {fl.get('few_active_days', 0)} "
+                      f"trading on too few days (penalised), {fl.get('mostly_refused', 0)} with most entries refused",
+                      highlight=False)
     sp = doc["speed"]
     out_console.print(f"{sp['new_trials']} new trials in {sp['elapsed_s']:.1f} s = {sp['trials_per_min']:.0f} "
                       f"trials/min with {sp['workers']} worker(s); trials by state {doc['trials']}")
     out_console.print(f"config: {doc['config']}")
+    if doc.get("report_dir"):
+        out_console.print(f"study report (trials, importance, slice plot): {doc['report_dir']}")
     out_console.print(f"reproduce: {doc['reproduce']}", soft_wrap=True)
+
+
+def _print_best_trading(b: dict) -> None:
+    """What the best trial traded with and whether it kept trading: its effective stop (from its
+    trades), active days, refused entries and their most frequent reasons, its flags."""
+    e, a = b.get("effective") or {}, b.get("activity") or {}
+    if e:
+        out_console.print(f"traded with: stop {e.get('stop_ticks')} ticks (range {e.get('stop_ticks_min')}…"
+                          f"{e.get('stop_ticks_max')}, cap {e.get('max_stop_ticks')}), reward:risk {e.get('reward_risk')}, "
+                          f"risk fraction {e.get('risk_fraction')}, median risk ${e.get('risk_usd_median') or 0:,.2f}",
+                          highlight=False)
+    if a:
+        out_console.print(f"active on {a['active_days']} of {a['days']} validation days ({a['active_days_pct']:.0f} %); "
+                          f"{a['refused']} entries refused ({100 * a['refused_share']:.0f} % of attempts)"
+                          + (f"; flags: {', '.join(b['flags'])}" if b.get("flags") else ""), highlight=False)
+        for reason, n in a.get("refusals", {}).items():
+            out_console.print(f"  {n:>6} × {reason}", highlight=False, soft_wrap=True, markup=False)
 
 
 register = top_level_command("optimize", optimize)

@@ -50,7 +50,7 @@ def results_table(summary: dict) -> Table:
 
 def trades_table(summary: dict) -> Table | None:
     """Per-fold out-of-sample trades after costs (bracket outcome of each signal, one position
-    at a time): the model at the kernel's confidence threshold, the model at any confidence, and
+    at a time): the model at its fold's threshold (chosen on validation), at any confidence, and
     the rule strategy on the same test window. Expectancy in ticks (± standard error) and $ per
     contract per trade."""
     from rich import box
@@ -58,9 +58,9 @@ def trades_table(summary: dict) -> Table | None:
     folds = summary["folds"]
     if not folds or not folds[0].get("trading"):
         return None
-    thr = folds[0]["trading"]["min_confidence"]
-    t = Table(title=f"out-of-sample trades after costs, one at a time: model at confidence ≥ {thr:g}, "
-              "model at any confidence, rule strategy", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t = Table(title="out-of-sample trades after costs, one at a time: model at each fold's threshold chosen on "
+              "validation (none where it abstains), model at any confidence, rule strategy", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("fold", "test", "n", "ticks", "$/tr", "n any", "$ any", "n rule", "$ rule"):
         t.add_column(col, justify="right", no_wrap=True)
 
@@ -168,8 +168,13 @@ def register(root_app: typer.Typer) -> None:
             m, a, r = (tr[k]["one_at_a_time"] for k in ("model", "model_any", "rule"))
             out_console.print(
                 f"out-of-sample trades after costs (bracket outcome within {tr['horizon_bars']} bars, one position "
-                f"at a time): model at confidence ≥ {tr['min_confidence']:g}: {m['trades']} trades, "
+                f"at a time): model " + ("abstaining" if tr.get("abstain") else f"at confidence ≥ {tr['min_confidence']:g}")
+                + f": {m['trades']} trades, "
                 f"{m['mean_ticks']:+.2f} ± {m['se_ticks']:.2f} ticks = {m['mean_usd']:+.2f} $ per contract per trade "
                 f"({m['total_usd']:+,.2f} $ in all); at any confidence: {a['trades']} trades, {a['mean_usd']:+.2f} $ "
                 f"per trade; rule strategy: {r['trades']} trades, {r['mean_usd']:+.2f} $ per trade.")
+        cal = rep.summary.get("calibration") or {}
+        if cal:  # issue 24: the entry threshold chosen on validation, or why the model abstains
+            out_console.print(cal.get("reason", "") + f" · confidence calibrated on validation: temperature "
+                              f"{cal.get('temperature', 1.0):.3f}", highlight=False, soft_wrap=True, markup=False)
         out_console.print(f"checkpoint: {rep.checkpoint}")
