@@ -22,7 +22,8 @@ Tables (times ``*_ns`` are int64 UTC nanoseconds; money in dollars; prices in in
   replayed by a reconciliation is written once), side +1 buy / -1 sell, contracts, price,
   fees, the broker's realised P&L of a closing fill, engine-clock and broker times.
 - ``trades``: one row per round trip the kernel closed (the :class:`engine.kernel.TradeRecord`
-  fields).
+  fields), and one per round trip start-up recovery booked from the broker's fills
+  (``exit_reason`` ``recovery: broker trades <ids>``, the broker's P&L and fees).
 - ``events``: halts, resets, pauses, manual actions (flatten, quit), alerts: kind, severity,
   message.
 """
@@ -197,6 +198,11 @@ class Journal:
                     float(t.slippage), float(t.net_pnl), str(t.exit_reason),
                     float(t.confidence) if t.confidence == t.confidence else None,
                     self.day_of(int(t.exit_ts))))
+
+    def has_trade(self, exit_reason: str) -> bool:
+        """True when a round trip with exactly this ``exit_reason`` is written (crash recovery
+        names the broker trade ids in it, so a restart never writes the same round trip twice)."""
+        return bool(self._exec("SELECT 1 FROM trades WHERE exit_reason = ? LIMIT 1", (exit_reason,)).fetchone())
 
     def event(self, ts_ns: int, kind: str, message: str, severity: str = "information") -> None:
         """A halt, reset, pause, manual action or alert."""

@@ -64,6 +64,7 @@ import asyncio
 import concurrent.futures
 import logging
 import queue
+import re
 import threading
 from collections import deque
 from typing import Any, Callable
@@ -97,6 +98,17 @@ WORKING = frozenset({1, 6, 7, 8})
 TERMINAL = frozenset({2, 3, 4, 5})
 TERMINAL_MAP = {3: S.CANCELLED, 4: S.EXPIRED, 5: S.REJECTED}
 SYMBOL_IDS = {"MES": "F.US.MES", "ES": "F.US.EP", "MNQ": "F.US.MNQ", "NQ": "F.US.ENQ"}
+ENGINE_TAG = re.compile(r"^mc[0-9a-z]{1,16}-.")
+"""A customTag a mes-console session wrote (the default ``tag_prefix``, ``mc<ms base 36>-``):
+crash recovery tells the engine's own orders (an earlier process's included) from foreign
+ones by it."""
+
+
+def is_engine_tag(tag: str | None, prefix: str = "") -> bool:
+    """True for a customTag placed by a mes-console session: the default tag form
+    (:data:`ENGINE_TAG`) or this venue's own ``prefix``."""
+    t = tag or ""
+    return bool(ENGINE_TAG.match(t)) or bool(prefix) and t.startswith(prefix)
 
 
 class _Track:
@@ -579,6 +591,24 @@ class ProjectXVenue:
                                   o.fill_volume, TYPE_TO_KIND.get(o.type, "limit"),
                                   o.stop_price if o.type in (3, 4, 5) else o.limit_price, st))
         return out
+
+    def client_working_orders(self) -> list[PxOrder]:
+        """The broker's working orders on the contract (``Order/v2/query``, statuses 1, 6, 7, 8)
+        as ProjectX orders. Raises ``ProjectXError`` / ``TimeoutError``."""
+        return list(self._call(self.client.working_orders(self._aid, self._cid)))
+
+    def orders_since(self, since_ns: int) -> list[PxOrder]:
+        """``Order/search`` of the account from ``since_ns`` (broker clock, UTC ns) plus the
+        working orders (``v2/query``, suspended legs included), on every contract, by id.
+        Raises ``ProjectXError`` / ``TimeoutError``."""
+        acct = self._aid
+
+        async def both():
+            rows = {o.id: o for o in await self.client.search_orders(acct, int(since_ns))}
+            for o in await self.client.query_orders(acct, created_after_ns=int(since_ns)):
+                rows[o.id] = o
+            return rows
+        return sorted(self._call(both(), self.submit_timeout_s * 2).values(), key=lambda o: o.id)
 
     def account(self) -> AccountInfo:
         """``Account/search``: the venue's account (balance dollars)."""
