@@ -194,7 +194,7 @@ class StubBroker:
             self._v.cancel(oid)
         return []
 
-    def cancel_all_working(self) -> list:
+    def cancel_all_working(self, keep_market: bool = True) -> list:
         return self.flatten("cancel all")
 
     def history(self, start_ns: int, end_ns: int, limit: int, bar_s: int) -> list[HistoryBar]:

@@ -422,8 +422,9 @@ class BrokerConnection(Protocol):
         :class:`~engine.venue.base.VenueError` when the close is refused."""
         ...
 
-    def cancel_all_working(self) -> list:
-        """Cancel every working order on the contract; returns the broker ids."""
+    def cancel_all_working(self, keep_market: bool = True) -> list:
+        """Cancel every working order on the contract; returns the broker ids. ``keep_market``:
+        leave a working market order alone (an exit in flight; start-up recovery cancels it)."""
         ...
 
     def working_orders(self) -> list[BrokerOrder]:

@@ -234,7 +234,7 @@ class Recovery:
         for attempt in range(VERIFY_TRIES):
             try:
                 if attempt or plan.orders:
-                    b.cancel_all_working()
+                    b.cancel_all_working(keep_market=False)
                 rep = b.reconcile("start-up recovery")
                 self.s._note_reconcile(rep)
                 if rep.broker_qty != 0 and adopt:

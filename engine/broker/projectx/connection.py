@@ -182,8 +182,8 @@ class ProjectXConnection:
     def flatten(self, reason: str) -> list:
         return self._v.flatten(reason)
 
-    def cancel_all_working(self) -> list:
-        return self._v.cancel_all_working()
+    def cancel_all_working(self, keep_market: bool = True) -> list:
+        return self._v.cancel_all_working(keep_market)
 
     def working_orders(self) -> list[BrokerOrder]:
         """``Order/v2/query`` working statuses on the contract (suspended bracket legs included),

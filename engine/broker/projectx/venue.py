@@ -670,9 +670,10 @@ class ProjectXVenue:
             return []
         return list(cancelled)
 
-    def cancel_all_working(self) -> list[int]:
-        """Cancel every working order (1, 6, 7, 8) on the contract; returns the broker ids."""
-        return list(self._call(self.client.cancel_all_working(self._aid, self._cid),
+    def cancel_all_working(self, keep_market: bool = True) -> list[int]:
+        """Cancel every working order (1, 6, 7, 8) on the contract; returns the broker ids.
+        ``keep_market``: a working market order (an exit in flight) is left alone."""
+        return list(self._call(self.client.cancel_all_working(self._aid, self._cid, keep_market=keep_market),
                                self.submit_timeout_s * 4))
 
     def last_quote(self) -> dict:
