@@ -85,7 +85,7 @@ import numpy as np
 
 from engine.broker.base import (
     BrokerConnection, DepthBook, DepthUpdate, FeedStatus, FillMeta, HistoryBar, MarketEvent, Prints, Quote,
-    ReconcileReport, Refused,
+    ReconcileReport, Refused, price_problem,
     api_host,  # noqa: F401  (re-exported: lock names in tests and tools)
 )
 from engine.calendar import calendar_for
@@ -881,15 +881,16 @@ class LiveSession(SessionBase):
         bar (issue 15): a timestamp (UTC ns) within ``gate_future_s`` of the wall clock, in
         exchange mode not more than ``gate_max_jump_s`` ahead of nor ``gate_window_s`` behind
         the engine clock, in wall mode within ``gate_window_s`` of the wall clock; a price that is
-        a finite number > 0 on the contract's tick grid. Returns why the record is refused, or
-        None. The engine clock therefore never moves back (older times are ignored) and never
+        a finite number > 0 on the contract's tick grid, below ``MAX_PRICE`` and within
+        ``PRICE_BAND`` of the last good trade price (the magnitude gate,
+        :func:`engine.broker.base.price_problem`, shared with the market hub and the fake).
+        Returns why the record is refused, or None. The engine clock therefore never moves back (older times are ignored) and never
         jumps beyond the gate."""
         if price is not None or what == "trade":
-            if isinstance(price, bool) or not isinstance(price, (int, float)) or not np.isfinite(price) or price <= 0:
-                return f"{what} price: {price!r} is not a finite price > 0"
             tick = float(self.broker.tick or self.spec.tick_size)
-            if abs(price / tick - round(price / tick)) > 1e-6:
-                return f"{what} price: {price!r} is off the {tick} tick grid"
+            why = price_problem(price, tick, self.last_trade_px, what=f"{what} price")
+            if why is not None:
+                return why
         if ts is None:
             return None
         wall = self.wall.now_ns()
@@ -942,6 +943,10 @@ class LiveSession(SessionBase):
         if isinstance(ev, Quote):
             ts = ev.ts_ns
             why = self.gate_problem(ts, what="quote")
+            for name, px in (("bid", ev.bid), ("ask", ev.ask), ("last", ev.last)):
+                if why is None and px is not None:
+                    why = price_problem(px, float(self.broker.tick or self.spec.tick_size), self.last_trade_px,
+                                        what=f"quote {name}")
             if why is not None:
                 self._refuse(why)
             elif ts is not None:

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from engine.broker.base import price_problem
 from engine.broker.fake.faults import Faults
 from engine.broker.projectx.models import format_ts
 from engine.clock import Clock
@@ -426,12 +427,10 @@ class FakeExchange:
 
     @staticmethod
     def _bad_price(v, tick: float) -> bool:
-        """True for a price that is given but not a finite number > 0 on the tick grid."""
-        if v is None:
-            return False
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-            return True
-        return abs(v / tick - round(v / tick)) > 1e-9
+        """True for a price that is given but fails the magnitude gate the engine uses
+        (:func:`engine.broker.base.price_problem`: a finite number > 0, below ``MAX_PRICE``,
+        on the tick grid): 1e308 is refused, never an ``OverflowError``."""
+        return v is not None and price_problem(v, tick) is not None
 
     def _new_order_id(self) -> int:
         self._next_order += 1
