@@ -545,7 +545,8 @@ class LiveSession(SessionBase):
             self.kernel = TradingKernel(s, self.venue, self._timed_risk, self.spec, bar_ns=self.bar_ns,
                                         starting_balance=self.start_balance)
             self.market = MarketState(cal, self.bar_ns, s.stops.atr_period,
-                                      self.cfg.normal_window_bars, True, settings=s)
+                                      self.cfg.normal_window_bars, True, settings=s,
+                                      quoted_spread=self.quoted_spread)
             if self._adopt_rep is not None:   # protection first: the warm start's history call comes after
                 rep = self._adopt_rep
                 try:
@@ -1019,13 +1020,25 @@ class LiveSession(SessionBase):
         """The session's :class:`StreamingBarPath` (built once the kernel exists): the engine
         clock through :class:`FollowClock` (an exchange clock only moves forward; the wall clock
         moves by itself), the broker's venue through :class:`NoBarVenue` (its fills arrive as
-        events), the spread unknown to the kernel (NaN), as before the shared path existed."""
+        events), the spread the broker's quote (:meth:`quoted_spread`, through the market
+        state's row)."""
         if self._path is None:
             self._path = StreamingBarPath(FollowClock(self.clock), NoBarVenue(self.venue), self._kernel(),
                                           self.signals, self.market, self._timed_risk, self.bar_ns,
-                                          modelled_spread=False, before_step=self._before_step)
+                                          modelled_spread=True, before_step=self._before_step)
             self._path.timings, self._path.equity = self.timings, self.equity
         return self._path
+
+    def quoted_spread(self) -> float:
+        """The broker's quoted spread in ticks (best ask − best bid over the contract's tick)
+        from the latest quote, for the kernel's spread breaker at each bar close; NaN without a
+        quote or with a crossed/unusable one."""
+        q = self.broker.last_quote() if self._venue_started else None
+        if q is None or q.bid is None or q.ask is None:
+            return float("nan")
+        tick = float(self.broker.tick or self.spec.tick_size)
+        sp = (float(q.ask) - float(q.bid)) / tick
+        return sp if np.isfinite(sp) and sp >= 0 else float("nan")
 
     def _before_step(self, m: Any) -> None:
         """Between the bar's inputs and its kernel step: the first-decision time (once the signal

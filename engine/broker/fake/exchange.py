@@ -2,7 +2,7 @@
 
 Market: each historical bar is expanded into four price steps O → (L, H or H, L) → C (down-bar
 first high, up-bar first low), each on the 0.25 tick grid; after a step, ``last`` is the step
-price, ``bid = last``, ``ask = last + tick``. :meth:`FakeExchange.step` advances one step (the
+price, ``bid = last``, ``ask = last + tick`` (``faults.spread_ticks`` ticks above). :meth:`FakeExchange.step` advances one step (the
 server's replay task calls it at ``speed``; tests call it by hand).
 
 Fills (all prices in index points):
@@ -109,9 +109,11 @@ class Market:
     def bid(self) -> float | None:
         return self.last
 
+    spread_ticks: int = 1
+
     @property
     def ask(self) -> float | None:
-        return None if self.last is None else self.last + self.tick
+        return None if self.last is None else self.last + self.spread_ticks * self.tick
 
 
 class FakeExchange:
@@ -217,6 +219,7 @@ class FakeExchange:
         if m.i + 1 >= m.n_steps:
             return False
         m.i += 1
+        m.spread_ticks = max(1, int(self.faults.spread_ticks))
         self._roll(m.step_ts(m.i))
         prev = m.last
         m.last = m.path(m.i)
@@ -288,7 +291,7 @@ class FakeExchange:
         ts = format_ts(m.step_ts(max(m.i, 0)))
         rows: list = [{"timestamp": ts, "type": 6, "price": 0, "volume": 0, "currentVolume": 0}]
         if m.last is not None:
-            bid, ask = m.last, m.last + m.tick
+            bid, ask = m.last, m.ask
             for k in range(10):
                 size = 10 + (k * 7) % 23
                 rows.append({"timestamp": ts, "type": 2, "price": bid - k * m.tick, "volume": size, "currentVolume": size})
@@ -515,7 +518,7 @@ class FakeExchange:
         if m.last is None:      # no market yet (before the first step): the order waits
             return
         last = bid = m.last
-        ask = last + m.tick
+        ask = last + m.spread_ticks * m.tick
         buy = o["side"] == 0
         slip = self.slippage_ticks * m.tick
         px = None
