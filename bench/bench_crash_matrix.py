@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                     ok = "ok"
                 except AssertionError as exc:
                     mismatches += 1
-                    ok = f"MISMATCH: {str(exc).splitlines()[0][:200] if str(exc) else 'assertion'}"
+                    where = traceback.extract_tb(exc.__traceback__)[-1]
+                    ok = f"MISMATCH at {Path(where.filename).name}:{where.lineno} {where.line}: {str(exc)[:400]}"
                 except Exception:
                     mismatches += 1
                     ok = "ERROR: " + traceback.format_exc().strip().splitlines()[-1][:200]
