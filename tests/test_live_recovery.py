@@ -252,5 +252,5 @@ def test_round_trip_row_from_fills() -> None:
     rt = round_trip(fills, 30)
     assert (rt.direction, rt.contracts, rt.entry_price, rt.exit_price) == (1, 2, 6500.0, 6501.25)
     assert (rt.gross_pnl, rt.commission, rt.net_pnl) == (12.5, 1.68, 10.82)
-    assert rt.exit_reason == "recovery: broker trades 1,2" and rt.exit_ts == 30
+    assert rt.exit_reason == "recovery" and rt.exit_ts == 30
 

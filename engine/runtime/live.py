@@ -303,15 +303,18 @@ class _LiveRisk(_TimedRisk):
     """The timed risk proxy of a live session: the kernel's ``on_trade_closed`` goes through
     :meth:`RiskManager.book_broker_trades` with the broker trade ids of the round trip, so the
     booking and the ids reach ``risk_state.json`` in one atomic write (exactly once across a
-    crash; a restart books what is missing from the broker's fill history)."""
+    crash; a restart books what is missing from the broker's fill history). ``before_book(ids)``
+    runs first (the session writes the round trip to the journal with its broker ids)."""
 
     elapsed: int
     block_reason: str
 
-    def __init__(self, risk, venue: _StampedVenue) -> None:
+    def __init__(self, risk, venue: _StampedVenue,
+                 before_book: Callable[[list[int]], None] | None = None) -> None:
         super().__init__(risk)
         object.__setattr__(self, "_venue", venue)
         object.__setattr__(self, "block_reason", "")
+        object.__setattr__(self, "_before_book", before_book)
 
     def evaluate_entry(self, *a, **k):
         """The manager's decision, unless the session blocks new entries (contract roll day):
@@ -326,6 +329,8 @@ class _LiveRisk(_TimedRisk):
         t0 = perf_ns()
         try:
             ids, since = self._venue.take_round_trip()
+            if self._before_book is not None:   # the journal first: a kill before the booking
+                self._before_book(ids)           # leaves a row recovery recognises by its ids
             if ids:
                 r = self._risk.book_broker_trades(ids, net_pnl, exit_ts_ns, since_ns=since)
                 if not r["booked"]:
@@ -438,6 +443,7 @@ class LiveSession(SessionBase):
         self.adopted: dict | None = None
         self._adopt_rep: ReconcileReport | None = None
         self.recovery_rows: list[str] = []
+        self._journaled: set[int] = set()
         """The start-up recovery table rows that applied (:mod:`engine.runtime.recovery`)."""
         self.first_decision_wall_s: float | None = None
         """Wall seconds from :meth:`startup` to the first live bar decided on warm inputs (the
@@ -538,7 +544,7 @@ class LiveSession(SessionBase):
             except RiskStateError as exc:
                 raise SessionError(str(exc)) from None
             new_state = risk.book_broker_trades()["since_ns"] is None   # no watermark yet: a new state
-            self._timed_risk = _LiveRisk(risk, self.venue)
+            self._timed_risk = _LiveRisk(risk, self.venue, self._journal_round_trip)
             self._note_reconcile(rep)
             self._recover(rep, store.dir, new_state)
             self.start_balance = float(risk.balance)
@@ -617,6 +623,25 @@ class LiveSession(SessionBase):
         self.venue.on_fill = self._journal_fill
         self._refresh_journal_today()   # trades of an earlier session today show in the console
         log.info("journal: %s (session %d)", path, j.session_id)
+
+    def _journal_round_trip(self, ids: list[int]) -> None:
+        """The round trip the kernel just closed (its last :class:`TradeRecord`) to the journal
+        with its broker trade ids, BEFORE the risk manager books it (:class:`_LiveRisk`): a kill
+        in between leaves the journal row, and the restart's recovery, finding the ids unbooked,
+        books the risk side without writing the row again (unique ids)."""
+        k = self.kernel
+        if k is None or not k.trades or self.journal is None:
+            return
+        t = k.trades[-1]
+        self._journaled.add(id(t))
+        self._journal("trade", t, broker_ids=ids or None)
+
+    def _journal(self, what: str, *args, **kw) -> None:
+        """:meth:`SessionBase._journal`, except a round trip already written by
+        :meth:`_journal_round_trip` (with its broker ids) is not written again."""
+        if what == "trade" and args and not kw and id(args[0]) in self._journaled:
+            return
+        super()._journal(what, *args, **kw)
 
     def _journal_fill(self, e: FillEvent, meta: FillMeta | None) -> None:
         self._journal("fill", ts_ns=int(e.ts_ns), side=int(e.side), qty=int(e.qty), price=float(e.price),

@@ -114,8 +114,7 @@ class RecoveredTrade:
 def round_trip(fills: list[BrokerFill], ts_ns: int) -> RecoveredTrade:
     """The journal row of a round trip made of ``fills`` (the last one closing; broker P&L and
     fees summed). ``ts_ns``: the engine-clock time it is booked at (exit time when the broker
-    gave none). ``exit_reason`` names the broker trade ids (``recovery: broker trades 1,2``), which
-    also keeps the row unique in the journal."""
+    gave none). ``exit_reason`` is ``recovery``; the journal keeps the broker ids beside it."""
     direction = fills[0].side
     opening = [f for f in fills if f.side == direction]
     closing = [f for f in fills if f.side != direction] or fills[-1:]
@@ -128,7 +127,7 @@ def round_trip(fills: list[BrokerFill], ts_ns: int) -> RecoveredTrade:
         entry_price=float(sum(f.price * f.qty for f in opening) / max(q_in, 1)),
         exit_price=float(sum(f.price * f.qty for f in closing) / max(q_out, 1)),
         gross_pnl=round(gross, 2), commission=round(fees, 2), net_pnl=round(gross - fees, 2),
-        exit_reason="recovery: broker trades " + ",".join(str(f.id) for f in fills))
+        exit_reason="recovery")
 
 
 class Recovery:
@@ -341,14 +340,14 @@ class Recovery:
         j = s.journal
         if j is None:
             return
-        rt = round_trip(fills, ts)
+        ids = [f.id for f in fills]
         try:
-            if j.has_trade(rt.exit_reason):
+            if j.has_trade(ids):     # the killed process wrote it before its booking
                 return
         except Exception:
             log.exception("journal read failed")
             return
-        s._journal("trade", rt)
+        s._journal("trade", round_trip(fills, ts), broker_ids=ids)
         s._refresh_journal_today()
 
 
