@@ -152,16 +152,28 @@ def test_sigkill_with_position_and_after_exit_books_broker_pnl_once(topstepx_pat
             gt.call(ex.step)
             time.sleep(0.004)
 
-    def connected() -> bool:
-        return (sum(1 for c in gt.gw.connections if c.hub == "market" and len(c.subs) >= 2) >= 1
-                and sum(1 for c in gt.gw.connections if c.hub == "user" and len(c.subs) >= 4) >= 1)
+    def hubs() -> set:
+        return {id(c) for c in gt.gw.connections
+                if (c.hub == "market" and len(c.subs) >= 2) or (c.hub == "user" and len(c.subs) >= 4)}
 
     def start() -> Proc:
+        """A new process; once ITS two hubs are subscribed, one price step (its first market
+        event ends the start-up wait), then no more steps until it reports its start: the
+        market does not run on while it recovers (a slow start under load would otherwise
+        replay enough bars for the session to trade before the books are compared)."""
+        seen = hubs()
         p = Proc(gt.url, cfg)
         procs.append(p)
-        _wait(lambda: connected() or p.p.poll() is not None, lambda: time.sleep(0.05), 60, "hubs")
+        _wait(lambda: len(hubs() - seen) >= 2 or p.p.poll() is not None, lambda: time.sleep(0.02), 60, "hubs")
         assert p.p.poll() is None, p.text()[-3000:]
-        _wait(lambda: p.started() or p.p.poll() is not None, step, 60, "session start")
+        polls = [0]
+
+        def nudge() -> None:       # a step now and then only if the first one was not seen
+            if polls[0] % 100 == 0:
+                step()
+            polls[0] += 1
+            time.sleep(0.02)
+        _wait(lambda: p.started() or p.p.poll() is not None, nudge, 60, "session start")
         assert p.p.poll() is None, p.text()[-3000:]
         return p
 
