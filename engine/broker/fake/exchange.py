@@ -291,7 +291,7 @@ class FakeExchange:
         ts = format_ts(m.step_ts(max(m.i, 0)))
         rows: list = [{"timestamp": ts, "type": 6, "price": 0, "volume": 0, "currentVolume": 0}]
         if m.last is not None:
-            bid, ask = m.last, m.ask
+            bid, ask = m.last, m.last + m.spread_ticks * m.tick
             for k in range(10):
                 size = 10 + (k * 7) % 23
                 rows.append({"timestamp": ts, "type": 2, "price": bid - k * m.tick, "volume": size, "currentVolume": size})
