@@ -70,6 +70,7 @@ def _check_books(run: Run, state: Path, *, flat: bool = True) -> dict:
         assert r.balance == pytest.approx(b["balance"], abs=0.005), (r.balance, b["balance"])
         assert r.balance - CAPITAL == pytest.approx(net, abs=0.005)
         st = r.state_dict()
+        assert st["halt"] is None, st["halt"]          # recovery's own reconciliations explain themselves
         assert st["day_realized_pnl"] == pytest.approx(net, abs=0.005)
         assert st["trades_today"] == len(closed)
         assert {t["id"] for t in b["trades"]} <= r.book_broker_trades()["ids"]
@@ -254,3 +255,17 @@ def test_round_trip_row_from_fills() -> None:
     assert (rt.gross_pnl, rt.commission, rt.net_pnl) == (12.5, 1.68, 10.82)
     assert rt.exit_reason == "recovery" and rt.exit_ts == 30
 
+
+
+def test_balance_change_recovery_cannot_attribute_is_alerted_once(tmp_path) -> None:
+    def setup(ex):
+        ex.step()
+        ex.adjust_balance(-50.0)                   # a fee or a withdrawal while no engine ran
+    run, state = _run(tmp_path, setup)
+    try:
+        run.start()
+        assert run.sess.risk.balance == pytest.approx(CAPITAL - 50.0)
+        outside = [e for e in run.sess._events if "outside the engine" in e.message]
+        assert len(outside) == 1 and "$-50.00" in outside[0].message, [e.message for e in run.sess._events]
+    finally:
+        run.close()
