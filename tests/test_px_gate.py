@@ -101,6 +101,18 @@ def test_hostile_market_records_are_dropped_and_the_session_goes_on(topstepx_pat
                 "not an object"]
         gw._emit("market", "GatewayTrade", [cid, rows], key_t)
 
+    import logging
+
+    from engine.logs import install, json_handler, reset
+
+    logfile = tmp_path / "session.jsonl"
+    fh = open(logfile, "w")
+    reset()
+    h = json_handler(fh)
+    install([h])
+    others = [logging.getLogger(n) for n in ("engine", "signalrcore")]
+    for lg in others:
+        lg.addHandler(h)
     try:
         sess.start()
         _wait(lambda: any(c.hub == "market" and len(c.subs) >= 2 for c in gw.connections), why="hubs")
@@ -115,7 +127,14 @@ def test_hostile_market_records_are_dropped_and_the_session_goes_on(topstepx_pat
         sess.stop("test over")
         sess.finished.wait(10)
         gt.close()
+        reset()
+        for lg in others:
+            lg.removeHandler(h)
+        fh.close()
     assert sess.exit_code == 0 and sess.exit_reason == "market feed ended"
+    lines = logfile.read_text().splitlines()       # the JSON-lines output stays parseable
+    assert lines and all(json.loads(ln) for ln in lines)
+    assert not [ln for ln in lines if "Traceback" in ln or "OverflowError" in ln]
     assert sess.i == N - 1                     # every real bar made it through
     assert sess.clock.now_ns() < Y2026
     rep = json.loads((tmp_path / "r.json").read_text())
