@@ -269,3 +269,31 @@ def test_balance_change_recovery_cannot_attribute_is_alerted_once(tmp_path) -> N
         assert len(outside) == 1 and "$-50.00" in outside[0].message, [e.message for e in run.sess._events]
     finally:
         run.close()
+
+
+def test_adopted_position_books_its_whole_round_trip_by_id(tmp_path) -> None:
+    """``position_ours`` under ``adopt``: the broker's legs are replaced by the kernel's, and when
+    the adopted position closes, the risk state and the journal hold the whole round trip
+    (opening fill included, fees too), equal to the broker's."""
+    def setup(ex):
+        ex.step()
+        _entry(ex, +1, 1, TAG + "e1")
+        ex.step()
+    run, state = _run(tmp_path, setup, policy="adopt")
+    try:
+        run.start()
+        s = run.sess
+        assert "position_ours" in s.recovery_rows and s.adopted is not None and s.kernel.oco.pos == 1
+        working = run.gt.call(lambda: _working(run.ex))
+        assert [o["type"] for o in working if o["status"] == 1] in ([4, 1], [1, 4])   # the kernel's stop + target
+
+        def stop_out():
+            ex = run.ex
+            stop = next(o for o in ex.orders.values() if o["status"] == 1 and o["type"] == 4)
+            ex._fill(stop, stop["size"], stop["stopPrice"])
+        run.gt.call(stop_out)
+        _steps(run, 8)
+        assert s.kernel.oco.pos == 0 and len(s.kernel.trades) == 1
+        _check_books(run, state)
+    finally:
+        run.close()

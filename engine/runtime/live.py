@@ -442,6 +442,7 @@ class LiveSession(SessionBase):
         """History bars fed at start-up (warm start)."""
         self.adopted: dict | None = None
         self._adopt_rep: ReconcileReport | None = None
+        self._adopt_fills: list = []
         self.recovery_rows: list[str] = []
         self._journaled: set[int] = set()
         """The start-up recovery table rows that applied (:mod:`engine.runtime.recovery`)."""
@@ -556,7 +557,7 @@ class LiveSession(SessionBase):
             if self._adopt_rep is not None:   # protection first: the warm start's history call comes after
                 rep = self._adopt_rep
                 try:
-                    adopt(self, rep)
+                    adopt(self, rep, self._adopt_fills)
                 except Exception as exc:   # never leave it unprotected: close it, then refuse
                     msg = f"start-up: adopting {rep.broker_qty:+d} failed ({type(exc).__name__}: {exc}); closing it"
                     log.error(msg)
@@ -594,6 +595,7 @@ class LiveSession(SessionBase):
         self.venue.poll_events()   # the kernel never held what recovery closed: booked below, by id
         self.venue.rt.clear()
         bal = rec.book("start-up")
+        self._adopt_fills = rec.open_fills if adopt_rep is not None else []
         self._setup_account(state_dir, new_state, bal, rec.pending_fees)
 
     def _open_journal(self, acct: str) -> None:

@@ -147,6 +147,8 @@ class Recovery:
         self.booked_trips = 0
         self.booked_net = 0.0
         self._left: set[int] = set()
+        self.open_fills: list[BrokerFill] = []
+        """Unbooked fills of the position still open after recovery (adopted), oldest first."""
         self.pending_fees = 0.0
         """Fees (dollars) of fills of a position still open after recovery (adopted): the
         broker's balance already paid them, the risk manager books them with the round trip."""
@@ -292,6 +294,7 @@ class Recovery:
                 log.info("%s: %d broker trades before this risk state's first session recorded, "
                          "not booked", why, len(trades))
             self.pending_fees = 0.0
+            self.open_fills = []
             self._left = set()
             return
         pend: list[BrokerFill] = []
@@ -317,6 +320,7 @@ class Recovery:
                 self._journal_trip(pend, ts)
             pend = []
         self.pending_fees = float(sum(f.fees for f in pend))
+        self.open_fills = list(pend)
         self._left = {f.id for f in pend}
         self.booked_trips += n
         self.booked_net += total
@@ -351,9 +355,12 @@ class Recovery:
         s._refresh_journal_today()
 
 
-def adopt(sess: "LiveSession", rep: ReconcileReport) -> None:
+def adopt(sess: "LiveSession", rep: ReconcileReport, open_fills: list[BrokerFill] | None = None) -> None:
     """``[live] on_start_position = "adopt"``: take the broker's position (size and average
-    price) into the kernel and protect it at once: the broker's working orders on the
+    price) into the kernel and protect it at once. ``open_fills``: the broker's unbooked fills
+    that opened it (recovery's): their fees become the adopted round trip's opening commission
+    and their trade ids lead the round trip's ids, so the kernel books the whole round trip by
+    id at its close (the risk state and the journal then equal the broker's). Then the broker's working orders on the
     contract are cancelled (again), then a stop and a target from the current stop rules
     (:meth:`RiskManager.compute_bracket` at the average price; it runs before the warm start,
     so the ATR is the fixed-tick stop's equivalent) are placed as standalone legs. A position
@@ -391,6 +398,10 @@ def adopt(sess: "LiveSession", rep: ReconcileReport) -> None:
     t = k._open = _OpenTrade(entry_ts=now, entry_bar=0, direction=side)
     t.qty_in, t.px_in, t.ref_in = abs(qty), avg * abs(qty), avg * abs(qty)
     t.stop_ticks, t.confidence = stop_ticks, float("nan")
+    if open_fills and sum(f.side * f.qty for f in open_fills) == qty:
+        t.commission = float(sum(f.fees for f in open_fills))
+        sess.venue.rt[:0] = [{"id": int(f.id), "signed": int(f.side * f.qty), "fees": float(f.fees),
+                              "pnl": f.pnl, "ts_ns": int(f.ts_ns)} for f in open_fills]
     k._best = avg
     if beyond:
         msg = (f"start-up: adopted {qty:+d} @ {avg:.2f} is already beyond its stop "
