@@ -21,9 +21,11 @@ Start-up (:meth:`LiveSession.startup`, R-LIVE-1), in this order:
 5. restore the risk state (:class:`engine.risk.RiskStateStore` in
    ``<state>/risk/<mode>-<endpoint>-<account>/``; unreadable → refused, never reset);
 6. the engine clock starts (see *Clocks*), then the calendar, risk manager and kernel are built;
-7. a position found at the broker at start-up is not the session's: it is closed
-   (``broker.flatten``) with a critical alert before trading starts (or adopted, ``[live]
-   on_start_position = "adopt"``);
+7. start-up recovery (:mod:`engine.runtime.recovery`): what the broker shows (position,
+   working orders, fills since the saved state) is classified in the recovery table and acted on
+   (orders cancelled, a position closed, or adopted with ``[live] on_start_position = "adopt"``),
+   the broker must agree, then its fills are booked (risk state and journal, by trade id) and the
+   balance is read once, after the last booked trade;
 8. trade.
 
 Clocks. Two clocks are used:
