@@ -1,14 +1,15 @@
 """Build hook: compiles the backtest kernel's hot modules with mypyc (the SAME source, one kernel).
 
-Everything else is in pyproject.toml. ``pip install -e '.[dev]'`` runs this and leaves one
-extension module per listed file beside its .py (``engine/kernel.cpython-311-*.so``); Python
+Everything else is in pyproject.toml. A plain ``pip install -e .`` installs the PURE-PYTHON kernel
+(and removes an earlier build, whose modules would shadow the .py files). The compiled kernel is
+opt-in: ``mes-console build`` runs ``python setup.py build_ext --inplace`` with ``MES_MYPYC=1``
+(mypy must be installed: the ``fast`` or ``dev`` extra) and shows its progress; it leaves one
+extension module per listed file beside its .py (``engine/kernel.cpython-311-*.so``). Python
 imports the .so before the .py, so after editing one of these files rebuild with
-``pip install -e '.[dev]'`` (or ``python setup.py build_ext --inplace``), or delete the .so files
-(``make clean``-equivalent: ``find engine -name '*.so' -delete``) to run the .py source.
-Set ``MES_NO_MYPYC=1`` to install without compiling (pure Python). A machine that cannot compile
-(no C compiler, mypyc refuses the source) installs the pure-Python kernel, with a warning block in
-pip's output that names the cause: the same rules, only slower (``bench/bench_backtest.py`` prints
-which kernel it ran).
+``mes-console build``, or ``mes-console build --clean`` to run the .py source; ``import engine``
+refuses a build older than its source. A machine that cannot compile (no C compiler, mypyc
+refuses the source) keeps the pure-Python kernel, with a warning block that names the cause: the
+same rules, only slower (``bench/bench_backtest.py`` prints which kernel it ran).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class BuildExtFresh(build_ext):
 
 def _warn_pure(why: str) -> None:
     bar = "=" * 78
-    sys.stderr.write(f"\n{bar}\nmes-console: {why}; installing the PURE-PYTHON kernel (same rules, about\n"
-                     f"1.6x slower backtests). Set MES_NO_MYPYC=1 to skip the attempt.\n{bar}\n\n")
+    sys.stderr.write(f"\n{bar}\nmes-console: {why}; keeping the PURE-PYTHON kernel (same rules, 2-3x\n"
+                     f"slower kernel steps, see specs/backtest.md).\n{bar}\n\n")
 
 
 def _remove_built() -> None:
@@ -80,7 +81,11 @@ COMPILED = [
 # the metadata steps pip runs first (egg_info, dist_info)
 _BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
 ext_modules = []
-if _BUILDS & set(sys.argv[1:]) and os.environ.get("MES_NO_MYPYC", "") not in ("1", "true", "yes"):
+# Opt-in: `mes-console build` sets MES_MYPYC=1 (a plain `pip install -e .` stays pure Python: the
+# README's first command must not spend ~3 min in a silent compile; see specs/backtest.md)
+_WANT = os.environ.get("MES_MYPYC", "") in ("1", "true", "yes") and \
+    os.environ.get("MES_NO_MYPYC", "") not in ("1", "true", "yes")
+if _BUILDS & set(sys.argv[1:]) and _WANT:
     try:
         from mypyc.build import mypycify
 

@@ -9,7 +9,13 @@ __version__ = "0.1.0"
 
 
 class StaleBuildError(ImportError):
-    """A compiled kernel module (mypyc ``.so``) is older than its ``.py`` source."""
+    """A compiled kernel module (mypyc ``.so``) is older than its ``.py`` source.
+
+    ``checkout`` is the directory holding ``engine/`` (where the build lives)."""
+
+    def __init__(self, message: str, checkout: str) -> None:
+        super().__init__(message)
+        self.checkout = checkout
 
 
 def _check_compiled_build() -> None:
@@ -29,8 +35,9 @@ def _check_compiled_build() -> None:
                 if os.path.exists(py) and os.path.getmtime(py) > os.path.getmtime(os.path.join(d, f)):
                     raise StaleBuildError(
                         f"{os.path.relpath(py, os.path.dirname(root))} is newer than its mypyc build {f}: "
-                        "rebuild with `pip install -e '.[dev]'` (or `python setup.py build_ext --inplace`), "
-                        "or run the pure-Python source with `find engine -name '*.so' -delete`")
+                        "rebuild with `mes-console build`, or run the pure-Python source with "
+                        "`mes-console build --clean` (or `find engine -name '*.so' -delete`)",
+                        os.path.dirname(root))
 
 
 _check_compiled_build()

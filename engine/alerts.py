@@ -133,8 +133,19 @@ class AlertRouter:
         self.stats = {"accepted": 0, "throttled": 0, "deduplicated": 0, "dropped": 0, "sent": 0,
                       "failed": 0}
         self.sent: dict[str, int] = {s: 0 for s in SINKS}
+        self._channels: list[tuple[CommandChannel, int, frozenset]] = []   # issue 26: two-way channels
         if start:
             self._ensure_thread()
+
+    def add_channel(self, channel: "CommandChannel", min_priority: str = "warning",
+                    kinds: tuple[str, ...] = ()) -> None:
+        """Also deliver every accepted alert of ``min_priority`` or higher, and every alert whose
+        kind is in ``kinds`` whatever its priority, to ``channel`` (:meth:`CommandChannel.broadcast`,
+        on the caller's thread: a channel's broadcast queues and returns at once). Issue 26: the
+        Telegram bot receives the warnings, the criticals, the watchdog and the heartbeat."""
+        if min_priority not in PRIORITIES:
+            raise ValueError(f"unknown priority {min_priority!r}; allowed {list(PRIORITIES)}")
+        self._channels.append((channel, PRIORITIES[min_priority], frozenset(kinds)))
 
     @property
     def configured(self) -> list[str]:
@@ -183,6 +194,12 @@ class AlertRouter:
             self.stats["accepted"] += 1
         log.log(_LEVEL[priority], "ALERT %s", alert.text(), extra={"event": "alert", "kind": kind,
                                                                     "priority": priority})
+        for ch, lo, kinds in self._channels:  # issue 26: two-way channels (Telegram)
+            if rank >= lo or kind in kinds:
+                try:
+                    ch.broadcast(alert.text())
+                except Exception:
+                    log.exception("alert channel %s failed", getattr(ch, "name", "?"))
         sinks = [s for s in self.routes[priority] if s != "log" and s in self.configured]
         if not sinks or self._closed:
             return True
@@ -293,6 +310,36 @@ class AlertRouter:
         msg.set_content(f"{alert.text()}\n\ntime (UTC): {to_datetime(alert.ts_ns).isoformat()}\n")
         with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=self.timeout_s) as smtp:
             smtp.send_message(msg)
+
+
+# ---------------------------------------------------------------- two-way channels (issue 26)
+class CommandChannel:
+    """A two-way transport for remote control (issue 26; Telegram:
+    :class:`engine.remote.telegram.TelegramChannel`). Where Telegram is not wanted, another
+    transport subclasses this and is handed to :func:`engine.remote.start_remote` (or to an
+    :class:`AlertRouter` with :meth:`AlertRouter.add_channel`):
+
+    - :meth:`start` ``(handler)``: begin receiving on a thread of its own; for every incoming
+      text call ``handler(chat_id: int, text: str) -> str | None``
+      (:meth:`engine.remote.control.RemoteController.handle`, which applies the allow-list,
+      journals the action and waits for the broker) and send a non-None answer back to that
+      chat. It must never raise into the caller; a lost connection is retried by the channel
+      and never reaches the session;
+    - :meth:`broadcast` ``(text)``: send ``text`` to every allowed chat (alerts, heartbeat,
+      watchdog); returns at once, never raises;
+    - :meth:`close`: stop receiving (idempotent).
+    """
+
+    name = "channel"
+
+    def start(self, handler: Any) -> None:
+        raise NotImplementedError
+
+    def broadcast(self, text: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
 class _SinkError(RuntimeError):

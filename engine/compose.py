@@ -73,13 +73,14 @@ def replay_bars(settings: Settings, *, data: Path | None, start: str | None, end
 
 def replay(settings: Settings, bars, *, model: str | Path | None = None, speed: float | None = None,
            report: Path | None = None, ring=None, pace_from_ns: int = 0, mode_label: str = "replay",
-           risk=None) -> Session:
+           risk=None, strategy=None) -> Session:
     """The replay mode over ``bars``: the signal source (``model`` checkpoint, or the rule-based
     baseline, :func:`engine.runtime.session.make_signal_source`) and the :class:`Session` on the
-    simulated pieces. ``speed``: simulated seconds per real second (None = as fast as
+    simulated pieces; ``strategy``: a loaded strategy
+    (:class:`engine.strategy.loader.LoadedStrategy`) instead of the model/baseline. ``speed``: simulated seconds per real second (None = as fast as
     possible); ``report``: the JSON session report's path. Raises the checkpoint loader's
     errors and :class:`engine.runtime.session.SessionError` for empty bars."""
-    src = make_signal_source(settings, bars, model)
+    src = make_signal_source(settings, bars, model, strategy=strategy)
     cfg = SessionConfig(mode=mode_label, speed=speed, report_path=report, pace_from_ns=pace_from_ns)
     return Session(settings, bars, src, cfg, risk=risk, ring=ring)
 
@@ -104,11 +105,12 @@ def projectx_connection(settings: Settings, wall, alerts, gateway_url: str | Non
 
 def live_session(settings: Settings, *, mode: str, model: Path | None, json_report: Path | None,
                  gateway_url: str | None, ring=None, state_dir: Path | None = None,
-                 connect: BrokerFactory = projectx_connection, **cfg_overrides: Any):
+                 connect: BrokerFactory = projectx_connection, strategy=None, **cfg_overrides: Any):
     """The paper/live mode: a :class:`engine.runtime.live.LiveSession` (not started) on the
     broker connection ``connect`` makes. ``gateway_url`` (paper, a local or practice gateway) →
     the engine clock follows the exchange timestamps of the market data; otherwise the wall
-    clock. ``cfg_overrides``: :class:`engine.runtime.live.LiveConfig` fields. The alert router is
+    clock. ``strategy``: a loaded strategy instead of ``model``. ``cfg_overrides``:
+    :class:`engine.runtime.live.LiveConfig` fields. The alert router is
     the session's (closed with it). Raises :class:`engine.runtime.session.SessionError` /
     ``ValueError`` naming the problem (the alert router closed)."""
     from engine.alerts import AlertRouter
@@ -122,7 +124,7 @@ def live_session(settings: Settings, *, mode: str, model: Path | None, json_repo
         cfg = LiveConfig(mode=mode, clock="exchange" if gateway_url else "wall",
                          report_path=json_report, state_dir=state_dir, **cfg_overrides)
         session = LiveSession(settings, broker, cfg, model_path=model, wall_clock=wall, alerts=alerts,
-                              ring=ring)
+                              ring=ring, strategy=strategy)
     except BaseException:
         alerts.close(1.0)
         raise

@@ -18,15 +18,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, get_origin, get_type_hints
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+import tomllib
 
 APP_NAME = "mes-console"
 SECRET_ENV = {
@@ -282,6 +278,44 @@ class DatabentoConfig:
     symbols: list = _f(["MES.c.0"], doc="continuous front month")
 
 
+# ---- issue 26: [lockouts] (discipline lockouts in the risk manager), [remote] (Telegram remote
+# control) and [watchdog] (dead-man watchdog and heartbeat); specs/remote.md
+@dataclass(frozen=True)
+class LockoutsConfig:
+    max_trades_per_day: int = _f(0, lo=0, doc="round trips per CME trading day, then no entries until 18:00 NY; 0 = off")
+    daily_profit_lock: float = _f(0.0, lo=0.0, doc="$ day P&L at which entries stop for the day; 0 = off")
+    consistency_share: float = _f(0.0, lo=0.0, hi=1.0, doc="stop entries once the day's P&L reaches this share of consistency_target; 0 = off")
+    consistency_target: float = _f(0.0, lo=0.0, doc="$ the account's profit target the consistency share applies to")
+    after_open_minutes: float = _f(0.0, lo=0.0, hi=390.0, doc="no entries in the first minutes after the RTH open (09:30 NY); 0 = off")
+    blocked_windows: list = _f([], doc='[["HH:MM", "HH:MM"], ...] New York times without entries, every day')
+    events_file: str = _f("", doc="economic calendar, .ics or .csv (examples/calendar/); empty = off")
+    events_min_importance: str = _f("high", choices=("low", "medium", "high"), doc="events of this importance or more")
+    events_before_min: float = _f(5.0, lo=0.0, hi=1440.0, doc="no entries from this many minutes before an event")
+    events_after_min: float = _f(5.0, lo=0.0, hi=1440.0, doc="... to this many minutes after it")
+    events_action: str = _f("block", choices=("block", "flatten", "breakeven"),
+                            doc="at T-before: block entries only, or also flatten / move the stop to break-even")
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    telegram: bool = _f(False, doc="Telegram remote control; token from MES_TELEGRAM_TOKEN, never a file")
+    allowed_chats: list = _f([], doc="chat ids obeyed; every other chat is logged and ignored")
+    allow_reset: bool = _f(False, doc="allow /reset RESET remotely")
+    base_url: str = _f("", doc="Bot API base URL; empty = https://api.telegram.org/bot")
+    poll_timeout_s: float = _f(10.0, lo=0.0, hi=60.0, doc="long-poll timeout, seconds")
+    action_timeout_s: float = _f(20.0, lo=1.0, hi=300.0, doc="wait this long for the broker to confirm an action")
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    enabled: bool = _f(True, doc="dead-man watchdog in paper and live sessions")
+    heartbeat_min: float = _f(60.0, lo=0.0, doc="heartbeat message every this many minutes; 0 = off")
+    bar_silence_s: float = _f(180.0, lo=1.0, doc="alert when no bar closed for this long in a session")
+    feed_silence_s: float = _f(60.0, lo=1.0, doc="alert when no quote or trade arrived for this long in a session")
+    protection_s: float = _f(10.0, lo=1.0, doc="alert when an open position has no broker-confirmed stop for this long")
+    flatten_on_alarm: bool = _f(False, doc="also flatten (and pause) when the watchdog fires")
+
+
 @dataclass(frozen=True)
 class Secrets:
     """Secrets from the environment only. ``repr`` masks them."""
@@ -321,6 +355,9 @@ class Settings:
     databento: DatabentoConfig = field(default_factory=DatabentoConfig)
     data: DataConfig = field(default_factory=DataConfig)
     live: LiveStartConfig = field(default_factory=LiveStartConfig)
+    lockouts: LockoutsConfig = field(default_factory=LockoutsConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     secrets: Secrets = field(default_factory=Secrets, compare=False)
     sources: tuple = field(default=(), compare=False)
 
@@ -391,6 +428,7 @@ LIST_SHAPES: dict[str, tuple] = {
     "risk.consecutive_loss_pauses": (("losses", "int", 1, 1000), ("pause seconds", "num", 0.0, 7 * 86_400.0)),
     "projectx.history_rate": ("requests", "int", 1, None),
     "projectx.general_rate": ("requests", "int", 1, None),
+    "lockouts.blocked_windows": (("from HH:MM NY", "str", None, None), ("to HH:MM NY", "str", None, None)),
 }
 _ROW_OPEN = {("risk.balance_tiers", 2), ("risk.confidence_multipliers", 1)}   # lower bound exclusive
 
@@ -514,6 +552,7 @@ def _check_invariants(s: Settings, source: str) -> None:
         if not (len(v) == 2 and all(isinstance(x, (int, float)) and x > 0 for x in v)):
             raise ConfigError(f"{source}: [projectx] {key} = {v!r}: expected [requests > 0, seconds > 0]")
     _check_risk_order(s, source)
+    _check_lockouts(s, source)
     _check_cross_rules(s, source)
 
 
@@ -601,6 +640,39 @@ def _check_risk_order(s: Settings, source: str) -> None:
     if r.daily_loss_limit > r.kill_switch_loss:
         raise ConfigError(f"{source}: [risk] daily_loss_limit = {r.daily_loss_limit!r}: must be ≤ "
                           f"[risk] kill_switch_loss = {r.kill_switch_loss!r} (the day's limit fires first)")
+
+
+def _check_lockouts(s: Settings, source: str) -> None:
+    """[lockouts] blocked_windows rows are ``["HH:MM", "HH:MM"]`` with from < to (New York), its
+    events_file is readable (:func:`engine.risk.lockouts.load_events`); [remote] allowed_chats
+    holds integer chat ids (issue 26)."""
+    for i, row in enumerate(s.lockouts.blocked_windows, 1):
+        try:
+            a, b = (_hhmm(x) for x in row)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{source}: [lockouts] blocked_windows row {i} {row!r}: expected "
+                              '["HH:MM", "HH:MM"] New York times') from None
+        if not a < b:
+            raise ConfigError(f"{source}: [lockouts] blocked_windows row {i} {row!r}: from must be before to")
+    if s.lockouts.events_file:  # read now: a bad calendar is a settings error, named with its line
+        from engine.risk.lockouts import EventsFileError, load_events
+
+        try:
+            load_events(s.lockouts.events_file)
+        except EventsFileError as exc:
+            raise ConfigError(f"{source}: [lockouts] events_file: {exc}") from None
+    for c in s.remote.allowed_chats:
+        if isinstance(c, bool) or not isinstance(c, int):
+            raise ConfigError(f"{source}: [remote] allowed_chats = {s.remote.allowed_chats!r}: chat ids are integers")
+
+
+def _hhmm(x: Any) -> int:
+    """``"HH:MM"`` → minutes after midnight; ValueError otherwise."""
+    h, m = str(x).split(":")
+    v = int(h) * 60 + int(m)
+    if not (0 <= int(h) < 24 and 0 <= int(m) < 60):
+        raise ValueError(x)
+    return v
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -26,6 +26,8 @@ Tables (times ``*_ns`` are int64 UTC nanoseconds; money in dollars; prices in in
   (``exit_reason`` ``recovery``, the broker's P&L and fees); in paper/live ``broker_ids`` holds
   the broker trade ids of its fills (``"5000002,5000003"``, unique: a round trip is written once
   across any crash, whoever writes it).
+- ``bars`` (created on first use): the bars a paper/live session saw, its warm-up history flagged
+  ``warm``, for ``mes-console drift`` (:mod:`engine.backtest.drift`).
 - ``events``: halts, resets, pauses, manual actions (flatten, quit), alerts: kind, severity,
   message.
 """
@@ -144,7 +146,7 @@ class Journal:
                 if ver == 0:
                     names = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
                     if names - {"sessions", "fills", "trades", "events", "trades_day", "fills_day",
-                                "trades_broker_ids", "sqlite_sequence"}:
+                                "trades_broker_ids", "sqlite_sequence", "bars"}:
                         raise JournalError(f"journal {self.path}: not a mes-console journal "
                                            f"(tables {sorted(names)})")
                     self._db.executescript(_SCHEMA)
@@ -221,6 +223,34 @@ class Journal:
         """A halt, reset, pause, manual action or alert."""
         self._exec("INSERT INTO events (session_id, ts_ns, kind, severity, message, day) VALUES (?,?,?,?,?,?)",
                    (self._sid(), int(ts_ns), kind, severity, message, self.day_of(int(ts_ns))))
+
+    # ---- issue 26: the bars a session saw, for `mes-console drift` (engine/backtest/drift.py)
+    _BARS_SQL = ("CREATE TABLE IF NOT EXISTS bars (session_id INTEGER NOT NULL REFERENCES sessions(id), "
+                 "ts_ns INTEGER NOT NULL, open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL, "
+                 "close REAL NOT NULL, volume REAL, warm INTEGER NOT NULL DEFAULT 0)")
+
+    def bars_write(self, rows: Iterable[tuple], *, warm: bool = False) -> None:
+        """Bars the session processed (``warm``: the history bars that warmed its features, not
+        traded on): rows of ``(open ts UTC ns, open, high, low, close, volume)``, points. The
+        ``bars`` table is created on first use (older journals have none)."""
+        self._exec(self._BARS_SQL)
+        sid = self._sid()
+        with self._lock:
+            try:
+                self._db.executemany("INSERT INTO bars (session_id, ts_ns, open, high, low, close, volume, warm) "
+                                     "VALUES (?,?,?,?,?,?,?,?)",
+                                     [(sid, int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]),
+                                       None if r[5] != r[5] else float(r[5]), int(bool(warm))) for r in rows])
+            except sqlite3.DatabaseError as exc:
+                raise JournalError(f"journal {self.path}: {exc}") from None
+
+    def bars(self, session: int) -> list[dict]:
+        """The bars recorded for ``session`` in time order (``warm`` first), [] when none."""
+        names = {r["name"] for r in self._rows("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "bars" not in names:
+            return []
+        return self._rows("SELECT ts_ns, open, high, low, close, volume, warm FROM bars WHERE session_id = ? "
+                          "ORDER BY ts_ns", (int(session),))
 
     def close_session(self, *, ended_ns: int, end_balance: float | None, net_pnl: float, trades: int,
                       exit_reason: str, report: dict | None = None) -> None:

@@ -12,6 +12,10 @@ console (no credentials, no network, no data files). Sub-commands:
     config     show | check
     fake-gateway  a local ProjectX gateway for paper trading and tests
     journal    trades and P&L by day and by session from the trade journal
+    build      compile the kernel's hot modules with mypyc (opt-in speed-up)
+    strategy   new (a commented strategy file and its test) | list
+    analyze    lookahead | warmup | streaming checks of a strategy's signals
+    drift      a paper/live session against the kernel re-run on the bars it saw
 
 Each group lives in ``mes_console/commands/<name>.py``; a group whose module is not present yet
 is simply not listed.
@@ -50,6 +54,10 @@ _GROUPS: list[tuple[str, str | None]] = [
     ("mes_console.commands.config_cmd", "config"),
     ("mes_console.commands.fake_gateway", None),
     ("mes_console.commands.journal", None),
+    ("mes_console.commands.build", None),
+    ("mes_console.commands.strategy", "strategy"),
+    ("mes_console.commands.analyze", "analyze"),
+    ("mes_console.commands.drift", None),
 ]
 
 
@@ -81,8 +89,10 @@ def root(
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Bare console only: the demo session runs this "
+                                           "strategy (path/file.py:Class, package.module:Class, an entry-point name)."),
 ) -> None:
-    ctx.obj = {"config": config}
+    ctx.obj = {"config": config, "strategy": strategy}
     if ctx.invoked_subcommand is None:
         demo = getattr(importlib.import_module("mes_console.commands.run"), "demo", None) \
             if importlib.util.find_spec("mes_console.commands.run") else None

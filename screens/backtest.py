@@ -2,6 +2,9 @@
 strategy's parameters; run off the UI thread with progress; show the metrics table, the equity
 curve and the trade list.
 
+The Model field also takes a strategy (``path/file.py:Class``, ``package.module:Class``, an
+entry-point name; the strategies found are its suggestions and listed in its tooltip).
+
 With the walk-forward switch on (``Walk-fwd`` = train/val/test months, e.g. ``6/1/1``; ``off`` = a
 plain backtest) the run is ``backtest --walk-forward``: per fold the fold's model (``[training]
 arch``, or the Model field when it names an architecture) is trained and its out-of-sample test
@@ -71,12 +74,19 @@ class BacktestScreen(JobScreen):
         self.stoppable = False
         self.walk_forward: WalkForwardRun | None = None
         """The last walk-forward's folds and go-live table (None after a plain backtest)."""
+        from engine.strategy.console import found_specs
+
+        self.strategies = tuple(dict.fromkeys(("baseline", *found_specs())))
+        """The Model field's suggestions: the strategies found (``mes-console strategy list``)."""
 
     def form(self) -> list[list[Widget]]:
         return [
             [*field("Data", "demo", id="data", tooltip="a bars parquet file, or demo (generated)"),
-             *field("Model", "baseline", id="model", tooltip="a checkpoint or baseline; walk-forward: an "
-                    "architecture (mlp, lstm, hybrid, transformer) or baseline = [training] arch"),
+             *field("Model", "baseline", id="model", suggester=SuggestFromList(self.strategies),
+                    tooltip="a checkpoint, baseline, or a strategy (path/file.py:Class, package.module:Class, an "
+                    "entry-point name); walk-forward: an architecture (mlp, lstm, hybrid, transformer), baseline = "
+                    "[training] arch, or a strategy (its declared parameters re-optimized per fold). Found: "
+                    + ", ".join(self.strategies)),
              *field("Walk-fwd", "off", id="wf", suggester=SuggestFromList(("off", self.windows)),
                     tooltip="off, or train/val/test months (e.g. 6/1/1): one model per fold, "
                     "backtested on its out-of-sample window, and the go-live check")],
@@ -119,9 +129,12 @@ class BacktestScreen(JobScreen):
             raise ValueError(f"research: {research!r} is not on or off")
         wf, tr, va, te = parse_windows(self.query_one("#wf", Input).value)
         model = self.query_one("#model", Input).value.strip() or "baseline"
-        if wf and model not in ARCHS + ("baseline",):
+        from engine.strategy.console import is_strategy_spec
+
+        if wf and model not in ARCHS + ("baseline",) and not is_strategy_spec(model):
             raise ValueError(f"model: {model!r}: a walk-forward trains its own model per fold; give an "
-                             f"architecture ({', '.join(ARCHS)}) or baseline for [training] arch")
+                             f"architecture ({', '.join(ARCHS)}), baseline for [training] arch, or a strategy "
+                             "(file.py:Class) whose parameters it re-optimizes per fold")
         epochs = parse_number(self.query_one("#epochs", Input).value, "epochs", int)
         if epochs is not None and epochs < 1:
             raise ValueError(f"epochs: {epochs}: a whole number ≥ 1")
@@ -241,7 +254,7 @@ class BacktestScreen(JobScreen):
             more = f" (+{len(halts) - 1} more)" if len(halts) > 1 else ""
             keep.append(halts[0] + more)
         keep += [x for x in lines if x.startswith(("research mode", "no account-level", "daily loss blocks",
-                                                   "entries refused"))]
+                                                   "lockouts", "entries refused"))]
         text = Text("\n".join(keep[:3]), no_wrap=True, overflow="ellipsis")
         widget = self.query_one("#limits", Static)
         widget.update(text)

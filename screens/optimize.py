@@ -4,7 +4,9 @@ trials as they finish (best so far, a plot of the objective over trials) and sto
 The study is :func:`engine.research.optimize.optimize_study` with one worker in a thread worker
 (``exit_on_error=False``); ``s`` / the Stop button sets a ``threading.Event`` that ends the study
 after the running trial (the held-out report and the config file are still written). The app's
-halt key is a priority binding and works on this screen too.
+halt key is a priority binding and works on this screen too. The Strategy field: ``baseline`` or a
+strategy whose declared parameters are searched with the risk ones (the strategies found are its
+suggestions and listed in its tooltip; a bad file is a one-line notification, nothing starts).
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class OptimizeScreen(JobScreen):
         self.default_data = data
         self.values: list[tuple[int, float]] = []
         self.result: dict | None = None
+        from engine.strategy.console import found_specs
+
+        self.strategies = tuple(s for s in dict.fromkeys(("baseline", *found_specs())) if s != "random")
+        """The Strategy field's suggestions: the strategies found (``mes-console strategy list``)."""
 
     def form(self) -> list[list[Widget]]:
         oc = self.settings.optimize
@@ -58,6 +64,10 @@ class OptimizeScreen(JobScreen):
                  *field("Sampler", oc.sampler, id="sampler", suggester=SuggestFromList(SAMPLERS))],
                 [*field("Trials", str(oc.trials), id="trials"),
                  *field("Study", "", id="study", placeholder="optimize-<file>"),
+                 *field("Strategy", "baseline", id="strategy", suggester=SuggestFromList(self.strategies),
+                        tooltip="baseline, or a strategy whose declared parameters are searched with the risk "
+                        "ones (path/file.py:Class, package.module:Class, an entry-point name). Found: "
+                        + ", ".join(self.strategies)),
                  Button("Stop", id="stop", variant="error", disabled=True)]]
 
     def results(self) -> ComposeResult:
@@ -79,8 +89,14 @@ class OptimizeScreen(JobScreen):
         tr = self.query_one("#trials", Input).value.strip()
         if not tr.isdigit() or int(tr) < 1:
             raise ValueError(f"trials: {tr!r}: a whole number ≥ 1")
+        strategy = self.query_one("#strategy", Input).value.strip() or "baseline"
+        loaded = None
+        if strategy != "baseline":
+            from engine.strategy.loader import load_strategy
+
+            loaded = load_strategy(strategy)   # StrategyError (a ValueError): one line naming the file
         return {"data": data, "sampler": sampler, "trials": int(tr),
-                "study": self.query_one("#study", Input).value.strip() or None}
+                "study": self.query_one("#study", Input).value.strip() or None, "strategy": loaded}
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "stop":
@@ -98,7 +114,7 @@ class OptimizeScreen(JobScreen):
         from engine.research.optimize import optimize_study
 
         return optimize_study(self.settings, p["data"], sampler=p["sampler"], trials=p["trials"], workers=1,
-                              study=p["study"], stop_flag=self.stop_flag,
+                              study=p["study"], stop_flag=self.stop_flag, strategy=p.get("strategy"),
                               on_start=lambda st: self.post_message(StudyProgress({"start": st})),
                               on_progress=lambda ev: self.post_message(StudyProgress(ev)))
 

@@ -96,6 +96,7 @@ def summary_text(result, max_refusals: int = 5) -> str:
     - each account-level halt: ``halted 2024-12-09 14:02 NY: account drawdown $203.10 … ≥
       $200.00: manual review; no trades after`` (or ``; resumed 2024-12-10 09:30 NY``);
     - counts of daily-loss / daily-drawdown blocks and consecutive-loss pauses;
+    - the discipline lockouts that started (``lockouts max trades 3, event 1 (first …)``);
     - the refused entries: total and the ``max_refusals`` most frequent kinds of reason.
     """
     doc = halts_doc(result)
@@ -112,6 +113,11 @@ def summary_text(result, max_refusals: int = 5) -> str:
     hc = doc["halt_counts"]
     lines.append(f"daily loss blocks {hc.get('daily_loss', 0)}, daily drawdown blocks "
                  f"{hc.get('daily_drawdown', 0)}, consecutive-loss pauses {hc.get('pause', 0)}")
+    locks = [h for h in doc["halts"] if h["kind"] == "lockout"]  # issue 26: discipline lockouts
+    if locks:
+        kinds = Counter(str(h["reason"]).split(":", 1)[0] for h in locks)
+        lines.append("lockouts " + ", ".join(f"{k.removeprefix('lockout ')} {n}" for k, n in sorted(kinds.items()))
+                     + f" (first {locks[0]['time_ny']}: {locks[0]['reason']})")
     lines.append(f"entries refused: {doc['refused_total']}")
     for reason, n in list(doc["refused_by_kind"].items())[:max_refusals]:
         lines.append(f"  {n:>6} × {reason}")

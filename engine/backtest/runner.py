@@ -104,6 +104,9 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     mk, spec, start_bal, venue, clock, k = parts.market, parts.spec, parts.start_balance, parts.venue, parts.clock, parts.kernel
     risk = parts.risk
     rk: SkipAheadRisk = risk  # the skip-ahead's questions go to the same object
+    # issue 26: an event blackout that flattens / moves the stop acts on an open position at its
+    # start; the skip-ahead with a position never jumps over that bar
+    lk_next: Any = getattr(risk, "next_lockout_action_ns", None)
 
     d = np.ascontiguousarray(signals.direction, dtype=np.int8)
     conf = np.asarray(signals.confidence, dtype=np.float64)
@@ -178,6 +181,10 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             side = 1 if pos > 0 else -1
             i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k.best_price, trail_on, H, L, C, phase, d,
                                   actionable, k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
+            if lk_next is not None:
+                t_act = lk_next(now)
+                if t_act is not None:
+                    i = min(i, int(np.searchsorted(close_ts, t_act)))
         if progress is not None:
             progress(n, n)
         elapsed = (perf_ns() - t0) / 1e9

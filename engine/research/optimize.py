@@ -10,7 +10,9 @@ becomes ``[stops] method = "fixed"`` with ``fixed_ticks`` = this), ``reward_risk
 floor(reward_risk × stop) ticks), ``risk_fraction`` (the risk fraction of every balance tier),
 ``min_confidence`` (a model's confidence threshold; not searched for the rule strategy, whose
 confidence is fixed) and ``baseline_lookback`` (the rule strategy's own channel length; not
-searched with a model).
+searched with a model). With a loaded strategy (``optimize --strategy FILE``) the rule
+strategy's two are left out and each declared parameter is a dimension ``strategy.<name>``
+(:func:`strategy_space`, :class:`StrategyTrialRunner`).
 
 A trial is the real kernel (:func:`engine.backtest.runner.run_backtest`) in the backtest's
 RESEARCH mode over the validation window: account-level halts are recorded and lifted at the
@@ -77,11 +79,17 @@ class Dim:
     low: float
     high: float
     step: float
+    integer: bool = False
+    """An integer dimension not in :data:`INT_PARAMS` (a strategy's declared int parameter)."""
 
     def grid(self) -> list:
         n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
         vals = [self.low + i * self.step for i in range(n)]
-        return [int(round(v)) for v in vals] if self.name in INT_PARAMS else [round(v, 10) for v in vals]
+        return [int(round(v)) for v in vals] if self.is_int else [round(v, 10) for v in vals]
+
+    @property
+    def is_int(self) -> bool:
+        return self.integer or self.name in INT_PARAMS
 
     def to_dict(self) -> dict:
         return {"low": self.low, "high": self.high, "step": self.step}
@@ -343,7 +351,7 @@ def make_sampler(kind: str, space: dict[str, Dim], seed: int):
 def suggest(trial: Any, space: dict[str, Dim]) -> dict:
     out = {}
     for n, d in space.items():
-        if n in INT_PARAMS:
+        if d.is_int:
             out[n] = trial.suggest_int(n, int(d.low), int(d.high), step=int(d.step))
         else:
             out[n] = trial.suggest_float(n, d.low, d.high, step=d.step)
@@ -556,14 +564,15 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
                    holdout_months: int | None = None, start: str | None = None, end: str | None = None,
                    seed: int = 7, write_config: str | Path | None = None,
                    on_start: Callable[[dict], None] | None = None,
-                   on_progress: Callable[[dict], None] | None = None, stop_flag=None) -> dict:
+                   on_progress: Callable[[dict], None] | None = None, stop_flag=None, strategy: Any = None) -> dict:
     """The whole study as ``mes-console optimize`` and the optimize screen run it: load the bars,
     split the windows, run the trials (``workers`` processes), report (best trial, DSR, PBO), run
     the best parameters on the held-out window exactly as ``backtest --config FILE --start --end``
     does, and write the config file. ``None`` arguments come from ``settings.optimize``.
     ``on_start(setup)`` once before the trials; ``on_progress``: see :func:`run_workers`;
     ``stop_flag`` (``threading.Event`` / ``multiprocessing.Event``): set it to stop after the
-    running trials. Returns the JSON-ready report. Raises :class:`OptimizeUsageError`,
+    running trials. ``strategy``: a loaded strategy (:class:`engine.strategy.loader.LoadedStrategy`)
+    whose declared parameters are searched with the risk ones (:func:`strategy_space`). Returns the JSON-ready report. Raises :class:`OptimizeUsageError`,
     :class:`OptimizeDataError` or :class:`OptimizeError`."""
     import hashlib
     import json
@@ -580,10 +589,13 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
         raise OptimizeUsageError(f"sampler {sampler_!r}: allowed tpe, random, grid")
     if objective_ not in OBJECTIVE_KEYS:
         raise OptimizeUsageError(f"objective {objective_!r}: allowed {', '.join(OBJECTIVE_KEYS)}")
-    if model is None and settings.backtest.strategy != "baseline":
+    if model is None and strategy is None and settings.backtest.strategy != "baseline":
         raise OptimizeUsageError(f"[backtest] strategy = {settings.backtest.strategy!r}: optimize searches the rule "
                                  "strategy 'baseline' or a model")
     sp = build_space(oc, space, model=model is not None)
+    if strategy is not None:
+        sp = {**{k: d for k, d in sp.items() if k not in ("baseline_lookback", "min_confidence")},
+              **strategy_space(strategy)}
     data = Path(data)
     try:
         bars = load_bars(data)
@@ -599,22 +611,26 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
     name = study or f"optimize-{data.stem}"
     setup = {"data": data.name, "bars": int(len(bars)), "first_ts": int(bars.ts[0]), "last_ts": int(bars.ts[-1]),
              "windows": win, "space": {k: d.to_dict() for k, d in sp.items()}, "objective": objective_,
-             "sampler": sampler_, "model": Path(model).name if model else "baseline",
+             "sampler": sampler_, "model": Path(model).name if model else (strategy.identity() if strategy is not None
+                                                                          else "baseline"),
              "settings_sha": hashlib.sha256(settings_toml(settings).encode()).hexdigest()[:16],
              "min_trades": int(oc.min_trades)}
     plan = StudyPlan(url, name, sampler_, sp, objective_, trials_, seed=seed, setup=setup, min_trades=int(oc.min_trades))
     if on_start is not None:
         on_start({"study": name, "storage": _redact(url), "sampler": sampler_, "objective": objective_,
                   "windows": win, "validation_bars": int(len(val_bars)), "space": setup["space"], "trials": trials_})
-    runner = TrialRunner(val_bars, settings, model)
+    runner = TrialRunner(val_bars, settings, model) if strategy is None else StrategyTrialRunner(val_bars, settings, strategy)
     speed = run_workers(plan, runner, workers_, on_progress=on_progress, stop_flag=stop_flag)
     rep = study_report(open_study(plan, make_storage(url)), objective_)
     best_s = apply_params(settings, rep["best"]["params"])
-    res, hm = holdout_backtest(bars, best_s, win["holdout"], model)
+    best_strat = strategy.with_params(strategy_values(rep["best"]["params"])) if strategy is not None else None
+    res, hm = holdout_backtest(bars, best_s, win["holdout"], model, strategy=best_strat)
     held = {"window": win["holdout"], "metrics": _clean(hm), "halts": halt_counts(res.halts)}
     cfg_path = Path(write_config) if write_config else resolve_dir(settings.paths.reports_dir, "reports") / f"{name}.toml"
     repro = (f"mes-console backtest --data {data} --config {cfg_path} --start {win['holdout'][0]} "
-             f"--end {win['holdout'][1]}" + (f" --model {model}" if model else ""))
+             f"--end {win['holdout'][1]}" + (f" --model {model}" if model else "")
+             + (f" --strategy {strategy.spec}" + "".join(f" --param {k}={v}" for k, v in best_strat.params.items())
+                if best_strat is not None else ""))
     header = [f"mes-console optimize: best of study {name!r} (trial {rep['best']['number']}, {objective_} "
               f"{rep['best']['value']:.6g} on {win['validation'][0]}…{win['validation'][1]})",
               f"params: {json.dumps(rep['best']['params'])}",
@@ -627,10 +643,12 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
     except OSError as exc:
         raise OptimizeError(f"{cfg_path}: cannot write the config: {exc}") from None
     return {"study": name, "storage": _redact(url), "sampler": sampler_, "windows": win, "space": setup["space"],
-            "speed": speed, **rep, "holdout": held, "config": str(cfg_path), "reproduce": repro}
+            "speed": speed, **rep, "holdout": held, "config": str(cfg_path), "reproduce": repro,
+            **({"strategy": best_strat.describe()} if best_strat is not None else {})}
 
 
-def holdout_backtest(bars: Any, settings: Any, window: tuple[str, str], model: str | Path | None):
+def holdout_backtest(bars: Any, settings: Any, window: tuple[str, str], model: str | Path | None,
+                     strategy: Any = None):
     """The held-out run exactly as ``backtest --config … --start … --end …`` does it: slice by
     UTC date, the strategy's signals on the slice, fresh market arrays. Returns (result, metrics
     with ``sharpe_usd``)."""
@@ -639,7 +657,7 @@ def holdout_backtest(bars: Any, settings: Any, window: tuple[str, str], model: s
     from engine.strategy import ModelStrategy, strategy_by_name
 
     part = slice_dates(bars, *window)
-    strat = ModelStrategy(model) if model is not None else strategy_by_name(
+    strat = ModelStrategy(model) if model is not None else strategy if strategy is not None else strategy_by_name(
         settings.backtest.strategy, lookback=settings.backtest.baseline_lookback)
     res = run_backtest(part, strat.signals(part), settings, fill_model=settings.backtest.fill_model,
                        strategy_name=strat.name)
@@ -649,3 +667,51 @@ def holdout_backtest(bars: Any, settings: Any, window: tuple[str, str], model: s
     sd = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
     m["sharpe_usd"] = float(pnl.mean() / sd * math.sqrt(ANNUAL_DAYS)) if sd > 0 else 0.0
     return res, m
+
+
+# ----------------------------------------------------------------------------------- strategy parameters
+STRATEGY_PREFIX = "strategy."
+"""Searched dimensions of a loaded strategy's declared parameters are named ``strategy.<name>``."""
+
+
+def strategy_space(strategy: Any) -> dict[str, Dim]:
+    """The dimensions of a loaded strategy's declared parameters
+    (:class:`engine.strategy.api.Param`: range and grid step), named ``strategy.<name>``. Raises
+    :class:`OptimizeUsageError` when it declares none."""
+    decl = strategy.declared
+    if not decl:
+        raise OptimizeUsageError(f"{strategy.where}: declares no parameters to search (engine.strategy.api.StrategyBase"
+                                 " params); only the risk parameters would be searched")
+    return {STRATEGY_PREFIX + p.name: Dim(STRATEGY_PREFIX + p.name, float(p.low), float(p.high), p.grid_step,
+                                          integer=p.kind == "int") for p in decl}
+
+
+def strategy_values(params: dict) -> dict:
+    """The strategy's own values out of a trial's parameters (prefix removed)."""
+    return {k[len(STRATEGY_PREFIX):]: v for k, v in params.items() if k.startswith(STRATEGY_PREFIX)}
+
+
+class StrategyTrialRunner(TrialRunner):
+    """:class:`TrialRunner` for a loaded strategy: each trial's ``strategy.*`` values build the
+    strategy (checked signals, cached for the last 8 value sets), the rest are the risk
+    parameters of :func:`apply_params`."""
+
+    def __init__(self, bars: Any, settings: Any, strategy: Any) -> None:
+        super().__init__(bars, settings, None)
+        self.strategy = strategy
+        self._current: dict = {}
+        self._cache: dict = {}
+
+    def signals(self, s: Any):
+        key = tuple(sorted(self._current.items()))
+        sig = self._cache.get(key)
+        if sig is None:
+            sig = self.strategy.with_params(self._current).signals(self.bars)
+            if len(self._cache) >= 8:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = sig
+        return sig
+
+    def run(self, params: dict) -> dict:
+        self._current = strategy_values(params)
+        return super().run({k: v for k, v in params.items() if not k.startswith(STRATEGY_PREFIX)})

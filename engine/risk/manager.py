@@ -28,6 +28,7 @@ from engine.config import Settings
 from engine.instruments import InstrumentSpec
 from engine.risk import sizing, stops as stops_mod
 from engine.risk.store import RiskStateError, RiskStateStore
+from engine.risk.lockouts import Lockouts, build_lockouts  # issue 26: discipline lockouts
 from engine.risk.sizing import is_finite  # one definition (compiled to C)
 from engine.clock import NS  # nanoseconds per second: one definition
 
@@ -43,9 +44,10 @@ RESET_WORD: Final = "RESET"
 """The word an operator must type to reset a halt."""
 
 PHASE_ORDER = PHASE_NAMES[:5]  # the phases of a session's day (engine.calendar.PHASE_NAMES)
-HALT_KINDS = ("account_drawdown", "kill_switch", "min_balance", "daily_loss", "daily_drawdown", "pause")
+HALT_KINDS = ("account_drawdown", "kill_switch", "min_balance", "daily_loss", "daily_drawdown", "pause", "lockout")
 """Kinds of :attr:`RiskManager.halt_log` entries; the first three are account-level (they need
-an operator's review; research mode lifts them at the next RTH open)."""
+an operator's review; research mode lifts them at the next RTH open). ``lockout``: a discipline
+lockout started (issue 26, :mod:`engine.risk.lockouts`)."""
 ACCOUNT_HALT_KINDS = HALT_KINDS[:3]
 NO_ENTRY_PHASES: Final = PHASE_NAMES[P_NO_NEW:]  # no_new, exit, flat, closed
 
@@ -136,6 +138,8 @@ class RiskSnapshot:
     next_phase_ns: int
     flat_deadline_ns: int
     trades_today: int
+    lockouts: tuple = ()
+    """One line per configured discipline lockout (:meth:`engine.risk.lockouts.Lockouts.status`)."""
 
 
 _tuple_new: Final = tuple.__new__
@@ -305,6 +309,13 @@ class RiskManager:
         # broker trade ids booked by crash recovery (book_broker_trades); optional in older states
         self._broker_booked: list[int] = []
         self._broker_since_ns: int | None = None
+        # issue 26: the [lockouts] rules (None: none configured); entries, skip-ahead, event actions
+        self._lockouts: Lockouts | None = build_lockouts(settings, calendar)
+        lk_action = self._lockouts.action if self._lockouts is not None else "block"
+        self._lk_flatten: bool = lk_action == "flatten"
+        self._lk_breakeven: bool = lk_action == "breakeven"
+        self._lk_logged = -1  # start (UTC ns) of the last window / blackout written to halt_log
+        self._lk_consistency: bool = self._lockouts is not None and self._lockouts.consistency_cap < math.inf
         saved = store.load() if store is not None else None
         if saved is not None and store is not None:
             self._restore(saved, str(store.path))
@@ -676,6 +687,12 @@ class RiskManager:
                 h = self._halt
                 if h is not None:
                     return f"HALTED: {h['reason']}"
+        if self._lk_flatten:  # issue 26: [lockouts] events_action = "flatten"
+            lk = self._lockouts
+            if lk is not None:
+                act, why_lk = lk.event_position_action(now_ns)
+                if act:
+                    return why_lk
         # the cached session: before its exit time → None at once
         if self._s_lo <= now_ns < self._s_hi and (self._s_row < 0 or now_ns < self._e_exit):
             return None
@@ -695,7 +712,16 @@ class RiskManager:
         """A tighter stop (breakeven after ``breakeven_after_ticks``, trailing, EOD tightening
         when ``initial_stop`` is given) or None; never loosens. See
         :func:`engine.risk.stops.update_trailing`."""
-        return self._brackets.trailing(side, entry, stop, best_price, self.eod_phase(now_ns), initial_stop)
+        new = self._brackets.trailing(side, entry, stop, best_price, self.eod_phase(now_ns), initial_stop)
+        if self._lk_breakeven:  # issue 26: [lockouts] events_action = "breakeven" at T - before
+            lk = self._lockouts
+            if lk is not None and lk.event_position_action(now_ns)[0]:
+                k = entry / self._tick
+                be = (math.ceil(k - 1e-9) if side > 0 else math.floor(k + 1e-9)) * self._tick
+                cur = stop if new is None else new
+                if side * (be - cur) > 1e-9:
+                    return float(be)
+        return new
 
     def evaluate_entry(self, side: int, confidence: float, entry_price: float, atr_points: float,
                        recent_highs: np.ndarray | None, recent_lows: np.ndarray | None, now_ns: int,
@@ -710,7 +736,8 @@ class RiskManager:
         Refuses (approved False, contracts 0, reason) in this order: HALTED; daily loss/drawdown
         block; manual pause; consecutive-loss pause; balance below minimum; spread, volatility
         (action pause) and volume (action pause) breakers; market closed or EOD phase ≥ no_new;
-        outside ``session.trade_session``; bad side; confidence below the minimum; a bracket
+        outside ``session.trade_session``; a discipline lockout (``[lockouts]``,
+        :mod:`engine.risk.lockouts`); bad side; confidence below the minimum; a bracket
         that cannot be computed; a size of 0 ("risk too small for one contract" or no room left
         in the daily loss limit). Any exception inside a check refuses with the exception text
         (fails closed). Never raises.
@@ -721,6 +748,8 @@ class RiskManager:
                                    recent_lows, int(now_ns), bool(is_rth))
                 if d.approved and self.account_rules is not None:
                     d = self._venue_cap(d)
+                if d.approved and self._lk_consistency:  # issue 26: the consistency share
+                    d = self._consistency_cap(d, float(entry_price))
                 return d
         except Exception as exc:  # fail closed: a broken check never approves
             return RiskDecision(False, 0, f"risk check failed: {type(exc).__name__}: {exc}",
@@ -746,6 +775,15 @@ class RiskManager:
         if ts == "eth" and is_rth:
             return RiskDecision(False, 0, "inside RTH: entries allowed only in ETH (session.trade_session = eth)",
                                 nan, nan, 0.0)
+        lk = self._lockouts
+        if lk is not None:  # issue 26: discipline lockouts (engine/risk/lockouts.py)
+            why_lk = lk.entry_block(now, self._trades_today, self.equity - self._day_start_equity)
+            if why_lk:
+                start = lk.window_start(now)
+                if start >= 0 and start != self._lk_logged:  # once per window / blackout
+                    self._lk_logged = start
+                    self._log_halt(now, "lockout", why_lk, resumed_ns=lk.window_end(now))
+                return RiskDecision(False, 0, why_lk, nan, nan, 0.0)
         if side != 1 and side != -1:
             return RiskDecision(False, 0, f"side must be +1 or -1, got {side!r}", nan, nan, 0.0)
         mult = self._sizer.multiplier(confidence)
@@ -827,6 +865,22 @@ class RiskManager:
         return RiskDecision(True, n, d.reason, d.stop_price, d.target_price,
                             d.risk_dollars / d.contracts * n, d.steps + (("venue", why),))
 
+    def _consistency_cap(self, d: RiskDecision, entry: float) -> RiskDecision:
+        """Issue 26: size an approved entry down (or refuse it) so that a win at its target
+        (target distance × tick value − round-trip costs, per contract) keeps the day's P&L
+        within the consistency share (:meth:`engine.risk.lockouts.Lockouts.consistency_contracts`)."""
+        lk = self._lockouts
+        if lk is None:
+            return d
+        win = abs(d.target_price - entry) / self._tick * self._tick_value - self._rt_cost
+        n, why = lk.consistency_contracts(self.equity - self._day_start_equity, d.contracts, win)
+        if n >= d.contracts:
+            return d
+        if n <= 0:
+            return RiskDecision(False, 0, why, d.stop_price, d.target_price, 0.0, d.steps)
+        return RiskDecision(True, n, d.reason, d.stop_price, d.target_price,
+                            d.risk_dollars / d.contracts * n, d.steps + (("consistency", why),))
+
     def next_entry_possible_ns(self, now_ns: int) -> int | None:
         """For a FLAT account (no position, so equity = balance and nothing changes until the
         next trade or operator action): a UTC ns before which :meth:`evaluate_entry` refuses
@@ -868,9 +922,22 @@ class RiskManager:
                 # the same floor as sizing.size_position's room cap, at the smallest stop
                 if int(math.floor(max(room, 0.0) / per_min + sizing.EPS)) == 0:
                     t = max(t, self._day_hi)
+            lk = self._lockouts
+            if lk is not None:  # issue 26: a locked day lasts until the roll (windows: refused per signal)
+                if lk.day_locked(self._trades_today, self.equity - self._day_start_equity):
+                    t = max(t, self._day_hi)
             return t
         finally:
             self._release()
+
+    def next_lockout_action_ns(self, now_ns: int) -> int | None:
+        """UTC ns of the next event blackout start after ``now_ns`` at which an open position is
+        flattened or its stop moved to break-even (``[lockouts] events_action``), or None: the
+        backtest's skip-ahead steps that bar (issue 26)."""
+        lk = self._lockouts
+        if lk is None or not (self._lk_flatten or self._lk_breakeven):
+            return None
+        return lk.next_action_ns(int(now_ns))
 
     def quiet_equity_band(self) -> tuple[float, float]:
         """``(lo, hi)`` dollars: while a position is open and no trade closes, a mark
@@ -927,6 +994,13 @@ class RiskManager:
                         self._log_halt(now, "pause", self._pause_reason, resumed_ns=until)
             else:
                 self._consecutive_losses = 0
+            lk = self._lockouts
+            if lk is not None:  # issue 26: the trade that locks the day (max trades / profit lock)
+                day_pnl = self.equity - self._day_start_equity
+                if lk.day_locked(self._trades_today, day_pnl) and not lk.day_locked(
+                        self._trades_today - 1, day_pnl - float(net_pnl)):
+                    self._log_halt(now, "lockout", lk.entry_block(now, self._trades_today, day_pnl),
+                                   resumed_ns=self._day_hi)
             self._update_peaks()
             self._save()
             self._check_limits(now)
@@ -1174,6 +1248,8 @@ class RiskManager:
                 next_phase_ns=nxt_ns,
                 flat_deadline_ns=flat,
                 trades_today=int(self._trades_today),
+                lockouts=(self._lockouts.status(now, int(self._trades_today), eq - self._day_start_equity)
+                          if self._lockouts is not None else ()),
             )
 
     def state_dict(self) -> dict[str, Any]:

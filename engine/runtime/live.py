@@ -355,6 +355,7 @@ class LiveSession(SessionBase):
             ``native_oco`` as the account is configured).
         cfg: :class:`LiveConfig`.
         model_path: checkpoint directory, or None for the rule-based baseline.
+        strategy: a loaded strategy (:class:`engine.strategy.loader.LoadedStrategy`) instead.
         wall_clock: the real clock (default :class:`LiveClock`).
         alerts: an :class:`engine.alerts.AlertRouter` (default: one on ``settings.alerts`` and
             the wall clock, closed at shutdown); the venue's ``on_alert`` should point at it.
@@ -364,7 +365,7 @@ class LiveSession(SessionBase):
     :class:`~engine.broker.base.BrokerConnection`.
     """
 
-    def __init__(self, settings: Settings, broker: BrokerConnection, cfg: LiveConfig, *, model_path=None,
+    def __init__(self, settings: Settings, broker: BrokerConnection, cfg: LiveConfig, *, model_path=None, strategy=None,
                  wall_clock: Clock | None = None, alerts=None, ring: RingHandler | None = None) -> None:
         if cfg.mode not in ("paper", "live"):
             raise SessionError(f"mode {cfg.mode!r}: a live session is paper or live")
@@ -393,6 +394,7 @@ class LiveSession(SessionBase):
         self.alerts = alerts
         self.ring = ring
         self.model_path = model_path
+        self.strategy = strategy
         self.agg = BarAggregator(self.bar_ns)
         self.depth = DepthBook()
         """Market depth of the contract from the broker's depth updates (quote pane: best levels)."""
@@ -459,6 +461,10 @@ class LiveSession(SessionBase):
         self._bar_ts = 0
         self._init_common()
         self._quit_policy = "flatten"
+        # issue 26: the dead-man watchdog and heartbeat (engine/remote/watchdog.py), on the wall clock
+        from engine.remote.watchdog import Watchdog
+
+        self.watchdog: Watchdog | None = Watchdog(settings.watchdog, self.alerts, self.wall)
 
     # ------------------------------------------------------------------ parts built at start-up
     def _kernel(self) -> TradingKernel:
@@ -491,9 +497,10 @@ class LiveSession(SessionBase):
         bars_like = Bars(np.array([0], dtype=np.int64), np.ones(1), np.ones(1), np.ones(1), np.ones(1),
                          np.ones(1), bar_ns=self.bar_ns, symbol=self.spec.symbol)
         try:
-            self.signals = make_signal_source(s, bars_like, self.model_path)
+            self.signals = make_signal_source(s, bars_like, self.model_path, strategy=self.strategy)
         except Exception as exc:
             raise SessionError(f"model {self.model_path}: {exc}") from None
+        self._bind_signal_errors()
         strat = getattr(self.signals, "strategy", None)
         if strat is not None:   # compile the baseline's numba kernel now, not on the first bar
             n = int(self.signals.window)
@@ -626,6 +633,7 @@ class LiveSession(SessionBase):
         self.journal = j
         self.venue.on_fill = self._journal_fill
         self._refresh_journal_today()   # trades of an earlier session today show in the console
+        self._journal("event", self.clock.now_ns(), "signals", f"signals: {self.signals.label}", "information")
         log.info("journal: %s (session %d)", path, j.session_id)
 
     def _journal_round_trip(self, ids: list[int]) -> None:
@@ -833,6 +841,8 @@ class LiveSession(SessionBase):
             self._lo.append(b.low)
             self.closes.append(b.close)
         self.warm_bars = len(bars)
+        self._journal("bars_write", [(b.ts_ns, b.open, b.high, b.low, b.close, b.volume) for b in bars],
+                      warm=True)  # issue 26: `drift` re-runs from the same warm-up
         log.info("warm start: %d history bars (%s → %s) in %.2f s", len(bars),
                  _iso(bars[0].ts_ns) if bars else "-", _iso(bars[-1].ts_ns) if bars else "-",
                  (self.wall.monotonic_ns() - t0) / 1e9, extra={"event": "warm_start"})
@@ -1024,6 +1034,7 @@ class LiveSession(SessionBase):
         contract-roll check and the first-decision time run between the inputs and the step."""
         ts, o, h, l, c, v = bar
         self._apply_commands()
+        self._journal("bars_write", [bar])  # issue 26: the bars the session saw, for `drift`
         self._hi.append(h)
         self._lo.append(l)
         path = self._bar_path()
@@ -1112,6 +1123,8 @@ class LiveSession(SessionBase):
             self._stale_alerted = True
             self.alerts.send("warning", "stale_feed", f"no market data for {idle_s:.0f} s")
             self._event("alert", f"market feed stale ({idle_s:.0f} s)", "warning")
+        if self.watchdog is not None:  # issue 26
+            self.watchdog.tick(self)
         if self.broker.last_reconcile is not self._reconcile_seen and self.broker.last_reconcile is not None:
             self._note_reconcile(self.broker.last_reconcile)
         if self.clock.now_ns() >= self._next_reconcile_ns and wall >= self._next_reconcile_wall:
@@ -1305,6 +1318,7 @@ class LiveSession(SessionBase):
             "records_refused": dict(self.refused),
         }
         rep["warm_bars"] = self.warm_bars
+        rep["settings"] = self.settings.to_dict()  # issue 26: `drift` re-runs with them (secrets masked)
         rep["first_decision_s"] = self.first_decision_wall_s
         rep["adopted"] = self.adopted
         rep["recovery_rows"] = list(self.recovery_rows)

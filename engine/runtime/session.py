@@ -137,9 +137,17 @@ class WindowSignals:
         return d, conf, cls, 0, perf_ns() - t0
 
 
-def make_signal_source(settings: Settings, bars_like: Bars, model_path: str | Path | None):
-    """A model checkpoint (loaded and verified against the feature set of these bars) or the
-    documented rule-based baseline. Raises the checkpoint loader's errors (no fallback)."""
+def make_signal_source(settings: Settings, bars_like: Bars, model_path: str | Path | None, strategy=None):
+    """A model checkpoint (loaded and verified against the feature set of these bars), a loaded
+    strategy (``strategy``: :class:`engine.strategy.loader.LoadedStrategy`, through
+    :class:`engine.strategy.runtime.StrategySource`) or the documented rule-based baseline.
+    Raises the checkpoint loader's errors (no fallback)."""
+    if strategy is not None:
+        if model_path:
+            raise SessionError("give a model or a strategy, not both")
+        from engine.strategy.runtime import StrategySource
+
+        return StrategySource(strategy, bars_like.bar_ns)
     if model_path:
         from engine.ml.checkpoint import CheckpointError
         from engine.ml.predictor import Predictor
@@ -288,6 +296,17 @@ class SessionBase:
             raise RuntimeCommandError(f"reset refused: type {RESET_PHRASE} exactly to reset a halt")
         self._submit("reset", confirmation)
 
+    def call_on_engine(self, fn: Any) -> Any:
+        """Run ``fn()`` on the engine thread with the next commands (between bars; a live session
+        first books the venue's fills and order updates); returns a
+        :class:`concurrent.futures.Future` of its result (issue 26: the remote control's
+        broker-confirmed answers, :mod:`engine.remote.control`)."""
+        from concurrent.futures import Future
+
+        fut: Future = Future()
+        self._submit("call", fn, fut)
+        return fut
+
     def quit(self, policy: str = "flatten") -> None:
         if policy not in ("flatten", "keep_protected"):
             raise RuntimeCommandError(f"unknown quit policy {policy!r}")
@@ -302,6 +321,21 @@ class SessionBase:
             # working (R-UI-6); it is not flattened by the shutdown that follows.
             self._quit_policy = "keep_protected"
             self._submit("note", f"console lost ({reason}): protection kept, session continues")
+
+    def _bind_signal_errors(self) -> None:
+        """Route the signal source's failures (a user strategy that raises or makes a bad
+        signal: :class:`engine.strategy.runtime.StrategySource`) to :meth:`_strategy_failed`."""
+        if hasattr(self.signals, "on_error"):
+            self.signals.on_error = self._strategy_failed
+
+    def _strategy_failed(self, message: str) -> None:
+        """The strategy failed on this bar (no signal was used): new entries paused with the
+        error shown, protection (the working bracket) stays; the operator resumes."""
+        try:
+            self.risk.pause(f"strategy error: {message}", "system")
+        except Exception:  # HALTED already: nothing enters anyway
+            log.exception("pausing after the strategy error failed")
+        self._event("alert", f"strategy error: {message}; entries paused, protection kept", "error")
 
     def run_backtest(self, params: BacktestParams, on_progress: ProgressCallback) -> BacktestResult:
         from engine.runtime.work import run_backtest_for_console
@@ -352,6 +386,13 @@ class SessionBase:
                 self._event("state", "halt reset by operator", "warning")
             elif name == "note":
                 self._event("alert", args[0], "warning")
+            elif name == "call":  # issue 26: call_on_engine
+                fn, fut = args
+                try:
+                    fut.set_result(fn())
+                except Exception as exc:
+                    fut.set_exception(exc)
+                continue  # not logged: the remote control polls with it
             elif name == "quit":
                 self.exit_reason = f"operator quit ({args[0]})"
                 self._quit_policy = args[0]
@@ -498,7 +539,8 @@ class SessionBase:
         risk = RiskView(state_name, rs.reason, float(rs.daily_loss_used), float(rs.daily_loss_limit),
                         float(rs.day_drawdown), float(rs.daily_drawdown_limit), int(rs.consecutive_losses),
                         float(rs.kill_switch_distance), float(rs.kill_switch_limit),
-                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None, **self._rules_view())
+                        tuple(str(b) for b in rs.breakers), rs.pause_until_ns or None, **self._rules_view(),
+                        lockouts=tuple(rs.lockouts))  # issue 26
         day, _, _, _, row = self.cal.label_one(now)
         eod_t = self.cal.eod_table(self.settings.eod)  # the [eod] profile in force
         times = tuple((name, int(eod_t[row, j])) for j, (name, _) in enumerate(EOD_PHASES)) if row >= 0 else ()
@@ -637,6 +679,7 @@ class Session(SessionBase):
         self.equity: list[float] = self.path.equity
         self.ring = ring
         self._init_common()
+        self._bind_signal_errors()
         self._publish()
 
     # ------------------------------------------------------------------ engine thread (replay)

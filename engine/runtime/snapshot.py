@@ -157,6 +157,8 @@ class RiskView:
     venue_liquidation_usd: float | None = None
     venue_distance_usd: float | None = None
     venue_max_contracts: int | None = None
+    lockouts: tuple[str, ...] = ()
+    """The discipline lockouts (issue 26), one line each: ``LOCKED …`` while it refuses entries."""
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,18 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     from engine.strategy.baseline import BreakoutBaseline
     from engine.strategy.model import ModelStrategy
 
+    from engine.strategy.console import is_strategy_spec
+
     settings = _with_params(settings, params)
     on_progress(Progress(0, 1, "loading bars"))
     bars = _bars_for(settings, params.data, params.start, params.end, params.seed)
-    strat = (BreakoutBaseline(lookback=settings.backtest.baseline_lookback) if params.model in ("", "baseline")
-             else ModelStrategy(params.model))
+    if is_strategy_spec(params.model):   # a strategy file/module/entry point (engine.strategy.loader)
+        from engine.strategy.loader import load_strategy
+
+        strat: Any = load_strategy(params.model)
+    else:
+        strat = (BreakoutBaseline(lookback=settings.backtest.baseline_lookback) if params.model in ("", "baseline")
+                 else ModelStrategy(params.model))
     on_progress(Progress(0, len(bars), f"signals: {strat.name}"))
     sig = strat.signals(bars)
     res = run_backtest(bars, sig, settings, fill_model=params.fill_model, strategy_name=strat.name,
@@ -298,8 +305,11 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     from engine.ml.training import TrainParams
 
     assert params.walk_forward is not None
+    from engine.strategy.console import is_strategy_spec
+
+    strategy_wf = is_strategy_spec(params.model)   # walk-forward optimization of its declared parameters
     arch = params.model if params.model in ARCHS else settings.training.arch
-    if params.model not in ARCHS + ("", "baseline"):
+    if params.model not in ARCHS + ("", "baseline") and not strategy_wf:
         raise ValueError(f"model: {params.model!r}: a walk-forward trains its own model per fold; give an "
                          f"architecture ({', '.join(ARCHS)}) or baseline for [training] arch")
     settings = _with_params(settings, params)
@@ -311,6 +321,10 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     on_progress(Progress(0, 1, "loading bars"))
     bars = _bars_for(settings, params.data, params.start, params.end, params.seed)
     n_folds, note = 1, ""
+    if strategy_wf:
+        out = resolve_dir(settings.paths.reports_dir, "reports") / (
+            f"walk-forward-strategy-{tr_m}-{va_m}-{te_m}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}")
+        return _strategy_walk_forward_for_console(settings, params, on_progress, bars, out)
 
     def progress(ev: dict) -> None:
         nonlocal n_folds, note
@@ -338,16 +352,8 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
                           int(fm["trades"]), float(fm["net_pnl"]), float(fm["sharpe"]),
                           float(fm["max_drawdown"]), float(fr.metrics["accuracy"]))
                   for fm, fr in zip(r.wf.fold_metrics, training.folds))
-    checks = tuple(GoLiveRow(name, _check_value(c["value"]), str(c["threshold"]), bool(c["pass"]))
-                   for name, c in r.go_live["checks"].items())
-    m = r.wf.metrics or {}
-    records = [t for res in r.wf.folds for t in res.records]
-    eq = [float(settings.account.starting_capital)]
-    for t in records:
-        eq.append(eq[-1] + t.net_pnl)
-    keys = ("net_pnl", "trades", "win_rate", "profit_factor", "expectancy", "sharpe", "calmar",
-            "max_drawdown", "commission", "slippage")
-    metrics = tuple((k, _fmt(m[k])) for k in keys if k in m) + (("oos_accuracy", f"{r.oos_accuracy:.3f}"),)
+    checks, m, records, eq, metrics = stitched_rows(r, settings)
+    metrics = metrics + (("oos_accuracy", f"{r.oos_accuracy:.3f}"),)
     lines = [x for res in r.wf.folds for x in _limit_lines(res) if x.startswith(("halted ", "research mode"))]
     limits = tuple(dict.fromkeys(lines)) or ("no account-level halt in any fold",)
     # the report files of `backtest --walk-forward --out DIR`, in the reports dir (platformdirs
@@ -359,6 +365,65 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     on_progress(Progress(2 * n_folds, 2 * n_folds, f"done: {len(records)} trades, net ${m.get('net_pnl', 0.0):,.2f}",
                          folds=n_folds))
     return WalkForwardRun(bt, folds, checks, bool(r.go_live["pass"]), note)
+
+
+def _strategy_walk_forward_for_console(settings: Any, params: Any, on_progress: Any, bars: Any, out: Path):
+    """The Walk-fwd run of a strategy spec (``params.model``) over ``bars``
+    (:func:`engine.strategy.walkforward.strategy_walk_forward`) → WalkForwardRun (a fold's
+    "accuracy" is its trade win rate); the report files of ``backtest --walk-forward --strategy
+    --out`` in ``out``. Raises :class:`engine.strategy.loader.StrategyError` / ``ValueError``."""
+    from engine.strategy.loader import load_strategy
+    from engine.strategy.walkforward import strategy_walk_forward, walk_forward_doc
+
+    st = load_strategy(params.model)
+    n = {"folds": 1}
+
+    def progress(ev: dict) -> None:
+        if ev["event"] == "plan":
+            n["folds"] = max(1, int(ev["folds"]))
+            on_progress(Progress(0, 2 * n["folds"], str(ev["note"]), folds=n["folds"]))
+        elif ev["event"] == "fold_done":
+            f = int(ev["fold"])
+            on_progress(Progress(f + 1, 2 * n["folds"], f"fold {f + 1}/{n['folds']} optimized: {ev['params']}",
+                                 fold=f, folds=n["folds"]))
+        elif ev["event"] == "backtest_fold":
+            d = int(ev["done"])
+            on_progress(Progress(n["folds"] + d, 2 * n["folds"], f"fold {d}/{n['folds']} backtested",
+                                 fold=d - 1, folds=n["folds"]))
+
+    r = strategy_walk_forward(bars, settings, st, fill_model=params.fill_model, on_progress=progress)
+    folds = []
+    for c, fm, res in zip(r.chosen, r.wf.fold_metrics, r.wf.folds):
+        tr = res.trades
+        win = float((tr["net_pnl"] > 0).mean()) if len(tr) else 0.0
+        folds.append(FoldRow(int(c["fold"]) + 1, int(c["test"]["start_ns"]), int(c["test"]["end_ns"]),
+                             int(fm["trades"]), float(fm["net_pnl"]), float(fm["sharpe"]),
+                             float(fm["max_drawdown"]), win))
+    checks, m, records, eq, metrics = stitched_rows(r, settings)
+    write_walk_forward_report(r, walk_forward_doc(r, params.fill_model, params.data), out)
+    rows = tuple(_trade_rows(records))
+    chosen = "; ".join(f"fold {c['fold'] + 1}: " + ", ".join(f"{k}={v}" for k, v in c["params"].items())
+                       for c in r.chosen)
+    bt = BacktestResult(metrics, tuple(eq), rows, str(out), (f"{st.label()}", f"chosen per fold: {chosen}"))
+    on_progress(Progress(2 * n["folds"], 2 * n["folds"], f"done: {len(records)} trades, net ${m.get('net_pnl', 0.0):,.2f}",
+                         folds=n["folds"]))
+    return WalkForwardRun(bt, tuple(folds), checks, bool(r.go_live["pass"]), r.note)
+
+
+def stitched_rows(r, settings: Settings):
+    """The console rows of a walk-forward (``r``: its ``wf`` and ``go_live``): (go-live rows, the
+    stitched metrics dict, every fold's trade records, equity after each trade in $ from the
+    starting capital, the metrics table rows)."""
+    checks = tuple(GoLiveRow(name, _check_value(c["value"]), str(c["threshold"]), bool(c["pass"]))
+                   for name, c in r.go_live["checks"].items())
+    m = r.wf.metrics or {}
+    records = [t for res in r.wf.folds for t in res.records]
+    eq = [float(settings.account.starting_capital)]
+    for t in records:
+        eq.append(eq[-1] + t.net_pnl)
+    keys = ("net_pnl", "trades", "win_rate", "profit_factor", "expectancy", "sharpe", "calmar",
+            "max_drawdown", "commission", "slippage")
+    return checks, m, records, eq, tuple((k, _fmt(m[k])) for k in keys if k in m)
 
 
 WALK_FORWARD_FILES = ("walk_forward.json", "trades.csv", "equity.csv")

@@ -45,6 +45,8 @@ class BreakoutBaseline:
             raise ValueError(f"lookback must be ≥ 2, got {lookback}")
         self.lookback = int(lookback)
         self.confidence = float(confidence)
+        self.warmup = self.lookback + 1
+        """Bars of history one signal uses (the channel and the previous bar's state)."""
 
     def signals(self, bars) -> StrategySignals:
         d = _breakout(bars.high, bars.low, bars.close, self.lookback)

@@ -1,13 +1,16 @@
 """``mes-console backtest``: the trading kernel over historical bars, with a report.
 
-Without ``--model`` the rule-based strategy ``--strategy`` (default ``backtest.strategy`` =
-baseline) runs through the same kernel, risk manager and simulated venue.
+Without ``--model`` the strategy ``--strategy`` (default ``backtest.strategy`` = baseline; or a
+trader's own ``file.py:Class`` / ``module:Class`` / entry point with ``--param NAME=VALUE``,
+specs/strategy.md) runs through the same kernel, risk manager and simulated venue.
+``--walk-forward --strategy FILE`` re-optimizes its declared parameters per fold
+(:func:`engine.strategy.walkforward.strategy_walk_forward`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -25,7 +28,9 @@ def backtest(
     ctx: typer.Context,
     data: Path = DataOpt,
     model: Optional[Path] = typer.Option(None, "--model", help="Model checkpoint: batch predictions drive the kernel."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="Rule-based strategy without a model: baseline | random."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Strategy without a model: baseline | random | path/file.py:Class | package.module:Class | an entry-point name (specs/strategy.md)."),
+    param: Optional[List[str]] = typer.Option(None, "--param", help="NAME=VALUE of a declared strategy parameter; repeatable."),
+    trials: int = typer.Option(20, "--trials", min=1, help="With --walk-forward --strategy: parameter-search trials per fold."),
     start: Optional[str] = typer.Option(None, "--start", help="First UTC date (YYYY-MM-DD), inclusive."),
     end: Optional[str] = typer.Option(None, "--end", help="Last UTC date (YYYY-MM-DD), inclusive."),
     fill: Optional[str] = typer.Option(None, "--fill", help="conservative | optimistic | realistic (default from settings)."),
@@ -41,7 +46,8 @@ def backtest(
     walk_forward: bool = typer.Option(False, "--walk-forward", help="Train one model per walk-forward fold ([training], [target]) and backtest each fold's test window with it; stitched equity and the R-BT-4 go-live table."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="With --walk-forward: maximum epochs per fold model (default [training] epochs)."),
 ) -> None:
-    """Backtest a model or a rule-based strategy over real bars; writes a report with --out.
+    """Backtest a model or a strategy (baseline, random, or your own: --strategy FILE.py:Class) over real
+    bars; writes a report with --out.
 
     The bars pass the validation gate first (mes_console.commands.loading): exit 2 with one
     line on stderr, and nothing written, for unusable data (non-finite prices, unsorted or
@@ -63,6 +69,12 @@ def backtest(
 
     bars = load_bars_checked(data, start=start, end=end, front_month=front_month, strict=strict,
                              repair=repair, settings=s, exit_code=EXIT_UNREADABLE)
+    if walk_forward and strategy is not None and strategy not in ("baseline", "random"):
+        from mes_console.commands.strategy import cli_strategy
+
+        _strategy_walk_forward(bars, s, cli_strategy(strategy, param, settings=s), fill, trials, json_out,
+                               str(data), out, research)
+        return
     if walk_forward:
         if model is not None or strategy is not None:
             fail("--walk-forward trains its own model per fold: give neither --model nor --strategy", code=EXIT_USAGE)
@@ -79,6 +91,8 @@ def backtest(
     from engine.strategy import ModelStrategy, strategy_by_name
 
     warning = None
+    if model is not None and (strategy is not None or param):
+        fail("give --model or --strategy/--param, not both", code=EXIT_USAGE)
     if model is not None:
         from engine.backtest.walkforward import checkpoint_overlap
 
@@ -89,8 +103,17 @@ def backtest(
         if warning:
             err_console.print(f"[bold red]warning:[/] {warning}", highlight=False)
 
+    loaded = None
     if model is not None:
         strat = ModelStrategy(model)
+    elif strategy is not None and strategy not in ("baseline", "random") or param:
+        from engine.strategy.analysis import bar_seconds, lookahead_warning
+        from mes_console.commands.strategy import cli_strategy, warn
+
+        strat = loaded = cli_strategy(strategy or s.backtest.strategy, param, settings=s, seed=seed)
+        lw = lookahead_warning(loaded, s, bar_seconds(bars))
+        if lw:
+            warn(lw)
     else:
         name = strategy or s.backtest.strategy
         try:
@@ -105,12 +128,20 @@ def backtest(
         try:
             sig = strat.signals(bars)
         except Exception as exc:
+            if loaded is not None:  # StrategyError: one line naming the file and the class
+                fail(str(exc), code=EXIT_USAGE)
             fail(f"strategy {strat.name}: {exc}", code=EXIT_UNREADABLE)
         prog.update(task, description="backtest", completed=0)
-        res = compose.backtest(bars, sig, s, fill_model=fill, fast=not bar_by_bar, strategy_name=strat.name,
+        res = compose.backtest(bars, sig, s, fill_model=fill, fast=not bar_by_bar,
+                               strategy_name=strat.name if loaded is None else f"{loaded.name} v{loaded.version}",
                            progress=lambda i, n: prog.update(task, completed=i), research=research)
     m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
     paths = write_report(res, out, m) if out is not None else {}
+    if loaded is not None:
+        for pth in paths.values():
+            if str(pth).endswith(".md"):
+                with open(pth, "a", encoding="utf-8") as fh:
+                    fh.write(f"\n**Strategy:** {loaded.label()}, parameters {loaded.params}, file sha256 {loaded.sha}\n")
     if warning:
         for pth in paths.values():
             if str(pth).endswith(".md"):
@@ -120,7 +151,8 @@ def backtest(
            "steps": res.steps, "elapsed_s": res.elapsed_s, "bars_per_second": res.bars_per_second,
            "metrics": _clean(m), "files": {k: str(v) for k, v in paths.items()},
            "alerts": len(res.alerts), "data_validation": bars.validation, **halts_doc(res),
-           "warnings": [warning] if warning else []}
+           "warnings": [warning] if warning else [],
+           **({"strategy_info": loaded.describe()} if loaded is not None else {})}
     if json_out:
         print_json(doc)
         return
@@ -204,18 +236,9 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     t.add_row("all", "stitched", str(m.get("trades", 0)), f"{m.get('net_pnl', 0.0):,.2f}", f"{m.get('sharpe', 0.0):.2f}",
               f"{m.get('max_drawdown', 0.0):,.2f}", f"{100 * r.oos_accuracy:.1f}%", style="bold")
     out_console.print(t)
-    g = Table(title="go-live check (R-BT-4)")
-    for c in ("criterion", "value", "threshold", "result"):
-        g.add_column(c)
-    for name, c in r.go_live["checks"].items():
-        v = c["value"]
-        if isinstance(v, dict):
-            missing = [k for k, ok in v.items() if not ok]
-            v = "all" if not missing else "not exercised: " + ", ".join(missing)
-        elif isinstance(v, float):
-            v = f"{v:.3f}"
-        g.add_row(name, str(v), str(c["threshold"]), "[green]pass[/]" if c["pass"] else "[red]FAIL[/]")
-    out_console.print(g)
+    from mes_console.commands.strategy import go_live_table
+
+    out_console.print(go_live_table(r.go_live, "go-live check (R-BT-4)"))
     if not m.get("trades"):
         out_console.print(f"no trades: the fold models' confidence never reached [signal] min_confidence = "
                           f"{s.signal.min_confidence:g} (and the first [risk] confidence_multipliers step "
@@ -227,5 +250,54 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
                           f"{a['trades']} trades, {a['mean_ticks']:+.2f} ± {a['se_ticks']:.2f} ticks = "
                           f"{a['mean_usd']:+.2f} $ per contract per trade", highlight=False)
     out_console.print("go live: " + ("PASS" if r.go_live["pass"] else "NO — at least one criterion failed"))
+    for k, v in doc.get("files", {}).items():
+        out_console.print(f"{k}: {v}")
+
+
+def _strategy_walk_forward(bars, s, strat, fill: str, trials: int, json_out: bool, data: str,
+                           out: Optional[Path], research: Optional[bool]) -> None:
+    """``backtest --walk-forward --strategy FILE``: walk-forward optimization of the strategy's
+    declared parameters (:func:`engine.strategy.walkforward.strategy_walk_forward`), the per-fold
+    table and the go-live table; with ``out``: walk_forward.json, trades.csv, equity.csv."""
+    import dataclasses
+
+    from engine.runtime.work import write_walk_forward_report
+    from engine.strategy.walkforward import strategy_walk_forward, walk_forward_doc
+    from mes_console.commands.strategy import print_walk_forward
+
+    from engine.strategy.analysis import bar_seconds, lookahead_warning
+    from mes_console.commands.strategy import warn
+
+    lw = lookahead_warning(strat, s, bar_seconds(bars))
+    if lw:
+        warn(lw)
+    if research is not None:
+        s = dataclasses.replace(s, backtest=dataclasses.replace(s.backtest, research=bool(research)))
+
+    def on_progress(ev: dict) -> None:
+        if ev["event"] == "plan":
+            err_console.print(f"{ev['note']}: {ev['folds']} fold(s), {trials} trials each", highlight=False)
+        elif ev["event"] == "fold_done":
+            err_console.print(f"fold {ev['fold']}: chosen {ev['params']}", highlight=False)
+
+    from engine.research.optimize import OptimizeUsageError
+    from engine.strategy.loader import StrategyError
+
+    try:
+        r = strategy_walk_forward(bars, s, strat, trials=trials, fill_model=fill, on_progress=on_progress)
+    except (StrategyError, OptimizeUsageError) as exc:   # the user's file, or no declared parameters
+        fail(str(exc), code=EXIT_USAGE)
+    except ValueError as exc:   # data too short for a fold
+        fail(str(exc), code=EXIT_PROBLEMS)
+    doc = walk_forward_doc(r, fill, data)
+    if out is not None:
+        try:
+            doc["files"] = write_walk_forward_report(r, doc, out)
+        except OSError as exc:
+            fail(str(exc), code=EXIT_PROBLEMS)
+    if json_out:
+        print_json(doc)
+        return
+    print_walk_forward(r, doc, s.optimize.objective)
     for k, v in doc.get("files", {}).items():
         out_console.print(f"{k}: {v}")

@@ -135,17 +135,23 @@ def guarded(call, argv: list[str] | None = None) -> int:
 
 
 def _click_exceptions() -> tuple[tuple[type, ...], ...]:
-    """(Exit, UsageError, ClickException, Abort) classes of click AND of the click copy that
-    typer ≥ 0.2x vendors as ``typer._click`` (typer raises its own), plus ``typer.Exit``."""
-    import click
+    """(Exit, UsageError, ClickException, Abort) classes of the click that typer raises, plus
+    ``typer.Exit``.
 
-    mods: list = [click.exceptions]
-    try:
-        from typer._click import exceptions as vendored  # type: ignore[import-not-found]
+    typer ≥ 0.2x vendors click as ``typer._click`` and no longer depends on click; older typers
+    raise click's own classes. Whichever of the two is importable counts (both when both are):
+    click is NOT a dependency of this project, and a base install (``pip install -e .``) has
+    none (tests/test_base_install.py checks every run-time import against the base dependencies)."""
+    import importlib
 
-        mods.append(vendored)
-    except ImportError:
-        pass
+    mods: list = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mods.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    if not mods:  # neither typer's copy nor click: typer itself would not have imported
+        raise RuntimeError("typer provides no click exceptions (typer._click nor click importable)")
     out = []
     for name in ("Exit", "UsageError", "ClickException", "Abort"):
         classes = {getattr(m, name) for m in mods if isinstance(getattr(m, name, None), type)}

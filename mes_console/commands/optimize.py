@@ -27,6 +27,7 @@ def optimize(
     ctx: typer.Context,
     data: Path = DataOpt,
     model: Optional[Path] = typer.Option(None, "--model", help="Model checkpoint (default: the rule strategy 'baseline')."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="A strategy whose declared parameters are searched with the risk ones: path/file.py:Class | package.module:Class | an entry-point name."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="tpe | random | grid (default [optimize] sampler)."),
     trials: Optional[int] = typer.Option(None, "--trials", min=1, help="COMPLETE trials the study should hold."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes on this machine."),
@@ -42,13 +43,21 @@ def optimize(
     config: Optional[Path] = ConfigOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Search stop/target ticks, risk %, the confidence threshold or the strategy's lookback on
-    Optuna; report on held-out data with the deflated Sharpe ratio and the PBO."""
+    """Search stop/target ticks, risk %, the confidence threshold or the strategy's lookback (with
+    --strategy FILE: its declared parameters) on Optuna; report on held-out data with the deflated
+    Sharpe ratio and the PBO."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.research.optimize import OptimizeDataError, OptimizeError, OptimizeUsageError, optimize_study
 
     s = settings_from(ctx, config)
+    loaded = None
+    if strategy is not None and strategy != "baseline":
+        from mes_console.commands.strategy import cli_strategy
+
+        if model is not None:
+            fail("give --model or --strategy, not both", code=EXIT_USAGE)
+        loaded = cli_strategy(strategy, None, settings=s)
     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console, transient=False)
     state: dict = {}
@@ -72,7 +81,7 @@ def optimize(
         doc = optimize_study(s, data, model=model, sampler=sampler, trials=trials, workers=workers, storage=storage,
                              study=study, objective=objective, space=space, holdout_months=holdout_months,
                              start=start, end=end, seed=seed, write_config=write_config, on_start=on_start,
-                             on_progress=on_progress)
+                             on_progress=on_progress, **({"strategy": loaded} if loaded is not None else {}))
     except KeyboardInterrupt:
         prog.stop()
         fail("interrupted: the study keeps every finished trial; run the same command again to resume", code=4)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -36,11 +36,13 @@ def _parse_speed(text: str) -> float | None:
 
 def build_replay_session(settings, *, data: Path | None, start: str | None, end: str | None,
                          speed: float | None, model: Path | None, report: Path | None,
-                         ring=None, seed: int = 0, mode_label: str = "replay", bars=None):
+                         ring=None, seed: int = 0, mode_label: str = "replay", bars=None, strategy=None):
     """The replay :class:`Session`, built by the composition root (:mod:`engine.compose`): its
     market-data source (``data`` sliced to ``start``..``end``, or the generated market) and the
     session. Raises ``engine`` errors with messages naming the file or checkpoint. ``bars``
-    given (already through the validation gate and sliced) are used instead of loading ``data``."""
+    given (already through the validation gate and sliced) are used instead of loading ``data``.
+    ``strategy``: a loaded strategy (:class:`engine.strategy.loader.LoadedStrategy`) instead of
+    the model/baseline."""
     from engine import compose
 
     pace_from = 0
@@ -49,25 +51,34 @@ def build_replay_session(settings, *, data: Path | None, start: str | None, end:
         if label == "demo":
             mode_label = label
     return compose.replay(settings, bars, model=model, speed=speed, report=report, ring=ring,
-                          pace_from_ns=pace_from, mode_label=mode_label)
+                          pace_from_ns=pace_from, mode_label=mode_label, strategy=strategy)
 
 
 def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[Path] = None,
             start: Optional[str] = None, end: Optional[str] = None, speed: str = "60",
             model: Optional[Path] = None, no_tui: bool = False, json_report: Optional[Path] = None,
             seed: int = 0, config: Optional[Path] = None, live_options: dict | None = None,
-            data_options: dict | None = None) -> int:
+            data_options: dict | None = None, strategy: Optional[str] = None,
+            params: Optional[list] = None) -> int:
     """Shared body of ``run`` and the bare demo. ``live_options`` (paper/live only):
-    ``gateway_url``, ``confirm_live``."""
+    ``gateway_url``, ``confirm_live``. ``strategy``/``params``: ``--strategy``/``--param``
+    (:func:`mes_console.commands.strategy.cli_strategy`)."""
     from engine import logs
     from engine.config import ConfigError
 
     settings = settings_from(ctx, config)
+    loaded = None
+    if strategy is not None or params:
+        from mes_console.commands.strategy import cli_strategy
+
+        if model is not None:
+            fail("give --model or --strategy, not both", code=EXIT_USAGE)
+        loaded = cli_strategy(strategy or settings.backtest.strategy, params, settings=settings, seed=seed)
     if mode in ("paper", "live"):
         from mes_console.commands.run_live import execute_live
 
         return execute_live(ctx, settings, mode=mode, model=model, no_tui=no_tui,
-                            json_report=json_report, **(live_options or {}))
+                            json_report=json_report, strategy=loaded, **(live_options or {}))
     if mode != "replay":
         fail(f"--mode {mode!r}: choose replay, paper or live", code=EXIT_USAGE)
     spd = _parse_speed(speed)
@@ -89,7 +100,7 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
     try:
         session = build_replay_session(settings, data=data, start=start, end=end, speed=spd,
                                        model=model, report=json_report, ring=ring, seed=seed,
-                                       bars=bars)
+                                       bars=bars, strategy=loaded)
     except (ConfigError, ValueError, FileNotFoundError, OSError) as exc:
         fail(str(exc), code=EXIT_USAGE)
     logs.set_clock(session.clock.now_ns)
@@ -104,7 +115,8 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
 
 def demo(ctx: typer.Context) -> None:
     """Bare ``mes-console``: the embedded demo replay in the console."""
-    raise typer.Exit(execute(ctx))
+    obj = ctx.find_root().obj or {}
+    raise typer.Exit(execute(ctx, strategy=obj.get("strategy")))
 
 
 def register(app: typer.Typer) -> None:
@@ -117,6 +129,8 @@ def register(app: typer.Typer) -> None:
         end: Optional[str] = typer.Option(None, "--end", help="Last day, inclusive."),
         speed: str = typer.Option("60", "--speed", help="Simulated seconds per real second (1 = real time), or 'max'."),
         model: Optional[Path] = typer.Option(None, "--model", help="Model checkpoint directory. Default: the rule-based baseline."),
+        strategy: Optional[str] = typer.Option(None, "--strategy", help="A strategy instead of a model: baseline | random | path/file.py:Class | package.module:Class | an entry-point name."),
+        param: Optional[List[str]] = typer.Option(None, "--param", help="NAME=VALUE of a declared strategy parameter; repeatable."),
         no_tui: bool = typer.Option(False, "--no-tui", help="Headless: no console, JSON-lines logs on stdout."),
         json_report: Optional[Path] = typer.Option(None, "--json-report", help="Write the session report (JSON) here at shutdown."),
         seed: int = typer.Option(0, "--seed", help="Seed of the generated market (no --data)."),
@@ -135,7 +149,7 @@ def register(app: typer.Typer) -> None:
         """
         raise typer.Exit(execute(ctx, mode=mode, data=data, start=start, end=end, speed=speed,
                                  model=model, no_tui=no_tui, json_report=json_report, seed=seed,
-                                 config=config,
+                                 config=config, strategy=strategy, params=param,
                                  live_options={"gateway_url": gateway_url, "confirm_live": confirm_live},
                                  data_options={"strict": strict, "repair": repair,
                                                "front_month": front_month}))

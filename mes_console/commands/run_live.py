@@ -68,8 +68,10 @@ def _confirm_live_in_console() -> bool:
 
 def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_tui: bool = False,
                  json_report: Optional[Path] = None, gateway_url: Optional[str] = None,
-                 confirm_live: bool = False) -> int:
-    """Body of ``run --mode paper|live`` (module docstring). Returns the exit code."""
+                 confirm_live: bool = False, strategy=None) -> int:
+    """Body of ``run --mode paper|live`` (module docstring). Returns the exit code. ``strategy``:
+    a loaded strategy (``--strategy``); live refuses one whose streaming ``update`` has not
+    passed ``analyze streaming`` and warns without a lookahead pass (on ``[live] bar_s`` bars)."""
     from engine import logs
     from engine.config import ConfigError
     from engine.runtime.session import SessionError
@@ -82,6 +84,8 @@ def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_t
             fail(LIVE_REFUSED, code=EXIT_USAGE)
         if not no_tui and not _confirm_live_in_console():
             fail("live trading not confirmed (type LIVE to confirm): nothing traded", code=EXIT_USAGE)
+    if strategy is not None and mode == "live":
+        _check_live_strategy(settings, strategy)
     sec = settings.secrets
     if not sec.projectx_username or not sec.projectx_api_key:
         fail("ProjectX credentials missing: set PROJECTX_USERNAME and PROJECTX_API_KEY", code=EXIT_USAGE)
@@ -105,7 +109,8 @@ def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_t
         eng.addHandler(h)
     try:
         session = build_live_session(settings, mode=mode, model=model, json_report=json_report,
-                                     gateway_url=gateway_url, ring=ring)
+                                     gateway_url=gateway_url, ring=ring,
+                                     **({"strategy": strategy} if strategy is not None else {}))
     except (ConfigError, SessionError, ValueError, OSError) as exc:
         fail(str(exc), code=EXIT_USAGE)
     logs.set_clock(lambda: session.clock.now_ns() or session.wall.now_ns())
@@ -124,3 +129,21 @@ def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_t
         logs.set_clock(None)
         for h in handlers:
             eng.removeHandler(h)
+
+
+def _check_live_strategy(settings, strategy) -> None:
+    """``run --mode live --strategy``: warn without a recorded lookahead pass on the session's
+    bar size; refuse (exit 3) a strategy with a streaming ``update`` that has no recorded
+    batch = streaming pass (``mes-console analyze streaming``)."""
+    from engine.runtime.live import LiveConfig
+    from engine.strategy.analysis import CheckRecords, lookahead_warning
+    from mes_console.commands.strategy import warn
+
+    bar_s = int(LiveConfig(mode="live").bar_s)
+    w = lookahead_warning(strategy, settings, bar_s)
+    if w:
+        warn(w)
+    if strategy.has_update and not CheckRecords.for_settings(settings).passed(strategy, "streaming", bar_s):
+        fail(f"{strategy.where}: its streaming update() has not passed the batch = streaming check on {bar_s}-second "
+             f"bars: run mes-console analyze streaming --strategy {strategy.spec} --data FILE; nothing traded",
+             code=EXIT_USAGE)

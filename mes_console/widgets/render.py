@@ -194,7 +194,9 @@ def render_quote(q: QuoteView, width: int = 24) -> Text:
 
 def render_model(m: ModelView) -> Text:
     t = Text()
-    if m.is_baseline:
+    if m.is_baseline and m.label.startswith("strategy "):   # a loaded strategy (engine.strategy.runtime)
+        t.append(m.label[:24] + "\n", style="bold")
+    elif m.is_baseline:
         t.append("RULE-BASED BASELINE\n", style="bold")
     else:
         t.append(f"model {m.label}"[:24] + "\n")
@@ -295,6 +297,8 @@ def render_risk(r: RiskView, now_ns: int, width: int = 38) -> Text:
         low = r.venue_distance_usd < 500.0
         t.append(f"MLL ${r.venue_liquidation_usd:,.0f} in ${r.venue_distance_usd:,.0f} max {r.venue_max_contracts}\n",
                  style="reverse bold" if low else "")
+    for line in r.lockouts:  # issue 26: discipline lockouts
+        t.append(fit(line, width) + "\n", style="reverse" if line.startswith("LOCKED") else "")
     if r.pause_until_ns is not None:
         t.append(f"pause {fmt_countdown((r.pause_until_ns - now_ns) / 1e9)} ", style="reverse")
     t.append("breakers: " + (", ".join(r.breakers) if r.breakers else "none"))
