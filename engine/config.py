@@ -51,12 +51,22 @@ class InstrumentConfig:
 
 @dataclass(frozen=True)
 class AccountConfig:
-    starting_capital: float = _f(1000.0, lo=0.0, doc="dollars")
+    starting_capital: float = _f(1000.0, lo=0.0, doc="dollars; default: the profile's account size ($1,000 for none)")
     name: str = _f("", doc="broker account name; empty = the only tradable account")
-    rules: str = _f("none", choices=("none", "topstepx-50k", "topstepx-100k", "topstepx-150k"),
-                    doc="venue account-rules profile checked beside the engine's limits (tighter wins)")
-    personal_daily_loss_limit: float = _f(0.0, lo=0.0, doc="dollars, venue profile only; 0 = none")
+    rules: str = _f("none", choices=("none", "topstepx-50k", "topstepx-100k", "topstepx-150k", "topstepx-xfa-50k",
+                                     "topstepx-xfa-100k", "topstepx-xfa-150k"),
+                    doc="account profile (engine/risk/profiles.py): sets the starting capital, the venue's rules and the engine's derived [risk] limits; none = the §0 $1,000 account")
+    personal_daily_loss_limit: float = _f(0.0, lo=0.0, doc="dollars, venue profile only; 0 = the profile's (none on TopstepX since 25 Aug 2025)")
     mll_eod_high: float = _f(0.0, lo=0.0, doc="known end-of-day balance high from the venue dashboard; 0 = account size")
+    mll_allowance: float = _f(0.0, lo=0.0, doc="$ the MLL trails below the end-of-day high; 0 = the profile's")
+    mll_lock: float = _f(0.0, lo=0.0, doc="balance $ at which the MLL stops trailing; 0 = the profile's (the starting balance)")
+    max_contracts: int = _f(0, lo=0, doc="venue position cap in full-size contracts (micros 10:1); 0 = the profile's")
+    profit_target: float = _f(0.0, lo=0.0, doc="$ profit that passes a Combine; 0 = the profile's")
+    consistency_share: float = _f(0.0, lo=0.0, hi=1.0, doc="best day / total profit a pass allows; 0 = the profile's")
+    mll_entry_cap: bool = _f(True, doc="cap each entry so its stop-out stays above the MLL (the engine's guard); false = the venue's liquidation alone decides, as for a trader without it")
+    evaluation_fee: float = _f(0.0, lo=0.0, doc="$ per evaluation attempt (Monte Carlo expected value); 0 = no economics")
+    reset_fee: float = _f(0.0, lo=0.0, doc="$ per reset after a failed attempt (expected value)")
+    payout_value: float = _f(0.0, lo=0.0, doc="$ a passed attempt is worth to you (expected value); 0 = no economics")
 
 
 @dataclass(frozen=True)
@@ -182,7 +192,7 @@ class OptimizeConfig:
     sampler: str = _f("tpe", choices=("tpe", "random", "grid"), doc="Optuna sampler")
     trials: int = _f(200, lo=1, doc="completed trials the study aims at (a resumed study counts its earlier ones)")
     workers: int = _f(2, lo=1, doc="worker processes on this machine")
-    objective: str = _f("sharpe", choices=("sharpe", "net_pnl", "calmar", "expectancy"),
+    objective: str = _f("sharpe", choices=("sharpe", "net_pnl", "calmar", "expectancy", "pass_probability", "expected_value"),
                         doc="maximised on the validation window")
     holdout_months: int = _f(3, lo=1, doc="the last months, never seen by the search, for the report")
     min_trades: int = _f(50, lo=0, doc="a trial with fewer validation trades scores -1e9 (not trading is no result)")
@@ -360,12 +370,14 @@ class Settings:
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     secrets: Secrets = field(default_factory=Secrets, compare=False)
     sources: tuple = field(default=(), compare=False)
+    explicit: frozenset = field(default=frozenset(), compare=False)
+    """``"section.key"`` names a config file set (the account profile derives the others)."""
 
     def to_dict(self, *, mask_secrets: bool = True) -> dict[str, Any]:
         """Plain dict of every section (secrets masked unless told otherwise)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name == "sources":
+            if f.name in ("sources", "explicit"):
                 continue
             section = dataclasses.asdict(getattr(self, f.name))
             if f.name == "secrets" and mask_secrets:
@@ -486,7 +498,7 @@ def _check_list(where: str, key: str, value: list) -> None:
 
 
 def _apply(settings: Settings, data: dict[str, Any], source: str) -> Settings:
-    sections = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("secrets", "sources")}
+    sections = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("secrets", "sources", "explicit")}
     changes: dict[str, Any] = {}
     for name, values in data.items():
         if name not in sections:
@@ -512,7 +524,12 @@ def _apply(settings: Settings, data: dict[str, Any], source: str) -> Settings:
                 )
             updates[key] = _coerce(source, f"{name}.{key}", value, hints[key], dict(fields_[key].metadata))
         changes[name] = dataclasses.replace(current, **updates)
-    result = dataclasses.replace(settings, **changes)
+    explicit = settings.explicit | {f"{name}.{key}" for name, values in data.items() for key in values}
+    result = dataclasses.replace(settings, **changes, explicit=frozenset(explicit))
+    # the account profile's derived values in every key no file set (engine/risk/profiles.py)
+    from engine.risk.profiles import apply_profile
+
+    result = apply_profile(result, result.explicit)
     _check_invariants(result, source)
     return result
 
@@ -557,8 +574,9 @@ def _check_invariants(s: Settings, source: str) -> None:
 
 
 # ---- cross-field rules of issue 22 item 5 (one block: venue deadline, keys, ranges, URLs, training)
-_VENUE_DEADLINE_NY = {"topstepx-50k": "16:10", "topstepx-100k": "16:10", "topstepx-150k": "16:10"}
-"""New York time by which a venue profile's account must be flat (TopstepX: 15:10 CT)."""
+_VENUE_DEADLINE_NY = {"topstepx": "16:10"}
+"""New York time by which a venue's accounts must be flat, by the profile name's venue prefix
+(TopstepX, every profile ``topstepx-*``: 15:10 CT)."""
 _FIXED_NY_FLAT = "16:30"
 """Flat time of ``[eod] profile = "fixed_ny"`` (New York)."""
 MAX_EPOCHS = 100_000
@@ -578,7 +596,7 @@ def _check_cross_rules(s: Settings, source: str) -> None:
     host; ``[training] learning_rate`` > 0 and ``epochs`` ≤ :data:`MAX_EPOCHS`."""
     from urllib.parse import urlparse
 
-    deadline = _VENUE_DEADLINE_NY.get(s.account.rules)
+    deadline = _VENUE_DEADLINE_NY.get(s.account.rules.split("-")[0])
     if deadline is not None and s.eod.profile == "fixed_ny" and _FIXED_NY_FLAT > deadline:
         raise ConfigError(f"{source}: [eod] profile = 'fixed_ny' flattens at {_FIXED_NY_FLAT} New York, after the "
                           f"[account] rules = {s.account.rules!r} deadline {deadline} New York; use profile = 'topstepx'")
@@ -752,14 +770,24 @@ def default_toml() -> str:
         "# then --config PATH. Check a file with `mes-console config check --config PATH`.",
     ]
     for sec in dataclasses.fields(Settings):
-        if sec.name in ("secrets", "sources"):
+        if sec.name in ("secrets", "sources", "explicit"):
             continue
         obj = getattr(Settings(), sec.name)
         lines.append("")
         lines.append(f"[{sec.name}]")
         for f in dataclasses.fields(obj):
-            lines.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}  # {f.metadata.get('doc', '')}".rstrip())
+            # the keys the [account] profile derives are shown commented out: a file that sets
+            # them overrides the profile (engine/risk/profiles.py)
+            pre = "# " if f"{sec.name}.{f.name}" in PROFILE_DERIVED else ""
+            lines.append(f"{pre}{f.name} = {_toml_value(getattr(obj, f.name))}  # {f.metadata.get('doc', '')}".rstrip())
     return "\n".join(lines) + "\n"
+
+
+PROFILE_DERIVED = frozenset({"account.starting_capital", "risk.daily_loss_limit", "risk.daily_drawdown_limit",
+                             "risk.max_risk_per_trade", "risk.kill_switch_loss", "risk.min_account_balance",
+                             "risk.account_drawdown_limit"})
+"""Keys the ``[account]`` profile sets unless a file does (``engine.risk.profiles.apply_profile``):
+commented out in the shipped ``config.toml``."""
 
 
 def _toml_value(v: Any) -> str:

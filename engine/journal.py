@@ -3,6 +3,8 @@
 Every fill, round trip, halt, manual action and session summary of a paper/live session is
 written AS IT HAPPENS, one autocommitted statement each, to ``<data dir>/journal.sqlite3``
 (``[paths] data_dir``, default the platformdirs user data dir; :func:`default_journal_path`).
+The demo and replay sessions write the same tables to their own file,
+``<data dir>/journal-sim.sqlite3`` (:func:`default_sim_journal_path`).
 
 Durability: WAL journal mode with ``synchronous=FULL``: a committed row survives a SIGKILL of
 the process (and a power loss) the moment :meth:`Journal.fill` returns. Several processes may
@@ -93,6 +95,19 @@ def default_journal_path(settings: Any) -> Path:
     from engine.config import resolve_dir
 
     return resolve_dir(settings.paths.data_dir, "data") / FILE_NAME
+
+
+SIM_FILE_NAME = "journal-sim.sqlite3"
+"""The journal of the simulated sessions (the demo and ``run --mode replay``): the same tables,
+another file, so that simulated money never mixes with a broker account's P&L by day."""
+
+
+def default_sim_journal_path(settings: Any) -> Path:
+    """``<[paths] data_dir or the platformdirs user data dir>/journal-sim.sqlite3`` (directory
+    created): :data:`SIM_FILE_NAME`, where demo and replay sessions write."""
+    from engine.config import resolve_dir
+
+    return resolve_dir(settings.paths.data_dir, "data") / SIM_FILE_NAME
 
 
 def _iso_day(ts_ns: int) -> str:

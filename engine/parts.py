@@ -52,8 +52,11 @@ def sim_parts(bars, settings, fill_model: str, *, market: MarketInputs | None = 
         settings: :class:`engine.config.Settings`. fill_model: conservative | optimistic |
             realistic. market: precomputed batch inputs for these bars (default: computed).
         native_oco: the venue's bracket mode (see :class:`SimVenue`).
-        risk: a risk manager; default an in-memory :class:`engine.risk.RiskManager` on the
-            parts' clock and calendar (``research`` mode as given; no state store).
+        risk: a risk manager; default the one risk path's
+            (:func:`engine.risk.build.build_risk`: an in-memory
+            :class:`engine.risk.RiskManager` with the account profile's rules attached) on the
+            parts' clock and calendar (``research`` mode as given; no state store). The venue
+            liquidates at the MLL of the manager's ``account_rules`` (when it has them).
         wrap_risk: a proxy put between the kernel and the risk manager (the replay's timing
             proxy); the kernel gets ``wrap_risk(risk)``, ``SimParts.risk`` stays the manager.
     Raises :class:`engine.market.inputs.MarketInputError` for no bars and ``ValueError`` for an
@@ -65,9 +68,11 @@ def sim_parts(bars, settings, fill_model: str, *, market: MarketInputs | None = 
     clock = SimClock(int(bars.ts[0]))
     cal = calendar_for(int(bars.ts[0]), int(bars.ts[-1]) + bars.bar_ns)
     if risk is None:
-        from engine.risk import RiskManager
+        from engine.risk.build import build_risk
 
-        risk = RiskManager(settings, clock, cal, spec, None, research=research)
+        risk = build_risk(settings, clock, cal, spec, None, research=research)
+    # the venue liquidates at the account's MLL (engine.risk.account_rules; None: no venue rules)
+    venue.guard = getattr(risk, "account_rules", None)
     kernel = TradingKernel(settings, venue, wrap_risk(risk) if wrap_risk is not None else risk, spec,
                            bar_ns=bars.bar_ns, starting_balance=start_bal)
     return SimParts(clock, cal, spec, mk, venue, risk, kernel, start_bal)

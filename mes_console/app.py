@@ -56,6 +56,7 @@ from mes_console.widgets.panes import (
 from mes_console.widgets.contain import describe, log, log_worker_failure, report
 from mes_console.widgets.render import LEVELS, render_position
 from mes_console.widgets.render import money as money_text
+from engine.runtime.snapshot import money as snapshot_money
 from screens.backtest import BacktestScreen
 from screens.confirm import ConfirmScreen, TypeToConfirmScreen
 from screens.help import HelpScreen
@@ -143,6 +144,7 @@ class MesConsoleApp(App, inherit_bindings=False):
         self._last_event_seq: int | None = None
         self._poll_error = ""
         self.crash_file = ""
+        self._too_small_text = ""
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -163,18 +165,28 @@ class MesConsoleApp(App, inherit_bindings=False):
     def on_resize(self, event) -> None:
         """Below :attr:`MIN_SIZE` the main screen shows one clear message instead of panes
         that would silently lose rows and columns; the session and every key go on."""
-        w, h = event.size.width, event.size.height
+        self._too_small_message(event.size.width, event.size.height)
+
+    def _too_small_message(self, w: int, h: int) -> None:
+        """Show or hide the "too small" message for a ``w``×``h`` terminal. It is the operator's
+        only status line at that size, so it is rebuilt on every snapshot too
+        (:meth:`watch_snapshot`): the trading state it names is always the current one."""
         small = w < self.MIN_SIZE[0] or h < self.MIN_SIZE[1]
         main = self.screen_stack[0] if self.screen_stack else None
         if main is None:
             return
         main.set_class(small, "too-small")
         if small:
-            state = self.snapshot.header.trading_state if self.snapshot is not None else "?"
-            main.query_one("#too-small", Static).update(
-                f"Terminal {w}×{h} is too small: the console needs at least "
-                f"{self.MIN_SIZE[0]}×{self.MIN_SIZE[1]}.\nTrading goes on ({state}). "
-                f"ctrl+k halts, q quits.")
+            snap = self.snapshot
+            state = snap.header.trading_state if snap is not None else "?"
+            if snap is not None and snap.header.paused and state == "ACTIVE":
+                state = "PAUSED"
+            text = (f"Terminal {w}×{h} is too small: the console needs at least "
+                    f"{self.MIN_SIZE[0]}×{self.MIN_SIZE[1]}.\nTrading goes on ({state}). "
+                    f"ctrl+k halts, q quits.")
+            if text != self._too_small_text:
+                self._too_small_text = text
+                main.query_one("#too-small", Static).update(text)
 
     def get_system_commands(self, screen):
         """The command palette (ctrl+p): the console's commands, each through
@@ -309,9 +321,15 @@ class MesConsoleApp(App, inherit_bindings=False):
     def watch_snapshot(self, snap: SessionSnapshot | None) -> None:
         """Feed the header of the backtest and training screens (their own compose), and keep an
         open flatten question's position text current."""
+        w, h = self.size.width, self.size.height
+        if self.screen_stack and (w < self.MIN_SIZE[0] or h < self.MIN_SIZE[1]
+                                  or self.screen_stack[0].has_class("too-small")):
+            self._too_small_message(w, h)
         screen = self.screen if self.screen_stack else None
         if isinstance(screen, ConfirmScreen) and screen.refresh_text is not None and screen.is_mounted:
             screen.query_one("#question", Static).update(screen.refresh_text(snap))
+        if isinstance(screen, QuitScreen) and snap is not None:
+            screen.update_position(render_position(snap.position).plain, snap.position.side != "FLAT")
         for name in ("backtest", "train", "optimize"):
             try:
                 screen = self.get_screen(name)
@@ -433,7 +451,8 @@ class MesConsoleApp(App, inherit_bindings=False):
                 self.quit_applied = True
                 self.exit(0)
 
-        self.push_screen(QuitScreen(text, has_pos), done)
+        mode = snap.header.mode if snap is not None else "live"
+        self.push_screen(QuitScreen(text, has_pos, mode), done)
 
 
 def session_summary(session: Any) -> str:
@@ -449,15 +468,20 @@ def session_summary(session: Any) -> str:
              and not str(r.get("reason", "")).endswith("(already halted)")]
     risk = rep.get("risk") or {}
     halted = isinstance(risk, dict) and bool(risk.get("halt"))
-    path = getattr(getattr(session, "cfg", None), "report_path", None)
+    cfg = getattr(session, "cfg", None)
+    path = getattr(session, "report_written", None) or getattr(cfg, "report_path", None)
+    journal = getattr(cfg, "journal_path", None)
     lines = [
         f"session ended: {rep.get('exit_reason') or 'stopped'}",
         f"  trades {rep.get('trades_count', 0)}, net P&L {money_text(rep.get('net_pnl', 0.0))} "
-        f"(commission ${rep.get('commission', 0.0):,.2f}), equity ${rep.get('ending_equity', 0.0):,.2f}",
+        f"(commission {snapshot_money(rep.get('commission', 0.0))}), equity "
+        f"{snapshot_money(rep.get('ending_equity', 0.0))}",
         f"  halts {len(halts)}{' (halted at the end)' if halted else ''}; position at end "
         f"{rep.get('position_at_end', 0):+d}",
         f"  report: {path if path else 'not written (use --json-report PATH)'}",
     ]
+    if journal:
+        lines.append(f"  journal: {journal} (mes-console journal --sim)")
     return "\n".join(lines)
 
 

@@ -38,8 +38,11 @@ app = typer.Typer(
     no_args_is_help=False,
     invoke_without_command=True,
     pretty_exceptions_enable=False,
-    # markdown, not rich markup: "[training] arch" in a help text is a config section, not a tag
-    rich_markup_mode="markdown",
+    # plain help (click's formatter), no markup at all: "[training] arch" is a config section
+    # and "<data dir>" a placeholder, which rich markup and markdown both ate; a long flag
+    # (--i-understand-this-trades-real-money) gets its own line instead of being cut at 80
+    # columns, and an on/off flag shows no "<bool>" (tests/test_cli_errors.py checks all four)
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -47,10 +47,11 @@ class BacktestScreen(JobScreen):
     walk-forward."""
 
     DEFAULT_CSS = FORM_CSS + """
-    BacktestScreen #results { height: 1fr; min-height: 6; }
+    BacktestScreen #results { height: 2fr; min-height: 9; }
+    BacktestScreen.walk-forward #results { height: 1fr; min-height: 6; }
     BacktestScreen #metrics { width: 30; height: 100%; }
     BacktestScreen #equity { width: 1fr; height: 100%; }
-    BacktestScreen #trades { height: 1fr; }
+    BacktestScreen #trades { height: 1fr; min-height: 3; }
     BacktestScreen #wfbox { height: 1fr; display: none; }
     BacktestScreen #folds { height: auto; }
     BacktestScreen #start, BacktestScreen #end { width: 15; }
@@ -115,7 +116,6 @@ class BacktestScreen(JobScreen):
         self.query_one("#trades", DataTable).add_columns("entry NY", "side", "qty", "entry", "exit", "P&L", "why")
         plt = self.query_one("#equity", SafePlot).plt
         plt.title("equity $ by exit date")
-        self.query_one("#progress", ProgressBar).display = False  # no animated "--%" before a run
         self.query_one("#limits", Static).display = False
         self.query_one("#data", Input).focus()
 
@@ -155,9 +155,7 @@ class BacktestScreen(JobScreen):
     def start(self, params: BacktestParams) -> None:
         kind = f"walk-forward {'/'.join(map(str, params.walk_forward))} " if params.walk_forward else ""
         self.query_one("#status", Static).update(f"running {kind}{params.data} {params.start}..{params.end}")
-        bar = self.query_one("#progress", ProgressBar)
-        bar.display = True
-        bar.update(total=1, progress=0)
+        self.query_one("#progress", ProgressBar).update(total=1, progress=0)
         self.stoppable = params.walk_forward is not None
         if params.walk_forward:
             self._run_walk_forward(params)
@@ -219,6 +217,7 @@ class BacktestScreen(JobScreen):
                       f"{tr.exit_price:.2f}", f"{tr.pnl_usd:+.2f}", tr.reason)
         t.display = wf is None
         self.query_one("#wfbox").display = wf is not None
+        self.set_class(wf is not None, "walk-forward")  # the fold and go-live tables get half
         if wf is not None:
             self.query_one("#folds", Static).update(walk_forward_tables(wf))
             failed = sum(not c.passed for c in wf.go_live)
@@ -240,7 +239,7 @@ class BacktestScreen(JobScreen):
         halted = next((x for x in result.limits if x.startswith("halted ")), "")
         if halted and "no trades after" in halted:  # the run stopped early: say so where it is seen
             where = f" · {halted.split(': ', 1)[0]}, no trades after"
-        self.query_one("#status", Static).update(f"done: {len(result.trades)} trades{where}")
+        self.query_one("#status", Static).update(f"done: {len(result.trades)} trades{where}{account_status(result.limits)}")
 
     def show_limits(self, lines: tuple[str, ...]) -> None:
         """What limited the run, at most three lines of the screen's width (each ends in an
@@ -259,6 +258,24 @@ class BacktestScreen(JobScreen):
         widget = self.query_one("#limits", Static)
         widget.update(text)
         widget.display = bool(keep)
+
+
+def account_status(lines: tuple[str, ...]) -> str:
+    """The account verdict and pass probability for the status line (issue 23), from the run's
+    limit lines (:func:`engine.backtest.report.verdict_text` first): `` · FAILED on 2024-12-19 by
+    MLL · P(pass) 3.1%``; "" without an account profile."""
+    out = ""
+    v = next((x for x in lines if x.startswith("account ")), "")
+    if v:
+        head = v.split(": ", 2)
+        out += " · " + (head[1].split(" (", 1)[0] if len(head) > 1 else v)
+        if head[1:2] == ["OPEN"]:
+            out += " (account " + head[0].split(" ", 1)[-1] + ")"
+        out = out.split(", balance")[0]
+    p = next((x for x in lines if x.startswith("P(pass)")), "")
+    if p:
+        out += " · " + p.split(",", 1)[0]
+    return out
 
 
 def walk_forward_tables(wf: WalkForwardRun):

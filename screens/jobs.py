@@ -29,7 +29,7 @@ FORM_CSS = """
 .form Label { width: auto; padding: 0 1 0 0; }
 .form Input { border: none; height: 1; width: 1fr; margin: 0 1 0 0; background: $boost; }
 .form Input:focus { border: none; background: $accent 30%; text-style: bold; }
-#status { height: 1; }
+#status { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
 ProgressBar { height: 1; }
 """
 
@@ -131,7 +131,9 @@ class JobScreen(ContainedScreen):
         yield Static(self.HEADING, id="title")
         for row in self.form():
             yield Horizontal(*row, classes="form")
-        yield ProgressBar(total=None, show_eta=False, id="progress")
+        bar = ProgressBar(total=None, show_eta=False, id="progress")
+        bar.display = False   # no animated "--%" before the first run (shown by action_run)
+        yield bar
         yield Static(self.READY, id="status")
         yield from self.results()
         yield Footer()
@@ -164,6 +166,7 @@ class JobScreen(ContainedScreen):
             self.notify(str(exc), severity="error")
             return
         self.stop_flag.clear()
+        self.query_one("#progress", ProgressBar).display = True
         self.start(params)
 
     def on_unmount(self) -> None:

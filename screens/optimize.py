@@ -21,6 +21,7 @@ from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, ProgressBar, Static
 
+from engine.runtime.snapshot import money
 from mes_console.widgets.contain import SafePlot
 from screens.jobs import FORM_CSS, JobScreen, field
 
@@ -157,8 +158,10 @@ class OptimizeScreen(JobScreen):
     def show(self, r: dict) -> None:
         self.result = r
         h = r["holdout"]["metrics"]
+        n = int((r.get("trials") or {}).get("COMPLETE", 0))
+        word = f"stopped after {n} trials" if self.stop_flag.is_set() else "done"
         self.query_one("#status", Static).update(
-            f"done: best {r['best']['params']} · held out net {h['net_pnl']:,.2f} $ over {h['trades']} trades · "
+            f"{word}: best {r['best']['params']} · held out net {money(h['net_pnl'], sign=True)} over {h['trades']} trades · "
             f"DSR {r['dsr']['dsr']:.2f} · PBO {r['pbo']['pbo']:.2f} · config {r['config']}")
 
 

@@ -96,7 +96,7 @@ def test_cli_reports_halts_refusals_and_research_in_every_output(es_1m_path, tmp
     assert m["halts"] == doc["halts"] and m["refused_total"] == doc["refused_total"]
     rep = (tmp_path / "a" / "report.md").read_text()
     assert f"halted {acct[0]['time_ny']}: account drawdown" in rep and "no trades after" in rep
-    assert "risk too small for one contract" in rep
+    assert "risk too small for one contract" in rep and "$#" not in rep
     plain = CliRunner().invoke(app, args)
     assert plain.exit_code == 0 and f"halted {acct[0]['time_ny']}" in plain.stdout
     assert "entries refused:" in plain.stdout
@@ -106,3 +106,21 @@ def test_cli_reports_halts_refusals_and_research_in_every_output(es_1m_path, tmp
     assert all(h["resumed_ny"] for h in rdoc["halts"] if h["kind"] == "account_drawdown")
     plain = CliRunner().invoke(app, args + ["--research"])
     assert "research mode ON" in plain.stdout and "resumed" in plain.stdout
+
+
+def test_refusal_summary_prints_the_amounts_not_placeholders():
+    """Reasons grouped by kind keep their amounts: one value when they agree, else lo–hi (the
+    CLI, report.md and the console print this text; ``$#`` was printed before)."""
+    from types import SimpleNamespace
+
+    from engine.backtest.report import summary_text
+
+    refused = {"risk $12.50 per contract (worst-case slippage) exceeds the $3.20 left of the daily loss limit": 4,
+               "risk $41.25 per contract (worst-case slippage) exceeds the $0.40 left of the daily loss limit": 1,
+               "risk $1,250.00 per contract (worst-case slippage) exceeds the $0.40 left of the daily loss limit": 2,
+               "outside the entry window 09:35": 3}
+    text = summary_text(SimpleNamespace(halts=[], research=False, refused=refused))
+    assert "#" not in text
+    assert ("       7 × risk $12.50–$1,250.00 per contract (worst-case slippage) exceeds the $0.40–$3.20 "
+            "left of the daily loss limit") in text.splitlines()
+    assert "       3 × outside the entry window 09:35" in text.splitlines()

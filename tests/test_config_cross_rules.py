@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CASES = [
     ('[account]\nrules = "topstepx-50k"\n[eod]\nprofile = "fixed_ny"\n', "[eod] profile"),
+    ('[account]\nrules = "topstepx-xfa-100k"\n[eod]\nprofile = "fixed_ny"\n', "[eod] profile"),
     ('[ui]\nkey_halt = ""\n', "[ui] key_halt"),
     ('[ui]\nkey_halt = "q"\n', "[ui] key_halt"),
     ('[ui]\nkey_flatten = "ctrl+k"\n', "[ui] key_flatten"),
@@ -50,7 +51,7 @@ def test_coherent_settings_pass(tmp_path: Path) -> None:
 
 def test_config_check_cli_names_the_key(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    for i, (body, needle) in enumerate(CASES[:1] + CASES[8:9]):
+    for i, (body, needle) in enumerate(CASES[:1] + CASES[9:10]):
         p = tmp_path / f"c{i}.toml"
         p.write_text(body)
         r = subprocess.run([sys.executable, "-m", "mes_console.cli", "config", "check", "--config", str(p)],

@@ -37,8 +37,8 @@ def test_validate_exit_codes(tmp_path, es_5m_path, topstepx_path, dbn_dir, esm8_
     cut = tmp_path / "cut.parquet"
     cut.write_bytes(es_5m_path.read_bytes()[:5000])
     unreadable = _run("validate", cut, "--json")
-    assert unreadable.exit_code == 2 and unreadable.stdout == ""
-    assert _run("validate", dbn_dir / "test_data.mbo.dbn.zst").exit_code == 2
+    assert unreadable.exit_code == 3 and unreadable.stdout == ""
+    assert _run("validate", dbn_dir / "test_data.mbo.dbn.zst").exit_code == 3
 
 
 def test_resample_cli(tmp_path, dbn_dir):
@@ -49,7 +49,7 @@ def test_resample_cli(tmp_path, dbn_dir):
     assert doc["rows_in"] == 4 and doc["rows_out"] == 2 and out.exists()
     bad = _run("resample", dbn_dir / "test_data.ohlcv-1s.dbn.zst", "--to", "20m", "--out",
                tmp_path / "no.parquet")
-    assert bad.exit_code == 1 and not (tmp_path / "no.parquet").exists()
+    assert bad.exit_code == 3 and not (tmp_path / "no.parquet").exists()   # bad input (README)
 
 
 def test_download_without_key_is_a_usage_error(tmp_path, monkeypatch):

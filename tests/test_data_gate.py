@@ -61,7 +61,7 @@ def test_backtest_strict_on_ohlc_violations_exits_2_and_writes_nothing(tmp_path,
                two_days.close, two_days.volume)
     out = tmp_path / "report"
     r = _cli("backtest", "--data", f, "--strict", "--out", out, "--json")
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 3, r.output
     err = _one_line_error(r)
     assert "ohlc_relation ×3" in err and r.stdout == ""
     assert not out.exists()
@@ -87,7 +87,7 @@ def test_config_key_strict(tmp_path, two_days):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[data]\nstrict = true\n")
     r = _cli("backtest", "--data", f, "--config", cfg)
-    assert r.exit_code == 2 and "off_tick ×1" in _one_line_error(r)
+    assert r.exit_code == 3 and "off_tick ×1" in _one_line_error(r)
     assert _cli("backtest", "--data", f, "--config", cfg, "--no-strict").exit_code == 0
 
 
@@ -97,9 +97,9 @@ def test_inf_high_refused_in_every_command(tmp_path, two_days):
     f = _write(tmp_path / "inf.parquet", two_days.ts, two_days.open, h, two_days.low,
                two_days.close, two_days.volume)
     r = _cli("backtest", "--data", f)
-    assert r.exit_code == 2 and "row 200, column 'high': non-finite price" in _one_line_error(r)
+    assert r.exit_code == 3 and "row 200, column 'high': non-finite price" in _one_line_error(r)
     r = _cli("train", "--data", f, "--epochs", "1", "--out", tmp_path / "m")
-    assert r.exit_code == 2 and "non-finite price" in _one_line_error(r)
+    assert r.exit_code == 3 and "non-finite price" in _one_line_error(r)
     r = _cli("run", "--mode", "replay", "--data", f, "--no-tui", "--speed", "max")
     assert r.exit_code == 3 and "non-finite price" in _one_line_error(r)
 
@@ -110,7 +110,7 @@ def test_swapped_rows_refused_with_one_line(tmp_path, two_days):
     f = _write(tmp_path / "swap.parquet", ts, two_days.open, two_days.high, two_days.low,
                two_days.close, two_days.volume)
     r = _cli("backtest", "--data", f)
-    assert r.exit_code == 2
+    assert r.exit_code == 3
     assert "row 301, column 'ts': timestamps not ascending" in _one_line_error(r)
     rep = tmp_path / "rep.json"
     r = _cli("run", "--mode", "replay", "--data", f, "--no-tui", "--speed", "max",
@@ -118,7 +118,7 @@ def test_swapped_rows_refused_with_one_line(tmp_path, two_days):
     assert r.exit_code == 3 and "not ascending" in _one_line_error(r)
     r = _cli("train", "--data", f, "--epochs", "1", "--out", tmp_path / "m")
     err = _one_line_error(r)
-    assert r.exit_code == 2 and "not ascending" in err and "bar size" not in err
+    assert r.exit_code == 3 and "not ascending" in err and "bar size" not in err
 
 
 def test_empty_file(tmp_path):
@@ -127,7 +127,7 @@ def test_empty_file(tmp_path):
     r = _cli("data", "validate", f, "--json")
     assert r.exit_code == 1 and json.loads(r.stdout)["problems"] == ["no_bars"]
     r = _cli("backtest", "--data", f)
-    assert r.exit_code == 2 and "no bars" in _one_line_error(r)
+    assert r.exit_code == 3 and "no bars" in _one_line_error(r)
 
 
 def test_check_bars_engine_level(two_days):
@@ -296,7 +296,7 @@ def test_front_month_order_and_option_on_backtest(tmp_path):
     b = load_bars(f, multi_contract="front-month")
     assert b.symbol.endswith("ESZ13→ESH14") and np.all(np.diff(b.ts) > 0)
     r = _cli("backtest", "--data", f)
-    assert r.exit_code == 2 and "--front-month" in _one_line_error(r)
+    assert r.exit_code == 3 and "--front-month" in _one_line_error(r)
     r = _cli("backtest", "--data", f, "--front-month", "--json")
     assert r.exit_code == 0, r.output
 
@@ -333,7 +333,7 @@ def test_fake_gateway_refuses_unusable_data(tmp_path, two_days, monkeypatch):
     monkeypatch.setenv("PROJECTX_USERNAME", "u")
     monkeypatch.setenv("PROJECTX_API_KEY", "k")
     r = _cli("fake-gateway", "--data", f, "--port", "0")
-    assert r.exit_code == 2 and "row 4, column 'ts'" in _one_line_error(r)
+    assert r.exit_code == 3 and "row 4, column 'ts'" in _one_line_error(r)
 
 
 def test_pre_2012_data_is_noted_as_unverified_hours():

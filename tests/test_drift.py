@@ -112,4 +112,4 @@ def test_drift_cli_json(paper):
                                                  for x in doc["rows"])
     bad = subprocess.run([sys.executable, "-m", "mes_console.cli", "drift", "--path", str(journal), "--session", "99"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "no session 99" in bad.stderr
+    assert bad.returncode == 3 and bad.stderr.startswith("error:") and "no session 99" in bad.stderr  # bad input (README)

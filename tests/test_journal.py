@@ -106,8 +106,13 @@ def test_cli_journal_json_and_table_and_errors(tmp_path) -> None:
     assert doc["trades"][0]["exit_utc"] == "2025-10-07T14:00:00+00:00"
     r = _cli("--path", str(p), "--fills", "--events")
     assert r.returncode == 0 and "P&L by trading day" in r.stdout and "+3.00" in r.stdout
+    # a journal no session has written yet is an empty journal (issue 21 item 6)
+    r = _cli("--path", str(tmp_path / "missing.sqlite3"), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["sessions"] == [] and doc["trades"] == [] and doc["days"] == [] and doc["fills"] == []
     r = _cli("--path", str(tmp_path / "missing.sqlite3"))
-    assert r.returncode == 2 and "missing.sqlite3: no such file" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 0 and "empty (no session has written it yet)" in r.stdout
     r = _cli("--path", str(p), "--from", "10/07/2025")
     assert r.returncode == 3 and "--from" in r.stderr
     # default path: <[paths] data_dir>/journal.sqlite3
@@ -220,6 +225,7 @@ def test_console_shows_todays_trades_from_the_journal(tmp_path) -> None:
     """The broker pane's journal line is read back from the journal: a trade written by an
     earlier session of the same trading day counts, and each new round trip updates it."""
     from engine.calendar import day_date
+    from engine.runtime.snapshot import money
     from mes_console.widgets.render import render_broker
     from tests.ui_support import make_session, open_position
 
@@ -234,7 +240,7 @@ def test_console_shows_todays_trades_from_the_journal(tmp_path) -> None:
     sess.journal = j
     sess._refresh_journal_today()
     sess._publish()
-    assert sess.snapshot().broker.journal == f"journal {day}: 1 trades, net ${earlier.net_pnl:+,.2f}"
+    assert sess.snapshot().broker.journal == f"journal {day}: 1 trades, net {money(earlier.net_pnl, sign=True)}"
     n = len(sess.kernel.trades)
     open_position(sess)
     while len(sess.kernel.trades) == n:
@@ -244,7 +250,7 @@ def test_console_shows_todays_trades_from_the_journal(tmp_path) -> None:
     today = day_date(int(sess.cal.label_one(sess.clock.now_ns())[0])).isoformat()
     rows = j.by_day(today, today)
     assert sum(r["trades"] for r in j.by_day()) == 1 + len(sess.kernel.trades) - n
-    assert view.journal == f"journal {today}: {rows[0]['trades']} trades, net ${rows[0]['net_pnl']:+,.2f}"
+    assert view.journal == f"journal {today}: {rows[0]['trades']} trades, net {money(rows[0]['net_pnl'], sign=True)}"
     assert view.journal in str(render_broker(view, sess.clock.now_ns()))
 
 
@@ -287,3 +293,36 @@ CREATE TABLE trades (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id INTEGER NO
 CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id INTEGER NOT NULL, ts_ns INTEGER NOT NULL,
     kind TEXT NOT NULL, severity TEXT NOT NULL, message TEXT NOT NULL, day TEXT NOT NULL);
 """
+
+
+def test_demo_session_writes_the_sim_journal_and_the_report(tmp_path) -> None:
+    """The README's tour: the demo (here headless, one generated day at full speed) writes its
+    fills, round trips and summary to journal-sim.sqlite3 and its report to the reports
+    directory; ``journal --sim`` shows them, the broker journal stays empty (exit 0)."""
+    from typer.testing import CliRunner
+
+    from mes_console.cli import app
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path}"\nreports_dir = "{tmp_path}/reports"\n')
+    r = CliRunner().invoke(app, ["--config", str(cfg), "run", "--no-tui", "--start", "2025-11-03",
+                                 "--end", "2025-11-03", "--speed", "max"])
+    assert r.exit_code == 0, r.output
+    reports = list((tmp_path / "reports").glob("session-demo-*.json"))
+    assert len(reports) == 1
+    rep = json.loads(reports[0].read_text())
+    r = CliRunner().invoke(app, ["journal", "--config", str(cfg), "--sim", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["path"] == str(tmp_path / "journal-sim.sqlite3")
+    (s,) = doc["sessions"]
+    assert s["mode"] == "demo" and s["exit_reason"] == "end of data" and s["ended_ns"] is not None
+    assert rep["trades_count"] > 0 and s["trades"] == rep["trades_count"] == len(doc["trades"])
+    assert len(doc["fills"]) == 2 * rep["trades_count"]   # one entry and one exit fill per round trip
+    assert abs(sum(t["net_pnl"] for t in doc["trades"]) - rep["net_pnl"]) < 1e-6
+    assert abs(sum(f["fees"] for f in doc["fills"]) - rep["commission"]) < 1e-6
+    for t in doc["trades"]:   # each round trip's fills carry its prices
+        ins = [f for f in doc["fills"] if f["ts_ns"] == t["entry_ns"] and f["tag"] == "entry"]
+        assert ins and abs(ins[0]["price"] - t["entry_price"]) < 1e-9
+    r = CliRunner().invoke(app, ["journal", "--config", str(cfg), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["sessions"] == []

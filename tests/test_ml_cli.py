@@ -34,10 +34,10 @@ def test_train_info_bench_json(es_1m_path, tmp_path):
     assert r.exit_code == 0, r.stderr
     bench = json.loads(r.stdout)
     assert bench["batch1_inference_only_us"]["n"] == 300 and bench["batch_rows_per_s"] > 0
-    # a damaged checkpoint: exit code 2 and the reason on stderr
+    # a damaged checkpoint: exit code 3 (bad input) and the reason on stderr
     w = ck / "weights.safetensors"
     raw = bytearray(w.read_bytes())
     raw[100] ^= 0xFF
     w.write_bytes(bytes(raw))
     r = runner.invoke(app, ["model", "info", str(ck)])
-    assert r.exit_code == 2 and "weights checksum mismatch" in r.stderr
+    assert r.exit_code == 3 and "weights checksum mismatch" in r.stderr

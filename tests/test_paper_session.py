@@ -57,8 +57,11 @@ def _compare_settings() -> Settings:
     # wide stops (40 ticks, the older cap): a tight stop would turn the by-design fill difference
     # into a different stop-out bar and so a different next decision
     stops = dataclasses.replace(s.stops, max_stop_ticks=40)
+    # the fake's $50,000 account traded as a TopstepX 50K Combine (issue 23): its MLL ($2,000
+    # away) and position cap (50 MES) never bind the $25 trades, so the decisions stay the same
     return dataclasses.replace(s, risk=risk, stops=stops,
-                               account=dataclasses.replace(s.account, starting_capital=100_000.0))
+                               account=dataclasses.replace(s.account, starting_capital=50_000.0,
+                                                           rules="topstepx-50k"))
 
 
 def _settings(state_dir: Path) -> Settings:
@@ -149,7 +152,19 @@ def test_bar_aggregator_buckets_and_late_prints() -> None:
     assert agg.close_before(2 * m) == (m, 11.0, 11.0, 11.0, 11.0, 1.0)
 
 
-def test_paper_session_matches_replay_and_ends_flat(paper_run, topstepx_path) -> None:
+@pytest.fixture(scope="module")
+def replay_run(topstepx_path):
+    """The replay over the paper session's closed bars with the same settings: (bars, session)."""
+    bars = load_bars(topstepx_path)
+    lo = int(np.searchsorted(bars.ts, np.datetime64(START[:19], "ns").astype(np.int64)))
+    sub = bars.slice(lo, lo + N_BARS - 1)
+    s = _compare_settings()
+    rep = Session(s, sub, make_signal_source(s, sub, None), SessionConfig())
+    assert rep.run() == 0
+    return sub, rep
+
+
+def test_paper_session_matches_replay_and_ends_flat(paper_run, replay_run) -> None:
     sess, (trades, positions, statuses), state, _ = paper_run
     assert sess.exit_code == 0 and sess.exit_reason == "market feed ended"
     assert sess.i == N_BARS - 1                        # the last bar never sees a later event
@@ -158,13 +173,7 @@ def test_paper_session_matches_replay_and_ends_flat(paper_run, topstepx_path) ->
     assert not [i for i, st in statuses.items() if st in (1, 6, 8)]
     assert sess.kernel.oco.pos == 0
     live = sess.kernel.trades
-    # the replay over the same closed bars
-    bars = load_bars(topstepx_path)
-    lo = int(np.searchsorted(bars.ts, np.datetime64(START[:19], "ns").astype(np.int64)))
-    sub = bars.slice(lo, lo + N_BARS - 1)
-    s = _compare_settings()
-    rep = Session(s, sub, make_signal_source(s, sub, None), SessionConfig())
-    assert rep.run() == 0
+    sub, rep = replay_run                          # the replay over the same closed bars
     ref = rep.kernel.trades
     assert len(ref) >= 3, "the day should trade"
     m = 60_000_000_000
@@ -214,6 +223,24 @@ def test_paper_session_matches_replay_and_ends_flat(paper_run, topstepx_path) ->
     assert report["broker"]["reconciliations"] >= 2
     assert report["broker"]["venue_stats"]["fills"] == len(trades)
     assert sess.snapshot().broker.result in ("agree", "mismatch")
+
+
+def test_paper_and_replay_agree_on_the_account_verdict(paper_run, replay_run) -> None:
+    """The same AccountRules in both modes (engine.risk.build): the paper session's (fed by the
+    broker's balance) and the replay's (fed by the risk manager) verdict, MLL level and profile
+    agree over the same bars; P&L differs only by the fake's fills."""
+    sess, _, state, _ = paper_run
+    want = replay_run[1].report()["account"]
+    got = json.loads((state / "report.json").read_text())["account"]
+    assert got is not None and want is not None
+    for k in ("profile", "status", "mll_level", "target"):
+        assert got[k] == want[k], k
+    assert got["status"] == "open" and got["mll_level"] == 48_000.0 and not got["liquidations"]
+    # the profit differs by the fake's fills only: a few ticks a side per trade
+    assert abs(got["profit"] - want["profit"]) <= 4 * 2 * 1.25 * sum(t.contracts for t in sess.kernel.trades)
+    view = sess.snapshot().risk
+    assert view.venue_rules == "topstepx-50k" and view.venue_liquidation_usd == 48_000.0
+    assert (state / "risk").exists() and list((state / "risk").rglob("account_rules.json"))
 
 
 def test_no_secret_in_logs_or_state(paper_run) -> None:

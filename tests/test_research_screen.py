@@ -52,5 +52,6 @@ async def test_optimize_screen_runs_shows_trials_and_stops(es_1m_path, tmp_path)
         assert r is not None and r["trials"]["COMPLETE"] < 500
         assert Path(r["config"]).is_file() and Path(r["config"]).parent == tmp_path / "rep"
         assert (tmp_path / "optuna.db").is_file()  # default storage under the data dir
-        assert "done" in str(screen.query_one("#status").render())
+        status = str(screen.query_one("#status").render())
+        assert status.startswith(f"stopped after {r['trials']['COMPLETE']} trials:"), status  # not "done:"
         await asyncio.sleep(0)

@@ -204,3 +204,35 @@ def test_replay_with_model_equals_backtest(week, tiny_model) -> None:
     assert len(bt.records) >= 5, f"the model should trade on a week of real bars: {bt.refused}"
     assert _key(sess.kernel.trades) == _key(bt.records)
     assert sess.report()["latency"]["inference"]["median_us"] > 0
+
+
+def test_demo_runs_every_night_at_full_speed() -> None:
+    """The demo's pacing, driven with a fake wall clock over three generated days at 60x: the
+    bars of every overnight session (after 16:15 New York until 09:25) cost no wall time, the
+    night before day 2 and day 3 included (only the first one did before issue 21); each
+    day's 09:25-16:15 stretch takes (6 h 50 min) / 60 = 410 s."""
+    from engine.calendar import ny_datetime
+    from engine.compose import DEMO_PACE_NY, replay_bars
+    from engine.config import Settings
+    from engine.runtime.session import Pacer
+
+    bars, pace_from, label = replay_bars(Settings(), data=None, start="2025-11-03", end="2025-11-05")
+    assert label == "demo"
+    pacer = Pacer(60.0, max(int(bars.ts[0]), pace_from), DEMO_PACE_NY, bars.bar_ns)
+    wall = 0
+    spent: dict[str, float] = {}
+    for ts in bars.ts:
+        close = int(ts) + bars.bar_ns
+        w = pacer.wait_s(close, wall)
+        wall += int(w * 1e9)
+        assert pacer.wait_s(close, wall) < 1e-6   # after waiting, the bar is due
+        t = ny_datetime(close)
+        night = not ((9, 25) < (t.hour, t.minute) <= (16, 15)) or (t.hour, t.minute) == (9, 25)
+        key = f"{'night' if night else 'day'} {t.date()}"
+        spent[key] = spent.get(key, 0.0) + w
+    nights = {k: v for k, v in spent.items() if k.startswith("night")}
+    days = {k: v for k, v in spent.items() if k.startswith("day")}
+    assert len(days) == 3 and len(nights) >= 3
+    assert all(v == 0.0 for v in nights.values()), nights
+    for v in days.values():
+        assert abs(v - 410.0) < 1.0, days

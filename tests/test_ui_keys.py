@@ -275,8 +275,12 @@ async def test_terminal_too_small_shows_a_message_and_keys_still_work():
         msg = app.query_one("#too-small")
         assert msg.display and "70×20 is too small" in str(msg.render())
         assert not app.query_one("#row1").display
+        assert "Trading goes on (ACTIVE)" in str(msg.render())
         await pilot.press("ctrl+k")
         assert rt.snapshot().header.trading_state == "HALTED"
+        await pilot.pause(0.2)
+        # the operator's only status line at this size follows the session, not only resizes
+        assert "Trading goes on (HALTED)" in str(msg.render()) and "ACTIVE" not in str(msg.render())
         await pilot.resize_terminal(120, 40)
         await pilot.pause(0.2)
         assert not msg.display and app.query_one("#row1").display
@@ -320,6 +324,66 @@ async def test_quit_with_a_position_offers_keep_protected():
     assert rt._quit_policy == "keep_protected"
     rt.shutdown(rt._quit_policy)  # what the engine thread does after a quit
     assert rt.kernel.oco.pos != 0 and rt.snapshot().position.all_protected
+
+
+async def test_quit_dialog_follows_the_position_and_names_no_broker_in_the_demo():
+    """The quit dialog's position is the session's, live: a position closed while it is open
+    turns it into the flat question; in the demo (no broker) ``k`` does not claim that an OCO
+    stays at a broker."""
+    rt = make_runtime()
+    open_position(rt)
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        screen = app.screen
+        assert isinstance(screen, QuitScreen) and screen.has_position
+        choices = str(screen.query_one("#quit-choices").render())
+        assert "at the broker" not in choices and "simulated" in choices
+        rt.flatten()
+        while rt.kernel.oco.pos != 0:   # the simulated venue fills the exit at the next bar
+            assert rt.step()
+        rt._publish()
+        app.poll()
+        await pilot.pause()
+        assert not screen.has_position and str(screen.query_one("#quit-position").render()).startswith("FLAT")
+        assert "y" in str(screen.query_one("#quit-choices").render())
+        await pilot.press("y")
+        await pilot.pause()
+    assert rt._quit_policy == "flatten" and app.quit_applied
+
+
+async def test_pause_while_halted_is_refused_and_the_session_goes_on():
+    """p after ctrl+k: the risk rules refuse a pause while HALTED; the engine answers with a
+    warning event instead of ending the session (found at 70x20: "ENDED: error:
+    RiskActionError")."""
+    rt = make_runtime()
+    app = MesConsoleApp(rt)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+k")
+        await pilot.press("p")
+        await pilot.pause()
+        snap = rt.snapshot()
+        assert snap.header.trading_state == "HALTED" and not snap.header.ended
+        assert any(e.message.startswith("pause refused:") for e in snap.events)
+        assert rt.step()   # the session still steps
+
+
+async def test_job_screens_no_bar_before_a_run_and_a_cut_status_ends_in_an_ellipsis():
+    """Training, backtest and optimize: no animated "--%" bar before the first run; a status
+    longer than the screen (a walk-forward's plan note, a study's windows) ends in "…"."""
+    app = MesConsoleApp(make_runtime())
+    async with app.run_test(size=SIZE) as pilot:
+        for key in ("t", "b", "o"):
+            await pilot.press(key)
+            await pilot.pause()
+            screen = app.screen
+            assert not screen.query_one("#progress").display, key
+            status = screen.query_one("#status")
+            status.update("plan: 3 folds of 6/1/1 months, " + "x" * 120)
+            await pilot.pause()
+            line = status.render_line(0).text.rstrip()
+            assert line.endswith("…") and len(line) <= SIZE[0], (key, line)
+            await pilot.press("escape")
 
 
 async def test_ctrl_q_and_ctrl_c_do_not_quit():

@@ -134,3 +134,40 @@ def test_a_halt_shows_the_position_closing_not_protected():
     assert "CLOSING at market" in text and "ALL PROTECTED" not in text
     advance(sess, 120)  # the exit fills at the next bar's open
     assert sess.snapshot().position.side == "FLAT" and not sess.snapshot().position.exiting
+
+
+def test_model_label_once_and_cut_with_an_ellipsis():
+    """A checkpoint's label reads "model NAME" once (the signal source already says "model"),
+    cut to the pane's width with an ellipsis."""
+    from engine.runtime.snapshot import ModelView
+
+    first = render.render_model(ModelView("model mlp-60s-20251215", False), width=40).plain.splitlines()[0]
+    assert first == "model mlp-60s-20251215"
+    cut = render.render_model(ModelView("model mlp-60s-20251215", False), width=16).plain.splitlines()[0]
+    assert cut == "model mlp-60s-2…" and len(cut) == 16
+
+
+def test_today_pnl_is_equity_since_the_day_start_while_a_position_is_open():
+    """One convention for money while a position is open: today's P&L (position pane and equity
+    pane: realized today + uPnL) = equity now - equity at the day's start, the figure the
+    day-loss meter measures; the entry commission is in all three (it was missing from today's
+    P&L before issue 21)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from tests.ui_support import make_session, open_position
+
+    sess = make_session(at=datetime(2025, 3, 3, 9, 35, tzinfo=ZoneInfo("America/New_York")))
+    checked = 0
+    for _ in range(3):
+        open_position(sess)
+        snap = sess.snapshot()
+        assert snap.position.side != "FLAT"
+        today = snap.position.realized_usd + snap.position.unrealized_usd
+        day_start = sess.risk.state_dict()["day_start_equity"]
+        assert abs(today - (sess.kernel.last_equity - day_start)) < 0.005
+        assert abs(snap.risk.daily_loss_used_usd - max(0.0, -today)) < 0.005
+        checked += 1
+        while sess.kernel.oco.pos != 0:
+            assert sess.step()
+    assert checked == 3

@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.atomic import atomic_path
 from engine.backtest.metrics import compute_metrics, drawdown
+from engine.runtime.snapshot import money
 
 
 def _atomic(path: Path, write) -> None:
@@ -51,6 +52,15 @@ def _clean(v):
     return v
 
 
+def _clean_doc(v):
+    """:func:`_clean` through lists too (the account verdict's failures and liquidations)."""
+    if isinstance(v, list):
+        return [_clean_doc(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _clean_doc(x) for k, x in v.items()}
+    return _clean(v)
+
+
 ACCOUNT_KINDS = ("account_drawdown", "kill_switch", "min_balance")
 _NUM = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
@@ -69,6 +79,43 @@ def refusal_kinds(refused: dict) -> dict:
     for reason, n in refused.items():
         c[_NUM.sub("#", str(reason))] += int(n)
     return dict(c.most_common())
+
+
+def refusal_ranges(refused: dict) -> dict:
+    """The kinds of :func:`refusal_kinds` as readable text: each ``#`` replaced by the amounts
+    the reasons of that kind carried, one value when they all agree, else ``lo–hi`` (as printed
+    in the reasons: "risk $12.50–$41.25 per contract (worst-case slippage) exceeds the
+    $0.40–$9.90 left of the daily loss limit"). Returns text → count, most frequent first."""
+    groups: dict[str, list[list[str]]] = {}
+    first: dict[str, str] = {}
+    counts: Counter = Counter()
+    for reason, n in refused.items():
+        text = str(reason)
+        key = _NUM.sub("#", text)
+        groups.setdefault(key, []).append(_NUM.findall(text))
+        first.setdefault(key, text)
+        counts[key] += int(n)
+    out: dict = {}
+    for key, n in counts.most_common():
+        rows = groups[key]
+        values = []
+        for i in range(len(rows[0])):
+            col = [r[i] for r in rows]
+            lo = min(col, key=lambda v: float(v.replace(",", "")))
+            hi = max(col, key=lambda v: float(v.replace(",", "")))
+            values.append((lo, hi))
+        text = first[key]
+        it = iter(values)
+
+        def ranged(m: re.Match) -> str:
+            lo, hi = next(it)
+            if float(lo.replace(",", "")) == float(hi.replace(",", "")):
+                return lo
+            unit = "$" if m.start() > 0 and text[m.start() - 1] == "$" else ""
+            return f"{lo}–{unit}{hi}"
+
+        out[_NUM.sub(ranged, text)] = n
+    return out
 
 
 def halts_doc(result) -> dict:
@@ -119,9 +166,61 @@ def summary_text(result, max_refusals: int = 5) -> str:
         lines.append("lockouts " + ", ".join(f"{k.removeprefix('lockout ')} {n}" for k, n in sorted(kinds.items()))
                      + f" (first {locks[0]['time_ny']}: {locks[0]['reason']})")
     lines.append(f"entries refused: {doc['refused_total']}")
-    for reason, n in list(doc["refused_by_kind"].items())[:max_refusals]:
+    for reason, n in list(refusal_ranges(doc["refused"]).items())[:max_refusals]:
         lines.append(f"  {n:>6} × {reason}")
     return "\n".join(lines)
+
+
+def verdict_text(account: dict | None) -> str:
+    """The account verdict as text, one fact a line (CLI, report.md, the console's backtest
+    screen); ``account`` is :attr:`BacktestResult.account` (with ``pass_probability`` when a
+    Monte Carlo ran). Empty for ``rules = "none"``."""
+    if not account:
+        return ""
+    a, name = account, account.get("profile", "")
+    st = a.get("status")
+    if st == "failed":
+        liq = [x for x in a.get("liquidations") or [] if x["ts_ns"] == a.get("ts_ns")]
+        at = f"; liquidated at {liq[0]['price']:.2f}" if liq else ""
+        tail = "; research mode went on with a new attempt" if a.get("research") else "; no trade after"
+        lines = [f"account {name}: FAILED on {a['date']} by {a['rule']}: balance {money(a['balance'])}, "
+                 f"level {money(a['level'])}{at}{tail}"]
+    elif st == "passed":
+        lines = [f"account {name}: PASSED on {a['date']} after {a['trading_days']} trading days: profit "
+                 f"{money(a['profit'])} ≥ target {money(a['target'])}, best day {money(a['best_day'])} = "
+                 f"{100 * a['best_day_share']:.1f}% of the profit"
+                 + (f" ≤ {100 * a['consistency_share']:.0f}%" if a.get("consistency_share") else "")]
+    else:
+        tgt = (f"{money(a['to_target'])} to the target {money(a['target'])}" if a.get("to_target") is not None
+               else "no profit target")
+        share = a.get("best_day_share")
+        sh = f"; best day {100 * share:.1f}% of the profit" if share is not None else ""
+        lines = [f"account {name}: OPEN: profit {money(a['profit'])}, {tgt}; {money(a['to_mll'])} above the "
+                 f"MLL {money(a['mll_level'])}{sh}"]
+    fails = a.get("failures") or []
+    if fails and a.get("research"):
+        lines.append(f"research mode: {len(fails)} failure(s), each followed by a new attempt:")
+        lines += [f"  attempt {f['attempt']}: failed {f['date']} by {f['rule']}: balance {money(f['balance'])}, "
+                  f"level {money(f['level'])}" for f in fails]
+    mc = a.get("pass_probability")
+    if mc:
+        lines.append(pass_probability_text(mc))
+    return "\n".join(lines)
+
+
+def pass_probability_text(mc: dict) -> str:
+    """One or two lines of a Monte Carlo pass probability
+    (:func:`engine.research.montecarlo.pass_probability`'s dict)."""
+    def med(x):
+        return "-" if x is None else f"{x:g}"
+    line = (f"P(pass) {100 * mc['p_pass']:.1f}%, P(fail) {100 * mc['p_fail']:.1f}%, open "
+            f"{100 * mc['p_open']:.1f}% over {mc['paths']:,} paths of {mc['horizon_days']} trading days "
+            f"(block {mc['block_days']}, seed {mc['seed']}); median days to pass "
+            f"{med(mc['median_days_to_pass'])}, to fail {med(mc['median_days_to_fail'])}"
+            + (f"; PROVISIONAL: {mc['traded_days']} traded days < 30" if mc["provisional"] else ""))
+    if "expected_value" in mc:
+        line += f"\nexpected value of an attempt: {money(mc['expected_value'])}"
+    return line
 
 
 def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> dict:
@@ -149,7 +248,8 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
     doc = {"strategy": result.strategy, "fill_model": result.fill_model, "bars": result.bars,
            "steps": result.steps, "elapsed_s": result.elapsed_s,
            "bars_per_second": result.bars_per_second, "metrics": _clean(m),
-           "alerts": [list(a) for a in result.alerts][:100], **halts_doc(result)}
+           "alerts": [list(a) for a in result.alerts][:100], **halts_doc(result),
+           "account": _clean_doc(getattr(result, "account", None))}
     p = out / "metrics.json"
     _atomic(p, lambda t: t.write_text(json.dumps(doc, indent=2, allow_nan=False)))
     paths["metrics"] = p
@@ -171,7 +271,10 @@ def write_report(result, out_dir: str | Path, metrics: dict | None = None) -> di
     paths["pnl_by_hour_png"] = _save_png(fig, out / "pnl_by_hour.png")
     lines = [f"# Backtest report: {result.strategy}", "",
              f"fill model {result.fill_model}; {result.bars:,} bars; {result.steps:,} kernel steps; "
-             f"{result.elapsed_s:.2f} s", "", "## Halts, blocks and refusals", "", "```",
+             f"{result.elapsed_s:.2f} s", ""]
+    if getattr(result, "account", None):
+        lines += ["## Account verdict", "", "```", verdict_text(result.account), "```", ""]
+    lines += ["## Halts, blocks and refusals", "", "```",
              summary_text(result, max_refusals=20), "```", "", "| metric | value |", "|---|---|"]
     for k, v in m.items():
         if k == "pnl_by_hour_ny":

@@ -65,6 +65,10 @@ class BacktestResult:
     risk_audit: list = field(default_factory=list)
     halts: list = field(default_factory=list)
     research: bool = False
+    account: dict | None = None
+    """The account profile's verdict (:meth:`engine.risk.account_rules.AccountRules.verdict`:
+    ``status`` passed / failed / open and its facts, ``failures``, ``liquidations``); None
+    with ``[account] rules = "none"``."""
 
     @property
     def bars_per_second(self) -> float:
@@ -104,6 +108,7 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
     mk, spec, start_bal, venue, clock, k = parts.market, parts.spec, parts.start_balance, parts.venue, parts.clock, parts.kernel
     risk = parts.risk
     rk: SkipAheadRisk = risk  # the skip-ahead's questions go to the same object
+    guard: Any = venue.guard  # the account's venue rules (the MLL liquidation), or None
     # issue 26: an event blackout that flattens / moves the stop acts on an open position at its
     # start; the skip-ahead with a position never jumps over that bar
     lk_next: Any = getattr(risk, "next_lockout_action_ns", None)
@@ -179,6 +184,11 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             eq_lo, eq_hi = rk.quiet_equity_band()
             sp, tp = k.stop_target()
             side = 1 if pos > 0 else -1
+            if guard is not None:  # the scan also stops at the bar that reaches the MLL's price
+                lvl: float = guard.guard_level()
+                if lvl > -1e300:
+                    px = venue.avg + (lvl - venue.balance) / (pos * pv)
+                    sp = px if sp != sp else (max(sp, px) if side > 0 else min(sp, px))
             i = int(scan_position(i + 1, int(phase[i]), side, sp, tp, k.best_price, trail_on, H, L, C, phase, d,
                                   actionable, k.cash, k.oco.avg, pos * pv, eq_hi, eq_lo))
             if lk_next is not None:
@@ -188,6 +198,9 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
         if progress is not None:
             progress(n, n)
         elapsed = (perf_ns() - t0) / 1e9
+        account: dict | None = None
+        if guard is not None:
+            account = _account_verdict(guard, venue, k.trades, risk.balance, k.last_equity)
         cols = trade_columns(k.trades)
         equity = equity_curve(k.trades, C, start_bal, pv, n, cols)
         return BacktestResult(
@@ -195,11 +208,23 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
             day=mk.day, starting_balance=start_bal, fill_model=fill_model, strategy=strategy_name,
             steps=k.stats.steps, bars=n, elapsed_s=elapsed, alerts=list(k.stats.alerts),
             refused=dict(k.stats.entries_refused), risk_audit=list(getattr(risk, "audit_records", [])),
-            halts=[dict(h) for h in getattr(risk, "halt_log", [])], research=research,
+            halts=[dict(h) for h in getattr(risk, "halt_log", [])], research=research, account=account,
         )
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _account_verdict(guard: Any, venue: Any, trades: list[TradeRecord], balance: float,
+                     equity: float) -> dict:
+    """The run's account verdict (``guard.verdict``) with the venue's MLL liquidations (UTC ns,
+    fill price, reference price, level $); each trade the venue liquidated gets the exit reason
+    ``mll_liquidation``."""
+    from engine.risk.account_rules import liquidation_doc
+
+    v = dict(guard.verdict(balance, equity))
+    v["liquidations"] = liquidation_doc(trades, list(venue.liquidations))
+    return v
 
 
 def _mv(a: np.ndarray) -> Any:

@@ -46,6 +46,7 @@ class WalkForwardBacktest:
     day: np.ndarray
     metrics: dict        # metrics of the stitched curve (all trades)
     trades: object       # all out-of-sample trades (DataFrame)
+    account: dict | None = None  # the account verdicts (account_doc); None: rules = "none"
 
 
 def walk_forward_backtest(bars, folds, signals_for_fold, settings, *, fill_model: str | None = None,
@@ -86,7 +87,26 @@ def walk_forward_backtest(bars, folds, signals_for_fold, settings, *, fill_model
     trades = pd.concat(trade_parts, ignore_index=True) if trade_parts else pd.DataFrame()
     start = float(settings.account.starting_capital)
     total = compute_metrics(trades, equity, day, start, ts) if len(equity) else {}
-    return WalkForwardBacktest(results, metrics, equity, ts, day, total, trades)
+    return WalkForwardBacktest(results, metrics, equity, ts, day, total, trades,
+                               account_doc(results, equity, day, settings))
+
+
+def account_doc(results: list[BacktestResult], equity: np.ndarray, day: np.ndarray, settings) -> dict | None:
+    """The walk-forward's account verdicts (issue 23): each fold is one attempt from the starting
+    balance (its :attr:`BacktestResult.account`), and the stitched out-of-sample record is run
+    against the same rules at the daily grain
+    (:func:`engine.research.montecarlo.record_verdict`). None for ``rules = "none"``."""
+    from engine.research.montecarlo import PathRules, record_verdict
+    from engine.risk.profiles import effective_profile
+
+    prof = effective_profile(settings.account)
+    if prof is None:
+        return None
+    folds = [r.account for r in results]
+    stitched = record_verdict(equity, day, float(settings.account.starting_capital), PathRules.of(prof))
+    return {"profile": prof.name, "folds": folds, "stitched": stitched,
+            "folds_passed": sum(1 for f in folds if f and f["status"] == "passed"),
+            "folds_failed": sum(1 for f in folds if f and f["status"] == "failed")}
 
 
 def limits_exercised(results: list[BacktestResult]) -> dict[str, bool]:

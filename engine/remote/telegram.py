@@ -23,13 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from typing import Any, Callable
 
 from engine.alerts import CommandChannel
+from engine.clock import LiveClock
 from engine.logs import get_logger
 
 log = get_logger("remote.telegram")
+# the wall clock only for the age of an incoming message (older than max_age_s: not obeyed, answered)
+_WALL = LiveClock()
 
 TOKEN_ENV = "MES_TELEGRAM_TOKEN"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
@@ -204,7 +206,7 @@ class TelegramChannel(CommandChannel):
                     if m is None or chat is None or not m.text:
                         continue
                     self.received += 1
-                    age = time.time() - m.date.timestamp() if m.date is not None else 0.0
+                    age = _WALL.now_ns() / 1e9 - m.date.timestamp() if m.date is not None else 0.0
                     t = asyncio.create_task(self._serve(bot, int(chat.id), m.text, age))
                     tasks.add(t)
                     t.add_done_callback(tasks.discard)

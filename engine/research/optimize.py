@@ -24,7 +24,12 @@ computed once per study and process, never once per trial.
 A trial with fewer than ``min_trades`` validation trades scores -1e9: when every setting
 loses after costs, "never trade" (risk too small for one contract) would otherwise win.
 
-Objective (maximised): ``sharpe`` (annualised Sharpe of the daily $ P&L), ``net_pnl``, ``calmar`` or ``expectancy`` ($ per trade). Each trial also stores its daily
+Objective (maximised): ``sharpe`` (annualised Sharpe of the daily $ P&L), ``net_pnl``, ``calmar`` or ``expectancy`` ($ per trade);
+with an ``[account]`` profile also ``pass_probability`` (the Monte Carlo P(pass) of the trial's
+trading days, :data:`TRIAL_MC_PATHS` paths, :mod:`engine.research.montecarlo`) and, with the
+evaluation economics, ``expected_value`` ($ per attempt). Every trial under a profile stores its
+account verdict (``verdict`` user attribute: status, date, rule, P(pass)); the report carries the
+best trial's and the held-out run's. Each trial also stores its daily
 P&L (``daily_pnl`` user attribute) for the overfitting measures of :mod:`engine.research.overfit`:
 the deflated Sharpe ratio of the chosen trial given every trial of the study, and the PBO by
 CSCV over the matrix of the trials' daily P&L.
@@ -163,7 +168,7 @@ def settings_toml(settings: Any, header: list[str] | None = None) -> str:
 
     lines = [f"# {h}" for h in (header or [])]
     for sec in dataclasses.fields(Settings):
-        if sec.name in ("secrets", "sources"):
+        if sec.name in ("secrets", "sources", "explicit"):
             continue
         obj = getattr(settings, sec.name)
         lines.append("")
@@ -248,8 +253,33 @@ class TrialRunner:
         pnl = np.diff(np.concatenate([[res.starting_balance], deq]))
         sd = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
         m["sharpe_usd"] = float(pnl.mean() / sd * math.sqrt(ANNUAL_DAYS)) if sd > 0 else 0.0
+        verdict = account_figures(res, s, m)
         return {"metrics": m, "daily_pnl": [round(float(x), 2) for x in pnl],
-                "halts": halt_counts(res.halts), "elapsed_s": perf_ns() / 1e9 - t0}
+                "halts": halt_counts(res.halts), "elapsed_s": perf_ns() / 1e9 - t0, "verdict": verdict}
+
+
+TRIAL_MC_PATHS = 2_000
+"""Monte Carlo paths per trial for the ``pass_probability`` / ``expected_value`` objectives
+(seed 0 in every trial, so trials compare on the same draws of their own days)."""
+
+
+def account_figures(res: Any, settings: Any, m: dict) -> dict | None:
+    """A trial's account verdict (issue 23): ``status``, ``date``, ``rule`` of
+    :attr:`BacktestResult.account`, and into ``m`` its ``pass_probability`` (and
+    ``expected_value`` with ``[account]`` economics) from :data:`TRIAL_MC_PATHS` bootstrap paths.
+    None (and nothing added) for ``rules = "none"``."""
+    if res.account is None:
+        return None
+    from engine.research.montecarlo import result_pass_probability
+
+    mc = result_pass_probability(res, settings, n_paths=TRIAL_MC_PATHS, seed=0)
+    if mc is not None:
+        m["pass_probability"] = mc["p_pass"]
+        if "expected_value" in mc:
+            m["expected_value"] = mc["expected_value"]
+    a = res.account
+    return {"status": a["status"], "date": a.get("date"), "rule": a.get("rule"),
+            "failures": len(a.get("failures") or []), "p_pass": m.get("pass_probability")}
 
 
 def halt_counts(halts: list) -> dict:
@@ -261,7 +291,10 @@ def halt_counts(halts: list) -> dict:
     return out
 
 
-OBJECTIVE_KEYS = {"sharpe": "sharpe_usd", "net_pnl": "net_pnl", "calmar": "calmar", "expectancy": "expectancy"}
+OBJECTIVE_KEYS = {"sharpe": "sharpe_usd", "net_pnl": "net_pnl", "calmar": "calmar", "expectancy": "expectancy",
+                  "pass_probability": "pass_probability", "expected_value": "expected_value"}
+ACCOUNT_OBJECTIVES = ("pass_probability", "expected_value")
+"""Objectives that need an ``[account]`` profile (``expected_value``: and its economics)."""
 
 
 def objective_value(m: dict, objective: str) -> float:
@@ -415,10 +448,12 @@ def _worker(plan: StudyPlan, runner: TrialRunner, index: int, stop_flag=None, on
         params = suggest(trial, plan.space)
         r = runner.run(params)
         m = r["metrics"]
-        for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy", "max_drawdown", "win_rate", "profit_factor"):
+        for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy", "max_drawdown", "win_rate", "profit_factor",
+                  "pass_probability", "expected_value"):
             v = float(m.get(k, float("nan")))
             trial.set_user_attr(k, v if math.isfinite(v) else None)
         trial.set_user_attr("trades", int(m["trades"]))
+        trial.set_user_attr("verdict", r.get("verdict"))
         trial.set_user_attr("daily_pnl", r["daily_pnl"])
         trial.set_user_attr("halts", r["halts"])
         trial.set_user_attr("elapsed_s", round(r["elapsed_s"], 4))
@@ -550,8 +585,9 @@ def study_report(study, objective: str) -> dict:
         "best": {"number": best.number, "value": best.value, "params": best.params,
                  "validation": {k: best.user_attrs.get(k) for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy",
                                                                     "max_drawdown", "win_rate", "profit_factor",
-                                                                    "trades")},
-                 "halts": best.user_attrs.get("halts", {})},
+                                                                    "trades", "pass_probability",
+                                                                    "expected_value")},
+                 "halts": best.user_attrs.get("halts", {}), "verdict": best.user_attrs.get("verdict")},
         "dsr": dsr, "pbo": pbo, "eligible_trials": len(rows),
         "history": [(t.number, t.value) for t in sorted(done, key=lambda t: t.number)],
     }
@@ -589,6 +625,11 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
         raise OptimizeUsageError(f"sampler {sampler_!r}: allowed tpe, random, grid")
     if objective_ not in OBJECTIVE_KEYS:
         raise OptimizeUsageError(f"objective {objective_!r}: allowed {', '.join(OBJECTIVE_KEYS)}")
+    if objective_ in ACCOUNT_OBJECTIVES and settings.account.rules == "none":
+        raise OptimizeUsageError(f"objective {objective_}: needs an account profile ([account] rules, e.g. topstepx-50k)")
+    if objective_ == "expected_value" and settings.account.payout_value <= 0:
+        raise OptimizeUsageError("objective expected_value: needs the evaluation economics ([account] payout_value > 0, "
+                                 "evaluation_fee, reset_fee)")
     if model is None and strategy is None and settings.backtest.strategy != "baseline":
         raise OptimizeUsageError(f"[backtest] strategy = {settings.backtest.strategy!r}: optimize searches the rule "
                                  "strategy 'baseline' or a model")
@@ -625,7 +666,8 @@ def optimize_study(settings: Any, data: str | Path, *, model: str | Path | None 
     best_s = apply_params(settings, rep["best"]["params"])
     best_strat = strategy.with_params(strategy_values(rep["best"]["params"])) if strategy is not None else None
     res, hm = holdout_backtest(bars, best_s, win["holdout"], model, strategy=best_strat)
-    held = {"window": win["holdout"], "metrics": _clean(hm), "halts": halt_counts(res.halts)}
+    held_verdict = account_figures(res, best_s, hm)  # the held-out account verdict and P(pass)
+    held = {"window": win["holdout"], "metrics": _clean(hm), "halts": halt_counts(res.halts), "verdict": held_verdict}
     cfg_path = Path(write_config) if write_config else resolve_dir(settings.paths.reports_dir, "reports") / f"{name}.toml"
     repro = (f"mes-console backtest --data {data} --config {cfg_path} --start {win['holdout'][0]} "
              f"--end {win['holdout'][1]}" + (f" --model {model}" if model else "")

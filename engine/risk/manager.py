@@ -478,6 +478,9 @@ class RiskManager:
             self._day_realized_pnl = 0.0
             self._trades_today = 0
             self._save()
+            rules = self.account_rules
+            if rules is not None and rules.fed_by_risk:  # the MLL's end-of-day high, the day's P&L
+                rules.on_balance(d.isoformat(), eq)
 
     # ================================================================== derived values
     @property
@@ -885,8 +888,8 @@ class RiskManager:
         """For a FLAT account (no position, so equity = balance and nothing changes until the
         next trade or operator action): a UTC ns before which :meth:`evaluate_entry` refuses
         every entry whatever the bar, or None when it refuses every entry until an operator
-        acts (HALTED, operator pause, balance below the minimum; in research mode the time the
-        account-level halt is lifted instead).
+        acts (HALTED, operator pause, balance below the minimum, an account failed by its
+        venue rules; in research mode the time the account-level halt is lifted instead).
 
         Counted: the consecutive-loss pause, the daily loss/drawdown block and, with
         ``cap_to_daily_room``, a daily room (loss or drawdown) smaller than the smallest stop-out
@@ -904,6 +907,9 @@ class RiskManager:
                 self._sync(now)
             if self._manual_pause is not None:
                 return None
+            rules = self.account_rules
+            if rules is not None and rules.failed is not None:
+                return None  # the account failed (its MLL): no further trade
             t = max(self._pause_until_ns, self._day_block_until_ns)
             if self._halt is not None or min(self.balance, self.equity) + EPS < self._min_account_balance - self._min_bal_shift:
                 if not self._research_resume_ns:

@@ -489,7 +489,9 @@ class LiveSession(SessionBase):
     def startup(self) -> None:
         """R-LIVE-1 (module docstring). Raises :class:`SessionError` (nothing traded; the venue
         is stopped and the lock released) naming what failed."""
-        from engine.risk import AccountLock, RiskManager, RiskStateStore
+        from engine.risk import AccountLock, RiskStateStore
+        from engine.risk.account_rules import AccountRulesError
+        from engine.risk.build import build_risk
         from engine.risk.store import AccountLockError, RiskStateError
 
         s = self.settings
@@ -549,9 +551,10 @@ class LiveSession(SessionBase):
             self.cal = cal = calendar_for(now - 7 * DAY_NS, now + 60 * DAY_NS)
             self._check_contract(now)
             self._open_journal(acct)
-            try:
-                self.risk = risk = RiskManager(s, self.clock, cal, self.spec, store)
-            except RiskStateError as exc:
+            try:  # the one risk path of every mode (the account's rules attached)
+                self.risk = risk = build_risk(s, self.clock, cal, self.spec, store,
+                                              rules_path=Path(store.dir) / "account_rules.json")
+            except (RiskStateError, AccountRulesError) as exc:
                 raise SessionError(str(exc)) from None
             new_state = risk.book_broker_trades()["since_ns"] is None   # no watermark yet: a new state
             self._timed_risk = _LiveRisk(risk, self.venue, self._journal_round_trip)
@@ -722,15 +725,10 @@ class LiveSession(SessionBase):
         dir>/account_rules.json``) and the balance from the broker. A new risk state (first
         session on this account) is rebased to the broker's balance (day start, peaks and
         kill-switch reference included); an existing one takes the broker's balance as a
-        correction (audited; the difference counts in the day's P&L). Raises
-        :class:`SessionError` for an unreadable account-rules state."""
-        from engine.risk.account_rules import AccountRulesError, rules_from_settings
-
-        try:
-            self.rules = rules_from_settings(self.settings, self.spec.symbol, Path(state_dir) / "account_rules.json")
-        except AccountRulesError as exc:
-            raise SessionError(str(exc)) from None
-        self._risk().account_rules = self.rules
+        correction (audited; the difference counts in the day's P&L). The rules were built with
+        the risk manager (``build_risk``, state in ``state_dir``; an unreadable one is refused
+        there)."""
+        self.rules = self._risk().account_rules  # built with the manager (build_risk)
         self._acct_seen = self.broker.account_events
         self._sync_balance("start-up", rebase=new_state, balance=balance, pending_fees=pending_fees)
 
@@ -793,10 +791,9 @@ class LiveSession(SessionBase):
     def _rules_view(self) -> dict:
         if self.rules is None or self.risk is None:
             return {}
-        eq, bal = float(self.risk.equity), float(self.risk.balance)
-        v = self.rules.view(eq, bal)
-        return {"venue_rules": v.profile, "venue_liquidation_usd": v.liquidation_level,
-                "venue_distance_usd": v.distance, "venue_max_contracts": v.max_contracts}
+        from engine.risk.account_rules import risk_view_fields
+
+        return risk_view_fields(self.rules, float(self.risk.equity), float(self.risk.balance))
 
     # ------------------------------------------------------------------ warm start
     def _warm_start(self, first_ts: int) -> None:

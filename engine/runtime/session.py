@@ -43,10 +43,11 @@ from engine.clock import NS_PER_SECOND, perf_ns
 from engine.config import Settings
 from engine.data.bars import Bars
 from engine.logs import RingHandler, get_logger
+from engine.risk.manager import RiskActionError
 from engine.runtime.market_state import MarketState
 from engine.step import BarTiming, StreamingBarPath
 from engine.runtime.snapshot import (
-    RESET_PHRASE, BacktestParams, BacktestResult, BrokerView, EodView, HeaderView, LogLine,
+    money, RESET_PHRASE, BacktestParams, BacktestResult, BrokerView, EodView, HeaderView, LogLine,
     ModelView, OrderLegView, PositionView, ProgressCallback, QuoteView, RiskView,
     RuntimeCommandError, SessionEvent, SessionSnapshot, TrainingParams, TrainingResult,
     WalkForwardRun,
@@ -205,6 +206,62 @@ class SessionConfig:
     20 Hz, above the console's refresh rate); stepping by hand publishes after every bar."""
     pace_from_ns: int = 0
     """Bars closing before this UTC ns run as fast as possible (warm-up), pacing starts here."""
+    pace_window_ny: tuple[int, int] | None = None
+    """(from, to) seconds of the New York day: only bars closing in ``(from, to]`` are paced at
+    ``speed``, every other bar runs as fast as possible (the demo: every overnight session at
+    full speed, :data:`engine.compose.DEMO_PACE_NY`); None = every bar after ``pace_from_ns``."""
+    journal_path: Path | None = None
+    """The SQLite trade journal this session writes (:mod:`engine.journal`; the CLI gives demo
+    and replay their own file, :func:`engine.journal.default_sim_journal_path`); None = none."""
+
+
+class Pacer:
+    """When the next replay bar is due on the wall clock (``speed`` simulated seconds per real
+    second). A paced stretch is anchored at its first bar's open: its bars are due
+    ``(close − anchor) / speed`` after the wall time the stretch began; a bar outside the pace
+    window (or before ``pace_from_ns``) is due at once and ends the stretch, so the next paced
+    stretch (the next morning) starts fresh instead of catching up on the night.
+
+    Args: ``speed`` (None/0 = never wait), ``pace_from_ns`` (UTC ns), ``window_ny`` (see
+    :attr:`SessionConfig.pace_window_ny`), ``bar_ns`` (bar length, ns). Pure: the wall time is
+    an argument, so a test drives it with a fake wall clock."""
+
+    def __init__(self, speed: float | None, pace_from_ns: int, window_ny: tuple[int, int] | None,
+                 bar_ns: int) -> None:
+        self.speed = speed
+        self.pace_from_ns = int(pace_from_ns)
+        self.window_ny = window_ny
+        self.bar_ns = int(bar_ns)
+        self._anchor_sim: int | None = None
+        self._anchor_wall = 0
+        self.last_paced = False
+        """Whether the bar of the last :meth:`wait_s` call was paced."""
+
+    def paced(self, close_ns: int) -> bool:
+        """True when the bar closing at ``close_ns`` (UTC ns) is paced."""
+        if not self.speed or close_ns <= self.pace_from_ns:
+            return False
+        if self.window_ny is None:
+            return True
+        from engine.calendar import ny_datetime
+
+        t = ny_datetime(int(close_ns))
+        sec = t.hour * 3600 + t.minute * 60 + t.second
+        return self.window_ny[0] < sec <= self.window_ny[1]
+
+    def wait_s(self, close_ns: int, wall_ns: int) -> float:
+        """Seconds to wait at wall time ``wall_ns`` before stepping the bar closing at
+        ``close_ns`` (0 = step it now)."""
+        self.last_paced = self.paced(close_ns)
+        if not self.last_paced:
+            self._anchor_sim = None
+            return 0.0
+        if self._anchor_sim is None:
+            self._anchor_sim = max(int(close_ns) - self.bar_ns, self.pace_from_ns)
+            self._anchor_wall = int(wall_ns)
+        speed = float(self.speed or 0.0)
+        due = self._anchor_wall + int((int(close_ns) - self._anchor_sim) / speed)
+        return max(0.0, (due - int(wall_ns)) / 1e9)
 
 
 class SessionBase:
@@ -264,7 +321,17 @@ class SessionBase:
         self._ended = ""
         self._journal_today = ""
         self.journal: Journal | None = None
-        """An :class:`engine.journal.Journal` with an open session (paper/live), or None."""
+        """An :class:`engine.journal.Journal` with an open session, or None."""
+        self._journal_book_fills = False
+        """True in demo/replay: the journal's fills come from the position book (one row per
+        entry and per exit); a broker session journals the broker's fills instead."""
+        self._paced_now = False
+        """Whether the replay loop paces the current bar (the demo's nights run unpaced)."""
+        self._book_qty = 0
+        self._book_avg = 0.0
+        self._book_costs = 0.0
+        self._entry_fee = 0.0
+        self._entry_seen = False
 
     # ------------------------------------------------------------------ commands (any thread)
     def snapshot(self) -> SessionSnapshot:
@@ -360,43 +427,49 @@ class SessionBase:
                 name, args = self._cmd.get_nowait()
             except queue.Empty:
                 return
-            o = self.kernel.oco
-            if name == "pause":
-                self.risk.pause("operator pause", "operator")
-                self._event("state", "paused by operator: no new entries, protection kept")
-            elif name == "resume":
-                self.risk.resume("operator")
-                self._event("state", "resumed by operator")
-            elif name == "flatten":
-                if o.pos != 0 or (o.entry is not None and o.entry.is_working):
-                    o.flatten("flatten")
-                    self._event("order", "operator flatten: closing at market", "warning")
-                else:
-                    self._event("info", "flatten: already flat")
-            elif name == "halt":
-                already = self._last_state == "HALTED"
-                self.risk.halt(args[0], "operator")
-                if o.pos != 0 or (o.entry is not None and o.entry.is_working):
-                    o.flatten("risk")
-                if not already:  # a second kill-switch press is audited, not announced again
-                    self._event("state", f"HALTED: {args[0]}", "error")
-                self._last_state, self._last_reason = "HALTED", args[0]
-            elif name == "reset":
-                self.risk.reset_halt("operator", args[0])
-                self._event("state", "halt reset by operator", "warning")
-            elif name == "note":
-                self._event("alert", args[0], "warning")
-            elif name == "call":  # issue 26: call_on_engine
-                fn, fut = args
-                try:
-                    fut.set_result(fn())
-                except Exception as exc:
-                    fut.set_exception(exc)
-                continue  # not logged: the remote control polls with it
-            elif name == "quit":
-                self.exit_reason = f"operator quit ({args[0]})"
-                self._quit_policy = args[0]
-                self._stop.set()
+            try:
+                o = self.kernel.oco
+                if name == "pause":
+                    self.risk.pause("operator pause", "operator")
+                    self._event("state", "paused by operator: no new entries, protection kept")
+                elif name == "resume":
+                    self.risk.resume("operator")
+                    self._event("state", "resumed by operator")
+                elif name == "flatten":
+                    if o.pos != 0 or (o.entry is not None and o.entry.is_working):
+                        o.flatten("flatten")
+                        self._event("order", "operator flatten: closing at market", "warning")
+                    else:
+                        self._event("info", "flatten: already flat")
+                elif name == "halt":
+                    already = self._last_state == "HALTED"
+                    self.risk.halt(args[0], "operator")
+                    if o.pos != 0 or (o.entry is not None and o.entry.is_working):
+                        o.flatten("risk")
+                    if not already:  # a second kill-switch press is audited, not announced again
+                        self._event("state", f"HALTED: {args[0]}", "error")
+                    self._last_state, self._last_reason = "HALTED", args[0]
+                elif name == "reset":
+                    self.risk.reset_halt("operator", args[0])
+                    self._event("state", "halt reset by operator", "warning")
+                elif name == "note":
+                    self._event("alert", args[0], "warning")
+                elif name == "call":  # issue 26: call_on_engine
+                    fn, fut = args
+                    try:
+                        fut.set_result(fn())
+                    except Exception as exc:
+                        fut.set_exception(exc)
+                    continue  # not logged: the remote control polls with it
+                elif name == "quit":
+                    self.exit_reason = f"operator quit ({args[0]})"
+                    self._quit_policy = args[0]
+                    self._stop.set()
+            except RiskActionError as exc:
+                # a command the risk rules refuse (pause while HALTED, reset when not halted)
+                # is answered, never the end of the session
+                self._event("info", f"{name} refused: {exc}", "warning")
+                continue
             log.info("command %s applied", name)  # the record carries the engine time
 
     def start(self) -> threading.Thread:
@@ -427,7 +500,9 @@ class SessionBase:
         """Re-read today's round trips and net P&L from the journal (after a trade is written and
         when the journal opens), for the console's broker pane; a read failure is logged."""
         j = self.journal
-        if j is None:
+        if j is None or self._journal_book_fills:
+            # demo/replay: every run replays the same simulated days, so the journal's day
+            # would add up earlier runs; the equity pane's "today" is this run's
             self._journal_today = ""
             return
         try:
@@ -438,7 +513,7 @@ class SessionBase:
             return
         n = int(rows[0]["trades"]) if rows else 0
         net = float(rows[0]["net_pnl"] or 0.0) if rows else 0.0
-        self._journal_today = f"journal {day}: {n} trades, net ${net:+,.2f}"
+        self._journal_today = f"journal {day}: {n} trades, net {money(net, sign=True)}"
 
     def _journal(self, what: str, *args, **kw) -> None:
         """Write to the journal (``Journal.<what>(*args, **kw)``) when there is one. A failed
@@ -463,14 +538,40 @@ class SessionBase:
 
     def _collect_events(self) -> None:
         k = self.kernel
+        book_fills = self._journal_book_fills and self.journal is not None
         for t in k.trades[self._ntrades_seen:]:
             side = "long" if t.direction > 0 else "short"
+            if book_fills:
+                self._journal_trade_fills(t)
             self._event("fill", f"closed {side} {t.contracts} @ {t.exit_price:.2f} ({t.exit_reason}) "
-                        f"net ${t.net_pnl:+.2f}", "information" if t.net_pnl >= 0 else "warning")
+                        f"net {money(t.net_pnl, sign=True)}", "information" if t.net_pnl >= 0 else "warning")
             self._journal("trade", t)
+            self._entry_seen = False
         if len(k.trades) > self._ntrades_seen:
             self._refresh_journal_today()
         self._ntrades_seen = len(k.trades)
+        book = k.book
+        q = int(book.qty)
+        if q != self._book_qty:
+            prev = self._book_qty
+            if q != 0 and (prev == 0 or (q > 0) != (prev > 0) or abs(q) > abs(prev)):
+                fresh = prev == 0 or (q > 0) != (prev > 0)
+                added = abs(q) if fresh else abs(q) - abs(prev)
+                px = float(book.avg_price) if fresh else \
+                    (float(book.avg_price) * abs(q) - self._book_avg * abs(prev)) / added
+                fee = float(book.costs) - self._book_costs
+                self._entry_fee = fee if fresh else self._entry_fee + fee
+                self._entry_seen = True
+                self._event("fill", f"opened {'long' if q > 0 else 'short'} {added} @ {px:.2f}")
+                if book_fills:
+                    entry = k.oco.entry   # its last status change is the fill (engine clock)
+                    hist = getattr(entry, "history", None)
+                    ts = int(hist[-1][1]) if hist else self.clock.now_ns()
+                    self._journal("fill", ts_ns=ts, side=1 if q > 0 else -1, qty=added,
+                                  price=px, fees=fee, tag="entry", kind="simulated")
+            self._book_qty = q
+        self._book_avg = float(book.avg_price)
+        self._book_costs = float(book.costs)
         for a in k.stats.alerts[self._alerts_seen:]:
             self._event("alert", f"{a[1]}: {a[2]}", "error")
         self._alerts_seen = len(k.stats.alerts)
@@ -490,6 +591,17 @@ class SessionBase:
                 log.debug("state %s%s", name, f": {why}" if why else "")
             self._last_state = name
             self._last_reason = why
+
+    def _journal_trade_fills(self, t) -> None:
+        """Demo/replay: the journal rows of a round trip's fills (its entry too when the entry
+        and the exit filled within one bar, unseen by the position book)."""
+        fee_in = self._entry_fee if self._entry_seen else float(t.commission) / 2
+        if not self._entry_seen:
+            self._journal("fill", ts_ns=int(t.entry_ts), side=int(t.direction), qty=int(t.contracts),
+                          price=float(t.entry_price), fees=fee_in, tag="entry", kind="simulated")
+        self._journal("fill", ts_ns=int(t.exit_ts), side=-int(t.direction), qty=int(t.contracts),
+                      price=float(t.exit_price), fees=float(t.commission) - fee_in,
+                      tag=str(t.exit_reason), kind="simulated", pnl=float(t.gross_pnl))
 
     def _publish(self) -> None:
         self._last_pub = perf_ns()
@@ -522,7 +634,10 @@ class SessionBase:
                           {1: "LONG", -1: "SHORT"}.get(d, "NONE"),
                           None if self._last_pred_ns is None else (now - self._last_pred_ns) / 1e6, inf_us)
         side = "LONG" if o.pos > 0 else "SHORT" if o.pos < 0 else "FLAT"
-        unreal = k.book.unrealized(last) if (last is not None and o.pos != 0) else 0.0
+        # Open P&L after the costs the open trade has paid (its entry commission): the same
+        # convention as equity and the day-loss meter, so today's P&L = realized today + this
+        # = equity now - equity at the day's start, to the cent (specs/console.md).
+        unreal = (k.book.unrealized(last) + (k.cash - k.risk.balance)) if (last is not None and o.pos != 0) else 0.0
 
         def leg(order, kind):
             if order is None:
@@ -559,8 +674,15 @@ class SessionBase:
 
     # ------------------------------------------------------------------ hooks (bars-fed default)
     def _rules_view(self) -> dict:
-        """Extra :class:`RiskView` fields of the venue's account rules (none by default)."""
-        return {}
+        """Extra :class:`RiskView` fields of the account's rules (the risk manager's
+        ``account_rules``: :func:`engine.risk.account_rules.risk_view_fields`; none without)."""
+        from engine.risk.account_rules import risk_view_fields
+
+        r = self.risk
+        rules = getattr(r, "account_rules", None)
+        if rules is None:
+            return {}
+        return risk_view_fields(rules, float(r.equity), float(r.balance))
 
     def _market_view(self, now: int) -> tuple[QuoteView, float | None]:
         """(quote view, data age in ms of the engine clock) from the bars processed so far.
@@ -584,7 +706,10 @@ class SessionBase:
         return QuoteView(bid, ask, last, spread, recent, data_age, False), data_age
 
     def _speed_label(self) -> str:
-        return "max" if not self.cfg.speed else f"{self.cfg.speed:g}x"
+        """``60x``, or ``max`` while the bars run as fast as possible (no speed, or the demo's
+        overnight stretch outside its pace window)."""
+        fast = not self.cfg.speed or (self.cfg.pace_window_ny is not None and not self._paced_now)
+        return "max" if fast else f"{self.cfg.speed:g}x"
 
     def _broker_view(self, now: int) -> BrokerView:
         return BrokerView(now, "agree", "simulated venue = local book")
@@ -599,6 +724,7 @@ class SessionBase:
         from engine.backtest.runner import trades_frame
 
         k = self.kernel
+        account = self._account_verdict()  # first: it marks the trades the venue liquidated
         tr = trades_frame(k.trades)
         trades = json.loads(tr.to_json(orient="records", date_format="iso")) if len(tr) else []
         t = self.timings
@@ -631,7 +757,22 @@ class SessionBase:
             "alerts": [list(map(str, a)) for a in k.stats.alerts],
             "latency": lat,
             "trades": trades,
+            "account": account,
         }
+
+    def _account_verdict(self) -> dict | None:
+        """The account's verdict (:meth:`engine.risk.account_rules.AccountRules.verdict`) with the
+        simulated venue's MLL liquidations, or None without account rules."""
+        r = self.risk
+        rules = getattr(r, "account_rules", None)
+        if rules is None:
+            return None
+        from engine.risk.account_rules import liquidation_doc
+
+        v = dict(rules.verdict(float(r.balance), float(r.equity)))
+        v["liquidations"] = liquidation_doc(self.kernel.trades,
+                                            list(getattr(getattr(self, "venue", None), "liquidations", [])))
+        return _plain(v)
 
     def _days_traded(self):
         return {int(self.cal.label_one(t.entry_ts)[0]) for t in self.kernel.trades}
@@ -680,7 +821,34 @@ class Session(SessionBase):
         self.ring = ring
         self._init_common()
         self._bind_signal_errors()
+        if self.cfg.journal_path is not None:
+            self._open_sim_journal(Path(self.cfg.journal_path))
         self._publish()
+
+    def _open_sim_journal(self, path: Path) -> None:
+        """Demo/replay: open the journal at ``path`` and this session's row (mode ``demo`` or
+        ``replay``, account ``SIM``, simulated clock); its fills (one row per entry and per exit,
+        from the position book), round trips, halts, manual actions and the summary are written
+        as they happen, as a broker session's are. Raises :class:`SessionError` naming the file
+        when it cannot be opened (nothing traded)."""
+        from engine.clock import LiveClock
+        from engine.journal import Journal
+
+        cal = self.cal
+
+        def day_of(ts: int) -> str:
+            d = int(cal.label_one(int(ts))[0])
+            return day_date(d).isoformat() if d >= 0 else ""
+
+        try:
+            j = Journal(path, day_of=day_of)
+            j.open_session(mode=self.cfg.mode, account=self.cfg.account, contract=self.spec.symbol,
+                           symbol=self.spec.symbol, clock="simulated", started_ns=self.clock.now_ns(),
+                           started_wall_ns=LiveClock().now_ns(), start_balance=self.start_balance)
+        except Exception as exc:
+            raise SessionError(f"trade journal: {exc}") from None
+        self.journal = j
+        self._journal_book_fills = True
 
     # ------------------------------------------------------------------ engine thread (replay)
     def step(self) -> bool:
@@ -717,29 +885,29 @@ class Session(SessionBase):
         ``publish_interval_ns`` while running."""
         if self._thread is None:
             self._thread = threading.current_thread()
-        speed = self.cfg.speed
-        t_wall0 = None
-        sim0 = max(int(self.bars.ts[0]), int(self.cfg.pace_from_ns))
+        pacer = Pacer(self.cfg.speed, max(int(self.bars.ts[0]), int(self.cfg.pace_from_ns)),
+                      self.cfg.pace_window_ny, self.bars.bar_ns)
+        was_paced = False
         code = EXIT_OK
+        if self.journal is not None:   # logged here: the log's clock is the engine's by now
+            log.info("journal: %s (session %d)", self.journal.path, self.journal.session_id)
         try:
             while not self._stop.is_set():
                 if self.i >= len(self.bars):
                     self.exit_reason = self.exit_reason or "end of data"
                     break
                 close_i = int(self.bars.ts[self.i]) + self.bars.bar_ns
-                if speed and close_i > sim0:
-                    if t_wall0 is None:
-                        t_wall0 = perf_ns()
-                        self._publish()
-                    due_sim = close_i - sim0
-                    due_wall = t_wall0 + int(due_sim / speed)
-                    wait = (due_wall - perf_ns()) / 1e9
-                    if wait > 0:
-                        self._wake.wait(min(wait, 0.25))
-                        self._wake.clear()
-                        self._apply_commands()
-                        self._publish()
-                        continue
+                wait = pacer.wait_s(close_i, perf_ns())
+                self._paced_now = pacer.last_paced
+                if self._paced_now and not was_paced:
+                    self._publish()   # the screen shows where the fast stretch ended
+                was_paced = self._paced_now
+                if wait > 0:
+                    self._wake.wait(min(wait, 0.25))
+                    self._wake.clear()
+                    self._apply_commands()
+                    self._publish()
+                    continue
                 self.step()
             if self._signal_stop:
                 code = EXIT_SIGNAL
@@ -754,7 +922,7 @@ class Session(SessionBase):
         self.shutdown(getattr(self, "_quit_policy", "flatten"))
         self._ended = self.exit_reason or "stopped"
         self._event("state", f"session ended: {self._ended}; trades {len(self.kernel.trades)}, "
-                    f"net ${sum(t.net_pnl for t in self.kernel.trades):+,.2f}",
+                    f"net {money(sum(t.net_pnl for t in self.kernel.trades), sign=True)}",
                     "error" if code == EXIT_ERROR else "warning")
         self._publish()
         self.exit_code = code
@@ -776,9 +944,19 @@ class Session(SessionBase):
             if o.pos != 0:
                 log.error("shutdown: position %+d still open (no more bars to fill the exit)", o.pos)
         self._publish()
+        rep = None
         if self.cfg.report_path is not None:
-            write_json_atomic(Path(self.cfg.report_path), self.report())
+            rep = self.report()
+            write_json_atomic(Path(self.cfg.report_path), rep)
             log.info("session report written to %s", self.cfg.report_path)
+        j = self.journal
+        if j is not None:
+            k = self.kernel
+            self._journal("close_session", ended_ns=self.clock.now_ns(), end_balance=float(k.last_equity),
+                          net_pnl=float(sum(t.net_pnl for t in k.trades)), trades=len(k.trades),
+                          exit_reason=self.exit_reason or "stopped", report=rep or self.report())
+            j.close()
+            self.journal = None
 
 
 def _iso(ts: int) -> str:

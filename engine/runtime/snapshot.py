@@ -27,6 +27,19 @@ from typing import Callable, Literal, Protocol, runtime_checkable
 
 from engine.risk.manager import RESET_WORD
 
+def money(x: float, sign: bool = False) -> str:
+    """Dollars as the console, the session log and the summary print them, ONE way everywhere:
+    the sign before the dollar sign, an ASCII hyphen for a loss, thousands separated, cents
+    (``-$12.09``, ``$1,000.00``; ``sign=True``: ``+$3.25`` for a gain)."""
+    v = float(x)
+    if v != v:
+        return "$n/a"
+    if round(v, 2) == 0:
+        v = 0.0   # no "-$0.00"
+    lead = "-" if v < 0 else ("+" if sign else "")
+    return f"{lead}${abs(v):,.2f}"
+
+
 TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
 """ACTIVE: entries allowed; REDUCING: only exposure-reducing orders; HALTED: no submits, cancels
 pass, protection kept until flat (architecture §5)."""
@@ -118,7 +131,9 @@ class OrderLegView:
 class PositionView:
     """The position and its protection. ``side``: ``FLAT``/``LONG``/``SHORT``; ``size``
     contracts (≥ 0); ``avg_price`` points; ``unrealized_usd``/``realized_usd`` dollars (realized
-    since the trading day began, after costs); ``all_protected``: every open contract is covered
+    since the trading day began, after costs; unrealized = the open position marked at the last
+    price less the costs it has paid, its entry commission, so that realized + unrealized =
+    equity now − equity at the day's start); ``all_protected``: every open contract is covered
     by a working stop or by a market exit in flight (True when flat); ``exiting``: the position
     is being closed at market (flatten, halt, EOD or risk exit in flight)."""
 
@@ -157,6 +172,15 @@ class RiskView:
     venue_liquidation_usd: float | None = None
     venue_distance_usd: float | None = None
     venue_max_contracts: int | None = None
+    venue_balance_usd: float | None = None
+    """The account's balance, its profit since the attempt's start, the profit target (0 =
+    none), the best day's share of the profit (None while no profit), the consistency share a
+    pass allows and the verdict so far (open / passed / failed): issue 23."""
+    venue_profit_usd: float | None = None
+    venue_target_usd: float = 0.0
+    venue_best_day_share: float | None = None
+    venue_consistency_share: float = 0.0
+    venue_status: str = ""
     lockouts: tuple[str, ...] = ()
     """The discipline lockouts (issue 26), one line each: ``LOCKED …`` while it refuses entries."""
 

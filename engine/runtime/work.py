@@ -16,7 +16,7 @@ from typing import Any, Callable
 from engine.config import Settings, resolve_dir
 from engine.runtime.snapshot import (
     BacktestParams, BacktestResult, FoldRow, GoLiveRow, Progress, ProgressCallback, TradeRow, TrainingParams,
-    TrainingResult, WalkForwardRun,
+    TrainingResult, WalkForwardRun, money,
 )
 
 ARCHS = ("mlp", "lstm", "hybrid", "transformer")
@@ -45,8 +45,10 @@ def _bars_for(settings: Settings, data: str, start: date | None, end: date | Non
 
 
 def _fmt(v) -> str:
+    """A metric for the console's table: floats to cents, never ``-0.00`` (a drawdown of
+    -0.001 $ is 0.00)."""
     if isinstance(v, float):
-        return f"{v:,.2f}"
+        return f"{0.0 if round(v, 2) == 0 else v:,.2f}"
     return str(v)
 
 
@@ -55,7 +57,7 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     """Backtest with the kernel over the requested bars; report saved under the reports dir.
     Raises the engine's errors (bad file, empty range, checkpoint mismatch) unchanged."""
     from engine.backtest.metrics import compute_metrics
-    from engine.backtest.report import summary_text, write_report
+    from engine.backtest.report import summary_text, verdict_text, write_report
     from engine.backtest.runner import run_backtest
     from engine.strategy.baseline import BreakoutBaseline
     from engine.strategy.model import ModelStrategy
@@ -77,6 +79,10 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     res = run_backtest(bars, sig, settings, fill_model=params.fill_model, strategy_name=strat.name,
                        progress=lambda done, total: on_progress(Progress(done, total, "backtest")),
                        research=params.research)
+    if res.account is not None:  # the account profile's pass probability (issue 23)
+        from engine.research.montecarlo import result_pass_probability
+
+        res.account["pass_probability"] = result_pass_probability(res, settings, n_paths=10_000, seed=0)
     m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
     stamp = f"{strat.name}-{params.fill_model}-{int(bars.ts[0]) // 1_000_000_000}"
     out = resolve_dir(settings.paths.reports_dir, "reports") / stamp
@@ -88,8 +94,9 @@ def run_backtest_for_console(settings: Settings, params: BacktestParams,
     for t in res.records:
         eq.append(eq[-1] + t.net_pnl)
     rows = tuple(_trade_rows(res.records))
-    on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net ${m.get('net_pnl', 0.0):,.2f}"))
-    return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(summary_text(res).splitlines()))
+    on_progress(Progress(len(bars), len(bars), f"done: {len(rows)} trades, net {money(m.get('net_pnl', 0.0), sign=True)}"))
+    lines = (verdict_text(res.account).splitlines() if res.account else []) + summary_text(res).splitlines()
+    return BacktestResult(metrics, tuple(eq), rows, str(out), tuple(lines))
 
 
 def _trade_rows(records) -> list[TradeRow]:
@@ -274,7 +281,7 @@ def _train_for_console(settings: Settings, params: TrainingParams,
         elif kind == "epoch":
             history.append((int(ev["fold"]), int(ev["epoch"]), float(ev["train_loss"]),
                             float(ev["val_loss"]), float(ev["val_acc"])))
-            on_progress(Progress(int(ev["epoch"]), int(ev["epochs"]), f"fold {ev['fold']}",
+            on_progress(Progress(int(ev["epoch"]), int(ev["epochs"]), f"fold {int(ev['fold']) + 1}",
                                  (("train_loss", float(ev["train_loss"])), ("val_loss", float(ev["val_loss"])),
                                   ("val_acc", float(ev["val_acc"]))),
                                  fold=int(ev["fold"]), folds=state["folds"]))
@@ -362,7 +369,7 @@ def _walk_forward_for_console(settings: Settings, params: BacktestParams,
     out = resolve_dir(settings.paths.reports_dir, "reports") / stamp
     write_walk_forward_report(r, walk_forward_doc(r, settings, params.fill_model, params.data, arch), out)
     bt = BacktestResult(metrics, tuple(eq), tuple(_trade_rows(records)), str(out), limits)
-    on_progress(Progress(2 * n_folds, 2 * n_folds, f"done: {len(records)} trades, net ${m.get('net_pnl', 0.0):,.2f}",
+    on_progress(Progress(2 * n_folds, 2 * n_folds, f"done: {len(records)} trades, net {money(m.get('net_pnl', 0.0), sign=True)}",
                          folds=n_folds))
     return WalkForwardRun(bt, folds, checks, bool(r.go_live["pass"]), note)
 
@@ -445,7 +452,8 @@ def walk_forward_doc(r, settings: Settings, fill_model: str, data: str, arch: st
                       "accuracy": fr.metrics["accuracy"], "halts": len(getattr(res, "halts", []))})
     return {"data": data, "walk_forward": True, "arch": arch, "target": r.target, "fill_model": fill_model,
             "folds": folds, "metrics": _clean(r.wf.metrics), "oos_accuracy": r.oos_accuracy,
-            "go_live": _clean(r.go_live), "training_trading": r.training.combined.get("trading")}
+            "go_live": _clean(r.go_live), "training_trading": r.training.combined.get("trading"),
+            "account": getattr(r.wf, "account", None)}
 
 
 def write_walk_forward_report(r, doc: dict, out: Path) -> dict[str, str]:

@@ -21,6 +21,11 @@ kernel's OCO manager must then flatten the excess).
 Gaps: a stop whose level lies beyond the bar's open fills at the open (worse); a limit whose level
 lies beyond the open fills at the open (better).
 
+MLL liquidation (issue 23): with the account's venue rules as :attr:`SimVenue.guard`, a bar
+whose adverse extreme takes the open position's intraday equity (balance + open P&L) to the
+account's MLL closes the position at the level with the adverse slippage and fails the account
+(:meth:`SimVenue._liquidate`); a fill that leaves the balance at or below it fails it too.
+
 Slippage (per bar, ticks, adverse, precomputed by :func:`slippage_ticks`): 1 tick in RTH, 2 ticks
 in ETH, 2-4 ticks when ATR / normal ATR ≥ ``high_vol_atr_ratio`` (scaled with the ratio; normal
 ATR = the mean ATR of the same time of day over the last 20 trading days), 0 for limit fills
@@ -32,6 +37,7 @@ $0.20 + $0.22 by default.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -157,6 +163,11 @@ class SimVenue:
         self._events: list = []  # queued events, oldest first (poll_events hands the list over)
         self._n = 0
         self.fail_next_stop = False  # test hook: reject the next stop order
+        self.guard: Any = None
+        """The account's venue rules (:class:`engine.risk.account_rules.AccountRules`, set by
+        :func:`engine.parts.sim_parts`; None = no venue liquidation): see :meth:`_liquidate`."""
+        self.liquidations: list[tuple[int, float, float, float]] = []
+        """Every MLL liquidation: (UTC ns bar open, fill price, reference price, level $)."""
 
     # ------------------------------------------------------------------ protocol
     def place(self, side: int, qty: int, kind: str, price: float | None = None, *, tag: str,
@@ -257,6 +268,9 @@ class SimVenue:
                 filled_market = True
         if filled_market:  # an entry's fill attached its bracket legs: they work on this bar too
             snap = tuple(self._working)
+        g = self.guard
+        if g is not None and self.pos != 0:
+            self._liquidate(g, o_, h, l, slip, ts)
         for o in snap:
             p = o.price  # a stop or limit always has one (place checks)
             if o.kind != "stop" or p is None or o.status not in live:
@@ -280,6 +294,59 @@ class SimVenue:
             elif o.side > 0 and (l < p if strict else l <= p):
                 ref = min(p, o_)
                 self._fill(o, o.qty - o.filled, ref, ref, ts)
+        if g is not None and self.pos == 0:
+            lvl: float = g.guard_level()
+            if self.balance <= lvl + 1e-9:  # a fill (a gap through a stop) left the balance at the level
+                g.on_liquidation(ts, "MLL (balance)", self.balance, lvl)
+
+    def _liquidate(self, g: Any, o_: float, h: float, l: float, slip: float, ts: int) -> None:
+        """The venue's MLL liquidation (issue 23), checked after the market orders and before
+        the stops and limits of a bar.
+
+        The open position's intraday equity (the venue's balance, net of the costs paid, + the
+        open P&L at the bar's ADVERSE extreme, the low of a long / the high of a short; the
+        exit's costs are not counted) at or below ``g.guard_level()`` dollars closes the whole
+        position at the first tick at or beyond the level's price (at the open when the bar
+        opened beyond it) with the bar's adverse slippage ``slip`` (points), never outside the
+        bar, and fails the account (``g.on_liquidation``). A protective stop that lies before
+        the level fills first (the price reaches it first); its fill may still leave the
+        balance at the level, which :meth:`process_bar` checks after the bar's fills. The fill
+        is the position's protective stop leg (the kernel's own order: its OCO sibling is
+        cancelled, the kernel books the trade) or, without one, a market order tagged
+        ``mll_liquidation`` (an order the kernel did not place: its reconcile sees it)."""
+        lvl: float = g.guard_level()
+        pos = self.pos
+        if lvl < -1e300:
+            return
+        qpv = pos * self.point_value
+        px_lvl = self.avg + (lvl - self.balance) / qpv
+        tick = self.tick
+        if pos > 0:
+            if l > px_lvl:
+                return
+            ref = min(math.floor(px_lvl / tick + 1e-9) * tick, o_)
+            px = max(ref - slip, l)
+            side = -1
+        else:
+            if h < px_lvl:
+                return
+            ref = max(math.ceil(px_lvl / tick - 1e-9) * tick, o_)
+            px = min(ref + slip, h)
+            side = 1
+        leg: _SimOrder | None = None
+        for o in self._working:
+            if o.kind == "stop" and o.side == side and o.status in _LIVE:
+                leg = o
+                break
+        sp = leg.price if leg is not None else None
+        if sp is not None and (sp >= ref if pos > 0 else sp <= ref):
+            return  # the protective stop lies before the level: it fills first (the stops below)
+        if leg is None:
+            leg = self._new_order(side, abs(pos), "market", None, "mll_liquidation", None, "", "")
+        qty = min(leg.qty - leg.filled, abs(pos))
+        self._fill(leg, qty, px, ref, ts)
+        self.liquidations.append((ts, float(px), float(ref), lvl))
+        g.on_liquidation(ts, "MLL", self.balance, lvl)
 
     def _get(self, order_id: str) -> _SimOrder:
         """The order with the venue id ``order_id`` (``"S{n}"``, as :meth:`place` returned it);

@@ -45,17 +45,20 @@ def backtest(
     research: Optional[bool] = typer.Option(None, "--research/--no-research", help="Record each account-level halt (drawdown, kill switch, minimum balance) and resume at the next RTH open (default: backtest.research)."),
     walk_forward: bool = typer.Option(False, "--walk-forward", help="Train one model per walk-forward fold ([training], [target]) and backtest each fold's test window with it; stitched equity and the R-BT-4 go-live table."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="With --walk-forward: maximum epochs per fold model (default [training] epochs)."),
+    monte_carlo: int = typer.Option(0, "--monte-carlo", min=0, help="Pass probability of the [account] profile: this many block-bootstrap paths of the run's trading days (0 = off; needs a venue profile)."),
+    mc_seed: int = typer.Option(0, "--mc-seed", help="Seed of the --monte-carlo bootstrap."),
+    mc_block: int = typer.Option(5, "--mc-block", min=1, help="Trading days per --monte-carlo bootstrap block."),
 ) -> None:
     """Backtest a model or a strategy (baseline, random, or your own: --strategy FILE.py:Class) over real
     bars; writes a report with --out.
 
-    The bars pass the validation gate first (mes_console.commands.loading): exit 2 with one
+    The bars pass the validation gate first (mes_console.commands.loading): exit 3 with one
     line on stderr, and nothing written, for unusable data (non-finite prices, unsorted or
     duplicate timestamps, no bars) and, with --strict, for any validation error."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.backtest.metrics import compute_metrics
-    from engine.backtest.report import _clean, halts_doc, summary_text, write_report
+    from engine.backtest.report import _clean, _clean_doc, halts_doc, summary_text, verdict_text, write_report
     from engine import compose
     from engine.venue.sim import FILL_MODELS
 
@@ -84,7 +87,7 @@ def backtest(
             import dataclasses
 
             s = dataclasses.replace(s, backtest=dataclasses.replace(s.backtest, research=bool(research)))
-        _walk_forward(bars, s, fill, epochs, json_out, str(data), out)
+        _walk_forward(bars, s, fill, epochs, json_out, str(data), out, (monte_carlo, mc_seed, mc_block))
         return
     if epochs is not None:
         fail("--epochs belongs to --walk-forward", code=EXIT_USAGE)
@@ -135,6 +138,7 @@ def backtest(
         res = compose.backtest(bars, sig, s, fill_model=fill, fast=not bar_by_bar,
                                strategy_name=strat.name if loaded is None else f"{loaded.name} v{loaded.version}",
                            progress=lambda i, n: prog.update(task, completed=i), research=research)
+    _account_mc(res, s, monte_carlo, mc_seed, mc_block)
     m = compute_metrics(res.trades, res.equity, res.day, res.starting_balance, res.ts)
     paths = write_report(res, out, m) if out is not None else {}
     if loaded is not None:
@@ -151,8 +155,8 @@ def backtest(
            "steps": res.steps, "elapsed_s": res.elapsed_s, "bars_per_second": res.bars_per_second,
            "metrics": _clean(m), "files": {k: str(v) for k, v in paths.items()},
            "alerts": len(res.alerts), "data_validation": bars.validation, **halts_doc(res),
-           "warnings": [warning] if warning else [],
-           **({"strategy_info": loaded.describe()} if loaded is not None else {})}
+           "account": _clean_doc(res.account), "warnings": [warning] if warning else [],
+            **({"strategy_info": loaded.describe()} if loaded is not None else {})}
     if json_out:
         print_json(doc)
         return
@@ -167,6 +171,8 @@ def backtest(
         v = m[k]
         t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
     out_console.print(t)
+    if res.account:
+        out_console.print(verdict_text(res.account), markup=False, highlight=False, soft_wrap=True)
     out_console.print(summary_text(res), markup=False, highlight=False, soft_wrap=True)
     out_console.print(f"{res.bars:,} bars in {res.elapsed_s:.2f} s ({res.bars_per_second:,.0f} bars/s)")
     for k, v in paths.items():
@@ -175,8 +181,21 @@ def backtest(
         out_console.print(f"warning: {warning}", markup=False, highlight=False)
 
 
+def _account_mc(res, s, n_paths: int, seed: int, block: int) -> None:
+    """``--monte-carlo``: the pass probability of the run's account profile
+    (:func:`engine.research.montecarlo.result_pass_probability`) into ``res.account``; exit 2
+    when asked without a venue profile."""
+    if n_paths <= 0:
+        return
+    if res.account is None:
+        fail("--monte-carlo needs an account profile: set [account] rules (e.g. topstepx-50k)", code=EXIT_USAGE)
+    from engine.research.montecarlo import result_pass_probability
+
+    res.account["pass_probability"] = result_pass_probability(res, s, n_paths=n_paths, seed=seed, block=block)
+
+
 def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, data: str,
-                  out: Optional[Path] = None) -> None:
+                  out: Optional[Path] = None, mc: tuple = (0, 0, 5)) -> None:
     """``backtest --walk-forward``: :func:`engine.backtest.walkforward.model_walk_forward`, a
     per-fold table, the stitched out-of-sample metrics and the go-live table; with ``out``:
     ``walk_forward.json``, ``trades.csv`` (every fold's trades, column ``fold``) and
@@ -197,7 +216,7 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
             err_console.print(ev["note"], highlight=False)
             tasks["f"] = prog.add_task("train folds", total=ev["folds"], info="")
         elif k == "epoch":
-            prog.update(tasks["f"], info=f"fold {ev['fold']} epoch {ev['epoch']} val {ev['val_loss']:.4f}")
+            prog.update(tasks["f"], info=f"fold {ev['fold'] + 1} epoch {ev['epoch']} val {ev['val_loss']:.4f}")
         elif k == "fold_done":
             prog.update(tasks["f"], advance=1)
         elif k == "backtest_fold":
@@ -214,6 +233,17 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     from engine.runtime.work import walk_forward_doc, write_walk_forward_report
 
     doc = walk_forward_doc(r, s, fill, data, s.training.arch)
+    if mc[0] > 0:  # the pass probability of the stitched out-of-sample trading days
+        if doc.get("account") is None:
+            fail("--monte-carlo needs an account profile: set [account] rules (e.g. topstepx-50k)", code=EXIT_USAGE)
+        from engine.research.montecarlo import PathRules, daily_table, pass_probability
+        from engine.risk.profiles import effective_profile
+
+        pnl, low = daily_table(r.wf.equity, r.wf.day, float(s.account.starting_capital))
+        a = s.account
+        doc["account"]["pass_probability"] = pass_probability(
+            pnl, low, PathRules.of(effective_profile(a)), n_paths=mc[0], seed=mc[1], block=mc[2],
+            economics=(a.evaluation_fee, a.reset_fee, a.payout_value) if a.payout_value > 0 else None)
     folds = doc["folds"]
     if out is not None:
         try:
@@ -230,7 +260,7 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
     for c in ("fold", "test", "trades", "net $", "sharpe", "max dd $", "accuracy"):
         t.add_column(c, justify="right")
     for f in folds:
-        t.add_row(str(f["fold"]), f["test"]["start"][:10], str(f["trades"]), f"{f['net_pnl']:,.2f}",
+        t.add_row(str(f["fold"] + 1), f["test"]["start"][:10], str(f["trades"]), f"{f['net_pnl']:,.2f}",
                   f"{f['sharpe']:.2f}", f"{f['max_drawdown']:,.2f}", f"{100 * f['accuracy']:.1f}%")
     m = r.wf.metrics
     t.add_row("all", "stitched", str(m.get("trades", 0)), f"{m.get('net_pnl', 0.0):,.2f}", f"{m.get('sharpe', 0.0):.2f}",
@@ -250,6 +280,16 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
                           f"{a['trades']} trades, {a['mean_ticks']:+.2f} ± {a['se_ticks']:.2f} ticks = "
                           f"{a['mean_usd']:+.2f} $ per contract per trade", highlight=False)
     out_console.print("go live: " + ("PASS" if r.go_live["pass"] else "NO — at least one criterion failed"))
+    acc = doc.get("account")
+    if acc:
+        from engine.backtest.report import pass_probability_text
+
+        st = acc["stitched"]
+        out_console.print(f"account {acc['profile']}: folds passed {acc['folds_passed']}, failed {acc['folds_failed']} "
+                          f"of {len(acc['folds'])} (one attempt per fold); the stitched out-of-sample record: "
+                          f"{st['status']} after {st['trading_days']} trading days", highlight=False)
+        if acc.get("pass_probability"):
+            out_console.print(pass_probability_text(acc["pass_probability"]), highlight=False)
     for k, v in doc.get("files", {}).items():
         out_console.print(f"{k}: {v}")
 

@@ -9,16 +9,22 @@ documented exit code:
 
 ====  =====================================================================================
 0     success
-1     problems found (``data validate``), or an internal error: one line, the traceback is
-      written to ``<log dir>/cli-error-<pid>.txt`` and its path printed
-2     usage: an unknown option, a value of the wrong type, a missing required option (click),
-      or an unreadable data file (``data``, ``train``)
-3     bad input: a bad date or value, a missing file, bad settings, data or checkpoint
-      (``ValueError`` and its engine subclasses ``ConfigError``/``DataError``/``CheckpointError``,
-      ``OSError`` such as ``FileNotFoundError``, ``SessionError``)
-4     ``run``: stopped by SIGINT/SIGTERM after an orderly shutdown
+1     problems found (``data validate``, an incomplete ``data download``), or an internal
+      error: one line, the traceback is written to ``<log dir>/cli-error-<pid>.txt`` and its
+      path printed
+2     usage: the command line itself is wrong: an unknown option, a value of the wrong type, a
+      missing required option or argument (click's ``UsageError``)
+3     bad input: a bad date or value (``--start 2025-13-01``, ``--start`` after ``--end``,
+      ``--to 7q``), a missing or unreadable file (bars, model checkpoint, settings), data the
+      validation gate refuses, bad settings (``ValueError`` and its engine subclasses
+      ``ConfigError``/``DataError``/``CheckpointError``, ``OSError`` such as
+      ``FileNotFoundError``, ``SessionError``)
+4     ``run`` (and ``optimize``): stopped by SIGINT/SIGTERM after an orderly shutdown
 130   interrupted (Ctrl-C) outside a session
 ====  =====================================================================================
+
+The same table is in README.md ("Exit codes"); ``tests/test_cli_errors.py`` runs every command
+with each kind of bad input and asserts it.
 """
 
 from __future__ import annotations
@@ -38,8 +44,13 @@ out_console = Console()
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
-EXIT_UNREADABLE = 2
-EXIT_USAGE = 3
+EXIT_CLI_USAGE = 2   # click's usage errors (raised by click itself, not by the commands)
+EXIT_BAD_INPUT = 3
+# The names the commands use: both are bad input (3). An unreadable or refused data file is bad
+# input like a missing one (it was 2 before issue 21, which made the same file exit 2 in
+# `backtest` and 3 in `run`).
+EXIT_UNREADABLE = EXIT_BAD_INPUT
+EXIT_USAGE = EXIT_BAD_INPUT
 
 
 def config_path(ctx: typer.Context | None, config: Path | None = None) -> Path | None:
@@ -66,6 +77,28 @@ def settings_from(ctx: typer.Context | None, config: Path | None = None) -> Sett
 _LOG_DIR = ""
 """``[paths] log_dir`` of the settings the running command loaded (the internal-error traceback
 file goes there; empty before any settings were read: the platformdirs log dir)."""
+
+
+def check_dates(start: str | None, end: str | None, *, start_opt: str = "--start",
+                end_opt: str = "--end") -> None:
+    """Refuse (exit 3, one line naming the option) a ``start``/``end`` that is not an ISO date
+    (``YYYY-MM-DD``, or a date-time ``YYYY-MM-DDTHH:MM``) or a range whose start lies after its
+    end. Runs before any file is read, so a bad date is never blamed on the data file."""
+    from datetime import datetime
+
+    parsed = {}
+    for opt, text in ((start_opt, start), (end_opt, end)):
+        if text is None:
+            continue
+        try:
+            parsed[opt] = datetime.fromisoformat(text)
+        except ValueError as exc:
+            fail(f"{opt} {text!r}: not a date YYYY-MM-DD ({exc})", code=EXIT_BAD_INPUT)
+    if start_opt in parsed and end_opt in parsed:
+        a, b = parsed[start_opt], parsed[end_opt]
+        if a.tzinfo is None and b.tzinfo is None and a.date() > b.date():
+            fail(f"{start_opt} {start} is after {end_opt} {end}: the range is reversed",
+                 code=EXIT_BAD_INPUT)
 
 
 def print_json(doc: Any) -> None:

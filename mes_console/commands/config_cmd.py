@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from engine.config import ConfigError, load_settings, user_config_path
@@ -24,17 +25,33 @@ def show(
 ) -> None:
     """Print the effective settings; secrets are masked (****abc)."""
     s = settings_from(ctx, config)
-    doc = {"sources": list(s.sources), "user_config_path": str(user_config_path()), **s.to_dict()}
+    from engine.risk.profiles import limit_sources
+
+    limits = limit_sources(s)
+    doc = {"sources": list(s.sources), "user_config_path": str(user_config_path()), **s.to_dict(),
+           "account_limits": [{"key": k, "value": v, "set_by": why} for k, v, why in limits]}
     if json_out:
         print_json(doc)
         return
     out_console.print(f"files applied: {', '.join(s.sources) or '(defaults only)'}")
     out_console.print(f"user file: {user_config_path()}")
     for section, values in s.to_dict().items():
-        t = Table(title=f"[{section}]", title_justify="left", show_header=False, box=None)
+        # escaped: rich would read "[risk]" as a style tag and print nothing
+        t = Table(title=escape(f"[{section}]"), title_justify="left", show_header=False, box=None)
         for k, v in values.items():
             t.add_row(k, repr(v) if isinstance(v, str) else str(v))
         out_console.print(t)
+    t = Table(title="account profile: effective limits and the rule that set each", title_justify="left",
+              show_header=True, box=None)
+    for col in ("key", "value", "set by"):
+        t.add_column(col)
+    for k, v, why in limits:
+        if k != "source":
+            t.add_row(k, repr(v) if isinstance(v, str) else str(v), why)
+    out_console.print(t)
+    for k, v, why in limits:
+        if k == "source":
+            out_console.print(f"sources of {why}: {v}", highlight=False)
 
 
 @app.command("check")

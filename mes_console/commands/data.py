@@ -1,7 +1,8 @@
 """``mes-console data``: inspect | validate | resample | download (R-UI-7, R-DATA-1..6).
 
-Exit codes: 0 clean, 1 problems found (validate) or a failed operation, 2 unreadable input,
-3 usage/config error. ``--json`` prints one JSON document on stdout; progress and messages go
+Exit codes (the table of :mod:`mes_console.commands.common`): 0 clean, 1 problems found
+(validate) or an incomplete download, 2 a wrong command line, 3 bad input (a missing or
+unreadable file, a bar size ``resample`` cannot make, bad settings). ``--json`` prints one JSON document on stdout; progress and messages go
 to stderr.
 """
 
@@ -56,7 +57,7 @@ def _is_tick_file(path: Path) -> bool:
 
 
 def _load(path: Path, front_month: bool, tz: Optional[str], quiet: bool):
-    """(bars, note) or exit 2. Tick files are aggregated to 1-second bars (said in the note)."""
+    """(bars, note) or exit 3 (bad input). Tick files are aggregated to 1-second bars (said in the note)."""
     from engine.data import DataError, load_bars, load_ticks, ticks_to_bars
 
     try:
@@ -141,7 +142,7 @@ def validate(path: Path = PathArg, strict: bool = typer.Option(
                  False, "--strict", help="Warnings (gaps, implausible jumps) count as problems."),
              as_json: bool = typer.Option(False, "--json"), front_month: bool = FrontOpt,
              tz: Optional[str] = TzOpt) -> None:
-    """Check every bar; exit 0 clean, 1 problems, 2 unreadable."""
+    """Check every bar; exit 0 clean, 1 problems found, 3 a missing or unreadable file."""
     from engine.data import validate as run_validation
 
     bars, note, _ = _load(path, front_month, tz, as_json)
@@ -188,8 +189,8 @@ def resample(path: Path = PathArg,
     try:
         res = run_resample(bars, to)
         save_bars(res, out)
-    except DataError as exc:
-        fail(str(exc), code=EXIT_PROBLEMS)
+    except DataError as exc:  # a bar size it cannot make (--to 7q, --to 30s from 1m bars): bad input
+        fail(str(exc), code=EXIT_USAGE)
     doc = {"source": str(path), "out": str(out), "rows_in": len(bars), "rows_out": len(res),
            "from": format_bar_size(bars.bar_ns), "to": format_bar_size(res.bar_ns)}
     if note:

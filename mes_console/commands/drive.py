@@ -72,8 +72,10 @@ def run_headless(session, start_message: str = "") -> int:
         if line:
             log.info("%s", line, extra={"event": "drift"})
         rep = session.report()
-        log.info("session end: %s; trades %d, net $%.2f, position %+d", session.exit_reason,
-                 rep.get("trades_count", 0), rep.get("net_pnl", 0.0), rep.get("position_at_end", 0),
+        from engine.runtime.snapshot import money
+
+        log.info("session end: %s; trades %d, net %s, position %+d", session.exit_reason,
+                 rep.get("trades_count", 0), money(rep.get("net_pnl", 0.0), sign=True), rep.get("position_at_end", 0),
                  extra={"event": "end", "exit_code": code})
         return code
     finally:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, err_console, fail, print_json
+from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, check_dates, err_console, fail, print_json
 from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
 
 
@@ -39,7 +39,7 @@ def register(root_app: typer.Typer) -> None:
     ) -> None:
         """Serve a fake ProjectX gateway until Ctrl-C.
 
-        The bars pass the validation gate first: exit 2 with one line on stderr for unusable
+        The bars pass the validation gate first: exit 3 with one line on stderr for unusable
         data (non-finite prices, unsorted or duplicate rows, no bars) and, with --strict, for
         any validation error."""
         from engine.broker.fake import FakeGateway
@@ -47,6 +47,7 @@ def register(root_app: typer.Typer) -> None:
         from mes_console.commands.loading import load_bars_checked
         from engine.clock import LiveClock
 
+        check_dates(start, None)
         user = username or os.environ.get("PROJECTX_USERNAME", "")
         key = api_key or os.environ.get("PROJECTX_API_KEY", "")
         if not user or not key:

@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, fail, out_console, print_json, settings_from
+from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, check_dates, fail, out_console, print_json, settings_from
 
 
 def _iso(ns) -> str | None:
@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
     @app.command("journal")
     def journal(
         ctx: typer.Context,
-        path: Optional[Path] = typer.Option(None, "--path", help="Journal file (default: <data dir>/journal.sqlite3)."),
+        path: Optional[Path] = typer.Option(None, "--path", help="Journal file (default: journal.sqlite3 in the data directory; with --sim journal-sim.sqlite3)."),
+        sim: bool = typer.Option(False, "--sim", help="The journal of the simulated sessions (the demo and run --mode replay) instead of the broker sessions' (paper, live)."),
         day_from: Optional[str] = typer.Option(None, "--from", help="First trading day, YYYY-MM-DD."),
         day_to: Optional[str] = typer.Option(None, "--to", help="Last trading day, YYYY-MM-DD."),
         today: bool = typer.Option(False, "--today", help="Only the current trading day (New York date)."),
@@ -50,26 +51,42 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     ) -> None:
-        """Trades and P&L by day and by session from the trade journal."""
-        from engine.journal import SCHEMA_VERSION, Journal, JournalError, _iso_day, default_journal_path
+        """Trades and P&L by day and by session from the trade journal.
+
+        Paper and live sessions write journal.sqlite3, the demo and replay sessions
+        journal-sim.sqlite3 (--sim), both in the data directory. A journal no session has
+        written yet is an empty journal (exit 0)."""
+        from engine.journal import (SCHEMA_VERSION, Journal, JournalError, _iso_day, default_journal_path,
+                                    default_sim_journal_path)
 
         lo, hi = _check_day(day_from, "--from"), _check_day(day_to, "--to")
+        check_dates(lo, hi, start_opt="--from", end_opt="--to")
         if today:
             lo = hi = _iso_day(int(dt.datetime.now(dt.timezone.utc).timestamp() * 1e9))
         if path is None:
-            path = default_journal_path(settings_from(ctx, config))
-        try:
-            j = Journal(path, readonly=True)
+            st = settings_from(ctx, config)
+            path = default_sim_journal_path(st) if sim else default_journal_path(st)
+        elif config is not None:
+            settings_from(ctx, config)   # a bad --config is refused even with --path
+        days: list = []
+        sessions: list = []
+        trades: list = []
+        fill_rows: list = []
+        event_rows: list = []
+        empty = not path.exists()   # no session has written it yet: an empty journal
+        if not empty:
             try:
-                days = j.by_day(lo, hi)
-                sessions = j.by_session()
-                trades = j.trades(lo, hi, session)
-                fill_rows = j.fills(lo, hi, session) if (fills or json_out) else []
-                event_rows = j.events(lo, hi, session) if events else []
-            finally:
-                j.close()
-        except JournalError as exc:
-            fail(str(exc), code=EXIT_UNREADABLE)
+                j = Journal(path, readonly=True)
+                try:
+                    days = j.by_day(lo, hi)
+                    sessions = j.by_session()
+                    trades = j.trades(lo, hi, session)
+                    fill_rows = j.fills(lo, hi, session) if (fills or json_out) else []
+                    event_rows = j.events(lo, hi, session) if events else []
+                finally:
+                    j.close()
+            except JournalError as exc:
+                fail(str(exc), code=EXIT_UNREADABLE)
         for s in sessions:
             s["started_utc"], s["ended_utc"] = _iso(s["started_ns"]), _iso(s["ended_ns"])
         for t in trades:
@@ -85,7 +102,11 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        out_console.print(f"journal {path}")
+        out_console.print(f"journal {path}" + (": empty (no session has written it yet)" if empty else ""),
+                          markup=False, highlight=False)
+        if not sim and not sessions:
+            out_console.print("demo and replay sessions write their own journal: mes-console journal --sim",
+                              markup=False, highlight=False)
         t = Table(title="P&L by trading day")
         for c in ("day", "trades", "winners", "gross $", "costs $", "net $"):
             t.add_column(c, justify="right")

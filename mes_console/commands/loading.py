@@ -11,8 +11,8 @@ selection, a non-finite price, duplicate or unsorted timestamps. With ``--strict
 ``[data] strict = true``) any validation error refuses too, before anything is run or written.
 ``--repair`` drops the flagged bars and says how many, per kind.
 
-Exit code of a refusal: 2 (``EXIT_UNREADABLE``, "unusable input") for train, backtest and
-fake-gateway; ``run`` passes its own documented 3.
+Exit code of a refusal: 3 (bad input, the table of :mod:`mes_console.commands.common`) for
+every command: a missing, unreadable or refused data file and a bad ``--start``/``--end``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, NoReturn, Optional
 import typer
 
 from engine.data.bars import Bars
-from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, err_console
+from mes_console.commands.common import EXIT_UNREADABLE, EXIT_USAGE, check_dates, err_console
 
 StrictOpt = typer.Option(None, "--strict/--no-strict",
                          help="Refuse to run when the data has validation errors (default: "
@@ -65,18 +65,20 @@ def load_bars_checked(path: Path | str, *, start: Optional[str] = None, end: Opt
         repair: drop the flagged bars (:data:`engine.data.gate.REPAIR_KINDS`).
         settings: :class:`engine.config.Settings` (tick size from the instrument, ``[data]``).
         tz: zone of naive timestamps in the file.
-        exit_code: exit status of a refusal (2 by default).
+        exit_code: exit status of a refusal (3, bad input, by default).
         quiet: do not print the summary when the data is clean.
 
     Returns:
         :class:`CheckedBars` (a :class:`Bars`) with ``validation`` = the summary dict.
 
     Exits (``typer.Exit``) with ``exit_code`` after one ``error:`` line on stderr when the file
-    is unusable or refused; with 3 (usage) when ``start``/``end`` select nothing or are not dates.
+    is unusable or refused; with 3 (bad input) when ``start``/``end`` are not dates, are reversed
+    (:func:`mes_console.commands.common.check_dates`, before the file is read) or select nothing.
     """
     from engine.data import DataError, load_bars
     from engine.data.gate import check_bars
 
+    check_dates(start, end)  # a bad or reversed date is named before the file is read
     if strict is None:
         strict = bool(getattr(getattr(settings, "data", None), "strict", False))
     tick = 0.25  # MES/ES/MNQ/NQ all quote in 0.25 points; settings name the instrument

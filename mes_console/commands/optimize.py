@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import typer
 
-from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, err_console, fail,
+from mes_console.commands.common import (EXIT_PROBLEMS, EXIT_UNREADABLE, EXIT_USAGE, check_dates, err_console, fail,
                                          out_console, print_json, settings_from)
 from mes_console.commands.options import ConfigOpt, DataOpt, JsonOpt, top_level_command
 
@@ -33,7 +33,7 @@ def optimize(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes on this machine."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default SQLite under the data dir)."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default optimize-<data file stem>); the same name resumes."),
-    objective: Optional[str] = typer.Option(None, "--objective", help="sharpe | net_pnl | calmar | expectancy."),
+    objective: Optional[str] = typer.Option(None, "--objective", help="sharpe | net_pnl | calmar | expectancy | pass_probability | expected_value (the last two need an [account] profile)."),
     space: Optional[List[str]] = typer.Option(None, "--space", help="NAME=LOW:HIGH[:STEP]; repeatable."),
     holdout_months: Optional[int] = typer.Option(None, "--holdout-months", min=1, help="Held-out months at the end."),
     start: Optional[str] = typer.Option(None, "--start", help="First UTC date of the data used."),
@@ -50,6 +50,7 @@ def optimize(
 
     from engine.research.optimize import OptimizeDataError, OptimizeError, OptimizeUsageError, optimize_study
 
+    check_dates(start, end)
     s = settings_from(ctx, config)
     loaded = None
     if strategy is not None and strategy != "baseline":
@@ -128,7 +129,8 @@ def _print_report(doc: dict, objective: str) -> None:
     t.add_column("validation", justify="right")
     t.add_column("held out", justify="right")
     for k in ("net_pnl", "sharpe_usd", "sharpe", "calmar", "expectancy", "max_drawdown", "win_rate",
-              "profit_factor", "trades"):
+              "profit_factor", "trades") + tuple(x for x in ("pass_probability", "expected_value")
+                                                 if b["validation"].get(x) is not None):
         v, w = b["validation"].get(k), h["metrics"].get(k)
         fmt = (lambda x: "—" if x is None else (f"{x:,.4g}" if isinstance(x, float) else str(x)))
         t.add_row(k, fmt(v), fmt(w))
@@ -136,6 +138,12 @@ def _print_report(doc: dict, objective: str) -> None:
               ", ".join(f"{k} {v}" for k, v in h["halts"].items()) or "none")
     out_console.print(t)
     out_console.print(f"best parameters: {b['params']}")
+    for what, v in (("validation, research mode", b.get("verdict")), ("held out", h.get("verdict"))):
+        if v:
+            out_console.print(f"account verdict ({what}): {v['status']}"
+                              + (f" on {v['date']}" if v.get("date") else "") + (f" by {v['rule']}" if v.get("rule") else "")
+                              + (f" · P(pass) {100 * v['p_pass']:.1f}%" if v.get("p_pass") is not None else ""),
+                              highlight=False)
     d, p = doc["dsr"], doc["pbo"]
     if not doc["eligible_trials"]:
         out_console.print("no trial reached [optimize] min_trades: nothing was selected; DSR and PBO are undefined, "

@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import typer
 
-from mes_console.commands.common import EXIT_USAGE, fail, settings_from
+from mes_console.commands.common import EXIT_USAGE, check_dates, fail, settings_from
 from mes_console.commands.drive import run_headless, run_tui
 from mes_console.commands.loading import FrontMonthOpt, RepairOpt, StrictOpt
 
@@ -36,13 +36,14 @@ def _parse_speed(text: str) -> float | None:
 
 def build_replay_session(settings, *, data: Path | None, start: str | None, end: str | None,
                          speed: float | None, model: Path | None, report: Path | None,
-                         ring=None, seed: int = 0, mode_label: str = "replay", bars=None, strategy=None):
+                         ring=None, seed: int = 0, mode_label: str = "replay", bars=None,
+                         journal: Path | None = None, strategy=None):
     """The replay :class:`Session`, built by the composition root (:mod:`engine.compose`): its
     market-data source (``data`` sliced to ``start``..``end``, or the generated market) and the
     session. Raises ``engine`` errors with messages naming the file or checkpoint. ``bars``
     given (already through the validation gate and sliced) are used instead of loading ``data``.
-    ``strategy``: a loaded strategy (:class:`engine.strategy.loader.LoadedStrategy`) instead of
-    the model/baseline."""
+    ``journal``: the trade journal the session writes (None = none). ``strategy``: a loaded
+    strategy (:class:`engine.strategy.loader.LoadedStrategy`) instead of the model/baseline."""
     from engine import compose
 
     pace_from = 0
@@ -51,7 +52,23 @@ def build_replay_session(settings, *, data: Path | None, start: str | None, end:
         if label == "demo":
             mode_label = label
     return compose.replay(settings, bars, model=model, speed=speed, report=report, ring=ring,
-                          pace_from_ns=pace_from, mode_label=mode_label, strategy=strategy)
+                          pace_from_ns=pace_from, mode_label=mode_label, journal=journal,
+                          strategy=strategy)
+
+
+def default_outputs(settings, label: str) -> tuple[Path, Path]:
+    """(report, journal) of a demo/replay session started from the command line: the JSON
+    report ``session-<demo|replay>-<UTC stamp>.json`` in the reports directory (as a paper/live
+    session's), and the simulated sessions' journal
+    (:func:`engine.journal.default_sim_journal_path`)."""
+    from datetime import datetime, timezone
+
+    from engine.config import resolve_dir
+    from engine.journal import default_sim_journal_path
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    report = resolve_dir(settings.paths.reports_dir, "reports") / f"session-{label}-{stamp}.json"
+    return report, default_sim_journal_path(settings)
 
 
 def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[Path] = None,
@@ -66,6 +83,7 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
     from engine import logs
     from engine.config import ConfigError
 
+    check_dates(start, end)
     settings = settings_from(ctx, config)
     loaded = None
     if strategy is not None or params:
@@ -98,9 +116,10 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
     else:
         logs.install([ring])
     try:
+        report, journal = default_outputs(settings, "demo" if data is None else "replay")
         session = build_replay_session(settings, data=data, start=start, end=end, speed=spd,
-                                       model=model, report=json_report, ring=ring, seed=seed,
-                                       bars=bars, strategy=loaded)
+                                       model=model, report=json_report or report, ring=ring, seed=seed,
+                                       bars=bars, journal=journal, strategy=loaded)
     except (ConfigError, ValueError, FileNotFoundError, OSError) as exc:
         fail(str(exc), code=EXIT_USAGE)
     logs.set_clock(session.clock.now_ns)
@@ -132,7 +151,7 @@ def register(app: typer.Typer) -> None:
         strategy: Optional[str] = typer.Option(None, "--strategy", help="A strategy instead of a model: baseline | random | path/file.py:Class | package.module:Class | an entry-point name."),
         param: Optional[List[str]] = typer.Option(None, "--param", help="NAME=VALUE of a declared strategy parameter; repeatable."),
         no_tui: bool = typer.Option(False, "--no-tui", help="Headless: no console, JSON-lines logs on stdout."),
-        json_report: Optional[Path] = typer.Option(None, "--json-report", help="Write the session report (JSON) here at shutdown."),
+        json_report: Optional[Path] = typer.Option(None, "--json-report", help="Write the session report (JSON) here at shutdown (default: session-MODE-STAMP.json in the reports directory)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the generated market (no --data)."),
         config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file."),
         gateway_url: Optional[str] = typer.Option(None, "--gateway-url", help="paper: ProjectX gateway base URL (e.g. a local `mes-console fake-gateway`)."),

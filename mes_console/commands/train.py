@@ -37,7 +37,7 @@ def results_table(summary: dict) -> Table:
     for f in summary["folds"]:
         m, b = f["metrics"], f["baselines"]
         acc, ma, pa = m["accuracy"], b["majority"]["accuracy"], b["persistence"]["accuracy"]
-        t.add_row(str(f["fold"]), f["test"]["start"][:7], str(m["n"]), _pct(acc),
+        t.add_row(str(f["fold"] + 1), f["test"]["start"][:7], str(m["n"]), _pct(acc),
                   _pct(ma), _pct(pa), f"{m['log_loss']:.4f}",
                   f"{b['prior_log_loss']:.4f}", "[green]yes[/]" if acc > max(ma, pa) else "[red]no[/]")
     c = summary["combined"]
@@ -70,7 +70,7 @@ def trades_table(summary: dict) -> Table | None:
                 str(a["trades"]), f"{a['mean_usd']:+.2f}", str(r["trades"]), f"{r['mean_usd']:+.2f}")
 
     for f in folds:
-        t.add_row(str(f["fold"]), f["test"]["start"][2:7], *cells(f["trading"]))
+        t.add_row(str(f["fold"] + 1), f["test"]["start"][2:7], *cells(f["trading"]))
     t.add_row("all", "all", *cells(summary["combined"]["trading"]), style="bold")
     return t
 
@@ -96,7 +96,7 @@ def register(root_app: typer.Typer) -> None:
     ) -> None:
         """Train a 3-class model (DOWN/FLAT/UP) and save a verified checkpoint.
 
-        The bars pass the validation gate first: exit 2 with one line on stderr for unusable
+        The bars pass the validation gate first: exit 3 with one line on stderr for unusable
         data and, with --strict, for any validation error."""
         from engine.config import resolve_dir
         from engine.instruments import spec
@@ -130,7 +130,7 @@ def register(root_app: typer.Typer) -> None:
             elif kind == "fold_start":
                 if "epochs" in tasks:
                     progress.remove_task(tasks["epochs"])
-                tasks["epochs"] = progress.add_task(f"fold {ev['fold']} epochs", total=params.epochs, info="")
+                tasks["epochs"] = progress.add_task(f"fold {ev['fold'] + 1} epochs", total=params.epochs, info="")
             elif kind == "epoch":
                 progress.update(tasks["epochs"], completed=ev["epoch"],
                                 info=f"train {ev['train_loss']:.4f} val {ev['val_loss']:.4f} acc {ev['val_acc']:.3f}")
@@ -138,7 +138,7 @@ def register(root_app: typer.Typer) -> None:
                 progress.update(tasks["epochs"], total=ev["epochs_run"], completed=ev["epochs_run"])
             elif kind == "fold_done":
                 progress.update(tasks["folds"], advance=1,
-                                info=f"fold {ev['fold']}: acc {ev['test_acc']:.3f} vs majority "
+                                info=f"fold {ev['fold'] + 1}: acc {ev['test_acc']:.3f} vs majority "
                                      f"{ev['majority_acc']:.3f} / persistence {ev['persistence_acc']:.3f}")
 
         try:

@@ -8,6 +8,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from engine.runtime.snapshot import SessionSnapshot
+from engine.runtime.snapshot import money as snapshot_money
 from mes_console.widgets import render
 from mes_console.widgets.contain import describe, report
 
@@ -94,10 +95,10 @@ class ModelPane(Pane):
     TITLE = "Model"
 
     def key_of(self, snap):
-        return snap.model
+        return (snap.model, self.content_size.width)
 
     def draw(self, snap):
-        return render.render_model(snap.model)
+        return render.render_model(snap.model, self.content_size.width or 24)
 
 
 class EodPane(Pane):
@@ -165,7 +166,8 @@ class EquityPane(Pane):
 
     Today's P&L has ONE definition, shared with the position pane: realized since the CME
     trading day began (the risk manager's ``daily_realized_pnl``, after costs) plus the open
-    position's unrealized P&L."""
+    position's P&L after the costs it has paid (its entry commission): equity now minus equity
+    at the day's start, the figure of the day-loss meter."""
 
     TITLE = "Equity / broker"
 
@@ -180,7 +182,7 @@ class EquityPane(Pane):
         eq = snap.equity
         today = snap.position.realized_usd + snap.position.unrealized_usd
         if eq:
-            t.append(f"${eq[-1]:,.2f} today ")
+            t.append(f"{snapshot_money(eq[-1])} today ")
             t.append(render.money(today), style=render.pnl_style(today))
             t.append("\n")
             broker_rows = 2 if snap.broker.detail else 1

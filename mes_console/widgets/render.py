@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from rich.text import Text
 
+from engine.runtime.snapshot import money as snapshot_money
 from engine.runtime.snapshot import (
     BrokerView,
     EodView,
@@ -82,7 +83,9 @@ def price(p: float | None) -> str:
 
 
 def money(x: float) -> str:
-    return f"{'-' if x < 0 else '+'}${abs(x):,.2f}"
+    """Signed dollars (``+$3.25``, ``-$12.09``): :func:`engine.runtime.snapshot.money`, the one
+    money formatter of the console, the session log and the summary."""
+    return snapshot_money(x, sign=True)
 
 
 def sparkline(values, width: int) -> str:
@@ -192,14 +195,17 @@ def render_quote(q: QuoteView, width: int = 24) -> Text:
     return t
 
 
-def render_model(m: ModelView) -> Text:
+def render_model(m: ModelView, width: int = 24) -> Text:
+    """The model pane, ``width`` cells wide: the label once ("model mlp-60s-20251215", cut
+    with an ellipsis), probabilities or the baseline's rule state, confidence, age, latency."""
     t = Text()
     if m.is_baseline and m.label.startswith("strategy "):   # a loaded strategy (engine.strategy.runtime)
         t.append(m.label[:24] + "\n", style="bold")
     elif m.is_baseline:
         t.append("RULE-BASED BASELINE\n", style="bold")
     else:
-        t.append(f"model {m.label}"[:24] + "\n")
+        label = m.label if m.label.startswith("model ") else f"model {m.label}"
+        t.append(fit(label, max(8, width)) + "\n")
     if m.probs:
         t.append(" ".join(f"{c[0]} {p:.2f}" for c, p in zip(m.classes, m.probs)) + "\n")
     elif m.confidence is not None:
@@ -279,6 +285,21 @@ def render_position(p: PositionView) -> Text:
     return t
 
 
+def render_account_line(r: RiskView, width: int = 38) -> str:
+    """The account profile's line of the risk pane (issue 23): profile, verdict so far,
+    balance, profit-target progress and the best day's share against the consistency share,
+    fitted to ``width``."""
+    bits = [f"{r.venue_rules} {r.venue_status.upper()}"]
+    if r.venue_balance_usd is not None:
+        bits.append(f"bal ${r.venue_balance_usd:,.0f}")
+    if r.venue_target_usd > 0 and r.venue_profit_usd is not None:
+        bits.append(f"target {100 * r.venue_profit_usd / r.venue_target_usd:.0f}% of ${r.venue_target_usd:,.0f}")
+    if r.venue_best_day_share is not None:
+        lim = f"/{100 * r.venue_consistency_share:.0f}%" if r.venue_consistency_share > 0 else ""
+        bits.append(f"best day {100 * r.venue_best_day_share:.0f}%{lim}")
+    return fit(" · ".join(bits), width)
+
+
 def render_risk(r: RiskView, now_ns: int, width: int = 38) -> Text:
     t = Text()
     t.append(f"{r.state}", style=STATE_STYLE.get(r.state, "reverse bold"))
@@ -297,6 +318,7 @@ def render_risk(r: RiskView, now_ns: int, width: int = 38) -> Text:
         low = r.venue_distance_usd < 500.0
         t.append(f"MLL ${r.venue_liquidation_usd:,.0f} in ${r.venue_distance_usd:,.0f} max {r.venue_max_contracts}\n",
                  style="reverse bold" if low else "")
+        t.append(render_account_line(r, width) + "\n", style="reverse bold" if r.venue_status == "failed" else "")
     for line in r.lockouts:  # issue 26: discipline lockouts
         t.append(fit(line, width) + "\n", style="reverse" if line.startswith("LOCKED") else "")
     if r.pause_until_ns is not None:
