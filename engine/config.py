@@ -578,6 +578,69 @@ def _check_invariants(s: Settings, source: str) -> None:
             raise ConfigError(f"{source}: [projectx] {key} = {v!r}: expected [requests > 0, seconds > 0]")
     _check_risk_order(s, source)
     _check_lockouts(s, source)
+    _check_cross_rules(s, source)
+
+
+# ---- cross-field rules of issue 22 item 5 (one block: venue deadline, keys, ranges, URLs, training)
+_VENUE_DEADLINE_NY = {"topstepx": "16:10"}
+"""New York time by which a venue's accounts must be flat, by the profile name's venue prefix
+(TopstepX, every profile ``topstepx-*``: 15:10 CT)."""
+_FIXED_NY_FLAT = "16:30"
+"""Flat time of ``[eod] profile = "fixed_ny"`` (New York)."""
+MAX_EPOCHS = 100_000
+"""``[training] epochs`` above this is a typo, not a plan (2^70 would never end)."""
+_URL_SCHEMES = {"projectx.api_url": ("https", "http"), "projectx.user_hub_url": ("https", "http", "wss", "ws"),
+                "projectx.market_hub_url": ("https", "http", "wss", "ws"), "alerts.webhook_url": ("https", "http"),
+                "alerts.slack_webhook_url": ("https",), "alerts.discord_webhook_url": ("https",)}
+"""Allowed schemes per URL setting (an empty alert URL is off and allowed)."""
+
+
+def _check_cross_rules(s: Settings, source: str) -> None:
+    """Cross-field rules (issue 22 item 5), each refused naming ``[section] key``: the EOD flat
+    time lies before the venue profile's deadline (``fixed_ny`` flattens at 16:30 New York, after
+    TopstepX's 16:10); the halt, flatten and quit keys are non-empty and differ from each other
+    and from every other console key; each ``[optimize]`` range is [low, high, step] with
+    low ≤ high and step > 0; URLs use their allowed schemes (:data:`_URL_SCHEMES`) and name a
+    host; ``[training] learning_rate`` > 0 and ``epochs`` ≤ :data:`MAX_EPOCHS`."""
+    from urllib.parse import urlparse
+
+    deadline = _VENUE_DEADLINE_NY.get(s.account.rules.split("-")[0])
+    if deadline is not None and s.eod.profile == "fixed_ny" and _FIXED_NY_FLAT > deadline:
+        raise ConfigError(f"{source}: [eod] profile = 'fixed_ny' flattens at {_FIXED_NY_FLAT} New York, after the "
+                          f"[account] rules = {s.account.rules!r} deadline {deadline} New York; use profile = 'topstepx'")
+    keys = {f.name: getattr(s.ui, f.name) for f in dataclasses.fields(s.ui) if f.name.startswith("key_")}
+    for name in ("key_halt", "key_flatten", "key_quit"):
+        v = keys.get(name)
+        if v is None:
+            continue
+        if not str(v).strip():
+            raise ConfigError(f"{source}: [ui] {name} = {v!r}: must name a key (an empty key can never be pressed)")
+        same = [k for k, w in keys.items() if k != name and str(w).strip().lower() == str(v).strip().lower()]
+        if same:
+            raise ConfigError(f"{source}: [ui] {name} = {v!r}: the same key as [ui] {same[0]}; the kill switch, "
+                              "flatten and quit keys must be distinct")
+    for f in dataclasses.fields(s.optimize):
+        v = getattr(s.optimize, f.name)
+        if not isinstance(v, list):
+            continue
+        if len(v) != 3 or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+            raise ConfigError(f"{source}: [optimize] {f.name} = {v!r}: expected [low, high, step]")
+        if v[0] > v[1]:
+            raise ConfigError(f"{source}: [optimize] {f.name} = {v!r}: low {v[0]!r} must be ≤ high {v[1]!r}")
+        if not v[2] > 0:
+            raise ConfigError(f"{source}: [optimize] {f.name} = {v!r}: step {v[2]!r} must be > 0")
+    for key, schemes in _URL_SCHEMES.items():
+        sec, name = key.split(".")
+        url = getattr(getattr(s, sec), name, None)
+        if url is None or (sec == "alerts" and url == ""):
+            continue
+        u = urlparse(str(url))
+        if u.scheme not in schemes or not u.hostname:
+            raise ConfigError(f"{source}: [{sec}] {name} = {url!r}: expected a {' / '.join(schemes)} URL with a host")
+    if not s.training.learning_rate > 0:
+        raise ConfigError(f"{source}: [training] learning_rate = {s.training.learning_rate!r}: must be > 0")
+    if s.training.epochs > MAX_EPOCHS:
+        raise ConfigError(f"{source}: [training] epochs = {s.training.epochs!r}: must be ≤ {MAX_EPOCHS}")
 
 
 def _check_risk_order(s: Settings, source: str) -> None:

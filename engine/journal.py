@@ -24,7 +24,10 @@ Tables (times ``*_ns`` are int64 UTC nanoseconds; money in dollars; prices in in
   replayed by a reconciliation is written once), side +1 buy / -1 sell, contracts, price,
   fees, the broker's realised P&L of a closing fill, engine-clock and broker times.
 - ``trades``: one row per round trip the kernel closed (the :class:`engine.kernel.TradeRecord`
-  fields).
+  fields), and one per round trip start-up recovery booked from the broker's fills
+  (``exit_reason`` ``recovery``, the broker's P&L and fees); in paper/live ``broker_ids`` holds
+  the broker trade ids of its fills (``"5000002,5000003"``, unique: a round trip is written once
+  across any crash, whoever writes it).
 - ``bars`` (created on first use): the bars a paper/live session saw, its warm-up history flagged
   ``warm``, for ``mes-console drift`` (:mod:`engine.backtest.drift`).
 - ``events``: halts, resets, pauses, manual actions (flatten, quit), alerts: kind, severity,
@@ -40,8 +43,9 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` of a journal written by this code."""
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of a journal written by this code (2: ``trades.broker_ids``; a
+version-1 file opened for writing gains the column)."""
 
 FILE_NAME = "journal.sqlite3"
 
@@ -66,7 +70,7 @@ CREATE TABLE IF NOT EXISTS trades (
     entry_ns INTEGER NOT NULL, exit_ns INTEGER NOT NULL, direction INTEGER NOT NULL,
     contracts INTEGER NOT NULL, entry_price REAL NOT NULL, exit_price REAL NOT NULL,
     gross_pnl REAL NOT NULL, commission REAL NOT NULL, slippage REAL NOT NULL, net_pnl REAL NOT NULL,
-    exit_reason TEXT NOT NULL, confidence REAL, day TEXT NOT NULL
+    exit_reason TEXT NOT NULL, confidence REAL, day TEXT NOT NULL, broker_ids TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -75,6 +79,7 @@ CREATE TABLE IF NOT EXISTS events (
     day TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS trades_day ON trades(day);
+CREATE UNIQUE INDEX IF NOT EXISTS trades_broker_ids ON trades(broker_ids);
 CREATE INDEX IF NOT EXISTS fills_day ON fills(day);
 """
 
@@ -156,10 +161,14 @@ class Journal:
                 if ver == 0:
                     names = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
                     if names - {"sessions", "fills", "trades", "events", "trades_day", "fills_day",
-                                "sqlite_sequence", "bars"}:
+                                "trades_broker_ids", "sqlite_sequence", "bars"}:
                         raise JournalError(f"journal {self.path}: not a mes-console journal "
                                            f"(tables {sorted(names)})")
                     self._db.executescript(_SCHEMA)
+                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                elif ver == 1:     # version 1 → 2: the round trips' broker trade ids
+                    self._db.execute("ALTER TABLE trades ADD COLUMN broker_ids TEXT")
+                    self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS trades_broker_ids ON trades(broker_ids)")
                     self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif ver == 0:
                 raise JournalError(f"journal {self.path}: not a mes-console journal (no schema version)")
@@ -204,16 +213,26 @@ class Journal:
                           None if broker_ts_ns is None else int(broker_ts_ns), self.day_of(int(ts_ns))))
         return cur.rowcount == 1
 
-    def trade(self, t: Any) -> None:
-        """One closed round trip (:class:`engine.kernel.TradeRecord`), dated by its exit."""
-        self._exec("INSERT INTO trades (session_id, entry_ns, exit_ns, direction, contracts, entry_price, "
-                   "exit_price, gross_pnl, commission, slippage, net_pnl, exit_reason, confidence, day) "
-                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                   (self._sid(), int(t.entry_ts), int(t.exit_ts), int(t.direction), int(t.contracts),
-                    float(t.entry_price), float(t.exit_price), float(t.gross_pnl), float(t.commission),
-                    float(t.slippage), float(t.net_pnl), str(t.exit_reason),
-                    float(t.confidence) if t.confidence == t.confidence else None,
-                    self.day_of(int(t.exit_ts))))
+    def trade(self, t: Any, broker_ids: Iterable[int] | None = None) -> bool:
+        """One closed round trip (:class:`engine.kernel.TradeRecord`), dated by its exit.
+        ``broker_ids``: the broker trade ids of its fills (paper/live; stored as ``"1,2"``,
+        unique: a round trip already written under the same ids is ignored, returns False)."""
+        ids = None if broker_ids is None else ",".join(str(int(i)) for i in broker_ids) or None
+        cur = self._exec("INSERT OR IGNORE INTO trades (session_id, entry_ns, exit_ns, direction, contracts, "
+                         "entry_price, exit_price, gross_pnl, commission, slippage, net_pnl, exit_reason, "
+                         "confidence, day, broker_ids) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         (self._sid(), int(t.entry_ts), int(t.exit_ts), int(t.direction), int(t.contracts),
+                          float(t.entry_price), float(t.exit_price), float(t.gross_pnl), float(t.commission),
+                          float(t.slippage), float(t.net_pnl), str(t.exit_reason),
+                          float(t.confidence) if t.confidence == t.confidence else None,
+                          self.day_of(int(t.exit_ts)), ids))
+        return cur.rowcount == 1
+
+    def has_trade(self, broker_ids: Iterable[int]) -> bool:
+        """True when a round trip with exactly these broker trade ids is written (a restart's
+        recovery never writes a round trip the killed process already wrote)."""
+        ids = ",".join(str(int(i)) for i in broker_ids)
+        return bool(self._exec("SELECT 1 FROM trades WHERE broker_ids = ? LIMIT 1", (ids,)).fetchone())
 
     def event(self, ts_ns: int, kind: str, message: str, severity: str = "information") -> None:
         """A halt, reset, pause, manual action or alert."""

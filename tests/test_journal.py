@@ -72,7 +72,7 @@ def test_journal_refuses_newer_schema_foreign_file_and_missing(tmp_path) -> None
     c = sqlite3.connect(newer)
     c.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     c.close()
-    with pytest.raises(JournalError, match=r"newer.sqlite3: schema version 2 is newer"):
+    with pytest.raises(JournalError, match=rf"newer.sqlite3: schema version {SCHEMA_VERSION + 1} is newer"):
         Journal(newer)
     foreign = tmp_path / "other.sqlite3"
     c = sqlite3.connect(foreign)
@@ -252,6 +252,47 @@ def test_console_shows_todays_trades_from_the_journal(tmp_path) -> None:
     assert sum(r["trades"] for r in j.by_day()) == 1 + len(sess.kernel.trades) - n
     assert view.journal == f"journal {today}: {rows[0]['trades']} trades, net {money(rows[0]['net_pnl'], sign=True)}"
     assert view.journal in str(render_broker(view, sess.clock.now_ns()))
+
+
+def test_version_1_journal_gains_broker_ids_and_round_trips_are_unique_by_them(tmp_path) -> None:
+    """Issue 22: a round trip is written once across a crash, by its broker trade ids."""
+    from types import SimpleNamespace
+
+    p = tmp_path / "v1.sqlite3"
+    c = sqlite3.connect(p)
+    c.executescript(_V1_TRADES)
+    c.execute("PRAGMA user_version=1")
+    c.commit()
+    c.close()
+    j = Journal(p)
+    assert sqlite3.connect(p).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    j.open_session(mode="paper", account="A1", contract="C", symbol="MES", clock="exchange", started_ns=T1,
+                   started_wall_ns=T1, start_balance=50_000.0)
+    t = SimpleNamespace(entry_ts=T1, exit_ts=T2, direction=1, contracts=1, entry_price=6500.0, exit_price=6501.0,
+                        gross_pnl=5.0, commission=0.84, slippage=0.0, net_pnl=4.16, exit_reason="target",
+                        confidence=float("nan"))
+    assert j.trade(t, broker_ids=[5, 6]) and not j.trade(t, broker_ids=[5, 6])
+    assert j.has_trade([5, 6]) and not j.has_trade([5])
+    assert j.trade(t) and j.trade(t)          # no ids (replay): every row is written
+    assert [r["broker_ids"] for r in j.trades()] == ["5,6", None, None]
+    j.close()
+
+
+_V1_TRADES = """
+CREATE TABLE sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, mode TEXT NOT NULL, account TEXT NOT NULL,
+    contract TEXT NOT NULL, symbol TEXT NOT NULL, clock TEXT NOT NULL, started_ns INTEGER NOT NULL,
+    started_wall_ns INTEGER NOT NULL, ended_ns INTEGER, start_balance REAL, end_balance REAL, net_pnl REAL,
+    trades INTEGER, exit_reason TEXT, report TEXT);
+CREATE TABLE fills (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id INTEGER NOT NULL, broker_id INTEGER UNIQUE,
+    order_id TEXT, tag TEXT, kind TEXT, side INTEGER NOT NULL, qty INTEGER NOT NULL, price REAL NOT NULL,
+    fees REAL NOT NULL, pnl REAL, ts_ns INTEGER NOT NULL, broker_ts_ns INTEGER, day TEXT NOT NULL);
+CREATE TABLE trades (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id INTEGER NOT NULL, entry_ns INTEGER NOT NULL,
+    exit_ns INTEGER NOT NULL, direction INTEGER NOT NULL, contracts INTEGER NOT NULL, entry_price REAL NOT NULL,
+    exit_price REAL NOT NULL, gross_pnl REAL NOT NULL, commission REAL NOT NULL, slippage REAL NOT NULL,
+    net_pnl REAL NOT NULL, exit_reason TEXT NOT NULL, confidence REAL, day TEXT NOT NULL);
+CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id INTEGER NOT NULL, ts_ns INTEGER NOT NULL,
+    kind TEXT NOT NULL, severity TEXT NOT NULL, message TEXT NOT NULL, day TEXT NOT NULL);
+"""
 
 
 def test_demo_session_writes_the_sim_journal_and_the_report(tmp_path) -> None:

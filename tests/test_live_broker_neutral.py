@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from engine.broker.base import (
-    BrokerConnection, BrokerFill, DepthUpdate, FeedStatus, FillMeta, HistoryBar, MarketEvent, Prints, Quote,
+    BrokerConnection, BrokerFill, BrokerOrder, DepthUpdate, FeedStatus, FillMeta, HistoryBar, MarketEvent, Prints, Quote,
     ReconcileReport, Refused, TradePrint,
 )
 from engine.broker.fake import load_bars_frame
@@ -194,7 +194,7 @@ class StubBroker:
             self._v.cancel(oid)
         return []
 
-    def cancel_all_working(self) -> list:
+    def cancel_all_working(self, keep_market: bool = True) -> list:
         return self.flatten("cancel all")
 
     def history(self, start_ns: int, end_ns: int, limit: int, bar_s: int) -> list[HistoryBar]:
@@ -202,6 +202,13 @@ class StubBroker:
 
     def fills_since(self, since_ns: int) -> list[BrokerFill]:
         return []
+
+    def working_orders(self) -> list[BrokerOrder]:
+        return [BrokerOrder(i, o.tag, True, "", o.side, o.qty, 0, o.kind, o.price)
+                for i, o in enumerate(self._v.open_orders())]
+
+    def account_balance(self) -> float | None:
+        return self.balance
 
 
 def _protocol_members(proto) -> set[str]:

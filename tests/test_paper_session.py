@@ -86,8 +86,8 @@ def frame(topstepx_path):
 @pytest.fixture(scope="module")
 def paper_run(frame, tmp_path_factory):
     """One paper session over N_BARS real bars, the fake stepped as fast as the session takes
-    them (each of the 4 price steps of a bar waits until the session has processed it and every
-    fill has reached it), then the feed ends."""
+    them (each of the 4 price steps of a bar waits until the session has processed it, every
+    fill has reached it and every modify/cancel it sent has been answered), then the feed ends."""
     state = tmp_path_factory.mktemp("paper-state")
     logfile = state / "session.jsonl"
     fh = open(logfile, "w")
@@ -120,7 +120,8 @@ def paper_run(frame, tmp_path_factory):
             gt.call(ex.step)
             # 1 quote + 1 trade per step
             _wait(lambda: sess.data_seen >= 2 * (k + 1) and sess.venue.fills >= len(ex.trades)
-                  and all(c.outbox.empty() for c in gt.gw.connections) and venue.user_events.empty(),
+                  and all(c.outbox.empty() for c in gt.gw.connections) and venue.user_events.empty()
+                  and not venue._inflight,     # modifies/cancels reach the fake before the next step
                   why=lambda: (k, sess.data_seen, sess.venue.fills, len(ex.trades), sess.exit_reason,
                                [c.outbox.qsize() for c in gt.gw.connections], venue.user_events.qsize()))
         sess.finished.wait(30)
@@ -299,3 +300,15 @@ def test_headless_paper_cli_against_fake(topstepx_path, tmp_path) -> None:
     assert any(x.get("event") == "start" for x in lines) and any(x.get("event") == "end" for x in lines)
     everything = r.stdout + r.stderr + "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
     assert KEY not in everything
+
+
+def test_bracket_exits_need_no_cancel_and_no_reconcile(paper_run) -> None:
+    """Issue 21 item 9: when a bracket leg fills, the broker cancels its sibling itself; the
+    session neither sends that sibling a cancel the broker refuses ("already terminal") nor
+    reconciles after the exit."""
+    sess, _, _, logfile = paper_run
+    exits = [t for t in sess.kernel.trades if t.exit_reason in ("stop", "target")]
+    assert exits, [t.exit_reason for t in sess.kernel.trades]
+    text = logfile.read_text()
+    assert "is already terminal" not in text and "not done by the broker" not in text
+    assert "reconcile (hub reconnect/gap/unknown outcome)" not in text

@@ -57,6 +57,13 @@ async def test_nan_literal_and_broken_json_are_refused(topstepx_path):
         assert status == 400 and "$.limitPrice" in doc["errors"]
         status, doc = await _post(gw, px, "Order/modify", '{"accountId": 1001,')
         assert status == 400 and "$" in doc["errors"]
+        # issue 22 item 7: a deeply nested body is a JSON 400 (not a plain 500 from a RecursionError)
+        for deep in ("[" * 100_000 + "]" * 100_000, '{"a":' * 70 + "1" + "}" * 70):
+            status, doc = await _post(gw, px, "Order/cancel", deep)
+            assert status == 400 and "$" in doc["errors"], doc
+        status, doc = await _post(gw, px, "Order/place", {"accountId": 1001, "contractId": "X", "type": 2, "side": 0,
+                                                          "size": 1, "customTag": "x" * 100_000})
+        assert status == 400 and "$.customTag" in doc["errors"], doc
 
 
 async def test_business_rules_and_the_replay_survives(topstepx_path):

@@ -50,13 +50,16 @@ def test_market_hub_refuses_bad_quote_updates_before_merging() -> None:
     assert h.quote_problem(good) is None
     for bad in ({"bestBid": float("nan")}, {"bestAsk": float("inf")}, {"lastPrice": "zzz"},
                 {"bestBid": 6500.13}, {"bestBid": -1.0}, {"volume": float("nan")}, {"bestBid": True},
+                {"bestBid": 1e308}, {"lastPrice": 1e308}, {"bestAsk": -1}, {"lastPrice": float("nan")},
                 {"timestamp": "2100-01-01T00:00:00Z"}, {"timestamp": "not a time"}):
         assert h.quote_problem(bad) is not None, bad
     h._on_quote(["CON", good])
     h._on_quote(["CON", {"bestBid": float("nan"), "timestamp": "2100-01-01T00:00:00Z"}])
-    assert h.quotes["CON"]["bestBid"] == 6500.25 and h.refused == 1
-    kinds = [h.events.get_nowait().kind for _ in range(2)]
-    assert kinds == ["quote", "refused"]
+    h._on_quote(["CON", {"bestBid": 1e308}])             # OverflowError in the tick check before
+    h._on_quote(["CON", {"lastPrice": 9000.0}])          # 38 % from the last good price: the band
+    assert h.quotes["CON"]["bestBid"] == 6500.25 and h.quotes["CON"]["lastPrice"] == 6500.25 and h.refused == 3
+    kinds = [h.events.get_nowait().kind for _ in range(4)]
+    assert kinds == ["quote", "refused", "refused", "refused"]
 
 
 def test_hostile_market_records_are_dropped_and_the_session_goes_on(topstepx_path, tmp_path) -> None:
@@ -81,10 +84,16 @@ def test_hostile_market_records_are_dropped_and_the_session_goes_on(topstepx_pat
                                                   "timestamp": "2100-01-01T00:00:00Z"}], key_q)
         gw._emit("market", "GatewayQuote", [cid, {"symbol": "F.US.MES", "bestBid": float("inf"),
                                                   "timestamp": ts}], key_q)
+        for bad in (1e308, -1.0, float("nan")):      # the magnitude gate: no OverflowError, no halt
+            gw._emit("market", "GatewayQuote", [cid, {"symbol": "F.US.MES", "lastPrice": bad,
+                                                      "timestamp": ts}], key_q)
         rows = [{"price": m.last, "timestamp": "2100-01-01T00:00:00Z", "type": 0, "volume": 1},
                 {"price": float("nan"), "timestamp": ts, "type": 0, "volume": 1},
                 {"price": "zzz", "timestamp": ts, "type": 0, "volume": 1},
                 {"price": m.last + 0.13, "timestamp": ts, "type": 0, "volume": 1},
+                {"price": 1e308, "timestamp": ts, "type": 0, "volume": 1},
+                {"price": -1.0, "timestamp": ts, "type": 0, "volume": 1},
+                {"price": m.last * 1.5, "timestamp": ts, "type": 0, "volume": 1},
                 {"price": m.last, "timestamp": ts, "type": 9, "volume": 1},
                 {"price": m.last, "timestamp": ts, "type": 0, "volume": -5},
                 {"price": m.last, "timestamp": "1999-01-01T00:00:00Z", "type": 0, "volume": 1},
@@ -92,6 +101,18 @@ def test_hostile_market_records_are_dropped_and_the_session_goes_on(topstepx_pat
                 "not an object"]
         gw._emit("market", "GatewayTrade", [cid, rows], key_t)
 
+    import logging
+
+    from engine.logs import install, json_handler, reset
+
+    logfile = tmp_path / "session.jsonl"
+    fh = open(logfile, "w")
+    reset()
+    h = json_handler(fh)
+    install([h])
+    others = [logging.getLogger(n) for n in ("engine", "signalrcore")]
+    for lg in others:
+        lg.addHandler(h)
     try:
         sess.start()
         _wait(lambda: any(c.hub == "market" and len(c.subs) >= 2 for c in gw.connections), why="hubs")
@@ -106,15 +127,23 @@ def test_hostile_market_records_are_dropped_and_the_session_goes_on(topstepx_pat
         sess.stop("test over")
         sess.finished.wait(10)
         gt.close()
+        reset()
+        for lg in others:
+            lg.removeHandler(h)
+        fh.close()
     assert sess.exit_code == 0 and sess.exit_reason == "market feed ended"
+    lines = logfile.read_text().splitlines()       # the JSON-lines output stays parseable
+    assert lines and all(json.loads(ln) for ln in lines)
+    assert not [ln for ln in lines if "Traceback" in ln or "OverflowError" in ln]
     assert sess.i == N - 1                     # every real bar made it through
     assert sess.clock.now_ns() < Y2026
     rep = json.loads((tmp_path / "r.json").read_text())
     refused = rep["broker"]["records_refused"]
-    want = {"quote timestamp", "quote bestBid", "trade time", "trade price", "trade type",
+    want = {"quote timestamp", "quote bestBid", "quote lastPrice", "trade time", "trade price", "trade type",
             "trade volume", "trade timestamp", "trade record"}
     assert want <= set(refused), refused
-    assert refused["trade price"] == 3 * 3        # NaN, text, off-grid × 3 injections
+    assert refused["trade price"] == 3 * 6        # NaN, text, off-grid, 1e308, -1, +50 % × 3 injections
+    assert refused["quote lastPrice"] == 3 * 3    # 1e308, -1, NaN × 3
     assert refused["trade time"] == 3 * 2         # 2100 and 1999 × 3
     halt = json.loads(next(tmp_path.glob("risk/*/risk_state.json")).read_text())["state"]["halt"]
     assert halt is None
@@ -138,6 +167,6 @@ def test_gate_rules(tmp_path, clock) -> None:
     assert sess.gate_problem(base, 6500.25, what="trade") is None
     assert sess.gate_problem(base - 301 * 10**9) is not None
     assert sess.gate_problem(now + 2 * 86_400 * 10**9) is not None
-    for bad in (float("nan"), float("inf"), 0.0, -2.5, 6500.1, "6500.25", True):
+    for bad in (float("nan"), float("inf"), 0.0, -2.5, 6500.1, "6500.25", True, 1e308, -1):
         assert sess.gate_problem(base, bad, what="trade") is not None, bad
     venue.stop()

@@ -23,6 +23,41 @@ from urllib.parse import urlparse
 
 from engine.venue.base import Venue
 
+# --------------------------------------------------------------------------- the magnitude gate
+
+PRICE_BAND = 0.2
+"""How far (fraction of it) a price from the wire may lie from the last good price: 20 %, CME's
+widest daily price limit for the equity index futures (7 / 13 / 20 % levels)."""
+
+MAX_PRICE = 1e7
+"""No index future trades anywhere near this (points): any larger number from the wire is junk,
+and ``price / tick`` stays a finite number that ``round`` can take (1e308 overflowed it)."""
+
+
+def price_problem(price: object, tick: float | None = None, last_good: float | None = None,
+                  band: float = PRICE_BAND, what: str = "price") -> str | None:
+    """The magnitude gate every price from the wire passes before any arithmetic (issue 22: the
+    market hub, the session's sanity gate and the fake gateway share it). Returns why ``price``
+    (points) is refused, starting with ``what`` and ``:``, or None when it is a finite number
+    ``0 < price < MAX_PRICE``, on the ``tick`` grid (points; None/0: not checked) and, with a
+    ``last_good`` price (points), within ``band`` × ``last_good`` of it. Never raises: a
+    ``bool``, a string, NaN, ±inf, 1e308 or -1 are refusals, not exceptions."""
+    if isinstance(price, bool) or not isinstance(price, (int, float)):
+        return f"{what}: {price!r} is not a finite price > 0"
+    p = float(price)
+    if not math.isfinite(p) or p <= 0:
+        return f"{what}: {price!r} is not a finite price > 0"
+    if p >= MAX_PRICE:
+        return f"{what}: {price!r} is beyond any plausible price (≥ {MAX_PRICE:g})"
+    if last_good is not None and math.isfinite(last_good) and last_good > 0 and abs(p - last_good) > band * last_good:
+        return f"{what}: {price!r} is more than {band:.0%} from the last good price {last_good:g}"
+    if tick and math.isfinite(tick) and tick > 0:
+        q = p / tick
+        if abs(q - round(q)) > 1e-6:
+            return f"{what}: {price!r} is off the {tick:g} tick grid"
+    return None
+
+
 # --------------------------------------------------------------------------- market data
 
 
@@ -185,6 +220,34 @@ class BrokerFill:
     fees: float
     pnl: float | None = None
     voided: bool = False
+    order_id: int = 0
+    """The broker order the fill belongs to (0 unknown)."""
+    ours: bool = False
+    """True when that order carries an engine tag (placed by a mes-console session, this one or
+    an earlier one): crash recovery tells the engine's own fills from trades made by hand."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrder:
+    """One working order on the session's contract as the broker shows it (crash recovery).
+
+    ``id`` broker order id; ``tag`` the order's own tag as sent (``""`` none); ``ours`` placed
+    by a mes-console session (an engine tag); ``role`` ``entry`` / ``stop`` / ``target`` for an
+    engine order ("" foreign); ``side`` +1 buy / -1 sell; ``qty`` contracts left;
+    ``filled`` contracts filled; ``kind`` market / limit / stop; ``price`` points (None for a
+    market order or a suspended bracket leg); ``suspended``: a bracket leg waiting for its
+    entry's fill."""
+
+    id: int
+    tag: str
+    ours: bool
+    role: str
+    side: int
+    qty: int
+    filled: int
+    kind: str
+    price: float | None
+    suspended: bool = False
 
 
 class FillMeta(TypedDict):
@@ -359,8 +422,19 @@ class BrokerConnection(Protocol):
         :class:`~engine.venue.base.VenueError` when the close is refused."""
         ...
 
-    def cancel_all_working(self) -> list:
-        """Cancel every working order on the contract; returns the broker ids."""
+    def cancel_all_working(self, keep_market: bool = True) -> list:
+        """Cancel every working order on the contract; returns the broker ids. ``keep_market``:
+        leave a working market order alone (an exit in flight; start-up recovery cancels it)."""
+        ...
+
+    def working_orders(self) -> list[BrokerOrder]:
+        """Every working (or suspended) order of the account on the contract, read from the
+        broker now, whoever placed it (crash recovery). Raises when the broker cannot answer."""
+        ...
+
+    def account_balance(self) -> float | None:
+        """Read the account's balance (dollars) from the broker now (also updates
+        :attr:`balance`). Raises when the broker cannot answer."""
         ...
 
     def history(self, start_ns: int, end_ns: int, limit: int, bar_s: int) -> list[HistoryBar]:

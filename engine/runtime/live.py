@@ -21,9 +21,11 @@ Start-up (:meth:`LiveSession.startup`, R-LIVE-1), in this order:
 5. restore the risk state (:class:`engine.risk.RiskStateStore` in
    ``<state>/risk/<mode>-<endpoint>-<account>/``; unreadable → refused, never reset);
 6. the engine clock starts (see *Clocks*), then the calendar, risk manager and kernel are built;
-7. a position found at the broker at start-up is not the session's: it is closed
-   (``broker.flatten``) with a critical alert before trading starts (or adopted, ``[live]
-   on_start_position = "adopt"``);
+7. start-up recovery (:mod:`engine.runtime.recovery`): what the broker shows (position,
+   working orders, fills since the saved state) is classified in the recovery table and acted on
+   (orders cancelled, a position closed, or adopted with ``[live] on_start_position = "adopt"``),
+   the broker must agree, then its fills are booked (risk state and journal, by trade id) and the
+   balance is read once, after the last booked trade;
 8. trade.
 
 Clocks. Two clocks are used:
@@ -85,7 +87,7 @@ import numpy as np
 
 from engine.broker.base import (
     BrokerConnection, DepthBook, DepthUpdate, FeedStatus, FillMeta, HistoryBar, MarketEvent, Prints, Quote,
-    ReconcileReport, Refused,
+    ReconcileReport, Refused, price_problem,
     api_host,  # noqa: F401  (re-exported: lock names in tests and tools)
 )
 from engine.calendar import calendar_for
@@ -96,6 +98,7 @@ from engine.instruments import spec as instrument_spec
 from engine.kernel import BarInput, TradingKernel
 from engine.logs import RingHandler, get_logger
 from engine.runtime.market_state import MarketState
+from engine.runtime.recovery import Recovery, adopt
 from engine.runtime.session import (
     EXIT_ERROR, EXIT_OK, EXIT_SIGNAL, BarTiming, SessionBase, SessionError, _TimedRisk,
     make_signal_source, write_json_atomic,
@@ -302,15 +305,18 @@ class _LiveRisk(_TimedRisk):
     """The timed risk proxy of a live session: the kernel's ``on_trade_closed`` goes through
     :meth:`RiskManager.book_broker_trades` with the broker trade ids of the round trip, so the
     booking and the ids reach ``risk_state.json`` in one atomic write (exactly once across a
-    crash; a restart books what is missing from the broker's fill history)."""
+    crash; a restart books what is missing from the broker's fill history). ``before_book(ids)``
+    runs first (the session writes the round trip to the journal with its broker ids)."""
 
     elapsed: int
     block_reason: str
 
-    def __init__(self, risk, venue: _StampedVenue) -> None:
+    def __init__(self, risk, venue: _StampedVenue,
+                 before_book: Callable[[list[int]], None] | None = None) -> None:
         super().__init__(risk)
         object.__setattr__(self, "_venue", venue)
         object.__setattr__(self, "block_reason", "")
+        object.__setattr__(self, "_before_book", before_book)
 
     def evaluate_entry(self, *a, **k):
         """The manager's decision, unless the session blocks new entries (contract roll day):
@@ -325,6 +331,8 @@ class _LiveRisk(_TimedRisk):
         t0 = perf_ns()
         try:
             ids, since = self._venue.take_round_trip()
+            if self._before_book is not None:   # the journal first: a kill before the booking
+                self._before_book(ids)           # leaves a row recovery recognises by its ids
             if ids:
                 r = self._risk.book_broker_trades(ids, net_pnl, exit_ts_ns, since_ns=since)
                 if not r["booked"]:
@@ -437,6 +445,11 @@ class LiveSession(SessionBase):
         self.warm_bars = 0
         """History bars fed at start-up (warm start)."""
         self.adopted: dict | None = None
+        self._adopt_rep: ReconcileReport | None = None
+        self._adopt_fills: list = []
+        self.recovery_rows: list[str] = []
+        self._journaled: set[int] = set()
+        """The start-up recovery table rows that applied (:mod:`engine.runtime.recovery`)."""
         self.first_decision_wall_s: float | None = None
         """Wall seconds from :meth:`startup` to the first live bar decided on warm inputs (the
         baseline's window full, the model's features past their warm-up)."""
@@ -550,28 +563,19 @@ class LiveSession(SessionBase):
             except (RiskStateError, AccountRulesError) as exc:
                 raise SessionError(str(exc)) from None
             new_state = risk.book_broker_trades()["since_ns"] is None   # no watermark yet: a new state
-            self._timed_risk = _LiveRisk(risk, self.venue)
-            self._book_broker_history("start-up")
+            self._timed_risk = _LiveRisk(risk, self.venue, self._journal_round_trip)
             self._note_reconcile(rep)
-            self._setup_account(store.dir, new_state)
-            adopt = rep.broker_qty != 0 and s.live.on_start_position == "adopt"
-            if rep.broker_qty != 0 and not adopt:
-                msg = (f"start-up: the broker holds {rep.broker_qty:+d} contracts the session did not "
-                       "open; closing them and cancelling working orders before trading")
-                self.alerts.send("critical", "startup_position", msg)
-                self.broker.flatten("start-up position not ours")
-                self._note_reconcile(self.broker.reconcile("after start-up flatten"))
-                self.venue.poll_events()   # the kernel never held that position
-                self._book_broker_history("start-up flatten")
-            self.venue.rt.clear()          # fills before trading are booked above, not by the kernel
+            self._recover(rep, store.dir, new_state)
             self.start_balance = float(risk.balance)
             self.kernel = TradingKernel(s, self.venue, self._timed_risk, self.spec, bar_ns=self.bar_ns,
                                         starting_balance=self.start_balance)
             self.market = MarketState(cal, self.bar_ns, s.stops.atr_period,
-                                      self.cfg.normal_window_bars, True, settings=s)
-            if adopt:             # protection first: the warm start's history call comes after
+                                      self.cfg.normal_window_bars, True, settings=s,
+                                      quoted_spread=self.quoted_spread)
+            if self._adopt_rep is not None:   # protection first: the warm start's history call comes after
+                rep = self._adopt_rep
                 try:
-                    self._adopt(rep)
+                    adopt(self, rep, self._adopt_fills)
                 except Exception as exc:   # never leave it unprotected: close it, then refuse
                     msg = f"start-up: adopting {rep.broker_qty:+d} failed ({type(exc).__name__}: {exc}); closing it"
                     log.error(msg)
@@ -594,6 +598,23 @@ class LiveSession(SessionBase):
         self._next_reconcile_ns = self.clock.now_ns() + int(self._reconcile_s() * NS_PER_SECOND)
         self.last_data_wall = self.wall.monotonic_ns()
         self._publish()
+
+    def _recover(self, rep: ReconcileReport, state_dir: Path, new_state: bool) -> None:
+        """Start-up recovery (:mod:`engine.runtime.recovery`): classify what the broker shows,
+        act on every row (cancel working orders, flatten or keep for adoption), verify with the
+        broker, then book what the broker filled (risk state and journal, by trade id) and take
+        the balance from one read ordered after the last booked trade. Sets ``_adopt_rep`` (the
+        position to adopt, or None). Raises :class:`SessionError` (nothing traded)."""
+        rec = Recovery(self, new_state)
+        plan = rec.classify(rep)
+        self.recovery_rows = plan.names
+        adopt_rep = rec.resolve(plan, adopt=self.settings.live.on_start_position == "adopt")
+        self._adopt_rep = adopt_rep
+        self.venue.poll_events()   # the kernel never held what recovery closed: booked below, by id
+        self.venue.rt.clear()
+        bal = rec.book("start-up")
+        self._adopt_fills = rec.open_fills if adopt_rep is not None else []
+        self._setup_account(state_dir, new_state, bal, rec.pending_fees)
 
     def _open_journal(self, acct: str) -> None:
         """Open the trade journal (``cfg.journal_path`` or :func:`engine.journal.default_journal_path`)
@@ -623,6 +644,25 @@ class LiveSession(SessionBase):
         self._refresh_journal_today()   # trades of an earlier session today show in the console
         self._journal("event", self.clock.now_ns(), "signals", f"signals: {self.signals.label}", "information")
         log.info("journal: %s (session %d)", path, j.session_id)
+
+    def _journal_round_trip(self, ids: list[int]) -> None:
+        """The round trip the kernel just closed (its last :class:`TradeRecord`) to the journal
+        with its broker trade ids, BEFORE the risk manager books it (:class:`_LiveRisk`): a kill
+        in between leaves the journal row, and the restart's recovery, finding the ids unbooked,
+        books the risk side without writing the row again (unique ids)."""
+        k = self.kernel
+        if k is None or not k.trades or self.journal is None:
+            return
+        t = k.trades[-1]
+        self._journaled.add(id(t))
+        self._journal("trade", t, broker_ids=ids or None)
+
+    def _journal(self, what: str, *args, **kw) -> None:
+        """:meth:`SessionBase._journal`, except a round trip already written by
+        :meth:`_journal_round_trip` (with its broker ids) is not written again."""
+        if what == "trade" and args and not kw and id(args[0]) in self._journaled:
+            return
+        super()._journal(what, *args, **kw)
 
     def _journal_fill(self, e: FillEvent, meta: FillMeta | None) -> None:
         self._journal("fill", ts_ns=int(e.ts_ns), side=int(e.side), qty=int(e.qty), price=float(e.price),
@@ -685,7 +725,8 @@ class LiveSession(SessionBase):
             self._roll_exit = nxt.px_contract_id
 
     # ------------------------------------------------------------------ the broker's account (R-RISK-7)
-    def _setup_account(self, state_dir: Path, new_state: bool) -> None:
+    def _setup_account(self, state_dir: Path, new_state: bool, balance: float | None = None,
+                       pending_fees: float = 0.0) -> None:
         """The venue's account rules (``[account] rules``; state in ``<risk state
         dir>/account_rules.json``) and the balance from the broker. A new risk state (first
         session on this account) is rebased to the broker's balance (day start, peaks and
@@ -695,7 +736,7 @@ class LiveSession(SessionBase):
         there)."""
         self.rules = self._risk().account_rules  # built with the manager (build_risk)
         self._acct_seen = self.broker.account_events
-        self._sync_balance("start-up", rebase=new_state)
+        self._sync_balance("start-up", rebase=new_state, balance=balance, pending_fees=pending_fees)
 
     def _day_iso(self, ts: int) -> str:
         from engine.calendar import day_date
@@ -703,14 +744,20 @@ class LiveSession(SessionBase):
         d = int(self._calendar().label_one(int(ts))[0])
         return day_date(d).isoformat() if d >= 0 else ""
 
-    def _sync_balance(self, why: str, *, rebase: bool = False) -> None:
+    def _sync_balance(self, why: str, *, rebase: bool = False, balance: float | None = None,
+                      pending_fees: float = 0.0) -> None:
         """Make the risk manager's balance the broker's (one owner: the broker). Called at
-        start-up, and after an account event or a reconciliation once the session is quiet
-        (flat, no unbooked fill, no order in flight: every round trip the broker has booked,
-        the engine has booked too, so a difference is activity outside the engine)."""
-        b = self.broker.balance
+        start-up (``balance``: the one read recovery took after its last booked trade, so no
+        balance read before a crash-window fill can overwrite what recovery booked), and after
+        an account event once the session is quiet (flat, no unbooked fill, no order in flight:
+        every round trip the broker has booked, the engine has booked too, so a difference is
+        activity outside the engine). ``pending_fees``: dollars of fees the broker charged for
+        the fills of a position still open (adopted): the engine books them with the round
+        trip, so its balance is the broker's plus them."""
+        b = self.broker.balance if balance is None else balance
         if b is None or not np.isfinite(b):
             return
+        b = float(b) + float(pending_fees)
         now = self.clock.now_ns()
         if self.rules is not None:
             day = self._day_iso(now)
@@ -803,118 +850,6 @@ class LiveSession(SessionBase):
                  _iso(bars[0].ts_ns) if bars else "-", _iso(bars[-1].ts_ns) if bars else "-",
                  (self.wall.monotonic_ns() - t0) / 1e9, extra={"event": "warm_start"})
 
-    # ------------------------------------------------------------------ a position found at start-up
-    def _adopt(self, rep: ReconcileReport) -> None:
-        """``[live] on_start_position = "adopt"``: take the broker's position (size and average
-        price) into the kernel and protect it at once: the broker's working orders on the
-        contract are cancelled, then a stop and a target from the current stop rules
-        (:meth:`RiskManager.compute_bracket` at the average price; it runs before the warm start,
-        so the ATR is the fixed-tick stop's equivalent) are placed as standalone legs. A position already beyond that stop (the stop would trigger at once)
-        is closed instead, with a critical alert. Never trades an unprotected position."""
-        from engine.kernel import _OpenTrade
-
-        qty, avg = int(rep.broker_qty), float(rep.broker_avg)
-        side = 1 if qty > 0 else -1
-        k, r = self._kernel(), self._risk()
-        now = self.clock.now_ns()
-        try:
-            self.broker.cancel_all_working()
-        except Exception as exc:
-            log.error("adopt: cancelling the broker's working orders failed (%s)", exc)
-        row = getattr(self, "_warm_row", None)
-        atr = float(row.atr) if row is not None else float("nan")
-        if not np.isfinite(atr):
-            atr = self.settings.stops.fixed_ticks * self.spec.tick_size / max(self.settings.stops.atr_multiplier, 1e-9)
-        tick = self.spec.tick_size
-        st = self.settings.stops
-        try:
-            stop, target = r.compute_bracket(side, avg, atr, np.fromiter(self._hi, float),
-                                             np.fromiter(self._lo, float), r.eod_phase(now))
-            stop_ticks = max(1, int(round(abs(avg - stop) / tick)))
-            target_ticks = max(1, int(round(abs(target - avg) / tick)))
-        except Exception as exc:   # e.g. a structure stop with no bars yet: the fixed-tick rule
-            log.warning("adopt: stop rule failed (%s); fixed %d-tick stop", exc, st.fixed_ticks)
-            stop_ticks = int(st.fixed_ticks)
-            target_ticks = max(1, int(round(stop_ticks * st.reward_risk)))
-        q = self.broker.last_quote()
-        last = (q.last if q is not None else None) or (self.closes[-1] if self.closes else None)
-        beyond = last is not None and side * (float(last) - (avg - side * stop_ticks * tick)) <= 0
-        k.oco.adopt(qty, avg, stop_ticks, target_ticks, protect=not beyond)   # books it: one owner
-        t = k._open = _OpenTrade(entry_ts=now, entry_bar=0, direction=side)
-        t.qty_in, t.px_in, t.ref_in = abs(qty), avg * abs(qty), avg * abs(qty)
-        t.stop_ticks, t.confidence = stop_ticks, float("nan")
-        k._best = avg
-        if beyond:
-            msg = (f"start-up: adopted {qty:+d} @ {avg:.2f} is already beyond its stop "
-                   f"({stop_ticks} ticks, last {last}): closing it at once")
-            k.oco.flatten("risk")
-            self.alerts.send("critical", "startup_position", msg)
-            self._event("order", msg, "error")
-            return
-        self.adopted = {"qty": qty, "avg": avg, "stop_ticks": stop_ticks, "target_ticks": target_ticks,
-                        "protected_after_s": (self.wall.monotonic_ns() - self._reconciled_wall) / 1e9}
-        msg = (f"start-up: ADOPTED the broker's {qty:+d} @ {avg:.2f}; protective stop {stop_ticks} ticks, "
-               f"target {target_ticks} ticks placed")
-        self.alerts.send("warning", "startup_position", msg)
-        self._event("order", msg, "warning")
-
-    def _book_broker_history(self, why: str) -> None:
-        """Crash recovery (R-RISK-6, R-EXE-4): book into the risk manager, exactly once by
-        broker trade id, every round trip the broker reports (``Trade/search`` from the stored
-        watermark) that the saved state does not hold: a fill that reached the broker while no
-        engine was running, or one the previous process received but died before booking.
-        Fills are walked in id order; each closing fill (``profitAndLoss`` set) books
-        ``profitAndLoss − fees`` of itself and of the unbooked fills before it, at the engine
-        clock's now (exchange mode) or the fill's broker time (wall mode); a voided fill is only
-        recorded. Fills of an open position stay unbooked until their close. With no watermark (a
-        new state) the broker's existing trades are recorded as not this state's. Raises
-        :class:`SessionError` when the broker cannot be read: trading never starts on a state
-        that may lack P&L."""
-        risk, broker = self._risk(), self.broker
-        info = risk.book_broker_trades()
-        since, booked = info["since_ns"], info["ids"]
-        now_wall = self.wall.now_ns()
-        try:
-            fills = broker.fills_since(now_wall - 3600 * NS_PER_SECOND if since is None else since)
-        except Exception as exc:
-            raise SessionError(f"{why}: reading the broker's trades failed: "
-                               f"{type(exc).__name__}: {exc}; not trading on a risk state that may "
-                               "miss P&L") from None
-        trades = [t for t in fills if t.id not in booked]
-        if since is None:
-            risk.book_broker_trades([t.id for t in trades], None, since_ns=now_wall - 60 * NS_PER_SECOND)
-            if trades:
-                log.info("%s: %d broker trades before this risk state's first session recorded, "
-                         "not booked", why, len(trades))
-            return
-        pend: list[int] = []
-        fees = 0.0
-        n, total = 0, 0.0
-        for t in trades:
-            if t.voided:
-                risk.book_broker_trades([t.id], None)
-                continue
-            pend.append(t.id)
-            fees += t.fees
-            if t.pnl is None:
-                continue
-            net = float(t.pnl) - fees
-            if self.cfg.clock == "exchange" or not t.ts_ns:
-                ts = self.clock.now_ns()
-            else:
-                ts = min(int(t.ts_ns), self.clock.now_ns())
-            mark = (t.ts_ns or now_wall) - 60 * NS_PER_SECOND
-            if risk.book_broker_trades(pend, net, ts, since_ns=mark)["booked"]:
-                n += 1
-                total += net
-            pend, fees = [], 0.0
-        if n:
-            msg = (f"{why}: booked {n} round trip(s) the broker filled while the engine was away: "
-                   f"net ${total:+.2f}; balance now ${risk.balance:.2f}")
-            log.warning(msg)
-            self.alerts.send("warning", "crash_recovery", msg)
-            self._event("alert", msg[:200], "warning")
-
     def _reconcile_s(self) -> float:
         r = self.cfg.reconcile_interval_s
         return float(self.settings.reconcile.interval_s if r is None else r)
@@ -989,15 +924,16 @@ class LiveSession(SessionBase):
         bar (issue 15): a timestamp (UTC ns) within ``gate_future_s`` of the wall clock, in
         exchange mode not more than ``gate_max_jump_s`` ahead of nor ``gate_window_s`` behind
         the engine clock, in wall mode within ``gate_window_s`` of the wall clock; a price that is
-        a finite number > 0 on the contract's tick grid. Returns why the record is refused, or
-        None. The engine clock therefore never moves back (older times are ignored) and never
+        a finite number > 0 on the contract's tick grid, below ``MAX_PRICE`` and within
+        ``PRICE_BAND`` of the last good trade price (the magnitude gate,
+        :func:`engine.broker.base.price_problem`, shared with the market hub and the fake).
+        Returns why the record is refused, or None. The engine clock therefore never moves back (older times are ignored) and never
         jumps beyond the gate."""
         if price is not None or what == "trade":
-            if isinstance(price, bool) or not isinstance(price, (int, float)) or not np.isfinite(price) or price <= 0:
-                return f"{what} price: {price!r} is not a finite price > 0"
             tick = float(self.broker.tick or self.spec.tick_size)
-            if abs(price / tick - round(price / tick)) > 1e-6:
-                return f"{what} price: {price!r} is off the {tick} tick grid"
+            why = price_problem(price, tick, self.last_trade_px, what=f"{what} price")
+            if why is not None:
+                return why
         if ts is None:
             return None
         wall = self.wall.now_ns()
@@ -1050,6 +986,10 @@ class LiveSession(SessionBase):
         if isinstance(ev, Quote):
             ts = ev.ts_ns
             why = self.gate_problem(ts, what="quote")
+            for name, px in (("bid", ev.bid), ("ask", ev.ask), ("last", ev.last)):
+                if why is None and px is not None:
+                    why = price_problem(px, float(self.broker.tick or self.spec.tick_size), self.last_trade_px,
+                                        what=f"quote {name}")
             if why is not None:
                 self._refuse(why)
             elif ts is not None:
@@ -1123,13 +1063,25 @@ class LiveSession(SessionBase):
         """The session's :class:`StreamingBarPath` (built once the kernel exists): the engine
         clock through :class:`FollowClock` (an exchange clock only moves forward; the wall clock
         moves by itself), the broker's venue through :class:`NoBarVenue` (its fills arrive as
-        events), the spread unknown to the kernel (NaN), as before the shared path existed."""
+        events), the spread the broker's quote (:meth:`quoted_spread`, through the market
+        state's row)."""
         if self._path is None:
             self._path = StreamingBarPath(FollowClock(self.clock), NoBarVenue(self.venue), self._kernel(),
                                           self.signals, self.market, self._timed_risk, self.bar_ns,
-                                          modelled_spread=False, before_step=self._before_step)
+                                          modelled_spread=True, before_step=self._before_step)
             self._path.timings, self._path.equity = self.timings, self.equity
         return self._path
+
+    def quoted_spread(self) -> float:
+        """The broker's quoted spread in ticks (best ask − best bid over the contract's tick)
+        from the latest quote, for the kernel's spread breaker at each bar close; NaN without a
+        quote or with a crossed/unusable one."""
+        q = self.broker.last_quote() if self._venue_started else None
+        if q is None or q.bid is None or q.ask is None:
+            return float("nan")
+        tick = float(self.broker.tick or self.spec.tick_size)
+        sp = (float(q.ask) - float(q.bid)) / tick
+        return sp if np.isfinite(sp) and sp >= 0 else float("nan")
 
     def _before_step(self, m: Any) -> None:
         """Between the bar's inputs and its kernel step: the first-decision time (once the signal
@@ -1372,6 +1324,7 @@ class LiveSession(SessionBase):
         rep["settings"] = self.settings.to_dict()  # issue 26: `drift` re-runs with them (secrets masked)
         rep["first_decision_s"] = self.first_decision_wall_s
         rep["adopted"] = self.adopted
+        rep["recovery_rows"] = list(self.recovery_rows)
         if self.rules is not None:
             rep["venue_rules"] = self._rules_view()
             rep["venue_rules"]["consistency_best_day_share"] = self.rules.consistency_share(float(self._risk().balance))

@@ -11,6 +11,7 @@ numbers to a backtest over the same bars (``tests/test_runtime_session.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class MarketRow:
     atr: float
     atr_normal: float
     avg_volume: float
-    spread: float = float("nan")  # modelled spread in ticks (engine.market.spread), as the breaker sees it
+    spread: float = float("nan")  # ticks, as the breaker sees it: modelled (engine.market.spread) or quoted (paper/live)
 
 
 class MarketState:
@@ -71,10 +72,14 @@ class MarketState:
         calendar: the CME calendar. bar_ns: bar length (ns). atr_period: Wilder period (bars).
         n_bars: length of the series when it is known (replay), ``None`` live.
         has_volume: whether the average volume is tracked.
+        quoted_spread: paper/live: ``() → ticks`` the broker's quoted spread (best ask − best
+            bid over the tick; NaN without a quote) read at each bar close, used instead of
+            the modelled one (the spread breaker then sees the real market, issue 22); the
+            same pause/resume hysteresis applies.
     """
 
     def __init__(self, calendar: CmeCalendar, bar_ns: int, atr_period: int, n_bars: int | None,
-                 has_volume: bool, settings=None) -> None:
+                 has_volume: bool, settings=None, quoted_spread: Callable[[], float] | None = None) -> None:
         self.cal = calendar
         self.bar_ns = int(bar_ns)
         self.period = int(atr_period)
@@ -87,6 +92,7 @@ class MarketState:
         self._spread_args = (float(st.slippage.high_vol_atr_ratio), float(st.risk.volatility_breaker_ratio))
         self._spread_hyst = (float(st.risk.spread_pause_ticks), float(st.risk.spread_resume_ticks))
         self._spread_last = float("nan")
+        self._quoted = quoted_spread
         self._eod = calendar.eod_table(st.eod)  # EOD phase times of the [eod] profile
         self._vol_mean = _TrailingMean(win) if has_volume else None
         self._i = 0
@@ -109,8 +115,13 @@ class MarketState:
         if tm is None:
             tm = self._atr_tod[slot] = _TrailingMean(NORMAL_ATR_DAYS)
         atr_norm = tm.update(atr)
-        sp = spread_ticks_one(bool(is_rth), atr, atr_norm, *self._spread_args)
-        if sp > self._spread_hyst[0] or sp <= self._spread_hyst[1]:
+        if self._quoted is not None:
+            sp = float(self._quoted())
+        else:
+            sp = spread_ticks_one(bool(is_rth), atr, atr_norm, *self._spread_args)
+        if sp != sp and self._quoted is not None:
+            self._spread_last = sp      # no quote: unknown (the breaker keeps its state)
+        elif sp > self._spread_hyst[0] or sp <= self._spread_hyst[1]:
             self._spread_last = sp
         close_ts = int(ts) + self.bar_ns
         if row < 0:

@@ -65,10 +65,18 @@ def config_path(ctx: typer.Context | None, config: Path | None = None) -> Path |
 
 def settings_from(ctx: typer.Context | None, config: Path | None = None) -> Settings:
     """Settings for a command (:func:`config_path`); a bad file exits 3 with one line."""
+    global _LOG_DIR
     try:
-        return load_settings(config_path(ctx, config))
+        s = load_settings(config_path(ctx, config))
     except ConfigError as exc:
         fail(str(exc), code=EXIT_USAGE)
+    _LOG_DIR = s.paths.log_dir
+    return s
+
+
+_LOG_DIR = ""
+"""``[paths] log_dir`` of the settings the running command loaded (the internal-error traceback
+file goes there; empty before any settings were read: the platformdirs log dir)."""
 
 
 def check_dates(start: str | None, end: str | None, *, start_opt: str = "--start",
@@ -199,8 +207,10 @@ def _save_traceback(exc: BaseException) -> str:
     try:
         from engine.config import resolve_dir
 
-        path = resolve_dir("", "log") / f"cli-error-{os.getpid()}.txt"
-        path.write_text("".join(traceback.format_exception(exc)))
+        from engine.logs import REDACT
+
+        path = resolve_dir(_LOG_DIR, "log") / f"cli-error-{os.getpid()}.txt"
+        path.write_text(REDACT.redact("".join(traceback.format_exception(exc))))   # no secret in it
         return str(path)
     except Exception:
         return ""

@@ -2,7 +2,7 @@
 
 Market: each historical bar is expanded into four price steps O → (L, H or H, L) → C (down-bar
 first high, up-bar first low), each on the 0.25 tick grid; after a step, ``last`` is the step
-price, ``bid = last``, ``ask = last + tick``. :meth:`FakeExchange.step` advances one step (the
+price, ``bid = last``, ``ask = last + tick`` (``faults.spread_ticks`` ticks above). :meth:`FakeExchange.step` advances one step (the
 server's replay task calls it at ``speed``; tests call it by hand).
 
 Fills (all prices in index points):
@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from engine.broker.base import price_problem
 from engine.broker.fake.faults import Faults
 from engine.broker.projectx.models import format_ts
 from engine.clock import Clock
@@ -108,9 +109,11 @@ class Market:
     def bid(self) -> float | None:
         return self.last
 
+    spread_ticks: int = 1
+
     @property
     def ask(self) -> float | None:
-        return None if self.last is None else self.last + self.tick
+        return None if self.last is None else self.last + self.spread_ticks * self.tick
 
 
 class FakeExchange:
@@ -216,6 +219,7 @@ class FakeExchange:
         if m.i + 1 >= m.n_steps:
             return False
         m.i += 1
+        m.spread_ticks = max(1, int(self.faults.spread_ticks))
         self._roll(m.step_ts(m.i))
         prev = m.last
         m.last = m.path(m.i)
@@ -287,7 +291,7 @@ class FakeExchange:
         ts = format_ts(m.step_ts(max(m.i, 0)))
         rows: list = [{"timestamp": ts, "type": 6, "price": 0, "volume": 0, "currentVolume": 0}]
         if m.last is not None:
-            bid, ask = m.last, m.last + m.tick
+            bid, ask = m.last, m.last + m.spread_ticks * m.tick
             for k in range(10):
                 size = 10 + (k * 7) % 23
                 rows.append({"timestamp": ts, "type": 2, "price": bid - k * m.tick, "volume": size, "currentVolume": size})
@@ -426,12 +430,10 @@ class FakeExchange:
 
     @staticmethod
     def _bad_price(v, tick: float) -> bool:
-        """True for a price that is given but not a finite number > 0 on the tick grid."""
-        if v is None:
-            return False
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-            return True
-        return abs(v / tick - round(v / tick)) > 1e-9
+        """True for a price that is given but fails the magnitude gate the engine uses
+        (:func:`engine.broker.base.price_problem`: a finite number > 0, below ``MAX_PRICE``,
+        on the tick grid): 1e308 is refused, never an ``OverflowError``."""
+        return v is not None and price_problem(v, tick) is not None
 
     def _new_order_id(self) -> int:
         self._next_order += 1
@@ -516,7 +518,7 @@ class FakeExchange:
         if m.last is None:      # no market yet (before the first step): the order waits
             return
         last = bid = m.last
-        ask = last + m.tick
+        ask = last + m.spread_ticks * m.tick
         buy = o["side"] == 0
         slip = self.slippage_ticks * m.tick
         px = None

@@ -25,6 +25,8 @@ class Faults:
         partial_fills: an order of size ≥ 2 fills in two parts on consecutive price steps.
         bracket_race: when one bracket leg fills, its sibling fills too (both legs racing).
         position_brackets: the account is in Position-Brackets mode (bracket fields refused).
+        spread_ticks: the quoted spread (ask − bid, ticks; default 1): a wide market for the
+            spread breaker (issue 22). Fills at the touch follow it.
     Hubs:
         envelope: user-hub payloads wrapped as ``{"action": n, "data": {...}}``.
         malformed_next: the next N hub records are sent as broken JSON.
@@ -41,5 +43,6 @@ class Faults:
     partial_fills: bool = False
     bracket_race: bool = False
     position_brackets: bool = False
+    spread_ticks: int = 1
     envelope: bool = False
     malformed_next: int = 0

@@ -56,7 +56,7 @@ REQUESTS: dict[str, dict[str, str]] = {
     "History/retrieveBars": {"contractId": "str", "live": "bool?", "startTime": "ts", "endTime": "ts",
                              "unit": "int", "unitNumber": "int", "limit": "int", "includePartialBar": "bool?"},
     "Order/place": {"accountId": "int", "contractId": "str", "type": "int", "side": "int", "size": "int",
-                    "limitPrice": "num?", "stopPrice": "num?", "trailPrice": "num?", "customTag": "str?",
+                    "limitPrice": "num?", "stopPrice": "num?", "trailPrice": "num?", "customTag": "tag?",
                     "linkedOrderId": "int?", "stopLossBracket": "obj?", "takeProfitBracket": "obj?"},
     "Order/modify": {"accountId": "int", "orderId": "int", "size": "int?", "limitPrice": "num?",
                      "stopPrice": "num?", "trailPrice": "num?"},
@@ -70,6 +70,36 @@ REQUESTS: dict[str, dict[str, str]] = {
     "Trade/search": {"accountId": "int", "startTimestamp": "ts", "endTimestamp": "ts?"},
 }
 BRACKET = {"ticks": "int", "type": "int"}
+MAX_TAG = 60
+"""``customTag`` length the fake accepts (the engine's own bound, ``ProjectXClient.place_order``:
+a 100,000-character tag is refused with a 400, issue 22 item 7)."""
+MAX_STR = 4096
+"""Any other text field longer than this is refused (400)."""
+MAX_DEPTH = 64
+"""JSON nesting depth beyond which a body is refused with a 400 (ASP.NET Core's default
+``MaxDepth``), never a plain 500 from a ``RecursionError``."""
+
+
+def _too_deep(raw: str, limit: int = MAX_DEPTH) -> bool:
+    """True when the JSON text nests arrays/objects deeper than ``limit`` (strings skipped)."""
+    depth, in_str, esc = 0, False, False
+    for ch in raw:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
 
 
 def _bind_problem(body: Any, schema: dict[str, str], path: str = "$") -> str | None:
@@ -92,7 +122,9 @@ def _bind_problem(body: Any, schema: dict[str, str], path: str = "$") -> str | N
         elif kind == "num":
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and abs(v) < 1e12
         elif kind == "str":
-            ok = isinstance(v, str)
+            ok = isinstance(v, str) and len(v) <= MAX_STR
+        elif kind == "tag":
+            ok = isinstance(v, str) and len(v) <= MAX_TAG
         elif kind == "bool":
             ok = isinstance(v, bool)
         elif kind == "ts":
@@ -314,8 +346,12 @@ class FakeGateway:
             if ep != "Auth/validate" and not self._rate_ok("history" if ep == "History/retrieveBars" else "general"):
                 return web.Response(status=429)
         try:
-            body = await request.json() if request.can_read_body else {}
-        except ValueError:
+            raw = await request.text() if request.can_read_body else ""
+            if _too_deep(raw):
+                return _problem(400, "One or more validation errors occurred.",
+                                {"$": [f"The JSON value exceeds the maximum depth of {MAX_DEPTH}."]})
+            body = json.loads(raw) if raw else {}
+        except (ValueError, RecursionError):
             return _problem(400, "One or more validation errors occurred.",
                             {"$": ["The request body is not valid JSON."]})
         if body is None:

@@ -32,12 +32,12 @@ import queue
 from typing import Any, Callable, Generic, TypeVar, overload
 
 from engine.broker.base import (
-    FEED_KINDS, BrokerFill, DepthRow, DepthUpdate, FeedStatus, HistoryBar, MarketEvent, Prints, Quote,
+    FEED_KINDS, BrokerFill, BrokerOrder, DepthRow, DepthUpdate, FeedStatus, HistoryBar, MarketEvent, Prints, Quote,
     ReconcileReport, Refused, TradePrint, api_host,
 )
 from engine.broker.projectx.hubs import HubEvent
 from engine.broker.projectx.models import parse_ts
-from engine.broker.projectx.venue import ProjectXVenue
+from engine.broker.projectx.venue import TYPE_TO_KIND, ProjectXVenue, is_engine_tag
 from engine.clock import Clock
 from engine.config import Secrets
 from engine.logs import REDACT, get_logger
@@ -182,8 +182,28 @@ class ProjectXConnection:
     def flatten(self, reason: str) -> list:
         return self._v.flatten(reason)
 
-    def cancel_all_working(self) -> list:
-        return self._v.cancel_all_working()
+    def cancel_all_working(self, keep_market: bool = True) -> list:
+        return self._v.cancel_all_working(keep_market)
+
+    def working_orders(self) -> list[BrokerOrder]:
+        """``Order/v2/query`` working statuses on the contract (suspended bracket legs included),
+        each with its tag, whether an engine tag (:func:`is_engine_tag`) and its role."""
+        v = self._v
+        out = []
+        for o in v.client_working_orders():
+            tag = o.custom_tag or ""
+            ours = is_engine_tag(tag, v.tag_prefix)
+            role = ("stop" if tag.endswith("-SL") else "target" if tag.endswith("-TP") else "entry") if ours else ""
+            kind = TYPE_TO_KIND.get(o.type, "limit")
+            px = o.stop_price if o.type in (4, 5) else o.limit_price
+            out.append(BrokerOrder(int(o.id), tag, ours, role, 1 if o.side == 0 else -1,
+                                   int(o.size) - int(o.fill_volume or 0), int(o.fill_volume or 0), kind,
+                                   None if px is None else float(px), int(o.status) == 8))
+        return out
+
+    def account_balance(self) -> float | None:
+        """``Account/search`` now (:meth:`ProjectXVenue.account`)."""
+        return float(self._v.account().balance)
 
     def history(self, start_ns: int, end_ns: int, limit: int, bar_s: int) -> list[HistoryBar]:
         """``History/retrieveBars`` in minute units (``bar_s`` rounded down to whole minutes, at
@@ -193,11 +213,19 @@ class ProjectXConnection:
 
     def fills_since(self, since_ns: int) -> list[BrokerFill]:
         """``Trade/search`` from ``since_ns``, the session's contract only, id order; ``fees`` as
-        :meth:`ProjectXVenue.trade_cost`; ``pnl`` the trade's ``profitAndLoss``."""
-        cid = self._v.contract_id
+        :meth:`ProjectXVenue.trade_cost`; ``pnl`` the trade's ``profitAndLoss``; ``ours`` from
+        the customTag of the trade's order (``Order/search`` over the same window, an hour
+        earlier: the order of a fill may be older than the fill)."""
+        v = self._v
+        cid = v.contract_id
+        trades = [t for t in v.trades_since(int(since_ns)) if t.contract_id == cid]
+        tags: dict[int, str] = {}
+        if trades:
+            tags = {o.id: o.custom_tag or "" for o in v.orders_since(int(since_ns) - 3600 * 10**9)}
         return [BrokerFill(int(t.id), int(t.creation_ns or 0), 1 if t.side == 0 else -1, int(t.size),
-                           float(t.price), float(self._v.trade_cost(t)), t.profit_and_loss, bool(t.voided))
-                for t in self._v.trades_since(int(since_ns)) if t.contract_id == cid]
+                           float(t.price), float(v.trade_cost(t)), t.profit_and_loss, bool(t.voided),
+                           int(t.order_id), is_engine_tag(tags.get(t.order_id), v.tag_prefix))
+                for t in trades]
 
 
 # ---------------------------------------------------------------------- translation

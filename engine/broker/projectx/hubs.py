@@ -46,6 +46,7 @@ from signalrcore.hub_connection_builder import HubConnectionBuilder
 from signalrcore.messages.ping_message import PingMessage
 from signalrcore.protocol.json_hub_protocol import JsonHubProtocol
 
+from engine.broker.base import price_problem
 from engine.broker.projectx.errors import install_redaction, redact, register_secret
 from engine.broker.projectx.models import parse_ts
 from engine.clock import NS_PER_SECOND, Clock, perf_ns
@@ -354,18 +355,19 @@ class MarketHub(HubClient):
         """Contract tick size (points): quote prices off this grid are refused (None = not checked)."""
         self.refused = 0
 
-    def quote_problem(self, q: dict) -> str | None:
-        """Why a (sparse) quote update must not be merged, or None: a price that is not a finite
-        number > 0 on the tick grid, a non-finite volume/change, or a timestamp that does not
+    def quote_problem(self, q: dict, last_good: float | None = None) -> str | None:
+        """Why a (sparse) quote update must not be merged, or None: a price that fails the
+        magnitude gate (:func:`engine.broker.base.price_problem`: a finite number > 0 below
+        ``MAX_PRICE``, on the tick grid, within the band of ``last_good``, the merged last price
+        of the contract, points), a non-finite volume/change, or a timestamp that does not
         parse or lies more than a day after the hub clock (wall time: exchange data is never from
         the future). A refused update is dropped whole, so the merged quote never holds it."""
         for k in self.QUOTE_PRICES:
             if k in q and q[k] is not None:
-                v = q[k]
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                    return f"quote {k}: {v!r} is not a finite price > 0"
-                if self.tick and abs(v / self.tick - round(v / self.tick)) > 1e-6:
-                    return f"quote {k}: {v!r} is off the {self.tick} tick grid"
+                band_ref = last_good if k in ("bestBid", "bestAsk", "lastPrice") else None
+                why = price_problem(q[k], self.tick, band_ref, what=f"quote {k}")
+                if why is not None:
+                    return why
         for k in self.QUOTE_NUMBERS:
             if k in q and q[k] is not None:
                 v = q[k]
@@ -400,7 +402,12 @@ class MarketHub(HubClient):
         if len(args) < 2 or not isinstance(args[1], dict):
             self._put("gap", {"record": "GatewayQuote with bad arguments"})
             return
-        why = self.quote_problem(args[1])
+        prev = self.quotes.get(str(args[0])) or {}
+        ref = prev.get("lastPrice")
+        try:
+            why = self.quote_problem(args[1], ref if isinstance(ref, (int, float)) else None)
+        except Exception as exc:   # never let one record take the hub down (a one-line log)
+            why = f"quote record: {type(exc).__name__}: {exc}"[:200]
         if why is not None:
             self.refused += 1
             self._put("refused", {"reason": why}, str(args[0]))

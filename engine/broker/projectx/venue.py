@@ -64,6 +64,7 @@ import asyncio
 import concurrent.futures
 import logging
 import queue
+import re
 import threading
 from collections import deque
 from typing import Any, Callable
@@ -97,6 +98,17 @@ WORKING = frozenset({1, 6, 7, 8})
 TERMINAL = frozenset({2, 3, 4, 5})
 TERMINAL_MAP = {3: S.CANCELLED, 4: S.EXPIRED, 5: S.REJECTED}
 SYMBOL_IDS = {"MES": "F.US.MES", "ES": "F.US.EP", "MNQ": "F.US.MNQ", "NQ": "F.US.ENQ"}
+ENGINE_TAG = re.compile(r"^mc[0-9a-z]{1,16}-.")
+"""A customTag a mes-console session wrote (the default ``tag_prefix``, ``mc<ms base 36>-``):
+crash recovery tells the engine's own orders (an earlier process's included) from foreign
+ones by it."""
+
+
+def is_engine_tag(tag: str | None, prefix: str = "") -> bool:
+    """True for a customTag placed by a mes-console session: the default tag form
+    (:data:`ENGINE_TAG`) or this venue's own ``prefix``."""
+    t = tag or ""
+    return bool(ENGINE_TAG.match(t)) or bool(prefix) and t.startswith(prefix)
 
 
 class _Track:
@@ -218,6 +230,13 @@ class ProjectXVenue:
         self.user_hub: UserHub | None = None
         self.market_hub: MarketHub | None = None
         self._reconcile_flag = threading.Event()
+        self._refused_cancels: "queue.Queue[tuple[int, int]]" = queue.Queue()
+        """(broker order id, clock ns) of cancels refused because the order was no longer
+        working (loop thread → caller's thread)."""
+        self._await_final: dict[int, int] = {}
+        self.cancel_final_grace_ns = int(5 * NS_PER_SECOND)
+        """How long a refused cancel's final order state may take on the hub before a
+        reconciliation looks for it (clock ns)."""
         self._inflight: set = set()                      # requests sent without waiting (cancel)
         self._hub_tokens: dict[str, str] = {}
         self._started = False
@@ -494,45 +513,52 @@ class ProjectXVenue:
         return kid
 
     def modify(self, order_id: str, *, qty: int | None = None, price: float | None = None) -> None:
-        """``Order/modify`` (size and/or price, points rounded to the tick); confirmed by an
-        ACCEPTED OrderUpdate with the new values. A refusal by the broker (typically the order
-        went terminal while the request was on its way: a bracket leg cancelled by its sibling's
-        fill, a stop that just triggered) is logged, counted in ``stats["modify_refused"]`` and
-        flags a reconciliation, like :meth:`cancel`: the order keeps its old values and its final
-        event is on the way. An unknown outcome is logged the same way. Raises
-        :class:`VenueError` for an id the venue never issued."""
+        """``Order/modify`` (size and/or price, points rounded to the tick), sent WITHOUT
+        waiting for the answer (issue 22 item 7: a trailing stop's modify never blocks the
+        engine thread); confirmed by an ACCEPTED OrderUpdate with the new values. An order
+        already final on the hub is not sent anything. A refusal by the broker (typically the
+        order went terminal while the request was on its way: a bracket leg cancelled by its
+        sibling's fill, a stop that just triggered) is counted in ``stats["modify_refused"]``;
+        when it says the order is no longer working it waits for the final state like a refused
+        cancel (:meth:`cancel`), any other refusal or an unknown outcome flags a reconciliation.
+        The order keeps its old values meanwhile. Raises :class:`VenueError` for an id the venue
+        never issued."""
         bid = self._bid(order_id)
+        self._drain_hub()
         tr = self._tracks.get(bid)
+        if tr is not None and tr.status in TERMINAL:
+            log.debug("modify %s not sent: final at the broker (status %s)", order_id, tr.status)
+            return
         kind = tr.kind if tr is not None else self._kinds.get(order_id, "limit")
         p = None if price is None else self._round(price)
-        try:
-            self._call(self.client.modify_order(
-                self._aid, bid, size=qty, limit_price=p if kind == "limit" else None,
-                stop_price=p if kind == "stop" else None))
-        except (concurrent.futures.TimeoutError, OutcomeUnknown) as exc:
-            log.error("modify %s: outcome unknown (%s); the stream or a reconcile will tell", order_id, exc)
-            self._reconcile_flag.set()
-        except ProjectXError as exc:
-            self.stats["modify_refused"] += 1
-            log.warning("modify %s refused by the broker (%s); its final state is on the way",
-                        order_id, exc)
-            self._reconcile_flag.set()
+        self._fire(self.client.modify_order(
+            self._aid, bid, size=qty, limit_price=p if kind == "limit" else None,
+            stop_price=p if kind == "stop" else None), f"modify {order_id}", bid, modify=True)
 
     def cancel(self, order_id: str) -> None:
         """``Order/cancel``, sent WITHOUT waiting for the answer (issue 15 item 5: the flatten
         and halt paths cancel both legs and send the market exit at once, so n slow cancels cost
-        the time of none); done only when a CANCELLED OrderUpdate arrives. A refusal (the order
-        is already terminal or gone: the fill/cancel crossed the request) or an unknown outcome
-        is logged from the answer and flags a reconciliation: its final event is on the way.
-        :meth:`wait_sent` waits for the requests in flight. Raises :class:`VenueError` for an
-        id the venue never issued."""
+        the time of none); done only when a CANCELLED OrderUpdate arrives. The hub's queued
+        events are read first: an order already terminal there (a bracket leg the broker
+        cancelled when its sibling filled) is not sent a cancel at all (issue 21 item 9). A
+        refusal because the order is no longer working (the fill/cancel crossed the request)
+        is expected: it is logged at INFO and reconciled only when the order's final state has
+        not arrived within ``cancel_final_grace_s`` (:meth:`pump`); any other refusal or an
+        unknown outcome is logged and flags a reconciliation. :meth:`wait_sent` waits for the
+        requests in flight. Raises :class:`VenueError` for an id the venue never issued."""
         bid = self._bid(order_id)
-        self._fire(self.client.cancel_order(self._aid, bid), f"cancel {order_id}")
+        self._drain_hub()
+        tr = self._tracks.get(bid)
+        if tr is not None and tr.status in TERMINAL:
+            log.debug("cancel %s not sent: final at the broker (status %s)", order_id, tr.status)
+            return
+        self._fire(self.client.cancel_order(self._aid, bid), f"cancel {order_id}", bid)
 
-    def _fire(self, coro, what: str) -> None:
+    def _fire(self, coro, what: str, bid: int | None = None, *, modify: bool = False) -> None:
         """Run ``coro`` on the venue loop without waiting (caller's thread). Its outcome is only
         logged (loop thread) and flags a reconciliation on a refusal or an unknown outcome; the
-        client's request timeout bounds it."""
+        client's request timeout bounds it. ``bid``: the broker order a cancel is for: a refusal
+        saying it is no longer working is parked for :meth:`pump` instead (see :meth:`cancel`)."""
         if not self._started:
             coro.close()
             raise VenueError("ProjectXVenue not started: call start() first")
@@ -545,6 +571,13 @@ class ProjectXVenue:
                 return
             exc = f.exception()
             if exc is None:
+                return
+            if modify and isinstance(exc, ProjectXError) and not isinstance(exc, OutcomeUnknown):
+                self.stats["modify_refused"] += 1
+            if bid is not None and isinstance(exc, ApiError) and _not_working(exc):
+                log.info("%s: the order is no longer working at the broker (%s); its final state "
+                         "is on the way", what, exc.server_message or exc)
+                self._refused_cancels.put((bid, self.clock.now_ns()))
                 return
             if isinstance(exc, (ApiError, RateLimitedError)):
                 log.warning("%s not done by the broker: %s", what, exc)
@@ -579,6 +612,24 @@ class ProjectXVenue:
                                   o.fill_volume, TYPE_TO_KIND.get(o.type, "limit"),
                                   o.stop_price if o.type in (3, 4, 5) else o.limit_price, st))
         return out
+
+    def client_working_orders(self) -> list[PxOrder]:
+        """The broker's working orders on the contract (``Order/v2/query``, statuses 1, 6, 7, 8)
+        as ProjectX orders. Raises ``ProjectXError`` / ``TimeoutError``."""
+        return list(self._call(self.client.working_orders(self._aid, self._cid)))
+
+    def orders_since(self, since_ns: int) -> list[PxOrder]:
+        """``Order/search`` of the account from ``since_ns`` (broker clock, UTC ns) plus the
+        working orders (``v2/query``, suspended legs included), on every contract, by id.
+        Raises ``ProjectXError`` / ``TimeoutError``."""
+        acct = self._aid
+
+        async def both():
+            rows = {o.id: o for o in await self.client.search_orders(acct, int(since_ns))}
+            for o in await self.client.query_orders(acct, created_after_ns=int(since_ns)):
+                rows[o.id] = o
+            return rows
+        return sorted(self._call(both(), self.submit_timeout_s * 2).values(), key=lambda o: o.id)
 
     def account(self) -> AccountInfo:
         """``Account/search``: the venue's account (balance dollars)."""
@@ -640,9 +691,10 @@ class ProjectXVenue:
             return []
         return list(cancelled)
 
-    def cancel_all_working(self) -> list[int]:
-        """Cancel every working order (1, 6, 7, 8) on the contract; returns the broker ids."""
-        return list(self._call(self.client.cancel_all_working(self._aid, self._cid),
+    def cancel_all_working(self, keep_market: bool = True) -> list[int]:
+        """Cancel every working order (1, 6, 7, 8) on the contract; returns the broker ids.
+        ``keep_market``: a working market order (an exit in flight) is left alone."""
+        return list(self._call(self.client.cancel_all_working(self._aid, self._cid, keep_market=keep_market),
                                self.submit_timeout_s * 4))
 
     def last_quote(self) -> dict:
@@ -677,6 +729,7 @@ class ProjectXVenue:
         a reconciliation when one is due (hub reconnect, gap, unknown outcome). Returns the
         number of hub events read."""
         n = self._drain_hub()
+        self._check_refused_cancels()
         due = self._reconcile_flag.is_set() or (
             self._unknown and self.clock.now_ns() >= self._next_unknown_check_ns)
         if due and self._started:
@@ -687,6 +740,28 @@ class ProjectXVenue:
                 log.warning("reconcile failed (%s); retrying at the next poll", exc)
                 self._reconcile_flag.set()
         return n
+
+    def _check_refused_cancels(self) -> None:
+        """Refused cancels whose order has since gone terminal on the hub are done; one still
+        not terminal after ``cancel_final_grace_ns`` flags a reconciliation (caller's thread)."""
+        while True:
+            try:
+                bid, t = self._refused_cancels.get_nowait()
+            except queue.Empty:
+                break
+            self._await_final.setdefault(bid, t)
+        if not self._await_final:
+            return
+        now = self.clock.now_ns()
+        for bid, t in list(self._await_final.items()):
+            tr = self._tracks.get(bid)
+            if tr is not None and tr.status in TERMINAL:
+                del self._await_final[bid]
+            elif now - t >= self.cancel_final_grace_ns:
+                del self._await_final[bid]
+                log.warning("order %d: cancel refused as not working, and no final state on the hub "
+                            "after %.1f s; reconciling", bid, self.cancel_final_grace_ns / 1e9)
+                self._reconcile_flag.set()
 
     def _drain_hub(self) -> int:
         """Translate every queued user-hub event (caller's thread); returns how many."""
@@ -1029,6 +1104,13 @@ class ProjectXVenue:
         if v is None:
             v = q.get("lastPrice")
         return None if v is None else float(v)
+
+
+def _not_working(exc: ApiError) -> bool:
+    """True for a cancel refusal that says the order is no longer working (filled, cancelled,
+    expired: the request crossed the order's final state), by the gateway's message."""
+    m = (exc.server_message or "").lower()
+    return any(w in m for w in ("terminal", "not working", "already", "filled", "cancelled", "canceled"))
 
 
 def _base36(n: int) -> str:
