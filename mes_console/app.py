@@ -259,8 +259,10 @@ class MesConsoleApp(App, inherit_bindings=False):
         try:
             import traceback
 
+            from engine.logs import REDACT
+
             path = resolve_dir(self.settings.paths.log_dir, "log") / f"console-crash-{os.getpid()}.txt"
-            path.write_text("".join(traceback.format_exception(error)))
+            path.write_text(REDACT.redact("".join(traceback.format_exception(error))))   # no secret in it
             self.crash_file = str(path)
         except Exception:
             self.crash_file = ""
