@@ -145,6 +145,26 @@ def test_walk_forward_reoptimizes_per_fold(channel_file, es_1m_path, capsys) -> 
     assert set(doc["go_live"]["checks"]) >= {"sharpe", "calmar", "trades_per_fold"}
 
 
+def test_strategy_walk_forward_carries_the_account_verdict(channel_file, es_1m_path, tmp_path, capsys) -> None:
+    """Issue 23 in a strategy's walk-forward: one attempt per fold, the stitched record and the
+    pass probability, as the model walk-forward reports them (and fold numbers from 1)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[account]\nrules = "topstepx-50k"\n')
+    argv = ["--config", str(cfg), "backtest", "--walk-forward", "--data", es_1m_path, "--start", "2025-06-02",
+            "--end", "2025-07-31", "--strategy", f"{channel_file}:Channel", "--trials", "3", "--monte-carlo", "200"]
+    rc, out, err = _cli([*argv, "--json"], capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    acc = doc["account"]
+    assert acc["profile"] == "topstepx-50k" and len(acc["folds"]) == len(doc["folds"])
+    assert acc["stitched"]["status"] in ("open", "passed", "failed")
+    assert acc["pass_probability"]["paths"] == 200
+    rc, out, err = _cli(argv, capsys)
+    assert rc == 0, err
+    assert "account topstepx-50k: folds passed" in out and "P(pass)" in out
+    assert "fold 1: chosen" in err and "fold 0:" not in err
+
+
 def test_paper_session_on_the_fake_gateway(channel_file, topstepx_path, tmp_path) -> None:
     from engine.broker.fake import load_bars_frame
     from tests.px_fixtures import ThreadedGateway

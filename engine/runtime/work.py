@@ -422,7 +422,7 @@ def _strategy_walk_forward_for_console(settings: Any, params: Any, on_progress: 
     chosen = "; ".join(f"fold {c['fold'] + 1}: " + ", ".join(f"{k}={v}" for k, v in c["params"].items())
                        for c in r.chosen)
     bt = BacktestResult(metrics, tuple(eq), rows, str(out), (f"{st.label()}", f"chosen per fold: {chosen}"))
-    on_progress(Progress(2 * n["folds"], 2 * n["folds"], f"done: {len(records)} trades, net ${m.get('net_pnl', 0.0):,.2f}",
+    on_progress(Progress(2 * n["folds"], 2 * n["folds"], f"done: {len(records)} trades, net {money(m.get('net_pnl', 0.0), sign=True)}",
                          folds=n["folds"]))
     return WalkForwardRun(bt, tuple(folds), checks, bool(r.go_live["pass"]), r.note)
 

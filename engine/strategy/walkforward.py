@@ -115,7 +115,8 @@ def strategy_walk_forward(bars, settings, strategy: LoadedStrategy, *, trials: i
 def walk_forward_doc(r: StrategyWalkForward, fill_model: str, data: str) -> dict:
     """The ``walk_forward.json`` document of a strategy walk-forward: strategy, per fold the
     chosen parameters, their in-sample score and the test figures, the stitched out-of-sample
-    metrics, the go-live checks."""
+    metrics, the go-live checks, and the account verdicts (per fold and stitched; None for
+    ``rules = "none"``) as the model walk-forward's document has them."""
     from engine.backtest.report import _clean
 
     folds = []
@@ -125,7 +126,7 @@ def walk_forward_doc(r: StrategyWalkForward, fill_model: str, data: str) -> dict
     return {"data": data, "walk_forward": True, "strategy": r.strategy, "fill_model": fill_model, "windows": r.note,
             "folds": folds, "metrics": _clean(r.wf.metrics), "oos_accuracy": r.oos_accuracy,
             "oos_accuracy_is": "out-of-sample trade win rate (a rule strategy makes no 3-class predictions)",
-            "go_live": _clean(r.go_live)}
+            "go_live": _clean(r.go_live), "account": getattr(r.wf, "account", None)}
 
 
 __all__ = ["StrategyWalkForward", "strategy_walk_forward", "walk_forward_doc"]

@@ -77,7 +77,7 @@ def backtest(
         from mes_console.commands.strategy import cli_strategy
 
         _strategy_walk_forward(bars, s, cli_strategy(strategy, param, settings=s), fill, trials, json_out,
-                               str(data), out, research)
+                               str(data), out, research, (monte_carlo, mc_seed, mc_block))
         return
     if walk_forward:
         if model is not None or strategy is not None:
@@ -287,37 +287,18 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
                                    on_progress=on_progress)
     except ValueError as exc:
         fail(str(exc), code=EXIT_PROBLEMS)
-    from engine.runtime.work import walk_forward_doc, write_walk_forward_report
+    from engine.runtime.work import walk_forward_doc
 
     from engine.backtest.analytics import analytics_json
-    from engine.backtest.report import write_analytics
 
     doc = walk_forward_doc(r, s, fill, data, s.training.arch)
     doc["calibration"] = _clean_cal(r.calibration)
     doc["abstain"] = r.abstain_lines()
     an = _analytics(r.wf.trades, r.wf.ts, r.wf.day, bars, s)
     doc["analytics"] = analytics_json(an)
-    if mc[0] > 0:  # the pass probability of the stitched out-of-sample trading days
-        if doc.get("account") is None:
-            fail("--monte-carlo needs an account profile: set [account] rules (e.g. topstepx-50k)", code=EXIT_USAGE)
-        from engine.research.montecarlo import PathRules, daily_table, pass_probability
-        from engine.risk.profiles import effective_profile
-
-        pnl, low = daily_table(r.wf.equity, r.wf.day, float(s.account.starting_capital))
-        a = s.account
-        doc["account"]["pass_probability"] = pass_probability(
-            pnl, low, PathRules.of(effective_profile(a)), n_paths=mc[0], seed=mc[1], block=mc[2],
-            economics=(a.evaluation_fee, a.reset_fee, a.payout_value) if a.payout_value > 0 else None)
+    _wf_pass_probability(doc, r, s, mc)
     folds = doc["folds"]
-    if out is not None:
-        try:
-            doc["files"] = write_walk_forward_report(r, doc, out)
-            more = write_analytics(an, out, title=f"Walk-forward out-of-sample report: {s.training.arch} per fold",
-                                   metrics=r.wf.metrics, equity=r.wf.equity, ts=r.wf.ts,
-                                   notes=_wf_notes(r))
-            doc["files"].update({k: str(v) for k, v in more.items()})
-        except OSError as exc:
-            fail(str(exc), code=EXIT_PROBLEMS)
+    _wf_files(r, doc, an, out, f"Walk-forward out-of-sample report: {s.training.arch} per fold", _wf_notes(r))
     if json_out:
         print_json(doc)
         return
@@ -350,28 +331,68 @@ def _walk_forward(bars, s, fill: str, epochs: Optional[int], json_out: bool, dat
                           f"{a['trades']} trades, {a['mean_ticks']:+.2f} ± {a['se_ticks']:.2f} ticks = "
                           f"{a['mean_usd']:+.2f} $ per contract per trade", highlight=False)
     out_console.print("go live: " + ("PASS" if r.go_live["pass"] else "NO — at least one criterion failed"))
-    acc = doc.get("account")
-    if acc:
-        from engine.backtest.report import pass_probability_text
-
-        st = acc["stitched"]
-        out_console.print(f"account {acc['profile']}: folds passed {acc['folds_passed']}, failed {acc['folds_failed']} "
-                          f"of {len(acc['folds'])} (one attempt per fold); the stitched out-of-sample record: "
-                          f"{st['status']} after {st['trading_days']} trading days", highlight=False)
-        if acc.get("pass_probability"):
-            out_console.print(pass_probability_text(acc["pass_probability"]), highlight=False)
+    _print_wf_account(doc)
     for k, v in doc.get("files", {}).items():
         out_console.print(f"{k}: {v}")
 
 
+def _wf_pass_probability(doc: dict, r, s, mc: tuple) -> None:
+    """``--monte-carlo`` of a walk-forward (model or strategy): the pass probability of the
+    stitched out-of-sample trading days against the account profile, into ``doc["account"]``;
+    exit 3 without a profile."""
+    if mc[0] <= 0:
+        return
+    if doc.get("account") is None:
+        fail("--monte-carlo needs an account profile: set [account] rules (e.g. topstepx-50k)", code=EXIT_USAGE)
+    from engine.research.montecarlo import PathRules, daily_table, pass_probability
+    from engine.risk.profiles import effective_profile
+
+    pnl, low = daily_table(r.wf.equity, r.wf.day, float(s.account.starting_capital))
+    a = s.account
+    doc["account"]["pass_probability"] = pass_probability(
+        pnl, low, PathRules.of(effective_profile(a)), n_paths=mc[0], seed=mc[1], block=mc[2],
+        economics=(a.evaluation_fee, a.reset_fee, a.payout_value) if a.payout_value > 0 else None)
+
+
+def _wf_files(r, doc: dict, an, out: Optional[Path], title: str, notes: Optional[list[str]]) -> None:
+    """With ``out``: walk_forward.json, trades.csv, equity.csv, the analytics tables, plots and
+    report.html of a walk-forward (model or strategy); their paths into ``doc["files"]``."""
+    if out is None:
+        return
+    from engine.backtest.report import write_analytics
+    from engine.runtime.work import write_walk_forward_report
+
+    try:
+        doc["files"] = write_walk_forward_report(r, doc, out)
+        more = write_analytics(an, out, title=title, metrics=r.wf.metrics, equity=r.wf.equity, ts=r.wf.ts, notes=notes)
+        doc["files"].update({k: str(v) for k, v in more.items()})
+    except OSError as exc:
+        fail(str(exc), code=EXIT_PROBLEMS)
+
+
+def _print_wf_account(doc: dict) -> None:
+    """The account lines of a walk-forward: folds passed/failed (one attempt per fold), the
+    stitched out-of-sample record, and the pass probability when a Monte Carlo ran."""
+    acc = doc.get("account")
+    if not acc:
+        return
+    from engine.backtest.report import pass_probability_text
+
+    st = acc["stitched"]
+    out_console.print(f"account {acc['profile']}: folds passed {acc['folds_passed']}, failed {acc['folds_failed']} "
+                      f"of {len(acc['folds'])} (one attempt per fold); the stitched out-of-sample record: "
+                      f"{st['status']} after {st['trading_days']} trading days", highlight=False)
+    if acc.get("pass_probability"):
+        out_console.print(pass_probability_text(acc["pass_probability"]), highlight=False)
+
+
 def _strategy_walk_forward(bars, s, strat, fill: str, trials: int, json_out: bool, data: str,
-                           out: Optional[Path], research: Optional[bool]) -> None:
+                           out: Optional[Path], research: Optional[bool], mc: tuple = (0, 0, 5)) -> None:
     """``backtest --walk-forward --strategy FILE``: walk-forward optimization of the strategy's
     declared parameters (:func:`engine.strategy.walkforward.strategy_walk_forward`), the per-fold
     table and the go-live table; with ``out``: walk_forward.json, trades.csv, equity.csv."""
     import dataclasses
 
-    from engine.runtime.work import write_walk_forward_report
     from engine.strategy.walkforward import strategy_walk_forward, walk_forward_doc
     from mes_console.commands.strategy import print_walk_forward
 
@@ -388,7 +409,7 @@ def _strategy_walk_forward(bars, s, strat, fill: str, trials: int, json_out: boo
         if ev["event"] == "plan":
             err_console.print(f"{ev['note']}: {ev['folds']} fold(s), {trials} trials each", highlight=False)
         elif ev["event"] == "fold_done":
-            err_console.print(f"fold {ev['fold']}: chosen {ev['params']}", highlight=False)
+            err_console.print(f"fold {ev['fold'] + 1}: chosen {ev['params']}", highlight=False)
 
     from engine.research.optimize import OptimizeUsageError
     from engine.strategy.loader import StrategyError
@@ -400,22 +421,16 @@ def _strategy_walk_forward(bars, s, strat, fill: str, trials: int, json_out: boo
     except ValueError as exc:   # data too short for a fold
         fail(str(exc), code=EXIT_PROBLEMS)
     from engine.backtest.analytics import analytics_json
-    from engine.backtest.report import write_analytics
 
     doc = walk_forward_doc(r, fill, data)
     an = _analytics(r.wf.trades, r.wf.ts, r.wf.day, bars, s)
     doc["analytics"] = analytics_json(an)
-    if out is not None:
-        try:
-            doc["files"] = write_walk_forward_report(r, doc, out)
-            more = write_analytics(an, out, title=f"Walk-forward out-of-sample report: {strat.name}",
-                                   metrics=r.wf.metrics, equity=r.wf.equity, ts=r.wf.ts)
-            doc["files"].update({k: str(v) for k, v in more.items()})
-        except OSError as exc:
-            fail(str(exc), code=EXIT_PROBLEMS)
+    _wf_pass_probability(doc, r, s, mc)
+    _wf_files(r, doc, an, out, f"Walk-forward out-of-sample report: {strat.name}", None)
     if json_out:
         print_json(doc)
         return
     print_walk_forward(r, doc, s.optimize.objective)
+    _print_wf_account(doc)
     for k, v in doc.get("files", {}).items():
         out_console.print(f"{k}: {v}")

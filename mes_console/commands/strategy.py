@@ -207,7 +207,7 @@ def print_walk_forward(r, doc: dict, objective: str) -> None:
         t.add_column(c, justify="right")
     for f in doc["folds"]:
         ins = f["in_sample"].get(objective)
-        t.add_row(str(f["fold"]), f["test"]["start"][:10], ", ".join(f"{k}={v}" for k, v in f["params"].items()),
+        t.add_row(str(f["fold"] + 1), f["test"]["start"][:10], ", ".join(f"{k}={v}" for k, v in f["params"].items()),
                   "—" if ins is None else f"{ins:.3g}", str(f["trades"]), f"{f['net_pnl']:,.2f}",
                   f"{f['sharpe']:.2f}", f"{f['max_drawdown']:,.2f}")
     m = doc["metrics"]
