@@ -117,9 +117,18 @@ def register(root_app: typer.Typer) -> None:
 
         reader = threading.Thread(target=_read, daemon=True)
         reader.start()
-        with err_console.status("", spinner="dots") as status:
+        if err_console.is_terminal:
+            with err_console.status("", spinner="dots") as status:
+                while proc.poll() is None:
+                    status.update(f"[bold]mes-console build[/]: {state['text']}  [dim]{time.monotonic() - t0:4.0f} s[/]")
+                    time.sleep(0.2)
+        else:  # a log (CI): one plain line per stage, with the time it started
+            shown = ""
             while proc.poll() is None:
-                status.update(f"[bold]mes-console build[/]: {state['text']}  [dim]{time.monotonic() - t0:4.0f} s[/]")
+                if state["text"] != shown:
+                    shown = state["text"]
+                    err_console.print(f"mes-console build: {shown} ({time.monotonic() - t0:.0f} s)",
+                                      highlight=False, markup=False)
                 time.sleep(0.2)
         reader.join(timeout=5)
         seconds = time.monotonic() - t0
