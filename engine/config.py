@@ -138,7 +138,7 @@ class StopsConfig:
     structure_lookback: int = _f(10, lo=2, doc="bars for the swing high/low")
     min_stop_ticks: int = _f(4, lo=1, doc="never a stop closer than this")
     max_stop_ticks: int = _f(8, lo=1, doc="never a stop wider than this (8 ticks + costs + slippage fit the $20 budget of a $1,000 account)")
-    reward_risk: float = _f(1.5, lo=1.0, hi=3.0, doc="target distance / stop distance")
+    reward_risk: float = _f(2.0, lo=1.0, hi=3.0, doc="target distance / stop distance (2.0: walk-forward defaults study, specs/research.md)")
     breakeven_after_ticks: int = _f(6, lo=0, doc="move the stop to entry after this profit; 0 = off")
     trailing_ticks: int = _f(0, lo=0, doc="trail the stop this far behind the best price; 0 = off")
 

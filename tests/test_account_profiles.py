@@ -220,6 +220,10 @@ def _timed(fn) -> float:
 
 
 # ----------------------------------------------------------------------------- real data
+# The MLL-crossing tests below replay issue 23's hand replay of the baseline under a 50K Combine
+# (fails 2024-12-19), made with the then-default `[stops] reward_risk = 1.5`: they pin it, as
+# they are about the venue rules, not the bracket (with the shipped 2.0 the crossing is 2024-12-13)
+COMBINE_RR15 = '[account]\nrules = "topstepx-50k"\nmll_entry_cap = false\n[stops]\nreward_risk = 1.5\n'
 @pytest.fixture(scope="module")
 def winter(es_1m_path):
     return slice_dates(load_bars(es_1m_path), "2024-12-03", "2025-01-10")
@@ -231,7 +235,7 @@ def test_real_year_combine_fails_on_the_crossing_day_and_none_keeps_trading(wint
     the level within one tick plus the bar's modelled slippage; no trade after. The same bars
     and signals without venue rules (same capital, the account-level halts moved out of the
     way) keep trading, trade for trade the same until the liquidation."""
-    s = _settings(tmp_path, '[account]\nrules = "topstepx-50k"\nmll_entry_cap = false\n')
+    s = _settings(tmp_path, COMBINE_RR15)
     sig = BreakoutBaseline(lookback=s.backtest.baseline_lookback).signals(winter)
     res = compose.backtest(winter, sig, s)
     v = res.account
@@ -254,8 +258,8 @@ def test_real_year_combine_fails_on_the_crossing_day_and_none_keeps_trading(wint
     assert slow.account == res.account
     none = _settings(tmp_path, '[account]\nrules = "none"\nstarting_capital = 50000.0\n[risk]\n'
                      'daily_loss_limit = 333.33\ndaily_drawdown_limit = 500.0\nmax_risk_per_trade = 166.67\n'
-                     'kill_switch_loss = 20000.0\nmin_account_balance = 30000.0\naccount_drawdown_limit = 20000.0\n',
-                     "none.toml")
+                     'kill_switch_loss = 20000.0\nmin_account_balance = 30000.0\naccount_drawdown_limit = 20000.0\n'
+                     '[stops]\nreward_risk = 1.5\n', "none.toml")
     free = compose.backtest(winter, sig, none)
     assert free.account is None
     assert any(t.entry_ts > liq["ts_ns"] for t in free.records)
@@ -333,7 +337,7 @@ def test_walk_forward_folds_each_an_attempt_and_the_stitched_record(winter, tmp_
 
     from engine.backtest.walkforward import walk_forward_backtest
 
-    s = _settings(tmp_path, '[account]\nrules = "topstepx-50k"\nmll_entry_cap = false\n')
+    s = _settings(tmp_path, COMBINE_RR15)
     edges = [np.datetime64(d, "ns").astype(np.int64) for d in ("2024-12-03", "2024-12-23", "2025-01-10")]
     folds = [SimpleNamespace(number=i, test=SimpleNamespace(start=int(a), end=int(b), to_dict=lambda: {}))
              for i, (a, b) in enumerate(zip(edges[:-1], edges[1:]))]
@@ -363,7 +367,7 @@ def test_risk_pane_shows_profile_balance_mll_target_and_best_day() -> None:
 def test_research_mode_goes_on_after_a_failure_and_reports_each(winter, tmp_path) -> None:
     from engine.backtest.report import verdict_text
 
-    s = _settings(tmp_path, '[account]\nrules = "topstepx-50k"\nmll_entry_cap = false\n')
+    s = _settings(tmp_path, COMBINE_RR15)
     res = compose.backtest(winter, BreakoutBaseline(lookback=s.backtest.baseline_lookback).signals(winter), s,
                            research=True)
     a = res.account

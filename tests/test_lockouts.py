@@ -96,8 +96,8 @@ def test_daily_profit_lock_stops_the_day_after_the_trade_that_reaches_it(part, s
 def test_consistency_share_stops_before_the_day_would_exceed_it(part, sig, base):
     """share × target = $20: an entry whose win at its target could take the day past $20 is
     sized down or refused, so no day ends a trade above $20; each day is the baseline's until its
-    first entry that could have crossed (target = floor(1.5 × stop ticks) ≤ 12 ticks, $15 a
-    contract), and the lock changed some day."""
+    first entry that could have crossed (target = floor(2.0 × stop ticks) ≤ 16 ticks, $20 a
+    contract, with the shipped reward:risk 2.0 and 8-tick stop cap), and the lock changed some day."""
     cap = 20.0
     res = run_backtest(part, sig, _settings({"consistency_share": 0.5, "consistency_target": 40.0}),
                        fill_model="conservative")
@@ -107,7 +107,7 @@ def test_consistency_share_stops_before_the_day_would_exceed_it(part, sig, base)
         got = lk.get(d, b[d].iloc[:0])
         assert (got.net_pnl.cumsum() <= cap + 1e-6).all(), (d, got.net_pnl.cumsum().max())
         before = b[d].net_pnl.cumsum().shift(fill_value=0.0)
-        risky = (before + b[d].contracts * 15.0 - 0.84 * b[d].contracts > cap - 1e-9).to_numpy()
+        risky = (before + b[d].contracts * 20.0 - 0.84 * b[d].contracts > cap - 1e-9).to_numpy()
         k = int(np.argmax(risky)) if risky.any() else len(risky)
         pd.testing.assert_frame_equal(got.iloc[:k].reset_index(drop=True), b[d].iloc[:k].reset_index(drop=True))
         changed += not got.reset_index(drop=True).equals(b[d])

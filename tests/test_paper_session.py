@@ -57,6 +57,11 @@ def _compare_settings() -> Settings:
     # wide stops (40 ticks, the older cap): a tight stop would turn the by-design fill difference
     # into a different stop-out bar and so a different next decision
     stops = dataclasses.replace(s.stops, max_stop_ticks=40)
+    # reward:risk pinned at 1.5 (the default before the defaults study chose 2.0): this real day's
+    # comparison was established on that target; with 2.0 a by-design 1-tick fill difference
+    # moves a target exit to another bar (trade 11), which this test's parting rule (2+ ticks)
+    # does not cover; the test is about paper = replay, not about the bracket's size
+    stops = dataclasses.replace(stops, reward_risk=1.5)
     # the fake's $50,000 account traded as a TopstepX 50K Combine (issue 23): its MLL ($2,000
     # away) and position cap (50 MES) never bind the $25 trades, so the decisions stay the same
     return dataclasses.replace(s, risk=risk, stops=stops,

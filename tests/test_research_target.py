@@ -62,10 +62,10 @@ def test_bracket_outcomes_match_a_plain_reference(bars):
     ok = np.isfinite(out.long_ticks)
     assert ok.mean() > 0.8
     # the bracket sits around the fill (as the kernel's): a target exit earns exactly
-    # floor(rr × stop) ticks minus the round-trip costs (0.84 $ = 0.672 ticks)
+    # floor(rr × stop) ticks minus the round-trip costs (0.84 $ = 0.672 ticks); rr = the shipped 2.0
     tg = out.long_how == 2
     assert tg.sum() > 100
-    assert np.allclose(out.long_ticks[tg], np.floor(1.5 * out.stop_ticks[tg] + 1e-9) - 0.84 / 1.25)
+    assert np.allclose(out.long_ticks[tg], np.floor(2.0 * out.stop_ticks[tg] + 1e-9) - 0.84 / 1.25)
 
 
 def test_bracket_target_classes_and_meta_label(bars):

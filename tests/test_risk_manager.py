@@ -43,9 +43,9 @@ def test_plain_entry_is_approved_with_bracket():
     rm, _ = make(ny(2025, 3, 12, 10))
     d = entry(rm, ny(2025, 3, 12, 10))
     # ATR 1.3 → 8 ticks ($10) + $0.84 costs + 2 × 1 tick RTH slippage ($2.50) = $13.34 per
-    # contract; $1,000 → budget $20 → 1 contract
+    # contract; $1,000 → budget $20 → 1 contract; target 2.0 (shipped reward:risk) × 8 = 16 ticks
     assert d.approved and d.contracts == 1 and d.reason == ""
-    assert (d.stop_price, d.target_price) == (4998.0, 5003.0) and abs(d.risk_dollars - 13.34) < 1e-9
+    assert (d.stop_price, d.target_price) == (4998.0, 5004.0) and abs(d.risk_dollars - 13.34) < 1e-9
     assert rm.snapshot().state is TradingState.ACTIVE
 
 

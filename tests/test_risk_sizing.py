@@ -143,20 +143,22 @@ E = EodConfig()
 
 def test_default_stop_cap_fits_a_thousand_dollar_account():
     # shipped default: ATR × 1.5 capped at 8 ticks: $10 + $0.84 + 2 × 1 tick RTH slippage = $13.34
-    # fits the $20 budget of a $1,000 account (and 2 ticks a side in ETH: $15.84)
+    # fits the $20 budget of a $1,000 account (and 2 ticks a side in ETH: $15.84); the shipped
+    # reward:risk 2.0 (defaults study, specs/research.md) puts the target 16 ticks out
     d = StopsConfig()
     assert d.max_stop_ticks == 8
+    assert d.reward_risk == 2.0
     stop, target = compute_bracket(1, 5000.0, 4.0, None, None, "normal", d, E, TICK)  # 24 ticks of ATR
-    assert (stop, target) == (4998.0, 5003.0)
+    assert (stop, target) == (4998.0, 5004.0)
 TICK = 0.25
 
 
 @pytest.mark.parametrize("side,atr,stop,target", [
-    (1, 1.3, 4998.0, 5003.0),     # 1.3 × 1.5 = 1.95 pts = 7.8 → 8 ticks; target floor(1.5 × 8) = 12
-    (-1, 1.3, 5002.0, 4997.0),
-    (1, 0.1, 4999.0, 5001.5),     # 0.6 tick → clamped to min 4 ticks; target 6 ticks
-    (1, 20.0, 4990.0, 5015.0),    # 120 ticks → clamped to max 40; target 60 ticks
-    (1, 1.0, 4998.5, 5002.25),    # exactly 6 ticks stays 6 (on the grid); target 9 ticks
+    (1, 1.3, 4998.0, 5004.0),     # 1.3 × 1.5 = 1.95 pts = 7.8 → 8 ticks; target floor(2.0 × 8) = 16
+    (-1, 1.3, 5002.0, 4996.0),
+    (1, 0.1, 4999.0, 5002.0),     # 0.6 tick → clamped to min 4 ticks; target 8 ticks
+    (1, 20.0, 4990.0, 5020.0),    # 120 ticks → clamped to max 40; target 80 ticks
+    (1, 1.0, 4998.5, 5003.0),     # exactly 6 ticks stays 6 (on the grid); target 12 ticks
 ])
 def test_atr_bracket(side, atr, stop, target):
     assert compute_bracket(side, 5000.0, atr, None, None, "normal", S, E, TICK) == (stop, target)
@@ -164,20 +166,24 @@ def test_atr_bracket(side, atr, stop, target):
 
 def test_fixed_structure_and_eod_tightening():
     fixed = dataclasses.replace(S, method="fixed")
-    assert compute_bracket(1, 5000.0, math.nan, None, None, "normal", fixed, E, TICK) == (4998.0, 5003.0)
+    assert compute_bracket(1, 5000.0, math.nan, None, None, "normal", fixed, E, TICK) == (4998.0, 5004.0)
     struct = dataclasses.replace(S, method="structure")
     lows = np.array([4999.0, 4997.5, 4998.75])
     highs = np.array([5001.0, 5002.5, 5001.75])
-    # swing low 4997.50, one tick beyond = 4997.25 → 11 ticks; target floor(16.5) = 16
-    assert compute_bracket(1, 5000.0, math.nan, highs, lows, "normal", struct, E, TICK) == (4997.25, 5004.0)
-    assert compute_bracket(-1, 5000.0, math.nan, highs, lows, "normal", struct, E, TICK) == (5002.75, 4996.0)
+    # swing low 4997.50, one tick beyond = 4997.25 → 11 ticks; target 2.0 × 11 = 22 ticks
+    assert compute_bracket(1, 5000.0, math.nan, highs, lows, "normal", struct, E, TICK) == (4997.25, 5005.5)
+    assert compute_bracket(-1, 5000.0, math.nan, highs, lows, "normal", struct, E, TICK) == (5002.75, 4994.5)
+    # a fractional reward:risk rounds the target toward entry: floor(1.5 × 11) = floor(16.5) = 16
+    struct15 = dataclasses.replace(struct, reward_risk=1.5)
+    assert compute_bracket(1, 5000.0, math.nan, highs, lows, "normal", struct15, E, TICK) == (4997.25, 5004.0)
+    assert compute_bracket(-1, 5000.0, math.nan, highs, lows, "normal", struct15, E, TICK) == (5002.75, 4996.0)
     # a swing on the wrong side → min 4 ticks
     assert compute_bracket(1, 4990.0, math.nan, highs, lows, "normal", struct, E, TICK)[0] == 4989.0
     # EOD phases from no_new: 8 ticks × 0.5 = 4
-    assert compute_bracket(1, 5000.0, 1.3, None, None, "no_new", S, E, TICK) == (4999.0, 5001.5)
+    assert compute_bracket(1, 5000.0, 1.3, None, None, "no_new", S, E, TICK) == (4999.0, 5002.0)
     # off-grid entry: the stop moves away from entry, the target toward it
     stop, target = compute_bracket(1, 5000.1, 1.3, None, None, "normal", S, E, TICK)
-    assert (stop, target) == (4998.0, 5003.25)
+    assert (stop, target) == (4998.0, 5004.25)
     with pytest.raises(ValueError, match="positive ATR"):
         compute_bracket(1, 5000.0, math.nan, None, None, "normal", S, E, TICK)
 
