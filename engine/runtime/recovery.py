@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -51,7 +51,49 @@ from engine.logs import get_logger
 from engine.runtime.session import SessionError
 
 if TYPE_CHECKING:
-    from engine.runtime.live import LiveSession
+    from collections import deque
+
+    from engine.alerts import AlertRouter
+    from engine.broker.base import BrokerConnection
+    from engine.clock import Clock
+    from engine.config import Settings
+    from engine.instruments import InstrumentSpec
+    from engine.journal import Journal
+    from engine.kernel import TradingKernel
+    from engine.risk.manager import RiskManager
+
+
+class LiveSession(Protocol):
+    """What recovery reads and calls of the live session (:class:`engine.runtime.live.LiveSession`
+    satisfies it structurally): a Protocol rather than an import, so the two modules do not
+    import each other (``tests/test_import_cycles.py``)."""
+
+    settings: Settings
+    spec: InstrumentSpec
+    broker: BrokerConnection
+    alerts: AlertRouter
+    wall: Clock
+    clock: Clock
+    venue: Any
+    closes: deque
+    adopted: dict | None
+    _hi: deque
+    _lo: deque
+    _reconciled_wall: int
+    cfg: Any
+    journal: Journal | None
+
+    def _risk(self) -> RiskManager: ...
+
+    def _journal(self, what: str, *args: Any, **kw: Any) -> None: ...
+
+    def _refresh_journal_today(self) -> None: ...
+
+    def _kernel(self) -> TradingKernel: ...
+
+    def _event(self, kind: str, message: str, severity: str = "information") -> None: ...
+
+    def _note_reconcile(self, rep: ReconcileReport) -> None: ...
 
 log = get_logger("live")
 
