@@ -57,10 +57,9 @@ def _stage(line: str, done: int, total: int) -> tuple[str, int]:
     """The progress text for one line of build_ext's output, and the updated module count."""
     if line.startswith("building '") and "extension" in line:
         done += 1
-        name = line.split("'")[1]
-        if name.endswith("__mypyc"):
-            name = "the shared kernel library (the longest)"
-        return f"compiling C {min(done, total)}/{total}: {name}", done
+        # build_ext -j starts the extensions on a pool: the shared library (mypyc's *__mypyc) holds
+        # all the compiled code and takes most of the time, the per-module stubs a second each
+        return f"compiling C: {min(done, total)}/{total} extensions started (the shared kernel library takes longest)", done
     return "", done
 
 
