@@ -113,3 +113,18 @@ def test_drift_cli_json(paper):
     bad = subprocess.run([sys.executable, "-m", "mes_console.cli", "drift", "--path", str(journal), "--session", "99"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 3 and bad.stderr.startswith("error:") and "no session 99" in bad.stderr  # bad input (README)
+
+
+def test_no_drift_line_for_a_demo_or_replay(tmp_path) -> None:
+    """A demo/replay journals its fills (sim journal) but is the kernel itself: its end of session
+    prints no drift line (it printed 'drift: not computed ... no recorded bars'); a paper session
+    whose journal cannot be read says why."""
+    from types import SimpleNamespace
+
+    from mes_console.commands.drive import _drift_line
+
+    where = (tmp_path / "missing.sqlite3", 1)
+    for mode in ("demo", "replay"):
+        assert _drift_line(SimpleNamespace(cfg=SimpleNamespace(mode=mode), settings=None), where) is None
+    line = _drift_line(SimpleNamespace(cfg=SimpleNamespace(mode="paper"), settings=None), where)
+    assert line is not None and line.startswith("drift: not computed")

@@ -26,8 +26,9 @@ def _start_remote(session):
 
 def _drift_line(session, where) -> str | None:
     """Issue 26: the session's drift line (``mes-console drift`` in one line) once it has ended,
-    for a paper/live session that journaled its bars; None otherwise. Never raises."""
-    if where is None:
+    for a paper/live session that journaled its bars; None otherwise (a demo or replay runs the
+    kernel itself on its bars: there is nothing to drift from). Never raises."""
+    if where is None or getattr(getattr(session, "cfg", None), "mode", "") not in ("paper", "live"):
         return None
     try:
         from engine.backtest.drift import drift_session
