@@ -101,10 +101,15 @@ class MesConsoleApp(App, inherit_bindings=False):
     (:meth:`get_system_commands`); Textual's immediate "Quit" is not offered."""
     MIN_SIZE = (80, 24)
     """Below this the panes are replaced by a message (the session and the keys go on)."""
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+    """A terminal of 34 rows or more (Textual adds ``-tall`` to the screen) gives the position
+    and risk row the room for every line it can show: the account profile's MLL and verdict, the
+    lockouts, a pause, the breakers (6 rows at 80×24: the risk pane's last lines are cut there)."""
     CSS = """
     Screen { layout: vertical; }
     #row1 { height: 7; }
     #row2 { height: 8; }
+    Screen.-tall #row2 { height: 12; }
     #row3 { height: 1fr; }
     QuotePane { width: 1fr; min-width: 24; max-width: 40; }
     ModelPane { width: 1fr; min-width: 28; max-width: 44; }

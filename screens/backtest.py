@@ -232,14 +232,20 @@ class BacktestScreen(JobScreen):
             if result.report_path:  # the whole path once, wrapped (the status line keeps its end)
                 self.notify(f"walk-forward report saved in {result.report_path}", timeout=10)
             return
+        # one status line at 80 columns: the account verdict first (it is what a Combine trader
+        # looks for), then where the report went, cut at its start (the file name end stays)
+        head = f"done: {len(result.trades)} trades{account_status(result.limits)}"
         path = result.report_path
-        if len(path) > 52:  # one status line at 80 columns: keep the file name end
-            path = "…" + path[-51:]
-        where = f" saved {path}" if path else " (report not saved)"
+        room = 79 - len(head) - len(" · saved ")
+        if len(path) > room:
+            path = "…" + path[-(room - 1):] if room >= 16 else ""   # too little room: the notification has it
+        where = (f" · saved {path}" if path else " · report saved") if result.report_path else " · report not saved"
         halted = next((x for x in result.limits if x.startswith("halted ")), "")
         if halted and "no trades after" in halted:  # the run stopped early: say so where it is seen
             where = f" · {halted.split(': ', 1)[0]}, no trades after"
-        self.query_one("#status", Static).update(f"done: {len(result.trades)} trades{where}{account_status(result.limits)}")
+        self.query_one("#status", Static).update(head + where)
+        if result.report_path and not path:  # no room for it in the status line: the whole path once
+            self.notify(f"backtest report saved in {result.report_path}", timeout=10)
 
     def show_limits(self, lines: tuple[str, ...]) -> None:
         """What limited the run, at most three lines of the screen's width (each ends in an

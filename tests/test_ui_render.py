@@ -171,3 +171,21 @@ def test_today_pnl_is_equity_since_the_day_start_while_a_position_is_open():
         while sess.kernel.oco.pos != 0:
             assert sess.step()
     assert checked == 3
+
+
+def test_risk_pane_drops_the_least_telling_lines_when_short():
+    """At 80x24 the risk pane has 6 rows; a 50K profile brings 8 lines. What goes is 'breakers:
+    none' and then the loss streak; an active breaker, the MLL and the meters always stay."""
+    kw = dict(venue_rules="topstepx-50k", venue_liquidation_usd=48_000.0, venue_distance_usd=2_000.0,
+              venue_max_contracts=50, venue_balance_usd=50_000.0, venue_profit_usd=0.0,
+              venue_target_usd=3_000.0, venue_status="open")
+    calm = RiskView("ACTIVE", "", 0.0, 333.0, 0.0, 500.0, 0, 2000.0, 2000.0, **kw)
+    full = render.render_risk(calm, 0, width=60).plain.splitlines()
+    assert len(full) == 7 and full[-1] == "breakers: none"
+    short = render.render_risk(calm, 0, width=60, height=6).plain.splitlines()
+    assert short == full[:-1]
+    hot = RiskView("ACTIVE", "", 0.0, 333.0, 0.0, 500.0, 0, 2000.0, 2000.0, ("spread",), **kw)
+    lines = render.render_risk(hot, 0, width=60, height=6).plain.splitlines()
+    assert len(lines) == 6 and lines[-1] == "breakers: spread"
+    assert not any(ln.startswith("loss streak") for ln in lines)
+    assert any(ln.startswith("MLL $48,000") for ln in lines) and lines[0] == "ACTIVE"

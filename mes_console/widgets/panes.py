@@ -137,10 +137,11 @@ class RiskPane(Pane):
 
     def key_of(self, snap):
         return (snap.risk, snap.header.clock_ns // 1_000_000_000 if snap.risk.pause_until_ns else 0,
-                self.content_size.width)
+                self.content_size.width, self.content_size.height)
 
     def draw(self, snap):
-        return render.render_risk(snap.risk, snap.header.clock_ns, max(20, self.content_size.width or 38))
+        return render.render_risk(snap.risk, snap.header.clock_ns, max(20, self.content_size.width or 38),
+                                  self.content_size.height or None)
 
 
 class LogPane(Pane):

@@ -300,31 +300,48 @@ def render_account_line(r: RiskView, width: int = 38) -> str:
     return fit(" · ".join(bits), width)
 
 
-def render_risk(r: RiskView, now_ns: int, width: int = 38) -> Text:
-    t = Text()
-    t.append(f"{r.state}", style=STATE_STYLE.get(r.state, "reverse bold"))
+def render_risk(r: RiskView, now_ns: int, width: int = 38, height: int | None = None) -> Text:
+    """The risk pane: state and reason, the day-loss and drawdown meters, loss streak and
+    kill-switch distance, the account profile's MLL and verdict, the lockouts, a pause and the
+    breakers. ``height`` (the pane's rows): when the lines do not fit, the least telling ones
+    go first ("breakers: none", then the unlocked lockout notes, the loss streak, the account
+    line), never the state, a meter, the MLL, a LOCKED lockout, a pause or an active breaker."""
+    lines: list[tuple[int, Text]] = []   # (priority: higher stays longer, the line)
+
+    def add(prio: int, text: str, style: str = "") -> None:
+        lines.append((prio, Text(text, style=style)))
+
+    head = Text()
+    head.append(f"{r.state}", style=STATE_STYLE.get(r.state, "reverse bold"))
     reason = r.reason
     if reason.upper().startswith(r.state + ":"):  # "HALTED: why" would read HALTED HALTED: why
         reason = reason[len(r.state) + 1:].strip()
     if reason:
-        t.append(" " + fit(reason, width - len(r.state) - 1))
-    t.append("\n")
-    t.append(f"day loss {meter(r.daily_loss_used_usd, r.daily_loss_limit_usd)} "
-             f"{r.daily_loss_used_usd:.0f}/{r.daily_loss_limit_usd:.0f}\n")
-    t.append(f"drawdown {meter(r.drawdown_usd, r.drawdown_limit_usd)} "
-             f"{r.drawdown_usd:.0f}/{r.drawdown_limit_usd:.0f}\n")
-    t.append(f"loss streak {r.consecutive_losses}  kill in ${r.kill_switch_distance_usd:,.0f}\n")
+        head.append(" " + fit(reason, width - len(r.state) - 1))
+    lines.append((9, head))
+    add(8, f"day loss {meter(r.daily_loss_used_usd, r.daily_loss_limit_usd)} "
+           f"{r.daily_loss_used_usd:.0f}/{r.daily_loss_limit_usd:.0f}")
+    add(8, f"drawdown {meter(r.drawdown_usd, r.drawdown_limit_usd)} "
+           f"{r.drawdown_usd:.0f}/{r.drawdown_limit_usd:.0f}")
+    add(4, f"loss streak {r.consecutive_losses}  kill in ${r.kill_switch_distance_usd:,.0f}")
     if r.venue_rules and r.venue_distance_usd is not None:
         low = r.venue_distance_usd < 500.0
-        t.append(f"MLL ${r.venue_liquidation_usd:,.0f} in ${r.venue_distance_usd:,.0f} max {r.venue_max_contracts}\n",
-                 style="reverse bold" if low else "")
-        t.append(render_account_line(r, width) + "\n", style="reverse bold" if r.venue_status == "failed" else "")
+        add(8, f"MLL ${r.venue_liquidation_usd:,.0f} in ${r.venue_distance_usd:,.0f} max {r.venue_max_contracts}",
+            "reverse bold" if low else "")
+        failed = r.venue_status == "failed"
+        lines.append((9 if failed else 5, Text(render_account_line(r, width), style="reverse bold" if failed else "")))
     for line in r.lockouts:  # issue 26: discipline lockouts
-        t.append(fit(line, width) + "\n", style="reverse" if line.startswith("LOCKED") else "")
+        locked = line.startswith("LOCKED")
+        add(8 if locked else 3, fit(line, width), "reverse" if locked else "")
+    last = Text()
     if r.pause_until_ns is not None:
-        t.append(f"pause {fmt_countdown((r.pause_until_ns - now_ns) / 1e9)} ", style="reverse")
-    t.append("breakers: " + (", ".join(r.breakers) if r.breakers else "none"))
-    return t
+        last.append(f"pause {fmt_countdown((r.pause_until_ns - now_ns) / 1e9)} ", style="reverse")
+    last.append("breakers: " + (", ".join(r.breakers) if r.breakers else "none"))
+    lines.append((9 if (r.breakers or r.pause_until_ns is not None) else 1, last))
+    if height is not None and len(lines) > height:
+        keep = sorted(range(len(lines)), key=lambda i: (-lines[i][0], i))[:max(1, height)]
+        lines = [lines[i] for i in sorted(keep)]
+    return Text("\n").join(ln for _p, ln in lines)
 
 
 def render_broker(b: BrokerView, now_ns: int) -> Text:
