@@ -174,6 +174,19 @@ def _finite_or_nan(x: Any) -> float:
     return float(x) if _finite(x) else math.nan
 
 
+def _resized(d: RiskDecision, n: int, why: str, step: str) -> RiskDecision:
+    """An approved entry ``d`` capped at ``n`` contracts by a rule (``step``: "venue" for the
+    account rules, "consistency" for the consistency lockout): ``d`` itself when ``n`` covers it,
+    refused with ``why`` at 0 contracts, else resized (risk dollars scaled, the cap recorded as a
+    step)."""
+    if n >= d.contracts:
+        return d
+    if n <= 0:
+        return RiskDecision(False, 0, why, d.stop_price, d.target_price, 0.0, d.steps)
+    return RiskDecision(True, n, d.reason, d.stop_price, d.target_price,
+                        d.risk_dollars / d.contracts * n, d.steps + ((step, why),))
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)  # tests subclass it; compiled by setup.py
 class RiskManager:
     """The risk manager of one account (see the module docstring and ``specs/risk.md``).
@@ -861,12 +874,7 @@ class RiskManager:
             return d
         rpc = d.risk_dollars / d.contracts
         n, why = rules.cap_entry(d.contracts, rpc, self.equity, self.balance)
-        if n >= d.contracts:
-            return d
-        if n <= 0:
-            return RiskDecision(False, 0, why, d.stop_price, d.target_price, 0.0, d.steps)
-        return RiskDecision(True, n, d.reason, d.stop_price, d.target_price,
-                            d.risk_dollars / d.contracts * n, d.steps + (("venue", why),))
+        return _resized(d, n, why, "venue")
 
     def _consistency_cap(self, d: RiskDecision, entry: float) -> RiskDecision:
         """Issue 26: size an approved entry down (or refuse it) so that a win at its target
@@ -877,12 +885,7 @@ class RiskManager:
             return d
         win = abs(d.target_price - entry) / self._tick * self._tick_value - self._rt_cost
         n, why = lk.consistency_contracts(self.equity - self._day_start_equity, d.contracts, win)
-        if n >= d.contracts:
-            return d
-        if n <= 0:
-            return RiskDecision(False, 0, why, d.stop_price, d.target_price, 0.0, d.steps)
-        return RiskDecision(True, n, d.reason, d.stop_price, d.target_price,
-                            d.risk_dollars / d.contracts * n, d.steps + (("consistency", why),))
+        return _resized(d, n, why, "consistency")
 
     def next_entry_possible_ns(self, now_ns: int) -> int | None:
         """For a FLAT account (no position, so equity = balance and nothing changes until the
