@@ -1,8 +1,9 @@
-"""Helpers shared by the paper-session tests of issue 26 (remote control, drift)."""
+"""Helpers shared by the paper-session tests (remote control, drift, user strategies, the paper CLI)."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 
@@ -58,3 +59,21 @@ def subscribed(gt) -> bool:
     """The session has subscribed to the fake's market and user hubs."""
     return (any(c.hub == "market" and len(c.subs) >= 2 for c in gt.gw.connections)
             and any(c.hub == "user" and len(c.subs) >= 4 for c in gt.gw.connections))
+
+
+def feed_when_subscribed(gt, stop: threading.Event, period_s: float = 0.025) -> threading.Thread:
+    """Start a thread that steps the fake gateway ``gt`` one bar every ``period_s`` once a
+    session has subscribed to its market hub (a subprocess's start-up time varies), until the
+    bars run out or ``stop`` is set. The pacing is the bar rate a CLI session over real sockets
+    can follow, not a wait for a result."""
+    ex = gt.gw.exchange
+
+    def feed() -> None:
+        while not stop.is_set() and not any(c.hub == "market" and len(c.subs) >= 2 for c in gt.gw.connections):
+            time.sleep(0.02)
+        while not stop.is_set() and gt.call(ex.step):
+            time.sleep(period_s)
+
+    th = threading.Thread(target=feed, daemon=True)
+    th.start()
+    return th

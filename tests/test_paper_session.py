@@ -26,6 +26,7 @@ from engine.clock import LiveClock
 from engine.config import Secrets, Settings
 from engine.data import load_bars
 from engine.logs import RingHandler, install, json_handler, reset
+from tests.paper_support import feed_when_subscribed
 from engine.runtime.live import BarAggregator, LiveConfig, LiveSession
 from engine.runtime.session import Session, SessionConfig, make_signal_source
 
@@ -277,16 +278,8 @@ def test_live_headless_without_flag_exits_3(tmp_path) -> None:
 def test_headless_paper_cli_against_fake(topstepx_path, tmp_path) -> None:
     frame = load_bars_frame(topstepx_path, start="2025-09-04T14:00:00+00:00", max_rows=40)
     gt = Gateway(frame, speed=0.0)
-    ex = gt.gw.exchange
     stop = threading.Event()
-
-    def replay():   # a bar every 0.1 s once the session subscribed (its start-up time varies)
-        while not stop.is_set() and not any(c.hub == "market" and len(c.subs) >= 2 for c in gt.gw.connections):
-            time.sleep(0.02)
-        while not stop.is_set() and gt.call(ex.step):
-            time.sleep(0.025)
-    th = threading.Thread(target=replay, daemon=True)
-    th.start()
+    th = feed_when_subscribed(gt, stop)   # a bar every 25 ms once the session subscribed
     try:
         cfg = tmp_path / "c.toml"
         cfg.write_text(f'[projectx]\nstale_feed_s = 0.5\n[paths]\nstate_dir = "{tmp_path / "st"}"\n')

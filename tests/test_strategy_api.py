@@ -167,21 +167,14 @@ def test_strategy_walk_forward_carries_the_account_verdict(channel_file, es_1m_p
 
 def test_paper_session_on_the_fake_gateway(channel_file, topstepx_path, tmp_path) -> None:
     from engine.broker.fake import load_bars_frame
+    from tests.paper_support import feed_when_subscribed
     from tests.px_fixtures import ThreadedGateway
 
     user, key = "paper-user", "px-paper-key-5e4d3c2b1a09f8"
     frame = load_bars_frame(topstepx_path, start="2025-09-04T14:00:00+00:00", max_rows=40)
     gt = ThreadedGateway(frame, 0.0, username=user, api_key=key)
-    ex = gt.gw.exchange
     stop = threading.Event()
-
-    def feed():   # a bar every 25 ms once the session subscribed
-        while not stop.is_set() and not any(c.hub == "market" and len(c.subs) >= 2 for c in gt.gw.connections):
-            time.sleep(0.02)
-        while not stop.is_set() and gt.call(ex.step):
-            time.sleep(0.025)
-    th = threading.Thread(target=feed, daemon=True)
-    th.start()
+    th = feed_when_subscribed(gt, stop)   # a bar every 25 ms once the session subscribed
     try:
         cfg = tmp_path / "c.toml"
         cfg.write_text(f'[projectx]\nstale_feed_s = 0.5\n[paths]\nstate_dir = "{tmp_path / "st"}"\n')
