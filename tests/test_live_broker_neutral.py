@@ -207,6 +207,12 @@ class StubBroker:
         return [BrokerOrder(i, o.tag, True, "", o.side, o.qty, 0, o.kind, o.price)
                 for i, o in enumerate(self._v.open_orders())]
 
+    def cancel_orders(self, ids: list[int]) -> list[int]:
+        live = [k for k, o in self._v.orders.items() if o["live"]]
+        for i in ids:
+            self._v.cancel(live[i])
+        return list(ids)
+
     def account_balance(self) -> float | None:
         return self.balance
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol, TypedDict, Union
+from typing import NotRequired, Protocol, TypedDict, Union
 from urllib.parse import urlparse
 
 from engine.venue.base import Venue
@@ -254,14 +254,17 @@ class FillMeta(TypedDict):
     """Broker facts of one kernel :class:`~engine.venue.base.FillEvent` (same order as the events of
     :meth:`Venue.poll_events`, see :attr:`BrokerVenue.polled_fill_meta`): ``id`` broker trade id,
     ``signed`` ±contracts, ``fees`` dollars, ``pnl`` broker realized P&L (dollars) or None,
-    ``ts_ns`` broker time (UTC ns). The session books round trips into the risk manager by
-    these ids (exactly once across a crash)."""
+    ``ts_ns`` broker time (UTC ns), ``ours`` False for a fill of an order this session did not
+    place (a hand trade, the broker's own close, an earlier session's leg; absent = True). The
+    session books round trips into the risk manager by these ids (exactly once across a crash);
+    a fill that is not ours is the recovery table's to book (:mod:`engine.runtime.recovery`)."""
 
     id: int
     signed: int
     fees: float
     pnl: float | None
     ts_ns: int
+    ours: NotRequired[bool]
 
 
 @dataclass
@@ -284,6 +287,8 @@ class ReconcileReport:
         mismatches: human-readable lines for every correction.
         unexplained: the corrections nothing on the wire explains (a broker position the
             missed fills do not account for): what ``[reconcile] mode`` acts on.
+        foreign_orders: broker ids of working orders on the contract that no engine session
+            placed (the running session's recovery table cancels them).
     """
 
     ts_ns: int
@@ -302,6 +307,7 @@ class ReconcileReport:
     orphans_cancelled: list = field(default_factory=list)
     mismatches: list = field(default_factory=list)
     unexplained: list = field(default_factory=list)
+    foreign_orders: list = field(default_factory=list)
 
 
 class BrokerVenue(Venue, Protocol):
@@ -425,6 +431,12 @@ class BrokerConnection(Protocol):
     def cancel_all_working(self, keep_market: bool = True) -> list:
         """Cancel every working order on the contract; returns the broker ids. ``keep_market``:
         leave a working market order alone (an exit in flight; start-up recovery cancels it)."""
+        ...
+
+    def cancel_orders(self, ids: list[int]) -> list[int]:
+        """Cancel these broker orders (``BrokerOrder.id``; the engine's or not: the recovery
+        table's orphan and foreign rows), all at once; returns the ids a cancel was accepted
+        for (an order already gone is skipped). Raises when the broker does not answer."""
         ...
 
     def working_orders(self) -> list[BrokerOrder]:

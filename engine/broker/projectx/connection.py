@@ -185,6 +185,10 @@ class ProjectXConnection:
     def cancel_all_working(self, keep_market: bool = True) -> list:
         return self._v.cancel_all_working(keep_market)
 
+    def cancel_orders(self, ids: list[int]) -> list[int]:
+        """``Order/cancel`` for each id, concurrently (:meth:`ProjectXVenue.cancel_orders`)."""
+        return self._v.cancel_orders([int(i) for i in ids])
+
     def working_orders(self) -> list[BrokerOrder]:
         """``Order/v2/query`` working statuses on the contract (suspended bracket legs included),
         each with its tag, whether an engine tag (:func:`is_engine_tag`) and its role."""

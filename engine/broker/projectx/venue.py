@@ -115,11 +115,14 @@ class _Track:
     """What the venue knows of one broker order."""
 
     __slots__ = ("bid", "kid", "tag", "status", "size", "price", "kind", "side", "parent", "role",
-                 "contract", "fill_volume")
+                 "contract", "fill_volume", "mine")
 
     def __init__(self, bid: int, kid: str, tag: str, kind: str, side: int, parent: str, role: str,
-                 contract: str) -> None:
+                 contract: str, mine: bool = False) -> None:
         self.bid, self.kid, self.tag = bid, kid, tag
+        self.mine = mine
+        """True for an order this session placed (its customTag carries the session's prefix,
+        bracket children included): its fills are the kernel's; any other fill is outside."""
         self.status: int | None = None
         self.size = 0
         self.price: float | None = None
@@ -697,6 +700,28 @@ class ProjectXVenue:
         return list(self._call(self.client.cancel_all_working(self._aid, self._cid, keep_market=keep_market),
                                self.submit_timeout_s * 4))
 
+    def cancel_orders(self, broker_ids: list[int]) -> list[int]:
+        """Cancel the broker orders ``broker_ids`` (any working order on the account, the
+        engine's or not: the recovery table's orphan and foreign rows), all at once; returns the
+        ids the broker accepted a cancel for. A refusal (the order is already gone) is logged and
+        skipped; the caller verifies with :meth:`client_working_orders`. Raises
+        ``TimeoutError`` when the gateway does not answer within ``4 × submit_timeout_s``."""
+        acct = self._aid
+
+        async def one(bid: int) -> int | None:
+            try:
+                await self.client.cancel_order(acct, int(bid))
+                return int(bid)
+            except ApiError as exc:
+                log.warning("cancel of order %d: %s", bid, exc)
+                return None
+
+        async def every() -> list:
+            return list(await asyncio.gather(*(one(b) for b in broker_ids)))
+
+        done = self._call(every(), self.submit_timeout_s * 4)
+        return [int(i) for i in done if i is not None]
+
     def last_quote(self) -> dict:
         """The merged market-hub quote of the contract (``bestBid``, ``bestAsk``, ``lastPrice``...;
         empty before the first quote)."""
@@ -847,7 +872,8 @@ class ProjectXVenue:
             if not parent:
                 role = ""
         tr = _Track(o.id, kid, self._ktag(btag), TYPE_TO_KIND.get(o.type, "limit"),
-                    1 if o.side == 0 else -1, parent, role, o.contract_id)
+                    1 if o.side == 0 else -1, parent, role, o.contract_id,
+                    mine=bool(self.tag_prefix) and btag.startswith(self.tag_prefix))
         self._tracks[o.id] = tr
         return tr
 
@@ -915,10 +941,13 @@ class ProjectXVenue:
         slip = max(0.0, side * (t.price - ref))
         comm = self.trade_cost(t)
         self.stats["fills"] += 1
+        # ours: an order of this session (tracked with its prefix, or placed and not yet seen on
+        # the hub); anything else (a hand trade, closeContract, an earlier session's leg) is outside
+        ours = tr.mine if tr is not None else t.order_id in self._kid_to_bid.values()
         self._emit(FillEvent(kid, tag, side, int(t.size), float(t.price), float(ref), float(slip),
                              float(comm), t.creation_ns or ts_ns))
         self._out_meta.append({"id": int(t.id), "signed": side * int(t.size), "fees": float(comm),
-                               "pnl": t.profit_and_loss, "ts_ns": t.creation_ns or ts_ns})
+                               "pnl": t.profit_and_loss, "ts_ns": t.creation_ns or ts_ns, "ours": bool(ours)})
         return True
 
     def trade_cost(self, t: Trade) -> float:
@@ -1054,6 +1083,7 @@ class ProjectXVenue:
                                 rep.mismatches[-1] + (" [strict: trading halts]" if mode == "strict" else ""))
         working = [o for o in mine if o.status in WORKING]
         rep.working_orders = len(working)
+        rep.foreign_orders = [o.id for o in working if not is_engine_tag(o.custom_tag, self.tag_prefix)]
         if bq == 0:
             for o in working:
                 tr = self._tracks.get(o.id)
