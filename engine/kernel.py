@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from engine.calendar import P_EXIT, P_NO_NEW, PHASE_CODES  # noqa: F401 - PHASE_CODES re-exported
 from engine.execution.oco import OcoManager
-from engine.execution.orders import WORKING
+from engine.execution.orders import CANCELLED, TERMINAL, WORKING
 from engine.execution.position import PositionManager
 from engine.execution.signals import ENTRIES, EXITS, HOLD, LONG_ENTRY, REVERSALS, Signal, SignalGenerator
 from engine.venue.base import FillEvent, OrderUpdate, PositionUpdate, Venue
@@ -407,6 +407,31 @@ class TradingKernel:
         q = px / self.tick
         k = math.ceil(q - 1e-9) if side > 0 else math.floor(q + 1e-9)
         return k * self.tick
+
+    def broker_flat(self, ts_ns: int, reason: str) -> None:
+        """The broker has confirmed the account flat with no working order on the contract (the
+        recovery table at a running session closed everything, :mod:`engine.runtime.recovery`):
+        every order the kernel still holds live becomes CANCELLED (``reason`` in its history),
+        the position book is flat and the open trade is dropped WITHOUT booking it: the caller
+        books the broker's fills by trade id (risk state and journal at the broker's P&L and
+        fees), so nothing is booked twice. The exit cooldown starts at ``ts_ns`` (UTC ns) as
+        after any exit. Never sends an order."""
+        oco = self.oco
+        for o in oco.orders.values():
+            if o.status not in TERMINAL:
+                o.transition(CANCELLED, ts_ns, reason)
+        bk = self.book
+        bk.qty = 0
+        bk.avg_price = 0.0
+        oco.entry = oco.stop = oco.target = None
+        oco.exits = []
+        oco.close_reason = ""
+        self._open = None
+        self._pending_entry = None
+        self._pending_reverse = None
+        self._initial_stop = None
+        self._open_cash = 0.0
+        self.signals.on_exit(ts_ns)
 
     def busy_orders(self) -> bool:
         """True while the entry works or an exit may still fill (no new entry then)."""

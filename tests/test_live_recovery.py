@@ -297,3 +297,183 @@ def test_adopted_position_books_its_whole_round_trip_by_id(tmp_path) -> None:
         _check_books(run, state)
     finally:
         run.close()
+
+
+# ---------------------------------------------------------------------- a running session
+# The same table after a hub reconnect and after outside activity (module docstring of
+# engine.runtime.recovery, "At a running session"): what the broker shows is classified against
+# the kernel. The outage is made on the gateway's own thread, in one call: the user hub's
+# connections are dropped, then the broker changes, so the session cannot see the change on the
+# stream; it reconnects by itself (back-off 0.05 s).
+
+
+def _while_hub_down(run: Run, change) -> None:
+    """Drop the user hub, change the broker (``change(exchange)``) before the session can
+    reconnect, wait for the reconnection, then step the market until the table has run."""
+    from tests.test_live_account import _wait
+
+    gw, v, s = run.gt.gw, run.venue, run.sess
+    before, runs = v.stats["reconnects"], len(s.recoveries)
+
+    async def outage():
+        await gw.drop_hub_connections("user", graceful=False)
+        change(gw.exchange)
+    run.gt.run(outage())
+    _wait(lambda: v.stats["reconnects"] > before, 10, "user hub reconnected")
+    _settled(run, runs)
+
+
+def _settled(run: Run, runs: int) -> None:
+    """Step the market until the running table has recorded a run after ``runs`` and has
+    nothing left to do (no pending check, no outside fill)."""
+    from tests.test_live_account import _wait
+
+    s = run.sess
+    _wait(lambda: len(s.recoveries) > runs and s._recheck is None and not s.venue.outside, 20,
+          "recovery table ran", step=lambda: _steps(run, 1))
+
+
+def _adopted(ex) -> None:
+    """An engine position the session adopts at start-up (the kernel then holds +1 with its own
+    stop and target working)."""
+    ex.step()
+    _entry(ex, +1, 1, TAG + "e1")
+    ex.step()
+
+
+def test_reconnect_position_closed_by_hand_while_the_hub_was_down(tmp_path) -> None:
+    """The kernel holds +1 with both legs working; the position is closed by hand during an
+    outage (closeContract leaves the legs working). Without the table the kernel kept +1 and
+    both legs worked on a flat account: a leg fill would have opened a naked position."""
+    run, state = _run(tmp_path, _adopted, policy="adopt")
+    try:
+        run.start()
+        s = run.sess
+        assert s.kernel.oco.pos == 1
+        _while_hub_down(run, lambda ex: ex.close_position({"accountId": ex.account["id"],
+                                                            "contractId": ex.contract_id}, None))
+        rows = s.recoveries[-1]["rows"]
+        assert "position_size" in rows and "fills_unbooked" in rows, s.recoveries
+        assert s.kernel.oco.pos == 0 and s.kernel.oco.protected()
+        _check_books(run, state)                       # flat, no leg working, books = broker
+        _steps(run, 8)                                 # the market moves on: nothing is left to fill
+        _check_books(run, state)
+        assert s.risk.state_dict()["halt"] is None
+        assert any("[position_size]" in e.message and "the kernel holds +1" in e.message for e in s._events)
+    finally:
+        run.close()
+
+
+def test_reconnect_hand_position_and_foreign_order_closed(tmp_path) -> None:
+    """The kernel is flat; during an outage a position is opened by hand and a resting order is
+    placed by hand. Without the table both stayed, the reconcile called the position 'explained'
+    and nothing was alerted."""
+    def change(ex):
+        _entry(ex, -1, 2, None, bracket=False)
+        _entry(ex, +1, 1, None, bracket=False, typ=1, price=round(ex.market.last * 0.9 / 0.25) * 0.25)
+    run, state = _run(tmp_path, lambda ex: ex.step())
+    try:
+        run.start()
+        _while_hub_down(run, change)
+        rows = run.sess.recoveries[-1]["rows"]
+        assert {"foreign_orders", "position_not_ours", "fills_unbooked"} <= set(rows), rows
+        b = _check_books(run, state)
+        assert len(b["trades"]) == 2                   # the hand sell and recovery's close
+        assert run.sess.kernel.oco.pos == 0
+    finally:
+        run.close()
+
+
+def test_reconnect_foreign_order_only_is_cancelled_and_the_position_kept(tmp_path) -> None:
+    """Only a foreign order appeared: it is cancelled; the kernel's position and its stop and
+    target stay (the table does not close what agrees with the broker)."""
+    run, state = _run(tmp_path, _adopted, policy="adopt")
+    try:
+        run.start()
+        s = run.sess
+        legs = sorted(o["id"] for o in run.gt.call(lambda: _working(run.ex)))
+        _while_hub_down(run, lambda ex: _entry(ex, -1, 1, "someone-else", bracket=False, typ=1,
+                                               price=round(ex.market.last * 1.1 / 0.25) * 0.25))
+        assert s.recoveries[-1]["rows"] == ["foreign_orders"], s.recoveries
+        assert sorted(o["id"] for o in run.gt.call(lambda: _working(run.ex))) == legs
+        assert s.kernel.oco.pos == 1 and s.kernel.oco.protected()
+        assert run.gt.call(lambda: run.ex.position[run.ex.contract_id]["size"]) == 1
+    finally:
+        run.close()
+
+
+def test_reconnect_orphan_engine_order_of_an_earlier_session_cancelled(tmp_path) -> None:
+    """An engine-tagged order the kernel does not hold (an earlier process's) appears while the
+    hub is down: the orphan row cancels it; nothing else is touched."""
+    run, state = _run(tmp_path, lambda ex: ex.step())
+    try:
+        run.start()
+        _while_hub_down(run, lambda ex: _entry(ex, +1, 1, TAG + "old", bracket=False, typ=1,
+                                               price=round(ex.market.last * 0.9 / 0.25) * 0.25))
+        assert run.sess.recoveries[-1]["rows"] == ["orphan_orders"], run.sess.recoveries
+        _check_books(run, state)
+    finally:
+        run.close()
+
+
+def test_outside_round_trip_while_connected_is_booked_by_trade_id(tmp_path) -> None:
+    """A hand round trip while the stream is up: its fills are outside fills (not the kernel's);
+    the table books them by trade id, so the risk state and the journal equal the broker's and
+    no 'outside the engine' balance alert follows."""
+    run, state = _run(tmp_path, lambda ex: ex.step())
+    try:
+        run.start()
+        s = run.sess
+        runs = len(s.recoveries)
+
+        def hand(ex):
+            _entry(ex, +1, 1, None, bracket=False)
+            ex.step()
+            _entry(ex, -1, 1, None, bracket=False)
+        run.gt.call(lambda: hand(run.ex))
+        _settled(run, runs)
+        assert s.recoveries[-1]["rows"] == ["fills_unbooked"], s.recoveries
+        _check_books(run, state)
+        assert not [e for e in s._events if "outside the engine" in e.message]
+    finally:
+        run.close()
+
+
+class _CancelsIgnored(ProjectXConnection):
+    """The broker answers the first three recovery cancels (one whole table run: three
+    attempts) without cancelling anything."""
+
+    def __init__(self, venue, gt) -> None:
+        super().__init__(venue)
+        self.refused = 0
+
+    def cancel_orders(self, ids: list[int]) -> list[int]:
+        if self.refused < 3:
+            self.refused += 1
+            return []
+        return super().cancel_orders(ids)
+
+
+def test_unconfirmed_recovery_holds_entries_until_the_broker_agrees(tmp_path) -> None:
+    """The broker does not confirm the cancel: entries are held (the risk proxy refuses them
+    naming the recovery) and the table runs again; once the order is gone they are free."""
+    run, state = _run(tmp_path, lambda ex: ex.step(), conn=_CancelsIgnored)
+    run.sess.cfg.recovery_retry_s = 0.0
+    try:
+        run.start()
+        s = run.sess
+        _while_hub_down(run, lambda ex: _entry(ex, +1, 1, "someone-else", bracket=False, typ=1,
+                                               price=round(ex.market.last * 0.9 / 0.25) * 0.25))
+        fails = [r for r in s.recoveries if not r["ok"]]
+        assert fails and "not cancelled after 3 attempts" in fails[0]["error"], s.recoveries
+        assert s.recoveries[-1]["ok"] and s.recoveries[-1]["rows"] == ["foreign_orders"]
+        assert s._timed_risk.hold_reason == ""
+        msgs = [e.message for e in s._events]
+        assert any("hub reconnect recovery: orders not cancelled after 3 attempts" in m for m in msgs), msgs
+        assert any("entries free again" in m for m in msgs)
+        _check_books(run, state)
+        object.__setattr__(s._timed_risk, "hold_reason", "recovery pending: test")   # what a held entry meets
+        d = s._timed_risk.evaluate_entry(1, 0.9, 6500.0, 2.0, None, None, 0, True)
+        assert not d.approved and d.reason == "recovery pending: test"
+    finally:
+        run.close()

@@ -153,7 +153,9 @@ class LiveConfig:
     (:meth:`LiveSession.gate_problem`): ``gate_window_s`` how far behind the engine clock (wall
     mode: either side of the wall clock) a timestamp may lie, ``gate_max_jump_s`` how far ahead
     of the engine clock in exchange mode (a long weekend fits), ``gate_future_s`` how far after
-    the wall clock any exchange time may lie (seconds)."""
+    the wall clock any exchange time may lie (seconds). ``recovery_retry_s``: wall seconds
+    before the running session's recovery table runs again when the broker did not confirm
+    its action (entries are held meanwhile)."""
 
     mode: str = "paper"
     clock: str = "exchange"
@@ -178,6 +180,7 @@ class LiveConfig:
     journal: bool = True
     journal_path: Path | None = None
     write_report: bool = True
+    recovery_retry_s: float = 1.0
 
 
 class BarAggregator:
@@ -243,8 +246,12 @@ class _StampedVenue:
         """``(FillEvent, broker facts or None)`` called for every fill collected (the
         session's journal), before the kernel sees it."""
         self.rt: list[FillMeta] = []
-        """Broker facts (:attr:`BrokerVenue.polled_fill_meta`) of the fills handed to the kernel
-        since its last booked round trip, in delivery order (see :class:`_LiveRisk`)."""
+        """Broker facts (:attr:`BrokerVenue.polled_fill_meta`) of the fills of this session's
+        orders handed to the kernel since its last booked round trip, in delivery order (see
+        :class:`_LiveRisk`)."""
+        self.outside: list[FillMeta] = []
+        """Broker facts of fills of orders this session did not place (``ours`` False), not
+        yet seen by the recovery table (:meth:`engine.runtime.recovery.Recovery.running`)."""
 
     def __getattr__(self, name):
         return getattr(self._v, name)
@@ -267,7 +274,7 @@ class _StampedVenue:
                 self.fills += 1
                 m = meta[j] if j < len(meta) else None
                 if m is not None:
-                    self.rt.append(m)
+                    (self.rt if m.get("ours", True) else self.outside).append(m)
                 j += 1
                 if self.on_fill is not None:
                     self.on_fill(e, m)
@@ -310,21 +317,25 @@ class _LiveRisk(_TimedRisk):
 
     elapsed: int
     block_reason: str
+    hold_reason: str
 
     def __init__(self, risk, venue: _StampedVenue,
                  before_book: Callable[[list[int]], None] | None = None) -> None:
         super().__init__(risk)
         object.__setattr__(self, "_venue", venue)
         object.__setattr__(self, "block_reason", "")
+        object.__setattr__(self, "hold_reason", "")
         object.__setattr__(self, "_before_book", before_book)
 
     def evaluate_entry(self, *a, **k):
-        """The manager's decision, unless the session blocks new entries (contract roll day):
-        then refused with :attr:`block_reason`."""
-        if self.block_reason:
+        """The manager's decision, unless the session holds new entries (the recovery table
+        waits for the broker: :attr:`hold_reason`) or blocks them (contract roll day:
+        :attr:`block_reason`): then refused with that reason."""
+        why = self.hold_reason or self.block_reason
+        if why:
             from engine.risk.manager import RiskDecision
 
-            return RiskDecision(False, 0, self.block_reason, float("nan"), float("nan"), 0.0)
+            return RiskDecision(False, 0, why, float("nan"), float("nan"), 0.0)
         return self.__getattr__("evaluate_entry")(*a, **k)
 
     def on_trade_closed(self, net_pnl: float, exit_ts_ns: int) -> None:
@@ -450,6 +461,13 @@ class LiveSession(SessionBase):
         self.recovery_rows: list[str] = []
         self._journaled: set[int] = set()
         """The start-up recovery table rows that applied (:mod:`engine.runtime.recovery`)."""
+        self.recoveries: list[dict] = []
+        """The recovery table's runs at the running session that found something (engine-clock
+        ``ts_ns``, ``why``, ``rows``, ``ok``), for the session report."""
+        self._recheck: str | None = None   # why the table must run at the next timer pass
+        self._recheck_wall = 0              # not before this wall monotonic time (a retry)
+        self._in_recovery = False
+        self._reconnects_seen = 0
         self.first_decision_wall_s: float | None = None
         """Wall seconds from :meth:`startup` to the first live bar decided on warm inputs (the
         baseline's window full, the model's features past their warm-up)."""
@@ -594,6 +612,7 @@ class LiveSession(SessionBase):
             self._close_venue()
             raise
         self._started = True
+        self._reconnects_seen = int((self.broker.stats or {}).get("reconnects", 0) or 0)
         self._next_reconcile_wall = self.wall.monotonic_ns() + int(self.cfg.min_reconcile_wall_s * NS_PER_SECOND)
         self._next_reconcile_ns = self.clock.now_ns() + int(self._reconcile_s() * NS_PER_SECOND)
         self.last_data_wall = self.wall.monotonic_ns()
@@ -789,8 +808,9 @@ class LiveSession(SessionBase):
         if not self._acct_dirty or self.kernel is None:
             return
         k = self.kernel
-        if k.oco.pos != 0 or self.venue.rt or k.busy_orders() or self.broker.position_qty != 0:
-            return
+        if (k.oco.pos != 0 or self.venue.rt or k.busy_orders() or self.broker.position_qty != 0
+                or self.venue.outside or self._recheck is not None):
+            return    # not quiet, or fills the recovery table has yet to book
         self._acct_dirty = False
         self._sync_balance("account event")
 
@@ -1130,6 +1150,14 @@ class LiveSession(SessionBase):
             self.watchdog.tick(self)
         if self.broker.last_reconcile is not self._reconcile_seen and self.broker.last_reconcile is not None:
             self._note_reconcile(self.broker.last_reconcile)
+        rc = int((self.broker.stats or {}).get("reconnects", 0) or 0)
+        if rc != self._reconnects_seen:
+            self._reconnects_seen = rc
+            self._recheck = "hub reconnect"
+        if self.venue.outside and self._recheck is None:
+            self._recheck = "outside fill"
+        if self._recheck is not None and wall >= self._recheck_wall:
+            self._run_recovery()
         if self.clock.now_ns() >= self._next_reconcile_ns and wall >= self._next_reconcile_wall:
             self._next_reconcile_ns = self.clock.now_ns() + int(self._reconcile_s() * NS_PER_SECOND)
             self._next_reconcile_wall = wall + int(self.cfg.min_reconcile_wall_s * NS_PER_SECOND)
@@ -1140,8 +1168,51 @@ class LiveSession(SessionBase):
                 self._broker = BrokerView(self._broker.last_reconcile_ns, "mismatch",
                                           f"reconcile failed: {exc}"[:200])
 
+    def _drain_kernel(self) -> None:
+        """Bring the kernel up to date with the venue's events (fills, order states) now rather
+        than at the next bar close (no-op before the first bar: the kernel steps on a bar)."""
+        if self.kernel is not None and self._last_bar is not None:
+            self.kernel._drain(self._last_bar)
+
+    def _run_recovery(self) -> None:
+        """The recovery table at the running session (:meth:`Recovery.running`) for
+        :attr:`_recheck`. When the broker does not confirm, new entries are held
+        (:attr:`_LiveRisk.hold_reason`) and the table runs again ``recovery_retry_s`` later;
+        once it resolves, entries are free again."""
+        why = self._recheck or "check"
+        if self.kernel is None or self._last_bar is None or self._timed_risk is None:
+            return    # the kernel steps on bars: the table runs after the first one
+        self._in_recovery = True
+        try:
+            rows = Recovery(self, False, when=why).running()
+        except Exception as exc:   # SessionError names the table's run; anything else is named here
+            msg = (str(exc) if isinstance(exc, SessionError) else f"{why} recovery: {type(exc).__name__}: {exc}")[:300]
+            log.error("%s (entries held; retried in %g s)", msg, self.cfg.recovery_retry_s)
+            if not self._timed_risk.hold_reason:
+                self._event("alert", msg[:200], "error")
+            object.__setattr__(self._timed_risk, "hold_reason", f"recovery pending: {msg}"[:200])
+            self._recheck_wall = self.wall.monotonic_ns() + int(self.cfg.recovery_retry_s * NS_PER_SECOND)
+            self.recoveries.append({"ts_ns": self.clock.now_ns(), "why": why, "rows": [], "ok": False,
+                                    "error": msg})
+            return
+        finally:
+            self._in_recovery = False
+        self._recheck = None
+        if self._timed_risk.hold_reason:
+            object.__setattr__(self._timed_risk, "hold_reason", "")
+            self._event("info", f"{why} recovery: the broker agrees; entries free again")
+        if rows != ["flat"]:
+            self.recoveries.append({"ts_ns": self.clock.now_ns(), "why": why, "rows": rows, "ok": True})
+        else:
+            log.debug("%s recovery: the broker and the kernel agree", why)
+        self.recoveries = self.recoveries[-200:]
+
     def _note_reconcile(self, rep: ReconcileReport) -> None:
         self._reconcile_seen = rep
+        k = self.kernel
+        if (self._started and not self._in_recovery and k is not None and self._recheck is None
+                and (rep.broker_qty != k.oco.pos or getattr(rep, "foreign_orders", None))):
+            self._recheck = f"reconcile ({rep.reason})"   # confirmed against the kernel at the next timer pass
         now = self.clock.now_ns()
         if rep.ok:
             detail = f"{rep.reason}: position {rep.broker_qty:+d}, {rep.working_orders} working"
@@ -1325,6 +1396,7 @@ class LiveSession(SessionBase):
         rep["first_decision_s"] = self.first_decision_wall_s
         rep["adopted"] = self.adopted
         rep["recovery_rows"] = list(self.recovery_rows)
+        rep["recoveries"] = list(self.recoveries[-50:])
         if self.rules is not None:
             rep["venue_rules"] = self._rules_view()
             rep["venue_rules"]["consistency_best_day_share"] = self.rules.consistency_share(float(self._risk().balance))

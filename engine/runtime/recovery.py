@@ -35,6 +35,40 @@ two trade reads differ (a fill landed in between) the reads repeat, so the balan
 the one after the last booked trade id (one consistent read). A balance that then still differs
 from the booked one is activity recovery cannot attribute: that alone raises the "outside the
 engine" alert.
+
+At a running session (:meth:`Recovery.running`, R-EXE-4 "after every reconnect"): the same
+table runs after every hub reconnect, after a fill of an order this session did not place (a
+hand trade, the broker's own close, an earlier session's leg: :attr:`FillMeta.ours` False), and
+after a reconciliation whose broker position differs from the kernel's or that lists a foreign
+working order. The kernel is brought up to date first (the reconciliation's missed fills and
+order states), then what the broker shows is classified against the KERNEL (its position and
+its live orders) rather than a saved state:
+
+========================  ===================================================  ==========================================
+row                       the broker shows                                     action
+========================  ===================================================  ==========================================
+``flat``                  the kernel's position and orders, nothing else       trade on (nothing logged above DEBUG)
+``orphan_orders``         engine orders the kernel does not hold (legs left    cancel those orders (warning alert)
+                          by a position closed outside the engine)
+``foreign_orders``        working orders no engine session placed              cancel those orders (critical alert)
+``position_not_ours``     a position while the kernel is flat                  close everything (critical alert)
+``position_size``         a position of another size than the kernel's (a      close everything (critical alert)
+                          hand close, a hand trade on top)
+``fills_unbooked``        fills of orders the engine did not place             booked by trade id; with the kernel in a
+                                                                               position or an order in flight: close
+                                                                               everything first (critical alert)
+========================  ===================================================  ==========================================
+
+"Close everything" is the start-up action (cancel every working order, close the position,
+verify with the broker: flat, no working order), then the kernel is told the broker is flat
+(:meth:`engine.kernel.TradingKernel.broker_flat`: its orders cancelled, its open trade dropped
+unbooked; the events of what recovery closed never reach it) and every broker fill the risk
+state lacks is booked by trade id (risk state and journal at the broker's P&L and fees). A
+position mismatch is confirmed by a second read 0.25 s later before anything is closed (a fill
+in flight). Nothing trades meanwhile (the table runs on the session's thread); when the broker
+does not confirm, new entries are held and the table runs again a second later
+(:class:`~engine.runtime.session.SessionError` reaches the session, which never stops on it).
+A running session never adopts: the position's owner is the engine alone.
 """
 
 from __future__ import annotations
@@ -49,6 +83,7 @@ from engine.broker.base import BrokerFill, BrokerOrder, ReconcileReport
 from engine.clock import NS_PER_SECOND
 from engine.logs import get_logger
 from engine.runtime.session import SessionError
+from engine.runtime.snapshot import money
 
 if TYPE_CHECKING:
     from collections import deque
@@ -95,6 +130,8 @@ class LiveSession(Protocol):
 
     def _note_reconcile(self, rep: ReconcileReport) -> None: ...
 
+    def _drain_kernel(self) -> None: ...
+
 log = get_logger("live")
 
 ROWS: dict[str, tuple[str, str]] = {
@@ -109,6 +146,19 @@ ROWS: dict[str, tuple[str, str]] = {
     "fills_unbooked": ("fills after the saved state the risk state lacks", "book by trade id (risk + journal)"),
 }
 """The recovery table: row → (what the broker shows, the action). See the module docstring."""
+
+RUNNING_ROWS: dict[str, str] = {
+    "flat": "trade on",
+    "orphan_orders": "cancel those orders",
+    "foreign_orders": "cancel those orders (critical alert)",
+    "legs_of_position": "cancel, then the position row",
+    "entry_partial": "cancel, then the position row",
+    "position_ours": "close everything",
+    "position_not_ours": "close everything (critical alert)",
+    "position_size": "close everything (critical alert)",
+    "fills_unbooked": "book by trade id (close everything first while the kernel trades)",
+}
+"""The actions at a running session (the module docstring's second table)."""
 
 VERIFY_TRIES = 3
 """Attempts (cancel / flatten / re-read) before a start-up that the broker does not confirm
@@ -182,9 +232,12 @@ class Recovery:
             the broker's earlier trades are recorded as not this state's, never booked.
     """
 
-    def __init__(self, sess: "LiveSession", new_state: bool) -> None:
+    def __init__(self, sess: "LiveSession", new_state: bool, when: str = "start-up") -> None:
         self.s = sess
         self.new_state = bool(new_state)
+        self.when = when
+        """What the table runs for (log lines, alerts): ``start-up``, ``hub reconnect``, ``outside
+        fill``, ``reconcile (...)``."""
         self.plan: Plan | None = None
         self.booked_trips = 0
         self.booked_net = 0.0
@@ -204,7 +257,7 @@ class Recovery:
         try:
             fills = broker.fills_since(start)
         except Exception as exc:
-            raise SessionError(f"start-up recovery: reading the broker's trades failed: "
+            raise SessionError(f"{self.when} recovery: reading the broker's trades failed: "
                                f"{type(exc).__name__}: {exc}; not trading on a risk state that may "
                                "miss P&L") from None
         return [f for f in fills if f.id not in booked], since
@@ -216,7 +269,7 @@ class Recovery:
         try:
             orders = list(self.s.broker.working_orders())
         except Exception as exc:
-            raise SessionError(f"start-up recovery: reading the broker's working orders failed: "
+            raise SessionError(f"{self.when} recovery: reading the broker's working orders failed: "
                                f"{type(exc).__name__}: {exc}") from None
         fills, since = self._unbooked()
         p = Plan(orders=orders, fills=fills, since_ns=since, qty=int(rep.broker_qty), avg=float(rep.broker_avg))
@@ -256,15 +309,16 @@ class Recovery:
     # ------------------------------------------------------------------ act
     def _say(self, row: str, detail: str) -> None:
         sev = "critical" if row in ("foreign_orders", "position_not_ours", "position_size") else "warning"
-        msg = f"start-up recovery [{row}]: {detail} → {ROWS[row][1]}"
+        action = ROWS[row][1] if self.when == "start-up" else RUNNING_ROWS[row]
+        msg = f"{self.when} recovery [{row}]: {detail} → {action}"
         if row in ("flat",):
             log.info(msg)
             return
         log.warning(msg)
-        self.s.alerts.send(sev, "startup_recovery", msg[:300])
+        self.s.alerts.send(sev, "startup_recovery" if self.when == "start-up" else "recovery", msg[:300])
         self.s._event("alert", msg[:200], "warning" if sev == "warning" else "error")
 
-    def resolve(self, plan: Plan, adopt: bool) -> ReconcileReport | None:
+    def resolve(self, plan: Plan, adopt: bool, cancel_first: bool = False) -> ReconcileReport | None:
         """Act on ``plan`` (module docstring): cancel every working order, re-read the position,
         flatten it (``adopt`` False) and verify with the broker. Returns the broker's position
         report to adopt (``adopt`` True and the broker still holds a position), else None.
@@ -276,9 +330,9 @@ class Recovery:
         last = ""
         for attempt in range(VERIFY_TRIES):
             try:
-                if attempt or plan.orders:
+                if attempt or plan.orders or cancel_first:
                     b.cancel_all_working(keep_market=False)
-                rep = b.reconcile("start-up recovery")
+                rep = b.reconcile(f"{self.when} recovery")
                 self.s._note_reconcile(rep)
                 if rep.broker_qty != 0 and adopt:
                     if not b.working_orders():
@@ -286,23 +340,141 @@ class Recovery:
                     last = "orders still working after the cancel"
                     continue
                 if rep.broker_qty != 0:
-                    b.flatten("start-up recovery: position not kept")
-                    rep = b.reconcile("after start-up flatten")
+                    b.flatten(f"{self.when} recovery: position not kept")
+                    rep = b.reconcile(f"after {self.when} flatten")
                     self.s._note_reconcile(rep)
                 left = b.working_orders()
                 if rep.broker_qty == 0 and not left:
                     if attempt:
-                        log.info("start-up recovery: the broker agrees after %d attempts", attempt + 1)
+                        log.info("%s recovery: the broker agrees after %d attempts", self.when, attempt + 1)
                     return None
                 last = f"broker {rep.broker_qty:+d}, {len(left)} working order(s)"
             except SessionError:
                 raise
             except Exception as exc:
                 last = f"{type(exc).__name__}: {exc}"
-                log.warning("start-up recovery attempt %d: %s", attempt + 1, last)
+                log.warning("%s recovery attempt %d: %s", self.when, attempt + 1, last)
             threading.Event().wait(0.25)
-        msg = f"start-up recovery: the broker is not flat with no working order after {VERIFY_TRIES} attempts ({last}); not trading"
-        self.s.alerts.send("critical", "startup_recovery", msg)
+        msg = (f"{self.when} recovery: the broker is not flat with no working order after {VERIFY_TRIES} "
+               f"attempts ({last}); not trading")
+        self.s.alerts.send("critical", "startup_recovery" if self.when == "start-up" else "recovery", msg)
+        raise SessionError(msg)
+
+    # ------------------------------------------------------------------ a running session
+    def running(self) -> list[str]:
+        """The table at a running session (module docstring, "At a running session"): bring
+        the kernel up to date, classify what the broker shows against the kernel, act, book the
+        broker's fills the risk state lacks by trade id. Returns the row names (``["flat"]``
+        when the broker and the kernel agree). Raises :class:`SessionError` when the broker
+        cannot be read or does not confirm the action (the caller holds new entries and runs
+        the table again)."""
+        s = self.s
+        k = s._kernel()
+        p = self._classify_running()
+        if p.qty != k.oco.pos:      # a fill in flight? confirm with a second read before closing
+            threading.Event().wait(0.25)
+            p = self._classify_running()
+        if not p.rows:
+            s.venue.outside.clear()
+            return ["flat"]
+        names = p.names
+        outside = "fills_unbooked" in names
+        if p.qty != k.oco.pos or (outside and (k.oco.pos != 0 or k.busy_orders())):
+            self.resolve(p, adopt=False, cancel_first=True)   # cancel all, close, verify flat (or SessionError)
+            s.venue.poll_events()                 # what recovery closed never reaches the kernel
+            k.broker_flat(s.clock.now_ns(), f"{self.when} recovery")
+            s.venue.rt.clear()
+        else:
+            for row, detail in p.rows:
+                self._say(row, detail)
+            ids = [o.id for o in p.orders]
+            if ids:
+                self._cancel_only(ids)
+        s.venue.outside.clear()
+        self.book(f"{self.when} recovery")
+        return names
+
+    def _classify_running(self) -> Plan:
+        s, b = self.s, self.s.broker
+        k = s._kernel()
+        s._drain_kernel()
+        try:
+            rep = b.reconcile(f"{self.when}: recovery check")
+            s._note_reconcile(rep)
+            s._drain_kernel()                 # the reconciliation's missed fills and order states
+            orders = list(b.working_orders())
+        except Exception as exc:
+            raise SessionError(f"{self.when} recovery: reading the broker failed: {type(exc).__name__}: {exc}") from None
+        booked = s._risk().book_broker_trades()["ids"]
+        outside = [m for m in s.venue.outside if int(m["id"]) not in booked]
+        ids, tags = self._held(k)
+
+        def held(o: BrokerOrder) -> bool:
+            t = o.tag or ""
+            return o.id in ids or t in tags or (t[-3:] in ("-SL", "-TP") and t[:-3] in tags)
+
+        orphan = [o for o in orders if o.ours and not held(o)]
+        foreign = [o for o in orders if not o.ours]
+        p = Plan(orders=orphan + foreign, qty=int(rep.broker_qty), avg=float(rep.broker_avg))
+        kpos = int(k.oco.pos)
+        if orphan:
+            p.rows.append(("orphan_orders", f"{len(orphan)} engine order(s) working that the kernel does not hold: "
+                           + ", ".join(f"{o.id} {o.role or o.kind}" for o in orphan)))
+        if foreign:
+            p.rows.append(("foreign_orders", f"{len(foreign)} order(s) not placed by the engine: "
+                           + ", ".join(f"{o.id} {o.kind} {o.side:+d}x{o.qty}" for o in foreign)))
+        if p.qty != kpos:
+            p.rows.append(("position_not_ours" if kpos == 0 else "position_size",
+                           f"broker {p.qty:+d} @ {p.avg:.2f}, the kernel holds {kpos:+d}"))
+        if outside:
+            p.rows.append(("fills_unbooked", f"{len(outside)} fill(s) of orders the engine did not place: "
+                           + ",".join(str(m["id"]) for m in outside[:20])))
+        self.plan = p
+        return p
+
+    def _held(self, k: TradingKernel) -> tuple[set[int], set[str]]:
+        """Broker ids and customTags of the orders the kernel holds (not terminal), and the
+        tag of its entry while it holds a position or the entry works (native bracket legs
+        carry the entry's tag + ``-SL`` / ``-TP``)."""
+        from engine.execution.orders import TERMINAL
+
+        v = self.s.venue
+        to_bid = getattr(v, "broker_id", None)
+        prefix = str(getattr(v, "tag_prefix", "") or "")
+        ids: set[int] = set()
+        tags: set[str] = set()
+        for o in k.oco.orders.values():
+            if o.status in TERMINAL:
+                continue
+            bid = to_bid(o.order_id) if to_bid is not None else None
+            if bid is None and str(o.order_id).isdigit():
+                bid = int(o.order_id)
+            if bid is not None:
+                ids.add(int(bid))
+            tags.add(prefix + o.tag)
+        e = k.oco.entry
+        if e is not None and (k.oco.pos != 0 or e.status not in TERMINAL):
+            tags.add(prefix + e.tag)
+        return ids, tags
+
+    def _cancel_only(self, ids: list[int]) -> None:
+        """Cancel the broker orders ``ids`` and verify they no longer work (``VERIFY_TRIES``
+        attempts); raises :class:`SessionError` (critical alert) otherwise."""
+        b = self.s.broker
+        left = list(ids)
+        last = ""
+        for _attempt in range(VERIFY_TRIES):
+            try:
+                b.cancel_orders(left)
+                left = [o.id for o in b.working_orders() if o.id in set(ids)]
+                if not left:
+                    return
+                last = f"still working: {left}"
+            except Exception as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            threading.Event().wait(0.25)
+        msg = f"{self.when} recovery: orders not cancelled after {VERIFY_TRIES} attempts ({last}); entries held"
+        self.s.alerts.send("critical", "recovery", msg)
         raise SessionError(msg)
 
     # ------------------------------------------------------------------ book
@@ -367,8 +539,9 @@ class Recovery:
         self.booked_trips += n
         self.booked_net += total
         if n:
-            msg = (f"{why}: booked {n} round trip(s) the broker filled while the engine was away: "
-                   f"net ${total:+.2f}; balance now ${risk.balance:.2f}")
+            away = "while the engine was away" if self.when == "start-up" else "by broker trade id"
+            msg = (f"{why}: booked {n} round trip(s) the broker filled {away}: "
+                   f"net {money(total, sign=True)}; balance now {money(risk.balance)}")
             log.warning(msg)
             s.alerts.send("warning", "crash_recovery", msg)
             s._event("alert", msg[:200], "warning")
