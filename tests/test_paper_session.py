@@ -305,6 +305,25 @@ def test_headless_paper_cli_against_fake(topstepx_path, tmp_path) -> None:
     assert KEY not in everything
 
 
+def test_refused_login_still_writes_the_held_start_up_lines(topstepx_path, tmp_path) -> None:
+    """Issue 22 item 7: a session that fails before its exchange clock started (a refused
+    login: exit 3) writes the records held so far, wall-stamped and labelled, on stdout and in
+    the log file: the operator never loses a start-up line."""
+    gt = Gateway(load_bars_frame(topstepx_path, start="2025-09-04T14:00:00+00:00", max_rows=5))
+    try:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[paths]\nstate_dir = "{tmp_path / "st"}"\nlog_dir = "{tmp_path / "log"}"\n')
+        env = dict(os.environ, PROJECTX_USERNAME=USER, PROJECTX_API_KEY="px-wrong-key-0000")
+        r = _cli(["run", "--mode", "paper", "--gateway-url", gt.url, "--no-tui", "--config", str(cfg)], env)
+    finally:
+        gt.close()
+    assert r.returncode == 3 and "Invalid credentials" in r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+    assert any(x["msg"].startswith("signals:") for x in lines)
+    assert lines and all(x["clock"] == "wall" and x["held"] and x["ts"] == x["wall_ts"] for x in lines)
+    assert [json.loads(x) for x in (tmp_path / "log" / "mes-console.jsonl").read_text().splitlines()] == lines
+
+
 def _assert_exchange_clock_log(lines: list[dict], frame) -> None:
     """Issue 22 item 7: every JSON line of an exchange-clock paper session carries the engine
     clock: the start-up lines (login, lock, reconcile) were held until the first market event
