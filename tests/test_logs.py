@@ -75,10 +75,16 @@ def _lines(buf: io.StringIO) -> list[dict]:
     return [json.loads(x) for x in buf.getvalue().splitlines()]
 
 
-def test_records_before_the_clock_starts_are_held_then_stamped_with_its_first_time(sink) -> None:
-    buf, ring = sink
+def _stopped_clock() -> list[int]:
+    """Install an engine clock that reads ``cell[0]`` (0: not started); returns the cell."""
     now = [0]
     logs.set_clock(lambda: now[0])
+    return now
+
+
+def test_records_before_the_clock_starts_are_held_then_stamped_with_its_first_time(sink) -> None:
+    buf, ring = sink
+    now = _stopped_clock()
     log = logs.get_logger("live")
     log.info("login ok")
     log.warning("model threshold")            # a warning is held too: one time base
@@ -155,8 +161,7 @@ def test_holding_releases_on_an_exception(sink) -> None:
 
 def test_an_error_while_held_is_written_at_once_after_what_was_held(sink) -> None:
     buf, _ = sink
-    now = [0]
-    logs.set_clock(lambda: now[0])
+    now = _stopped_clock()
     log = logs.get_logger("live")
     log.info("login ok")
     log.error("account lock held by another instance")
@@ -174,8 +179,7 @@ def test_an_error_while_held_is_written_at_once_after_what_was_held(sink) -> Non
 def test_overflow_releases_the_oldest_wall_stamped_never_drops(sink, monkeypatch) -> None:
     buf, ring = sink
     monkeypatch.setattr(logs, "HOLD_MAX", 3)
-    now = [0]
-    logs.set_clock(lambda: now[0])
+    now = _stopped_clock()
     log = logs.get_logger("live")
     for i in range(5):
         log.info("r%d", i)
@@ -191,8 +195,7 @@ def test_overflow_releases_the_oldest_wall_stamped_never_drops(sink, monkeypatch
 
 def test_records_of_several_threads_are_held_in_order_and_none_lost(sink) -> None:
     buf, ring = sink
-    now = [0]
-    logs.set_clock(lambda: now[0])
+    now = _stopped_clock()
     go = threading.Barrier(4)
 
     def worker(k: int) -> None:
