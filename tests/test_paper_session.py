@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -282,7 +283,8 @@ def test_headless_paper_cli_against_fake(topstepx_path, tmp_path) -> None:
     th = feed_when_subscribed(gt, stop)   # a bar every 25 ms once the session subscribed
     try:
         cfg = tmp_path / "c.toml"
-        cfg.write_text(f'[projectx]\nstale_feed_s = 0.5\n[paths]\nstate_dir = "{tmp_path / "st"}"\n')
+        cfg.write_text(f'[projectx]\nstale_feed_s = 0.5\n[paths]\nstate_dir = "{tmp_path / "st"}"\n'
+                       f'log_dir = "{tmp_path / "log"}"\n')
         env = dict(os.environ, PROJECTX_USERNAME=USER, PROJECTX_API_KEY=KEY)
         rep = tmp_path / "r.json"
         r = _cli(["run", "--mode", "paper", "--gateway-url", gt.url, "--no-tui", "--json-report",
@@ -296,8 +298,49 @@ def test_headless_paper_cli_against_fake(topstepx_path, tmp_path) -> None:
     assert doc["mode"] == "paper" and doc["bars"] >= 20 and doc["exit_reason"] == "market feed ended"
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
     assert any(x.get("event") == "start" for x in lines) and any(x.get("event") == "end" for x in lines)
+    _assert_exchange_clock_log(lines, frame)
+    log_file = [json.loads(x) for x in (tmp_path / "log" / "mes-console.jsonl").read_text().splitlines()]
+    assert log_file == lines   # the rotating file in [paths] log_dir: the same lines
     everything = r.stdout + r.stderr + "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
     assert KEY not in everything
+
+
+def test_refused_login_still_writes_the_held_start_up_lines(topstepx_path, tmp_path) -> None:
+    """Issue 22 item 7: a session that fails before its exchange clock started (a refused
+    login: exit 3) writes the records held so far, wall-stamped and labelled, on stdout and in
+    the log file: the operator never loses a start-up line."""
+    gt = Gateway(load_bars_frame(topstepx_path, start="2025-09-04T14:00:00+00:00", max_rows=5))
+    try:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[paths]\nstate_dir = "{tmp_path / "st"}"\nlog_dir = "{tmp_path / "log"}"\n')
+        env = dict(os.environ, PROJECTX_USERNAME=USER, PROJECTX_API_KEY="px-wrong-key-0000")
+        r = _cli(["run", "--mode", "paper", "--gateway-url", gt.url, "--no-tui", "--config", str(cfg)], env)
+    finally:
+        gt.close()
+    assert r.returncode == 3 and "Invalid credentials" in r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+    assert any(x["msg"].startswith("signals:") for x in lines)
+    assert lines and all(x["clock"] == "wall" and x["held"] and x["ts"] == x["wall_ts"] for x in lines)
+    assert [json.loads(x) for x in (tmp_path / "log" / "mes-console.jsonl").read_text().splitlines()] == lines
+
+
+def _assert_exchange_clock_log(lines: list[dict], frame) -> None:
+    """Issue 22 item 7: every JSON line of an exchange-clock paper session carries the engine
+    clock: the start-up lines (login, lock, reconcile) were held until the first market event
+    and carry its time, ``ts_ns`` never decreases and stays in the replayed history (no line
+    carries the wall clock), and each keeps its real time in ``wall_ts``."""
+    first_bar = int(frame["ts_event"].iloc[0].value)
+    last_bar = int(frame["ts_event"].iloc[-1].value)
+    ts = [x["ts_ns"] for x in lines]
+    assert all(b >= a for a, b in zip(ts, ts[1:])), [(x["ts"], x["msg"]) for x in lines]
+    assert all(x["clock"] == "engine" for x in lines), [x for x in lines if x["clock"] != "engine"]
+    assert first_bar <= ts[0] and ts[-1] <= last_bar + 600 * 10**9   # the replayed day, not today
+    held = [x for x in lines if x["held"]]
+    assert len(held) >= 3 and lines[:len(held)] == held           # the start-up lines come first
+    assert {x["ts_ns"] for x in held} == {ts[0]}                  # stamped with the first event's time
+    assert any("login ok" in x["msg"] for x in held)
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    assert all(x["ts"] < x["wall_ts"] <= now for x in lines)      # real times kept, after the history
 
 
 def test_bracket_exits_need_no_cancel_and_no_reconcile(paper_run) -> None:

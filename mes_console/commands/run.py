@@ -115,21 +115,21 @@ def execute(ctx: typer.Context | None, *, mode: str = "replay", data: Optional[P
         logs.install([logs.json_handler(sys.stdout), ring])
     else:
         logs.install([ring])
-    try:
-        report, journal = default_outputs(settings, "demo" if data is None else "replay")
-        session = build_replay_session(settings, data=data, start=start, end=end, speed=spd,
-                                       model=model, report=json_report or report, ring=ring, seed=seed,
-                                       bars=bars, journal=journal, strategy=loaded)
-    except (ConfigError, ValueError, FileNotFoundError, OSError) as exc:
-        fail(str(exc), code=EXIT_USAGE)
-    logs.set_clock(session.clock.now_ns)
-    try:
+    # every record carries the session's simulated clock (from its first bar), the records of
+    # the build too: held until set_clock, released on any way out (engine.logs)
+    with logs.holding():
+        try:
+            report, journal = default_outputs(settings, "demo" if data is None else "replay")
+            session = build_replay_session(settings, data=data, start=start, end=end, speed=spd,
+                                           model=model, report=json_report or report, ring=ring, seed=seed,
+                                           bars=bars, journal=journal, strategy=loaded)
+        except (ConfigError, ValueError, FileNotFoundError, OSError) as exc:
+            fail(str(exc), code=EXIT_USAGE)
+        logs.set_clock(session.clock.now_ns)
         if no_tui:
             return run_headless(session, f"{session.cfg.mode}, {len(session.bars)} bars, "
                                          f"signals: {session.signals.label}")
         return run_tui(session, settings)
-    finally:
-        logs.set_clock(None)
 
 
 def demo(ctx: typer.Context) -> None:

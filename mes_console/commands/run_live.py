@@ -92,7 +92,7 @@ def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_t
     logs.REDACT.add(sec.projectx_api_key)
     ring = logs.RingHandler(500)
     logs.reset()
-    handlers = [logs.json_handler(sys.stdout), ring] if no_tui else [ring]
+    handlers: list[logging.Handler] = [logs.json_handler(sys.stdout), ring] if no_tui else [ring]
     try:   # rotating JSON log files in [paths] log_dir (same lines as the headless stdout)
         from engine.config import resolve_dir
 
@@ -107,26 +107,29 @@ def execute_live(ctx, settings, *, mode: str, model: Optional[Path] = None, no_t
     eng.propagate = False
     for h in handlers:
         eng.addHandler(h)
+    # Every record carries the session's engine clock: held until it starts (a paper session's
+    # exchange clock: its first market event), released on any way out (engine.logs).
     try:
-        session = build_live_session(settings, mode=mode, model=model, json_report=json_report,
-                                     gateway_url=gateway_url, ring=ring,
-                                     **({"strategy": strategy} if strategy is not None else {}))
-    except (ConfigError, SessionError, ValueError, OSError) as exc:
-        fail(str(exc), code=EXIT_USAGE)
-    logs.set_clock(lambda: session.clock.now_ns() or session.wall.now_ns())
-    try:
-        if not no_tui:
-            err_console.print(f"connecting to {gateway_url or settings.projectx.api_url} ({mode})…")
-        try:
-            session.startup()
-        except SessionError as exc:
-            session.shutdown()
-            fail(str(exc), code=EXIT_USAGE)
-        if no_tui:
-            return run_headless(session)
-        return run_tui(session, settings)
+        with logs.holding():
+            try:
+                session = build_live_session(settings, mode=mode, model=model, json_report=json_report,
+                                             gateway_url=gateway_url, ring=ring,
+                                             **({"strategy": strategy} if strategy is not None else {}))
+            except (ConfigError, SessionError, ValueError, OSError) as exc:
+                fail(str(exc), code=EXIT_USAGE)
+            logs.set_clock(session.clock.now_ns)
+            if not no_tui:
+                err_console.print(f"connecting to {gateway_url or settings.projectx.api_url} ({mode})…")
+            try:
+                session.startup()
+            except SessionError as exc:
+                session.shutdown()
+                fail(str(exc), code=EXIT_USAGE)
+            logs.poll()   # the clock started in startup(): release the held records now
+            if no_tui:
+                return run_headless(session)
+            return run_tui(session, settings)
     finally:
-        logs.set_clock(None)
         for h in handlers:
             eng.removeHandler(h)
 
