@@ -477,3 +477,35 @@ def test_unconfirmed_recovery_holds_entries_until_the_broker_agrees(tmp_path) ->
         assert not d.approved and d.reason == "recovery pending: test"
     finally:
         run.close()
+
+
+def test_entries_held_while_the_user_hub_is_down_until_the_table_has_run(tmp_path) -> None:
+    """A user-hub outage that lasts (the fake refuses the reconnection): while it lasts the
+    session trades nothing new (entries refused naming the outage) although the market moves;
+    a hand position opened meanwhile is closed by the table after the reconnection, and only
+    then are entries free again."""
+    from tests.test_live_account import _wait
+
+    run, state = _run(tmp_path, lambda ex: ex.step())
+    try:
+        run.start()
+        s, gw = run.sess, run.gt.gw
+        runs = len(s.recoveries)
+
+        async def outage():
+            gw.faults.hubs_down.add("user")
+            await gw.drop_hub_connections("user", graceful=False)
+            _entry(gw.exchange, +1, 1, None, bracket=False)
+        run.gt.run(outage())
+        _wait(lambda: "disconnected" in s._timed_risk.hold_reason, 10, "entries held")   # the loop's timers see it
+        _steps(run, 3)                                 # the market moves on; the outage lasts
+        d = s._timed_risk.evaluate_entry(1, 0.9, 6500.0, 2.0, None, None, 0, True)
+        assert not d.approved and "hub disconnected" in d.reason
+        assert not s.recoveries[runs:]                 # nothing seen, nothing acted on yet
+        run.gt.call(lambda: gw.faults.hubs_down.clear())
+        _settled(run, runs)
+        assert {"position_not_ours", "fills_unbooked"} <= set(s.recoveries[-1]["rows"]), s.recoveries
+        assert s._timed_risk.hold_reason == ""
+        _check_books(run, state)
+    finally:
+        run.close()

@@ -1150,6 +1150,13 @@ class LiveSession(SessionBase):
             self.watchdog.tick(self)
         if self.broker.last_reconcile is not self._reconcile_seen and self.broker.last_reconcile is not None:
             self._note_reconcile(self.broker.last_reconcile)
+        if not getattr(self.broker.venue, "connected", True) and not self._timed_risk.hold_reason:
+            # a hub is down: what the broker does now is unseen until the table runs after the
+            # reconnect (which frees entries again)
+            object.__setattr__(self._timed_risk, "hold_reason",
+                               "broker hub disconnected: entries held until the recovery table has run")
+            self._event("alert", "broker hub disconnected: entries held until it reconnects and the "
+                        "recovery table has run", "warning")
         rc = int((self.broker.stats or {}).get("reconnects", 0) or 0)
         if rc != self._reconnects_seen:
             self._reconnects_seen = rc
@@ -1188,7 +1195,7 @@ class LiveSession(SessionBase):
         except Exception as exc:   # SessionError names the table's run; anything else is named here
             msg = (str(exc) if isinstance(exc, SessionError) else f"{why} recovery: {type(exc).__name__}: {exc}")[:300]
             log.error("%s (entries held; retried in %g s)", msg, self.cfg.recovery_retry_s)
-            if not self._timed_risk.hold_reason:
+            if not self._timed_risk.hold_reason.startswith("recovery pending"):   # once per outage
                 self._event("alert", msg[:200], "error")
             object.__setattr__(self._timed_risk, "hold_reason", f"recovery pending: {msg}"[:200])
             self._recheck_wall = self.wall.monotonic_ns() + int(self.cfg.recovery_retry_s * NS_PER_SECOND)
@@ -1198,7 +1205,8 @@ class LiveSession(SessionBase):
         finally:
             self._in_recovery = False
         self._recheck = None
-        if self._timed_risk.hold_reason:
+        if self._timed_risk.hold_reason and getattr(self.broker.venue, "connected", True):
+            # (a hub still down keeps the hold: its reconnection runs the table again)
             object.__setattr__(self._timed_risk, "hold_reason", "")
             self._event("info", f"{why} recovery: the broker agrees; entries free again")
         if rows != ["flat"]:

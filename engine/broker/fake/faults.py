@@ -30,6 +30,8 @@ class Faults:
     Hubs:
         envelope: user-hub payloads wrapped as ``{"action": n, "data": {...}}``.
         malformed_next: the next N hub records are sent as broken JSON.
+        hubs_down: hub names (``"user"``, ``"market"``) whose negotiate and connect requests are
+            refused with HTTP 503 while listed: an outage that lasts until the test ends it.
     """
 
     http_401: int = 0
@@ -46,3 +48,4 @@ class Faults:
     spread_ticks: int = 1
     envelope: bool = False
     malformed_next: int = 0
+    hubs_down: set = field(default_factory=set)

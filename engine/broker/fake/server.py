@@ -511,6 +511,8 @@ class FakeGateway:
     async def _negotiate(self, request: web.Request) -> web.Response:
         if request.match_info["hub"] not in ("user", "market") or not self.token_ok(self._bearer(request)):
             return web.Response(status=401)
+        if request.match_info["hub"] in self.faults.hubs_down:
+            return web.Response(status=503)
         cid = uuid.uuid4().hex
         self.negotiated.add(cid)
         return web.json_response({"connectionId": cid, "connectionToken": cid, "negotiateVersion": 1,
@@ -521,6 +523,8 @@ class FakeGateway:
         hub = request.match_info["hub"]
         if hub not in ("user", "market"):
             return web.Response(status=404)
+        if hub in self.faults.hubs_down:
+            return web.Response(status=503)
         cid = request.query.get("id")
         if cid is not None:
             if cid not in self.negotiated:
