@@ -390,8 +390,11 @@ class Recovery:
             ids = [o.id for o in p.orders]
             if ids:
                 self._cancel_only(ids)
+            if not outside:     # the kernel's own open trade (partial exits too) is the kernel's to book
+                s.venue.outside.clear()   # (fills booked already, if any)
+                return names
         s.venue.outside.clear()
-        self.book(f"{self.when} recovery")
+        self.book(f"{self.when} recovery")   # flat now, or the kernel flat with only outside fills
         return names
 
     def _classify_running(self) -> Plan:
