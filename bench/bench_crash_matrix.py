@@ -9,9 +9,11 @@ session (``tests/test_live_recovery.py``, in process, the real client over loopb
 closed by hand during a user-hub outage with both legs left working, and a position and a resting
 order placed by hand during an outage; after each the broker must be flat with no working order and
 the risk state and journal equal to the broker's. Prints one line per round and the mismatch count
-(``--json``: a JSON line too). Exit 1 when any round mismatched.
+(``--json``: a JSON line too). ``--test-runs N`` then runs the crash test files themselves
+(``tests/test_px_crash.py``, ``tests/test_live_recovery.py``, pytest in a subprocess) N times under
+the same load and prints how many runs passed. Exit 1 when any round mismatched or any run failed.
 
-    python bench/bench_crash_matrix.py [--rounds 20] [--busy 2] [--json]
+    python bench/bench_crash_matrix.py [--rounds 20] [--busy 2] [--test-runs 20] [--json]
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--busy", type=int, default=2, help="busy-loop processes loading the CPU")
+    ap.add_argument("--test-runs", type=int, default=0,
+                    help="then run the crash test files this many times under the same load")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     if not DATA.exists():
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     hogs = [mp.Process(target=_busy, args=(stop,), daemon=True) for _ in range(a.busy)]
     for h in hogs:
         h.start()
-    mismatches, times = 0, []
+    mismatches, times, passed = 0, [], 0
     try:
         for r in range(a.rounds):
             t0 = time.monotonic()
@@ -85,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                         said.append(f"{name} ERROR: " + traceback.format_exc().strip().splitlines()[-1][:200])
             times.append(time.monotonic() - t0)
             print(f"round {r + 1}/{a.rounds}: {'; '.join(said)} ({times[-1]:.1f} s)", flush=True)
+        passed = _test_runs(a.test_runs)
     finally:
         stop.set()
         for h in hogs:
@@ -93,8 +98,30 @@ def main(argv: list[str] | None = None) -> int:
           f"processes: {mismatches} mismatches")
     if a.json:
         print(json.dumps({"bench": "crash_matrix", "rounds": a.rounds, "cases": len(cases), "busy": a.busy,
-                          "mismatches": mismatches, "round_s_max": max(times) if times else None}))
-    return 1 if mismatches else 0
+                          "mismatches": mismatches, "round_s_max": max(times) if times else None,
+                          "test_runs": a.test_runs, "test_runs_passed": passed}))
+    return 1 if mismatches or passed < a.test_runs else 0
+
+
+def _test_runs(n: int) -> int:
+    """Run the crash test files ``n`` times (pytest subprocesses, the caller's load running);
+    prints one line per run and the count; returns how many passed."""
+    import subprocess
+
+    if n <= 0:
+        return 0
+    passed = 0
+    for i in range(n):
+        t0 = time.monotonic()
+        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            "tests/test_px_crash.py", "tests/test_live_recovery.py"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=900)
+        tail = (p.stdout.strip().splitlines() or ["(no output)"])[-1]
+        passed += p.returncode == 0
+        print(f"crash tests run {i + 1}/{n}: {'ok' if p.returncode == 0 else 'FAILED'}: {tail} "
+              f"({time.monotonic() - t0:.1f} s)", flush=True)
+    print(f"crash tests: {passed} of {n} runs passed")
+    return passed
 
 
 if __name__ == "__main__":
