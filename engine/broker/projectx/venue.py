@@ -942,8 +942,10 @@ class ProjectXVenue:
         comm = self.trade_cost(t)
         self.stats["fills"] += 1
         # ours: an order of this session (tracked with its prefix, or placed and not yet seen on
-        # the hub); anything else (a hand trade, closeContract, an earlier session's leg) is outside
-        ours = tr.mine if tr is not None else t.order_id in self._kid_to_bid.values()
+        # the hub; while a placement's outcome is unknown, an unseen order may be it: ours, and a
+        # reconcile tells); anything else (a hand trade, closeContract, an earlier session's leg)
+        # is outside
+        ours = tr.mine if tr is not None else (t.order_id in self._kid_to_bid.values() or bool(self._unknown))
         self._emit(FillEvent(kid, tag, side, int(t.size), float(t.price), float(ref), float(slip),
                              float(comm), t.creation_ns or ts_ns))
         self._out_meta.append({"id": int(t.id), "signed": side * int(t.size), "fees": float(comm),
