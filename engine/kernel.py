@@ -11,7 +11,8 @@ One step, at the CLOSE of a bar (``BarInput.close_ts`` = bar open + bar length, 
 2. mark equity (cash + open P&L at the close) to the risk manager (``on_mark``); the cash is
    the risk manager's balance (its one owner) plus what the open trade's fills realized so far;
 3. with a position: EOD phase ``exit``/``flat`` (16:00 / 16:05 NY under the topstepx profile, calendar-driven), the risk
-   manager's ``must_flatten`` or a HALTED state → flatten (reason ``eod_flatten`` / ``risk``);
+   manager's ``flatten_reason`` → flatten (exit reason ``eod_flatten``; ``risk`` when HALTED;
+   ``lockout`` inside an event blackout with ``[lockouts] events_action = "flatten"``);
    otherwise the stop follows ``risk.update_trailing`` (breakeven / trailing / EOD tightening)
    and never sits where a stop-out would breach the day's floor (:meth:`_day_floor_stop`);
 4. the strategy's (direction, confidence) → :class:`SignalGenerator` → entry / exit / reversal.
@@ -344,7 +345,8 @@ class TradingKernel:
         if q != 0 or (e is not None and e.status in WORKING):
             why = risk.flatten_reason(now)
             if why is not None or b.phase >= P_EXIT:
-                o.flatten("risk" if why is not None and why.startswith("HALTED") else "eod_flatten")
+                o.flatten("eod_flatten" if why is None or why.startswith("EOD") else
+                          "lockout" if why.startswith("lockout") else "risk")
             elif q != 0 and not o.close_reason:
                 side = 1 if q > 0 else -1
                 self._best = max(self._best, b.high) if side > 0 else min(self._best, b.low)

@@ -8,7 +8,7 @@ exit-reason breakdowns, backtesting.py's stats, quantstats' tearsheet tables).
   month (``2025-01``) and weekday (Mon … Sun); ``by_hour``: by the New York hour of the exit.
   Columns: ``trades``, ``net_pnl`` ($), ``gross_pnl`` ($), ``win_rate`` (net > 0), ``avg_pnl`` ($).
 - ``by_exit_reason``: the same columns plus ``avg_holding_min`` per exit reason
-  (target / stop / eod_flatten / signal / risk).
+  (target / stop / eod_flatten / lockout / signal / risk).
 - ``by_confidence``: the same columns by the model confidence at entry, buckets
   ``[0, .4) [.4, .5) … [.9, 1]`` and ``none`` (rule strategies without a confidence).
 - ``trades``: per trade: entry/exit time (UTC), direction, contracts, net $, exit reason,
