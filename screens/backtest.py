@@ -240,6 +240,8 @@ class BacktestScreen(JobScreen):
         if len(path) > room:
             path = "…" + path[-(room - 1):] if room >= 16 else ""   # too little room: the notification has it
         where = (f" · saved {path}" if path else " · report saved") if result.report_path else " · report not saved"
+        if len(head) + len(where) > 79 and result.report_path and not path:
+            where = " · saved" if len(head) + 8 <= 79 else ""   # the notification names it
         halted = next((x for x in result.limits if x.startswith("halted ")), "")
         if halted and "no trades after" in halted:  # the run stopped early: say so where it is seen
             where = f" · {halted.split(': ', 1)[0]}, no trades after"
@@ -276,6 +278,8 @@ def account_status(lines: tuple[str, ...]) -> str:
         head = v.split(": ", 2)
         out += " · " + (head[1].split(" (", 1)[0] if len(head) > 1 else v)
         if head[1:2] == ["OPEN"]:
+            if any(x.startswith("STALLED") for x in lines):
+                out += ", STALLED"
             out += " (account " + head[0].split(" ", 1)[-1] + ")"
         out = out.split(", balance")[0]
     p = next((x for x in lines if x.startswith("P(pass)")), "")

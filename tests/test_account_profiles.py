@@ -302,6 +302,11 @@ def test_backtest_json_prints_the_verdict_and_pass_probability(es_1m_path, tmp_p
     assert mc["p_pass"] + mc["p_fail"] + mc["p_open"] == pytest.approx(1.0)
     assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["account"]["status"] == a["status"]
     assert "## Account verdict" in (tmp_path / "rep" / "report.md").read_text()
+    # shipped settings on the real year: a few bad days leave the account dollars above the MLL
+    # and the engine's MLL entry cap refuses every later entry: open, but only because it stopped
+    assert a["status"] == "open" and a["stalled"] and a["mll_refused"] > 1000 and a["idle_days"] > 200, a
+    assert a["last_trade_day"] < "2025-01-01"
+    assert f"STALLED: no trade in the last {a['idle_days']} trading days" in (tmp_path / "rep" / "report.md").read_text()
     r = CliRunner().invoke(app, ["backtest", "--data", str(es_1m_path), "--start", "2025-10-06", "--end",
                                  "2025-10-07", "--monte-carlo", "10"])
     assert r.exit_code == 3 and "account profile" in r.stderr
@@ -379,3 +384,22 @@ def test_research_mode_goes_on_after_a_failure_and_reports_each(winter, tmp_path
     assert text.startswith("account topstepx-50k: FAILED on 2024-12-19 by MLL")
     assert f"liquidated at {a['liquidations'][0]['price']:.2f}; research mode went on" in text
     assert f"research mode: {len(a['failures'])} failure(s)" in text and "attempt 1: failed 2024-12-19" in text
+
+
+def test_stall_doc_calls_an_open_account_stalled_only_after_a_week_of_mll_refusals() -> None:
+    """``stall_doc``: idle trading days after the last trade's exit day, entries refused by the
+    MLL cap; stalled from :data:`STALL_DAYS` idle days with MLL refusals, never without them."""
+    from types import SimpleNamespace
+
+    from engine.risk.account_rules import STALL_DAYS, stall_doc
+
+    day = np.repeat(np.arange(20_000, 20_012), 3)              # 12 trading days of 3 bars
+    day = np.concatenate([[-1], day])                            # a bar outside a session
+    mll = {"MLL: a stop-out of $26.68 would take the equity ...": 40, "spread breaker: 3 ticks > 2": 7}
+    t = [SimpleNamespace(exit_bar=3 * (12 - STALL_DAYS))]         # the last exit on day 12 - STALL_DAYS
+    doc = stall_doc(t, day, mll)
+    assert doc == {"last_trade_day": "2024-10-10", "idle_days": STALL_DAYS, "mll_refused": 40, "stalled": True}
+    assert not stall_doc([SimpleNamespace(exit_bar=3 * (13 - STALL_DAYS))], day, mll)["stalled"]   # one day short
+    assert not stall_doc(t, day, {"spread breaker: 3 ticks > 2": 7})["stalled"]                  # not the MLL cap
+    none = stall_doc([], day, mll)
+    assert none["last_trade_day"] is None and none["idle_days"] == 12 and none["stalled"]

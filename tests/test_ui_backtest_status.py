@@ -29,10 +29,19 @@ async def test_status_line_keeps_the_verdict_and_the_report_name_at_80_columns()
         assert status == "done: 1 trades · OPEN (account topstepx-50k) · P(pass) 0.0% · report saved", status
         notes = [n.message for n in pilot.app._notifications]
         assert f"backtest report saved in {report}" in notes, notes
+        # an open account that stopped trading says so first
+        stalled = limits[:1] + ("STALLED: no trade in the last 257 trading days (last on 2024-12-13); the MLL entry "
+                                "cap refused 5,496 entries: the account is open because it stopped trading",) + limits[1:]
+        screen.show(BacktestResult((("trades", "1"),), (1000.0, 988.41), (trade,), report, stalled))
+        await pilot.pause()
+        status = str(screen.query_one("#status").render())
+        assert status.startswith("done: 1 trades · OPEN, STALLED (account topstepx-50k) · P(pass) 0.0%"), status
+        assert len(status) <= 80, status
         # without an account profile the path's end fits
         screen.show(BacktestResult((("trades", "1"),), (1000.0, 988.41), (trade,), report, limits[2:]))
         await pilot.pause()
         status = str(screen.query_one("#status").render())
         assert status.startswith("done: 1 trades · saved …") and status.endswith(report[-20:]), status
         assert len(status) < 80, status
-        assert [n.message for n in pilot.app._notifications].count(f"backtest report saved in {report}") == 1
+        # one notification per run whose path did not fit (the two with an account), none for this one
+        assert [n.message for n in pilot.app._notifications].count(f"backtest report saved in {report}") == 2

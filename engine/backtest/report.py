@@ -214,6 +214,11 @@ def verdict_text(account: dict | None) -> str:
         sh = f"; best day {100 * share:.1f}% of the profit" if share is not None else ""
         lines = [f"account {name}: OPEN: profit {money(a['profit'])}, {tgt}; {money(a['to_mll'])} above the "
                  f"MLL {money(a['mll_level'])}{sh}"]
+        if a.get("stalled"):
+            since = f" (last on {a['last_trade_day']})" if a.get("last_trade_day") else ""
+            lines.append(f"STALLED: no trade in the last {a['idle_days']} trading days{since}; the MLL entry cap "
+                         f"refused {a['mll_refused']:,} entries: the account is open because it stopped trading "
+                         "([account] mll_entry_cap = false lets the venue liquidate instead)")
     fails = a.get("failures") or []
     if fails and a.get("research"):
         lines.append(f"research mode: {len(fails)} failure(s), each followed by a new attempt:")

@@ -201,6 +201,10 @@ def run_backtest(bars, signals: StrategySignals, settings, *, fill_model: str | 
         account: dict | None = None
         if guard is not None:
             account = _account_verdict(guard, venue, k.trades, risk.balance, k.last_equity)
+            if account.get("status") == "open":
+                from engine.risk.account_rules import stall_doc
+
+                account.update(stall_doc(k.trades, mk.day, k.stats.entries_refused))
         cols = trade_columns(k.trades)
         equity = equity_curve(k.trades, C, start_bal, pv, n, cols)
         return BacktestResult(

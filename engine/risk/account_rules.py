@@ -344,6 +344,35 @@ def liquidation_doc(trades: list, liquidations: list) -> list[dict[str, Any]]:
             for t, px, ref, lv in liquidations]
 
 
+STALL_DAYS = 5
+"""Trading days without a trade (a week) after which an ``open`` account whose entries the MLL
+entry cap refused is called stalled (:func:`stall_doc`)."""
+
+
+def stall_doc(trades: list, day: Any, refused: dict) -> dict[str, Any]:
+    """Whether a run that leaves the account ``open`` simply stopped trading: the engine's MLL
+    entry cap (``[account] mll_entry_cap``) refuses every entry whose stop-out would reach the
+    liquidation level, so an account a few dollars above the MLL can sit ``open`` for the rest
+    of the run, which reads as still in the game. ``trades``: the kernel's ``TradeRecord``s
+    (``exit_bar``); ``day``: per-bar trading-day numbers (int, days since 1970-01-01; negative
+    outside a session: ``BacktestResult.day``); ``refused``: the kernel's refused entries by
+    reason. Returns ``last_trade_day`` (ISO date of the last exit's trading day, None without
+    trades), ``idle_days`` (trading days of the run after it; all of them without trades),
+    ``mll_refused`` (entries refused by the MLL cap: reasons starting ``MLL``) and ``stalled``
+    (``mll_refused`` > 0 and ``idle_days`` ≥ :data:`STALL_DAYS`)."""
+    import numpy as np
+
+    from engine.calendar import day_date
+
+    d = np.asarray(day, dtype=np.int64)
+    days = np.unique(d[d >= 0])
+    last = int(d[min(int(trades[-1].exit_bar), len(d) - 1)]) if trades and len(d) else None
+    idle = int(np.count_nonzero(days > last)) if last is not None else int(len(days))
+    mll = int(sum(int(n) for r, n in refused.items() if str(r).startswith("MLL")))
+    return {"last_trade_day": day_date(last).isoformat() if last is not None and last >= 0 else None,
+            "idle_days": idle, "mll_refused": mll, "stalled": bool(mll > 0 and idle >= STALL_DAYS)}
+
+
 def risk_view_fields(rules: AccountRules | None, equity: float, balance: float) -> dict[str, Any]:
     """The :class:`engine.runtime.snapshot.RiskView` fields of the account's rules (the risk
     pane, every mode): profile, MLL level and the equity's distance to it, the position cap,
