@@ -252,7 +252,8 @@ class BacktestScreen(JobScreen):
     def show_limits(self, lines: tuple[str, ...]) -> None:
         """What limited the run, at most three lines of the screen's width (each ends in an
         ellipsis when cut; the whole text is in the report): the account-level halts (the first,
-        and how many), the blocks and pauses, the refused entries."""
+        and how many), a stalled account (``STALLED: …``: it stopped trading), the blocks and
+        pauses, the refused entries."""
         from rich.text import Text
 
         halts = [x for x in lines if x.startswith("halted ")]
@@ -260,6 +261,7 @@ class BacktestScreen(JobScreen):
         if halts:
             more = f" (+{len(halts) - 1} more)" if len(halts) > 1 else ""
             keep.append(halts[0] + more)
+        keep += [x for x in lines if x.startswith("STALLED")]
         keep += [x for x in lines if x.startswith(("research mode", "no account-level", "daily loss blocks",
                                                    "lockouts", "entries refused"))]
         text = Text("\n".join(keep[:3]), no_wrap=True, overflow="ellipsis")

@@ -37,6 +37,8 @@ async def test_status_line_keeps_the_verdict_and_the_report_name_at_80_columns()
         status = str(screen.query_one("#status").render())
         assert status.startswith("done: 1 trades · OPEN, STALLED (account topstepx-50k) · P(pass) 0.0%"), status
         assert len(status) <= 80, status
+        pane = str(screen.query_one("#limits").render()).splitlines()
+        assert pane[0].startswith("STALLED: no trade in the last 257 trading days"), pane   # first, cut at the width
         # without an account profile the path's end fits
         screen.show(BacktestResult((("trades", "1"),), (1000.0, 988.41), (trade,), report, limits[2:]))
         await pilot.pause()
