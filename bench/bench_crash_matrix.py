@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if not DATA.exists():
         print(f"error: {DATA}: real bars missing", file=sys.stderr)
         return 3
+    import os
+
+    xdg = tempfile.mkdtemp(prefix="mes-crash-xdg-")   # as tests/conftest.py: the sessions' default
+    for k in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):   # reports and journals stay
+        os.environ[k] = os.path.join(xdg, k.lower())                  # out of the user's home
     from tests import test_live_recovery as rec
     from tests.test_live_account import T_MID
     from tests.test_px_crash import test_sigkill_with_position_and_after_exit_books_broker_pnl_once as matrix
