@@ -387,8 +387,10 @@ def file_handler(log_dir, name: str = "mes-console.jsonl", *, max_bytes: int = 1
 
 
 def reset() -> None:
-    """Remove every handler from the ``mes`` logger (tests, re-initialisation). A
-    ``NullHandler`` stays, so an embedding program that installs nothing gets no stray output
+    """Undo :func:`install`: remove every handler from the ``mes`` logger and give it back its
+    import-time level (NOTSET) and propagation (True: an embedding program's or pytest's
+    handlers on the root logger see its records again; :func:`install` turns propagation off).
+    A ``NullHandler`` stays, so an embedding program that installs nothing gets no stray output
     from Python's last-resort handler (library convention). Held records are released first
     (:func:`release`): nothing is lost."""
     release()
@@ -396,6 +398,8 @@ def reset() -> None:
     for h in list(root.handlers):
         root.removeHandler(h)
     root.addHandler(logging.NullHandler())
+    root.setLevel(logging.NOTSET)
+    root.propagate = True
 
 
 get_logger().addHandler(logging.NullHandler())

@@ -101,6 +101,35 @@ def _isolated_user_dirs(tmp_path_factory):
 
 
 
+@pytest.fixture(autouse=True)
+def _restore_loggers():
+    """Every test leaves the ``mes`` and ``engine`` loggers as it found them (handlers, level,
+    propagation) and no engine clock installed in :mod:`engine.logs`: a test that installs the
+    engine's handlers (``logs.install`` sets ``propagate = False``, as the CLI does) must not
+    blind a later test's ``caplog``, which sees records only through propagation (before this,
+    tests/test_alerts.py failed after tests/test_logs.py in one process)."""
+    import logging
+
+    from engine import logs
+
+    saved = {}
+    for name in ("mes", "engine"):
+        lg = logging.getLogger(name)
+        saved[name] = (list(lg.handlers), lg.level, lg.propagate)
+    yield
+    logs.set_clock(None)
+    for name, (handlers, level, propagate) in saved.items():
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            if h not in handlers:
+                lg.removeHandler(h)
+        for h in handlers:
+            if h not in lg.handlers:
+                lg.addHandler(h)
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``-n 2 --dist loadgroup``): the console tests share one fixed output
     directory (``tests/ui_support._TMP``, whose paths appear in snapshots), so every test module
